@@ -1,0 +1,183 @@
+/**
+ * `moe-scope`: the headless interface to the same engine the editor uses, for GPU hosts without an
+ * editor. Every command prints a clear message and exits non-zero on bad input.
+ */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { Engine } from '../engine/engine';
+import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
+import { commandTable } from './commands';
+
+export interface CliContext {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const USAGE = `moe-scope <command> [options]
+
+Commands:
+  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe] [--dtype f32|bf16] [--shards N]
+      Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
+      random weights) with a byte-level BPE tokenizer trained on MMLU text.
+  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]
+      Run the model on one text and print its routing (router probabilities, top-k experts and weights,
+      gate entropy) and next-token predictions.
+${commandTable()}
+Options common to model commands: --provider auto|cuda|cpu (default auto), --cache DIR.`;
+
+export async function main(argv: string[], ctx: CliContext): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'make-demo-model':
+        return makeDemo(rest, ctx);
+      case 'trace':
+        return await trace(rest, ctx);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        ctx.out(USAGE);
+        return command === undefined ? 2 : 0;
+      default: {
+        const { runCommand } = await import('./commands');
+        const handled = await runCommand(command, rest, ctx);
+        if (handled !== null) return handled;
+        ctx.err(`moe-scope: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+      }
+    }
+  } catch (e) {
+    if (e instanceof EngineFailure || e instanceof UsageError) {
+      ctx.err(`moe-scope ${command}: ${e.message}`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+    ctx.err(`moe-scope ${command}: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+export class UsageError extends Error {}
+
+function makeDemo(args: string[], ctx: CliContext): number {
+  const { values } = parseArgs({
+    args,
+    options: { out: { type: 'string' }, family: { type: 'string', default: 'olmoe' }, dtype: { type: 'string', default: 'f32' }, shards: { type: 'string', default: '1' }, corpus: { type: 'string' }, packed: { type: 'boolean', default: false } },
+  });
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const family = values.family as DemoFamily;
+  if (!['olmoe', 'mixtral', 'qwen2_moe'].includes(family)) throw new UsageError(`--family must be olmoe, mixtral or qwen2_moe, not "${family}"`);
+  const dtype = values.dtype === 'bf16' ? 'BF16' : values.dtype === 'f32' ? 'F32' : null;
+  if (!dtype) throw new UsageError(`--dtype must be f32 or bf16, not "${values.dtype}"`);
+  const t0 = Date.now();
+  const res = makeDemoModel(path.resolve(values.out), { family, dtype, shards: Number(values.shards), corpusDir: values.corpus, packedExperts: values.packed });
+  ctx.err(`wrote ${family} demo checkpoint (${res.tensors} tensors, ${(res.bytes / 1e6).toFixed(1)} MB) to ${res.dir} in ${Date.now() - t0} ms`);
+  return 0;
+}
+
+export function providerOption(v: string | undefined): ExecutionProviderSetting {
+  const p = v ?? 'auto';
+  if (p !== 'auto' && p !== 'cuda' && p !== 'cpu') throw new UsageError(`--provider must be auto, cuda or cpu, not "${p}"`);
+  return p;
+}
+
+async function trace(args: string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string' },
+      text: { type: 'string' },
+      ids: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      provider: { type: 'string' },
+      cache: { type: 'string' },
+      'all-experts': { type: 'boolean', default: false },
+    },
+  });
+  if (!values.model) throw new UsageError('--model DIR is required');
+  if ((values.text === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --text STR or --ids 1,2,3');
+  const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+  try {
+    const info = await engine.load(path.resolve(values.model), { executionProvider: providerOption(values.provider), cacheDir: values.cache });
+    if (info.providerNote) ctx.err(info.providerNote);
+    const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
+    const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'] });
+    if (values.json) {
+      const out: Record<string, unknown> = {
+        model: r.model,
+        ids: r.tokens.map((t) => t.id),
+        tokens: r.tokens.map((t) => t.text),
+        offsets: r.tokens.map((t) => [t.start, t.end]),
+        routerProbs: nest3(r.routing.probs!, r.routing.numLayers, r.routing.numTokens, r.routing.numExperts),
+        topExperts: nest3(r.routing.topExperts, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
+        topWeights: nest3(r.routing.topWeights, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
+        entropy: nest2(r.routing.entropy, r.routing.numLayers, r.routing.numTokens),
+        answerLogProbs: { A: r.answerLogProbs[0], B: r.answerLogProbs[1], C: r.answerLogProbs[2], D: r.answerLogProbs[3] },
+        lastLogits: Array.from(r.lastLogits!),
+        ms: r.ms,
+      };
+      if (r.expertOutputs) {
+        const x = r.expertOutputs;
+        out.expertOutputNorms = nest3(x.norms, x.numLayers, x.numTokens, x.numExperts);
+        out.expertOutputSimilarity = nest2(x.meanAngularSimilarity, x.numLayers, x.numTokens);
+      }
+      ctx.out(JSON.stringify(out));
+    } else {
+      ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
+    }
+    return 0;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+function describeTrace(tokens: string[], routing: Routing, answerProbs: number[], numExperts: number): string {
+  const lines = [`${tokens.length} tokens, ${routing.numLayers} layers, top-${routing.topK} of ${numExperts} experts`];
+  lines.push(`answer probabilities: ${['A', 'B', 'C', 'D'].map((l, i) => `${l} ${(answerProbs[i] * 100).toFixed(1)}%`).join('  ')}`);
+  const last = tokens.length - 1;
+  lines.push(`last token ${JSON.stringify(tokens[last])}:`);
+  for (let l = 0; l < routing.numLayers; l++) {
+    const ex: string[] = [];
+    for (let s = 0; s < routing.topK; s++) {
+      const i = (l * routing.numTokens + last) * routing.topK + s;
+      ex.push(`${routing.topExperts[i]}:${routing.topWeights[i].toFixed(3)}`);
+    }
+    const h = routing.entropy[l * routing.numTokens + last] / Math.log(numExperts);
+    lines.push(`  layer ${String(l).padStart(2)}  entropy ${h.toFixed(3)}  experts ${ex.join(' ')}`);
+  }
+  return lines.join('\n');
+}
+
+function parseIds(s: string): number[] {
+  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
+  return ids;
+}
+
+export function nest3(a: ArrayLike<number>, d0: number, d1: number, d2: number): number[][][] {
+  const out: number[][][] = [];
+  for (let i = 0; i < d0; i++) {
+    const m: number[][] = [];
+    for (let j = 0; j < d1; j++) m.push(Array.from({ length: d2 }, (_, k) => a[(i * d1 + j) * d2 + k]));
+    out.push(m);
+  }
+  return out;
+}
+
+export function nest2(a: ArrayLike<number>, d0: number, d1: number): number[][] {
+  return Array.from({ length: d0 }, (_, i) => Array.from({ length: d1 }, (_, j) => a[i * d1 + j]));
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`${(e as Error).stack}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

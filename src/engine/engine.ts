@@ -1,0 +1,363 @@
+/**
+ * The engine: one loaded checkpoint, its tokenizer and its ONNX Runtime session. Runs inside the
+ * inference process (and in-process for the command line); everything it returns is plain data from
+ * the shared protocol.
+ */
+import * as ort from 'onnxruntime-node';
+import { Checkpoint } from './checkpoint';
+import { createRuntime, type Runtime } from './runtime';
+import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
+import { loadTokenizer } from './formats/tokenizer';
+import type { MoeArchitecture } from './families';
+import {
+  EngineFailure,
+  type EngineMethod,
+  type EngineMethods,
+  type InferenceBackend,
+  type LoadOptions,
+  type ModelInfo,
+  type Routing,
+  type ScoreParams,
+  type ScoreResult,
+  type TokenSpan,
+  type TokenizeResult,
+  type TraceOptions,
+  type TraceResult,
+} from '../shared/protocol';
+
+export interface EngineTokenizer {
+  encode(text: string): { ids: number[]; tokens: { id: number; text: string; start: number; end: number }[] };
+  decode(ids: number[]): string;
+  answerLetterIds(): [number, number, number, number];
+}
+
+interface KvCache {
+  /** Per layer: [1, kvHeads, P, headDim] keys and values. */
+  keys: Float32Array[];
+  values: Float32Array[];
+  length: number;
+}
+
+interface PrefixCache {
+  key: string;
+  ids: number[];
+  kv: KvCache;
+  routing: Routing;
+}
+
+interface ForwardOutput {
+  logits: Float32Array;
+  routerLogits: Float32Array;
+  present: KvCache;
+  rowsPerLayer: number;
+}
+
+export class Engine implements InferenceBackend {
+  private ckpt: Checkpoint | null = null;
+  private runtime: Runtime | null = null;
+  private tokenizer: EngineTokenizer | null = null;
+  private info: ModelInfo | null = null;
+  private prefix: PrefixCache | null = null;
+
+  constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
+
+  async call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
+    const p = params as never;
+    switch (method) {
+      case 'load':
+        return (await this.load((p as EngineMethods['load']['params']).modelPath, (p as EngineMethods['load']['params']).options)) as never;
+      case 'tokenize':
+        return this.tokenize((p as EngineMethods['tokenize']['params']).texts) as never;
+      case 'trace': {
+        const tp = p as EngineMethods['trace']['params'];
+        return (await this.trace(tp.input, tp.options, signal)) as never;
+      }
+      case 'score':
+        return (await this.score(p, signal)) as never;
+      case 'shutdown':
+        await this.dispose();
+        return { ok: true } as never;
+      default:
+        throw new EngineFailure('bad-input', `unknown method ${String(method)}`);
+    }
+  }
+
+  get modelInfo(): ModelInfo | null {
+    return this.info;
+  }
+
+  async load(modelPath: string, options: LoadOptions): Promise<ModelInfo> {
+    const t0 = Date.now();
+    let ckpt: Checkpoint;
+    let tokenizer: EngineTokenizer;
+    try {
+      ckpt = Checkpoint.open(modelPath);
+      tokenizer = await loadTokenizer(ckpt.dir);
+    } catch (e) {
+      throw new EngineFailure('bad-model', (e as Error).message);
+    }
+    let answerTokenIds: [number, number, number, number];
+    try {
+      answerTokenIds = tokenizer.answerLetterIds();
+    } catch (e) {
+      throw new EngineFailure('bad-model', `${ckpt.dir}/tokenizer.json: ${(e as Error).message}`);
+    }
+    await this.dispose();
+    const runtime = await createRuntime(ckpt, { ...options, log: (m) => this.log('info', m) });
+    const a = ckpt.arch;
+    const demoNote = ckpt.config.moe_scope_demo;
+    this.ckpt = ckpt;
+    this.runtime = runtime;
+    this.tokenizer = tokenizer;
+    this.prefix = null;
+    this.info = {
+      path: ckpt.dir,
+      family: a.family,
+      modelType: a.modelType,
+      numLayers: a.numLayers,
+      numExperts: a.numExperts,
+      topK: a.topK,
+      hiddenSize: a.hiddenSize,
+      vocabSize: a.vocabSize,
+      maxPositions: a.maxPositions,
+      normTopKProb: a.normTopKProb,
+      sharedExperts: a.sharedExpert ? 1 : 0,
+      executionProvider: runtime.provider,
+      providerNote: runtime.providerNote,
+      dtype: runtime.dtype,
+      answerTokenIds,
+      demo: typeof demoNote === 'string' ? { note: demoNote } : undefined,
+      loadMs: Date.now() - t0,
+    };
+    return this.info;
+  }
+
+  tokenize(texts: string[]): TokenizeResult[] {
+    const tok = this.requireTokenizer();
+    return texts.map((t) => {
+      const enc = tok.encode(t);
+      return { ids: enc.ids, tokens: enc.tokens };
+    });
+  }
+
+  async trace(input: { text: string } | { ids: number[] }, options: TraceOptions, signal?: AbortSignal): Promise<TraceResult> {
+    const t0 = Date.now();
+    const info = this.requireInfo();
+    const arch = this.requireCheckpoint().arch;
+    let ids: number[];
+    let tokens: TokenSpan[];
+    if ('text' in input) {
+      const enc = this.requireTokenizer().encode(input.text);
+      ids = enc.ids;
+      tokens = enc.tokens;
+    } else {
+      ids = input.ids;
+      tokens = this.spansForIds(ids);
+    }
+    if (ids.length === 0) throw new EngineFailure('bad-input', 'nothing to trace: the text encodes to no tokens');
+    this.checkIds(ids, arch);
+    checkAborted(signal);
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false });
+    checkAborted(signal);
+    const rows = Array.from({ length: ids.length }, (_, i) => i);
+    const routing = routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, options.includeProbs);
+    const answerLogProbs = logSoftmaxAt(out.logits, 0, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
+    const result: TraceResult = {
+      model: info,
+      text: 'text' in input ? input.text : undefined,
+      tokens,
+      routing,
+      answerLogProbs,
+      answerProbs: softmax4(answerLogProbs),
+      lastLogits: options.includeLastLogits ? out.logits.slice(0, arch.vocabSize) : undefined,
+      ms: 0,
+    };
+    result.ms = Date.now() - t0;
+    return result;
+  }
+
+  /**
+   * Scores a batch of prompts that share a prefix. The prefix's keys and values are computed once per
+   * prefix key and reused across calls; its routing is prepended to every item's routing, which is
+   * exact because a causal model's prefix computation does not depend on what follows.
+   */
+  async score(params: ScoreParams, signal?: AbortSignal): Promise<ScoreResult> {
+    const t0 = Date.now();
+    const info = this.requireInfo();
+    const arch = this.requireCheckpoint().arch;
+    if (params.items.length === 0) return { items: [], computedTokens: 0, paddingTokens: 0, prefixReused: false, ms: 0 };
+    let computed = 0;
+    let prefixReused = false;
+    let prefix: PrefixCache | null = null;
+    if (params.prefix && params.prefix.ids.length > 0) {
+      if (this.prefix && this.prefix.key === params.prefix.key && sameIds(this.prefix.ids, params.prefix.ids)) {
+        prefix = this.prefix;
+        prefixReused = true;
+      } else {
+        const ids = params.prefix.ids;
+        this.checkIds(ids, arch);
+        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true });
+        computed += ids.length;
+        const rows = Array.from({ length: ids.length }, (_, i) => i);
+        prefix = {
+          key: params.prefix.key,
+          ids: [...ids],
+          kv: out.present,
+          routing: routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, false),
+        };
+        this.prefix = prefix;
+      }
+    }
+    checkAborted(signal);
+    const P = prefix?.kv.length ?? 0;
+    for (const item of params.items) {
+      if (item.ids.length === 0) throw new EngineFailure('bad-input', `item ${item.key} has no tokens after the prefix`);
+      this.checkIds(item.ids, arch, P);
+    }
+    const S = Math.max(...params.items.map((i) => i.ids.length));
+    const B = params.items.length;
+    const logitRows = params.items.map((it, b) => b * S + it.ids.length - 1);
+    const out = await this.forward(
+      params.items.map((i) => i.ids),
+      prefix ? prefix.kv : null,
+      logitRows,
+      { wantPresent: false },
+    );
+    checkAborted(signal);
+    computed += B * S;
+    const real = params.items.reduce((a, i) => a + i.ids.length, 0);
+    const items = params.items.map((item, b) => {
+      const rows = Array.from({ length: item.ids.length }, (_, i) => b * S + i);
+      const own = routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, false);
+      const logp = logSoftmaxAt(out.logits, b * arch.vocabSize, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
+      return { key: item.key, answerLogProbs: logp, routing: prefix ? concatRouting([prefix.routing, own]) : own };
+    });
+    return { items, computedTokens: computed, paddingTokens: B * S - real, prefixReused, ms: Date.now() - t0 };
+  }
+
+  async dispose(): Promise<void> {
+    this.prefix = null;
+    if (this.runtime) {
+      await this.runtime.session.release();
+      this.runtime = null;
+    }
+  }
+
+  /**
+   * One run of the graph on right-padded sequences `batch` after an optional cached prefix (shared by
+   * every row). Padding is masked out of attention; its routing rows are simply never read.
+   */
+  private async forward(batch: number[][], past: KvCache | null, logitRows: number[], opts: { wantPresent: boolean }): Promise<ForwardOutput> {
+    const rt = this.runtime!;
+    const arch = this.ckpt!.arch;
+    const B = batch.length;
+    const S = Math.max(...batch.map((r) => r.length));
+    const P = past?.length ?? 0;
+    const Tt = P + S;
+    const D = arch.headDim;
+    const ids = new BigInt64Array(B * S);
+    for (let b = 0; b < B; b++) for (let i = 0; i < S; i++) ids[b * S + i] = BigInt(batch[b][i] ?? 0);
+    const { cos, sin } = ropeTables(arch, B, S, P);
+    const bias = new Float32Array(B * S * Tt);
+    for (let b = 0; b < B; b++) {
+      const len = batch[b].length;
+      for (let i = 0; i < S; i++) {
+        const row = (b * S + i) * Tt;
+        for (let j = 0; j < S; j++) if (j > i || j >= len) bias[row + P + j] = -1e9;
+        if (arch.slidingWindow !== null) for (let j = 0; j < P + i - arch.slidingWindow + 1; j++) bias[row + j] = -1e9;
+      }
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', ids, [B, S]),
+      rope_cos: new ort.Tensor('float32', cos, [B, 1, S, D]),
+      rope_sin: new ort.Tensor('float32', sin, [B, 1, S, D]),
+      attention_bias: new ort.Tensor('float32', bias, [B, 1, S, Tt]),
+      logits_index: new ort.Tensor('int64', BigInt64Array.from(logitRows.map(BigInt)), [logitRows.length]),
+    };
+    const kvSize = arch.numKvHeads * P * D;
+    for (let l = 0; l < arch.numLayers; l++) {
+      for (const [name, src] of [
+        [`past_key_${l}`, past?.keys[l]],
+        [`past_value_${l}`, past?.values[l]],
+      ] as const) {
+        const data = new Float32Array(B * kvSize);
+        if (src) for (let b = 0; b < B; b++) data.set(src, b * kvSize);
+        feeds[name] = new ort.Tensor('float32', data, [B, arch.numKvHeads, P, D]);
+      }
+    }
+    const fetches = ['logits', 'router_logits'];
+    if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
+    const out = await rt.session.run(feeds, fetches);
+    const present: KvCache = { keys: [], values: [], length: Tt };
+    if (opts.wantPresent) {
+      for (let l = 0; l < arch.numLayers; l++) {
+        present.keys.push(out[`present_key_${l}`].data as Float32Array);
+        present.values.push(out[`present_value_${l}`].data as Float32Array);
+      }
+    }
+    return { logits: out.logits.data as Float32Array, routerLogits: out.router_logits.data as Float32Array, present, rowsPerLayer: B * S };
+  }
+
+  private spansForIds(ids: number[]): TokenSpan[] {
+    const tok = this.requireTokenizer();
+    let pos = 0;
+    return ids.map((id) => {
+      const text = tok.decode([id]);
+      const span = { id, text, start: pos, end: pos + text.length };
+      pos += text.length;
+      return span;
+    });
+  }
+
+  private checkIds(ids: number[], arch: MoeArchitecture, offset = 0): void {
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= arch.vocabSize) throw new EngineFailure('bad-input', `token id ${id} is outside the vocabulary (0..${arch.vocabSize - 1})`);
+    }
+    if (offset + ids.length > arch.maxPositions) {
+      throw new EngineFailure('bad-input', `${offset + ids.length} tokens exceed the model's context of ${arch.maxPositions} positions`);
+    }
+  }
+
+  private requireCheckpoint(): Checkpoint {
+    if (!this.ckpt) throw new EngineFailure('not-loaded', 'no model is loaded');
+    return this.ckpt;
+  }
+  private requireTokenizer(): EngineTokenizer {
+    if (!this.tokenizer) throw new EngineFailure('not-loaded', 'no model is loaded');
+    return this.tokenizer;
+  }
+  private requireInfo(): ModelInfo {
+    if (!this.info || !this.runtime) throw new EngineFailure('not-loaded', 'no model is loaded');
+    return this.info;
+  }
+}
+
+/** Llama-convention rotary tables for positions P..P+S-1: angle(p, d) = p * theta^(-2 (d mod D/2) / D). */
+export function ropeTables(arch: Pick<MoeArchitecture, 'headDim' | 'ropeTheta'>, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
+  const D = arch.headDim;
+  const half = D / 2;
+  const cos = new Float32Array(B * S * D);
+  const sin = new Float32Array(B * S * D);
+  for (let i = 0; i < S; i++) {
+    const pos = P + i;
+    for (let d = 0; d < D; d++) {
+      const invFreq = Math.pow(arch.ropeTheta, -(2 * (d % half)) / D);
+      const angle = pos * invFreq;
+      cos[i * D + d] = Math.cos(angle);
+      sin[i * D + d] = Math.sin(angle);
+    }
+  }
+  for (let b = 1; b < B; b++) {
+    cos.copyWithin(b * S * D, 0, S * D);
+    sin.copyWithin(b * S * D, 0, S * D);
+  }
+  return { cos, sin };
+}
+
+function sameIds(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function checkAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new EngineFailure('cancelled', 'the request was cancelled');
+}

@@ -1,0 +1,181 @@
+/**
+ * Builds the ONNX graph of an MoE decoder from a family-neutral architecture description.
+ *
+ * Inputs (B = batch, S = new tokens, P = cached tokens, T = P + S, M = positions whose logits are wanted):
+ *   input_ids [B, S] int64, rope_cos / rope_sin [B, 1, S, head_dim], attention_bias [B, 1, S, T]
+ *   (additive: 0 or -1e9, so causality, padding and the cached prefix are all decided by the caller),
+ *   past_key_L / past_value_L [B, kv_heads, P, head_dim], logits_index [M] (rows of the flattened B*S).
+ * Outputs: logits [M, vocab]; router_logits [layers, B*S, experts] (unless exposeRouter is off, for the
+ *   cost benchmark); present_key_L / present_value_L [B, kv_heads, T, head_dim] for prefix reuse.
+ *
+ * The hidden stream is kept 2-D ([B*S, hidden]) so every projection is a Gemm with transB=1 reading the
+ * checkpoint's [out, in] matrices as they are stored, without a transposed copy. Expert compute uses the
+ * com.microsoft MoE operator: it takes router logits, applies softmax and top-k itself, and runs only
+ * the chosen experts, so cost grows with k rather than with the number of experts.
+ */
+import { OnnxGraphBuilder, type OnnxElemType } from './formats/onnxWriter';
+import type { MoeArchitecture, TensorNames } from './families';
+import type { PreparedWeights, ExpertPacking } from './weights';
+import type { ComputeDType } from '../shared/protocol';
+
+export interface GraphOptions {
+  dtype: ComputeDType;
+  packing: ExpertPacking;
+  exposeRouter: boolean;
+}
+
+/** Bumped whenever the graph changes, so cached models are rebuilt. */
+export const GRAPH_VERSION = 3;
+
+export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
+  const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
+  const T: OnnxElemType = opts.dtype;
+  const H = arch.hiddenSize;
+  const D = arch.headDim;
+  const qDim = arch.numHeads * D;
+  const kvDim = arch.numKvHeads * D;
+
+  const w = (name: string, dims: number[]) => {
+    const id = `w:${name}`;
+    if (!registered.has(id)) {
+      g.external(id, T, dims, weights.ref(name));
+      registered.add(id);
+    }
+    return id;
+  };
+  const registered = new Set<string>();
+
+  const inputIds = g.input('input_ids', 'int64', ['batch', 'seq']);
+  const cosIn = g.input('rope_cos', 'float32', ['batch', 1, 'seq', D]);
+  const sinIn = g.input('rope_sin', 'float32', ['batch', 1, 'seq', D]);
+  const biasIn = g.input('attention_bias', 'float32', ['batch', 1, 'seq', 'total']);
+  const logitsIndex = g.input('logits_index', 'int64', ['selected']);
+  const toCompute = (x: string) => (T === 'float32' ? x : g.op('Cast', [x], { to: 10 }));
+  const cos = toCompute(cosIn);
+  const sin = toCompute(sinIn);
+  const bias = toCompute(biasIn);
+
+  const bs = g.op('Shape', [inputIds]); // [B, S]
+  const shape4 = (heads: number) => g.op('Concat', [bs, g.constInt64([heads, D])], { axis: 0 });
+  const qShape = shape4(arch.numHeads);
+  const kvShape = shape4(arch.numKvHeads);
+  const flatQ = g.constInt64([-1, qDim]);
+  const half = D / 2;
+  const sliceStartsLo = g.constInt64([0]);
+  const sliceEndsLo = g.constInt64([half]);
+  const sliceStartsHi = g.constInt64([half]);
+  const sliceEndsHi = g.constInt64([D]);
+  const lastAxis = g.constInt64([3]);
+  const scale = g.op('Cast', [g.constFloat([1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
+
+  const rmsNorm = (x: string, weightName: string, size: number) => {
+    // Statistics in fp32 whatever the compute dtype, as the reference implementations do.
+    const x32 = T === 'float32' ? x : g.op('Cast', [x], { to: 1 });
+    const meanSq = g.op('ReduceMean', [g.op('Mul', [x32, x32])], { axes: [-1], keepdims: 1 });
+    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.constFloat([arch.rmsNormEps], [])])])]);
+    let normed = g.op('Mul', [x32, inv]);
+    if (T !== 'float32') normed = g.op('Cast', [normed], { to: 10 });
+    return g.op('Mul', [normed, w(weightName, [size])]);
+  };
+  const linear = (x: string, name: string, out: number, inp: number, biasName?: string) =>
+    g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
+  const rope = (x: string) => {
+    const lo = g.op('Slice', [x, sliceStartsLo, sliceEndsLo, lastAxis]);
+    const hi = g.op('Slice', [x, sliceStartsHi, sliceEndsHi, lastAxis]);
+    const rotated = g.op('Concat', [g.op('Neg', [hi]), lo], { axis: 3 });
+    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+  };
+  const clip = (x: string) => {
+    if (arch.clipQkv === null) return x;
+    const c = arch.clipQkv;
+    return g.op('Clip', [x, g.op('Cast', [g.constFloat([-c], [])], { to: T === 'float32' ? 1 : 10 }), g.op('Cast', [g.constFloat([c], [])], { to: T === 'float32' ? 1 : 10 })]);
+  };
+
+  let h = g.op('Reshape', [g.op('Gather', [w(names.embed, [arch.vocabSize, H]), inputIds], { axis: 0 }), g.constInt64([-1, H])]);
+  const routerOutputs: string[] = [];
+  const rep = arch.numHeads / arch.numKvHeads;
+
+  for (let l = 0; l < arch.numLayers; l++) {
+    const n = names.layer(l);
+    const pastK = g.input(`past_key_${l}`, 'float32', ['batch', arch.numKvHeads, 'past', D]);
+    const pastV = g.input(`past_value_${l}`, 'float32', ['batch', arch.numKvHeads, 'past', D]);
+
+    const xn = rmsNorm(h, n.inputNorm, H);
+    let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
+    let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
+    const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
+    if (arch.qkNorm) {
+      q = rmsNorm(q, n.qNorm!, qDim);
+      k = rmsNorm(k, n.kNorm!, kvDim);
+    }
+    // OLMoE clamps after the QK-norm.
+    q = clip(q);
+    k = clip(k);
+    const heads = (x: string, shape: string) => g.op('Transpose', [g.op('Reshape', [x, shape])], { perm: [0, 2, 1, 3] });
+    const qh = rope(heads(q, qShape));
+    const kNew = rope(heads(k, kvShape));
+    const vNew = heads(v, kvShape);
+    const kAll32 = g.op('Concat', [pastK, T === 'float32' ? kNew : g.op('Cast', [kNew], { to: 1 })], { axis: 2 }, { output: `present_key_${l}` });
+    const vAll32 = g.op('Concat', [pastV, T === 'float32' ? vNew : g.op('Cast', [vNew], { to: 1 })], { axis: 2 }, { output: `present_value_${l}` });
+    g.output(kAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
+    g.output(vAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
+    let kAll = toCompute(kAll32);
+    let vAll = toCompute(vAll32);
+    if (rep > 1) {
+      // Grouped-query attention: each kv head serves `rep` consecutive query heads.
+      const expand = (x: string) =>
+        g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([2])]), g.constInt64([1, 1, rep, 1, 1])]), g.constInt64([0, arch.numHeads, -1, D])]);
+      kAll = expand(kAll);
+      vAll = expand(vAll);
+    }
+    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qh, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scale]), bias]);
+    const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vAll]);
+    const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), flatQ]);
+    h = g.op('Add', [h, linear(merged, n.o, H, qDim)]);
+
+    const xm = rmsNorm(h, n.postAttentionNorm, H);
+    const routerLogits = linear(xm, n.router, arch.numExperts, H);
+    if (opts.exposeRouter) routerOutputs.push(routerLogits);
+    const ex = weights.experts(l);
+    g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
+    g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
+    const moeInputs = [xm, routerLogits, `w:experts.${l}.fc1`, '', `w:experts.${l}.fc2`];
+    const moeAttrs: Record<string, number | string> = { k: arch.topK, normalize_routing_weights: arch.normTopKProb ? 1 : 0 };
+    if (opts.packing === 'swiglu-interleaved') {
+      moeAttrs.activation_type = 'swiglu';
+      moeAttrs.swiglu_fusion = 1;
+    } else {
+      g.external(`w:experts.${l}.fc3`, T, ex.fc3Dims!, ex.fc3!);
+      moeInputs.push('', `w:experts.${l}.fc3`);
+      moeAttrs.activation_type = 'silu';
+    }
+    let moe = g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft' });
+    if (n.shared && arch.sharedExpert) {
+      const si = arch.sharedExpert.intermediate;
+      const gate = linear(xm, n.shared.gate, si, H);
+      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(xm, n.shared.up, si, H)]);
+      const shared = linear(act, n.shared.down, H, si);
+      const scaleGate = g.op('Sigmoid', [linear(xm, n.shared.gateScale, 1, H)]);
+      moe = g.op('Add', [moe, g.op('Mul', [shared, scaleGate])]);
+    }
+    h = g.op('Add', [h, moe]);
+  }
+
+  const final = rmsNorm(h, names.finalNorm, H);
+  const selected = g.op('Gather', [final, logitsIndex], { axis: 0 });
+  let logits = linear(selected, names.lmHead, arch.vocabSize, H);
+  if (T !== 'float32') logits = g.op('Cast', [logits], { to: 1 });
+  g.op('Identity', [logits], {}, { output: 'logits' });
+  g.output('logits', 'float32', ['selected', arch.vocabSize]);
+  if (opts.exposeRouter) {
+    const zero = g.constInt64([0]);
+    let stacked = g.op('Concat', routerOutputs.map((r) => g.op('Unsqueeze', [r, zero])), { axis: 0 });
+    if (T !== 'float32') stacked = g.op('Cast', [stacked], { to: 1 });
+    g.op('Identity', [stacked], {}, { output: 'router_logits' });
+    g.output('router_logits', 'float32', [arch.numLayers, 'tokens', arch.numExperts]);
+  }
+  return g.toBytes({
+    producer: 'moe-scope',
+    docString: `MoE Scope decoder graph v${GRAPH_VERSION} for ${arch.modelType} (${opts.dtype}, ${opts.packing})`,
+  });
+}

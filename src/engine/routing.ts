@@ -1,0 +1,127 @@
+/**
+ * From router logits to what the MoE operator did with them: softmax over all experts, the k largest
+ * (ties to the lower expert id), their weights (raw softmax values, or rescaled to sum to 1 when the
+ * family renormalises), and the gate entropy of the full distribution.
+ */
+import type { Routing } from '../shared/protocol';
+
+export interface RoutingRule {
+  numExperts: number;
+  topK: number;
+  normTopKProb: boolean;
+}
+
+/**
+ * `logits` holds rows of numExperts values; `rows` lists which rows to take, in token order, for each
+ * layer (the same rows in every layer); `layerStride` is the number of rows per layer in `logits`.
+ */
+export function routingFromLogits(
+  logits: Float32Array,
+  numLayers: number,
+  layerStride: number,
+  rows: ArrayLike<number>,
+  rule: RoutingRule,
+  includeProbs: boolean,
+): Routing {
+  const E = rule.numExperts;
+  const K = rule.topK;
+  const T = rows.length;
+  const probs = includeProbs ? new Float32Array(numLayers * T * E) : undefined;
+  const topExperts = new Uint16Array(numLayers * T * K);
+  const topWeights = new Float32Array(numLayers * T * K);
+  const entropy = new Float32Array(numLayers * T);
+  const p = new Float64Array(E);
+  const order = new Int32Array(E);
+  for (let l = 0; l < numLayers; l++) {
+    for (let t = 0; t < T; t++) {
+      const base = (l * layerStride + rows[t]) * E;
+      let max = -Infinity;
+      for (let e = 0; e < E; e++) max = Math.max(max, logits[base + e]);
+      let sum = 0;
+      for (let e = 0; e < E; e++) {
+        p[e] = Math.exp(logits[base + e] - max);
+        sum += p[e];
+      }
+      let h = 0;
+      for (let e = 0; e < E; e++) {
+        p[e] /= sum;
+        if (p[e] > 0) h -= p[e] * Math.log(p[e]);
+      }
+      const lt = l * T + t;
+      entropy[lt] = h;
+      if (probs) for (let e = 0; e < E; e++) probs[lt * E + e] = p[e];
+      selectTopK(p, K, order);
+      let kept = 0;
+      for (let s = 0; s < K; s++) kept += p[order[s]];
+      for (let s = 0; s < K; s++) {
+        topExperts[lt * K + s] = order[s];
+        topWeights[lt * K + s] = rule.normTopKProb ? p[order[s]] / kept : p[order[s]];
+      }
+    }
+  }
+  return { numLayers, numTokens: T, numExperts: E, topK: K, probs, topExperts, topWeights, entropy };
+}
+
+/** Writes the indices of the k largest values into order[0..k), largest first, ties to the lower index. */
+export function selectTopK(values: ArrayLike<number>, k: number, order: Int32Array): void {
+  const n = values.length;
+  for (let i = 0; i < n; i++) order[i] = i;
+  // Partial selection sort: k is at most a few dozen, E at most a few hundred.
+  for (let s = 0; s < k; s++) {
+    let best = s;
+    for (let i = s + 1; i < n; i++) {
+      const a = values[order[i]];
+      const b = values[order[best]];
+      if (a > b || (a === b && order[i] < order[best])) best = i;
+    }
+    const tmp = order[s];
+    order[s] = order[best];
+    order[best] = tmp;
+  }
+}
+
+/** Concatenates routings of consecutive token spans (e.g. a cached prefix and a question) per layer. */
+export function concatRouting(parts: Routing[]): Routing {
+  const { numLayers: L, numExperts: E, topK: K } = parts[0];
+  const T = parts.reduce((a, r) => a + r.numTokens, 0);
+  const withProbs = parts.every((r) => r.probs);
+  const out: Routing = {
+    numLayers: L,
+    numTokens: T,
+    numExperts: E,
+    topK: K,
+    probs: withProbs ? new Float32Array(L * T * E) : undefined,
+    topExperts: new Uint16Array(L * T * K),
+    topWeights: new Float32Array(L * T * K),
+    entropy: new Float32Array(L * T),
+  };
+  for (let l = 0; l < L; l++) {
+    let t0 = 0;
+    for (const r of parts) {
+      const n = r.numTokens;
+      out.topExperts.set(r.topExperts.subarray(l * n * K, (l + 1) * n * K), (l * T + t0) * K);
+      out.topWeights.set(r.topWeights.subarray(l * n * K, (l + 1) * n * K), (l * T + t0) * K);
+      out.entropy.set(r.entropy.subarray(l * n, (l + 1) * n), l * T + t0);
+      if (out.probs) out.probs.set(r.probs!.subarray(l * n * E, (l + 1) * n * E), (l * T + t0) * E);
+      t0 += n;
+    }
+  }
+  return out;
+}
+
+/** log-softmax of one row, evaluated at the given ids, in float64. */
+export function logSoftmaxAt(logits: Float32Array, offset: number, size: number, ids: readonly number[]): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < size; i++) max = Math.max(max, logits[offset + i]);
+  let sum = 0;
+  for (let i = 0; i < size; i++) sum += Math.exp(logits[offset + i] - max);
+  const lse = max + Math.log(sum);
+  return ids.map((id) => logits[offset + id] - lse);
+}
+
+export function softmax4(values: readonly number[]): [number, number, number, number] {
+  const m = Math.max(...values);
+  const e = values.map((v) => Math.exp(v - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / s) as [number, number, number, number];
+}

@@ -1,0 +1,148 @@
+/**
+ * Puts a checkpoint's weights where ONNX Runtime can memory-map them as external data.
+ *
+ * ORT resolves external data relative to the model file and refuses paths that leave its folder, so
+ * the cache folder holds hard links to the checkpoint's safetensors files: a tensor already in the
+ * compute dtype is then referenced in place (offset = its position in the safetensors file) and costs
+ * no copy. Everything else — other dtypes, and the experts, which the MoE operator wants stacked as
+ * [E, out, in] — is converted once into weights.bin / experts.bin in the cache folder.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Checkpoint } from './checkpoint';
+import type { ExternalRef } from './formats/onnxWriter';
+import { fromFloat32 } from './formats/dtypes';
+import type { ComputeDType, ExecutionProvider } from '../shared/protocol';
+
+/**
+ * How fc1 of the MoE operator is laid out. The CPU kernel only accepts fused SwiGLU with gate and up
+ * rows interleaved (gate0, up0, gate1, up1, ...); the CUDA kernel takes gate as fc1 and up as fc3.
+ */
+export type ExpertPacking = 'swiglu-interleaved' | 'fc1-gate-fc3-up';
+
+export interface ExpertRefs {
+  fc1: ExternalRef;
+  fc1Dims: number[];
+  fc2: ExternalRef;
+  fc2Dims: number[];
+  fc3?: ExternalRef;
+  fc3Dims?: number[];
+}
+
+export interface PreparedWeights {
+  ref(name: string): ExternalRef;
+  experts(layer: number): ExpertRefs;
+  /** Bytes written by conversion (0 when every tensor could be referenced in place). */
+  convertedBytes: number;
+  linkedFiles: number;
+}
+
+export function expertPackingFor(provider: ExecutionProvider): ExpertPacking {
+  return provider === 'cuda' ? 'fc1-gate-fc3-up' : 'swiglu-interleaved';
+}
+
+class AppendFile {
+  private fd: number;
+  offset = 0;
+  constructor(
+    readonly dir: string,
+    readonly name: string,
+  ) {
+    this.fd = fs.openSync(path.join(dir, name), 'w');
+  }
+  append(bytes: Uint8Array): ExternalRef {
+    const ref = { location: this.name, offset: this.offset, length: bytes.byteLength };
+    let done = 0;
+    while (done < bytes.byteLength) done += fs.writeSync(this.fd, bytes, done, bytes.byteLength - done);
+    this.offset += bytes.byteLength;
+    return ref;
+  }
+  close(): void {
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+  }
+}
+
+export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDType, packing: ExpertPacking): PreparedWeights {
+  const wantStorage = dtype === 'float32' ? 'F32' : 'F16';
+  const links = new Map<string, string>();
+  const linkFor = (file: string): string | null => {
+    if (links.has(file)) return links.get(file)!;
+    const name = `ckpt-${links.size}.safetensors`;
+    const target = path.join(dir, name);
+    try {
+      fs.rmSync(target, { force: true });
+      fs.linkSync(file, target);
+      links.set(file, name);
+      return name;
+    } catch {
+      return null; // another file system or no permission: fall back to converting
+    }
+  };
+  const weights = new AppendFile(dir, 'weights.bin');
+  const refs = new Map<string, ExternalRef>();
+  const expertNames = new Set<string>();
+  for (let l = 0; l < ckpt.arch.numLayers; l++) {
+    const ln = ckpt.names.layer(l);
+    for (let e = 0; e < ckpt.arch.numExperts; e++) Object.values(ln.expert(e)).forEach((n) => expertNames.add(n));
+    if (ln.packed) Object.values(ln.packed).forEach((n) => expertNames.add(n));
+  }
+  for (const { name } of ckpt.expectedTensors()) {
+    if (expertNames.has(name) || refs.has(name)) continue;
+    const t = ckpt.tensor(name);
+    const link = t.dtype === wantStorage ? linkFor(t.file) : null;
+    if (link) refs.set(name, { location: link, offset: t.fileOffset, length: t.byteLength });
+    else refs.set(name, weights.append(encode(ckpt.readFloat32(name), dtype)));
+  }
+  weights.close();
+
+  const experts = new AppendFile(dir, 'experts.bin');
+  const perLayer: ExpertRefs[] = [];
+  const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
+  for (let l = 0; l < ckpt.arch.numLayers; l++) {
+    const fc1 = new Float32Array(E * (packing === 'swiglu-interleaved' ? 2 * I : I) * H);
+    const fc2 = new Float32Array(E * H * I);
+    const fc3 = packing === 'fc1-gate-fc3-up' ? new Float32Array(E * I * H) : null;
+    for (let e = 0; e < E; e++) {
+      const x = ckpt.readExpert(l, e);
+      if (packing === 'swiglu-interleaved') {
+        const base = e * 2 * I * H;
+        for (let r = 0; r < I; r++) {
+          fc1.set(x.gate.subarray(r * H, (r + 1) * H), base + 2 * r * H);
+          fc1.set(x.up.subarray(r * H, (r + 1) * H), base + (2 * r + 1) * H);
+        }
+      } else {
+        fc1.set(x.gate, e * I * H);
+        fc3!.set(x.up, e * I * H);
+      }
+      fc2.set(x.down, e * H * I);
+    }
+    const refs1: ExpertRefs = {
+      fc1: experts.append(encode(fc1, dtype)),
+      fc1Dims: [E, packing === 'swiglu-interleaved' ? 2 * I : I, H],
+      fc2: experts.append(encode(fc2, dtype)),
+      fc2Dims: [E, H, I],
+    };
+    if (fc3) {
+      refs1.fc3 = experts.append(encode(fc3, dtype));
+      refs1.fc3Dims = [E, I, H];
+    }
+    perLayer.push(refs1);
+  }
+  experts.close();
+  return {
+    ref(name) {
+      const r = refs.get(name);
+      if (!r) throw new Error(`weight "${name}" was not prepared`);
+      return r;
+    },
+    experts: (l) => perLayer[l],
+    convertedBytes: weights.offset + experts.offset,
+    linkedFiles: links.size,
+  };
+}
+
+function encode(values: Float32Array, dtype: ComputeDType): Uint8Array {
+  if (dtype === 'float32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return fromFloat32(values, 'F16');
+}
