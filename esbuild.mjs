@@ -30,11 +30,13 @@ const nodeCommon = {
   logLevel: 'warning',
 };
 
-const nodeEntries = {
-  extension: 'src/host/extension.ts',
-  'inference-process': 'src/engine/process.ts',
-  cli: 'src/cli/main.ts',
-};
+const nodeEntries = Object.fromEntries(
+  Object.entries({
+    extension: 'src/host/extension.ts',
+    'inference-process': 'src/engine/process.ts',
+    cli: 'src/cli/main.ts',
+  }).filter(([, f]) => existsSync(f)),
+);
 const benchEntries = Object.fromEntries(filesUnder('bench', /\.ts$/).map((f) => [join('bench', relative('bench', f).replace(/\.ts$/, '')), f]));
 
 const webviewEntries = Object.fromEntries(
