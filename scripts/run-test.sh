@@ -10,4 +10,4 @@ for f in "$@"; do
     --external:vscode --external:onnxruntime-node --external:playwright-core --outfile="$o"
   files+=("$o")
 done
-node --enable-source-maps --test --test-reporter=spec "${files[@]}"
+NODE_PATH="$PWD/node_modules" node --enable-source-maps --test --test-reporter=spec "${files[@]}"

@@ -84,11 +84,11 @@ export function makeDemoModel(outDir: string, options: DemoModelOptions): DemoMo
   const rng = SeededRandom.fromString(options.seed ?? `moe-scope-demo-${family}`);
   fs.mkdirSync(outDir, { recursive: true });
 
-  const { tokenizerJson, tokenizerConfig } = trainByteLevelBpe(readCorpus(options.corpusDir ?? defaultCorpusDir()), {
+  const { tokenizerJson, tokenizerConfig, stats } = trainByteLevelBpe(readCorpus(options.corpusDir ?? defaultCorpusDir()), {
     vocabSize: options.vocabSize ?? 4096,
     specialTokens: ['<|endoftext|>', '<|padding|>'],
   });
-  const realVocab = Object.keys((tokenizerJson as { model: { vocab: Record<string, number> } }).model.vocab).length + 2;
+  const realVocab = stats.vocabSize;
   // Like OLMoE (50280 tokens padded to 50304), the embedding is padded to a multiple of 64.
   const vocab = Math.ceil(realVocab / 64) * 64;
   const headDim = shape.hidden / shape.heads;
@@ -115,6 +115,11 @@ export function makeDemoModel(outDir: string, options: DemoModelOptions): DemoMo
     add(`${p}.self_attn.k_proj.weight`, [kvDim, H], proj(H));
     add(`${p}.self_attn.v_proj.weight`, [kvDim, H], proj(H));
     add(`${p}.self_attn.o_proj.weight`, [H, qDim], proj(qDim) * 0.5);
+    if (family === 'qwen2_moe') {
+      add(`${p}.self_attn.q_proj.bias`, [qDim], 0.1);
+      add(`${p}.self_attn.k_proj.bias`, [kvDim], 0.1);
+      add(`${p}.self_attn.v_proj.bias`, [kvDim], 0.1);
+    }
     if (family === 'olmoe') {
       add(`${p}.self_attn.q_norm.weight`, [qDim], 0.1, 1);
       add(`${p}.self_attn.k_norm.weight`, [kvDim], 0.1, 1);
