@@ -1,0 +1,401 @@
+/**
+ * The MMLU evaluation runner. Works against any InferenceBackend (the in-process engine for the command
+ * line, the inference process for the editor), so the same code produces the same run folder either way.
+ *
+ * Plan: for each subject, the prompts of its questions share the header and the shots; their common
+ * token prefix is scored once per subject (the engine keeps its keys and values) and every question
+ * only pushes its own tokens. Questions are sorted by length within a prefix group and cut into batches,
+ * so little padding is computed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { loadDataset } from '../mmlu/load';
+import { buildPrompt } from '../mmlu/prompt';
+import { categoryOf } from '../mmlu/categories';
+import type { MmluDataset, MmluQuestion } from '../mmlu/types';
+import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
+import { tokenScopeDefinition } from '../analysis/scope';
+import type { RoutingRecord } from '../analysis/types';
+import {
+  EngineFailure,
+  type InferenceBackend,
+  type LoadOptions,
+  type ModelInfo,
+  type RunSummary,
+  type ScoreItem,
+  type TokenScope,
+  type TokenSpan,
+} from '../shared/protocol';
+import {
+  MANIFEST,
+  SUMMARY,
+  RecordWriter,
+  RunFolderError,
+  manifestMismatch,
+  readManifest,
+  readRecords,
+  writeJsonAtomic,
+  type BatchRecord,
+  type QuestionResult,
+  type RunManifest,
+} from './runFolder';
+
+export interface EvalOptions {
+  modelPath: string;
+  load: LoadOptions;
+  dataPath: string;
+  split: string;
+  shots: number;
+  subjects?: string[];
+  /** Questions per subject, first in file order; 0 = all. */
+  limitPerSubject?: number;
+  tokenScope: TokenScope;
+  batchSize: number;
+  runDir: string;
+}
+
+export interface EvalProgress {
+  done: number;
+  total: number;
+  /** Done in earlier sessions of this run folder (resumed). */
+  resumed: number;
+  correct: number;
+  questionsPerSecond: number;
+  tokensPerSecond: number;
+  etaSeconds: number | null;
+  subject: string;
+}
+
+export interface EvalHooks {
+  signal?: AbortSignal;
+  onProgress?: (p: EvalProgress) => void;
+  onLog?: (message: string) => void;
+}
+
+export interface EvalOutcome {
+  summary: RunSummary;
+  cancelled: boolean;
+  resumedQuestions: number;
+  runDir: string;
+}
+
+/** One question ready to score. */
+interface PlannedQuestion {
+  question: MmluQuestion & { answer: 0 | 1 | 2 | 3 };
+  ids: number[];
+  tokens: TokenSpan[];
+  questionTokens: [number, number];
+  shotsUsed: number;
+}
+
+interface PrefixGroup {
+  key: string;
+  subject: string;
+  prefixIds: number[];
+  questions: PlannedQuestion[];
+}
+
+export interface EvalPlan {
+  groups: PrefixGroup[];
+  skipped: { id: string; reason: string }[];
+  /** Tokens of every full prompt (what a run without prefix reuse computes, padding aside). */
+  promptTokens: number;
+  /** Tokens a run with prefix reuse computes: each group's prefix once plus every question's suffix. */
+  reusedTokens: number;
+}
+
+const progressLine = (p: EvalProgress) =>
+  `${p.done}/${p.total} questions  ${p.questionsPerSecond.toFixed(2)} q/s  ${p.tokensPerSecond.toFixed(0)} tok/s  ` +
+  `ETA ${p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds)}  accuracy ${p.done ? ((100 * p.correct) / p.done).toFixed(1) : '-'}%  [${p.subject}]`;
+export { progressLine };
+
+export function formatSeconds(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.round(s % 60);
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
+}
+
+/** Loads the evaluated split and the dev split (the shot pool) and applies the subject filter and limit. */
+export async function selectQuestions(
+  dataPath: string,
+  split: string,
+  subjects: string[] | undefined,
+  limitPerSubject: number,
+  log: (m: string) => void,
+): Promise<{ dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[] }> {
+  const dataset = await loadDataset(dataPath, { split });
+  for (const issue of dataset.issues.slice(0, 20)) log(`skipped row: ${issue.file}:${issue.line}: ${issue.reason}`);
+  if (dataset.issues.length > 20) log(`... and ${dataset.issues.length - 20} more malformed rows`);
+  let dev: MmluQuestion[] = [];
+  if (split !== 'dev') {
+    try {
+      dev = (await loadDataset(dataPath, { split: 'dev' })).questions.filter((q) => q.split === 'dev');
+    } catch {
+      dev = [];
+    }
+  }
+  let questions = dataset.questions.filter((q) => q.split === split);
+  if (questions.length === 0) throw new RunFolderError(`${dataPath}: no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
+  if (subjects && subjects.length) {
+    const known = new Set(questions.map((q) => q.subject));
+    const unknown = subjects.filter((s) => !known.has(s));
+    if (unknown.length) throw new RunFolderError(`unknown subject(s) ${unknown.join(', ')}; the data has ${[...known].sort().join(', ')}`);
+    questions = questions.filter((q) => subjects.includes(q.subject));
+  }
+  if (limitPerSubject > 0) {
+    const seen = new Map<string, number>();
+    questions = questions.filter((q) => {
+      const n = seen.get(q.subject) ?? 0;
+      seen.set(q.subject, n + 1);
+      return n < limitPerSubject;
+    });
+  }
+  return { dataset, questions, dev };
+}
+
+/** Tokenises every prompt and groups questions by their shared prefix. */
+export async function planEvaluation(
+  backend: InferenceBackend,
+  model: Pick<ModelInfo, 'maxPositions'>,
+  questions: MmluQuestion[],
+  dev: MmluQuestion[],
+  shots: number,
+  signal?: AbortSignal,
+): Promise<EvalPlan> {
+  const plan: EvalPlan = { groups: [], skipped: [], promptTokens: 0, reusedTokens: 0 };
+  const bySubject = new Map<string, MmluQuestion[]>();
+  for (const q of questions) {
+    if (q.answer === null) {
+      plan.skipped.push({ id: q.id, reason: 'no gold answer' });
+      continue;
+    }
+    bySubject.set(q.subject, [...(bySubject.get(q.subject) ?? []), q]);
+  }
+  for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
+    const shotPool = dev.filter((d) => d.subject === subject);
+    // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
+    // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
+    let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));
+    const fitted: { q: MmluQuestion; built: ReturnType<typeof buildPrompt>; ids: number[]; tokens: TokenSpan[] }[] = [];
+    while (pending.length) {
+      const built = pending.map((p) => buildPrompt(p.q, shotPool, p.shots));
+      const enc = await backend.call('tokenize', { texts: built.map((b) => b.text) }, signal);
+      const retry: typeof pending = [];
+      pending.forEach((p, i) => {
+        if (enc[i].ids.length <= model.maxPositions) fitted.push({ q: p.q, built: built[i], ids: enc[i].ids, tokens: enc[i].tokens });
+        else if (built[i].shotsUsed > 0) retry.push({ q: p.q, shots: built[i].shotsUsed - 1 });
+        else plan.skipped.push({ id: p.q.id, reason: `${enc[i].ids.length} tokens exceed the context of ${model.maxPositions} even without shots` });
+      });
+      pending = retry;
+    }
+    const groups = new Map<string, typeof fitted>();
+    for (const f of fitted) groups.set(f.built.prefix, [...(groups.get(f.built.prefix) ?? []), f]);
+    for (const [prefixText, items] of groups) {
+      const [prefixEnc] = await backend.call('tokenize', { texts: [prefixText] }, signal);
+      // The prefix alone may tokenize differently at its end than inside a prompt ("\n\n" + question),
+      // so the shared part is the longest common run of ids, never more than any prompt minus its last token.
+      let common = prefixEnc.ids.length;
+      for (const f of items) common = Math.min(common, commonPrefix(prefixEnc.ids, f.ids), f.ids.length - 1);
+      const planned: PlannedQuestion[] = items.map((f) => ({
+        question: f.q as PlannedQuestion['question'],
+        ids: f.ids,
+        tokens: f.tokens,
+        questionTokens: tokenRange(f.tokens, f.built.questionRange),
+        shotsUsed: f.built.shotsUsed,
+      }));
+      const prefix = items[0].ids.slice(0, common);
+      plan.groups.push({ key: `${subject}:${sha(prefix.join(','))}`, subject, prefixIds: prefix, questions: planned });
+      plan.promptTokens += planned.reduce((a, p) => a + p.ids.length, 0);
+      plan.reusedTokens += common + planned.reduce((a, p) => a + p.ids.length - common, 0);
+    }
+  }
+  return plan;
+}
+
+export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions, hooks: EvalHooks = {}): Promise<EvalOutcome> {
+  const log = hooks.onLog ?? (() => {});
+  const signal = hooks.signal;
+  const t0 = Date.now();
+  const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
+  if (model.providerNote) log(model.providerNote);
+  log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
+  if (model.demo) log(`note: ${model.demo.note}`);
+  const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
+  if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
+
+  fs.mkdirSync(opts.runDir, { recursive: true });
+  const manifest: RunManifest = {
+    format: 'moe-scope.run',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    model: {
+      path: model.path,
+      family: model.family,
+      numLayers: model.numLayers,
+      numExperts: model.numExperts,
+      topK: model.topK,
+      configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
+      demo: !!model.demo,
+    },
+    dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
+    shots: opts.shots,
+    tokenScope: opts.tokenScope,
+    subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
+    limitPerSubject: opts.limitPerSubject ?? 0,
+    totalQuestions: questions.length,
+  };
+  const previous = readManifest(opts.runDir);
+  if (previous) {
+    const diffs = manifestMismatch(previous, manifest);
+    if (diffs.length) {
+      throw new RunFolderError(`${opts.runDir} holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
+    }
+    manifest.createdAt = previous.createdAt;
+  } else {
+    writeJsonAtomic(path.join(opts.runDir, MANIFEST), manifest);
+  }
+
+  const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
+  const recorded = readRecords(opts.runDir, acc);
+  if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
+  if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
+
+  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
+  for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
+  const total = questions.length - plan.skipped.length;
+  const writer = new RecordWriter(opts.runDir);
+  let batchNo = recorded.batches;
+  let done = recorded.done.size;
+  let correct = recorded.questions.filter((q) => q.correct).length;
+  const tokens = { ...recorded.tokens };
+  let sessionDone = 0;
+  let sessionTokens = 0;
+  const sessionStart = Date.now();
+  let cancelled = false;
+  const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
+
+  try {
+    for (const group of plan.groups) {
+      const todo = group.questions.filter((q) => !recorded.done.has(q.question.id)).sort((a, b) => a.ids.length - b.ids.length);
+      for (let i = 0; i < todo.length; i += opts.batchSize) {
+        if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
+        const batch = todo.slice(i, i + opts.batchSize);
+        const bt0 = Date.now();
+        const P = group.prefixIds.length;
+        const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
+        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
+        const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
+        const results: QuestionResult[] = res.items.map((r, j) => {
+          const q = batch[j];
+          const predicted = argmax(r.answerLogProbs);
+          const ok = predicted === q.question.answer;
+          const record: RoutingRecord = {
+            questionId: q.question.id,
+            subject: q.question.subject,
+            correct: ok,
+            numLayers: r.routing.numLayers,
+            numExperts: r.routing.numExperts,
+            topK: r.routing.topK,
+            numTokens: r.routing.numTokens,
+            topExperts: r.routing.topExperts,
+            topWeights: r.routing.topWeights,
+            entropy: r.routing.entropy,
+            questionTokens: q.questionTokens,
+            answerToken: r.routing.numTokens - 1,
+          };
+          addRecord(batchAcc, record);
+          const K = r.routing.topK;
+          const T = r.routing.numTokens;
+          const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
+          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: T, shotsUsed: q.shotsUsed, answerExperts };
+        });
+        const seconds = (Date.now() - bt0) / 1000;
+        const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
+        const rec: BatchRecord = { batch: batchNo++, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
+        writer.append(rec);
+        mergeInto(acc, batchAcc);
+        tokens.computed += batchTokens.computed;
+        tokens.padding += batchTokens.padding;
+        tokens.prefixReused += batchTokens.prefixReused;
+        done += results.length;
+        sessionDone += results.length;
+        sessionTokens += res.computedTokens;
+        correct += results.filter((r) => r.correct).length;
+        const elapsed = (Date.now() - sessionStart) / 1000;
+        const qps = sessionDone / Math.max(elapsed, 1e-3);
+        hooks.onProgress?.({
+          done,
+          total,
+          resumed: recorded.done.size,
+          correct,
+          questionsPerSecond: qps,
+          tokensPerSecond: sessionTokens / Math.max(elapsed, 1e-3),
+          etaSeconds: qps > 0 ? (total - done) / qps : null,
+          subject: group.subject,
+        });
+      }
+    }
+  } catch (e) {
+    if (e instanceof EngineFailure && e.code === 'cancelled') cancelled = true;
+    else {
+      writer.close();
+      writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
+      throw e;
+    }
+  }
+  writer.close();
+  const summary = summarize(!cancelled && done >= total);
+  writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
+  return { summary, cancelled, resumedQuestions: recorded.done.size, runDir: opts.runDir };
+}
+
+function finishSummary(
+  acc: RunAccumulator,
+  manifest: RunManifest,
+  model: ModelInfo,
+  complete: boolean,
+  tokens: { computed: number; padding: number; prefixReused: number },
+  elapsedSeconds: number,
+): RunSummary {
+  const analysis = summarizeAccumulator(acc, { categories: (s: string) => categoryOf(s) ?? undefined });
+  return {
+    version: 1,
+    model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
+    dataset: manifest.dataset,
+    shots: manifest.shots,
+    complete,
+    tokens: { computed: tokens.computed, padding: tokens.padding, prefixReusedTokens: tokens.prefixReused },
+    elapsedSeconds,
+    ...analysis,
+    tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
+  };
+}
+
+function argmax(v: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
+}
+
+function commonPrefix(a: number[], b: number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+/** Token indices [first, last+1) whose character spans overlap [start, end). */
+function tokenRange(tokens: TokenSpan[], [start, end]: [number, number]): [number, number] {
+  let first = tokens.findIndex((t) => t.end > start);
+  if (first < 0) first = tokens.length;
+  let last = first;
+  while (last < tokens.length && tokens[last].start < end) last++;
+  return [first, Math.max(first, last)];
+}
+
+function sha(s: string): string {
+  return crypto.createHash('sha256').update(s).digest('hex').slice(0, 16);
+}
