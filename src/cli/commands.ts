@@ -1,12 +1,131 @@
 /** The command line's dataset and evaluation commands (kept apart from the model commands in main.ts). */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
 import type { CliContext } from './main';
+import { loadDataset } from '../mmlu/load';
+import { Engine } from '../engine/engine';
+import { runEvaluation, progressLine } from '../eval/runner';
+import { isTokenScope } from '../analysis/scope';
+import type { ExecutionProviderSetting } from '../shared/protocol';
 
 interface Command {
   usage: string;
   run(args: string[], ctx: CliContext): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = {};
+class CommandUsageError extends Error {}
+
+const COMMANDS: Record<string, Command> = {
+  'dataset-info': {
+    usage: 'dataset-info --data PATH [--split S] [--json]\n      Count the questions and subjects of MMLU data (original CSV tree or file, cais/mmlu JSONL or Parquet).',
+    async run(args, ctx) {
+      const { values } = parseArgs({ args, options: { data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean', default: false } } });
+      if (!values.data) throw new CommandUsageError('--data PATH is required');
+      const ds = await loadDataset(path.resolve(values.data), { split: values.split });
+      const perSplit: Record<string, number> = {};
+      const subjects = new Set<string>();
+      for (const q of ds.questions) {
+        perSplit[q.split] = (perSplit[q.split] ?? 0) + 1;
+        subjects.add(q.subject);
+      }
+      const info = {
+        path: ds.path,
+        format: ds.format,
+        questions: ds.questions.length,
+        subjects: subjects.size,
+        splits: perSplit,
+        fingerprint: ds.fingerprint,
+        malformedRows: ds.issues.length,
+        issues: ds.issues.slice(0, 50),
+      };
+      if (values.json) ctx.out(JSON.stringify(info, null, 2));
+      else {
+        ctx.out(`${info.path} (${info.format}): ${info.questions} questions, ${info.subjects} subjects; ${Object.entries(perSplit).map(([s, n]) => `${s} ${n}`).join(', ')}`);
+        for (const i of ds.issues.slice(0, 20)) ctx.out(`  malformed: ${i.file}:${i.line}: ${i.reason}`);
+      }
+      return 0;
+    },
+  },
+  eval: {
+    usage:
+      'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
+      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: {
+          model: { type: 'string' },
+          data: { type: 'string' },
+          out: { type: 'string' },
+          split: { type: 'string', default: 'test' },
+          shots: { type: 'string', default: '5' },
+          subjects: { type: 'string' },
+          limit: { type: 'string', default: '0' },
+          'token-scope': { type: 'string', default: 'answer' },
+          'batch-size': { type: 'string', default: '8' },
+          provider: { type: 'string', default: 'auto' },
+          cache: { type: 'string' },
+          quiet: { type: 'boolean', default: false },
+        },
+      });
+      for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
+      const shots = Number(values.shots);
+      if (!Number.isInteger(shots) || shots < 0 || shots > 5) throw new CommandUsageError('--shots must be 0 to 5');
+      const scope = values['token-scope'];
+      if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+      const ac = new AbortController();
+      const onSignal = () => {
+        ctx.err('\ncancelling after the batch in flight...');
+        ac.abort();
+      };
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      let lastLine = 0;
+      try {
+        const outcome = await runEvaluation(
+          engine,
+          {
+            modelPath: path.resolve(values.model!),
+            load: { executionProvider: provider, cacheDir: values.cache },
+            dataPath: path.resolve(values.data!),
+            split: values.split!,
+            shots,
+            subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+            limitPerSubject: Number(values.limit),
+            tokenScope: scope,
+            batchSize: Math.max(1, Number(values['batch-size'])),
+            runDir: path.resolve(values.out!),
+          },
+          {
+            signal: ac.signal,
+            onLog: (m) => ctx.err(m),
+            onProgress: (p) => {
+              const now = Date.now();
+              if (!values.quiet && (now - lastLine > 1000 || p.done === p.total)) {
+                lastLine = now;
+                ctx.err(progressLine(p));
+              }
+            },
+          },
+        );
+        const s = outcome.summary;
+        ctx.err(
+          `${outcome.cancelled ? 'cancelled' : s.complete ? 'done' : 'stopped'}: ${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% ` +
+            `macro ${(100 * s.accuracy.macro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(outcome.runDir, 'summary.json')}`,
+        );
+        return outcome.cancelled ? 130 : 0;
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await engine.dispose();
+      }
+    },
+  },
+};
 
 export function commandTable(): string {
   return Object.values(COMMANDS)
@@ -16,5 +135,14 @@ export function commandTable(): string {
 
 export async function runCommand(name: string, args: string[], ctx: CliContext): Promise<number | null> {
   const c = COMMANDS[name];
-  return c ? c.run(args, ctx) : null;
+  if (!c) return null;
+  try {
+    return await c.run(args, ctx);
+  } catch (e) {
+    if (e instanceof CommandUsageError) {
+      ctx.err(`moe-scope ${name}: ${e.message}\n\n  ${c.usage}`);
+      return 2;
+    }
+    throw e;
+  }
 }
