@@ -40,7 +40,7 @@ const nodeEntries = Object.fromEntries(
 const benchEntries = Object.fromEntries(filesUnder('bench', /\.ts$/).map((f) => [join('bench', relative('bench', f).replace(/\.ts$/, '')), f]));
 
 const webviewEntries = Object.fromEntries(
-  filesUnder('webview', /^main\.ts$/).map((f) => [join('webview', relative('webview', dirname(f))), f]),
+  filesUnder('webview', /^main\.ts$/).map((f) => [join('webview', relative('webview', dirname(f)), 'main'), f]),
 );
 
 const testEntries = Object.fromEntries(

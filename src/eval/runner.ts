@@ -276,6 +276,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   let sessionTokens = 0;
   const sessionStart = Date.now();
   let cancelled = false;
+  let lastSummaryAt = Date.now();
   const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
 
   try {
@@ -318,6 +319,11 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
         const rec: BatchRecord = { batch: batchNo++, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
         writer.append(rec);
         mergeInto(acc, batchAcc);
+        // A live summary every few seconds lets the editor show a run while it is going.
+        if (Date.now() - lastSummaryAt > 5000) {
+          writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
+          lastSummaryAt = Date.now();
+        }
         tokens.computed += batchTokens.computed;
         tokens.padding += batchTokens.padding;
         tokens.prefixReused += batchTokens.prefixReused;

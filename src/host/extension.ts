@@ -1,0 +1,140 @@
+/**
+ * MoE Scope's extension host glue: commands, the status bar, the trace panel, the side-panel heatmap,
+ * the evaluation task and the summary view. Inference never runs here: it lives in child processes.
+ */
+import * as vscode from 'vscode';
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { ModelManager } from './modelManager';
+import { TraceController } from './tracePanel';
+import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
+import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
+import { SummaryPanels } from './summaryPanel';
+import { affectsModel, readSettings } from './settings';
+import { listRuns } from '../eval/runFolder';
+import { discoverDatasets } from '../mmlu/load';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const output = vscode.window.createOutputChannel('MoE Scope', { log: true });
+  const models = new ModelManager(context, output);
+  const trace = new TraceController(context, models);
+  const heatmap = new HeatmapViewProvider(context);
+  const summaries = new SummaryPanels(context, (summary, runDir) => heatmap.setRun(summary, path.basename(runDir)));
+  const evalTasks = new EvalTaskProvider(context, models, {
+    onFinished: (outcome) => {
+      heatmap.setRun(outcome.summary, path.basename(outcome.runDir), true);
+      const s = outcome.summary;
+      void vscode.window
+        .showInformationMessage(
+          `MoE Scope: evaluation ${outcome.cancelled ? 'cancelled' : 'finished'}: ${s.questions} questions, accuracy ${(100 * s.accuracy.micro).toFixed(1)}%, ${s.neverActivatedTotal} never-activated experts (${s.tokenScope}).`,
+          'Open summary',
+        )
+        .then((a) => a && summaries.show(outcome.runDir));
+    },
+  });
+
+  context.subscriptions.push(
+    output,
+    models,
+    trace,
+    heatmap,
+    summaries,
+    evalTasks,
+    vscode.window.registerWebviewViewProvider(HEATMAP_VIEW_ID, heatmap, { webviewOptions: { retainContextWhenHidden: true } }),
+    vscode.tasks.registerTaskProvider(EVAL_TASK_TYPE, evalTasks),
+    trace.onDidTrace((r) => heatmap.setTrace(r, `trace: ${r.tokens.length} tokens`)),
+    vscode.workspace.onDidChangeConfiguration((e) => affectsModel(e) && models.invalidate()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => models.invalidate()),
+    vscode.commands.registerCommand('moeScope.traceSelection', () => trace.traceSelection()),
+    vscode.commands.registerCommand('moeScope.selectModel', () => selectModel(models)),
+    vscode.commands.registerCommand('moeScope.restartEngine', () => {
+      models.restart();
+      void vscode.window.showInformationMessage('MoE Scope: the inference process was stopped; the next trace starts a fresh one.');
+    }),
+    vscode.commands.registerCommand('moeScope.openHeatmap', () => heatmap.reveal()),
+    vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {
+      const dir = typeof runDir === 'string' ? runDir : await pickRun();
+      if (dir) summaries.show(dir);
+    }),
+    vscode.commands.registerCommand('moeScope.runEvaluation', async () => {
+      const task = await pickEvaluationTask(evalTasks);
+      if (task) await vscode.tasks.executeTask(task);
+    }),
+  );
+
+  // The heatmap's "run" side starts with the newest finished run of the workspace, if any.
+  const latest = runsRoots().flatMap(listRuns).find((r) => r.summary);
+  if (latest?.summary) heatmap.setRun(latest.summary, path.basename(latest.dir));
+}
+
+export function deactivate(): void {}
+
+function runsRoots(): string[] {
+  return (vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, '.moe-scope', 'runs'));
+}
+
+async function pickRun(): Promise<string | undefined> {
+  const runs = runsRoots().flatMap(listRuns);
+  if (runs.length === 0) {
+    const run = 'Run MMLU evaluation';
+    const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
+    if (a === run) void vscode.commands.executeCommand('moeScope.runEvaluation');
+    return undefined;
+  }
+  if (runs.length === 1) return runs[0].dir;
+  const pick = await vscode.window.showQuickPick(
+    runs.map((r) => ({
+      label: path.basename(r.dir),
+      description: r.summary ? `${r.summary.questions} questions, ${(100 * r.summary.accuracy.micro).toFixed(1)}%${r.summary.complete ? '' : ' (incomplete)'}` : 'no summary yet',
+      detail: r.manifest ? `${r.manifest.model.path} · ${r.manifest.dataset.path} · ${r.manifest.shots}-shot · scope ${r.manifest.tokenScope}` : undefined,
+      dir: r.dir,
+    })),
+    { title: 'MoE Scope: evaluation runs', placeHolder: 'Choose a run to show' },
+  );
+  return pick?.dir;
+}
+
+async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Task | undefined> {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  if (!folder) {
+    void vscode.window.showErrorMessage('MoE Scope: open a folder with MMLU data (original CSV tree, or cais/mmlu JSONL or Parquet) to run an evaluation.');
+    return undefined;
+  }
+  const configured = readSettings().evaluation.dataPath;
+  const items: { label: string; description?: string; dataset: string }[] = [];
+  if (configured && fs.existsSync(path.resolve(folder.uri.fsPath, configured))) items.push({ label: configured, description: 'from settings', dataset: configured });
+  for (const d of await discoverDatasets(folder.uri.fsPath, { maxDepth: 4 }).catch(() => [])) {
+    const rel = path.relative(folder.uri.fsPath, d.path) || '.';
+    if (!items.some((i) => i.dataset === rel)) items.push({ label: rel, description: d.label, dataset: rel });
+  }
+  items.push({ label: '$(folder-opened) Choose data...', dataset: '' });
+  const pick = items.length === 2 && items[0].dataset ? items[0] : await vscode.window.showQuickPick(items, { title: 'MoE Scope: MMLU data to evaluate' });
+  if (!pick) return undefined;
+  let dataset = pick.dataset;
+  if (!dataset) {
+    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, openLabel: 'Evaluate', filters: { 'MMLU data': ['csv', 'jsonl', 'json', 'parquet'] } });
+    if (!uri?.[0]) return undefined;
+    dataset = uri[0].fsPath;
+  }
+  const def: EvalTaskDefinition = { type: EVAL_TASK_TYPE, dataset };
+  return provider.makeTask(def, folder, `evaluate ${dataset}`);
+}
+
+async function selectModel(models: ModelManager): Promise<void> {
+  const current = readSettings().modelPath;
+  const items: (vscode.QuickPickItem & { action: () => Promise<unknown> })[] = [
+    { label: '$(folder-opened) Choose a checkpoint folder...', description: 'Hugging Face folder: config.json, *.safetensors, tokenizer.json', action: () => models.pickFolder() },
+    { label: '$(beaker) OLMoE-shaped demo model', description: '16 layers x 64 experts, top-8; tiny widths, random weights', action: () => models.useDemoModel('olmoe') },
+    { label: '$(beaker) Mixtral-shaped demo model', description: '32 layers x 8 experts, top-2; tiny widths, random weights', action: () => models.useDemoModel('mixtral') },
+  ];
+  if (current) items.unshift({ label: `$(check) ${path.basename(current)}`, description: current, detail: 'Current model: reload it', action: async () => models.invalidate() });
+  const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: model', placeHolder: current ? `Current: ${current}` : 'No model selected' });
+  if (!pick) return;
+  try {
+    await pick.action();
+    const info = await models.ensureLoaded(false);
+    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${info.executionProvider.toUpperCase()} (${info.numLayers} layers x ${info.numExperts} experts).`);
+  } catch (e) {
+    void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * Owns the inference process used for traces, the model it has loaded, and the status-bar item that
+ * shows the model, the execution provider actually in use and the engine state.
+ */
+import * as vscode from 'vscode';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fork } from 'node:child_process';
+import { EngineClient } from './engineClient';
+import { readSettings, setUserModelPath } from './settings';
+import { EngineFailure, type ModelInfo } from '../shared/protocol';
+
+type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
+
+export class ModelManager implements vscode.Disposable {
+  readonly client: EngineClient;
+  private info: ModelInfo | null = null;
+  private loading: Promise<ModelInfo> | null = null;
+  private loadedKey = '';
+  private state: EngineState = 'no-model';
+  private busy = 0;
+  private lastError = '';
+  private readonly status: vscode.StatusBarItem;
+  private readonly changed = new vscode.EventEmitter<ModelInfo | null>();
+  readonly onDidChangeModel = this.changed.event;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    readonly output: vscode.LogOutputChannel,
+  ) {
+    this.client = new EngineClient({
+      entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
+      onLog: (level, m) => (level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : output.info(m)),
+      onExit: (how) => {
+        output.warn(`inference process ${how}`);
+        this.info = null;
+        this.loadedKey = '';
+        this.setState('stopped');
+      },
+    });
+    this.status = vscode.window.createStatusBarItem('moeScope.status', vscode.StatusBarAlignment.Right, 100);
+    this.status.name = 'MoE Scope';
+    this.status.command = 'moeScope.selectModel';
+    this.render();
+    this.status.show();
+  }
+
+  get model(): ModelInfo | null {
+    return this.info;
+  }
+
+  /** The model folder to use, asking the user on first run when none is configured. */
+  async resolveModelPath(interactive: boolean): Promise<string | null> {
+    const configured = readSettings().modelPath;
+    if (configured) return configured;
+    if (!interactive) return null;
+    const demo = 'Use the demo model';
+    const pick = 'Choose a model folder...';
+    const choice = await vscode.window.showInformationMessage(
+      'MoE Scope needs a Mixture-of-Experts checkpoint (a Hugging Face folder such as OLMoE-1B-7B). Use the generated demo model (real OLMoE layout, random weights) or choose a folder?',
+      demo,
+      pick,
+    );
+    if (choice === demo) return this.useDemoModel('olmoe');
+    if (choice === pick) return this.pickFolder();
+    return null;
+  }
+
+  async pickFolder(): Promise<string | null> {
+    const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model', title: 'Hugging Face MoE checkpoint folder (config.json, *.safetensors, tokenizer.json)' });
+    if (!uri?.[0]) return null;
+    await setUserModelPath(uri[0].fsPath);
+    return uri[0].fsPath;
+  }
+
+  /** Generates (once) a demo checkpoint in the extension's storage and selects it in user settings. */
+  async useDemoModel(family: 'olmoe' | 'mixtral'): Promise<string> {
+    const dir = path.join(this.context.globalStorageUri.fsPath, `demo-${family}`);
+    if (!fs.existsSync(path.join(dir, 'config.json'))) {
+      await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoE Scope: generating the ${family} demo model...` }, () =>
+        runCli(this.context, ['make-demo-model', '--out', dir, '--family', family]),
+      );
+    }
+    await setUserModelPath(dir);
+    return dir;
+  }
+
+  /** Loads the configured model unless it is loaded already; never blocks the extension host. */
+  async ensureLoaded(interactive: boolean): Promise<ModelInfo> {
+    const modelPath = await this.resolveModelPath(interactive);
+    if (!modelPath) throw new EngineFailure('not-loaded', 'No model is selected. Run "MoE: Select model..." to choose a checkpoint folder or the demo model.');
+    const s = readSettings();
+    const key = JSON.stringify([modelPath, s.executionProvider, s.cacheDir]);
+    if (this.info && this.loadedKey === key && this.client.isRunning) return this.info;
+    if (this.loading && this.loadedKey === key) return this.loading;
+    this.loadedKey = key;
+    this.setState('loading');
+    this.loading = this.client.load(modelPath, { executionProvider: s.executionProvider, cacheDir: s.cacheDir });
+    try {
+      this.info = await this.loading;
+      this.output.info(`loaded ${this.info.path} (${this.info.family}) on ${this.info.executionProvider} in ${this.info.loadMs} ms`);
+      if (this.info.providerNote) {
+        this.output.warn(this.info.providerNote);
+        void vscode.window.showWarningMessage(`MoE Scope: ${this.info.providerNote}`);
+      }
+      this.setState('ready');
+      this.changed.fire(this.info);
+      return this.info;
+    } catch (e) {
+      this.info = null;
+      this.loadedKey = '';
+      this.lastError = (e as Error).message;
+      this.setState('error');
+      throw e;
+    } finally {
+      this.loading = null;
+    }
+  }
+
+  /** Marks the engine busy for the duration of `work` (shown in the status bar). */
+  async withBusy<T>(work: () => Promise<T>): Promise<T> {
+    this.busy++;
+    this.setState('busy');
+    try {
+      return await work();
+    } finally {
+      this.busy--;
+      if (this.busy === 0 && this.state === 'busy') this.setState(this.info ? 'ready' : 'stopped');
+    }
+  }
+
+  restart(): void {
+    this.client.restart();
+    this.info = null;
+    this.loadedKey = '';
+    this.setState('stopped');
+  }
+
+  invalidate(): void {
+    this.restart();
+    this.changed.fire(null);
+  }
+
+  private setState(s: EngineState): void {
+    this.state = s;
+    this.render();
+  }
+
+  private render(): void {
+    const m = this.info;
+    const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : readSettings().modelPath ? path.basename(readSettings().modelPath) : 'no model';
+    const ep = m ? m.executionProvider.toUpperCase() : '';
+    const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
+    this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
+    const md = new vscode.MarkdownString(undefined, true);
+    md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
+    if (m) {
+      md.appendMarkdown(`Model: \`${m.path}\`\n\n${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})\n\n`);
+      if (m.providerNote) md.appendMarkdown(`${m.providerNote}\n\n`);
+      if (m.demo) md.appendMarkdown(`_${m.demo.note}_\n\n`);
+    }
+    if (this.state === 'error' && this.lastError) md.appendText(this.lastError + '\n\n');
+    md.appendMarkdown('Click to select a model.');
+    this.status.tooltip = md;
+    this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  }
+
+  dispose(): void {
+    void this.client.dispose();
+    this.status.dispose();
+    this.changed.dispose();
+  }
+}
+
+/** Runs the bundled command line in a child process (never on the extension host's thread). */
+export function runCli(context: vscode.ExtensionContext, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let err = '';
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`moe-scope ${args[0]} failed: ${err.trim() || `exit code ${code}`}`))));
+    child.on('error', reject);
+  });
+}

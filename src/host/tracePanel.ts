@@ -1,0 +1,275 @@
+/**
+ * "MoE: Trace selection": finds the MMLU question at the selection, runs it through the model in the
+ * inference process and shows the routing in a webview panel beside the editor. While the panel is open,
+ * moving the selection to another question re-traces it (debounced; the older request is cancelled and
+ * its result, should it still arrive, is never drawn over the newer one). Hovering a token in the panel
+ * highlights its text in the editor, and the cursor in the editor highlights its token in the panel.
+ */
+import * as vscode from 'vscode';
+import { findQuestionAtCursor, type FoundQuestion } from '../mmlu/questionAtCursor';
+import { promptHeader, formatItem, pyStrip } from '../mmlu/prompt';
+import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import type { ModelManager } from './modelManager';
+import { readSettings } from './settings';
+import { saveExport } from './exports';
+import {
+  ANSWER_LETTERS,
+  EngineFailure,
+  type HostToTraceView,
+  type TraceResult,
+  type TraceViewToHost,
+} from '../shared/protocol';
+
+export const TRACE_VIEW_TYPE = 'moeScope.trace';
+
+/** A piece of the traced prompt that was copied verbatim from the document. */
+interface Segment {
+  promptStart: number;
+  promptEnd: number;
+  docStart: number;
+}
+
+interface Current {
+  requestId: number;
+  uri: string;
+  range: [number, number];
+  segments: Segment[];
+  result: TraceResult | null;
+}
+
+export class TraceController implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | null = null;
+  private ready = false;
+  private queue: HostToTraceView[] = [];
+  private requestSeq = 0;
+  private inFlight: AbortController | null = null;
+  private current: Current | null = null;
+  private followTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly decoration = vscode.window.createTextEditorDecorationType({
+    backgroundColor: new vscode.ThemeColor('editor.findMatchHighlightBackground'),
+    border: '1px solid',
+    borderColor: new vscode.ThemeColor('editor.findMatchHighlightBorder'),
+  });
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly traced = new vscode.EventEmitter<TraceResult>();
+  readonly onDidTrace = this.traced.event;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly models: ModelManager,
+  ) {
+    this.disposables.push(
+      vscode.window.onDidChangeTextEditorSelection((e) => this.onSelection(e)),
+      vscode.window.registerWebviewPanelSerializer(TRACE_VIEW_TYPE, {
+        deserializeWebviewPanel: async (panel) => this.adopt(panel),
+      }),
+    );
+  }
+
+  get lastResult(): TraceResult | null {
+    return this.current?.result ?? null;
+  }
+
+  /** The command: trace the question at the active editor's selection. */
+  async traceSelection(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showErrorMessage('MoE Scope: open an MMLU file (CSV, JSONL or text) and select a question to trace.');
+      return;
+    }
+    await this.traceAt(editor, true);
+  }
+
+  private async traceAt(editor: vscode.TextEditor, explicit: boolean): Promise<void> {
+    const doc = editor.document;
+    const text = doc.getText();
+    const found = findQuestionAtCursor({
+      text,
+      fileName: doc.fileName,
+      selectionStart: doc.offsetAt(editor.selection.start),
+      selectionEnd: doc.offsetAt(editor.selection.end),
+    });
+    if (!found.ok) {
+      if (explicit) {
+        void vscode.window.showErrorMessage(`MoE Scope: ${found.message}`);
+        this.show();
+        this.post({ type: 'trace-failed', requestId: ++this.requestSeq, message: found.message });
+      }
+      return;
+    }
+    const prompt = buildTracePrompt(found.question, text, found.range);
+    const requestId = ++this.requestSeq;
+    this.inFlight?.abort();
+    const controller = new AbortController();
+    this.inFlight = controller;
+    this.current = { requestId, uri: doc.uri.toString(), range: found.range, segments: prompt.segments, result: null };
+    this.show();
+    const label = `${found.question.subject ? `${found.question.subject.replace(/_/g, ' ')}: ` : ''}${pyStrip(found.question.question).slice(0, 80)}`;
+    this.post({ type: 'trace-started', requestId, label });
+    try {
+      await this.models.ensureLoaded(explicit);
+      const result = await this.models.withBusy(() =>
+        this.models.client.call('trace', { input: { text: prompt.text }, options: { includeProbs: true, includeLastLogits: false } }, controller.signal),
+      );
+      if (requestId !== this.requestSeq) return; // a newer trace owns the panel now
+      this.current.result = result;
+      const gold = found.question.answer === null ? undefined : ANSWER_LETTERS[found.question.answer];
+      this.post({
+        type: 'trace',
+        payload: { requestId, sourceUri: doc.uri.toString(), question: { subject: found.question.subject, text: prompt.text, gold }, result },
+      });
+      this.traced.fire(result);
+    } catch (e) {
+      if (e instanceof EngineFailure && e.code === 'cancelled') return;
+      if (requestId !== this.requestSeq) return;
+      const message = (e as Error).message;
+      this.models.output.error(`trace failed: ${message}`);
+      this.post({ type: 'trace-failed', requestId, message });
+      if (explicit) {
+        const action = e instanceof EngineFailure && e.code === 'not-loaded' ? 'Select model...' : 'Show log';
+        void vscode.window.showErrorMessage(`MoE Scope: ${message}`, action).then((a) => {
+          if (a === 'Select model...') void vscode.commands.executeCommand('moeScope.selectModel');
+          else if (a === 'Show log') this.models.output.show();
+        });
+      }
+    } finally {
+      if (this.inFlight === controller) this.inFlight = null;
+    }
+  }
+
+  private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
+    if (!this.panel || !this.current) return;
+    const doc = e.textEditor.document;
+    const offset = doc.offsetAt(e.selections[0].active);
+    if (doc.uri.toString() === this.current.uri && offset >= this.current.range[0] && offset <= this.current.range[1]) {
+      this.post({ type: 'highlight-token', index: this.tokenAtDocOffset(offset) });
+      return;
+    }
+    if (!readSettings().followSelection || e.kind === vscode.TextEditorSelectionChangeKind.Command) return;
+    if (this.followTimer) clearTimeout(this.followTimer);
+    this.followTimer = setTimeout(() => {
+      this.followTimer = null;
+      void this.traceAt(e.textEditor, false);
+    }, 350);
+  }
+
+  private tokenAtDocOffset(offset: number): number | null {
+    const c = this.current;
+    if (!c?.result) return null;
+    const seg = c.segments.find((s) => offset >= s.docStart && offset < s.docStart + (s.promptEnd - s.promptStart));
+    if (!seg) return null;
+    const p = seg.promptStart + (offset - seg.docStart);
+    const i = c.result.tokens.findIndex((t) => p >= t.start && p < t.end);
+    return i >= 0 ? i : null;
+  }
+
+  private highlightToken(index: number | null): void {
+    const c = this.current;
+    const editor = vscode.window.visibleTextEditors.find((ed) => ed.document.uri.toString() === c?.uri);
+    if (!editor) return;
+    if (index === null || !c?.result) {
+      editor.setDecorations(this.decoration, []);
+      return;
+    }
+    const tok = c.result.tokens[index];
+    const ranges: vscode.Range[] = [];
+    for (const s of c.segments) {
+      const a = Math.max(tok.start, s.promptStart);
+      const b = Math.min(tok.end, s.promptEnd);
+      if (a < b) ranges.push(new vscode.Range(editor.document.positionAt(s.docStart + a - s.promptStart), editor.document.positionAt(s.docStart + b - s.promptStart)));
+    }
+    editor.setDecorations(this.decoration, ranges);
+    if (ranges[0]) editor.revealRange(ranges[0], vscode.TextEditorRevealType.InCenterIfOutsideViewport);
+  }
+
+  private show(): void {
+    if (this.panel) {
+      if (!this.panel.visible) this.panel.reveal(vscode.ViewColumn.Beside, true);
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(TRACE_VIEW_TYPE, 'MoE Trace', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
+      enableScripts: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: webviewResourceRoots(this.context.extensionUri),
+    });
+    this.adopt(panel);
+  }
+
+  /** Wires a panel, new or restored after a window reload. */
+  private adopt(panel: vscode.WebviewPanel): void {
+    this.panel?.dispose();
+    this.panel = panel;
+    this.ready = false;
+    panel.iconPath = vscode.Uri.joinPath(this.context.extensionUri, 'media', 'moe-scope.svg');
+    panel.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
+    panel.webview.html = renderWebviewHtml(panel.webview, this.context.extensionUri, 'trace', 'MoE Trace');
+    panel.webview.onDidReceiveMessage((m: TraceViewToHost) => this.onMessage(m), null, this.disposables);
+    panel.onDidDispose(() => {
+      if (this.panel !== panel) return;
+      this.panel = null;
+      this.inFlight?.abort();
+      this.highlightToken(null);
+    }, null, this.disposables);
+  }
+
+  private onMessage(m: TraceViewToHost): void {
+    switch (m.type) {
+      case 'ready':
+        this.ready = true;
+        for (const q of this.queue.splice(0)) void this.panel?.webview.postMessage(q);
+        break;
+      case 'hover-token':
+        this.highlightToken(m.index);
+        break;
+      case 'reveal-token':
+        this.highlightToken(m.index);
+        break;
+      case 'export':
+        void saveExport(m);
+        break;
+      case 'retry':
+        void this.traceSelection();
+        break;
+    }
+  }
+
+  private post(m: HostToTraceView): void {
+    if (!this.panel) return;
+    // Only the newest state matters while the view is still loading.
+    if (!this.ready) this.queue = [...this.queue.filter((q) => q.type === 'highlight-token'), m];
+    else void this.panel.webview.postMessage(m);
+  }
+
+  dispose(): void {
+    this.inFlight?.abort();
+    this.panel?.dispose();
+    this.decoration.dispose();
+    this.traced.dispose();
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+/**
+ * The zero-shot MMLU prompt for a question (harness format, ending in "Answer:" so the next token is
+ * the model's answer), and which of its pieces were copied verbatim from the document.
+ */
+export function buildTracePrompt(q: FoundQuestion, docText: string, range: [number, number]): { text: string; segments: Segment[] } {
+  const header = promptHeader(q.subject);
+  const item = formatItem(q);
+  const text = `${header}${item}\nAnswer:`;
+  const pieces = [pyStrip(q.question), ...q.choices];
+  const segments: Segment[] = [];
+  let promptPos = header.length;
+  let docPos = range[0];
+  pieces.forEach((piece, i) => {
+    const at = text.indexOf(piece, promptPos);
+    if (i > 0) promptPos = at >= 0 ? at : promptPos;
+    const inDoc = piece ? docText.indexOf(piece, docPos) : -1;
+    if (at >= 0 && inDoc >= 0 && inDoc + piece.length <= range[1]) {
+      segments.push({ promptStart: at, promptEnd: at + piece.length, docStart: inDoc });
+      docPos = inDoc + piece.length;
+    }
+    if (at >= 0) promptPos = at + piece.length;
+  });
+  return { text, segments };
+}
