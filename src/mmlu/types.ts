@@ -29,4 +29,19 @@ export interface MmluDataset {
   issues: ParseIssue[];
   /** sha256 over the files' bytes in a stable order; names a dataset in run manifests. */
   fingerprint: string;
+  /**
+   * Rows that were read although they bend the format (e.g. a quote inside an unquoted CSV field, kept as
+   * a character); `reason` says how each was read. Unlike `issues`, these rows are in `questions`.
+   */
+  warnings?: ParseIssue[];
+  /** The files read, relative to `path` (a file's own name when a single file was opened), sorted. */
+  files?: string[];
+  /** subject -> subcategories and category, from a categories.json found with the data. */
+  categories?: Record<string, MmluSubjectCategory>;
+}
+
+/** Where a subject sits in MMLU's grouping: 57 subjects, 17 subcategories, 4 categories. */
+export interface MmluSubjectCategory {
+  subcategories: string[];
+  category: string;
 }
