@@ -47,9 +47,9 @@ interface PrefixCache {
 
 interface ForwardOutput {
   logits: Float32Array;
-  routerLogits: Float32Array;
+  /** Per layer: [B*S, experts]. */
+  routerLogits: Float32Array[];
   present: KvCache;
-  rowsPerLayer: number;
 }
 
 export class Engine implements InferenceBackend {
@@ -160,7 +160,7 @@ export class Engine implements InferenceBackend {
     const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
-    const routing = routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, options.includeProbs);
+    const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs);
     const answerLogProbs = logSoftmaxAt(out.logits, 0, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
     const result: TraceResult = {
       model: info,
@@ -203,7 +203,7 @@ export class Engine implements InferenceBackend {
           key: params.prefix.key,
           ids: [...ids],
           kv: out.present,
-          routing: routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, false),
+          routing: routingFromLogits(out.routerLogits, rows, arch, false),
         };
         this.prefix = prefix;
       }
@@ -228,7 +228,7 @@ export class Engine implements InferenceBackend {
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
     const items = params.items.map((item, b) => {
       const rows = Array.from({ length: item.ids.length }, (_, i) => b * S + i);
-      const own = routingFromLogits(out.routerLogits, arch.numLayers, out.rowsPerLayer, rows, arch, false);
+      const own = routingFromLogits(out.routerLogits, rows, arch, false);
       const logp = logSoftmaxAt(out.logits, b * arch.vocabSize, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
       return { key: item.key, answerLogProbs: logp, routing: prefix ? concatRouting([prefix.routing, own]) : own };
     });
@@ -285,7 +285,8 @@ export class Engine implements InferenceBackend {
         feeds[name] = new ort.Tensor('float32', data, [B, arch.numKvHeads, P, D]);
       }
     }
-    const fetches = ['logits', 'router_logits'];
+    const fetches = ['logits'];
+    for (let l = 0; l < arch.numLayers; l++) fetches.push(`router_logits_${l}`);
     if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
     const out = await rt.session.run(feeds, fetches);
     const present: KvCache = { keys: [], values: [], length: Tt };
@@ -295,7 +296,8 @@ export class Engine implements InferenceBackend {
         present.values.push(out[`present_value_${l}`].data as Float32Array);
       }
     }
-    return { logits: out.logits.data as Float32Array, routerLogits: out.router_logits.data as Float32Array, present, rowsPerLayer: B * S };
+    const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
+    return { logits: out.logits.data as Float32Array, routerLogits, present };
   }
 
   private spansForIds(ids: number[]): TokenSpan[] {

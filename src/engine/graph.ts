@@ -5,8 +5,8 @@
  *   input_ids [B, S] int64, rope_cos / rope_sin [B, 1, S, head_dim], attention_bias [B, 1, S, T]
  *   (additive: 0 or -1e9, so causality, padding and the cached prefix are all decided by the caller),
  *   past_key_L / past_value_L [B, kv_heads, P, head_dim], logits_index [M] (rows of the flattened B*S).
- * Outputs: logits [M, vocab]; router_logits [layers, B*S, experts] (unless exposeRouter is off, for the
- *   cost benchmark); present_key_L / present_value_L [B, kv_heads, T, head_dim] for prefix reuse.
+ * Outputs: logits [M, vocab]; router_logits_L [B*S, experts] per layer (unless exposeRouter is off, for
+ *   the cost benchmark); present_key_L / present_value_L [B, kv_heads, T, head_dim] for prefix reuse.
  *
  * The hidden stream is kept 2-D ([B*S, hidden]) so every projection is a Gemm with transB=1 reading the
  * checkpoint's [out, in] matrices as they are stored, without a transposed copy. Expert compute uses the
@@ -25,7 +25,7 @@ export interface GraphOptions {
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
-export const GRAPH_VERSION = 3;
+export const GRAPH_VERSION = 4;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
@@ -92,7 +92,6 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   };
 
   let h = g.op('Reshape', [g.op('Gather', [w(names.embed, [arch.vocabSize, H]), inputIds], { axis: 0 }), g.constInt64([-1, H])]);
-  const routerOutputs: string[] = [];
   const rep = arch.numHeads / arch.numKvHeads;
 
   for (let l = 0; l < arch.numLayers; l++) {
@@ -134,8 +133,12 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     h = g.op('Add', [h, linear(merged, n.o, H, qDim)]);
 
     const xm = rmsNorm(h, n.postAttentionNorm, H);
-    const routerLogits = linear(xm, n.router, arch.numExperts, H);
-    if (opts.exposeRouter) routerOutputs.push(routerLogits);
+    // The router's Gemm output itself is a graph output: exposing it adds no node and no copy.
+    const routerLogits = g.op('Gemm', [xm, w(n.router, [arch.numExperts, H])], { transB: 1 }, { output: opts.exposeRouter && T === 'float32' ? `router_logits_${l}` : undefined });
+    if (opts.exposeRouter) {
+      if (T !== 'float32') g.op('Cast', [routerLogits], { to: 1 }, { output: `router_logits_${l}` });
+      g.output(`router_logits_${l}`, 'float32', ['tokens', arch.numExperts]);
+    }
     const ex = weights.experts(l);
     g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
     g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
@@ -167,13 +170,6 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   if (T !== 'float32') logits = g.op('Cast', [logits], { to: 1 });
   g.op('Identity', [logits], {}, { output: 'logits' });
   g.output('logits', 'float32', ['selected', arch.vocabSize]);
-  if (opts.exposeRouter) {
-    const zero = g.constInt64([0]);
-    let stacked = g.op('Concat', routerOutputs.map((r) => g.op('Unsqueeze', [r, zero])), { axis: 0 });
-    if (T !== 'float32') stacked = g.op('Cast', [stacked], { to: 1 });
-    g.op('Identity', [stacked], {}, { output: 'router_logits' });
-    g.output('router_logits', 'float32', [arch.numLayers, 'tokens', arch.numExperts]);
-  }
   return g.toBytes({
     producer: 'moe-scope',
     docString: `MoE Scope decoder graph v${GRAPH_VERSION} for ${arch.modelType} (${opts.dtype}, ${opts.packing})`,

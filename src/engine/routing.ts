@@ -12,13 +12,11 @@ export interface RoutingRule {
 }
 
 /**
- * `logits` holds rows of numExperts values; `rows` lists which rows to take, in token order, for each
- * layer (the same rows in every layer); `layerStride` is the number of rows per layer in `logits`.
+ * `logits[l]` holds layer l's router logits, rows of numExperts values; `rows` lists which rows to take,
+ * in token order (the same rows in every layer).
  */
 export function routingFromLogits(
-  logits: Float32Array,
-  numLayers: number,
-  layerStride: number,
+  logits: readonly Float32Array[],
   rows: ArrayLike<number>,
   rule: RoutingRule,
   includeProbs: boolean,
@@ -26,6 +24,7 @@ export function routingFromLogits(
   const E = rule.numExperts;
   const K = rule.topK;
   const T = rows.length;
+  const numLayers = logits.length;
   const probs = includeProbs ? new Float32Array(numLayers * T * E) : undefined;
   const topExperts = new Uint16Array(numLayers * T * K);
   const topWeights = new Float32Array(numLayers * T * K);
@@ -34,12 +33,13 @@ export function routingFromLogits(
   const order = new Int32Array(E);
   for (let l = 0; l < numLayers; l++) {
     for (let t = 0; t < T; t++) {
-      const base = (l * layerStride + rows[t]) * E;
+      const layer = logits[l];
+      const base = rows[t] * E;
       let max = -Infinity;
-      for (let e = 0; e < E; e++) max = Math.max(max, logits[base + e]);
+      for (let e = 0; e < E; e++) max = Math.max(max, layer[base + e]);
       let sum = 0;
       for (let e = 0; e < E; e++) {
-        p[e] = Math.exp(logits[base + e] - max);
+        p[e] = Math.exp(layer[base + e] - max);
         sum += p[e];
       }
       let h = 0;

@@ -53,6 +53,8 @@ export interface EvalOptions {
   tokenScope: TokenScope;
   batchSize: number;
   runDir: string;
+  /** Compute the shared few-shot prefix once per subject (default). Off only to measure what it saves. */
+  reusePrefix?: boolean;
 }
 
 export interface EvalProgress {
@@ -286,7 +288,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
         if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
         const batch = todo.slice(i, i + opts.batchSize);
         const bt0 = Date.now();
-        const P = group.prefixIds.length;
+        const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
         const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
         const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
         const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
