@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Checkpoint } from './checkpoint';
-import { createRuntime, type Runtime } from './runtime';
+import { createRuntime, createExpertSession, type Runtime } from './runtime';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
 import type { MoeArchitecture } from './families';
@@ -47,6 +47,8 @@ interface PrefixCache {
 
 interface ForwardOutput {
   logits: Float32Array;
+  /** Per layer [B*S, hidden], when asked for. */
+  moeInputs: Float32Array[];
   /** Per layer: [B*S, experts]. */
   routerLogits: Float32Array[];
   present: KvCache;
@@ -58,6 +60,7 @@ export class Engine implements InferenceBackend {
   private tokenizer: EngineTokenizer | null = null;
   private info: ModelInfo | null = null;
   private prefix: PrefixCache | null = null;
+  private expertSessions = new Map<boolean, ort.InferenceSession>();
 
   constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
 
@@ -157,10 +160,10 @@ export class Engine implements InferenceBackend {
     if (ids.length === 0) throw new EngineFailure('bad-input', 'nothing to trace: the text encodes to no tokens');
     this.checkIds(ids, arch);
     checkAborted(signal);
-    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false });
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: !!options.allExperts });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
-    const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs);
+    const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs || !!options.allExperts);
     const answerLogProbs = logSoftmaxAt(out.logits, 0, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
     const result: TraceResult = {
       model: info,
@@ -172,8 +175,53 @@ export class Engine implements InferenceBackend {
       lastLogits: options.includeLastLogits ? out.logits.slice(0, arch.vocabSize) : undefined,
       ms: 0,
     };
+    if (options.allExperts) result.expertOutputs = (await this.expertOutputs(out.moeInputs, ids.length, false, signal)).stats;
     result.ms = Date.now() - t0;
     return result;
+  }
+
+  /**
+   * Every expert's unweighted output for every token's MoE input (the analysis mode of "A Closer Look
+   * into MoE"): per layer and token, the L2 norm of each expert's output and the mean angular similarity
+   * between different experts' outputs. With includeOutputs, also the outputs themselves (tests).
+   */
+  async expertOutputs(moeInputs: Float32Array[], T: number, includeOutputs: boolean, signal?: AbortSignal) {
+    const arch = this.requireCheckpoint().arch;
+    const rt = this.runtime!;
+    let session = this.expertSessions.get(includeOutputs);
+    if (!session) {
+      session = await createExpertSession(rt, includeOutputs);
+      this.expertSessions.set(includeOutputs, session);
+    }
+    const E = arch.numExperts;
+    const L = arch.numLayers;
+    const norms = new Float32Array(L * T * E);
+    const similarity = new Float32Array(L * T);
+    const outputs: Float32Array[] = [];
+    // One run over all layers: ORT executes the whole graph whatever is fetched, and frees each layer's
+    // [E, T, hidden] intermediate once its norms and similarities are reduced.
+    checkAborted(signal);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < L; l++) feeds[`x_${l}`] = new ort.Tensor('float32', moeInputs[l], [T, arch.hiddenSize]);
+    const fetch: string[] = [];
+    for (let l = 0; l < L; l++) fetch.push(`norms_${l}`, `angsum_${l}`, ...(includeOutputs ? [`outputs_${l}`] : []));
+    const out = await session.run(feeds, fetch);
+    for (let l = 0; l < L; l++) {
+      const n = out[`norms_${l}`].data as Float32Array; // [E, T]
+      for (let e = 0; e < E; e++) for (let t = 0; t < T; t++) norms[(l * T + t) * E + e] = n[e * T + t];
+      const a = out[`angsum_${l}`].data as Float32Array;
+      for (let t = 0; t < T; t++) similarity[l * T + t] = (a[t] - E) / (E * (E - 1));
+      if (includeOutputs) outputs.push(out[`outputs_${l}`].data as Float32Array);
+    }
+    return { stats: { numLayers: L, numTokens: T, numExperts: E, norms, meanAngularSimilarity: similarity }, outputs };
+  }
+
+  /** For tests: the decoder's MoE inputs and routed outputs of one sequence, with its routing. */
+  async moeBlockIO(ids: number[]): Promise<{ moeInputs: Float32Array[]; moeOutputs: Float32Array[]; routing: Routing }> {
+    const arch = this.requireCheckpoint().arch;
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: true, wantMoeOutputs: true });
+    const rows = Array.from({ length: ids.length }, (_, i) => i);
+    return { moeInputs: out.moeInputs, moeOutputs: out.moeOutputs, routing: routingFromLogits(out.routerLogits, rows, arch, true) };
   }
 
   /**
@@ -237,6 +285,8 @@ export class Engine implements InferenceBackend {
 
   async dispose(): Promise<void> {
     this.prefix = null;
+    for (const s of this.expertSessions.values()) await s.release();
+    this.expertSessions.clear();
     if (this.runtime) {
       await this.runtime.session.release();
       this.runtime = null;
@@ -247,7 +297,12 @@ export class Engine implements InferenceBackend {
    * One run of the graph on right-padded sequences `batch` after an optional cached prefix (shared by
    * every row). Padding is masked out of attention; its routing rows are simply never read.
    */
-  private async forward(batch: number[][], past: KvCache | null, logitRows: number[], opts: { wantPresent: boolean }): Promise<ForwardOutput> {
+  private async forward(
+    batch: number[][],
+    past: KvCache | null,
+    logitRows: number[],
+    opts: { wantPresent: boolean; wantMoeInputs?: boolean; wantMoeOutputs?: boolean },
+  ): Promise<ForwardOutput & { moeOutputs: Float32Array[] }> {
     const rt = this.runtime!;
     const arch = this.ckpt!.arch;
     const B = batch.length;
@@ -288,6 +343,8 @@ export class Engine implements InferenceBackend {
     const fetches = ['logits'];
     for (let l = 0; l < arch.numLayers; l++) fetches.push(`router_logits_${l}`);
     if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
+    if (opts.wantMoeInputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_input_${l}`);
+    if (opts.wantMoeOutputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_output_${l}`);
     const out = await rt.session.run(feeds, fetches);
     const present: KvCache = { keys: [], values: [], length: Tt };
     if (opts.wantPresent) {
@@ -297,7 +354,8 @@ export class Engine implements InferenceBackend {
       }
     }
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
-    return { logits: out.logits.data as Float32Array, routerLogits, present };
+    const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
+    return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
   }
 
   private spansForIds(ids: number[]): TokenSpan[] {

@@ -6,7 +6,8 @@
  *   (additive: 0 or -1e9, so causality, padding and the cached prefix are all decided by the caller),
  *   past_key_L / past_value_L [B, kv_heads, P, head_dim], logits_index [M] (rows of the flattened B*S).
  * Outputs: logits [M, vocab]; router_logits_L [B*S, experts] per layer (unless exposeRouter is off, for
- *   the cost benchmark); present_key_L / present_value_L [B, kv_heads, T, head_dim] for prefix reuse.
+ *   the cost benchmark); moe_input_L / moe_output_L [B*S, hidden], the MoE block's input and its routed
+ *   experts' weighted output (read only by the all-experts analysis); present_key_L / present_value_L [B, kv_heads, T, head_dim] for prefix reuse.
  *
  * The hidden stream is kept 2-D ([B*S, hidden]) so every projection is a Gemm with transB=1 reading the
  * checkpoint's [out, in] matrices as they are stored, without a transposed copy. Expert compute uses the
@@ -25,7 +26,7 @@ export interface GraphOptions {
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
-export const GRAPH_VERSION = 4;
+export const GRAPH_VERSION = 5;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
@@ -68,14 +69,19 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const lastAxis = g.constInt64([3]);
   const scale = g.op('Cast', [g.constFloat([1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
 
-  const rmsNorm = (x: string, weightName: string, size: number) => {
+  const rmsNorm = (x: string, weightName: string, size: number, output?: string) => {
     // Statistics in fp32 whatever the compute dtype, as the reference implementations do.
     const x32 = T === 'float32' ? x : g.op('Cast', [x], { to: 1 });
     const meanSq = g.op('ReduceMean', [g.op('Mul', [x32, x32])], { axes: [-1], keepdims: 1 });
     const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.constFloat([arch.rmsNormEps], [])])])]);
     let normed = g.op('Mul', [x32, inv]);
     if (T !== 'float32') normed = g.op('Cast', [normed], { to: 10 });
-    return g.op('Mul', [normed, w(weightName, [size])]);
+    return g.op('Mul', [normed, w(weightName, [size])], {}, { output });
+  };
+  /** Declares an intermediate value as a float32 graph output (by name, so float32 graphs add no node). */
+  const expose = (value: string, name: string, dims: (number | string)[]) => {
+    if (T !== 'float32') g.op('Cast', [value], { to: 1 }, { output: name });
+    g.output(name, 'float32', dims);
   };
   const linear = (x: string, name: string, out: number, inp: number, biasName?: string) =>
     g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
@@ -132,7 +138,9 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), flatQ]);
     h = g.op('Add', [h, linear(merged, n.o, H, qDim)]);
 
-    const xm = rmsNorm(h, n.postAttentionNorm, H);
+    // The MoE block's input and its routed output are outputs too: the all-experts analysis reads them.
+    const xm = rmsNorm(h, n.postAttentionNorm, H, T === 'float32' ? `moe_input_${l}` : undefined);
+    expose(xm, `moe_input_${l}`, ['tokens', H]);
     // The router's Gemm output itself is a graph output: exposing it adds no node and no copy.
     const routerLogits = g.op('Gemm', [xm, w(n.router, [arch.numExperts, H])], { transB: 1 }, { output: opts.exposeRouter && T === 'float32' ? `router_logits_${l}` : undefined });
     if (opts.exposeRouter) {
@@ -152,7 +160,8 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       moeInputs.push('', `w:experts.${l}.fc3`);
       moeAttrs.activation_type = 'silu';
     }
-    let moe = g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft' });
+    let moe = g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
+    expose(moe, `moe_output_${l}`, ['tokens', H]);
     if (n.shared && arch.sharedExpert) {
       const si = arch.sharedExpert.intermediate;
       const gate = linear(xm, n.shared.gate, si, H);
@@ -174,4 +183,65 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     producer: 'moe-scope',
     docString: `MoE Scope decoder graph v${GRAPH_VERSION} for ${arch.modelType} (${opts.dtype}, ${opts.packing})`,
   });
+}
+
+/**
+ * The all-experts analysis graph ("A Closer Look into MoE"): every expert of every layer applied to every
+ * token's MoE input, UNWEIGHTED. Inputs x_L [T, hidden] (moe_input_L of the decoder). Outputs per layer:
+ * norms_L [E, T], the L2 norm of each expert's output; angsum_L [T], the sum over ordered expert pairs
+ * (a, b), a != b, of the angular similarity 1 - arccos(cos(out_a, out_b)) / pi; and, with includeOutputs,
+ * outputs_L [E, T, hidden] (for tests). Each expert is two Gemms reading its slices of experts.bin.
+ */
+export function buildExpertOutputGraph(arch: MoeArchitecture, weights: Pick<PreparedWeights, 'experts'>, opts: GraphOptions & { includeOutputs: boolean }): Uint8Array {
+  const g = new OnnxGraphBuilder(`moe-scope-${arch.family}-all-experts`);
+  const T: OnnxElemType = opts.dtype;
+  const H = arch.hiddenSize;
+  const I = arch.expertIntermediate;
+  const E = arch.numExperts;
+  const bytes = T === 'float32' ? 4 : 2;
+  const slice = (ref: { location: string; offset: number }, index: number, size: number) => ({ location: ref.location, offset: ref.offset + index * size * bytes, length: size * bytes });
+  const eps = g.constFloat([1e-12], []);
+  const one = g.constFloat([1], []);
+  const minusOne = g.constFloat([-1], []);
+  const invPi = g.constFloat([1 / Math.PI], []);
+  const unsq0 = g.constInt64([0]);
+  for (let l = 0; l < arch.numLayers; l++) {
+    const x32 = g.input(`x_${l}`, 'float32', ['tokens', H]);
+    const x = T === 'float32' ? x32 : g.op('Cast', [x32], { to: 10 });
+    const ex = weights.experts(l);
+    const outs: string[] = [];
+    for (let e = 0; e < E; e++) {
+      let act: string;
+      if (opts.packing === 'swiglu-interleaved') {
+        const w1 = g.external(`w:l${l}.e${e}.fc1`, T, [2 * I, H], slice(ex.fc1, e, 2 * I * H));
+        const h = g.op('Reshape', [g.op('Gemm', [x, w1], { transB: 1 }), g.constInt64([-1, I, 2])]);
+        const gate = g.op('Squeeze', [g.op('Slice', [h, g.constInt64([0]), g.constInt64([1]), g.constInt64([2])]), g.constInt64([2])]);
+        const up = g.op('Squeeze', [g.op('Slice', [h, g.constInt64([1]), g.constInt64([2]), g.constInt64([2])]), g.constInt64([2])]);
+        act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+      } else {
+        const wg = g.external(`w:l${l}.e${e}.fc1`, T, [I, H], slice(ex.fc1, e, I * H));
+        const wu = g.external(`w:l${l}.e${e}.fc3`, T, [I, H], slice(ex.fc3!, e, I * H));
+        const gate = g.op('Gemm', [x, wg], { transB: 1 });
+        act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), g.op('Gemm', [x, wu], { transB: 1 })]);
+      }
+      const w2 = g.external(`w:l${l}.e${e}.fc2`, T, [H, I], slice(ex.fc2, e, H * I));
+      const y = g.op('Gemm', [act, w2], { transB: 1 });
+      outs.push(g.op('Unsqueeze', [T === 'float32' ? y : g.op('Cast', [y], { to: 1 }), unsq0]));
+    }
+    const all = g.op('Concat', outs, { axis: 0 }); // [E, T, H]
+    if (opts.includeOutputs) {
+      g.op('Identity', [all], {}, { output: `outputs_${l}` });
+      g.output(`outputs_${l}`, 'float32', [E, 'tokens', H]);
+    }
+    const norms = g.op('ReduceL2', [all], { axes: [-1], keepdims: 1 }); // [E, T, 1]
+    g.op('Squeeze', [norms, g.constInt64([2])], {}, { output: `norms_${l}` });
+    g.output(`norms_${l}`, 'float32', [E, 'tokens']);
+    const unit = g.op('Transpose', [g.op('Div', [all, g.op('Max', [norms, eps])])], { perm: [1, 0, 2] }); // [T, E, H]
+    const cos = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [0, 2, 1] })]); // [T, E, E]
+    const angular = g.op('Sub', [one, g.op('Mul', [g.op('Acos', [g.op('Min', [g.op('Max', [cos, minusOne]), one])]), invPi])]);
+    // The diagonal contributes exactly E (angle 0); the caller subtracts it.
+    g.op('ReduceSum', [angular, g.constInt64([1, 2])], { keepdims: 0 }, { output: `angsum_${l}` });
+    g.output(`angsum_${l}`, 'float32', ['tokens']);
+  }
+  return g.toBytes({ producer: 'moe-scope', docString: `MoE Scope all-experts analysis graph v${GRAPH_VERSION} for ${arch.modelType}` });
 }

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from './checkpoint';
-import { buildDecoderGraph, GRAPH_VERSION } from './graph';
+import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './graph';
 import { prepareWeights, expertPackingFor } from './weights';
 import type { ComputeDType, ExecutionProvider, ExecutionProviderSetting } from '../shared/protocol';
 
@@ -28,6 +28,18 @@ export interface Runtime {
   providerNote?: string;
   graphDir: string;
   graphReused: boolean;
+}
+
+export function expertGraphFile(includeOutputs: boolean): string {
+  return includeOutputs ? 'all-experts-with-outputs.onnx' : 'all-experts.onnx';
+}
+
+export async function createExpertSession(rt: Runtime, includeOutputs: boolean): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path.join(rt.graphDir, expertGraphFile(includeOutputs)), {
+    executionProviders: rt.provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
 }
 
 export function defaultCacheDir(): string {
@@ -84,6 +96,10 @@ async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, options:
     try {
       const weights = prepareWeights(ckpt, tmp, dtype, packing);
       fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, weights, { dtype, packing, exposeRouter }));
+      // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
+      for (const includeOutputs of [false, true]) {
+        fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
+      }
       fs.writeFileSync(
         path.join(tmp, 'meta.json'),
         JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),

@@ -1,0 +1,609 @@
+/**
+ * Static expert-structure analysis computed from checkpoint weights alone (no forward pass), after
+ * "A Closer Look into Mixture-of-Experts in Large Language Models" (Lo et al.).
+ *
+ * Definitions, per MoE layer with E experts. Every expert has three matrices stored [out, in] row-major:
+ * gate = gate_proj / w1 [I, H], up = up_proj / w3 [I, H], down = down_proj / w2 [H, I]. ("gate" always means
+ * the expert's gate_proj; the layer's router is called "router".)
+ *
+ *  - cos(a, b) = a·b / (|a| |b|); defined as 0 when either vector is all zeros (so a zero expert has 0 on
+ *    the diagonal too, which flags it instead of pretending it is self-similar).
+ *  - gate / up / down: E x E cos between the experts' flattened matrices vec(W) (row-major, I·H values).
+ *  - all: cos between the concatenations [vec(gate); vec(up); vec(down)]. Its Gram matrix is the sum of the
+ *    three Gram matrices, so a matrix with larger norms weighs more.
+ *  - Neuron level, for a matrix W with R rows and C columns:
+ *      rowMean[r] = (1/C) Σ_c W[r, c]   (a vector of length R),
+ *      colMean[c] = (1/R) Σ_r W[r, c]   (a vector of length C),
+ *    and the E x E cos between experts' rowMean (resp. colMean) vectors. For gate_proj (the protocol's
+ *    neuronRowMean / neuronColMean) rowMean has one entry per intermediate neuron (the mean of its input
+ *    weights) and colMean one entry per hidden input dimension (the mean over the expert's neurons).
+ *    up_proj is analogous; for down_proj rows are hidden outputs and columns are neurons.
+ *    Caveat worth showing in the UI: the order of neurons inside an expert is arbitrary (permuting gate/up
+ *    rows together with down columns leaves the expert's function unchanged), so the flattened and the
+ *    per-neuron (gate/up rowMean, down colMean) similarities only mean something when experts share an
+ *    origin, e.g. upcycling from one dense FFN; gate/up colMean and down rowMean are permutation-invariant.
+ *  - router: E x E cos between rows of the router weight [E, H] (each expert's "gate embedding").
+ *  - routerVsExpertR2: ordinary least squares with intercept of y = router cos on x = "all" cos over the
+ *    E(E-1)/2 pairs e < f; R^2 = 1 - SS_res / SS_tot (equal to the squared Pearson correlation). Defined as
+ *    0 when x or y has no variance (nothing to explain, or no explanatory spread).
+ *  - meanOffDiagonal.*: mean over the E(E-1) ordered pairs e != f. The summary by depth is this per-layer
+ *    mean as a series over layers.
+ *
+ * Memory: one layer of OLMoE is 64 x 3 x 2048 x 1024 values (1.6 GB as float32), so the layer is never
+ * held at once. For each matrix kind, the flattened vectors of all experts are streamed in aligned chunks
+ * of `chunkElements` values (byte ranges read straight from the safetensors files, any of F32/BF16/F16,
+ * per-expert or packed layout) and the Gram matrix G[e, f] = Σ x_e x_f is accumulated in float64.
+ * Resident memory is a few chunk buffers (~100 MB by default) plus E x E results.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+import type { Checkpoint } from './checkpoint';
+import { DTYPE_BYTES, f16ToF32, toFloat32, type SafetensorsDType } from './formats/dtypes';
+import { EngineFailure, type LayerWeightSimilarity, type WeightAnalysis } from '../shared/protocol';
+
+export type ExpertMatrixKind = 'gate' | 'up' | 'down';
+const KINDS: readonly ExpertMatrixKind[] = ['gate', 'up', 'down'];
+
+export interface NeuronMeanSimilarity {
+  /** E x E cos of the experts' row-mean vectors, row-major. */
+  rowMean: number[];
+  /** E x E cos of the experts' column-mean vectors, row-major. */
+  colMean: number[];
+}
+
+/**
+ * LayerWeightSimilarity plus the fields this module proposes for the protocol (see the report):
+ * neuron-level similarity of up/down, the full regression and the experts' norms that cos discards.
+ */
+export interface LayerWeightAnalysis extends LayerWeightSimilarity {
+  neuronUp: NeuronMeanSimilarity;
+  neuronDown: NeuronMeanSimilarity;
+  routerVsExpertFit: { slope: number; intercept: number; r2: number; pairs: number };
+  /** Frobenius norm of each expert's matrix and Euclidean norm of each router row. */
+  norms: { gate: number[]; up: number[]; down: number[]; router: number[] };
+  meanOffDiagonal: LayerWeightSimilarity['meanOffDiagonal'] & { neuronRowMean: number; neuronColMean: number };
+}
+
+/** Per-layer means as series over depth (index i belongs to layer[i], ascending). */
+export interface WeightDepthSummary {
+  layer: number[];
+  gate: number[];
+  up: number[];
+  down: number[];
+  all: number[];
+  router: number[];
+  neuronRowMean: number[];
+  neuronColMean: number[];
+  routerVsExpertR2: number[];
+}
+
+export interface CheckpointWeightAnalysis extends WeightAnalysis {
+  layers: LayerWeightAnalysis[];
+  byDepth: WeightDepthSummary;
+}
+
+export interface WeightAnalysisOptions {
+  /** Values per expert per streamed chunk; default sized for ~32 MB of float32 per chunk buffer. */
+  chunkElements?: number;
+}
+
+/** Bumped whenever a definition or the result shape changes, so cached results are recomputed. */
+export const WEIGHT_ANALYSIS_VERSION = 1;
+
+const CHUNK_BUDGET_BYTES = 32 * 1024 * 1024;
+/** Values per Gram tile: 4 + 4 expert rows of this length stay in L1/L2 while a block is accumulated. */
+const TILE = 2048;
+
+export async function analyzeCheckpointWeights(
+  ckpt: Checkpoint,
+  layers?: number[],
+  signal?: AbortSignal,
+  onProgress?: (layer: number) => void,
+  options: WeightAnalysisOptions = {},
+): Promise<CheckpointWeightAnalysis> {
+  const t0 = performance.now();
+  const wanted = resolveLayers(ckpt, layers);
+  const out: LayerWeightAnalysis[] = [];
+  const reader = new ChunkReader();
+  try {
+    for (const layer of wanted) {
+      checkAborted(signal);
+      out.push(await analyzeLayer(ckpt, layer, reader, signal, options));
+      onProgress?.(layer);
+    }
+  } finally {
+    await reader.close();
+  }
+  return { modelPath: ckpt.dir, numExperts: ckpt.arch.numExperts, layers: out, byDepth: summarizeByDepth(out), ms: performance.now() - t0 };
+}
+
+/**
+ * Like analyzeCheckpointWeights, but layers already analysed for this exact checkpoint are read from a
+ * JSON file in cacheDir. The key covers config.json's text and every safetensors file's name, size and
+ * mtime, so a re-downloaded or edited checkpoint is analysed afresh. Each layer is saved as soon as it is
+ * done, so a cancelled run keeps its finished layers.
+ */
+export async function cachedWeightAnalysis(
+  ckpt: Checkpoint,
+  cacheDir: string,
+  layers?: number[],
+  signal?: AbortSignal,
+  onProgress?: (layer: number) => void,
+  options: WeightAnalysisOptions = {},
+): Promise<CheckpointWeightAnalysis> {
+  const t0 = performance.now();
+  const wanted = resolveLayers(ckpt, layers);
+  const key = checkpointKey(ckpt);
+  const file = path.join(cacheDir, `weight-analysis-${key.slice(0, 32)}.json`);
+  const cached = readCache(file, key, ckpt.arch.numExperts);
+  for (const layer of wanted) {
+    if (cached.has(layer)) continue;
+    const r = await analyzeCheckpointWeights(ckpt, [layer], signal, onProgress, options);
+    cached.set(layer, r.layers[0]);
+    writeCache(file, key, ckpt.arch.numExperts, cached);
+  }
+  const result = wanted.map((l) => cached.get(l)!);
+  return { modelPath: ckpt.dir, numExperts: ckpt.arch.numExperts, layers: result, byDepth: summarizeByDepth(result), ms: performance.now() - t0 };
+}
+
+export function summarizeByDepth(layers: LayerWeightAnalysis[]): WeightDepthSummary {
+  const sorted = [...layers].sort((a, b) => a.layer - b.layer);
+  const series = (f: (l: LayerWeightAnalysis) => number) => sorted.map(f);
+  return {
+    layer: series((l) => l.layer),
+    gate: series((l) => l.meanOffDiagonal.gate),
+    up: series((l) => l.meanOffDiagonal.up),
+    down: series((l) => l.meanOffDiagonal.down),
+    all: series((l) => l.meanOffDiagonal.all),
+    router: series((l) => l.meanOffDiagonal.router),
+    neuronRowMean: series((l) => l.meanOffDiagonal.neuronRowMean),
+    neuronColMean: series((l) => l.meanOffDiagonal.neuronColMean),
+    routerVsExpertR2: series((l) => l.routerVsExpertR2),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One layer
+
+interface Segment {
+  file: string;
+  /** Byte offset of the matrix's first value. */
+  offset: number;
+  dtype: SafetensorsDType;
+}
+
+interface MatrixStreams {
+  rows: number;
+  cols: number;
+  /** Where each expert's copy of this matrix starts. */
+  experts: Segment[];
+}
+
+async function analyzeLayer(
+  ckpt: Checkpoint,
+  layer: number,
+  reader: ChunkReader,
+  signal: AbortSignal | undefined,
+  options: WeightAnalysisOptions,
+): Promise<LayerWeightAnalysis> {
+  const E = ckpt.arch.numExperts;
+  // Padding to whole 4 x 4 blocks keeps the kernel free of edge cases; the zero rows cost < 4 rows of work.
+  const Ep = Math.ceil(E / 4) * 4;
+  const streams = expertStreams(ckpt, layer);
+  const N = streams.gate.rows * streams.gate.cols;
+  const cap = Math.max(1, Math.min(N, Math.floor(options.chunkElements ?? CHUNK_BUDGET_BYTES / (4 * Ep))));
+
+  const X = new Float32Array(Ep * cap);
+  const slots = [new ArrayBuffer(E * cap * 4), new ArrayBuffer(E * cap * 4)];
+  const gram: Record<ExpertMatrixKind, Float64Array> = { gate: new Float64Array(Ep * Ep), up: new Float64Array(Ep * Ep), down: new Float64Array(Ep * Ep) };
+  const rowSums = {} as Record<ExpertMatrixKind, Float64Array>;
+  const colSums = {} as Record<ExpertMatrixKind, Float64Array>;
+  for (const k of KINDS) {
+    rowSums[k] = new Float64Array(E * streams[k].rows);
+    colSums[k] = new Float64Array(E * streams[k].cols);
+  }
+
+  const jobs: { kind: ExpertMatrixKind; start: number; len: number }[] = [];
+  for (const kind of KINDS) for (let start = 0; start < N; start += cap) jobs.push({ kind, start, len: Math.min(cap, N - start) });
+
+  // The next chunk is read on libuv's threads while this one is decoded and multiplied on the main thread.
+  let pending: Promise<void> | null = reader.readChunk(streams[jobs[0].kind].experts, jobs[0].start, jobs[0].len, cap, slots[0]);
+  try {
+    for (let j = 0; j < jobs.length; j++) {
+      await pending;
+      pending = null;
+      checkAborted(signal);
+      if (j + 1 < jobs.length) {
+        const nx = jobs[j + 1];
+        pending = reader.readChunk(streams[nx.kind].experts, nx.start, nx.len, cap, slots[(j + 1) % 2]);
+        // A failure surfaces at the await above; this only keeps it from being reported as unhandled meanwhile.
+        pending.catch(() => {});
+      }
+      const { kind, start, len } = jobs[j];
+      const s = streams[kind];
+      decodeChunk(slots[j % 2], s.experts, len, cap, X);
+      for (let k0 = 0; k0 < len; k0 += TILE) gramTile(X, cap, Ep, gram[kind], k0, Math.min(len, k0 + TILE));
+      accumulateMeans(X, cap, E, start, len, s.rows, s.cols, rowSums[kind], colSums[kind]);
+    }
+  } finally {
+    if (pending) await pending.catch(() => {});
+  }
+
+  const G: Record<ExpertMatrixKind, Float64Array> = { gate: compact(gram.gate, Ep, E), up: compact(gram.up, Ep, E), down: compact(gram.down, Ep, E) };
+  const gAll = new Float64Array(E * E);
+  for (let i = 0; i < E * E; i++) gAll[i] = G.gate[i] + G.up[i] + G.down[i];
+
+  const routerName = ckpt.names.layer(layer).router;
+  const routerW = ckpt.readFloat32(routerName);
+  const H = ckpt.arch.hiddenSize;
+  if (routerW.length !== E * H) throw new EngineFailure('bad-model', `${ckpt.dir}: router "${routerName}" holds ${routerW.length} values, expected ${E} x ${H}`);
+  const gRouter = gramOfRows(routerW, E, H);
+
+  const cos = {
+    gate: cosineFromGram(G.gate, E),
+    up: cosineFromGram(G.up, E),
+    down: cosineFromGram(G.down, E),
+    all: cosineFromGram(gAll, E),
+    router: cosineFromGram(gRouter, E),
+  };
+  const neuron = {} as Record<ExpertMatrixKind, { row: Float64Array; col: Float64Array }>;
+  for (const k of KINDS) {
+    // cos is scale-invariant, so the sums stand in for the means.
+    neuron[k] = {
+      row: cosineFromGram(gramOfRows(rowSums[k], E, streams[k].rows), E),
+      col: cosineFromGram(gramOfRows(colSums[k], E, streams[k].cols), E),
+    };
+  }
+  const fit = pairRegression(cos.all, cos.router, E);
+  const norms = (g: Float64Array) => Array.from({ length: E }, (_, e) => Math.sqrt(g[e * E + e]));
+  const list = (a: Float64Array) => Array.from(a);
+
+  return {
+    layer,
+    gate: list(cos.gate),
+    up: list(cos.up),
+    down: list(cos.down),
+    all: list(cos.all),
+    router: list(cos.router),
+    neuronRowMean: list(neuron.gate.row),
+    neuronColMean: list(neuron.gate.col),
+    routerVsExpertR2: fit.r2,
+    meanOffDiagonal: {
+      gate: meanOffDiagonal(cos.gate, E),
+      up: meanOffDiagonal(cos.up, E),
+      down: meanOffDiagonal(cos.down, E),
+      all: meanOffDiagonal(cos.all, E),
+      router: meanOffDiagonal(cos.router, E),
+      neuronRowMean: meanOffDiagonal(neuron.gate.row, E),
+      neuronColMean: meanOffDiagonal(neuron.gate.col, E),
+    },
+    neuronUp: { rowMean: list(neuron.up.row), colMean: list(neuron.up.col) },
+    neuronDown: { rowMean: list(neuron.down.row), colMean: list(neuron.down.col) },
+    routerVsExpertFit: fit,
+    norms: { gate: norms(G.gate), up: norms(G.up), down: norms(G.down), router: norms(gRouter) },
+  };
+}
+
+function expertStreams(ckpt: Checkpoint, layer: number): Record<ExpertMatrixKind, MatrixStreams> {
+  const { hiddenSize: H, expertIntermediate: I, numExperts: E } = ckpt.arch;
+  const shapes: Record<ExpertMatrixKind, [number, number]> = { gate: [I, H], up: [I, H], down: [H, I] };
+  const out = {} as Record<ExpertMatrixKind, MatrixStreams>;
+  for (const k of KINDS) out[k] = { rows: shapes[k][0], cols: shapes[k][1], experts: [] };
+  const ln = ckpt.names.layer(layer);
+  const floatDType = (name: string, dtype: SafetensorsDType) => {
+    if (dtype !== 'F32' && dtype !== 'BF16' && dtype !== 'F16') throw new EngineFailure('bad-model', `${ckpt.dir}: tensor "${name}" has dtype ${dtype}; expected F32, BF16 or F16`);
+    return dtype;
+  };
+  if (ckpt.expertLayout === 'per-expert') {
+    for (let e = 0; e < E; e++) {
+      const names = ln.expert(e);
+      for (const k of KINDS) {
+        const t = ckpt.tensor(names[k]);
+        const numel = t.shape.reduce((a, b) => a * b, 1);
+        if (numel !== I * H) throw new EngineFailure('bad-model', `${t.file}: tensor "${names[k]}" has shape [${t.shape.join(', ')}], expected ${shapes[k].join(' x ')}`);
+        out[k].experts.push({ file: t.file, offset: t.fileOffset, dtype: floatDType(names[k], t.dtype) });
+      }
+    }
+    return out;
+  }
+  const packed = ln.packed;
+  if (!packed) throw new EngineFailure('bad-model', `${ckpt.dir}: packed expert layout without packed tensor names for layer ${layer}`);
+  const gu = ckpt.tensor(packed.gateUp);
+  const dn = ckpt.tensor(packed.down);
+  const guBytes = DTYPE_BYTES[floatDType(packed.gateUp, gu.dtype)];
+  const dnBytes = DTYPE_BYTES[floatDType(packed.down, dn.dtype)];
+  if (gu.byteLength !== E * 2 * I * H * guBytes || dn.byteLength !== E * H * I * dnBytes) {
+    throw new EngineFailure('bad-model', `${ckpt.dir}: packed experts of layer ${layer} do not hold ${E} x (2 x ${I} x ${H}) and ${E} x ${H} x ${I} values`);
+  }
+  for (let e = 0; e < E; e++) {
+    // gate_up_proj[e] is [2I, H] with the gate rows first, then the up rows.
+    const base = gu.fileOffset + e * 2 * I * H * guBytes;
+    out.gate.experts.push({ file: gu.file, offset: base, dtype: gu.dtype });
+    out.up.experts.push({ file: gu.file, offset: base + I * H * guBytes, dtype: gu.dtype });
+    out.down.experts.push({ file: dn.file, offset: dn.fileOffset + e * H * I * dnBytes, dtype: dn.dtype });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Streaming reads and decoding
+
+class ChunkReader {
+  private handles = new Map<string, Promise<fsp.FileHandle>>();
+
+  private handle(file: string): Promise<fsp.FileHandle> {
+    let h = this.handles.get(file);
+    if (!h) {
+      h = fsp.open(file, 'r');
+      this.handles.set(file, h);
+    }
+    return h;
+  }
+
+  /** Reads values [start, start + len) of every expert's matrix into `slot`, expert e at byte e * cap * 4. */
+  async readChunk(experts: Segment[], start: number, len: number, cap: number, slot: ArrayBuffer): Promise<void> {
+    await Promise.all(
+      experts.map(async (seg, e) => {
+        const eb = DTYPE_BYTES[seg.dtype];
+        const fh = await this.handle(seg.file);
+        const buf = Buffer.from(slot, e * cap * 4, len * eb);
+        const position = seg.offset + start * eb;
+        let done = 0;
+        while (done < buf.length) {
+          const { bytesRead } = await fh.read(buf, done, buf.length - done, position + done);
+          if (bytesRead === 0) throw new EngineFailure('bad-model', `${seg.file}: unexpected end of file at offset ${position + done}: the file is truncated`);
+          done += bytesRead;
+        }
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    const hs = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(hs.map(async (h) => (await h.catch(() => null))?.close()));
+  }
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+let f16Table: Float32Array | null = null;
+
+/** Turns the raw bytes of every expert's chunk into float32 row e of X (stride cap). */
+function decodeChunk(slot: ArrayBuffer, experts: Segment[], len: number, cap: number, X: Float32Array): void {
+  for (let e = 0; e < experts.length; e++) {
+    const dtype = experts[e].dtype;
+    const srcOff = e * cap * 4;
+    const dstOff = e * cap;
+    if (!LITTLE_ENDIAN) {
+      X.set(toFloat32(new Uint8Array(slot, srcOff, len * DTYPE_BYTES[dtype]), dtype), dstOff);
+    } else if (dtype === 'F32') {
+      X.set(new Float32Array(slot, srcOff, len), dstOff);
+    } else if (dtype === 'BF16') {
+      // bfloat16 is the upper half of a float32: shifting the bits is the exact conversion.
+      const src = new Uint16Array(slot, srcOff, len);
+      const dst = new Uint32Array(X.buffer, X.byteOffset + dstOff * 4, len);
+      for (let i = 0; i < len; i++) dst[i] = src[i] << 16;
+    } else {
+      if (!f16Table) {
+        f16Table = new Float32Array(65536);
+        for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
+      }
+      const table = f16Table;
+      const src = new Uint16Array(slot, srcOff, len);
+      for (let i = 0; i < len; i++) X[dstOff + i] = table[src[i]];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Kernels
+
+/**
+ * G[i, j] += Σ_{k0 <= k < k1} X[i, k] X[j, k] for the upper triangle of 4 x 4 expert blocks. A 4 x 4 block
+ * reuses each loaded value four times with 16 float64 accumulators, which measured ~1.5x faster than 1 x 4
+ * or 2 x 4 blocks in V8. Float32 inputs are multiplied in float64, where their products are exact.
+ */
+function gramTile(X: Float32Array, stride: number, Ep: number, G: Float64Array, k0: number, k1: number): void {
+  for (let i = 0; i < Ep; i += 4) {
+    const a0 = i * stride;
+    const a1 = a0 + stride;
+    const a2 = a1 + stride;
+    const a3 = a2 + stride;
+    for (let j = i; j < Ep; j += 4) {
+      const b0 = j * stride;
+      const b1 = b0 + stride;
+      const b2 = b1 + stride;
+      const b3 = b2 + stride;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0;
+      let s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0;
+      let s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      for (let k = k0; k < k1; k++) {
+        const x0 = X[a0 + k], x1 = X[a1 + k], x2 = X[a2 + k], x3 = X[a3 + k];
+        const y0 = X[b0 + k], y1 = X[b1 + k], y2 = X[b2 + k], y3 = X[b3 + k];
+        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
+        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+      }
+      let g = i * Ep + j;
+      G[g] += s00; G[g + 1] += s01; G[g + 2] += s02; G[g + 3] += s03;
+      g += Ep;
+      G[g] += s10; G[g + 1] += s11; G[g + 2] += s12; G[g + 3] += s13;
+      g += Ep;
+      G[g] += s20; G[g + 1] += s21; G[g + 2] += s22; G[g + 3] += s23;
+      g += Ep;
+      G[g] += s30; G[g + 1] += s31; G[g + 2] += s32; G[g + 3] += s33;
+    }
+  }
+}
+
+/** Adds values [start, start + len) of each expert's flattened [rows, cols] matrix to its row and column sums. */
+function accumulateMeans(X: Float32Array, cap: number, E: number, start: number, len: number, rows: number, cols: number, rowSum: Float64Array, colSum: Float64Array): void {
+  const end = start + len;
+  for (let e = 0; e < E; e++) {
+    let p = e * cap;
+    let idx = start;
+    let r = Math.floor(start / cols);
+    let c = start - r * cols;
+    const colBase = e * cols;
+    while (idx < end) {
+      const stop = Math.min(end, idx + cols - c);
+      let s = 0;
+      for (; idx < stop; idx++, p++, c++) {
+        const v = X[p];
+        s += v;
+        colSum[colBase + c] += v;
+      }
+      rowSum[e * rows + r] += s;
+      r++;
+      c = 0;
+    }
+  }
+}
+
+/** Upper-triangle accumulator of size Ep x Ep -> full symmetric E x E. */
+function compact(g: Float64Array, Ep: number, E: number): Float64Array {
+  const out = new Float64Array(E * E);
+  for (let i = 0; i < E; i++) {
+    for (let j = i; j < E; j++) {
+      const v = g[i * Ep + j];
+      out[i * E + j] = v;
+      out[j * E + i] = v;
+    }
+  }
+  return out;
+}
+
+/** Gram matrix of the n rows (length d) of a row-major matrix. */
+function gramOfRows(m: ArrayLike<number>, n: number, d: number): Float64Array {
+  const g = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let s = 0;
+      const a = i * d;
+      const b = j * d;
+      for (let k = 0; k < d; k++) s += m[a + k] * m[b + k];
+      g[i * n + j] = s;
+      g[j * n + i] = s;
+    }
+  }
+  return g;
+}
+
+function cosineFromGram(g: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const d = Math.sqrt(g[i * n + i] * g[j * n + j]);
+      // Rounding can push |cos| of (near-)parallel vectors a hair past 1.
+      out[i * n + j] = d > 0 ? Math.max(-1, Math.min(1, g[i * n + j] / d)) : 0;
+    }
+  }
+  return out;
+}
+
+function meanOffDiagonal(m: Float64Array, n: number): number {
+  if (n < 2) return 0;
+  let s = 0;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) s += m[i * n + j];
+  return s / (n * (n - 1));
+}
+
+/** OLS y = intercept + slope x over the pairs i < j; see the module comment for the degenerate cases. */
+export function pairRegression(x: ArrayLike<number>, y: ArrayLike<number>, n: number): { slope: number; intercept: number; r2: number; pairs: number } {
+  let count = 0, sx = 0, sy = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      sx += x[i * n + j];
+      sy += y[i * n + j];
+      count++;
+    }
+  }
+  if (count === 0) return { slope: 0, intercept: 0, r2: 0, pairs: 0 };
+  const mx = sx / count;
+  const my = sy / count;
+  // Centred sums: the raw-moment formula loses everything when all similarities are close to each other.
+  let sxx = 0, syy = 0, sxy = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const dx = x[i * n + j] - mx;
+      const dy = y[i * n + j] - my;
+      sxx += dx * dx;
+      syy += dy * dy;
+      sxy += dx * dy;
+    }
+  }
+  // Relative thresholds: exact zero tests miss variances that are pure rounding noise.
+  const tiny = 1e-24 * count;
+  if (sxx <= tiny) return { slope: 0, intercept: my, r2: 0, pairs: count };
+  const slope = sxy / sxx;
+  const intercept = my - slope * mx;
+  const r2 = syy <= tiny ? 0 : Math.min(1, (sxy * sxy) / (sxx * syy));
+  return { slope, intercept, r2, pairs: count };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Arguments, cancellation, cache
+
+function resolveLayers(ckpt: Checkpoint, layers: number[] | undefined): number[] {
+  const L = ckpt.arch.numLayers;
+  if (layers === undefined) return Array.from({ length: L }, (_, i) => i);
+  const seen = new Set<number>();
+  for (const l of layers) {
+    if (!Number.isInteger(l) || l < 0 || l >= L) throw new EngineFailure('bad-input', `layer ${l} does not exist: the model has layers 0..${L - 1}`);
+    seen.add(l);
+  }
+  return [...seen];
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new EngineFailure('cancelled', 'the request was cancelled');
+}
+
+export function checkpointKey(ckpt: Checkpoint): string {
+  const h = createHash('sha256');
+  h.update(`moe-scope weight analysis v${WEIGHT_ANALYSIS_VERSION}\n`);
+  h.update(ckpt.configText);
+  for (const f of [...ckpt.files].sort((a, b) => a.file.localeCompare(b.file))) {
+    const st = fs.statSync(f.file);
+    h.update(`\n${path.relative(ckpt.dir, f.file)}\t${st.size}\t${st.mtimeMs}`);
+  }
+  return h.digest('hex');
+}
+
+interface CacheFile {
+  version: number;
+  key: string;
+  numExperts: number;
+  layers: LayerWeightAnalysis[];
+}
+
+function readCache(file: string, key: string, numExperts: number): Map<number, LayerWeightAnalysis> {
+  const out = new Map<number, LayerWeightAnalysis>();
+  let data: CacheFile;
+  try {
+    data = JSON.parse(fs.readFileSync(file, 'utf8')) as CacheFile;
+  } catch {
+    // Missing, or torn by a crash mid-write of an older version: either way, recompute.
+    return out;
+  }
+  if (data?.version !== WEIGHT_ANALYSIS_VERSION || data.key !== key || data.numExperts !== numExperts || !Array.isArray(data.layers)) return out;
+  const E2 = numExperts * numExperts;
+  for (const l of data.layers) {
+    if (l && Number.isInteger(l.layer) && Array.isArray(l.all) && l.all.length === E2 && Array.isArray(l.router) && l.router.length === E2) out.set(l.layer, l);
+  }
+  return out;
+}
+
+function writeCache(file: string, key: string, numExperts: number, layers: Map<number, LayerWeightAnalysis>): void {
+  const data: CacheFile = { version: WEIGHT_ANALYSIS_VERSION, key, numExperts, layers: [...layers.values()].sort((a, b) => a.layer - b.layer) };
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  // Write-then-rename so a reader (or a crash) never sees half a file.
+  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(data));
+  fs.renameSync(tmp, file);
+}
