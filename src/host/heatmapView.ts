@@ -36,7 +36,7 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
 
   setTrace(result: TraceResult, label: string): void {
     const r = result.routing;
-    this.trace = { source: 'trace', label, numLayers: r.numLayers, numExperts: r.numExperts, counts: expertCounts(r) };
+    this.trace = { source: 'trace', label, numLayers: r.numLayers, numExperts: r.numExperts, topK: r.topK, counts: expertCounts(r) };
     this.push({ type: 'select-source', source: 'trace' });
   }
 
@@ -79,6 +79,7 @@ export function heatmapFromSummary(s: RunSummary, label: string): HeatmapData {
     label,
     numLayers: L,
     numExperts: E,
+    topK: s.model.topK,
     counts: s.layers.map((l) => l.activationCounts),
     expertAccuracy: s.layers.map((l) => l.expertAccuracy),
     expertAccuracyCount: s.layers.map((l) => l.expertAccuracyCount),

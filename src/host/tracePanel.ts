@@ -16,6 +16,7 @@ import {
   ANSWER_LETTERS,
   EngineFailure,
   type HostToTraceView,
+  type TracePayload,
   type TraceResult,
   type TraceViewToHost,
 } from '../shared/protocol';
@@ -44,6 +45,7 @@ export class TraceController implements vscode.Disposable {
   private requestSeq = 0;
   private inFlight: AbortController | null = null;
   private current: Current | null = null;
+  private lastPayload: TracePayload | null = null;
   private followTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly decoration = vscode.window.createTextEditorDecorationType({
     backgroundColor: new vscode.ThemeColor('editor.findMatchHighlightBackground'),
@@ -114,10 +116,8 @@ export class TraceController implements vscode.Disposable {
       if (requestId !== this.requestSeq) return; // a newer trace owns the panel now
       this.current.result = result;
       const gold = found.question.answer === null ? undefined : ANSWER_LETTERS[found.question.answer];
-      this.post({
-        type: 'trace',
-        payload: { requestId, sourceUri: doc.uri.toString(), question: { subject: found.question.subject, text: prompt.text, gold }, result },
-      });
+      this.lastPayload = { requestId, sourceUri: doc.uri.toString(), question: { subject: found.question.subject, text: prompt.text, gold }, result };
+      this.post({ type: 'trace', payload: this.lastPayload });
       this.traced.fire(result);
     } catch (e) {
       if (e instanceof EngineFailure && e.code === 'cancelled') return;
@@ -216,6 +216,8 @@ export class TraceController implements vscode.Disposable {
     switch (m.type) {
       case 'ready':
         this.ready = true;
+        // A restored panel kept a slimmed state; the last trace in full (gate probabilities too) comes back.
+        if (this.queue.length === 0 && this.lastPayload) this.queue.push({ type: 'trace', payload: this.lastPayload });
         for (const q of this.queue.splice(0)) void this.panel?.webview.postMessage(q);
         break;
       case 'hover-token':

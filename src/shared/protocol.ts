@@ -335,6 +335,7 @@ export type TraceViewToHost =
   | { type: 'ready' }
   | { type: 'hover-token'; index: number | null }
   | { type: 'reveal-token'; index: number }
+  /** data: UTF-8 text for svg/csv/json; base64 (with or without a data: prefix) for png. */
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string }
   | { type: 'retry' };
 
@@ -343,11 +344,14 @@ export interface HeatmapData {
   label: string;
   numLayers: number;
   numExperts: number;
+  /** Experts chosen per token; k/E is the uniform share. */
+  topK?: number;
   /** [layer][expert] counts. */
   counts: number[][];
-  /** Present for runs. */
+  /** Present for runs. Accuracies are fractions in [0, 1]. */
   expertAccuracy?: (number | null)[][];
   expertAccuracyCount?: number[][];
+  /** Per layer and expert: the subjects with the highest specialisation (share of the subject's (token, slot) assignments x k). */
   topSubjects?: { subject: string; share: number }[][][];
   tokenScope?: TokenScope;
 }
