@@ -23,6 +23,9 @@ Commands:
   trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions.
+  analyze-weights --model DIR [--layers 0,1,...] [--json]
+      Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
+      neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
 ${commandTable()}
 Options common to model commands: --provider auto|cuda|cpu (default auto), --cache DIR.`;
 
@@ -34,6 +37,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
         return makeDemo(rest, ctx);
       case 'trace':
         return await trace(rest, ctx);
+      case 'analyze-weights':
+        return await analyzeWeights(rest, ctx);
       case undefined:
       case 'help':
       case '--help':
@@ -126,6 +131,31 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     } else {
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
+    }
+    return 0;
+  } finally {
+    await engine.dispose();
+  }
+}
+
+async function analyzeWeights(args: string[], ctx: CliContext): Promise<number> {
+  const { values } = parseArgs({ args, options: { model: { type: 'string' }, layers: { type: 'string' }, json: { type: 'boolean', default: false }, cache: { type: 'string' } } });
+  if (!values.model) throw new UsageError('--model DIR is required');
+  const layers = values.layers === undefined ? undefined : parseIds(values.layers);
+  const engine = new Engine((level, m) => ctx.err(m));
+  try {
+    // Loading builds the runtime too; the analysis itself only reads the safetensors files.
+    await engine.load(path.resolve(values.model), { executionProvider: 'cpu', cacheDir: values.cache });
+    const r = await engine.call('analyzeWeights', { layers });
+    if (values.json) ctx.out(JSON.stringify(r));
+    else {
+      ctx.out(`${r.layers.length} layers, ${r.numExperts} experts, ${(r.ms / 1000).toFixed(1)} s`);
+      ctx.out('layer  gate    up      down    all     router  R^2(router~experts)');
+      for (const l of r.layers) {
+        const m = l.meanOffDiagonal;
+        ctx.out(`${String(l.layer).padStart(5)}  ${[m.gate, m.up, m.down, m.all, m.router].map((x) => x.toFixed(4).padStart(6)).join('  ')}  ${l.routerVsExpertR2.toFixed(4)}`);
+      }
+      ctx.out('(mean off-diagonal cosine similarity between experts per layer)');
     }
     return 0;
   } finally {

@@ -8,6 +8,9 @@ import { Checkpoint } from './checkpoint';
 import { createRuntime, createExpertSession, type Runtime } from './runtime';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
+import { cachedWeightAnalysis } from './weightAnalysis';
+import * as path from 'node:path';
+import { defaultCacheDir } from './runtime';
 import type { MoeArchitecture } from './families';
 import {
   EngineFailure,
@@ -60,6 +63,7 @@ export class Engine implements InferenceBackend {
   private tokenizer: EngineTokenizer | null = null;
   private info: ModelInfo | null = null;
   private prefix: PrefixCache | null = null;
+  private cacheDir = defaultCacheDir();
   private expertSessions = new Map<boolean, ort.InferenceSession>();
 
   constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
@@ -77,6 +81,11 @@ export class Engine implements InferenceBackend {
       }
       case 'score':
         return (await this.score(p, signal)) as never;
+      case 'analyzeWeights': {
+        const ckpt = this.requireCheckpoint();
+        const layers = (p as EngineMethods['analyzeWeights']['params']).layers;
+        return (await cachedWeightAnalysis(ckpt, path.join(this.cacheDir, 'weight-analysis'), layers, signal, (l) => this.log('info', `analysed the weights of layer ${l}`))) as never;
+      }
       case 'shutdown':
         await this.dispose();
         return { ok: true } as never;
@@ -107,6 +116,7 @@ export class Engine implements InferenceBackend {
     }
     await this.dispose();
     const runtime = await createRuntime(ckpt, { ...options, log: (m) => this.log('info', m) });
+    this.cacheDir = options.cacheDir ?? defaultCacheDir();
     const a = ckpt.arch;
     const demoNote = ckpt.config.moe_scope_demo;
     this.ckpt = ckpt;

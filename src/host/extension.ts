@@ -10,6 +10,7 @@ import { TraceController } from './tracePanel';
 import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
 import { SummaryPanels } from './summaryPanel';
+import { StructurePanel } from './structurePanel';
 import { affectsModel, readSettings } from './settings';
 import { listRuns } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
@@ -19,6 +20,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const models = new ModelManager(context, output);
   const trace = new TraceController(context, models);
   const heatmap = new HeatmapViewProvider(context);
+  const structure = new StructurePanel(context, models);
   const summaries = new SummaryPanels(context, (summary, runDir) => heatmap.setRun(summary, path.basename(runDir)));
   const evalTasks = new EvalTaskProvider(context, models, {
     onFinished: (outcome) => {
@@ -39,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
     trace,
     heatmap,
     summaries,
+    structure,
     evalTasks,
     vscode.window.registerWebviewViewProvider(HEATMAP_VIEW_ID, heatmap, { webviewOptions: { retainContextWhenHidden: true } }),
     vscode.tasks.registerTaskProvider(EVAL_TASK_TYPE, evalTasks),
@@ -52,6 +55,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage('MoE Scope: the inference process was stopped; the next trace starts a fresh one.');
     }),
     vscode.commands.registerCommand('moeScope.openHeatmap', () => heatmap.reveal()),
+    vscode.commands.registerCommand('moeScope.showStructure', () => structure.show()),
     vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {
       const dir = typeof runDir === 'string' ? runDir : await pickRun();
       if (dir) summaries.show(dir);

@@ -137,6 +137,31 @@ export class TraceController implements vscode.Disposable {
     }
   }
 
+  /** Re-runs the shown trace in the all-experts analysis mode (every expert on every token). */
+  private async analyzeExperts(): Promise<void> {
+    const last = this.lastPayload;
+    if (!last?.question) return;
+    const requestId = ++this.requestSeq;
+    this.inFlight?.abort();
+    const controller = new AbortController();
+    this.inFlight = controller;
+    this.post({ type: 'trace-started', requestId, label: 'running every expert on every token...' });
+    try {
+      const result = await this.models.withBusy(() =>
+        this.models.client.call('trace', { input: { text: last.question!.text }, options: { includeProbs: true, includeLastLogits: false, allExperts: true } }, controller.signal),
+      );
+      if (requestId !== this.requestSeq) return;
+      if (this.current) this.current.result = result;
+      this.lastPayload = { ...last, requestId, result };
+      this.post({ type: 'trace', payload: this.lastPayload });
+    } catch (e) {
+      if ((e instanceof EngineFailure && e.code === 'cancelled') || requestId !== this.requestSeq) return;
+      this.post({ type: 'trace-failed', requestId, message: (e as Error).message });
+    } finally {
+      if (this.inFlight === controller) this.inFlight = null;
+    }
+  }
+
   private onSelection(e: vscode.TextEditorSelectionChangeEvent): void {
     if (!this.panel || !this.current) return;
     const doc = e.textEditor.document;
@@ -231,6 +256,9 @@ export class TraceController implements vscode.Disposable {
         break;
       case 'retry':
         void this.traceSelection();
+        break;
+      case 'analyze-experts':
+        void this.analyzeExperts();
         break;
     }
   }

@@ -337,7 +337,9 @@ export type TraceViewToHost =
   | { type: 'reveal-token'; index: number }
   /** data: UTF-8 text for svg/csv/json; base64 (with or without a data: prefix) for png. */
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string }
-  | { type: 'retry' };
+  | { type: 'retry' }
+  /** Re-run the current trace in the all-experts analysis mode (every expert on every token). */
+  | { type: 'analyze-experts' };
 
 export interface HeatmapData {
   source: 'trace' | 'run';
@@ -363,6 +365,14 @@ export type HostToHeatmapView =
 export type HeatmapViewToHost =
   | { type: 'ready' }
   | { type: 'select-source'; source: 'trace' | 'run' }
+  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+
+export type HostToStructureView =
+  | { type: 'structure-progress'; message: string }
+  | { type: 'structure'; analysis: WeightAnalysis; modelLabel: string }
+  | { type: 'structure-failed'; message: string };
+export type StructureViewToHost =
+  | { type: 'ready' }
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 
 export type HostToSummaryView = { type: 'summary'; summary: RunSummary; runDir: string };

@@ -61,3 +61,20 @@ test('bad usage exits non-zero with a message', () => {
   assert.match(u.stderr, /--model DIR is required/);
   assert.equal(run(['frobnicate']).status, 2);
 });
+
+test('analyze-weights --json gives per-layer E x E similarity matrices with a unit diagonal', () => {
+  const dir = tempDir('cli-weights');
+  assert.equal(run(['make-demo-model', '--out', dir, '--family', 'mixtral', '--corpus', DEMO_CORPUS]).status, 0);
+  const r = run(['analyze-weights', '--model', dir, '--layers', '0,31', '--json', '--cache', tempDir('cache')]);
+  assert.equal(r.status, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.numExperts, 8);
+  assert.deepEqual(j.layers.map((l: { layer: number }) => l.layer), [0, 31]);
+  for (const l of j.layers) {
+    for (const key of ['gate', 'up', 'down', 'all', 'router']) {
+      assert.equal(l[key].length, 64, key);
+      for (let e = 0; e < 8; e++) assert.ok(Math.abs(l[key][e * 8 + e] - 1) < 1e-6, `${key} diagonal`);
+    }
+    assert.ok(l.routerVsExpertR2 >= 0 && l.routerVsExpertR2 <= 1);
+  }
+});
