@@ -29,73 +29,51 @@
  *  - meanOffDiagonal.*: mean over the E(E-1) ordered pairs e != f. The summary by depth is this per-layer
  *    mean as a series over layers.
  *
- * Memory: one layer of OLMoE is 64 x 3 x 2048 x 1024 values (1.6 GB as float32), so the layer is never
- * held at once. For each matrix kind, the flattened vectors of all experts are streamed in aligned chunks
- * of `chunkElements` values (byte ranges read straight from the safetensors files, any of F32/BF16/F16,
- * per-expert or packed layout) and the Gram matrix G[e, f] = Σ x_e x_f is accumulated in float64.
- * Resident memory is a few chunk buffers (~100 MB by default) plus E x E results.
+ * Memory and speed: one layer of OLMoE is 64 x 3 x 2048 x 1024 values (1.6 GB as float32), so a layer is
+ * never held at once. For each matrix kind, the flattened vectors of all experts are streamed in aligned
+ * chunks of `chunkElements` values: byte ranges read straight from the safetensors files (F32, BF16 or
+ * F16; per-expert or packed layout; any sharding), the next chunk being read while the current one is
+ * processed. A chunk is processed in tiles of 2048 values per expert: decode the tile of every expert to
+ * float32 (~0.5 MB, stays in cache), add it to the row/column sums, and add its Gram matrix
+ * G[e, f] += Σ x_e x_f in float64 accumulators. Worker threads take disjoint tile ranges of each chunk
+ * with private accumulators that are summed once per layer. Resident memory: two chunk buffers (2 x 32 MB
+ * by default), a tile per thread, and E x E results; measured ~100-170 MB at OLMoE's widths
+ * (bench/weights.ts).
  */
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Checkpoint } from './checkpoint';
-import { DTYPE_BYTES, f16ToF32, toFloat32, type SafetensorsDType } from './formats/dtypes';
-import { EngineFailure, type LayerWeightSimilarity, type WeightAnalysis } from '../shared/protocol';
+import { DTYPE_BYTES, f16ToF32, type SafetensorsDType } from './formats/dtypes';
+import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../shared/protocol';
 
 export type ExpertMatrixKind = 'gate' | 'up' | 'down';
 const KINDS: readonly ExpertMatrixKind[] = ['gate', 'up', 'down'];
 
-export interface NeuronMeanSimilarity {
-  /** E x E cos of the experts' row-mean vectors, row-major. */
-  rowMean: number[];
-  /** E x E cos of the experts' column-mean vectors, row-major. */
-  colMean: number[];
-}
-
-/**
- * LayerWeightSimilarity plus the fields this module proposes for the protocol (see the report):
- * neuron-level similarity of up/down, the full regression and the experts' norms that cos discards.
- */
-export interface LayerWeightAnalysis extends LayerWeightSimilarity {
-  neuronUp: NeuronMeanSimilarity;
-  neuronDown: NeuronMeanSimilarity;
-  routerVsExpertFit: { slope: number; intercept: number; r2: number; pairs: number };
-  /** Frobenius norm of each expert's matrix and Euclidean norm of each router row. */
-  norms: { gate: number[]; up: number[]; down: number[]; router: number[] };
-  meanOffDiagonal: LayerWeightSimilarity['meanOffDiagonal'] & { neuronRowMean: number; neuronColMean: number };
-}
-
-/** Per-layer means as series over depth (index i belongs to layer[i], ascending). */
-export interface WeightDepthSummary {
-  layer: number[];
-  gate: number[];
-  up: number[];
-  down: number[];
-  all: number[];
-  router: number[];
-  neuronRowMean: number[];
-  neuronColMean: number[];
-  routerVsExpertR2: number[];
-}
-
-export interface CheckpointWeightAnalysis extends WeightAnalysis {
-  layers: LayerWeightAnalysis[];
-  byDepth: WeightDepthSummary;
-}
+// The result types live in the shared protocol; these names stay for the module's readers.
+export type { NeuronMeanSimilarity, WeightDepthSummary };
+export type LayerWeightAnalysis = LayerWeightSimilarity;
+export type CheckpointWeightAnalysis = WeightAnalysis;
 
 export interface WeightAnalysisOptions {
-  /** Values per expert per streamed chunk; default sized for ~32 MB of float32 per chunk buffer. */
+  /** Values per expert per streamed chunk; default: 32 MB of chunk buffer at 4 bytes per value. */
   chunkElements?: number;
+  /** Worker threads sharing each chunk; 1 computes on the calling thread. Default: cores (at most 8), 1 for tiny models. */
+  threads?: number;
 }
 
 /** Bumped whenever a definition or the result shape changes, so cached results are recomputed. */
 export const WEIGHT_ANALYSIS_VERSION = 1;
 
+/** Raw bytes per chunk buffer (two are in use: one being read, one being processed). */
 const CHUNK_BUDGET_BYTES = 32 * 1024 * 1024;
-/** Values per Gram tile: 4 + 4 expert rows of this length stay in L1/L2 while a block is accumulated. */
+/** Values per tile: the tile of all 64 experts (~0.5 MB as float32) stays in L2 while it is used. */
 const TILE = 2048;
+/** Row stride of a tile: a power-of-two stride maps the rows of a block onto the same cache sets. */
+const TILE_STRIDE = TILE + 16;
 
 export async function analyzeCheckpointWeights(
   ckpt: Checkpoint,
@@ -107,24 +85,35 @@ export async function analyzeCheckpointWeights(
   const t0 = performance.now();
   const wanted = resolveLayers(ckpt, layers);
   const out: LayerWeightAnalysis[] = [];
+  const E = ckpt.arch.numExperts;
+  const N = ckpt.arch.hiddenSize * ckpt.arch.expertIntermediate;
+  const cap = Math.max(1, Math.min(N, Math.floor(options.chunkElements ?? CHUNK_BUDGET_BYTES / (4 * E))));
   const reader = new ChunkReader();
+  // Starting workers costs tens of milliseconds: not worth it for small models.
+  const small = 3 * N * E * E < 1 << 26;
+  const pool = new KernelPool(E, cap, options.threads ?? (small ? 1 : defaultThreads()));
   try {
     for (const layer of wanted) {
       checkAborted(signal);
-      out.push(await analyzeLayer(ckpt, layer, reader, signal, options));
+      out.push(await analyzeLayer(ckpt, layer, reader, pool, signal));
       onProgress?.(layer);
     }
   } finally {
-    await reader.close();
+    await Promise.all([reader.close(), pool.close()]);
   }
-  return { modelPath: ckpt.dir, numExperts: ckpt.arch.numExperts, layers: out, byDepth: summarizeByDepth(out), ms: performance.now() - t0 };
+  return { modelPath: ckpt.dir, numExperts: E, layers: out, byDepth: summarizeByDepth(out), ms: performance.now() - t0 };
+}
+
+function defaultThreads(): number {
+  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  return Math.max(1, Math.min(8, n));
 }
 
 /**
  * Like analyzeCheckpointWeights, but layers already analysed for this exact checkpoint are read from a
  * JSON file in cacheDir. The key covers config.json's text and every safetensors file's name, size and
  * mtime, so a re-downloaded or edited checkpoint is analysed afresh. Each layer is saved as soon as it is
- * done, so a cancelled run keeps its finished layers.
+ * done, so a cancelled run keeps its finished layers. onProgress fires only for layers actually computed.
  */
 export async function cachedWeightAnalysis(
   ckpt: Checkpoint,
@@ -186,31 +175,21 @@ async function analyzeLayer(
   ckpt: Checkpoint,
   layer: number,
   reader: ChunkReader,
+  pool: KernelPool,
   signal: AbortSignal | undefined,
-  options: WeightAnalysisOptions,
 ): Promise<LayerWeightAnalysis> {
   const E = ckpt.arch.numExperts;
-  // Padding to whole 4 x 4 blocks keeps the kernel free of edge cases; the zero rows cost < 4 rows of work.
-  const Ep = Math.ceil(E / 4) * 4;
   const streams = expertStreams(ckpt, layer);
   const N = streams.gate.rows * streams.gate.cols;
-  const cap = Math.max(1, Math.min(N, Math.floor(options.chunkElements ?? CHUNK_BUDGET_BYTES / (4 * Ep))));
+  const cap = pool.cap;
 
-  const X = new Float32Array(Ep * cap);
-  const slots = [new ArrayBuffer(E * cap * 4), new ArrayBuffer(E * cap * 4)];
-  const gram: Record<ExpertMatrixKind, Float64Array> = { gate: new Float64Array(Ep * Ep), up: new Float64Array(Ep * Ep), down: new Float64Array(Ep * Ep) };
-  const rowSums = {} as Record<ExpertMatrixKind, Float64Array>;
-  const colSums = {} as Record<ExpertMatrixKind, Float64Array>;
-  for (const k of KINDS) {
-    rowSums[k] = new Float64Array(E * streams[k].rows);
-    colSums[k] = new Float64Array(E * streams[k].cols);
-  }
+  const jobs: { kind: number; start: number; len: number }[] = [];
+  for (let kind = 0; kind < KINDS.length; kind++) for (let start = 0; start < N; start += cap) jobs.push({ kind, start, len: Math.min(cap, N - start) });
+  const segments = (kind: number) => streams[KINDS[kind]].experts;
+  const dtypeCodes = KINDS.map((k) => streams[k].experts.map((s) => DTYPE_CODE[s.dtype as 'F32' | 'BF16' | 'F16']));
 
-  const jobs: { kind: ExpertMatrixKind; start: number; len: number }[] = [];
-  for (const kind of KINDS) for (let start = 0; start < N; start += cap) jobs.push({ kind, start, len: Math.min(cap, N - start) });
-
-  // The next chunk is read on libuv's threads while this one is decoded and multiplied on the main thread.
-  let pending: Promise<void> | null = reader.readChunk(streams[jobs[0].kind].experts, jobs[0].start, jobs[0].len, cap, slots[0]);
+  // The next chunk is read on libuv's threads while this one is decoded and multiplied.
+  let pending: Promise<void> | null = reader.readChunk(segments(jobs[0].kind), jobs[0].start, jobs[0].len, cap, pool.slots[0]);
   try {
     for (let j = 0; j < jobs.length; j++) {
       await pending;
@@ -218,21 +197,22 @@ async function analyzeLayer(
       checkAborted(signal);
       if (j + 1 < jobs.length) {
         const nx = jobs[j + 1];
-        pending = reader.readChunk(streams[nx.kind].experts, nx.start, nx.len, cap, slots[(j + 1) % 2]);
+        pending = reader.readChunk(segments(nx.kind), nx.start, nx.len, cap, pool.slots[(j + 1) % 2]);
         // A failure surfaces at the await above; this only keeps it from being reported as unhandled meanwhile.
         pending.catch(() => {});
       }
       const { kind, start, len } = jobs[j];
-      const s = streams[kind];
-      decodeChunk(slots[j % 2], s.experts, len, cap, X);
-      for (let k0 = 0; k0 < len; k0 += TILE) gramTile(X, cap, Ep, gram[kind], k0, Math.min(len, k0 + TILE));
-      accumulateMeans(X, cap, E, start, len, s.rows, s.cols, rowSums[kind], colSums[kind]);
+      await pool.process({ slot: j % 2, kind, dtypes: dtypeCodes[kind], chunkStart: start, len, rows: streams[KINDS[kind]].rows, cols: streams[KINDS[kind]].cols });
     }
   } finally {
     if (pending) await pending.catch(() => {});
   }
 
-  const G: Record<ExpertMatrixKind, Float64Array> = { gate: compact(gram.gate, Ep, E), up: compact(gram.up, Ep, E), down: compact(gram.down, Ep, E) };
+  const acc = await pool.collect(KINDS.map((k) => [streams[k].rows, streams[k].cols]));
+  const G: Record<ExpertMatrixKind, Float64Array> = { gate: acc.gram[0], up: acc.gram[1], down: acc.gram[2] };
+  const rowSums: Record<ExpertMatrixKind, Float64Array> = { gate: acc.rowSums[0], up: acc.rowSums[1], down: acc.rowSums[2] };
+  const colSums: Record<ExpertMatrixKind, Float64Array> = { gate: acc.colSums[0], up: acc.colSums[1], down: acc.colSums[2] };
+
   const gAll = new Float64Array(E * E);
   for (let i = 0; i < E * E; i++) gAll[i] = G.gate[i] + G.up[i] + G.down[i];
 
@@ -344,7 +324,7 @@ class ChunkReader {
   }
 
   /** Reads values [start, start + len) of every expert's matrix into `slot`, expert e at byte e * cap * 4. */
-  async readChunk(experts: Segment[], start: number, len: number, cap: number, slot: ArrayBuffer): Promise<void> {
+  async readChunk(experts: Segment[], start: number, len: number, cap: number, slot: ArrayBufferLike): Promise<void> {
     await Promise.all(
       experts.map(async (seg, e) => {
         const eb = DTYPE_BYTES[seg.dtype];
@@ -368,38 +348,269 @@ class ChunkReader {
   }
 }
 
-const LITTLE_ENDIAN = os.endianness() === 'LE';
-let f16Table: Float32Array | null = null;
+const DTYPE_CODE = { F32: 0, BF16: 1, F16: 2 } as const;
 
-/** Turns the raw bytes of every expert's chunk into float32 row e of X (stride cap). */
-function decodeChunk(slot: ArrayBuffer, experts: Segment[], len: number, cap: number, X: Float32Array): void {
-  for (let e = 0; e < experts.length; e++) {
-    const dtype = experts[e].dtype;
-    const srcOff = e * cap * 4;
-    const dstOff = e * cap;
-    if (!LITTLE_ENDIAN) {
-      X.set(toFloat32(new Uint8Array(slot, srcOff, len * DTYPE_BYTES[dtype]), dtype), dstOff);
-    } else if (dtype === 'F32') {
-      X.set(new Float32Array(slot, srcOff, len), dstOff);
-    } else if (dtype === 'BF16') {
-      // bfloat16 is the upper half of a float32: shifting the bits is the exact conversion.
-      const src = new Uint16Array(slot, srcOff, len);
-      const dst = new Uint32Array(X.buffer, X.byteOffset + dstOff * 4, len);
-      for (let i = 0; i < len; i++) dst[i] = src[i] << 16;
-    } else {
-      if (!f16Table) {
-        f16Table = new Float32Array(65536);
-        for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
-      }
-      const table = f16Table;
-      const src = new Uint16Array(slot, srcOff, len);
-      for (let i = 0; i < len; i++) X[dstOff + i] = table[src[i]];
+interface RangeJob {
+  slot: number;
+  kind: number;
+  /** DTYPE_CODE of each expert's tensor. */
+  dtypes: number[];
+  /** Index of the chunk's first value in the flattened matrix. */
+  chunkStart: number;
+  len: number;
+  rows: number;
+  cols: number;
+}
+
+interface Accumulators {
+  gram: Float64Array[];
+  rowSums: Float64Array[];
+  colSums: Float64Array[];
+}
+
+/**
+ * Runs the kernels over each chunk, split by value range over worker threads: every thread decodes,
+ * sums and multiplies its own tiles into private accumulators, so threads share nothing but the
+ * read-only chunk buffers, and the partial sums are added once per layer. With one thread the same
+ * kernels run on the calling thread.
+ */
+class KernelPool {
+  /** Experts padded to whole 4 x 4 blocks: the kernel needs no edge cases; zero rows cost < 4 rows of work. */
+  readonly Ep: number;
+  readonly slots: ArrayBuffer[] | SharedArrayBuffer[];
+  private readonly f16: Float32Array;
+  private readonly workers: { worker: Worker; pending: { resolve: (v: unknown) => void; reject: (e: Error) => void } | null; failed: Error | null }[] = [];
+  private readonly local: { Xt: Float32Array; acc: (Accumulators & { rows: number[]; cols: number[] }) | null } | null;
+
+  constructor(
+    readonly E: number,
+    readonly cap: number,
+    threads: number,
+  ) {
+    this.Ep = Math.ceil(E / 4) * 4;
+    this.f16 = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) this.f16[h] = f16ToF32(h);
+    const shared = threads > 1;
+    this.slots = shared ? [new SharedArrayBuffer(E * cap * 4), new SharedArrayBuffer(E * cap * 4)] : [new ArrayBuffer(E * cap * 4), new ArrayBuffer(E * cap * 4)];
+    if (!shared) {
+      this.local = { Xt: new Float32Array(this.Ep * TILE_STRIDE), acc: null };
+      return;
     }
+    this.local = null;
+    const source = workerSource();
+    for (let w = 0; w < threads; w++) {
+      const worker = new Worker(source, {
+        eval: true,
+        workerData: { E, Ep: this.Ep, cap, stride: TILE_STRIDE, tile: TILE, le: LITTLE_ENDIAN, f16: this.f16, slots: this.slots },
+      });
+      const entry = { worker, pending: null as (typeof this.workers)[number]['pending'], failed: null as Error | null };
+      const fail = (e: Error) => {
+        entry.failed = e;
+        entry.pending?.reject(e);
+        entry.pending = null;
+      };
+      worker.on('message', (m: { t: string; message?: string }) => {
+        if (m.t === 'error') return fail(new Error(`weight analysis worker: ${m.message}`));
+        const p = entry.pending;
+        entry.pending = null;
+        p?.resolve(m);
+      });
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`weight analysis worker exited (code ${code})`)));
+      this.workers.push(entry);
+    }
+  }
+
+  private send(w: number, message: unknown): Promise<unknown> {
+    const entry = this.workers[w];
+    if (entry.failed) return Promise.reject(entry.failed);
+    return new Promise((resolve, reject) => {
+      entry.pending = { resolve, reject };
+      entry.worker.postMessage(message);
+    });
+  }
+
+  async process(job: RangeJob): Promise<void> {
+    if (this.local) {
+      const acc = this.localAccumulators();
+      acc.rows[job.kind] = job.rows;
+      acc.cols[job.kind] = job.cols;
+      const { gram, rowSums, colSums } = ensureAccumulators(acc, job.kind, this.E, this.Ep, job.rows, job.cols);
+      processRange(this.slots[job.slot], this.cap, this.E, this.Ep, job.dtypes, 0, job.len, job.chunkStart, job.rows, job.cols, this.local.Xt, TILE_STRIDE, TILE, this.f16, LITTLE_ENDIAN, gram, rowSums, colSums);
+      return;
+    }
+    const tiles = Math.ceil(job.len / TILE);
+    const per = Math.ceil(tiles / this.workers.length);
+    const runs: Promise<unknown>[] = [];
+    for (let w = 0; w < this.workers.length; w++) {
+      const from = w * per * TILE;
+      const to = Math.min(job.len, (w + 1) * per * TILE);
+      if (from < to) runs.push(this.send(w, { t: 'range', ...job, from, to }));
+    }
+    await Promise.all(runs);
+  }
+
+  private localAccumulators(): Accumulators & { rows: number[]; cols: number[] } {
+    if (!this.local!.acc) this.local!.acc = { gram: [], rowSums: [], colSums: [], rows: [], cols: [] };
+    return this.local!.acc;
+  }
+
+  /** Sums of every thread's accumulators for the layer just streamed; resets them for the next layer. */
+  async collect(shapes: number[][]): Promise<Accumulators> {
+    const total: Accumulators = {
+      gram: shapes.map(() => new Float64Array(this.Ep * this.Ep)),
+      rowSums: shapes.map(([r]) => new Float64Array(this.E * r)),
+      colSums: shapes.map(([, c]) => new Float64Array(this.E * c)),
+    };
+    const parts: Partial<Accumulators>[] = [];
+    if (this.local) {
+      if (this.local.acc) parts.push(this.local.acc);
+      this.local.acc = null;
+    } else {
+      for (let w = 0; w < this.workers.length; w++) parts.push((await this.send(w, { t: 'collect' })) as Partial<Accumulators>);
+    }
+    for (const p of parts) {
+      for (let k = 0; k < shapes.length; k++) {
+        addInto(total.gram[k], p.gram?.[k]);
+        addInto(total.rowSums[k], p.rowSums?.[k]);
+        addInto(total.colSums[k], p.colSums?.[k]);
+      }
+    }
+    return {
+      gram: total.gram.map((g) => compact(g, this.Ep, this.E)),
+      rowSums: total.rowSums,
+      colSums: total.colSums,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.workers.map(async (entry) => {
+        entry.failed = new Error('weight analysis worker pool closed');
+        await entry.worker.terminate();
+      }),
+    );
   }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Kernels
+function addInto(target: Float64Array, part: Float64Array | null | undefined): void {
+  if (!part) return;
+  for (let i = 0; i < target.length; i++) target[i] += part[i];
+}
+
+function ensureAccumulators(acc: Accumulators, kind: number, E: number, Ep: number, rows: number, cols: number): { gram: Float64Array; rowSums: Float64Array; colSums: Float64Array } {
+  if (!acc.gram[kind]) {
+    acc.gram[kind] = new Float64Array(Ep * Ep);
+    acc.rowSums[kind] = new Float64Array(E * rows);
+    acc.colSums[kind] = new Float64Array(E * cols);
+  }
+  return { gram: acc.gram[kind], rowSums: acc.rowSums[kind], colSums: acc.colSums[kind] };
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/**
+ * Workers are started from source text (the kernels' own text) rather than a file: the module is bundled
+ * into several entry points (extension host, inference process, CLI, tests) and none of them may be
+ * re-executed as a worker. Everything listed here must therefore be self-contained: no imports, no
+ * module-level constants.
+ */
+function workerSource(): string {
+  const fns = [gramTile, accumulateMeans, processRange, kernelWorker];
+  return `${fns.map((f) => f.toString()).join('\n')}\nconst { parentPort, workerData } = require('node:worker_threads');\n${kernelWorker.name}(parentPort, workerData);\n`;
+}
+
+interface WorkerInit {
+  E: number;
+  Ep: number;
+  cap: number;
+  stride: number;
+  tile: number;
+  le: boolean;
+  f16: Float32Array;
+  slots: SharedArrayBuffer[];
+}
+
+/** A worker's message loop (self-contained: runs from its source text). */
+function kernelWorker(port: MessagePort, init: WorkerInit): void {
+  const Xt = new Float32Array(init.Ep * init.stride);
+  let acc: { gram: Float64Array[]; rowSums: Float64Array[]; colSums: Float64Array[] } = { gram: [], rowSums: [], colSums: [] };
+  port.on('message', (m: RangeJob & { t: string; from: number; to: number }) => {
+    try {
+      if (m.t === 'range') {
+        if (!acc.gram[m.kind]) {
+          acc.gram[m.kind] = new Float64Array(init.Ep * init.Ep);
+          acc.rowSums[m.kind] = new Float64Array(init.E * m.rows);
+          acc.colSums[m.kind] = new Float64Array(init.E * m.cols);
+        }
+        processRange(init.slots[m.slot], init.cap, init.E, init.Ep, m.dtypes, m.from, m.to, m.chunkStart, m.rows, m.cols, Xt, init.stride, init.tile, init.f16, init.le, acc.gram[m.kind], acc.rowSums[m.kind], acc.colSums[m.kind]);
+        port.postMessage({ t: 'done' });
+      } else if (m.t === 'collect') {
+        port.postMessage({ t: 'acc', gram: acc.gram, rowSums: acc.rowSums, colSums: acc.colSums });
+        acc = { gram: [], rowSums: [], colSums: [] };
+      }
+    } catch (e) {
+      port.postMessage({ t: 'error', message: String((e as Error)?.stack ?? e) });
+    }
+  });
+}
+
+/**
+ * Values [from, to) of the chunk in `raw` (expert e's bytes at e * cap * 4), tile by tile: decode the tile
+ * of every expert into Xt, add it to the row/column sums and to the Gram matrix. Self-contained (workers
+ * run it from its source text).
+ */
+function processRange(
+  raw: ArrayBufferLike,
+  cap: number,
+  E: number,
+  Ep: number,
+  dtypes: number[],
+  from: number,
+  to: number,
+  chunkStart: number,
+  rows: number,
+  cols: number,
+  Xt: Float32Array,
+  stride: number,
+  tile: number,
+  f16: Float32Array,
+  le: boolean,
+  G: Float64Array,
+  rowSum: Float64Array,
+  colSum: Float64Array,
+): void {
+  const f32 = new Float32Array(raw, 0, E * cap);
+  const u16 = new Uint16Array(raw, 0, E * cap * 2);
+  const bits = new Int32Array(Xt.buffer, Xt.byteOffset, Xt.length);
+  const view = le ? null : new DataView(raw);
+  for (let t0 = from; t0 < to; t0 += tile) {
+    const n = Math.min(tile, to - t0);
+    for (let e = 0; e < E; e++) {
+      const dt = dtypes[e];
+      const d = e * stride;
+      if (view) {
+        // Big-endian host: the files are little-endian whatever the machine.
+        for (let i = 0; i < n; i++) {
+          if (dt === 0) Xt[d + i] = view.getFloat32((e * cap + t0 + i) * 4, true);
+          else if (dt === 1) bits[d + i] = view.getUint16((e * cap * 2 + t0 + i) * 2, true) << 16;
+          else Xt[d + i] = f16[view.getUint16((e * cap * 2 + t0 + i) * 2, true)];
+        }
+      } else if (dt === 0) {
+        Xt.set(f32.subarray(e * cap + t0, e * cap + t0 + n), d);
+      } else if (dt === 1) {
+        // bfloat16 is the upper half of a float32: shifting the bits is the exact conversion.
+        const s = e * cap * 2 + t0;
+        for (let i = 0; i < n; i++) bits[d + i] = u16[s + i] << 16;
+      } else {
+        const s = e * cap * 2 + t0;
+        for (let i = 0; i < n; i++) Xt[d + i] = f16[u16[s + i]];
+      }
+    }
+    accumulateMeans(Xt, stride, E, chunkStart + t0, n, rows, cols, rowSum, colSum);
+    gramTile(Xt, stride, Ep, G, 0, n);
+  }
+}
 
 /**
  * G[i, j] += Σ_{k0 <= k < k1} X[i, k] X[j, k] for the upper triangle of 4 x 4 expert blocks. A 4 x 4 block
@@ -441,24 +652,28 @@ function gramTile(X: Float32Array, stride: number, Ep: number, G: Float64Array, 
   }
 }
 
-/** Adds values [start, start + len) of each expert's flattened [rows, cols] matrix to its row and column sums. */
-function accumulateMeans(X: Float32Array, cap: number, E: number, start: number, len: number, rows: number, cols: number, rowSum: Float64Array, colSum: Float64Array): void {
-  const end = start + len;
+/**
+ * Adds values [start, start + len) of each expert's flattened [rows, cols] matrix (row e of X, stride
+ * `stride`) to its row and column sums. Self-contained (workers run it from its source text).
+ */
+function accumulateMeans(X: Float32Array, stride: number, E: number, start: number, len: number, rows: number, cols: number, rowSum: Float64Array, colSum: Float64Array): void {
   for (let e = 0; e < E; e++) {
-    let p = e * cap;
-    let idx = start;
+    let q = 0;
     let r = Math.floor(start / cols);
     let c = start - r * cols;
-    const colBase = e * cols;
-    while (idx < end) {
-      const stop = Math.min(end, idx + cols - c);
+    const xb = e * stride;
+    while (q < len) {
+      const n = Math.min(len - q, cols - c);
+      const xo = xb + q;
+      const co = e * cols + c;
       let s = 0;
-      for (; idx < stop; idx++, p++, c++) {
-        const v = X[p];
+      for (let t = 0; t < n; t++) {
+        const v = X[xo + t];
         s += v;
-        colSum[colBase + c] += v;
+        colSum[co + t] += v;
       }
       rowSum[e * rows + r] += s;
+      q += n;
       r++;
       c = 0;
     }
@@ -599,11 +814,13 @@ function readCache(file: string, key: string, numExperts: number): Map<number, L
   return out;
 }
 
+let cacheWrites = 0;
+
 function writeCache(file: string, key: string, numExperts: number, layers: Map<number, LayerWeightAnalysis>): void {
   const data: CacheFile = { version: WEIGHT_ANALYSIS_VERSION, key, numExperts, layers: [...layers.values()].sort((a, b) => a.layer - b.layer) };
   fs.mkdirSync(path.dirname(file), { recursive: true });
   // Write-then-rename so a reader (or a crash) never sees half a file.
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${file}.${process.pid}.${++cacheWrites}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(data));
   fs.renameSync(tmp, file);
 }

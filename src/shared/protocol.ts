@@ -163,15 +163,43 @@ export interface LayerWeightSimilarity {
   /** Neuron-level: cosine similarity of the experts' row-mean / column-mean vectors of gate_proj. */
   neuronRowMean: number[];
   neuronColMean: number[];
+  /** Neuron-level similarity of up_proj and down_proj (same definitions as for gate_proj). */
+  neuronUp: NeuronMeanSimilarity;
+  neuronDown: NeuronMeanSimilarity;
   /** R^2 of regressing router-row similarity on expert-weight similarity over expert pairs. */
   routerVsExpertR2: number;
-  meanOffDiagonal: { gate: number; up: number; down: number; all: number; router: number };
+  /** The OLS fit behind routerVsExpertR2 (router cos = slope x expert cos + intercept). */
+  routerVsExpertFit: { slope: number; intercept: number; r2: number; pairs: number };
+  /** Frobenius norm of each expert's matrices and Euclidean norm of each router row (cosines discard them). */
+  norms: { gate: number[]; up: number[]; down: number[]; router: number[] };
+  meanOffDiagonal: { gate: number; up: number; down: number; all: number; router: number; neuronRowMean: number; neuronColMean: number };
+}
+
+export interface NeuronMeanSimilarity {
+  /** E x E cosine of the experts' row-mean vectors, row-major. */
+  rowMean: number[];
+  /** E x E cosine of the experts' column-mean vectors, row-major. */
+  colMean: number[];
+}
+
+/** Per-layer means as series over depth (index i belongs to layer[i], ascending). */
+export interface WeightDepthSummary {
+  layer: number[];
+  gate: number[];
+  up: number[];
+  down: number[];
+  all: number[];
+  router: number[];
+  neuronRowMean: number[];
+  neuronColMean: number[];
+  routerVsExpertR2: number[];
 }
 
 export interface WeightAnalysis {
   modelPath: string;
   numExperts: number;
   layers: LayerWeightSimilarity[];
+  byDepth: WeightDepthSummary;
   ms: number;
 }
 
