@@ -64,19 +64,17 @@ export function routingFromLogits(
 
 /** Writes the indices of the k largest values into order[0..k), largest first, ties to the lower index. */
 export function selectTopK(values: ArrayLike<number>, k: number, order: Int32Array): void {
-  const n = values.length;
-  for (let i = 0; i < n; i++) order[i] = i;
-  // Partial selection sort: k is at most a few dozen, E at most a few hundred.
-  for (let s = 0; s < k; s++) {
-    let best = s;
-    for (let i = s + 1; i < n; i++) {
-      const a = values[order[i]];
-      const b = values[order[best]];
-      if (a > b || (a === b && order[i] < order[best])) best = i;
+  // One pass, inserting into a sorted list of the best k so far; strict ">" keeps the lower index on ties.
+  let filled = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (filled === k && !(v > values[order[k - 1]])) continue;
+    let j = filled < k ? filled++ : k - 1;
+    while (j > 0 && v > values[order[j - 1]]) {
+      order[j] = order[j - 1];
+      j--;
     }
-    const tmp = order[s];
-    order[s] = order[best];
-    order[best] = tmp;
+    order[j] = i;
   }
 }
 
