@@ -6,8 +6,9 @@
  * highlights its text in the editor, and the cursor in the editor highlights its token in the panel.
  */
 import * as vscode from 'vscode';
-import { findQuestionAtCursor, type FoundQuestion } from '../mmlu/questionAtCursor';
-import { promptHeader, formatItem, pyStrip } from '../mmlu/prompt';
+import { findQuestionAtCursor } from '../mmlu/questionAtCursor';
+import { pyStrip } from '../mmlu/prompt';
+import { buildTracePrompt, docRangesOfToken, tokenAtDocOffset, type Segment } from './tracePrompt';
 import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
 import type { ModelManager } from './modelManager';
 import { readSettings } from './settings';
@@ -22,13 +23,6 @@ import {
 } from '../shared/protocol';
 
 export const TRACE_VIEW_TYPE = 'moeScope.trace';
-
-/** A piece of the traced prompt that was copied verbatim from the document. */
-interface Segment {
-  promptStart: number;
-  promptEnd: number;
-  docStart: number;
-}
 
 interface Current {
   requestId: number;
@@ -180,12 +174,7 @@ export class TraceController implements vscode.Disposable {
 
   private tokenAtDocOffset(offset: number): number | null {
     const c = this.current;
-    if (!c?.result) return null;
-    const seg = c.segments.find((s) => offset >= s.docStart && offset < s.docStart + (s.promptEnd - s.promptStart));
-    if (!seg) return null;
-    const p = seg.promptStart + (offset - seg.docStart);
-    const i = c.result.tokens.findIndex((t) => p >= t.start && p < t.end);
-    return i >= 0 ? i : null;
+    return c?.result ? tokenAtDocOffset(c.segments, c.result.tokens, offset) : null;
   }
 
   private highlightToken(index: number | null): void {
@@ -196,13 +185,9 @@ export class TraceController implements vscode.Disposable {
       editor.setDecorations(this.decoration, []);
       return;
     }
-    const tok = c.result.tokens[index];
-    const ranges: vscode.Range[] = [];
-    for (const s of c.segments) {
-      const a = Math.max(tok.start, s.promptStart);
-      const b = Math.min(tok.end, s.promptEnd);
-      if (a < b) ranges.push(new vscode.Range(editor.document.positionAt(s.docStart + a - s.promptStart), editor.document.positionAt(s.docStart + b - s.promptStart)));
-    }
+    const ranges = docRangesOfToken(c.segments, c.result.tokens[index]).map(
+      ([a, b]) => new vscode.Range(editor.document.positionAt(a), editor.document.positionAt(b)),
+    );
     editor.setDecorations(this.decoration, ranges);
     if (ranges[0]) editor.revealRange(ranges[0], vscode.TextEditorRevealType.InCenterIfOutsideViewport);
   }
@@ -277,29 +262,4 @@ export class TraceController implements vscode.Disposable {
     this.traced.dispose();
     for (const d of this.disposables) d.dispose();
   }
-}
-
-/**
- * The zero-shot MMLU prompt for a question (harness format, ending in "Answer:" so the next token is
- * the model's answer), and which of its pieces were copied verbatim from the document.
- */
-export function buildTracePrompt(q: FoundQuestion, docText: string, range: [number, number]): { text: string; segments: Segment[] } {
-  const header = promptHeader(q.subject);
-  const item = formatItem(q);
-  const text = `${header}${item}\nAnswer:`;
-  const pieces = [pyStrip(q.question), ...q.choices];
-  const segments: Segment[] = [];
-  let promptPos = header.length;
-  let docPos = range[0];
-  pieces.forEach((piece, i) => {
-    const at = text.indexOf(piece, promptPos);
-    if (i > 0) promptPos = at >= 0 ? at : promptPos;
-    const inDoc = piece ? docText.indexOf(piece, docPos) : -1;
-    if (at >= 0 && inDoc >= 0 && inDoc + piece.length <= range[1]) {
-      segments.push({ promptStart: at, promptEnd: at + piece.length, docStart: inDoc });
-      docPos = inDoc + piece.length;
-    }
-    if (at >= 0) promptPos = at + piece.length;
-  });
-  return { text, segments };
 }
