@@ -150,6 +150,15 @@ function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'>
   };
 }
 
+/** OLMoE and Qwen2-MoE name their experts alike: model.layers.N.mlp.experts.M.{gate,up,down}_proj. */
+const mlpExpert =
+  (p: string) =>
+  (e: number): ExpertTensorNames => ({
+    gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
+    up: `${p}.mlp.experts.${e}.up_proj.weight`,
+    down: `${p}.mlp.experts.${e}.down_proj.weight`,
+  });
+
 const globalNames = (arch: MoeArchitecture) => ({
   embed: 'model.embed_tokens.weight',
   finalNorm: 'model.norm.weight',
@@ -180,11 +189,7 @@ export const OLMOE: FamilyDescriptor = {
           qNorm: `${p}.self_attn.q_norm.weight`,
           kNorm: `${p}.self_attn.k_norm.weight`,
           router: `${p}.mlp.gate.weight`,
-          expert: (e) => ({
-            gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
-            up: `${p}.mlp.experts.${e}.up_proj.weight`,
-            down: `${p}.mlp.experts.${e}.down_proj.weight`,
-          }),
+          expert: mlpExpert(p),
           packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
         };
       },
@@ -255,11 +260,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
           ...llamaStyleLayer(l),
           router: `${p}.mlp.gate.weight`,
           qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
-          expert: (e) => ({
-            gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
-            up: `${p}.mlp.experts.${e}.up_proj.weight`,
-            down: `${p}.mlp.experts.${e}.down_proj.weight`,
-          }),
+          expert: mlpExpert(p),
           shared: arch.sharedExpert
             ? {
                 gate: `${p}.mlp.shared_expert.gate_proj.weight`,

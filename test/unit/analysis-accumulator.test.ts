@@ -16,6 +16,7 @@ import {
   type RunAccumulator,
 } from '../../src/analysis/accumulator';
 import type { RoutingRecord } from '../../src/analysis/types';
+import { mulberry32 as rng } from '../../src/engine/demo/random';
 
 // ---------------------------------------------------------------------------------------------------
 // A hand-checkable fixture: 2 layers, 4 experts, top-2, three questions.
@@ -334,17 +335,6 @@ test('an empty accumulator summarises to zeros, not NaN', () => {
 // ---------------------------------------------------------------------------------------------------
 // Merging and deltas
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomRecord(random: () => number, id: string, shape: AccumulatorShape, subjects: string[]): RoutingRecord {
   const { numLayers: L, numExperts: E, topK: K } = shape;

@@ -10,22 +10,12 @@ import {
   type RefTensor,
   type ReferenceResult,
 } from "../support/referenceModel";
+import { mulberry32 as prng } from '../../src/engine/demo/random';
 
 // ---------------------------------------------------------------------------------------------
 // Tiny in-memory checkpoints
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Tensors = Map<string, RefTensor>;
 

@@ -4,17 +4,10 @@
  * renormalisation), a run summary and heatmap data. No model involved.
  */
 import type { HeatmapData, ModelInfo, Routing, RunSummary, TokenSpan, TracePayload } from '../../src/shared/protocol';
+import { mulberry32 } from '../../src/engine/demo/random';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
+
 
 function gaussian(rnd: () => number): number {
   const u = Math.max(1e-12, rnd());

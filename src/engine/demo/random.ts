@@ -1,24 +1,28 @@
-/** A small seeded generator (mulberry32 + Box-Muller) so demo checkpoints are byte-identical on every machine. */
+/** mulberry32: a small seeded generator, uniform in [0, 1). Shared by demo checkpoints, tests and synthetic data. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Seeded uniform and normal (Box-Muller) numbers, so demo checkpoints are byte-identical on every machine. */
 export class SeededRandom {
-  private state: number;
+  readonly uniform: () => number;
   private spare: number | null = null;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
+    this.uniform = mulberry32(seed);
   }
 
   static fromString(s: string): SeededRandom {
     let h = 2166136261;
     for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
     return new SeededRandom(h);
-  }
-
-  uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
   normal(): number {
