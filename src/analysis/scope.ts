@@ -22,7 +22,7 @@ export const TOKEN_SCOPE_DEFINITIONS: Readonly<Record<TokenScope, string>> = {
     "the target question's own tokens: its text and its four choices, without the header, the few-shot " +
     'examples and the trailing "Answer:"',
   answer:
-    'the answer position only: the last prompt token (the colon of "Answer:"), whose next-token probabilities of ' +
+    'only the last prompt token (the colon of "Answer:"), whose next-token probabilities of ' +
     '" A", " B", " C", " D" are scored; one token per question',
 };
 

@@ -160,7 +160,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     );
     root.append(figs);
     const scope = h(doc, 'p', { class: 'note sv-scope', 'data-testid': 'summary-token-scope' });
-    append(scope, h(doc, 'strong', {}, 'Token scope: '), `${TOKEN_SCOPE_LABELS[s.tokenScope] ?? s.tokenScope}${s.tokenScopeDefinition ? ` — ${s.tokenScopeDefinition}` : ''}`);
+    append(scope, h(doc, 'strong', {}, 'Token scope: '), scopeSentence(s));
     root.append(scope);
 
     // --- accuracy ---
@@ -296,7 +296,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const def = section('Definitions', 'book', 'summary-definitions');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'definitions' });
     append(dl, h(doc, 'dt', {}, 'Token scope of this run'), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': 'tokenScope.label' },
-      `${TOKEN_SCOPE_LABELS[s.tokenScope] ?? s.tokenScope}: ${s.tokenScopeDefinition ?? ''}`));
+      scopeSentence(s)));
     for (const [key, text] of Object.entries(defs)) {
       append(dl, h(doc, 'dt', {}, definitionTitle(key)), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': key }, text));
     }
@@ -361,4 +361,12 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       charts.forEach((c) => c.destroy());
     },
   };
+}
+
+/** "label: definition" once, whether or not the run's definition already starts with the label. */
+function scopeSentence(s: RunSummary): string {
+  const label = TOKEN_SCOPE_LABELS[s.tokenScope] ?? s.tokenScope;
+  const def = s.tokenScopeDefinition ?? '';
+  if (!def) return label;
+  return def.startsWith(label) ? def : `${label}: ${def}`;
 }
