@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every benchmark once, on this machine, and writes BENCHMARKS.md from the results of that run.
+#   bash bench/run.sh            (npm run bench)
+#   bash bench/run.sh --quick    fewer repetitions and sizes
+# Run it on an otherwise idle machine: the numbers are wall-clock times.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node esbuild.mjs
+mkdir -p bench/results
+node dist/bench/engine.js "$@" > /dev/null
+node dist/bench/eval.js "$@" > /dev/null
+node dist/bench/weights.js > /dev/null
+if [ -x /usr/bin/chromium ]; then node dist/bench/webview/render.js > /dev/null; else echo "no /usr/bin/chromium: skipping the webview render benchmark" >&2; fi
+node dist/bench/report.js
