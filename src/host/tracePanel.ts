@@ -134,8 +134,11 @@ export class TraceController implements vscode.Disposable {
   /** Re-runs the shown trace in the all-experts analysis mode (every expert on every token). */
   private async analyzeExperts(): Promise<void> {
     const last = this.lastPayload;
-    if (!last?.question) return;
     const requestId = ++this.requestSeq;
+    if (!last?.question) {
+      this.post({ type: 'trace-failed', requestId, message: 'Trace a question first: the all-experts analysis re-runs the question shown in this panel.' });
+      return;
+    }
     this.inFlight?.abort();
     const controller = new AbortController();
     this.inFlight = controller;

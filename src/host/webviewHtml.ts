@@ -8,7 +8,7 @@
  */
 import type * as vscode from 'vscode';
 
-export type WebviewKind = 'trace' | 'heatmap' | 'summary';
+export type WebviewKind = 'trace' | 'heatmap' | 'summary' | 'structure';
 
 export interface WebviewHtmlParts {
   /** webview.cspSource */

@@ -1,4 +1,5 @@
 import type { HostToTraceView } from '../../src/shared/protocol';
+import analysisCss from '../charts/analysisCharts.css';
 import chartsCss from '../charts/charts.css';
 import baseCss from '../common/base.css';
 import { captureNonce, injectStyles } from '../common/dom';
@@ -10,6 +11,7 @@ import { createTraceView, type TraceViewState } from './view';
 captureNonce(document);
 injectStyles(document, 'ms-base', baseCss);
 injectStyles(document, 'ms-charts', chartsCss);
+injectStyles(document, 'ms-analysis-charts', analysisCss);
 injectStyles(document, 'ms-trace', traceCss);
 
 const api = getVsCodeApi<TraceViewState>();

@@ -22,6 +22,7 @@ import { coerceTraceResult, packRouting, unpackRouting, type PackedRouting } fro
 import { append, clear, h, icon, visibleToken } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
+import { expertOutputsSection, type ExpertOutputsSaved } from './expertOutputs';
 
 export type TraceViewStatus = 'empty' | 'loading' | 'ready' | 'error';
 
@@ -40,6 +41,8 @@ export interface TraceViewState {
   cellWidth?: number;
   gateOrder?: 'expert' | 'rank';
   entropyScale?: 'full' | 'zoom';
+  /** The all-experts analysis section: chosen layer, rank range and the derived numbers (not the raw norms). */
+  experts?: ExpertOutputsSaved;
 }
 
 export interface TraceView {
@@ -194,6 +197,16 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   const sparkHost = h(doc, 'div', {});
   en.body.append(entropyCaption, sparkHost);
 
+  // expert outputs (all-experts analysis mode)
+  const eo = section('Expert outputs (all experts)', 'layers', 'expert-outputs-section');
+  const savedEarly = api.getState();
+  const experts = expertOutputsSection(doc, eo, (m) => post(m), {
+    baseName: base,
+    onChange: () => scheduleSave(),
+    initial: savedEarly?.v === 1 ? savedEarly.experts : undefined,
+  });
+  let restoredExperts: ExpertOutputsSaved | null = null;
+
   function setStatus(s: TraceViewStatus): void {
     status = s;
     root.setAttribute('data-state', s);
@@ -227,6 +240,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       cellWidth,
       gateOrder,
       entropyScale,
+      experts: payload ? experts.saved() : undefined,
     });
   }
 
@@ -390,6 +404,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     renderHeader(payload);
     setStatus('ready');
     renderCharts(payload);
+    experts.setTrace(payload.result, restoring ? restoredExperts : null);
     if (!restoring) scheduleSave();
   }
 
@@ -404,6 +419,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       try {
         selected = saved.selected ?? null;
         probsLostOnReload = !!saved.payload.result.routing.probsOmitted;
+        restoredExperts = saved.experts ?? null;
         const restored: TracePayload = { ...saved.payload, result: { ...saved.payload.result, routing: unpackRouting(saved.payload.result.routing) } };
         showTrace(restored, true);
         packed = { for: payload!, value: saved.payload };
@@ -440,6 +456,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         latestRequestId = msg.requestId;
         errorText = msg.message;
         errorMsg.textContent = msg.message;
+        experts.requestDone();
         setStatus('error');
         scheduleSave();
         return;
@@ -460,6 +477,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     flushState,
     destroy: () => {
       for (const c of [map, bars, sparks, gate]) c?.destroy();
+      experts.destroy();
       clearTimeout(saveTimer);
     },
   };
