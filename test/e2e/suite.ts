@@ -1,0 +1,262 @@
+// End-to-end suite: MoE Scope in a real VS Code (code-server) driven through Chromium.
+// Run: node esbuild.mjs && node --test --test-reporter=spec dist-test/e2e/suite.js   (scripts/e2e.sh does it)
+//
+// One code-server, one browser and one workspace for the whole suite; the tests run in order and build
+// on each other (trace -> heatmap -> evaluation -> summary -> screenshots). Environment:
+//   MOE_E2E_VSIX=path.vsix   install that VSIX instead of loading the repo as the development extension
+//   MOE_E2E_BACKEND=electron desktop VS Code instead of code-server (run through dist-test/e2e/electron.js)
+//   MOE_E2E_KEEP_TMP=1       keep code-server's temp dir (logs) after the run
+//   MOE_E2E_ONLY=a,b         run only the named steps (the others are skipped)
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FrameLocator, Page } from 'playwright-core';
+import * as h from './harness';
+import { backendFromEnv, startSession, type Session } from './session';
+import { cliTokenCount, createWorkspace, removeWorkspace, singleLineRecords, type Workspace } from './fixtures';
+import { findQuestionAtCursor } from '../../src/mmlu/questionAtCursor';
+import { formatItem, promptHeader } from '../../src/mmlu/prompt';
+
+const COMMANDS = [
+  'MoE: Trace selection',
+  'MoE: Select model...',
+  'MoE: Run MMLU evaluation',
+  'MoE: Show evaluation summary',
+  'MoE: Open expert heatmap',
+  'MoE: Restart inference process',
+];
+const DEMO_LAYERS = 16; // the OLMoE-shaped demo model
+const LETTERS = ['A', 'B', 'C', 'D'];
+
+let ws: Workspace;
+let session: Session | undefined;
+let page: Page;
+
+const only = (process.env.MOE_E2E_ONLY ?? '').split(',').filter(Boolean);
+
+/** A test step that saves a screenshot and prints the extension's log when it fails. */
+function step(name: string, timeoutMs: number, fn: () => Promise<void>): void {
+  const skip = only.length > 0 && !only.some((o) => name.startsWith(o));
+  test(name, { timeout: timeoutMs, skip }, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      if (page) await h.screenshot(page, `FAILED-${name}`).catch(() => undefined);
+      const logs = extensionLog();
+      if (logs) console.error(`--- MoE Scope output (last lines) ---\n${logs}`);
+      if (session) console.error(`--- ${session.backend} (last lines) ---\n${session.logTail(25)}`);
+      throw e;
+    }
+  });
+}
+
+/** The last lines of the "MoE Scope" output channel, from the extension host's log folder. */
+function extensionLog(lines = 40): string {
+  if (!session) return '';
+  const found: string[] = [];
+  const walk = (d: string) => {
+    for (const n of safeList(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (/MoE Scope/i.test(n) && n.endsWith('.log')) found.push(p);
+    }
+  };
+  walk(join(session.userDataDir, 'logs'));
+  return found
+    .map((f) => `${f}:\n${readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n')}`)
+    .join('\n');
+}
+
+function safeList(d: string): string[] {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+/** The trace panel's DOM once its root reports `state` (or an error, which fails with its message). */
+async function traceView(state: 'ready' | 'error' | 'loading', timeoutMs: number = h.TIMEOUTS.trace): Promise<FrameLocator> {
+  const wv = await h.webviewFrame(page, 'MoE Trace');
+  const root = wv.locator('[data-testid=trace-view]');
+  await root.waitFor({ state: 'attached', timeout: h.TIMEOUTS.webview }).catch((e: Error) => {
+    throw new Error(`the trace panel did not render its view ([data-testid=trace-view] missing): ${e.message.split('\n')[0]}`);
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await root.getAttribute('data-state').catch(() => null);
+    if (s === state) return wv;
+    if (s === 'error' && state !== 'error') {
+      const msg = await wv.locator('[data-testid=trace-error]').textContent().catch(() => '');
+      throw new Error(`the trace view shows an error instead of "${state}": ${msg}`);
+    }
+    if (Date.now() > deadline) throw new Error(`trace view did not reach data-state=${state} in ${timeoutMs} ms (last: ${s})`);
+    await h.sleep(state === 'loading' ? 25 : 200);
+  }
+}
+
+/** Selects a question row of the workspace's test CSV and returns the prompt the extension should trace. */
+async function selectQuestion(line?: number): Promise<{ line: number; prompt: string }> {
+  const file = join(ws.root, ws.questionsFile);
+  const text = readFileSync(file, 'utf8');
+  const l = line ?? singleLineRecords(file)[2]!;
+  await h.openFile(page, ws.questionsFile);
+  await h.selectLines(page, l);
+  // The prompt the extension builds for that row: the harness format, zero-shot, ending in "Answer:".
+  const lineStart = text.split('\n').slice(0, l - 1).reduce((n, s) => n + s.length + 1, 0);
+  const found = findQuestionAtCursor({ text, fileName: file, selectionStart: lineStart, selectionEnd: lineStart + 1 });
+  assert.ok(found.ok, `line ${l} of ${ws.questionsFile} is not a question: ${!found.ok && found.message}`);
+  return { line: l, prompt: `${promptHeader(found.question.subject)}${formatItem(found.question)}\nAnswer:` };
+}
+
+async function traceReadyChecks(wv: FrameLocator, prompt: string): Promise<void> {
+  assert.equal(await wv.locator('[data-testid=layer-label]').count(), DEMO_LAYERS, 'one layer label per layer');
+  const tokens = await wv.locator('[data-testid=token]').count();
+  assert.ok(tokens > 10, `token count ${tokens} > 10`);
+  assert.equal(tokens, cliTokenCount(ws.modelDir, prompt), 'the panel shows one token per prompt token (as `moe-scope trace` tokenizes the prompt)');
+  const probs = wv.locator('[data-testid=answer-prob]');
+  assert.equal(await probs.count(), 4, 'four answer probabilities');
+  assert.deepEqual(await probs.evaluateAll((els) => els.map((e) => e.getAttribute('data-letter'))), LETTERS);
+}
+
+describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, () => {
+  before(async () => {
+    ws = createWorkspace();
+    session = await startSession({
+      workspace: ws.root,
+      backend: backendFromEnv(),
+      extensionVsix: process.env.MOE_E2E_VSIX || undefined,
+      theme: 'Default Dark Modern',
+    });
+    page = session.page;
+  });
+
+  after(async () => {
+    await session?.stop();
+    removeWorkspace(ws);
+  });
+
+  step('a: workbench loads the extension; the palette lists the MoE commands', 120_000, async () => {
+    // The command registers when the extension activates (onStartupFinished): runCommand-style retry.
+    await h.waitFor(
+      'the MoE commands in the palette',
+      async () => {
+        await h.closeQuickInput(page);
+        await page.keyboard.press('F1');
+        await page.locator('.quick-input-widget input').fill('>MoE:');
+        await h.sleep(500);
+        const labels = await h.quickPickLabels(page);
+        return COMMANDS.every((c) => labels.includes(c)) ? labels : undefined;
+      },
+      90_000,
+      1000,
+    );
+    await h.closeQuickInput(page);
+    // Its own activity-bar container.
+    assert.ok(await page.locator('.activitybar [aria-label^="MoE Scope"]').count(), 'a "MoE Scope" activity bar entry');
+    await h.screenshot(page, 'workbench-dark');
+  });
+
+  step('b: trace a selected MMLU question', 240_000, async () => {
+    const { prompt } = await selectQuestion();
+    await h.runCommand(page, 'MoE: Trace selection');
+    const wv = await traceView('ready');
+    await traceReadyChecks(wv, prompt);
+    assert.equal(await wv.locator('[data-testid=entropy-sparkline]').count(), DEMO_LAYERS, 'one entropy sparkline per layer');
+    await h.screenshot(page, 'trace-dark');
+  });
+
+  step('c: a selection that is not a question shows a clear message', 120_000, async () => {
+    await h.openFile(page, ws.notesFile);
+    await h.selectLines(page, 1);
+    await h.runCommand(page, 'MoE: Trace selection');
+    const wv = await traceView('error', 60_000);
+    const msg = (await wv.locator('[data-testid=trace-error]').textContent()) ?? '';
+    assert.match(msg, /not an MMLU question/i);
+  });
+
+  step('f: killing the inference process mid-trace shows the error; the next trace works', 300_000, async () => {
+    await h.openFile(page, ws.longFile);
+    await h.selectLines(page, 1);
+    await h.runCommand(page, 'MoE: Trace selection');
+    await traceView('loading', 30_000);
+    const pids = await h.waitFor('an inference process', () => {
+      const p = h.findProcesses('inference-process.js', session!.processRoot);
+      return p.length ? p : undefined;
+    }, 30_000, 50);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    const wv = await traceView('error', 60_000);
+    const msg = (await wv.locator('[data-testid=trace-error]').textContent()) ?? '';
+    assert.ok(msg.trim().length > 0, 'the error names what happened');
+    // The next trace starts a fresh inference process.
+    const { prompt } = await selectQuestion();
+    await h.runCommand(page, 'MoE: Trace selection');
+    await traceReadyChecks(await traceView('ready'), prompt);
+    const after = h.findProcesses('inference-process.js', session!.processRoot);
+    assert.ok(after.length > 0 && after.every((p) => !pids.includes(p)), 'a new inference process serves the trace');
+  });
+
+  step('e: the side-panel heatmap shows the last trace', 120_000, async () => {
+    await h.runCommand(page, 'MoE: Open expert heatmap');
+    const hm = await h.webviewContaining(page, '[data-testid=heatmap]');
+    assert.ok(await hm.locator('[data-testid=heatmap]').first().isVisible(), 'heatmap visible');
+    assert.equal(await hm.locator('[data-testid=heatmap-source]').count(), 1, 'a heatmap source control');
+    await h.screenshot(page, 'heatmap-dark');
+  });
+
+  step('d: the evaluation task writes a run whose summary view matches summary.json', 900_000, async () => {
+    await h.runCommand(page, 'Tasks: Run Task');
+    await h.pickQuickItem(page, 'MoE Scope: evaluate mmlu');
+    const summaryFile = await h.waitFor(
+      'a finished evaluation run (summary.json)',
+      async () => {
+        // A task that ended without writing its summary fails now, with its output, not at the timeout.
+        const term = await h.terminalText(page);
+        const ended = /Terminal will be reused by tasks|The terminal process .* terminated/.test(term);
+        for (const run of safeList(ws.runsDir)) {
+          const f = join(ws.runsDir, run, 'summary.json');
+          if (!existsSync(f)) continue;
+          const s = JSON.parse(readFileSync(f, 'utf8')) as { complete?: boolean; questions?: number };
+          if (s.complete !== false && typeof s.questions === 'number') return f;
+        }
+        if (ended) throw new h.FatalWait(`the evaluation task ended without a summary.json:\n${term.trim()}`);
+        return undefined;
+      },
+      h.TIMEOUTS.evaluation,
+      1000,
+    );
+    const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { questions: number; neverActivatedTotal?: number; layers?: unknown };
+    assert.equal(summary.questions, 6, '3 subjects x limitPerSubject 2');
+    // The task's terminal reports the same count.
+    await h.waitFor('the task output "Finished: 6 questions"', async () => (await h.terminalText(page)).includes(`Finished: ${summary.questions} questions`), 30_000);
+    await h.runCommand(page, 'MoE: Show evaluation summary');
+    const sv = await h.webviewFrame(page, 'MoE Summary');
+    const q = sv.locator('[data-testid=summary-questions]');
+    await q.waitFor({ timeout: h.TIMEOUTS.webview });
+    assert.equal((await q.textContent())?.trim(), String(summary.questions));
+    const never = sv.locator('[data-testid=never-activated-total]');
+    if ((await never.count()) > 0 && typeof summary.neverActivatedTotal === 'number') {
+      assert.equal((await never.first().textContent())?.replace(/[^\d]/g, ''), String(summary.neverActivatedTotal));
+    }
+    await h.screenshot(page, 'summary-dark');
+  });
+
+  step('g: screenshots in the light theme', 180_000, async () => {
+    await h.setColorTheme(page, 'Default Light Modern');
+    for (const [title, name] of [
+      ['MoE Summary', 'summary-light'],
+      ['MoE Trace', 'trace-light'],
+    ] as const) {
+      if ((await page.locator('.part.editor .tabs-container .tab').filter({ hasText: title }).count()) === 0) continue;
+      await h.webviewFrame(page, title);
+      await h.sleep(1000); // let the webview repaint with the new theme's colours
+      await h.screenshot(page, name);
+    }
+    await h.runCommand(page, 'MoE: Open expert heatmap');
+    await h.webviewContaining(page, '[data-testid=heatmap]');
+    await h.sleep(1000);
+    await h.screenshot(page, 'heatmap-light');
+    await h.setColorTheme(page, 'Default Dark Modern');
+  });
+});
