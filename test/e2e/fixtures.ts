@@ -30,6 +30,8 @@ export interface Workspace {
   /** A CSV with one very long question (a trace that takes seconds: time to kill the process). */
   longFile: string;
   modelDir: string;
+  /** moeScope.cacheDir of the workspace (converted graphs), also used by the CLI. */
+  cacheDir: string;
   runsDir: string;
 }
 
@@ -49,10 +51,11 @@ export function makeDemoModel(out: string, family: 'olmoe' | 'mixtral' = 'olmoe'
   return out;
 }
 
-/** Token ids the model's tokenizer gives `text`, through the CLI's own trace command. */
-export function cliTokenCount(modelDir: string, text: string): number {
+/** Token ids the model's tokenizer gives `text`, through the CLI's own trace command (graph cache in `cacheDir`). */
+export function cliTokenCount(modelDir: string, text: string, cacheDir: string): number {
   const cli = join(REPO_ROOT, 'dist', 'cli.js');
-  const out = execFileSync(process.execPath, [cli, 'trace', '--model', modelDir, '--text', text, '--json', '--provider', 'cpu'], {
+  const args = [cli, 'trace', '--model', modelDir, '--text', text, '--json', '--provider', 'cpu', '--cache', cacheDir];
+  const out = execFileSync(process.execPath, args, {
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     timeout: 120_000,
@@ -109,6 +112,7 @@ export function createWorkspace(opts: WorkspaceOptions = {}): Workspace {
     notesFile: 'notes/notes.md',
     longFile: 'scratch/long_test.csv',
     modelDir,
+    cacheDir: join(base, 'cache'),
     runsDir: join(root, '.moe-scope', 'runs'),
   };
 }

@@ -207,7 +207,10 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   const killAll = () => {
-    for (const s of liveServers) if (s.process.pid) killTree(s.process.pid);
+    for (const s of liveServers) {
+      if (s.process.pid) killTree(s.process.pid);
+      if (!process.env.MOE_E2E_KEEP_TMP) rmSync(s.tmpDir, { recursive: true, force: true });
+    }
   };
   process.on('exit', killAll);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
@@ -398,9 +401,21 @@ export const CHROMIUM_ARGS = [
   '--disable-features=Translate,MediaRouter,OptimizationHints',
 ];
 
+/** Headless Debian Chromium; its XDG dirs (crash reports, dconf) go to a temp dir removed on close. */
 export async function launchBrowser(): Promise<Browser> {
   const tools = findTools();
-  return chromium.launch({ executablePath: tools.chromium, headless: true, args: CHROMIUM_ARGS, timeout: 60_000 });
+  const tmp = mkdtempSync(join(tmpdir(), 'moe-e2e-browser-'));
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  Object.assign(env, { XDG_CONFIG_HOME: join(tmp, 'config'), XDG_CACHE_HOME: join(tmp, 'cache'), XDG_DATA_HOME: join(tmp, 'data') });
+  try {
+    const browser = await chromium.launch({ executablePath: tools.chromium, headless: true, args: CHROMIUM_ARGS, env, timeout: 60_000 });
+    browser.on('disconnected', () => rmSync(tmp, { recursive: true, force: true }));
+    return browser;
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 export async function newPage(browser: Browser, theme: Theme = 'Default Dark Modern'): Promise<{ context: BrowserContext; page: Page }> {

@@ -114,7 +114,7 @@ async function traceReadyChecks(wv: FrameLocator, prompt: string): Promise<void>
   assert.equal(await wv.locator('[data-testid=layer-label]').count(), DEMO_LAYERS, 'one layer label per layer');
   const tokens = await wv.locator('[data-testid=token]').count();
   assert.ok(tokens > 10, `token count ${tokens} > 10`);
-  assert.equal(tokens, cliTokenCount(ws.modelDir, prompt), 'the panel shows one token per prompt token (as `moe-scope trace` tokenizes the prompt)');
+  assert.equal(tokens, cliTokenCount(ws.modelDir, prompt, ws.cacheDir), 'the panel shows one token per prompt token (as `moe-scope trace` tokenizes the prompt)');
   const probs = wv.locator('[data-testid=answer-prob]');
   assert.equal(await probs.count(), 4, 'four answer probabilities');
   assert.deepEqual(await probs.evaluateAll((els) => els.map((e) => e.getAttribute('data-letter'))), LETTERS);
@@ -235,11 +235,18 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     const q = sv.locator('[data-testid=summary-questions]');
     await q.waitFor({ timeout: h.TIMEOUTS.webview });
     assert.equal((await q.textContent())?.trim(), String(summary.questions));
-    const never = sv.locator('[data-testid=never-activated-total]');
-    if ((await never.count()) > 0 && typeof summary.neverActivatedTotal === 'number') {
-      assert.equal((await never.first().textContent())?.replace(/[^\d]/g, ''), String(summary.neverActivatedTotal));
-    }
+    assert.equal(typeof summary.neverActivatedTotal, 'number', 'summary.json has neverActivatedTotal');
+    const never = sv.locator('[data-testid=never-activated-total]').first();
+    assert.equal((await never.textContent())?.trim(), String(summary.neverActivatedTotal), 'summary view: never-activated total');
     await h.screenshot(page, 'summary-dark');
+    // The side-panel heatmap switches to the finished run and shows the same total.
+    await h.runCommand(page, 'MoE: Open expert heatmap');
+    const hm = await h.webviewContaining(page, '[data-testid=heatmap-view]');
+    await h.waitFor(
+      `the heatmap's never-activated total ${summary.neverActivatedTotal}`,
+      async () => (await hm.locator('[data-testid=never-activated-total]').first().textContent())?.trim() === String(summary.neverActivatedTotal),
+      30_000,
+    );
   });
 
   step('g: screenshots in the light theme', 180_000, async () => {
