@@ -11,15 +11,12 @@
  * map programmatically and records frame intervals and canvas draw times. CSP violations and page errors
  * are recorded too. Writes bench/results/webview-render.json (+ screenshots in bench/results/screenshots).
  */
-import { createServer, type Server } from 'node:http';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { buildWebviewHtml, makeNonce, type WebviewKind } from '../../src/host/webviewHtml';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
 import { heatmapFromSummary, heatmapFromTrace, syntheticSummary, syntheticTrace } from '../../webview/testing/synthetic';
-import { DARK_THEME, LIGHT_THEME } from './themes';
+import { ROOT, newPage, startWebviewSite } from './site';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -34,73 +31,8 @@ const DPR = opt('--dpr', 2);
 const SCROLL_FRAMES = opt('--scroll-frames', 180);
 const BUDGET_MS = 200;
 
-function findRoot(): string {
-  let d = resolve(__dirname);
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'webview'))) return d;
-    d = dirname(d);
-  }
-  return process.cwd();
-}
-const ROOT = findRoot();
 
-function firstExisting(...paths: string[]): string {
-  for (const p of paths) if (existsSync(p)) return p;
-  throw new Error(`none of these files exist (run "node esbuild.mjs" first): ${paths.join(', ')}`);
-}
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.ttf': 'font/ttf',
-  '.map': 'application/json',
-};
-
-function serve(dir: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    const p = resolve(dir, `.${decodeURIComponent(url.pathname)}`);
-    if (!p.startsWith(dir) || !existsSync(p)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': TYPES[extname(p)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(readFileSync(p));
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    ok({ server, origin: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}` });
-  }));
-}
-
-function page(origin: string, view: WebviewKind, theme: 'dark' | 'light'): string {
-  const html = buildWebviewHtml({
-    cspSource: origin,
-    nonce: makeNonce(),
-    title: `MoE Scope ${view}`,
-    view,
-    mainScriptUri: `${origin}/webview/${view}/main.js`,
-    elementsScriptUri: `${origin}/media/vscode-elements.js`,
-    codiconsCssUri: `${origin}/media/codicons/codicon.css`,
-  });
-  // What VS Code adds around a webview: the theme variables and the body theme class.
-  return html
-    .replace('</head>', `<link rel="stylesheet" href="${origin}/theme-${theme}.css">\n</head>`)
-    .replace('<body ', `<body class="vscode-${theme}" data-vscode-theme-kind="vscode-${theme}" `);
-}
-
-const INIT_SCRIPT = `
-  window.__posted = []; window.__csp = []; window.__errors = [];
-  document.addEventListener('securitypolicyviolation', (e) => window.__csp.push({ directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample }));
-  window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
-  let __state;
-  window.acquireVsCodeApi = () => ({ postMessage: (m) => window.__posted.push(m), getState: () => __state, setState: (s) => (__state = s) });
-`;
 
 /** Typed arrays travel to the page as base64 and are rebuilt there (as VS Code's postMessage delivers them). */
 function encodePayload(p: TracePayload): unknown {
@@ -210,45 +142,10 @@ async function measureScroll(pg: Page, frames: number) {
   }, frames);
 }
 
-async function newPage(ctx: BrowserContext, origin: string, view: WebviewKind, theme: 'dark' | 'light', viewport: { width: number; height: number }): Promise<Page> {
-  const pg = await ctx.newPage();
-  await pg.setViewportSize(viewport);
-  const errors: string[] = [];
-  pg.on('pageerror', (e) => errors.push(String(e)));
-  pg.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  (pg as unknown as { __errors: string[] }).__errors = errors;
-  await pg.addInitScript(INIT_SCRIPT);
-  await pg.goto(`${origin}/${view}-${theme}.html`);
-  await pg.waitForFunction(() => (window as any).__posted?.some((m: { type: string }) => m.type === 'ready'));
-  await pg.evaluate(() => customElements.whenDefined('vscode-button'));
-  return pg;
-}
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'moe-scope-webview-bench-'));
-  const userDataDir = mkdtempSync(join(tmpdir(), 'moe-scope-chromium-'));
-  const copy = (from: string, to: string) => {
-    mkdirSync(dirname(join(dir, to)), { recursive: true });
-    copyFileSync(from, join(dir, to));
-  };
-  for (const v of ['trace', 'heatmap', 'summary']) copy(firstExisting(join(ROOT, 'dist/webview', v, 'main.js')), `webview/${v}/main.js`);
-  copy(firstExisting(join(ROOT, 'dist/media/vscode-elements.js'), join(ROOT, 'node_modules/@vscode-elements/elements/dist/bundled.js')), 'media/vscode-elements.js');
-  for (const f of ['codicon.css', 'codicon.ttf'])
-    copy(firstExisting(join(ROOT, 'dist/media/codicons', f), join(ROOT, 'node_modules/@vscode/codicons/dist', f)), `media/codicons/${f}`);
-  writeFileSync(join(dir, 'theme-dark.css'), DARK_THEME);
-  writeFileSync(join(dir, 'theme-light.css'), LIGHT_THEME);
-  const { server, origin } = await serve(dir);
-  for (const v of ['trace', 'heatmap', 'summary'] as const) for (const t of ['dark', 'light'] as const) writeFileSync(join(dir, `${v}-${t}.html`), page(origin, v, t));
-
-  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    deviceScaleFactor: DPR,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const site = await startWebviewSite(['trace', 'heatmap', 'summary'], DPR);
+  const { ctx, origin } = site;
   const resultsDir = join(ROOT, 'bench/results');
   const shotsDir = join(resultsDir, 'screenshots');
   mkdirSync(resultsDir, { recursive: true });
@@ -402,10 +299,7 @@ async function main(): Promise<void> {
       console.log(`screenshots:\n  ${shots.join('\n  ')}`);
     }
   } finally {
-    await ctx.close();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(userDataDir, { recursive: true, force: true });
+    await site.close();
   }
 }
 

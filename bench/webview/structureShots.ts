@@ -10,26 +10,14 @@
  * Chromium (/usr/bin/chromium or CHROMIUM_PATH). With SHOT_CROPS=<dir>, also writes device-scale crops of
  * the single charts there, for a close look.
  */
-import { createServer, type Server } from 'node:http';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { buildWebviewHtml, makeNonce, type WebviewKind } from '../../src/host/webviewHtml';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
 import { syntheticTrace } from '../../webview/testing/synthetic';
 import { syntheticTraceWithExperts, syntheticWeightAnalysis } from '../../webview/testing/syntheticStructure';
-import { DARK_THEME, LIGHT_THEME } from './themes';
+import { ROOT, newPage, startWebviewSite } from './site';
 
-function findRoot(): string {
-  let d = resolve(__dirname);
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(d, 'package.json')) && existsSync(join(d, 'webview'))) return d;
-    d = dirname(d);
-  }
-  return process.cwd();
-}
-const ROOT = findRoot();
 const CROPS = process.env.SHOT_CROPS;
 
 async function crop(pg: Page, selector: string, name: string): Promise<void> {
@@ -38,49 +26,7 @@ async function crop(pg: Page, selector: string, name: string): Promise<void> {
   await pg.locator(selector).first().screenshot({ path: join(CROPS, `${name}.png`), scale: 'device' });
 }
 
-function firstExisting(...paths: string[]): string {
-  for (const p of paths) if (existsSync(p)) return p;
-  throw new Error(`none of these files exist (build first): ${paths.join(', ')}`);
-}
 
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.ttf': 'font/ttf' };
-
-function serve(dir: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname === '/favicon.ico') return void res.writeHead(204).end();
-    const p = resolve(dir, `.${decodeURIComponent(url.pathname)}`);
-    if (!p.startsWith(dir) || !existsSync(p)) return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-type': TYPES[extname(p)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    res.end(readFileSync(p));
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    ok({ server, origin: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}` });
-  }));
-}
-
-function pageHtml(origin: string, view: WebviewKind, theme: 'dark' | 'light'): string {
-  return buildWebviewHtml({
-    cspSource: origin,
-    nonce: makeNonce(),
-    title: `MoE Scope ${view}`,
-    view,
-    mainScriptUri: `${origin}/webview/${view}/main.js`,
-    elementsScriptUri: `${origin}/media/vscode-elements.js`,
-    codiconsCssUri: `${origin}/media/codicons/codicon.css`,
-  })
-    .replace('</head>', `<link rel="stylesheet" href="${origin}/theme-${theme}.css">\n</head>`)
-    .replace('<body ', `<body class="vscode-${theme}" data-vscode-theme-kind="vscode-${theme}" `);
-}
-
-const INIT_SCRIPT = `
-  window.__posted = []; window.__csp = []; window.__errors = [];
-  document.addEventListener('securitypolicyviolation', (e) => window.__csp.push({ directive: e.violatedDirective, blocked: e.blockedURI }));
-  window.addEventListener('error', (e) => window.__errors.push(String(e.message)));
-  let __state;
-  window.acquireVsCodeApi = () => ({ postMessage: (m) => window.__posted.push(m), getState: () => __state, setState: (s) => (__state = s) });
-`;
 
 /** Typed arrays travel as base64 and are rebuilt in the page (as VS Code's postMessage delivers them). */
 async function postTrace(pg: Page, p: TracePayload): Promise<void> {
@@ -116,21 +62,6 @@ async function postTrace(pg: Page, p: TracePayload): Promise<void> {
   }, enc);
 }
 
-async function newPage(ctx: BrowserContext, origin: string, view: WebviewKind, theme: 'dark' | 'light', viewport: { width: number; height: number }): Promise<Page> {
-  const pg = await ctx.newPage();
-  await pg.setViewportSize(viewport);
-  const errors: string[] = [];
-  pg.on('pageerror', (e) => errors.push(String(e)));
-  pg.on('console', (m) => {
-    if (m.type() === 'error') errors.push(m.text());
-  });
-  (pg as unknown as { __errors: string[] }).__errors = errors;
-  await pg.addInitScript(INIT_SCRIPT);
-  await pg.goto(`${origin}/${view}-${theme}.html`);
-  await pg.waitForFunction(() => (window as any).__posted?.some((m: { type: string }) => m.type === 'ready'));
-  await pg.evaluate(() => customElements.whenDefined('vscode-button'));
-  return pg;
-}
 
 /** Clicks every visible export button and checks what was posted (PNG: real PNG bytes; others: non-empty). */
 async function exportSmoke(pg: Page, label: string): Promise<number> {
@@ -155,27 +86,8 @@ async function problems(pg: Page, label: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'moe-scope-structure-shots-'));
-  const userDataDir = mkdtempSync(join(tmpdir(), 'moe-scope-chromium-'));
-  const copy = (from: string, to: string) => {
-    mkdirSync(dirname(join(dir, to)), { recursive: true });
-    copyFileSync(from, join(dir, to));
-  };
-  for (const v of ['structure', 'trace']) copy(firstExisting(join(ROOT, 'dist/webview', v, 'main.js')), `webview/${v}/main.js`);
-  copy(firstExisting(join(ROOT, 'dist/media/vscode-elements.js'), join(ROOT, 'node_modules/@vscode-elements/elements/dist/bundled.js')), 'media/vscode-elements.js');
-  for (const f of ['codicon.css', 'codicon.ttf'])
-    copy(firstExisting(join(ROOT, 'dist/media/codicons', f), join(ROOT, 'node_modules/@vscode/codicons/dist', f)), `media/codicons/${f}`);
-  writeFileSync(join(dir, 'theme-dark.css'), DARK_THEME);
-  writeFileSync(join(dir, 'theme-light.css'), LIGHT_THEME);
-  const { server, origin } = await serve(dir);
-  for (const v of ['structure', 'trace'] as const) for (const t of ['dark', 'light'] as const) writeFileSync(join(dir, `${v}-${t}.html`), pageHtml(origin, v, t));
-
-  const ctx = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    headless: true,
-    deviceScaleFactor: 2,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const site = await startWebviewSite(['structure', 'trace'], 2);
+  const { ctx, origin } = site;
   const shotsDir = join(ROOT, 'bench/results/screenshots');
   mkdirSync(shotsDir, { recursive: true });
   const shots: string[] = [];
@@ -266,10 +178,7 @@ async function main(): Promise<void> {
     console.log(`screenshots:\n  ${shots.join('\n  ')}\nproblems: ${issues}`);
     if (issues) process.exitCode = 1;
   } finally {
-    await ctx.close();
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(userDataDir, { recursive: true, force: true });
+    await site.close();
   }
 }
 
