@@ -115,13 +115,16 @@ class EvalTerminal implements vscode.Pseudoterminal {
   ) {}
 
   open(): void {
-    void this.run().then(
-      (code) => this.closed.fire(code),
-      (e) => {
-        this.line(`\x1b[31m${(e as Error).message}\x1b[0m`);
-        this.closed.fire(1);
-      },
-    );
+    void this.run()
+      .then(
+        (code) => this.closed.fire(code),
+        (e) => {
+          this.line(`\x1b[31m${(e as Error).message}\x1b[0m`);
+          this.closed.fire(1);
+        },
+      )
+      // The evaluation's inference process holds a whole model: free it once the run is over.
+      .finally(() => this.client.restart());
   }
 
   /** Terminating the task (or closing its terminal) cancels after the batch in flight. */

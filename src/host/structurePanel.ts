@@ -18,10 +18,20 @@ export class StructurePanel implements vscode.Disposable {
   private pending: HostToStructureView[] = [];
   private abort: AbortController | null = null;
 
+  private readonly serializer: vscode.Disposable;
+
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly models: ModelManager,
-  ) {}
+  ) {
+    // After a window reload the view is rebuilt from the cached analysis rather than from saved state.
+    this.serializer = vscode.window.registerWebviewPanelSerializer(STRUCTURE_VIEW_TYPE, {
+      deserializeWebviewPanel: async (panel) => {
+        panel.dispose();
+        await this.show();
+      },
+    });
+  }
 
   async show(): Promise<void> {
     if (!this.panel) {
@@ -70,5 +80,6 @@ export class StructurePanel implements vscode.Disposable {
   dispose(): void {
     this.abort?.abort();
     this.panel?.dispose();
+    this.serializer.dispose();
   }
 }
