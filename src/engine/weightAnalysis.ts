@@ -49,6 +49,9 @@ import { Worker, type MessagePort } from 'node:worker_threads';
 import type { Checkpoint } from './checkpoint';
 import { DTYPE_BYTES, f16ToF32, type SafetensorsDType } from './formats/dtypes';
 import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../shared/protocol';
+import { summarizeByDepth } from '../analysis/weightDepth';
+
+export { summarizeByDepth };
 
 export type ExpertMatrixKind = 'gate' | 'up' | 'down';
 const KINDS: readonly ExpertMatrixKind[] = ['gate', 'up', 'down'];
@@ -138,21 +141,6 @@ export async function cachedWeightAnalysis(
   return { modelPath: ckpt.dir, numExperts: ckpt.arch.numExperts, layers: result, byDepth: summarizeByDepth(result), ms: performance.now() - t0 };
 }
 
-export function summarizeByDepth(layers: LayerWeightAnalysis[]): WeightDepthSummary {
-  const sorted = [...layers].sort((a, b) => a.layer - b.layer);
-  const series = (f: (l: LayerWeightAnalysis) => number) => sorted.map(f);
-  return {
-    layer: series((l) => l.layer),
-    gate: series((l) => l.meanOffDiagonal.gate),
-    up: series((l) => l.meanOffDiagonal.up),
-    down: series((l) => l.meanOffDiagonal.down),
-    all: series((l) => l.meanOffDiagonal.all),
-    router: series((l) => l.meanOffDiagonal.router),
-    neuronRowMean: series((l) => l.meanOffDiagonal.neuronRowMean),
-    neuronColMean: series((l) => l.meanOffDiagonal.neuronColMean),
-    routerVsExpertR2: series((l) => l.routerVsExpertR2),
-  };
-}
 
 // ---------------------------------------------------------------------------------------------------
 // One layer

@@ -4,10 +4,11 @@
  * with depth and small clusters of related experts; router rows are a noisy linear image of the experts, so
  * the router-vs-expert R² is real (computed by OLS over the pairs, like the engine does) and varies by layer.
  */
-import type { ExpertOutputStats, LayerWeightSimilarity, TracePayload, WeightAnalysis, WeightDepthSummary } from '../../src/shared/protocol';
+import type { ExpertOutputStats, LayerWeightSimilarity, TracePayload, WeightAnalysis } from '../../src/shared/protocol';
 import { olsFit, upperPairs } from '../charts/pairScatter';
 import { meanOffDiagonal } from '../charts/similarityMatrix';
 import { mulberry32, syntheticTrace } from './synthetic';
+import { summarizeByDepth } from '../../src/analysis/weightDepth';
 
 function gaussian(rnd: () => number): number {
   const u = Math.max(1e-12, rnd());
@@ -85,18 +86,8 @@ export function syntheticWeightAnalysis(opts: { numLayers?: number; numExperts?:
       },
     });
   }
-  const series = (f: (l: LayerWeightSimilarity) => number) => layers.map(f);
-  const byDepth: WeightDepthSummary = {
-    layer: series((l) => l.layer),
-    gate: series((l) => l.meanOffDiagonal.gate),
-    up: series((l) => l.meanOffDiagonal.up),
-    down: series((l) => l.meanOffDiagonal.down),
-    all: series((l) => l.meanOffDiagonal.all),
-    router: series((l) => l.meanOffDiagonal.router),
-    neuronRowMean: series((l) => l.meanOffDiagonal.neuronRowMean),
-    neuronColMean: series((l) => l.meanOffDiagonal.neuronColMean),
-    routerVsExpertR2: series((l) => l.routerVsExpertR2),
-  };
+  const byDepth = summarizeByDepth(layers);
+
   return { modelPath: '/models/olmoe-1b-7b', numExperts: E, layers, byDepth, ms: 48213 };
 }
 
