@@ -144,6 +144,25 @@ test('real MMLU, one split of the tree: only its files are read and fingerprinte
   assert.deepEqual(testOnly.questions.map(essence), bySplit(full.questions, 'test').map(essence));
 });
 
+/** Reads every split of a converted copy back and checks it against the CSV tree; returns the read time in ms. */
+async function readBackConverted(original: MmluQuestion[], format: 'jsonl' | 'parquet', fileFor: (split: (typeof SPLITS)[number]) => string): Promise<number> {
+  let ms = 0;
+  const all: MmluQuestion[] = [];
+  for (const s of SPLITS) {
+    const t0 = performance.now();
+    const back = await loadDataset(fileFor(s));
+    ms += performance.now() - t0;
+    assert.equal(back.format, format);
+    assert.deepEqual(back.issues, []);
+    assert.equal(back.questions.length, EXPECTED[s]);
+    assert.equal(new Set(back.questions.map((q) => q.subject)).size, 57);
+    assert.deepEqual(back.questions.map(essence), bySplit(original, s).map(essence), s);
+    all.push(...back.questions);
+  }
+  assertSpotChecks(all, false);
+  return ms;
+}
+
 test('real MMLU converted to cais JSONL reads back identically', { skip }, async (t) => {
   const { ds } = await loadTree();
   const dir = await tempDir();
@@ -151,20 +170,7 @@ test('real MMLU converted to cais JSONL reads back identically', { skip }, async
     const lines = bySplit(ds.questions, s).map((q) => JSON.stringify({ question: q.question, subject: q.subject, choices: q.choices, answer: q.answer }));
     await writeFile(join(dir, `${HF_NAME[s]}.jsonl`), `${lines.join('\n')}\n`);
   }
-  let ms = 0;
-  const all: MmluQuestion[] = [];
-  for (const s of SPLITS) {
-    const t0 = performance.now();
-    const back = await loadDataset(join(dir, `${HF_NAME[s]}.jsonl`));
-    ms += performance.now() - t0;
-    assert.equal(back.format, 'jsonl');
-    assert.deepEqual(back.issues, []);
-    assert.equal(back.questions.length, EXPECTED[s]);
-    assert.equal(new Set(back.questions.map((q) => q.subject)).size, 57);
-    assert.deepEqual(back.questions.map(essence), bySplit(ds.questions, s).map(essence), s);
-    all.push(...back.questions);
-  }
-  assertSpotChecks(all, false);
+  const ms = await readBackConverted(ds.questions, 'jsonl', (split) => join(dir, `${HF_NAME[split]}.jsonl`));
   t.diagnostic(`JSONL: all three splits read in ${ms.toFixed(0)} ms`);
 });
 
@@ -193,20 +199,7 @@ test('real MMLU converted to cais Parquet reads back identically', { skip }, asy
     });
     await writeFile(join(dir, `${HF_NAME[s]}-00000-of-00001.parquet`), new Uint8Array(buf));
   }
-  let ms = 0;
-  const all: MmluQuestion[] = [];
-  for (const s of SPLITS) {
-    const t0 = performance.now();
-    const back = await loadDataset(join(dir, `${HF_NAME[s]}-00000-of-00001.parquet`));
-    ms += performance.now() - t0;
-    assert.equal(back.format, 'parquet');
-    assert.deepEqual(back.issues, []);
-    assert.equal(back.questions.length, EXPECTED[s]);
-    assert.equal(new Set(back.questions.map((q) => q.subject)).size, 57);
-    assert.deepEqual(back.questions.map(essence), bySplit(ds.questions, s).map(essence), s);
-    all.push(...back.questions);
-  }
-  assertSpotChecks(all, false);
+  const ms = await readBackConverted(ds.questions, 'parquet', (split) => join(dir, `${HF_NAME[split]}-00000-of-00001.parquet`));
   t.diagnostic(`Parquet: all three splits read in ${ms.toFixed(0)} ms`);
 });
 
