@@ -19,9 +19,9 @@ import { Checkpoint } from '../src/engine/checkpoint';
 import { createRuntime } from '../src/engine/runtime';
 import { buildPrompt } from '../src/mmlu/prompt';
 import { loadDataset } from '../src/mmlu/load';
+import { BENCH_ROOT, machineInfo, runBenchmark, writeResult } from './common';
 
-const ROOT = process.cwd();
-const OUT = path.join(ROOT, 'bench', 'results');
+const ROOT = BENCH_ROOT;
 const quick = process.argv.includes('--quick');
 
 function median(xs: number[]): number {
@@ -205,7 +205,6 @@ async function benchMoeLayer(dir: string) {
 }
 
 async function main() {
-  fs.mkdirSync(OUT, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-bench-'));
   try {
     const modelDir = path.join(work, 'demo-olmoe');
@@ -219,19 +218,15 @@ async function main() {
     const layer = await benchMoeLayer(work);
     const result = {
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, ort: ort.env.versions?.common },
+      machine: machineInfo({ ort: ort.env.versions?.common }),
       traceLatency: trace,
       routerExposure: router,
       moeLayer: layer,
     };
-    fs.writeFileSync(path.join(OUT, 'engine.json'), JSON.stringify(result, null, 2) + '\n');
-    console.log(JSON.stringify(result, null, 2));
+    writeResult('engine', result);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runBenchmark(main);

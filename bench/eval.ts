@@ -17,9 +17,9 @@ import { Engine } from '../src/engine/engine';
 import { loadTokenizer } from '../src/engine/formats/tokenizer';
 import { runEvaluation, selectQuestions, planEvaluation } from '../src/eval/runner';
 import type { InferenceBackend } from '../src/shared/protocol';
+import { BENCH_ROOT, machineInfo, runBenchmark, writeResult } from './common';
 
-const ROOT = process.cwd();
-const OUT = path.join(ROOT, 'bench', 'results');
+const ROOT = BENCH_ROOT;
 const MMLU = process.env.MMLU_DIR ?? path.resolve(ROOT, '..', 'shared', 'mmlu');
 const quick = process.argv.includes('--quick');
 
@@ -111,7 +111,6 @@ async function fullSplitTokens(tokenizerDir: string, label: string) {
 }
 
 async function main() {
-  fs.mkdirSync(OUT, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-bench-eval-'));
   try {
     console.error('5-shot throughput on the demo model');
@@ -122,7 +121,7 @@ async function main() {
     if (fs.existsSync(cl100k)) counts.push(await fullSplitTokens(cl100k, 'cl100k (real 100k-vocabulary byte-level BPE)'));
     const result = {
       date: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model },
+      machine: machineInfo(),
       assumptions: {
         flopsPerToken: FLOPS_PER_TOKEN,
         note: '2 x 1.3B active parameters per token (forward pass, attention score FLOPs excluded); V100 peak 125 TFLOP/s fp16 tensor cores, 15.7 TFLOP/s fp32; paper: ~5 hours on one V100 at batch size 2.',
@@ -130,14 +129,10 @@ async function main() {
       throughput: tp,
       fullTestSplit: counts,
     };
-    fs.writeFileSync(path.join(OUT, 'eval.json'), JSON.stringify(result, null, 2) + '\n');
-    console.log(JSON.stringify(result, null, 2));
+    writeResult('eval', result);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+runBenchmark(main);

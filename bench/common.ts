@@ -1,0 +1,26 @@
+/** What every benchmark writes alongside its numbers, and how it ends. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export const BENCH_ROOT = process.cwd();
+export const RESULTS_DIR = path.join(BENCH_ROOT, 'bench', 'results');
+
+export function machineInfo(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, ...extra };
+}
+
+/** Writes bench/results/<name>.json (read by bench/report.ts) and echoes it. */
+export function writeResult(name: string, result: unknown): void {
+  fs.mkdirSync(RESULTS_DIR, { recursive: true });
+  const text = JSON.stringify(result, null, 2);
+  fs.writeFileSync(path.join(RESULTS_DIR, `${name}.json`), text + '\n');
+  console.log(text);
+}
+
+export function runBenchmark(main: () => Promise<void>): void {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
