@@ -62,15 +62,3 @@ export function similarityByDepth(stats: ExpertOutputStats): number[] {
     return T ? s / T : 0;
   });
 }
-
-/** Per layer, the mean (over tokens) of each expert's output norm. */
-export function meanNormByExpert(stats: ExpertOutputStats): number[][] {
-  const { numLayers: L, numTokens: T, numExperts: E } = stats;
-  return Array.from({ length: L }, (_, l) =>
-    Array.from({ length: E }, (_, e) => {
-      let s = 0;
-      for (let t = 0; t < T; t++) s += stats.norms[(l * T + t) * E + e];
-      return T ? s / T : 0;
-    }),
-  );
-}

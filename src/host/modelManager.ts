@@ -148,7 +148,8 @@ export class ModelManager implements vscode.Disposable {
 
   private render(): void {
     const m = this.info;
-    const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : readSettings().modelPath ? path.basename(readSettings().modelPath) : 'no model';
+    const configured = readSettings().modelPath;
+    const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
     const ep = m ? m.executionProvider.toUpperCase() : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;

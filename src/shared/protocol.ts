@@ -411,15 +411,6 @@ export type SummaryViewToHost =
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides
 
-export function routingIndex(r: Pick<Routing, 'numTokens' | 'topK'>, layer: number, token: number, slot: number): number {
-  return (layer * r.numTokens + token) * r.topK + slot;
-}
-
-export function letterIndex(letter: string): number {
-  const i = ANSWER_LETTERS.indexOf(letter.toUpperCase() as AnswerLetter);
-  return i;
-}
-
 export function isEngineToHost(value: unknown): value is EngineToHost {
   const t = (value as { type?: unknown } | null)?.type;
   return t === 'response' || t === 'log' || t === 'ready';
