@@ -153,6 +153,25 @@ export function readSummary(runDir: string): RunSummary | null {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as RunSummary;
 }
 
+/** The newest run under any of `roots` that has a summary; reads summaries only until it finds one. */
+export function newestRunSummary(roots: string[]): { dir: string; summary: RunSummary } | null {
+  const dirs = roots
+    .filter((r) => fs.existsSync(r))
+    .flatMap((r) => fs.readdirSync(r).map((name) => path.join(r, name)))
+    .filter((d) => fs.existsSync(path.join(d, SUMMARY)))
+    .map((dir) => ({ dir, mtime: fs.statSync(path.join(dir, SUMMARY)).mtimeMs }))
+    .sort((a, b) => b.mtime - a.mtime);
+  for (const { dir } of dirs) {
+    try {
+      const summary = readSummary(dir);
+      if (summary) return { dir, summary };
+    } catch {
+      // a half-written or foreign file: try the next run
+    }
+  }
+  return null;
+}
+
 /** Run folders under `root` (e.g. <workspace>/.moe-scope/runs), newest first. */
 export function listRuns(root: string): { dir: string; manifest: RunManifest | null; summary: RunSummary | null; mtime: number }[] {
   if (!fs.existsSync(root)) return [];

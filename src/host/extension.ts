@@ -12,7 +12,7 @@ import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './eva
 import { SummaryPanels } from './summaryPanel';
 import { StructurePanel } from './structurePanel';
 import { affectsModel, readSettings } from './settings';
-import { listRuns } from '../eval/runFolder';
+import { listRuns, newestRunSummary } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -67,8 +67,8 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   // The heatmap's "run" side starts with the newest finished run of the workspace, if any.
-  const latest = runsRoots().flatMap(listRuns).find((r) => r.summary);
-  if (latest?.summary) heatmap.setRun(latest.summary, path.basename(latest.dir));
+  const latest = newestRunSummary(runsRoots());
+  if (latest) heatmap.setRun(latest.summary, path.basename(latest.dir));
 }
 
 export function deactivate(): void {}
