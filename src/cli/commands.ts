@@ -7,6 +7,12 @@ import { Engine } from '../engine/engine';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
 import type { ExecutionProviderSetting } from '../shared/protocol';
+import { parseShard, type ShardSpec } from '../eval/shard';
+import { mergeShards } from '../eval/merge';
+import { acquireRunLock, RunLockedError } from '../eval/runLock';
+
+/** Exit status of an eval whose run folder another live process holds (try again later). */
+export const EXIT_LOCKED = 75;
 
 interface Command {
   usage: string;
@@ -49,8 +55,9 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
-      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
-      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu] [--shard I/N]\n' +
+      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
+      '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -67,15 +74,34 @@ const COMMANDS: Record<string, Command> = {
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
+          shard: { type: 'string' },
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
+      let shard: ShardSpec | undefined;
+      try {
+        shard = values.shard === undefined ? undefined : parseShard(values.shard);
+      } catch (e) {
+        throw new CommandUsageError((e as Error).message);
+      }
+      const batchSize = Number(values['batch-size']);
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new CommandUsageError(`--batch-size must be a positive integer, got "${values['batch-size']}"`);
       const shots = Number(values.shots);
       if (!Number.isInteger(shots) || shots < 0 || shots > 5) throw new CommandUsageError('--shots must be 0 to 5');
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      let lock;
+      try {
+        lock = acquireRunLock(path.resolve(values.out!), `moe-scope eval${shard ? ` --shard ${values.shard}` : ''}`);
+      } catch (e) {
+        if (e instanceof RunLockedError) {
+          ctx.err(`moe-scope eval: ${e.message}`);
+          return EXIT_LOCKED;
+        }
+        throw e;
+      }
       const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
       const ac = new AbortController();
       const onSignal = () => {
@@ -97,8 +123,9 @@ const COMMANDS: Record<string, Command> = {
             subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
             limitPerSubject: Number(values.limit),
             tokenScope: scope,
-            batchSize: Math.max(1, Number(values['batch-size'])),
+            batchSize,
             runDir: path.resolve(values.out!),
+            shard,
           },
           {
             signal: ac.signal,
@@ -122,6 +149,37 @@ const COMMANDS: Record<string, Command> = {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await engine.dispose();
+        lock.release();
+      }
+    },
+  },
+  merge: {
+    usage:
+      'merge --out RUN_DIR SHARD_DIR...\n' +
+      '      Merge the finished shards of one run (eval --shard I/N) into RUN_DIR; checks they are the complete,\n' +
+      '      disjoint shards of one run (same model, data and options). Records and summary equal the unsharded run\'s.',
+    async run(args, ctx) {
+      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
+      if (!values.out) throw new CommandUsageError('--out RUN_DIR is required');
+      if (positionals.length === 0) throw new CommandUsageError('give the shard folders to merge');
+      const out = path.resolve(values.out);
+      let lock;
+      try {
+        lock = acquireRunLock(out, 'moe-scope merge');
+      } catch (e) {
+        if (e instanceof RunLockedError) {
+          ctx.err(`moe-scope merge: ${e.message}`);
+          return EXIT_LOCKED;
+        }
+        throw e;
+      }
+      try {
+        const r = mergeShards(out, positionals);
+        const s = r.summary;
+        ctx.err(`merged ${r.shards} shards: ${r.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(r.outDir, 'summary.json')}`);
+        return 0;
+      } finally {
+        lock.release();
       }
     },
   },

@@ -23,6 +23,27 @@ export interface RunManifest {
   limitPerSubject: number;
   /** Questions selected for this run, in evaluation order. */
   totalQuestions: number;
+  /** Questions per batch (absent in runs written before sharding existed). */
+  batchSize?: number;
+  /** Present when this folder holds one shard of a run (moe-scope eval --shard I/N). */
+  shard?: ShardManifest;
+  /** Present in a folder written by moe-scope merge: the shard folders it came from. */
+  mergedFrom?: string[];
+}
+
+export interface ShardManifest {
+  index: number;
+  count: number;
+  /** How the questions were partitioned, in words. */
+  partition: string;
+  /** Indices of this shard's batches in the unsharded run's batch order. */
+  batches: number[];
+  /** This shard's questions, in its batch order. */
+  questionIds: string[];
+  /** Batches and questions of the whole (unsharded) run, and a hash of its batch plan. */
+  planBatches: number;
+  planQuestions: number;
+  planSha256: string;
 }
 
 export interface QuestionResult {
@@ -138,6 +159,9 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   if (old.tokenScope !== now.tokenScope) diffs.push(`token scope (${old.tokenScope} vs ${now.tokenScope})`);
   if (JSON.stringify(old.subjects) !== JSON.stringify(now.subjects)) diffs.push('subjects');
   if (old.limitPerSubject !== now.limitPerSubject) diffs.push('limit per subject');
+  const shardOf = (m: RunManifest) => (m.shard ? `shard ${m.shard.index}/${m.shard.count}` : 'no shard');
+  if (shardOf(old) !== shardOf(now)) diffs.push(`shard (${shardOf(old)} vs ${shardOf(now)})`);
+  else if (old.shard && now.shard && old.shard.planSha256 !== now.shard.planSha256) diffs.push('batch plan');
   return diffs;
 }
 

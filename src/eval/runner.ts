@@ -40,6 +40,7 @@ import {
   type QuestionResult,
   type RunManifest,
 } from './runFolder';
+import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
 
 export interface EvalOptions {
   modelPath: string;
@@ -55,6 +56,8 @@ export interface EvalOptions {
   runDir: string;
   /** Compute the shared few-shot prefix once per subject (default). Off only to measure what it saves. */
   reusePrefix?: boolean;
+  /** Compute only this shard's batches of the run (see ./shard.ts); merge the shards with mergeShards. */
+  shard?: ShardSpec;
 }
 
 export interface EvalProgress {
@@ -249,7 +252,28 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
+    batchSize: opts.batchSize,
   };
+  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
+  for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
+  const reusePrefix = opts.reusePrefix !== false;
+  let batches = planBatches(plan, opts.batchSize, reusePrefix);
+  if (opts.shard) {
+    const owner = partitionBatches(batches.map((b) => ({ group: b.group.key, tokens: b.tokens })), opts.shard.count);
+    const all = batches;
+    batches = all.filter((_, i) => owner[i] === opts.shard!.index);
+    manifest.shard = {
+      index: opts.shard.index,
+      count: opts.shard.count,
+      partition: PARTITION_RULE,
+      batches: batches.map((b) => b.index),
+      questionIds: batches.flatMap((b) => b.questions.map((q) => q.question.id)),
+      planBatches: all.length,
+      planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
+      planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
+    };
+    log(`shard ${shardLabel(opts.shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`);
+  }
   const previous = readManifest(opts.runDir);
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
@@ -264,13 +288,9 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
   const recorded = readRecords(opts.runDir, acc);
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
-  if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
-
-  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
-  for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
-  const total = questions.length - plan.skipped.length;
+  const total = batches.reduce((a, b) => a + b.questions.length, 0);
+  if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${total} questions already recorded`);
   const writer = new RecordWriter(opts.runDir);
-  let batchNo = recorded.batches;
   let done = recorded.done.size;
   let correct = recorded.questions.filter((q) => q.correct).length;
   const tokens = { ...recorded.tokens };
@@ -282,70 +302,70 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
 
   try {
-    for (const group of plan.groups) {
-      const todo = group.questions.filter((q) => !recorded.done.has(q.question.id)).sort((a, b) => a.ids.length - b.ids.length);
-      for (let i = 0; i < todo.length; i += opts.batchSize) {
-        if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-        const batch = todo.slice(i, i + opts.batchSize);
-        const bt0 = Date.now();
-        const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
-        const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
-        const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
-        const results: QuestionResult[] = res.items.map((r, j) => {
-          const q = batch[j];
-          const predicted = argmax(r.answerLogProbs);
-          const ok = predicted === q.question.answer;
-          const record: RoutingRecord = {
-            questionId: q.question.id,
-            subject: q.question.subject,
-            correct: ok,
-            numLayers: r.routing.numLayers,
-            numExperts: r.routing.numExperts,
-            topK: r.routing.topK,
-            numTokens: r.routing.numTokens,
-            topExperts: r.routing.topExperts,
-            topWeights: r.routing.topWeights,
-            entropy: r.routing.entropy,
-            questionTokens: q.questionTokens,
-            answerToken: r.routing.numTokens - 1,
-          };
-          addRecord(batchAcc, record);
-          const K = r.routing.topK;
-          const T = r.routing.numTokens;
-          const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
-          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: T, shotsUsed: q.shotsUsed, answerExperts };
-        });
-        const seconds = (Date.now() - bt0) / 1000;
-        const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
-        const rec: BatchRecord = { batch: batchNo++, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
-        writer.append(rec);
-        mergeInto(acc, batchAcc);
-        // A live summary every few seconds lets the editor show a run while it is going.
-        if (Date.now() - lastSummaryAt > 5000) {
-          writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
-          lastSummaryAt = Date.now();
-        }
-        tokens.computed += batchTokens.computed;
-        tokens.padding += batchTokens.padding;
-        tokens.prefixReused += batchTokens.prefixReused;
-        done += results.length;
-        sessionDone += results.length;
-        sessionTokens += res.computedTokens;
-        correct += results.filter((r) => r.correct).length;
-        const elapsed = (Date.now() - sessionStart) / 1000;
-        const qps = sessionDone / Math.max(elapsed, 1e-3);
-        hooks.onProgress?.({
-          done,
-          total,
-          resumed: recorded.done.size,
-          correct,
-          questionsPerSecond: qps,
-          tokensPerSecond: sessionTokens / Math.max(elapsed, 1e-3),
-          etaSeconds: qps > 0 ? (total - done) / qps : null,
-          subject: group.subject,
-        });
+    for (const planned of batches) {
+      const group = planned.group;
+      // Batches are whole on disk, so a resumed batch is all done or all to do (unless the batch size changed).
+      const batch = planned.questions.filter((q) => !recorded.done.has(q.question.id));
+      if (batch.length === 0) continue;
+      if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
+      const bt0 = Date.now();
+      const P = reusePrefix ? group.prefixIds.length : 0;
+      const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
+      const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
+      const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
+      const results: QuestionResult[] = res.items.map((r, j) => {
+        const q = batch[j];
+        const predicted = argmax(r.answerLogProbs);
+        const ok = predicted === q.question.answer;
+        const record: RoutingRecord = {
+          questionId: q.question.id,
+          subject: q.question.subject,
+          correct: ok,
+          numLayers: r.routing.numLayers,
+          numExperts: r.routing.numExperts,
+          topK: r.routing.topK,
+          numTokens: r.routing.numTokens,
+          topExperts: r.routing.topExperts,
+          topWeights: r.routing.topWeights,
+          entropy: r.routing.entropy,
+          questionTokens: q.questionTokens,
+          answerToken: r.routing.numTokens - 1,
+        };
+        addRecord(batchAcc, record);
+        const K = r.routing.topK;
+        const T = r.routing.numTokens;
+        const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
+        return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: T, shotsUsed: q.shotsUsed, answerExperts };
+      });
+      const seconds = (Date.now() - bt0) / 1000;
+      const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
+      const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
+      writer.append(rec);
+      mergeInto(acc, batchAcc);
+      // A live summary every few seconds lets the editor show a run while it is going.
+      if (Date.now() - lastSummaryAt > 5000) {
+        writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
+        lastSummaryAt = Date.now();
       }
+      tokens.computed += batchTokens.computed;
+      tokens.padding += batchTokens.padding;
+      tokens.prefixReused += batchTokens.prefixReused;
+      done += results.length;
+      sessionDone += results.length;
+      sessionTokens += res.computedTokens;
+      correct += results.filter((r) => r.correct).length;
+      const elapsed = (Date.now() - sessionStart) / 1000;
+      const qps = sessionDone / Math.max(elapsed, 1e-3);
+      hooks.onProgress?.({
+        done,
+        total,
+        resumed: recorded.done.size,
+        correct,
+        questionsPerSecond: qps,
+        tokensPerSecond: sessionTokens / Math.max(elapsed, 1e-3),
+        etaSeconds: qps > 0 ? (total - done) / qps : null,
+        subject: group.subject,
+      });
     }
   } catch (e) {
     if (e instanceof EngineFailure && e.code === 'cancelled') cancelled = true;
@@ -361,10 +381,34 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   return { summary, cancelled, resumedQuestions: recorded.done.size, runDir: opts.runDir };
 }
 
-function finishSummary(
+/** One batch of the unsharded run, numbered in run order; what records.jsonl lines are made of. */
+export interface PlannedBatch {
+  index: number;
+  group: PrefixGroup;
+  questions: PlannedQuestion[];
+  /** Tokens it computes in an unsharded run (the group's prefix counted on its first batch). */
+  tokens: number;
+}
+
+/** Cuts each prefix group, sorted by prompt length, into batches: the one batching every run and shard uses. */
+export function planBatches(plan: EvalPlan, batchSize: number, reusePrefix: boolean): PlannedBatch[] {
+  const out: PlannedBatch[] = [];
+  for (const group of plan.groups) {
+    const sorted = [...group.questions].sort((a, b) => a.ids.length - b.ids.length);
+    const P = reusePrefix ? group.prefixIds.length : 0;
+    for (let i = 0; i < sorted.length; i += batchSize) {
+      const questions = sorted.slice(i, i + batchSize);
+      const tokens = (i === 0 ? P : 0) + questions.reduce((a, q) => a + q.ids.length - P, 0);
+      out.push({ index: out.length, group, questions, tokens });
+    }
+  }
+  return out;
+}
+
+export function finishSummary(
   acc: RunAccumulator,
   manifest: RunManifest,
-  model: ModelInfo,
+  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo?: unknown },
   complete: boolean,
   tokens: { computed: number; padding: number; prefixReused: number },
   elapsedSeconds: number,
