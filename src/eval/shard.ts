@@ -57,8 +57,9 @@ export function partitionBatches(batches: readonly WeightedBatch[], count: numbe
   for (let k = 1; k < count; k++) {
     const target = (k * total) / count;
     // Leave at least one batch for each later shard when there are enough batches.
-    const lo = Math.min(B, lastCut + (B - lastCut >= count - k + 1 ? 1 : 0));
-    const hi = Math.max(lo, B - (count - k));
+    const roomForAll = B - lastCut >= count - k + 1;
+    const lo = roomForAll ? lastCut + 1 : lastCut;
+    const hi = roomForAll ? B - (count - k) : B;
     let best = -1;
     let bestGroup = -1;
     for (let i = lo; i <= Math.min(hi, B); i++) {

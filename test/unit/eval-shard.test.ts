@@ -1,0 +1,191 @@
+/**
+ * Sharded evaluation: the partition rule, and shards 0/3, 1/3, 2/3 + merge against the unsharded run on
+ * a demo model through the bundled command line (needs `node esbuild.mjs` first).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as os from 'node:os';
+import { partitionBatches, parseShard, type WeightedBatch } from '../../src/eval/shard';
+import { acquireRunLock, RunLockedError, LOCK } from '../../src/eval/runLock';
+import type { RunSummary } from '../../src/shared/protocol';
+import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
+import { mulberry32 } from '../../src/engine/demo/random';
+
+const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
+
+test('parseShard accepts I/N with 0 <= I < N and names the problem otherwise', () => {
+  assert.deepEqual(parseShard('2/3'), { index: 2, count: 3 });
+  assert.throws(() => parseShard('3/3'), /I must be in 0\.\.2/);
+  assert.throws(() => parseShard('0/0'), /N must be at least 1/);
+  assert.throws(() => parseShard('1-3'), /must look like I\/N/);
+});
+
+test('partitionBatches: every batch in exactly one contiguous shard, deterministic, balanced by tokens', () => {
+  const rand = mulberry32(7);
+  const batches: WeightedBatch[] = Array.from({ length: 200 }, (_, i) => ({ group: `s${Math.floor(i / 9)}`, tokens: 50 + Math.floor(rand() * 400) }));
+  const total = batches.reduce((a, b) => a + b.tokens, 0);
+  const maxBatch = Math.max(...batches.map((b) => b.tokens));
+  for (const n of [1, 2, 3, 7]) {
+    const owner = partitionBatches(batches, n);
+    assert.deepEqual(partitionBatches(batches, n), owner, 'deterministic');
+    assert.equal(owner.length, batches.length);
+    for (let i = 1; i < owner.length; i++) assert.ok(owner[i] >= owner[i - 1], 'contiguous, in order');
+    assert.deepEqual([...new Set(owner)], Array.from({ length: n }, (_, i) => i), 'every shard non-empty');
+    const loads = Array.from({ length: n }, (_, s) => batches.filter((_, i) => owner[i] === s).reduce((a, b) => a + b.tokens, 0));
+    // Cuts move at most a quarter shard to reach a subject boundary, else land on the nearest batch boundary.
+    for (const l of loads) assert.ok(Math.abs(l - total / n) <= (2 * total) / n / 4 + 2 * maxBatch, `shard load ${l} vs ideal ${total / n}`);
+  }
+});
+
+test('partitionBatches cuts at a subject boundary when one is near the balanced point, inside a subject otherwise', () => {
+  // Two subjects of 10 equal batches: the 2-way cut falls exactly on the subject boundary.
+  const two = Array.from({ length: 20 }, (_, i) => ({ group: i < 10 ? 'a' : 'b', tokens: 100 }));
+  assert.equal(partitionBatches(two, 2).indexOf(1), 10);
+  // Subject a is 9 batches, b 11: the boundary (9) is within a quarter shard of the balanced point (10).
+  const uneven = Array.from({ length: 20 }, (_, i) => ({ group: i < 9 ? 'a' : 'b', tokens: 100 }));
+  assert.equal(partitionBatches(uneven, 2).indexOf(1), 9, 'moved to the subject boundary');
+  // One subject only: cut at the balanced batch boundary.
+  const one = Array.from({ length: 9 }, () => ({ group: 'a', tokens: 100 }));
+  assert.deepEqual(partitionBatches(one, 3), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+  // Fewer batches than shards: the last shards are empty, nothing is lost.
+  const few = partitionBatches([{ group: 'a', tokens: 5 }, { group: 'b', tokens: 5 }], 3);
+  assert.equal(few.length, 2);
+  assert.ok(few[0] <= few[1] && few[1] <= 2 && few[0] !== few[1], `two batches in two of three shards: ${few}`);
+});
+
+test('a run folder lock refuses a live holder and takes over from a dead one', () => {
+  const dir = tempDir('lock');
+  const lock = acquireRunLock(dir, 'test');
+  assert.throws(() => acquireRunLock(dir, 'second'), (e: unknown) => e instanceof RunLockedError && /in use by pid/.test(e.message));
+  lock.release();
+  assert.ok(!fs.existsSync(path.join(dir, LOCK)));
+  // A holder that died without releasing: a finished child process's pid.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  fs.writeFileSync(path.join(dir, LOCK), JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), startedAt: 'then', purpose: 'killed' }));
+  const again = acquireRunLock(dir, 'after a kill');
+  again.release();
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Shards + merge = the unsharded run, on the demo model.
+
+const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
+const cache = tempDir('cache');
+const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+const evalArgs = (out: string, extra: string[]) => ['eval', '--model', model, '--data', DEMO_CORPUS, '--out', out, '--shots', '2', '--batch-size', '2', '--provider', 'cpu', '--cache', cache, '--quiet', ...extra];
+const summaryOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as RunSummary;
+const recordsOf = (dir: string) =>
+  fs
+    .readFileSync(path.join(dir, 'records.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { batch: number; seconds: number; tokens: unknown; questions: { id: string }[] });
+
+function evalOk(out: string, extra: string[]): void {
+  const r = run(evalArgs(out, extra));
+  assert.equal(r.status, 0, r.stderr);
+}
+
+/** Runs the whole evaluation and its three shards, merges them, and returns the folders. */
+function wholeAndMerged(extra: string[]) {
+  const root = tempDir('shards');
+  const whole = path.join(root, 'whole');
+  evalOk(whole, extra);
+  const shards = [0, 1, 2].map((i) => path.join(root, `shard${i}`));
+  shards.forEach((dir, i) => evalOk(dir, [...extra, '--shard', `${i}/3`]));
+  const merged = path.join(root, 'merged');
+  const m = run(['merge', '--out', merged, ...shards]);
+  assert.equal(m.status, 0, m.stderr);
+  return { root, whole, shards, merged };
+}
+
+function assertSameRecords(whole: string, merged: string, { tokens }: { tokens: boolean }): void {
+  const a = recordsOf(whole);
+  const b = recordsOf(merged);
+  assert.deepEqual(b.map((r) => r.batch), a.map((r) => r.batch), 'same batches in the same order');
+  const ids = b.flatMap((r) => r.questions.map((q) => q.id));
+  assert.equal(new Set(ids).size, ids.length, 'no question recorded twice');
+  // Only the batch's wall time differs, and (when a cut split a subject) the prefix tokens recomputed.
+  const strip = (r: (typeof a)[number]) => ({ ...r, seconds: 0, tokens: tokens ? r.tokens : null });
+  assert.deepEqual(b.map(strip), a.map(strip));
+}
+
+test('shards 0/3, 1/3, 2/3 + merge equal the unsharded run (six subjects: cuts at subject boundaries)', () => {
+  const { whole, shards, merged } = wholeAndMerged(['--limit', '4']);
+  const perShard = shards.map((d) => recordsOf(d).flatMap((r) => r.questions.map((q) => q.id)));
+  assert.ok(perShard.every((ids) => ids.length > 0), `every shard has questions: ${perShard.map((p) => p.length)}`);
+  assertSameRecords(whole, merged, { tokens: true });
+  const a = summaryOf(whole);
+  const b = summaryOf(merged);
+  assert.equal(a.questions, 24);
+  assert.equal(b.complete, true);
+  // Everything but the elapsed time is identical, token counts included (no subject was split).
+  assert.deepEqual({ ...b, elapsedSeconds: 0 }, { ...a, elapsedSeconds: 0 });
+  const manifest = JSON.parse(fs.readFileSync(path.join(merged, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.shard, undefined);
+  assert.deepEqual(manifest.mergedFrom, shards);
+});
+
+test('a cut inside a subject still merges to the same records and numbers; only the recomputed prefix tokens differ', () => {
+  const { whole, shards, merged } = wholeAndMerged(['--subjects', 'marketing', '--limit', '12']);
+  assert.ok(shards.every((d) => recordsOf(d).length > 0), 'the one subject is split three ways');
+  assertSameRecords(whole, merged, { tokens: false });
+  const a = summaryOf(whole);
+  const b = summaryOf(merged);
+  assert.deepEqual({ ...b, elapsedSeconds: 0, tokens: null }, { ...a, elapsedSeconds: 0, tokens: null });
+  assert.ok(b.tokens.computed > a.tokens.computed, 'shards 1 and 2 computed the few-shot prefix again');
+});
+
+test('merge refuses overlapping, missing, foreign, unfinished and unsharded folders with the reason', () => {
+  const root = tempDir('merge-bad');
+  const base = ['--subjects', 'marketing,world_religions', '--limit', '3'];
+  const shard = (name: string, spec: string, extra: string[] = []) => {
+    const dir = path.join(root, name);
+    evalOk(dir, [...base, ...extra, '--shard', spec]);
+    return dir;
+  };
+  const s0 = shard('s0', '0/3');
+  const s1 = shard('s1', '1/3');
+  const s2 = shard('s2', '2/3');
+  const refuse = (dirs: string[], pattern: RegExp) => {
+    const out = path.join(root, `out-${Math.random().toString(36).slice(2)}`);
+    const r = run(['merge', '--out', out, ...dirs]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.ok(!fs.existsSync(path.join(out, 'records.jsonl')), 'nothing written');
+  };
+  refuse([s0, s1], /incomplete partition: shard 2\/3 missing/);
+  const copy = path.join(root, 's1-copy');
+  fs.cpSync(s1, copy, { recursive: true });
+  refuse([s0, s1, copy, s2], /overlapping shards: .*s1 and .*s1-copy are both shard 1\/3/);
+  refuse([s0, s1, shard('s2-other-shots', '2/3', ['--shots', '1'])], /belongs to a different run .*different shots \(2 vs 1\)/);
+  refuse([s0, s1, shard('s2-of-two', '1/2')], /belongs to a different run .*shard \(shard 0\/3 vs shard 0\/2\)/);
+  const whole = path.join(root, 'whole');
+  evalOk(whole, base);
+  refuse([s0, s1, whole], /field "shard" is missing; .* holds an unsharded run/);
+  // An unfinished shard: drop its last recorded batch.
+  const cut = path.join(root, 's2-cut');
+  fs.cpSync(s2, cut, { recursive: true });
+  const lines = fs.readFileSync(path.join(cut, 'records.jsonl'), 'utf8').split('\n').filter(Boolean);
+  fs.writeFileSync(path.join(cut, 'records.jsonl'), lines.slice(0, -1).map((l) => l + '\n').join(''));
+  refuse([s0, s1, cut], /shard 2\/3 in .*s2-cut is unfinished: \d+ of \d+ batches recorded/);
+  // And the good set still merges.
+  const ok = run(['merge', '--out', path.join(root, 'merged'), s2, s0, s1]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.equal(summaryOf(path.join(root, 'merged')).questions, 6);
+});
+
+test('an eval refuses a run folder another live process holds, with the holder named', () => {
+  const dir = tempDir('locked');
+  const lock = acquireRunLock(dir, 'the test');
+  try {
+    const r = run(evalArgs(dir, ['--limit', '1']));
+    assert.equal(r.status, 75, r.stderr);
+    assert.match(r.stderr, new RegExp(`in use by pid ${process.pid} \\(the test`));
+  } finally {
+    lock.release();
+  }
+});
