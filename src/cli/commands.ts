@@ -10,6 +10,7 @@ import type { ExecutionProviderSetting } from '../shared/protocol';
 import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockedError } from '../eval/runLock';
+import { SWEEP_USAGE, SweepUsageError, sweepCommand } from './sweepCommand';
 
 /** Exit status of an eval whose run folder another live process holds (try again later). */
 export const EXIT_LOCKED = 75;
@@ -180,6 +181,17 @@ const COMMANDS: Record<string, Command> = {
         return 0;
       } finally {
         lock.release();
+      }
+    },
+  },
+  sweep: {
+    usage: SWEEP_USAGE,
+    async run(args, ctx) {
+      try {
+        return await sweepCommand(args, ctx);
+      } catch (e) {
+        if (e instanceof SweepUsageError) throw new CommandUsageError(e.message);
+        throw e;
       }
     },
   },

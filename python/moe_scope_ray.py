@@ -1,0 +1,140 @@
+"""Ray driver for `moe-scope sweep --backend ray`.
+
+Reads the sweep plan (SWEEP_DIR/sweep.json, written by the moe-scope CLI), connects to a Ray cluster
+(--address) or starts a local one, and submits one task per unfinished unit. A task runs the unit's
+`node dist/cli.js eval ... --shard I/N` (its output goes to the driver through Ray's log streaming), with
+the unit's CPUs and GPUs as Ray resources. A task whose worker is lost is retried by Ray; the retry
+resumes the unit's run folder, whose lock and exactly-once records mean no question is recorded twice.
+When an experiment's last shard finishes, the driver merges it (`moe-scope sweep --merge --experiment`).
+
+Assumes the plan's paths (node, the CLI bundle, the model, data and sweep folders) are the same on every
+node of the cluster: a shared filesystem, as on most clusters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import ray
+
+EXIT_LOCKED = 75  # the unit's run folder is held by a live process (e.g. the lost attempt's eval)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the Ray worker running this task is killed, its eval must not live on and keep writing.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@ray.remote
+def run_unit(node: str, cli: str, eval_args: list[str], label: str, lock_wait_s: float) -> dict:
+    t0 = time.time()
+    while True:
+        proc = subprocess.run([node, cli, *eval_args], preexec_fn=_die_with_parent)
+        if proc.returncode == EXIT_LOCKED and time.time() - t0 < lock_wait_s:
+            time.sleep(1.0)
+            continue
+        if proc.returncode != 0:
+            raise RuntimeError(f"{label}: eval exited with status {proc.returncode}")
+        return {"label": label, "host": socket.gethostname(), "worker_pid": os.getpid(), "seconds": time.time() - t0}
+
+
+def unit_finished(unit: dict) -> bool:
+    try:
+        with open(os.path.join(unit["dir"], "manifest.json")) as f:
+            manifest = json.load(f)
+        with open(os.path.join(unit["dir"], "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return False
+    shard = manifest.get("shard") or {}
+    return shard.get("index") == unit["shard"] and shard.get("count") == unit["shards"] and summary.get("complete") is True
+
+
+def label_of(unit: dict) -> str:
+    return f"{unit['experiment']} shard {unit['shard']}/{unit['shards']}"
+
+
+def merge(plan: dict, experiment: str) -> bool:
+    proc = subprocess.run([plan["node"], plan["cli"], "sweep", "--merge", "--out", plan["sweepDir"], "--experiment", experiment])
+    return proc.returncode == 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--plan", required=True, help="SWEEP_DIR/sweep.json written by moe-scope sweep")
+    ap.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    ap.add_argument("--max-retries", type=int, default=3, help="retries of a unit whose worker or eval failed")
+    ap.add_argument("--lock-wait", type=float, default=300.0, help="seconds a retry waits for a lost attempt's eval to let go of the unit")
+    args = ap.parse_args()
+
+    try:
+        with open(args.plan) as f:
+            plan = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"moe-scope ray: {args.plan}: cannot read the sweep plan ({e})", file=sys.stderr)
+        return 2
+    if plan.get("format") != "moe-scope.sweep":
+        print(f"moe-scope ray: {args.plan}: field \"format\" is {plan.get('format')!r}, not \"moe-scope.sweep\"", file=sys.stderr)
+        return 2
+
+    ray.init(address=args.address, log_to_driver=True)
+    print(f"ray: connected; cluster resources {ray.cluster_resources()}", flush=True)
+    units = plan["units"]
+    todo_by_exp: dict[str, set[int]] = {e["name"]: set() for e in plan["experiments"]}
+    pending: dict[ray.ObjectRef, dict] = {}
+    done = 0
+    for unit in units:
+        if unit_finished(unit):
+            done += 1
+            print(f"ray: [{done}/{len(units)} units] {label_of(unit)}: finished earlier, skipped", flush=True)
+            continue
+        todo_by_exp[unit["experiment"]].add(unit["id"])
+        ref = run_unit.options(
+            num_cpus=unit["cpus"],
+            num_gpus=unit["gpus"],
+            max_retries=args.max_retries,
+            retry_exceptions=True,
+            name=f"moe-scope unit {unit['id']}",
+        ).remote(plan["node"], plan["cli"], unit["evalArgs"], label_of(unit), args.lock_wait)
+        pending[ref] = unit
+
+    failed: list[str] = []
+    merged_ok = True
+    # Experiments with nothing left to run merge at once (a re-run after the merge step failed).
+    for name, todo in todo_by_exp.items():
+        if not todo:
+            merged_ok &= merge(plan, name)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        ref = ready[0]
+        unit = pending.pop(ref)
+        try:
+            info = ray.get(ref)
+            done += 1
+            print(f"ray: [{done}/{len(units)} units] {label_of(unit)}: finished on {info['host']} in {info['seconds']:.1f} s", flush=True)
+        except (ray.exceptions.RayTaskError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayError) as e:
+            failed.append(label_of(unit))
+            print(f"ray: {label_of(unit)}: failed after {args.max_retries} retries: {str(e).splitlines()[0]}", flush=True)
+            continue
+        todo = todo_by_exp[unit["experiment"]]
+        todo.discard(unit["id"])
+        if not todo:
+            merged_ok &= merge(plan, unit["experiment"])
+    ray.shutdown()
+    if failed:
+        print(f"ray: {len(failed)} units failed: {', '.join(failed)}; run the sweep again to retry them", file=sys.stderr)
+        return 1
+    return 0 if merged_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
