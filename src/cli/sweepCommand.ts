@@ -143,11 +143,19 @@ function ray(plan: SweepPlan, address: string | undefined, python: string | unde
   ctx.err(`ray: ${py} ${args.join(' ')}`);
   return new Promise((resolve) => {
     const child = spawn(py, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    // Stopping the sweep (Ctrl-C, the editor closing its task) stops the driver, and Ray then ends its tasks.
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    const onInt = forward('SIGINT');
+    const onTerm = forward('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
     child.on('error', (e) => {
       ctx.err(`ray: cannot start ${py}: ${e.message} (install Ray with pip install -r python/requirements-ray.txt, or pass --python)`);
       resolve(1);
     });
     child.on('close', (code) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
       const rows = writeSweepSummary(plan);
       printRows(rows, ctx);
       resolve(code ?? 1);

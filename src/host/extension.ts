@@ -14,6 +14,8 @@ import { StructurePanel } from './structurePanel';
 import { affectsModel, readSettings } from './settings';
 import { listRuns, newestRunSummary } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
+import { SweepTaskProvider, SWEEP_TASK_TYPE, type SweepTaskDefinition } from './sweepTask';
+import { SweepViewProvider, SWEEP_VIEW_ID } from './sweepView';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('MoE Scope', { log: true });
@@ -35,8 +37,23 @@ export function activate(context: vscode.ExtensionContext): void {
     },
   });
 
+  const sweepView = new SweepViewProvider();
+  const sweepTasks = new SweepTaskProvider(context.extensionPath, (outDir, code) => {
+    sweepView.refresh();
+    void vscode.window.showInformationMessage(`MoE Scope: sweep ${path.basename(outDir)} ${code === 0 ? 'finished' : `stopped (exit status ${code})`}; see the Sweeps view.`);
+  });
+
   context.subscriptions.push(
     output,
+    sweepView,
+    vscode.window.registerTreeDataProvider(SWEEP_VIEW_ID, sweepView),
+    vscode.tasks.registerTaskProvider(SWEEP_TASK_TYPE, sweepTasks),
+    vscode.commands.registerCommand('moeScope.refreshSweeps', () => sweepView.refresh()),
+    vscode.commands.registerCommand('moeScope.runSweep', async (uri?: vscode.Uri) => {
+      const task = await pickSweepTask(sweepTasks, uri);
+      if (task) await vscode.tasks.executeTask(task);
+      sweepView.refresh();
+    }),
     models,
     trace,
     heatmap,
@@ -122,6 +139,41 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
   }
   const def: EvalTaskDefinition = { type: EVAL_TASK_TYPE, dataset };
   return provider.makeTask(def, folder, `evaluate ${dataset}`);
+}
+
+/** The SPEC to run: the file given (explorer menu), the active JSON editor, or a pick among the workspace's sweep SPECs. */
+async function pickSweepTask(provider: SweepTaskProvider, uri?: vscode.Uri): Promise<vscode.Task | undefined> {
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showErrorMessage('MoE Scope: sweeps run processes on the paths a SPEC names; trust this workspace to run one.');
+    return undefined;
+  }
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  if (!folder) {
+    void vscode.window.showErrorMessage('MoE Scope: open a folder that holds a sweep SPEC (JSON) to run a sweep.');
+    return undefined;
+  }
+  let spec = uri instanceof vscode.Uri ? uri.fsPath : undefined;
+  const active = vscode.window.activeTextEditor?.document;
+  if (!spec && active?.languageId === 'json' && active.uri.scheme === 'file' && /"models"\s*:/.test(active.getText())) spec = active.uri.fsPath;
+  if (!spec) {
+    const files = await vscode.workspace.findFiles('**/*.json', '{**/node_modules/**,**/.moe-scope/**}', 500);
+    const specs: string[] = [];
+    for (const f of files) {
+      const text = Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8');
+      if (/"models"\s*:/.test(text) && /"data"\s*:/.test(text)) specs.push(f.fsPath);
+    }
+    const items = [...specs.map((f) => ({ label: path.relative(folder.uri.fsPath, f), file: f })), { label: '$(folder-opened) Choose a SPEC file...', file: '' }];
+    const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: sweep SPEC to run' });
+    if (!pick) return undefined;
+    spec = pick.file;
+    if (!spec) {
+      const chosen = await vscode.window.showOpenDialog({ canSelectFiles: true, openLabel: 'Run sweep', filters: { 'Sweep SPEC': ['json'] } });
+      if (!chosen?.[0]) return undefined;
+      spec = chosen[0].fsPath;
+    }
+  }
+  const def: SweepTaskDefinition = { type: SWEEP_TASK_TYPE, spec };
+  return provider.makeTask(def, folder, `sweep ${path.basename(spec)}`);
 }
 
 async function selectModel(models: ModelManager): Promise<void> {

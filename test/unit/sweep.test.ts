@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { parseSpec, readSpec, SpecError } from '../../src/sweep/spec';
 import { buildPlan } from '../../src/sweep/plan';
 import { shellQuote, writeSlurmScripts } from '../../src/sweep/slurm';
+import { SweepProgress } from '../../src/sweep/progress';
 import type { RunSummary } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
 
@@ -144,6 +145,17 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   assert.equal((third.stderr.match(/finished earlier, skipped/g) ?? []).length, 3);
   assert.match(third.stderr, /shard 1\/2\] resuming: \d+ of 3 questions already recorded/);
   assert.deepEqual({ ...summaryOf(merged), elapsedSeconds: 0, tokens: null }, { ...before, elapsedSeconds: 0, tokens: null });
+});
+
+test('per-experiment progress from the local backend\'s and the Ray driver\'s lines', () => {
+  const p = new SweepProgress();
+  assert.equal(p.consume('[a.onnx.0shot.answer.none shard 0/2] 3/6 questions  2.0 q/s'), null);
+  assert.equal(p.consume('[1/4 units] a.onnx.0shot.answer.none shard 1/2: finished'), 'a.onnx.0shot.answer.none: 1/2 shards finished (sweep: 1/4 units)');
+  assert.equal(p.consume('ray: [2/4 units] b.onnx.0shot.answer.none shard 0/2: finished on vm in 1.8 s'), 'b.onnx.0shot.answer.none: 1/2 shards finished (sweep: 2/4 units)');
+  assert.equal(p.consume('[3/4 units] a.onnx.0shot.answer.none shard 0/2: finished earlier, skipped'), 'a.onnx.0shot.answer.none: 2/2 shards finished (sweep: 3/4 units)');
+  assert.equal(p.consume('a.onnx.0shot.answer.none: merged 2 shards, 12 questions, accuracy 25.0%, never-activated 788'), 'a.onnx.0shot.answer.none: merged (1 experiment merged so far)');
+  assert.equal(p.consume('zzz: merged 2 shards'), null, 'an experiment it has not seen');
+  assert.equal(p.experiments.get('b.onnx.0shot.answer.none')!.merged, false);
 });
 
 test('sweep refuses a bad SPEC with the file and field, and bad flags with usage', () => {
