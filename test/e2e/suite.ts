@@ -9,7 +9,7 @@
 //   MOE_E2E_ONLY=a,b         run only the named steps (the others are skipped)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import * as h from './harness';
@@ -25,6 +25,7 @@ const COMMANDS = [
   'MoE: Show evaluation summary',
   'MoE: Open expert heatmap',
   'MoE: Restart inference process',
+  'MoE: Run sweep...',
 ];
 const DEMO_LAYERS = 16; // the OLMoE-shaped demo model
 const LETTERS = ['A', 'B', 'C', 'D'];
@@ -247,6 +248,40 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
       async () => (await hm.locator('[data-testid=never-activated-total]').first().textContent())?.trim() === String(summary.neverActivatedTotal),
       30_000,
     );
+  });
+
+  step('h: "MoE: Run sweep..." on a SPEC runs the sweep task; the Sweeps view lists its experiments with accuracy', 600_000, async () => {
+    const spec = { data: '../mmlu', limit: 1, batchSize: 2, shards: 2, provider: 'cpu', cache: ws.cacheDir, models: [{ name: 'demo', path: ws.modelDir }], shots: [0, 1] };
+    mkdirSync(join(ws.root, 'sweeps'), { recursive: true });
+    writeFileSync(join(ws.root, 'sweeps', 'tiny.json'), JSON.stringify(spec, null, 2));
+    await h.openFile(page, 'sweeps/tiny.json');
+    await h.runCommand(page, 'MoE: Run sweep...');
+    const summaryFile = join(ws.root, '.moe-scope', 'sweeps', 'tiny', 'sweep-summary.json');
+    type Row = { name: string; status: string; questions: number; accuracyMicro: number; neverActivatedTotal: number };
+    const rows = await h.waitFor(
+      'the sweep task merging both experiments (sweep-summary.json)',
+      async () => {
+        if (!existsSync(summaryFile)) return undefined;
+        const r = JSON.parse(readFileSync(summaryFile, 'utf8')).experiments as Row[];
+        return r.length === 2 && r.every((x) => x.status === 'merged') ? r : undefined;
+      },
+      h.TIMEOUTS.evaluation,
+      1000,
+    );
+    assert.deepEqual(rows.map((r) => r.questions), [3, 3], '3 subjects x limit 1');
+    // Per-experiment progress in the task terminal.
+    await h.waitFor('per-experiment progress in the terminal', async () => /demo\.onnx\.1shot\.answer\.none: 2\/2 shards finished/.test(await h.terminalText(page)), 30_000);
+    // The Sweeps view: one row per experiment with its accuracy and never-activated count.
+    await h.runCommand(page, 'MoE: Open expert heatmap'); // reveals the MoE Scope side bar, where the Sweeps view is
+    await h.runCommand(page, 'MoE: Refresh sweeps');
+    for (const r of rows) {
+      const row = page.locator('.monaco-list-row', { hasText: r.name }).first();
+      await row.waitFor({ state: 'visible', timeout: 30_000 });
+      const text = (await row.textContent()) ?? '';
+      assert.ok(text.includes(`accuracy ${(100 * r.accuracyMicro).toFixed(1)}%`), `${r.name}: accuracy in "${text}"`);
+      assert.ok(text.includes(`never-activated ${r.neverActivatedTotal}`), `${r.name}: never-activated in "${text}"`);
+    }
+    await h.screenshot(page, 'sweeps-dark');
   });
 
   step('g: screenshots in the light theme', 180_000, async () => {
