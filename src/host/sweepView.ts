@@ -21,6 +21,8 @@ interface SweepNode {
 interface ExperimentNode {
   kind: 'experiment';
   name: string;
+  /** What sets it apart from the sweep's other experiments (the full name is in the tooltip). */
+  label: string;
   runDir: string;
   summary: RunSummary | null;
   shardsFinished: number;
@@ -76,6 +78,9 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
   }
 
   private async experiments(plan: SweepPlan): Promise<Node[]> {
+    const parts = (e: SweepPlan['experiments'][number]) => [e.model.name, e.engine, `${e.shots}-shot`, e.tokenScope, e.intervention.name];
+    const varying = [0, 1, 2, 3, 4].map((i) => new Set(plan.experiments.map((e) => parts(e)[i])).size > 1);
+    const labelOf = (e: SweepPlan['experiments'][number]) => (varying.some(Boolean) ? parts(e).filter((_, i) => varying[i]).join(' · ') : e.name);
     return Promise.all(
       plan.experiments.map(async (e): Promise<ExperimentNode> => {
         const summary = await readJson<RunSummary>(path.join(e.runDir, 'summary.json'));
@@ -85,7 +90,7 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
           const done = await Promise.all(e.units.map(async (id) => (await readJson<RunSummary>(path.join(plan.units[id].dir, 'summary.json')))?.complete === true));
           shardsFinished = done.filter(Boolean).length;
         }
-        return { kind: 'experiment', name: e.name, runDir: e.runDir, summary: merged, shardsFinished, shards: e.units.length };
+        return { kind: 'experiment', name: e.name, label: labelOf(e), runDir: e.runDir, summary: merged, shardsFinished, shards: e.units.length };
       }),
     );
   }
@@ -98,10 +103,11 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
       item.iconPath = new vscode.ThemeIcon('beaker');
       return item;
     }
-    const item = new vscode.TreeItem(node.name, vscode.TreeItemCollapsibleState.None);
+    const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.None);
+    item.tooltip = node.name;
     if (node.summary) {
       const s = node.summary;
-      item.description = `accuracy ${(100 * s.accuracy.micro).toFixed(1)}%  never-activated ${s.neverActivatedTotal} (${s.tokenScope})  ${s.questions} q`;
+      item.description = `${(100 * s.accuracy.micro).toFixed(1)}% · ${s.neverActivatedTotal} never-activated · ${s.questions} q`;
       item.tooltip = `${node.name}\n${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% / macro ${(100 * s.accuracy.macro).toFixed(1)}%\nnever-activated experts (${s.tokenScope}): ${s.neverActivatedTotal}${s.model.demo ? '\ndemo model: random weights' : ''}\n${node.runDir}`;
       item.iconPath = new vscode.ThemeIcon('pass');
       item.command = { command: 'moeScope.showSummary', title: 'Show summary', arguments: [node.runDir] };
