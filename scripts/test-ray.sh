@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Ray backend's CI test (test/ray/sweep-ray.test.ts): a real two-node Ray cluster on this machine runs a
+# The Ray backend's CI test (test/ray/sweep-ray.cluster.ts): a real two-node Ray cluster on this machine runs a
 # sweep while one worker is killed. Needs Ray in the test Python (.venv, or MOE_SCOPE_PYTHON):
 #   .venv/bin/pip install -r python/requirements-ray.txt
 # Runs inside fresh network and PID namespaces (unshare, as root): Ray sees only the loopback interface, and
@@ -18,4 +18,4 @@ fi
 ip link set lo up
 # A second guard besides the namespace: stop this namespace's Ray whatever happens.
 trap '"${MOE_SCOPE_PYTHON:-$PWD/.venv/bin/python}" -m ray.scripts.scripts stop --force >/dev/null 2>&1 || true' EXIT
-bash scripts/run-test.sh test/ray/sweep-ray.test.ts
+bash scripts/run-test.sh test/ray/sweep-ray.cluster.ts

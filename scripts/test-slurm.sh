@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Slurm backend under a real single-node Slurm (Debian slurm-wlm: slurmctld + slurmd + munged, started
-# here as root with a private config, key and state in a temporary folder): test/slurm/sweep-slurm.test.ts
+# here as root with a private config, key and state in a temporary folder): test/slurm/sweep-slurm.cluster.ts
 # submits a sweep with `moe-scope sweep --backend slurm --submit` and checks the array and the dependent
 # merge job against the local backend. Runs inside fresh network and PID namespaces (unshare): the daemons
 # are reachable only inside, and all of them die with the namespace however the test ends.
@@ -63,6 +63,6 @@ slurmd -f "$SLURM_CONF"
 for _ in $(seq 60); do sinfo -h -o %T 2>/dev/null | grep -q idle && break; sleep 1; done
 sinfo -h -o %T | grep -q idle || { echo "test-slurm: the node never became idle"; tail -n 20 "$D/slurmctld.log" "$D/slurmd.log"; exit 1; }
 status=0
-MOE_SCOPE_SLURM_LOGS="$D" bash scripts/run-test.sh test/slurm/sweep-slurm.test.ts || status=$?
+MOE_SCOPE_SLURM_LOGS="$D" bash scripts/run-test.sh test/slurm/sweep-slurm.cluster.ts || status=$?
 if [ $status != 0 ]; then tail -n 20 "$D/slurmctld.log" "$D/slurmd.log"; fi
 exit $status

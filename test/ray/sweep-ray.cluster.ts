@@ -7,6 +7,9 @@
  * Run it through scripts/test-ray.sh, which builds, checks that Ray is installed and runs this file inside
  * fresh network and PID namespaces: Ray sees only the loopback interface (it never binds another), and every
  * process it starts dies with the namespace, even if this test is killed. Outside that script it fails.
+ *
+ * Named *.cluster.ts rather than *.test.ts so that the unit-test run (every *.test.js under dist-test) leaves it out:
+ * it needs the Ray its script starts.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

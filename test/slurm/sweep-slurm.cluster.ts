@@ -3,6 +3,9 @@
  * `--submit` submits the unit array and the merge job (afterok on the array), and the merged experiments
  * equal the local backend's. Run through scripts/test-slurm.sh, which starts munged, slurmctld and slurmd in
  * private namespaces and sets SLURM_CONF; outside it this test fails.
+ *
+ * Named *.cluster.ts rather than *.test.ts so that the unit-test run (every *.test.js under dist-test) leaves it out:
+ * it needs the Slurm its script starts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
