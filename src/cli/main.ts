@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { Engine } from '../engine/engine';
-import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
 import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 
@@ -72,7 +72,7 @@ function makeDemo(args: string[], ctx: CliContext): number {
   });
   if (!values.out) throw new UsageError('--out DIR is required');
   const family = values.family as DemoFamily;
-  if (!['olmoe', 'mixtral', 'qwen2_moe'].includes(family)) throw new UsageError(`--family must be olmoe, mixtral or qwen2_moe, not "${family}"`);
+  if (!DEMO_FAMILIES.includes(family)) throw new UsageError(`--family must be one of ${DEMO_FAMILIES.join(', ')}, not "${family}"`);
   const dtype = values.dtype === 'bf16' ? 'BF16' : values.dtype === 'f32' ? 'F32' : null;
   if (!dtype) throw new UsageError(`--dtype must be f32 or bf16, not "${values.dtype}"`);
   const t0 = Date.now();

@@ -9,7 +9,7 @@
 // ---------------------------------------------------------------------------------------------------
 // Model and routing data
 
-export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe';
+export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
 export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
 export type ExecutionProvider = 'cuda' | 'cpu';
 export type ComputeDType = 'float32' | 'float16';
