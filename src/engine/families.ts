@@ -213,15 +213,25 @@ function refuseDenseLayers(config: HfConfig, file: string): void {
   if (step !== undefined && step !== null && step !== 1) refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
 }
 
-function requireExperts(config: HfConfig, file: string, key: string): number {
-  const v = config[key];
+/**
+ * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
+ * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
+ */
+function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
+  const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
+  const has = (k: string) => config[k] !== undefined && config[k] !== null;
+  if (has(key) && has(alias) && config[key] !== config[alias]) {
+    throw new ConfigError(file, `"${key}" (${JSON.stringify(config[key])}) and "${alias}" (${JSON.stringify(config[alias])}) disagree`);
+  }
+  const used = has(key) ? key : alias;
+  const v = config[used];
   if (v === undefined || v === null || v === 0 || v === 1) {
     throw new ConfigError(
       file,
       `model_type "${String(config.model_type)}" without "${key}" > 1 is a dense model: MoE Scope needs a Mixture-of-Experts checkpoint`,
     );
   }
-  return int(config, file, key);
+  return int(config, file, used);
 }
 
 function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
