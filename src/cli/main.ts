@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { Engine } from '../engine/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
+import { ANSWER_SCORING_DEFINITIONS, EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 
 export interface CliContext {
@@ -119,6 +119,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         topWeights: nest3(r.routing.topWeights, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
         entropy: nest2(r.routing.entropy, r.routing.numLayers, r.routing.numTokens),
         answerLogProbs: { A: r.answerLogProbs[0], B: r.answerLogProbs[1], C: r.answerLogProbs[2], D: r.answerLogProbs[3] },
+        answerScoring: r.model.answerScoring.method,
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
@@ -130,6 +131,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       ctx.out(JSON.stringify(out));
     } else {
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
     return 0;

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SeededRandom } from './random';
 import { writeSafetensors, type TensorToWrite } from '../formats/safetensors';
-import { trainByteLevelBpe } from './bpeTrainer';
+import { trainByteLevelBpe, ANSWER_LETTER_TOKENS } from './bpeTrainer';
 
 export type DemoFamily = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
 export const DEMO_FAMILIES: readonly DemoFamily[] = ['olmoe', 'mixtral', 'qwen2_moe', 'qwen3_moe'];
@@ -24,6 +24,11 @@ export interface DemoModelOptions {
   corpusDir?: string;
   vocabSize?: number;
   seed?: string;
+  /**
+   * Train the tokenizer so that " A".." D" are two tokens each ("Ġ" + letter), as in tokenizers whose
+   * answer letters are scored as multi-token continuations.
+   */
+  multiTokenLetters?: boolean;
   /** Override widths/counts (tests use this to plant structure or shrink further). */
   overrides?: Partial<DemoShape>;
 }
@@ -90,6 +95,7 @@ export function makeDemoModel(outDir: string, options: DemoModelOptions): DemoMo
   const { tokenizerJson, tokenizerConfig, stats } = trainByteLevelBpe(readCorpus(options.corpusDir ?? defaultCorpusDir()), {
     vocabSize: options.vocabSize ?? 4096,
     specialTokens: ['<|endoftext|>', '<|padding|>'],
+    ...(options.multiTokenLetters ? { requiredTokens: [], forbiddenTokens: [...ANSWER_LETTER_TOKENS] } : {}),
   });
   const realVocab = stats.vocabSize;
   // Like OLMoE (50280 tokens padded to 50304), the embedding is padded to a multiple of 64.
