@@ -17,7 +17,7 @@ export interface CliContext {
 const USAGE = `moe-scope <command> [options]
 
 Commands:
-  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe] [--dtype f32|bf16] [--shards N]
+  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
   trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]

@@ -17,15 +17,16 @@ import json
 import math
 import os
 import shutil
+import sys
 
 import torch
 import transformers
 
-# name -> (config class, model class, config kwargs, storage dtype, shard size or None)
 COMMON = dict(hidden_size=32, num_hidden_layers=3, max_position_embeddings=512, rms_norm_eps=1e-5, tie_word_embeddings=False)
 
 
 def variants(vocab):
+    """name -> (config class, model class, config kwargs, storage dtype, max shard size or None)."""
     base = dict(COMMON, vocab_size=vocab)
     return {
         # OLMoE: MHA, full-projection QK-norm, raw softmax weights; theta other than 10000.
@@ -70,6 +71,8 @@ def redraw(model, gen):
 
 
 def main():
+    if int(transformers.__version__.split(".")[0]) < 5:
+        sys.exit(f"hf_reference.py needs transformers >= 5 (it writes rope_parameters and reads num_local_experts aliases); found {transformers.__version__}")
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--vocab", type=int, required=True)
