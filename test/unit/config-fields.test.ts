@@ -1,11 +1,17 @@
 /**
  * config.json fields per family: honoured fields are read in both spellings transformers has used,
  * numbers are range-checked, and fields that change the math in an unimplemented way are refused with a
- * message naming config.json, the field and its value. Pure descriptor tests: no weights are read.
+ * message naming config.json, the field and its value. Descriptor tests read no weights; the last test
+ * loads a generated checkpoint to show the engine refuses before building anything.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { familyFor, ConfigError, type HfConfig, type MoeArchitecture } from '../../src/engine/families';
+import { Engine } from '../../src/engine/engine';
+import { EngineFailure } from '../../src/shared/protocol';
+import { makeModel, tempDir } from '../support/models';
 
 const FILE = '/models/x/config.json';
 
@@ -103,4 +109,23 @@ test('honoured fields: what transformers 5 writes by default loads', () => {
   assert.equal(arch({ ...BASE.mixtral, sliding_window: 4096, head_dim: null }).slidingWindow, 4096);
   assert.equal(arch({ ...BASE.olmoe, clip_qkv: 8 }).clipQkv, 8);
   assert.equal(arch({ ...BASE.olmoe, hidden_act: 'silu', rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: 10000 } }).ropeTheta, 10000);
+});
+
+test('loading a checkpoint whose config.json says rope_theta 0 or a negative rms_norm_eps fails at once, naming the field', async () => {
+  const dir = makeModel({ family: 'qwen3_moe', overrides: { layers: 1 } });
+  const file = path.join(dir, 'config.json');
+  const original = JSON.parse(fs.readFileSync(file, 'utf8')) as HfConfig;
+  for (const [edit, pattern] of [
+    [{ rope_theta: 0 }, /config\.json: "rope_theta" must be a finite number > 0, got 0/],
+    [{ rms_norm_eps: -1e-6 }, /config\.json: "rms_norm_eps" must be a finite number > 0, got -0\.000001/],
+    [{ rope_theta: undefined, rope_parameters: { rope_type: 'dynamic', factor: 2 } }, /config\.json: "rope_parameters\.rope_type": "dynamic" is not supported/],
+  ] as const) {
+    fs.writeFileSync(file, JSON.stringify({ ...original, ...edit }));
+    const engine = new Engine();
+    try {
+      await assert.rejects(engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache') }), (e: Error) => e instanceof EngineFailure && e.code === 'bad-model' && pattern.test(e.message));
+    } finally {
+      await engine.dispose();
+    }
+  }
 });
