@@ -266,7 +266,7 @@ export const OLMOE: FamilyDescriptor = {
   modelTypes: ['olmoe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'OLMoE attention without biases is implemented');
+    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only OLMoE attention without projection biases is implemented');
     return {
       ...common(config, file, 'olmoe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'intermediate_size')),
       normTopKProb: flag(config, file, 'norm_topk_prob', false),
@@ -380,7 +380,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
     refuseDenseLayers(config, file);
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'Qwen3-MoE attention without biases is implemented');
+    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is implemented for Mixtral only');
     return {
       ...common(config, file, 'qwen3_moe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'moe_intermediate_size')),
