@@ -11,6 +11,7 @@ import { loadTokenizer } from './formats/tokenizer';
 import { cachedWeightAnalysis } from './weightAnalysis';
 import * as path from 'node:path';
 import { defaultCacheDir } from './runtime';
+import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
 import {
   EngineFailure,
@@ -438,26 +439,9 @@ export class Engine implements InferenceBackend {
   }
 }
 
-/** Llama-convention rotary tables for positions P..P+S-1: angle(p, d) = p * theta^(-2 (d mod D/2) / D). */
-export function ropeTables(arch: Pick<MoeArchitecture, 'headDim' | 'ropeTheta'>, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
-  const D = arch.headDim;
-  const half = D / 2;
-  const cos = new Float32Array(B * S * D);
-  const sin = new Float32Array(B * S * D);
-  for (let i = 0; i < S; i++) {
-    const pos = P + i;
-    for (let d = 0; d < D; d++) {
-      const invFreq = Math.pow(arch.ropeTheta, -(2 * (d % half)) / D);
-      const angle = pos * invFreq;
-      cos[i * D + d] = Math.cos(angle);
-      sin[i * D + d] = Math.sin(angle);
-    }
-  }
-  for (let b = 1; b < B; b++) {
-    cos.copyWithin(b * S * D, 0, S * D);
-    sin.copyWithin(b * S * D, 0, S * D);
-  }
-  return { cos, sin };
+/** Rotary tables for positions P..P+S-1 of this architecture (see rope.ts). */
+export function ropeTables(arch: Pick<MoeArchitecture, 'headDim' | 'rope'>, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
+  return ropeTablesFor(arch.rope, arch.headDim, B, S, P);
 }
 
 /** Tokens computed per question to score the letters beyond their first token. */

@@ -4,6 +4,7 @@
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
 import type { ModelFamilyName } from '../shared/protocol';
+import { readRope, RopeConfigError, type RopeSettings } from './rope';
 
 export interface MoeArchitecture {
   family: ModelFamilyName;
@@ -18,7 +19,8 @@ export interface MoeArchitecture {
   expertIntermediate: number;
   vocabSize: number;
   maxPositions: number;
-  ropeTheta: number;
+  /** Rotary embedding: type, theta (and where it came from), inverse frequencies, cos/sin scale. */
+  rope: RopeSettings;
   rmsNormEps: number;
   /** Rescale the k chosen softmax values to sum to 1 (Mixtral, Qwen with norm_topk_prob). */
   normTopKProb: boolean;
@@ -35,8 +37,6 @@ export interface MoeArchitecture {
   qkvBias: boolean;
   /** Mixtral: a key is visible from query t only when t - window < key position. */
   slidingWindow: number | null;
-  /** Where ropeTheta came from, for messages and the README's audit ("rope_parameters.rope_theta", ...). */
-  ropeThetaSource: string;
 }
 
 export interface ExpertTensorNames {
@@ -118,45 +118,6 @@ function flag(config: HfConfig, file: string, key: string, fallback: boolean): b
   return v;
 }
 
-const ROPE_KEYS = new Set(['rope_theta', 'rope_type', 'type', 'partial_rotary_factor']);
-
-function ropeType(rp: Record<string, unknown>): unknown {
-  return rp.rope_type ?? rp.type ?? 'default';
-}
-
-/**
- * RoPE settings in both spellings: top-level rope_theta / rope_scaling (transformers 4 and older
- * checkpoints) and rope_parameters (transformers 5). Only the default (unscaled, full-width) rotary
- * embedding is implemented; everything else is refused by name. A missing theta takes the family's
- * own default, as transformers does (Mixtral 1e6, the others 10000).
- */
-export function readRope(config: HfConfig, file: string, defaultTheta: number): { theta: number; source: string } {
-  const check = (obj: unknown, where: string): Record<string, unknown> | null => {
-    if (obj === undefined || obj === null) return null;
-    if (typeof obj !== 'object' || Array.isArray(obj)) throw new ConfigError(file, `"${where}" must be an object, got ${JSON.stringify(obj)}`);
-    const rp = obj as Record<string, unknown>;
-    const type = ropeType(rp);
-    if (type !== 'default') refuse(file, `${where}.${rp.rope_type !== undefined ? 'rope_type' : 'type'}`, type, 'only the default rotary embedding is implemented (no linear, dynamic, yarn, longrope, llama3 or other scaling)');
-    for (const [k, v] of Object.entries(rp)) {
-      if (k === 'partial_rotary_factor' && v !== 1 && v !== 1.0 && v !== null) refuse(file, `${where}.partial_rotary_factor`, v, 'only full-width rotary embeddings are implemented');
-      if (!ROPE_KEYS.has(k) && v !== null) refuse(file, `${where}.${k}`, v, 'RoPE settings beyond rope_theta are not implemented');
-    }
-    return rp;
-  };
-  const params = check(config.rope_parameters, 'rope_parameters');
-  check(config.rope_scaling, 'rope_scaling');
-  const top = config.partial_rotary_factor;
-  if (top !== undefined && top !== null && top !== 1) refuse(file, 'partial_rotary_factor', top, 'only full-width rotary embeddings are implemented');
-  const fromParams = params && params.rope_theta !== undefined && params.rope_theta !== null ? positive(params, file, 'rope_theta', defaultTheta, 'rope_parameters.rope_theta') : null;
-  const fromTop = config.rope_theta !== undefined && config.rope_theta !== null ? positive(config, file, 'rope_theta', defaultTheta) : null;
-  if (fromParams !== null && fromTop !== null && fromParams !== fromTop) {
-    throw new ConfigError(file, `"rope_theta" (${fromTop}) and "rope_parameters.rope_theta" (${fromParams}) disagree; remove one of them`);
-  }
-  if (fromParams !== null) return { theta: fromParams, source: 'rope_parameters.rope_theta' };
-  if (fromTop !== null) return { theta: fromTop, source: 'rope_theta' };
-  return { theta: defaultTheta, source: `default ${defaultTheta}` };
-}
-
 /** Fields of any family whose non-default values change the math and are not implemented. */
 function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   const act = config.hidden_act ?? config.hidden_activation;
@@ -178,7 +139,14 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
   const eps = positive(config, file, 'rms_norm_eps', 1e-5);
   if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
   const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', 0);
-  const rope = readRope(config, file, defaultTheta);
+  const maxPositions = int(config, file, 'max_position_embeddings', 4096);
+  let rope: RopeSettings;
+  try {
+    rope = readRope(config, defaultTheta, headDim, maxPositions);
+  } catch (e) {
+    if (e instanceof RopeConfigError) throw new ConfigError(file, e.message);
+    throw e;
+  }
   return {
     family,
     modelType: String(config.model_type),
@@ -191,9 +159,8 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
     topK,
     expertIntermediate: expertInter,
     vocabSize: int(config, file, 'vocab_size'),
-    maxPositions: int(config, file, 'max_position_embeddings', 4096),
-    ropeTheta: rope.theta,
-    ropeThetaSource: rope.source,
+    maxPositions,
+    rope,
     rmsNormEps: eps,
     tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', false),
     clipQkv: clip,

@@ -49,6 +49,15 @@ def variants(vocab):
         "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=48,
                       moe_intermediate_size=16, num_experts=16, num_experts_per_tok=4, norm_topk_prob=True,
                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}), torch.float32, None),
+        # Qwen3-MoE with YaRN context extension (as Qwen3 long-context configs set it), the traced
+        # sequence longer than original_max_position_embeddings.
+        "qwen3_moe-yarn": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=48,
+                           moe_intermediate_size=16, num_experts=16, num_experts_per_tok=4, norm_topk_prob=True,
+                           rope_parameters={"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0, "original_max_position_embeddings": 32}), torch.float32, None),
+        # OLMoE with linear RoPE scaling, config.json rewritten in the legacy spelling (top-level rope_theta
+        # and rope_scaling) before transformers reads it back.
+        "olmoe-linear-legacy": ("OlmoeConfig", "OlmoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=4, intermediate_size=16,
+                                num_experts=8, num_experts_per_tok=2, rope_parameters={"rope_type": "linear", "rope_theta": 20000.0, "factor": 3.0}), torch.float32, None),
         # Qwen3-MoE in bf16, sharded.
         "qwen3_moe-bf16-sharded": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
                                    moe_intermediate_size=16, num_experts=16, num_experts_per_tok=4, norm_topk_prob=False), torch.bfloat16, "40KB"),
@@ -68,6 +77,18 @@ def redraw(model, gen):
                 if name.endswith("mlp.gate.weight") or name.endswith("block_sparse_moe.gate.weight"):
                     scale *= 2.0  # a router sharper than initialisation, as the demo checkpoints have
                 p.copy_(scale * torch.randn(p.shape, generator=gen))
+
+
+def to_legacy_rope(config_file):
+    """rope_parameters -> top-level rope_theta plus rope_scaling {"type": ...}, as transformers 4 wrote it."""
+    with open(config_file) as f:
+        config = json.load(f)
+    params = config.pop("rope_parameters")
+    config["rope_theta"] = params.pop("rope_theta")
+    params["type"] = params.pop("rope_type")
+    config["rope_scaling"] = params
+    with open(config_file, "w") as f:
+        json.dump(config, f, indent=2)
 
 
 def main():
@@ -94,6 +115,8 @@ def main():
         model = model.to(dtype)
         out_dir = os.path.join(args.out, name)
         model.save_pretrained(out_dir, **({"max_shard_size": shard} if shard else {}))
+        if name.endswith("-legacy"):
+            to_legacy_rope(os.path.join(out_dir, "config.json"))
         for f in ("tokenizer.json", "tokenizer_config.json"):
             src = os.path.join(args.tokenizer_dir, f)
             if os.path.exists(src):

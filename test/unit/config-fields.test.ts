@@ -41,18 +41,20 @@ function refused(config: HfConfig, ...patterns: RegExp[]): void {
 test('RoPE theta: rope_parameters, top-level rope_theta, else the family default transformers uses', () => {
   for (const [family, fallback] of [['olmoe', 10000], ['mixtral', 1e6], ['qwen2_moe', 10000], ['qwen3_moe', 10000]] as const) {
     const base = BASE[family];
-    assert.equal(arch(base).ropeTheta, fallback, `${family} default`);
-    assert.equal(arch({ ...base, rope_theta: 123456 }).ropeTheta, 123456, `${family} top-level`);
+    assert.equal(arch(base).rope.theta, fallback, `${family} default`);
+    assert.equal(arch({ ...base, rope_theta: 123456 }).rope.theta, 123456, `${family} top-level`);
     const a = arch({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 654321 } });
-    assert.equal(a.ropeTheta, 654321, `${family} rope_parameters`);
-    assert.equal(a.ropeThetaSource, 'rope_parameters.rope_theta');
-    assert.equal(arch({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, rope_theta: 5e5 }).ropeTheta, 5e5, 'both spellings agreeing');
+    assert.equal(a.rope.theta, 654321, `${family} rope_parameters`);
+    assert.equal(a.rope.thetaSource, 'rope_parameters.rope_theta');
+    assert.equal(arch({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, rope_theta: 5e5 }).rope.theta, 5e5, 'both spellings agreeing');
   }
 });
 
 test('RoPE variants the engine does not implement are refused by field and value', () => {
   for (const base of Object.values(BASE)) {
-    refused({ ...base, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } }, /rope_parameters\.rope_type/, /"yarn"/);
+    refused({ ...base, rope_parameters: { rope_type: 'longrope', rope_theta: 1e6, factor: 4 } }, /rope_parameters\.rope_type/, /"longrope"/);
+    refused({ ...base, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4, low_freq_factor: 1 } }, /rope_parameters\.low_freq_factor/);
+    refused({ ...base, rope_parameters: { rope_type: 'linear', rope_theta: 1e6 } }, /rope_parameters\.factor" is missing/);
     refused({ ...base, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /rope_scaling\.rope_type/, /llama3/);
     refused({ ...base, rope_scaling: { type: 'dynamic', factor: 2 } }, /rope_scaling\.type/, /dynamic/);
     refused({ ...base, rope_parameters: { rope_type: 'default', rope_theta: 1e4, factor: 2 } }, /rope_parameters\.factor/, /2/);
@@ -108,7 +110,7 @@ test('honoured fields: what transformers 5 writes by default loads', () => {
   assert.equal(q2.sharedExpert?.intermediate, 8);
   assert.equal(arch({ ...BASE.mixtral, sliding_window: 4096, head_dim: null }).slidingWindow, 4096);
   assert.equal(arch({ ...BASE.olmoe, clip_qkv: 8 }).clipQkv, 8);
-  assert.equal(arch({ ...BASE.olmoe, hidden_act: 'silu', rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: 10000 } }).ropeTheta, 10000);
+  assert.equal(arch({ ...BASE.olmoe, hidden_act: 'silu', rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: 10000 } }).rope.theta, 10000);
 });
 
 test('loading a checkpoint whose config.json says rope_theta 0 or a negative rms_norm_eps fails at once, naming the field', async () => {
@@ -128,4 +130,22 @@ test('loading a checkpoint whose config.json says rope_theta 0 or a negative rms
       await engine.dispose();
     }
   }
+});
+
+test('linear and yarn RoPE are read from either spelling; rope_scaling replaces rope_parameters as in transformers', () => {
+  const b = BASE.qwen3_moe;
+  const plain = arch(b).rope;
+  const linear = arch({ ...b, rope_scaling: { type: 'linear', factor: 4 } }).rope;
+  assert.equal(linear.type, 'linear');
+  linear.invFreq.forEach((f, i) => assert.ok(Math.abs(f - plain.invFreq[i]! / 4) < 1e-15));
+  const yarn = arch({ ...b, max_position_embeddings: 4096, rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4, original_max_position_embeddings: 1024 } }).rope;
+  assert.equal(yarn.type, 'yarn');
+  assert.ok(Math.abs(yarn.attentionScale - (0.1 * Math.log(4) + 1)) < 1e-12, 'default attention factor 0.1 ln(factor) + 1');
+  // The highest frequencies are extrapolated (kept), the lowest interpolated (divided by factor).
+  assert.equal(yarn.invFreq[0], plain.invFreq[0]);
+  assert.ok(Math.abs(yarn.invFreq.at(-1)! - plain.invFreq.at(-1)! / 4) < 1e-18);
+  const replaced = arch({ ...b, rope_theta: 5e5, rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, rope_scaling: { type: 'linear', factor: 2 } }).rope;
+  assert.equal(replaced.type, 'linear');
+  assert.equal(replaced.theta, 5e5);
+  assert.equal(replaced.thetaSource, 'rope_theta');
 });

@@ -20,7 +20,7 @@ import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/model
 
 const TOL = 1e-4;
 /** Every variant hf_reference.py writes; the test fails if one is missing. */
-const VARIANTS = ['olmoe', 'olmoe-bf16-sharded', 'mixtral-gqa', 'mixtral-sliding', 'qwen2_moe', 'qwen3_moe', 'qwen3_moe-bf16-sharded'];
+const VARIANTS = ['olmoe', 'olmoe-bf16-sharded', 'mixtral-gqa', 'mixtral-sliding', 'qwen2_moe', 'qwen3_moe', 'qwen3_moe-yarn', 'olmoe-linear-legacy', 'qwen3_moe-bf16-sharded'];
 
 interface HfReference {
   name: string;
@@ -102,8 +102,8 @@ test("a Mixtral checkpoint with rope_parameters uses its theta (1e6), not 10000"
   assert.equal(config.rope_theta, undefined, 'transformers 5 writes no top-level rope_theta');
   const theta = (config.rope_parameters as { rope_theta: number }).rope_theta;
   const arch = Checkpoint.open(dir).arch;
-  assert.equal(arch.ropeTheta, theta);
-  assert.equal(arch.ropeThetaSource, 'rope_parameters.rope_theta');
+  assert.equal(arch.rope.theta, theta);
+  assert.equal(arch.rope.thetaSource, 'rope_parameters.rope_theta');
   // The numbers themselves are checked against transformers above ("mixtral-gqa").
 });
 
@@ -143,14 +143,28 @@ test('an unknown rope type is refused with its name', async () => {
   assert.match(message, /zigzag_rope/);
 });
 
-test('rope scaling in the legacy rope_scaling spelling is refused with its type', async () => {
+test('an unimplemented rope type in the legacy rope_scaling spelling is refused with its type', async () => {
   const message = await loadError(
     variantWith('olmoe', (c) => {
-      c.rope_scaling = { type: 'linear', factor: 2 };
+      c.rope_scaling = { type: 'dynamic', factor: 2 };
     }),
   );
   assert.match(message, /rope_scaling\.type/);
-  assert.match(message, /linear/);
+  assert.match(message, /dynamic/);
+});
+
+test('the RoPE variants above were read as what they are', () => {
+  const yarn = Checkpoint.open(path.join(root, 'qwen3_moe-yarn')).arch.rope;
+  assert.equal(yarn.type, 'yarn');
+  assert.ok(yarn.attentionScale > 1, 'YaRN scales cos/sin by its attention factor');
+  assert.ok(ids.length > 32, 'the traced sequence is longer than original_max_position_embeddings');
+  const legacy = JSON.parse(fs.readFileSync(path.join(root, 'olmoe-linear-legacy', 'config.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(legacy.rope_parameters, undefined, 'written in the legacy spelling');
+  assert.deepEqual(legacy.rope_scaling, { type: 'linear', factor: 3 });
+  const linear = Checkpoint.open(path.join(root, 'olmoe-linear-legacy')).arch.rope;
+  assert.equal(linear.type, 'linear');
+  assert.equal(linear.theta, 20000);
+  assert.equal(linear.thetaSource, 'rope_theta');
 });
 
 test('Qwen3-MoE dense layers (decoder_sparse_step, mlp_only_layers) are refused by name', async () => {
