@@ -35,7 +35,7 @@ export interface MoeArchitecture {
   sharedExpert: { intermediate: number } | null;
   /** Biases on the q, k and v projections (Qwen2-MoE). */
   qkvBias: boolean;
-  /** Mixtral: a key is visible from query t only when t - window < key position. */
+  /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
   slidingWindow: number | null;
 }
 
@@ -348,14 +348,15 @@ export const QWEN3_MOE: FamilyDescriptor = {
     const experts = requireExperts(config, file, 'num_experts');
     refuseDenseLayers(config, file);
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
-    if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is implemented for Mixtral only');
+    // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
+    const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
     return {
       ...common(config, file, 'qwen3_moe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'moe_intermediate_size')),
       normTopKProb: flag(config, file, 'norm_topk_prob', false),
       qkNorm: 'per-head',
       sharedExpert: null,
       qkvBias: false,
-      slidingWindow: null,
+      slidingWindow: window,
     };
   },
   tensorNames(arch) {

@@ -54,6 +54,9 @@ def variants(vocab):
         "qwen3_moe-yarn": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=48,
                            moe_intermediate_size=16, num_experts=16, num_experts_per_tok=4, norm_topk_prob=True,
                            rope_parameters={"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0, "original_max_position_embeddings": 32}), torch.float32, None),
+        # Qwen3-MoE with use_sliding_window (one window in every layer), shorter than the traced sequence.
+        "qwen3_moe-sliding": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=2, head_dim=8, intermediate_size=48,
+                              moe_intermediate_size=16, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, use_sliding_window=True, sliding_window=9), torch.float32, None),
         # OLMoE with linear RoPE scaling, config.json rewritten in the legacy spelling (top-level rope_theta
         # and rope_scaling) before transformers reads it back.
         "olmoe-linear-legacy": ("OlmoeConfig", "OlmoeForCausalLM", dict(base, num_attention_heads=4, num_key_value_heads=4, intermediate_size=16,

@@ -91,20 +91,23 @@ test('fields that change the math and are not implemented are refused by name an
   for (const q of [BASE.qwen2_moe, BASE.qwen3_moe]) {
     refused({ ...q, decoder_sparse_step: 2 }, /"decoder_sparse_step": 2/);
     refused({ ...q, mlp_only_layers: [1] }, /"mlp_only_layers": \[1\]/);
-    refused({ ...q, use_sliding_window: true }, /"use_sliding_window": true/);
   }
+  refused({ ...BASE.qwen2_moe, use_sliding_window: true }, /"use_sliding_window": true/);
+  refused({ ...BASE.qwen3_moe, use_sliding_window: true, sliding_window: null }, /"sliding_window"/);
   refused({ ...BASE.qwen2_moe, layer_types: ['full_attention', 'sliding_attention'] }, /"layer_types"/, /sliding_attention/);
   refused({ ...BASE.qwen3_moe, num_experts: 8, num_local_experts: 16 }, /"num_experts" \(8\) and "num_local_experts" \(16\) disagree/);
 });
 
 test('honoured fields: what transformers 5 writes by default loads', () => {
-  const q3 = arch({ ...BASE.qwen3_moe, norm_topk_prob: true, mlp_only_layers: [], decoder_sparse_step: 1, use_sliding_window: false, sliding_window: null, attention_bias: false });
+  const q3 = arch({ ...BASE.qwen3_moe, norm_topk_prob: true, mlp_only_layers: [], decoder_sparse_step: 1, use_sliding_window: false, sliding_window: 4096, attention_bias: false });
   assert.equal(q3.family, 'qwen3_moe');
   assert.equal(q3.qkNorm, 'per-head');
   assert.equal(q3.numExperts, 16, 'num_local_experts, as transformers saves Qwen3-MoE');
   assert.equal(q3.headDim, 16, 'head_dim need not be hidden_size / heads');
   assert.equal(q3.normTopKProb, true);
   assert.equal(q3.sharedExpert, null);
+  assert.equal(q3.slidingWindow, null, 'sliding_window without use_sliding_window is ignored, as transformers does');
+  assert.equal(arch({ ...BASE.qwen3_moe, use_sliding_window: true, sliding_window: 128 }).slidingWindow, 128);
   const q2 = arch({ ...BASE.qwen2_moe, layer_types: ['full_attention', 'full_attention'], sliding_window: 0, use_sliding_window: false, qkv_bias: false });
   assert.equal(q2.qkvBias, false);
   assert.equal(q2.sharedExpert?.intermediate, 8);
