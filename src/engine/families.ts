@@ -99,10 +99,10 @@ function int(config: HfConfig, file: string, key: string, fallback?: number): nu
 }
 
 /** A finite number > 0 (eps, theta, clip): zero or negative values turn the forward pass into NaN. */
-function positive(config: HfConfig, file: string, key: string, fallback: number, label = key): number {
+function positive(config: HfConfig, file: string, key: string, fallback: number): number {
   const v = config[key];
   if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(file, `"${label}" must be a finite number > 0, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(file, `"${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -138,7 +138,7 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
   if (topK > experts) throw new ConfigError(file, `num_experts_per_tok (${topK}) exceeds the number of experts (${experts})`);
   const eps = positive(config, file, 'rms_norm_eps', 1e-5);
   if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
-  const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', 0);
+  const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', NaN);
   const maxPositions = int(config, file, 'max_position_embeddings', 4096);
   let rope: RopeSettings;
   try {
