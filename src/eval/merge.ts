@@ -50,6 +50,7 @@ export function checkShards(dirs: string[]): ShardFolder[] {
     if (first.manifest.model.configSha256 !== s.manifest.model.configSha256) diffs.push(`model (config.json sha256 ${first.manifest.model.configSha256} vs ${s.manifest.model.configSha256})`);
     if (first.manifest.batchSize !== s.manifest.batchSize) diffs.push(`batch size (${first.manifest.batchSize} vs ${s.manifest.batchSize})`);
     if (first.manifest.model.family !== s.manifest.model.family) diffs.push(`model family (${first.manifest.model.family} vs ${s.manifest.model.family})`);
+    if (first.manifest.model.answerScoring !== s.manifest.model.answerScoring) diffs.push(`answer scoring (${first.manifest.model.answerScoring} vs ${s.manifest.model.answerScoring})`);
     if (diffs.length) throw new RunFolderError(`${label(s)} belongs to a different run than ${label(first)}: different ${diffs.join(', ')}`);
   }
   const count = first.manifest.shard.count;
@@ -114,6 +115,8 @@ function shardLines(s: ShardFolder): RecordLine[] {
 export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   const shards = checkShards(dirs);
   const first = shards[0].manifest;
+  const answerScoring = first.model.answerScoring;
+  if (!answerScoring) throw new RunFolderError(`${path.join(shards[0].dir, MANIFEST)}: field "model.answerScoring" is missing (a shard made by an older moe-scope); run the shards again`);
   const lines: RecordLine[] = [];
   let elapsedSeconds = 0;
   for (const s of shards) {
@@ -148,7 +151,7 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   const acc = createAccumulator({ numLayers: first.model.numLayers, numExperts: first.model.numExperts, topK: first.model.topK }, first.tokenScope);
   const state = readRecords(out, acc);
   if (state.done.size !== first.shard!.planQuestions) throw new RunFolderError(`${out}: merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
-  const summary = finishSummary(acc, manifest, first.model, true, state.tokens, elapsedSeconds);
+  const summary = finishSummary(acc, manifest, { ...first.model, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
   writeJsonAtomic(path.join(out, SUMMARY), summary);
   return { outDir: out, summary, shards: shards.length, questions: state.done.size };
 }

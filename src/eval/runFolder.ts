@@ -8,14 +8,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunSummary, TokenScope } from '../shared/protocol';
+import type { AnswerScoringMethod, RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 
 export interface RunManifest {
   format: 'moe-scope.run';
   version: 1;
   createdAt: string;
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; configSha256: string; demo: boolean };
+  /** answerScoring: how the answer letters are scored (absent in runs made before it was recorded). */
+  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; configSha256: string; demo: boolean; answerScoring?: AnswerScoringMethod };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   tokenScope: TokenScope;

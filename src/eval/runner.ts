@@ -18,7 +18,10 @@ import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumula
 import { tokenScopeDefinition } from '../analysis/scope';
 import type { RoutingRecord } from '../analysis/types';
 import {
+  ANSWER_SCORING_DEFINITIONS,
+  answerExtraPositions,
   EngineFailure,
+  type AnswerScoringMethod,
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
@@ -245,6 +248,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
+      answerScoring: model.answerScoring.method,
     },
     dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
     shots: opts.shots,
@@ -254,7 +258,9 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     totalQuestions: questions.length,
     batchSize: opts.batchSize,
   };
-  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
+  if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
+  // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
+  const plan = await planEvaluation(backend, { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) }, questions, dev, opts.shots, signal);
   for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
   const reusePrefix = opts.reusePrefix !== false;
   let batches = planBatches(plan, opts.batchSize, reusePrefix);
@@ -408,7 +414,7 @@ export function planBatches(plan: EvalPlan, batchSize: number, reusePrefix: bool
 export function finishSummary(
   acc: RunAccumulator,
   manifest: RunManifest,
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo?: unknown },
+  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo?: unknown; answerScoring: { method: AnswerScoringMethod } },
   complete: boolean,
   tokens: { computed: number; padding: number; prefixReused: number },
   elapsedSeconds: number,
@@ -419,10 +425,12 @@ export function finishSummary(
     model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
     dataset: manifest.dataset,
     shots: manifest.shots,
+    answerScoring: model.answerScoring.method,
     complete,
     tokens: { computed: tokens.computed, padding: tokens.padding, prefixReusedTokens: tokens.prefixReused },
     elapsedSeconds,
     ...analysis,
+    definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
   };
 }
