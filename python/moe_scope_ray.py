@@ -23,8 +23,6 @@ import subprocess
 import sys
 import time
 
-import ray
-
 EXIT_LOCKED = 75  # the unit's run folder is held by a live process (e.g. the lost attempt's eval)
 PR_SET_PDEATHSIG = 1
 
@@ -34,8 +32,8 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-@ray.remote
 def run_unit(node: str, cli: str, eval_args: list[str], label: str, lock_wait_s: float) -> dict:
+    """One unit of work (a Ray task): the unit's eval, retried while a lost attempt's eval still holds its folder."""
     t0 = time.time()
     while True:
         proc = subprocess.run([node, cli, *eval_args], preexec_fn=_die_with_parent)
@@ -45,6 +43,24 @@ def run_unit(node: str, cli: str, eval_args: list[str], label: str, lock_wait_s:
         if proc.returncode != 0:
             raise RuntimeError(f"{label}: eval exited with status {proc.returncode}")
         return {"label": label, "host": socket.gethostname(), "worker_pid": os.getpid(), "seconds": time.time() - t0}
+
+
+def read_plan(path: str) -> dict:
+    """The sweep plan, or ValueError naming the file and the problem."""
+    try:
+        with open(path) as f:
+            plan = json.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the sweep plan ({e.strerror})") from e
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(plan, dict) or plan.get("format") != "moe-scope.sweep":
+        got = plan.get("format") if isinstance(plan, dict) else None
+        raise ValueError(f'{path}: field "format" is {got!r}, not "moe-scope.sweep"')
+    for field in ("node", "cli", "sweepDir", "units", "experiments"):
+        if field not in plan:
+            raise ValueError(f'{path}: field "{field}" is missing')
+    return plan
 
 
 def unit_finished(unit: dict) -> bool:
@@ -77,15 +93,14 @@ def main() -> int:
     args = ap.parse_args()
 
     try:
-        with open(args.plan) as f:
-            plan = json.load(f)
-    except (OSError, ValueError) as e:
-        print(f"moe-scope ray: {args.plan}: cannot read the sweep plan ({e})", file=sys.stderr)
-        return 2
-    if plan.get("format") != "moe-scope.sweep":
-        print(f"moe-scope ray: {args.plan}: field \"format\" is {plan.get('format')!r}, not \"moe-scope.sweep\"", file=sys.stderr)
+        plan = read_plan(args.plan)
+    except ValueError as e:
+        print(f"moe-scope ray: {e}", file=sys.stderr)
         return 2
 
+    import ray  # the optional dependency, only needed from here on
+
+    remote_unit = ray.remote(run_unit)
     ray.init(address=args.address, log_to_driver=True)
     print(f"ray: connected; cluster resources {ray.cluster_resources()}", flush=True)
     units = plan["units"]
@@ -98,7 +113,7 @@ def main() -> int:
             print(f"ray: [{done}/{len(units)} units] {label_of(unit)}: finished earlier, skipped", flush=True)
             continue
         todo_by_exp[unit["experiment"]].add(unit["id"])
-        ref = run_unit.options(
+        ref = remote_unit.options(
             num_cpus=unit["cpus"],
             num_gpus=unit["gpus"],
             max_retries=args.max_retries,
