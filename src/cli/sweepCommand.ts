@@ -10,7 +10,7 @@ import { mergeExperiment, runLocal } from '../sweep/local';
 import { writeSlurmScripts } from '../sweep/slurm';
 
 export const SWEEP_USAGE =
-  'sweep SPEC.json --out SWEEP_DIR [--backend local|ray|slurm] [--ray-address ADDR] [--python PY] [--submit]\n' +
+  'sweep SPEC.json --out SWEEP_DIR [--backend local|ray|slurm] [--ray-address ADDR] [--python PY] [--max-retries 3] [--submit]\n' +
   '      Run every experiment of SPEC (models x engines x shots x token scopes x interventions), each in\n' +
   '      SPEC.shards units (eval --shard), and merge each experiment when its shards are done. A re-run skips\n' +
   '      finished units. ray: python/moe_scope_ray.py on --ray-address (or a local Ray); slurm: writes an sbatch\n' +
