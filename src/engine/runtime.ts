@@ -108,6 +108,10 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
         passOver('webgpu', `not available: ${adapter.why}`);
         continue;
       }
+      if (adapter.software && wanted === 'auto') {
+        passOver('webgpu', `${adapter.name} is a software driver running on the CPU: slower than the CPU engine (ask for webgpu explicitly to use it)`);
+        continue;
+      }
       dtype = options.webgpuDType ?? (adapter.shaderF16 ? 'float16' : 'float32');
       memoryEstimate = webGpuMemoryEstimate(ckpt, dtype);
       if (adapter.memoryBytes !== undefined && memoryEstimate.totalBytes > adapter.memoryBytes * 0.9) {

@@ -77,7 +77,7 @@ async function runProbe(): Promise<WebGpuAdapterInfo> {
     shaderF16 = false;
   }
   const driver = describeDriver();
-  return { ok: true, name: driver.name, memoryBytes: driver.memoryBytes, shaderF16, probeMs: Date.now() - t0 };
+  return { ok: true, name: driver.name, memoryBytes: driver.memoryBytes, shaderF16, software: driver.software, probeMs: Date.now() - t0 };
 }
 
 function adapterFailure(message: string): string {
@@ -92,6 +92,7 @@ function adapterFailure(message: string): string {
 interface DriverDescription {
   name: string;
   memoryBytes?: number;
+  software?: boolean;
 }
 
 /** Names the adapter after the driver Dawn loads (see the module comment for why not from ORT). */
@@ -115,7 +116,7 @@ export function describeDriver(): DriverDescription {
   if (has(/intel/i)) return { name: 'Intel GPU (Mesa ANV Vulkan)' };
   if (has(/lvp/i)) {
     const ver = lavapipeVersion(libs.find((l) => /lvp/.test(l)) ?? '');
-    return { name: `lavapipe (Mesa${ver ? ' ' + ver : ''} CPU Vulkan driver, no GPU)`, memoryBytes: os.totalmem() };
+    return { name: `lavapipe (Mesa${ver ? ' ' + ver : ''} CPU Vulkan driver, no GPU)`, memoryBytes: os.totalmem(), software: true };
   }
   return { name: icds.length ? `Vulkan driver ${path.basename(icds[0], '.json')}` : 'Vulkan adapter' };
 }

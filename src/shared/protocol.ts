@@ -31,6 +31,8 @@ export interface WebGpuAdapterInfo {
   ok: boolean;
   /** The adapter as the Vulkan/Metal/D3D12 driver names it, e.g. "NVIDIA H200 (Vulkan)", "lavapipe (Mesa 25.0.7, CPU)". */
   name?: string;
+  /** A CPU implementation of the graphics API (lavapipe): correct but slower than the CPU engine, so auto passes over it. */
+  software?: boolean;
   /** True when float16 kernels ran on the adapter (WebGPU shader-f16). */
   shaderF16?: boolean;
   /** Device memory in bytes where it can be known (NVIDIA: nvidia-smi; lavapipe: system memory). */
