@@ -77,6 +77,9 @@ async function runProbe(): Promise<WebGpuAdapterInfo> {
     shaderF16 = false;
   }
   const driver = describeDriver();
+  // Where the driver's memory cannot be known (or to test the out-of-memory path): MOE_SCOPE_GPU_MEMORY_BYTES.
+  const override = Number(process.env.MOE_SCOPE_GPU_MEMORY_BYTES);
+  if (override > 0) driver.memoryBytes = override;
   return { ok: true, name: driver.name, memoryBytes: driver.memoryBytes, shaderF16, software: driver.software, probeMs: Date.now() - t0 };
 }
 
