@@ -1,11 +1,13 @@
 /**
  * WebGPU vs the ONNX Runtime CPU engine on one machine (run by bench/gpu/webgpu.sh; one run, wall-clock):
  *  (a) one MoE layer at OLMoE widths (hidden 2048, intermediate 1024, 64 experts, top-8) at 1/16/128/512
- *      tokens: the CPU's com.microsoft.MoE operator (float32) vs the WebGPU graph's dense-gated experts
- *      (float32, and float16 where the adapter has shader-f16), with the WebGPU-vs-CPU output difference;
+ *      tokens: the CPU's com.microsoft.MoE operator (float32) vs the WebGPU graph's two expert
+ *      formulations, dense-gated and grouped (float32, and float16 where the adapter has shader-f16),
+ *      with each one's output difference from the CPU;
  *  (b) a 600-token trace on an OLMoE-1B-7B-shaped checkpoint (MOE_GPU_CHECKPOINT), graph conversion
  *      included, on the first WEBGPU_BENCH_LAYERS layers (default 4 of 16, to fit the time budget):
- *      measured times and the full-depth extrapolation (x 16 / layers) are both written;
+ *      measured times and the full-depth extrapolation (x 16 / layers) are both written; WebGPU with the
+ *      default formulation, the CPU engine, then (if the budget allows) WebGPU with the other one;
  *  (c) 5-shot MMLU-shaped scoring throughput: a 560-token few-shot prefix computed once, then batches of
  *      100-token questions through Engine.score (what the evaluation runner calls), with random token
  *      ids: the checkpoint has random weights, so only token counts matter.
@@ -21,10 +23,11 @@ import { fromFloat32 } from '../../src/engine/formats/dtypes';
 import { SeededRandom } from '../../src/engine/demo/random';
 import { makeDemoModel } from '../../src/engine/demo/makeDemoModel';
 import { Engine } from '../../src/engine/engine';
-import { denseGatedExperts } from '../../src/engine/graphExpertsStandardOps';
+import { denseGatedExperts, groupedExperts } from '../../src/engine/graphExpertsStandardOps';
 import { probeWebGpu } from '../../src/engine/webgpu';
 import type { MoeArchitecture } from '../../src/engine/families';
-import type { ComputeDType, ExecutionProvider } from '../../src/shared/protocol';
+import type { ComputeDType, ExecutionProvider, ExpertFormulation } from '../../src/shared/protocol';
+import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engine/runtime';
 
 const TINY = process.env.GPU_BENCH_TINY === '1';
 const ROOT = process.cwd();
@@ -99,26 +102,31 @@ async function benchLayer(dir: string, s: LayerShape, tokenCounts: number[], f16
     fs.writeFileSync(path.join(dir, 'cpu.onnx'), g.toBytes({ producer: 'moe-scope-bench' }));
   }
   const arch = { numExperts: E, expertIntermediate: I, topK: K, normTopKProb: false, hiddenSize: H } as MoeArchitecture;
-  for (const dtype of f16 ? (['float32', 'float16'] as const) : (['float32'] as const)) {
-    const g = new OnnxGraphBuilder(`layer-webgpu-${dtype}`);
+  const variants: [ComputeDType, 'dense' | 'grouped'][] = [];
+  for (const dtype of f16 ? (['float32', 'float16'] as const) : (['float32'] as const)) for (const f of ['dense', 'grouped'] as const) variants.push([dtype, f]);
+  for (const [dtype, formulation] of variants) {
+    const g = new OnnxGraphBuilder(`layer-webgpu-${formulation}-${dtype}`);
     const x32 = g.input('x', 'float32', ['n', H]);
     const x = dtype === 'float32' ? x32 : g.op('Cast', [x32], { to: 10 });
     const [rg, ru, rd, rr] = refs(dtype === 'float32' ? 'gpu32.bin' : 'gpu16.bin', [E * I * H, E * I * H, E * H * I, E * H], dtype === 'float32' ? 4 : 2);
-    g.external('w:experts.0.fc1', dtype, [E * I, H], rg);
-    g.external('w:experts.0.fc3', dtype, [E * I, H], ru);
+    // The same bytes: stacked [E*I, H] for the dense Gemms, [E, I, H] for the grouped batched MatMuls.
+    const gateUpDims = formulation === 'dense' ? [E * I, H] : [E, I, H];
+    g.external('w:experts.0.fc1', dtype, gateUpDims, rg);
+    g.external('w:experts.0.fc3', dtype, gateUpDims, ru);
     g.external('w:experts.0.fc2', dtype, [E, H, I], rd);
     const logits = g.op('Gemm', [x, g.external('router', dtype, [E, H], rr)], { transB: 1 });
-    const y = denseGatedExperts(g, { layer: 0, x, routerLogits: logits, arch, dtype, output: dtype === 'float32' ? 'y' : undefined });
+    const build = formulation === 'dense' ? denseGatedExperts : groupedExperts;
+    const y = build(g, { layer: 0, x, routerLogits: logits, arch, dtype, output: dtype === 'float32' ? 'y' : undefined });
     if (dtype !== 'float32') g.op('Cast', [y], { to: 1 }, { output: 'y' });
     g.output('y', 'float32', ['n', H]);
-    fs.writeFileSync(path.join(dir, `webgpu-${dtype}.onnx`), g.toBytes({ producer: 'moe-scope-bench' }));
+    fs.writeFileSync(path.join(dir, `webgpu-${formulation}-${dtype}.onnx`), g.toBytes({ producer: 'moe-scope-bench' }));
   }
   const create = (file: string, eps: string[]) => ort.InferenceSession.create(path.join(dir, file), { executionProviders: eps, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
-  const sessions: [string, ort.InferenceSession][] = [
-    ['cpuMoeOpF32', await create('cpu.onnx', ['cpu'])],
-    ['webgpuDenseF32', await create('webgpu-float32.onnx', ['webgpu', 'cpu'])],
-  ];
-  if (f16) sessions.push(['webgpuDenseF16', await create('webgpu-float16.onnx', ['webgpu', 'cpu'])]);
+  const sessions: [string, ort.InferenceSession][] = [['cpuMoeOpF32', await create('cpu.onnx', ['cpu'])]];
+  for (const [dtype, formulation] of variants) {
+    const name = `webgpu${formulation === 'dense' ? 'Dense' : 'Grouped'}${dtype === 'float32' ? 'F32' : 'F16'}`;
+    sessions.push([name, await create(`webgpu-${formulation}-${dtype}.onnx`, ['webgpu', 'cpu'])]);
+  }
   const rows = [];
   for (const n of tokenCounts) {
     const x = new ort.Tensor('float32', rng.normals(n * H, 1), [n, H]);
@@ -138,8 +146,7 @@ async function benchLayer(dir: string, s: LayerShape, tokenCounts: number[], f16
       row[`${name}MaxAbsDiff`] = d;
     }
     row.outputMaxAbs = scale;
-    row.speedupF32 = row.cpuMoeOpF32Ms / row.webgpuDenseF32Ms;
-    if (f16) row.speedupF16 = row.cpuMoeOpF32Ms / row.webgpuDenseF16Ms;
+    for (const [name] of sessions.slice(1)) row[`${name}Speedup`] = row.cpuMoeOpF32Ms / row[`${name}Ms`];
     log(`layer ${n} tokens: ${JSON.stringify(row)}`);
     rows.push(row);
   }
@@ -182,10 +189,10 @@ function randomIds(rng: SeededRandom, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => 2 + Math.floor(rng.uniform() * (vocab - 2)));
 }
 
-async function benchModel(modelDir: string, cacheRoot: string, provider: ExecutionProvider, opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number }) {
+async function benchModel(modelDir: string, cacheRoot: string, provider: ExecutionProvider, experts: ExpertFormulation | undefined, opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number }) {
   const engine = new Engine((level, m) => level !== 'info' && log(m));
   const t0 = Date.now();
-  const info = await engine.load(modelDir, { executionProvider: provider, cacheDir: path.join(cacheRoot, provider) });
+  const info = await engine.load(modelDir, { executionProvider: provider, cacheDir: path.join(cacheRoot, `${provider}-${experts ?? 'default'}`), webgpuExperts: experts });
   const loadMs = Date.now() - t0;
   if (info.executionProvider !== provider) throw new Error(`${provider} fell back to ${info.executionProvider}: ${info.providerNote ?? ''}`);
   const rng = new SeededRandom(11);
@@ -262,14 +269,21 @@ async function main() {
       result.model = { checkpoint: ckpt, layersUsed: used, layersInCheckpoint: view.fullLayers, note: used < view.fullLayers ? `only the first ${used} of ${view.fullLayers} layers were run (time budget); "extrapolated" values scale the measured ones by ${view.fullLayers}/${used}` : 'all layers' };
       const runs: Record<string, unknown>[] = [];
       result.model = { ...(result.model as object), runs };
-      for (const provider of ['webgpu', 'cpu'] as const) {
-        if (elapsed() > BUDGET_MS * 0.6 && provider === 'cpu' && !TINY) {
-          errors.push(`cpu model run skipped: ${Math.round(elapsed() / 1000)} s of the ${BUDGET_MS / 1000} s budget already used`);
+      const plan: { provider: ExecutionProvider; experts?: ExpertFormulation; optional?: boolean }[] = [
+        { provider: 'webgpu' },
+        { provider: 'cpu' },
+        { provider: 'webgpu', experts: WEBGPU_DEFAULT_EXPERTS === 'grouped' ? 'dense-gated' : 'grouped', optional: true },
+      ];
+      for (const { provider, experts, optional } of plan) {
+        if (elapsed() > BUDGET_MS * (optional ? 0.5 : 0.7) && !TINY) {
+          const what = `${provider}${experts ? ` (${experts})` : ''} model run`;
+          if (optional) result.skipped = `${what} skipped: ${Math.round(elapsed() / 1000)} s of the ${BUDGET_MS / 1000} s budget already used`;
+          else errors.push(`${what} skipped: ${Math.round(elapsed() / 1000)} s of the ${BUDGET_MS / 1000} s budget already used`);
           continue;
         }
         try {
           const gpu = provider === 'webgpu';
-          const r = await benchModel(view.dir, work, provider, {
+          const r = await benchModel(view.dir, work, provider, experts, {
             traceTokens: 600,
             prefix: 560,
             suffix: 100,
@@ -284,11 +298,11 @@ async function main() {
           });
           log(`${provider}: ${JSON.stringify(runs[runs.length - 1])}`);
         } catch (e) {
-          errors.push(`${provider} model run: ${(e as Error).message}`);
+          errors.push(`${provider}${experts ? ` (${experts})` : ''} model run: ${(e as Error).message}`);
         }
         write();
       }
-      const byP = Object.fromEntries(runs.map((r) => [r.provider as string, r as unknown as Awaited<ReturnType<typeof benchModel>>]));
+      const byP = Object.fromEntries(runs.filter((r) => r.provider === 'cpu' || r.expertFormulation === WEBGPU_DEFAULT_EXPERTS).map((r) => [r.provider as string, r as unknown as Awaited<ReturnType<typeof benchModel>>]));
       if (byP.webgpu && byP.cpu) {
         result.comparison = {
           traceSpeedup: byP.cpu.traceMs / byP.webgpu.traceMs,

@@ -18,16 +18,16 @@ import { OnnxGraphBuilder, type OnnxElemType } from './formats/onnxWriter';
 import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
 import type { ComputeDType, ExpertFormulation } from '../shared/protocol';
-import { denseGatedExperts } from './graphExpertsStandardOps';
+import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
 
 export interface GraphOptions {
   dtype: ComputeDType;
   packing: ExpertPacking;
   exposeRouter: boolean;
   /**
-   * Default 'moe-op'. 'dense-gated' (WebGPU, which has no MoE kernel): the experts as standard ops,
-   * reading the same fc1/fc2/fc3 initializers, which the caller declares as stacked [E*I, H] gate/up
-   * views (stackedExpertViews) for this formulation.
+   * Default 'moe-op'. 'dense-gated' / 'grouped' (WebGPU, which has no MoE kernel): the experts as
+   * standard ops reading the same fc1/fc2/fc3 initializers ('dense-gated' needs them declared as stacked
+   * [E*I, H] gate/up views: stackedExpertViews).
    */
   experts?: ExpertFormulation;
 }
@@ -168,8 +168,8 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       moeAttrs.activation_type = 'silu';
     }
     let moe =
-      opts.experts === 'dense-gated'
-        ? denseGatedExperts(g, { layer: l, x: xm, routerLogits, arch, dtype: T, output: T === 'float32' ? `moe_output_${l}` : undefined })
+      opts.experts === 'dense-gated' || opts.experts === 'grouped'
+        ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, { layer: l, x: xm, routerLogits, arch, dtype: T, output: T === 'float32' ? `moe_output_${l}` : undefined })
         : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
     if (n.shared && arch.sharedExpert) {

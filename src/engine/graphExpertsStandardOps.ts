@@ -76,3 +76,53 @@ export function denseGatedExperts(g: OnnxGraphBuilder, m: StandardOpsMoeInput): 
   const summed = g.op('ReduceSum', [perExpert, g.constInt64([0])], { keepdims: 0 }); // [H, T]
   return g.op('Transpose', [summed], { perm: [1, 0] }, { output: m.output });
 }
+
+/**
+ * 'grouped': about k/E of the dense work. Each (token, slot) assignment gets a row in its expert's block
+ * of a [E, C, H] buffer, C = the largest number of tokens any expert got in this call; the experts then
+ * run as batched MatMuls over [E, C] rows and each assignment's output is gathered back and weighted.
+ * Row of an assignment: expert * C + (number of earlier assignments to the same expert), counted with an
+ * exclusive CumSum over a one-hot [T*k, E] matrix (float: exact up to 2^24 assignments). Unused rows read
+ * a zero row appended to the input. Weights as stored: gate/up [E, I, H] (MatMul(W, X^T) gives [E, I, C]
+ * without transposing a weight), down [E, H, I].
+ */
+export function groupedExperts(g: OnnxGraphBuilder, m: StandardOpsMoeInput): string {
+  const { numExperts: E, hiddenSize: H, topK: K } = m.arch;
+  const T = m.dtype;
+  const logits32 = T === 'float32' ? m.routerLogits : g.op('Cast', [m.routerLogits], { to: 1 });
+  const probs = g.op('Softmax', [logits32], { axis: -1 });
+  const [vals, idx] = g.opN('TopK', [probs, g.constInt64([K])], 2, { axis: -1, largest: 1, sorted: 1 }); // [T, k]
+  let weights = vals;
+  if (m.arch.normTopKProb) weights = g.op('Div', [vals, g.op('ReduceSum', [vals, g.constInt64([-1])], { keepdims: 1 })]);
+  if (T !== 'float32') weights = g.op('Cast', [weights], { to: 10 });
+
+  const flatE = g.op('Reshape', [idx, g.constInt64([-1])]); // [N] int64, N = T * k
+  const experts = g.constInt64(Array.from({ length: E }, (_, e) => e), [1, E]);
+  const oneHot = g.op('Cast', [g.op('Equal', [g.op('Unsqueeze', [flatE, g.constInt64([1])]), experts])], { to: 1 }); // [N, E]
+  const before = g.op('CumSum', [oneHot, g.constInt64([0])], { exclusive: 1 });
+  const rank = g.op('ReduceSum', [g.op('Mul', [before, oneHot]), g.constInt64([1])], { keepdims: 0 }); // [N]
+  const capacity = g.op('ReduceMax', [g.op('ReduceSum', [oneHot, g.constInt64([0])], { keepdims: 0 })], { keepdims: 1 }); // [1]
+  const row = g.op('Cast', [g.op('Add', [g.op('Mul', [g.op('Cast', [flatE], { to: 1 }), capacity]), rank])], { to: 7 }); // [N] int64
+  const capacityI = g.op('Cast', [capacity], { to: 7 });
+
+  // Which input row each [E * C] slot reads: its assignment's token, or the zero row T.
+  const tokens = g.op('Gather', [g.op('Shape', [m.x]), g.constInt64([0])]); // [1] = T
+  const n = g.op('Mul', [tokens, g.constInt64([K])]);
+  const tokenOfAssignment = g.op('Div', [g.op('Range', [g.constInt64([0], []), g.op('Squeeze', [n, g.constInt64([0])]), g.constInt64([1], [])]), g.constInt64([K], [])]);
+  const slots = g.op('Mul', [capacityI, g.constInt64([E])]);
+  const padRows = g.op('Expand', [tokens, slots]); // [E * C] filled with T
+  const source = g.op('ScatterElements', [padRows, row, tokenOfAssignment], { axis: 0 });
+  const zeroRow = g.op('Slice', [g.op('Mul', [m.x, g.op('Cast', [g.constFloat([0], [])], { to: T === 'float32' ? 1 : 10 })]), g.constInt64([0]), g.constInt64([1]), g.constInt64([0])]);
+  const xPadded = g.op('Concat', [m.x, zeroRow], { axis: 0 }); // [T + 1, H]
+  const grouped = g.op('Reshape', [g.op('Gather', [xPadded, source], { axis: 0 }), g.op('Concat', [g.constInt64([E]), capacityI, g.constInt64([H])], { axis: 0 })]); // [E, C, H]
+  const xt = g.op('Transpose', [grouped], { perm: [0, 2, 1] }); // [E, H, C]
+
+  const gate = g.op('MatMul', [`w:experts.${m.layer}.fc1`, xt]); // [E, I, C]
+  const up = g.op('MatMul', [`w:experts.${m.layer}.fc3`, xt]);
+  const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+  const out = g.op('MatMul', [`w:experts.${m.layer}.fc2`, act]); // [E, H, C]
+  const rows = g.op('Reshape', [g.op('Transpose', [out], { perm: [0, 2, 1] }), g.constInt64([-1, H])]); // [E * C, H]
+  const perAssignment = g.op('Reshape', [g.op('Gather', [rows, row], { axis: 0 }), g.constInt64([-1, K, H])]); // [T, k, H]
+  const weighted = g.op('Mul', [perAssignment, g.op('Unsqueeze', [weights, g.constInt64([2])])]);
+  return g.op('ReduceSum', [weighted, g.constInt64([1])], { keepdims: 0 }, { output: m.output });
+}

@@ -23,6 +23,8 @@ export interface RuntimeOptions {
   exposeRouter?: boolean;
   /** WebGPU only: force the compute dtype (default float16 when the adapter has shader-f16). */
   webgpuDType?: ComputeDType;
+  /** WebGPU only: force the expert formulation (tests, benchmarks). */
+  webgpuExperts?: ExpertFormulation;
   /** Extra session options (the doctor's verbose placement log). */
   sessionLog?: { severity: number };
   log?: (message: string) => void;
@@ -141,14 +143,26 @@ export function webGpuMemoryEstimate(ckpt: Checkpoint, dtype: ComputeDType): Mem
   return estimateWebGpuMemory(ckpt.arch, weightBytes, bytes, tokens, tokens);
 }
 
-export function expertFormulationFor(provider: ExecutionProvider): ExpertFormulation {
-  return provider === 'webgpu' ? 'dense-gated' : 'moe-op';
+export function expertFormulationFor(provider: ExecutionProvider, override?: ExpertFormulation): ExpertFormulation {
+  if (provider !== 'webgpu') return 'moe-op';
+  const env = process.env.MOE_SCOPE_WEBGPU_EXPERTS;
+  if (env && env !== 'dense-gated' && env !== 'grouped') throw new EngineFailure('bad-input', `MOE_SCOPE_WEBGPU_EXPERTS must be dense-gated or grouped, not "${env}"`);
+  return override ?? (env as ExpertFormulation | undefined) ?? WEBGPU_DEFAULT_EXPERTS;
 }
+
+/**
+ * 'dense-gated' is the only formulation whose every decoder node (shape computations aside) runs on the
+ * GPU: 'grouped' does about k/E of the expert work, but its int64 index bookkeeping (one-hot, ranks,
+ * scatter of row indices: ~12 small nodes per layer) has no WebGPU kernels and runs on the CPU, with a
+ * GPU->CPU->GPU round trip per layer. bench/gpu/webgpu.ts measures both (MOE_SCOPE_WEBGPU_EXPERTS
+ * selects one); see BENCHMARKS.md for the numbers behind this default.
+ */
+export const WEBGPU_DEFAULT_EXPERTS: ExpertFormulation = 'dense-gated';
 
 async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: ComputeDType, options: RuntimeOptions, log: (m: string) => void): Promise<Omit<Runtime, 'decisions'>> {
   // float16 MoE returns zeros on the CPU kernel: the CPU always gets float32.
   const packing = expertPackingFor(provider);
-  const experts = expertFormulationFor(provider);
+  const experts = expertFormulationFor(provider, options.webgpuExperts);
   const exposeRouter = options.exposeRouter ?? true;
   const cacheRoot = options.cacheDir ?? defaultCacheDir();
   const key = cacheKey(ckpt, { dtype, packing, exposeRouter, experts });

@@ -69,6 +69,8 @@ export interface LoadOptions {
   cacheDir?: string;
   /** WebGPU only (tests, benchmarks): force the compute dtype instead of float16-when-shader-f16. */
   webgpuDType?: ComputeDType;
+  /** WebGPU only (tests, benchmarks): force the expert formulation. */
+  webgpuExperts?: ExpertFormulation;
 }
 
 export interface ModelInfo {

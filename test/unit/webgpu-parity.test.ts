@@ -19,7 +19,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { placementOf } from '../../src/engine/webgpu';
-import type { ComputeDType, TraceResult } from '../../src/shared/protocol';
+import type { ComputeDType, ExpertFormulation, TraceResult } from '../../src/shared/protocol';
+import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engine/runtime';
 import type { DemoFamily } from '../../src/engine/demo/makeDemoModel';
 import { makeModel, tempDir, SAMPLE_QUESTION } from '../support/models';
 import { requireWebGpu } from '../support/webgpu';
@@ -31,12 +32,13 @@ const TOL: Record<ComputeDType, { prob: number; logitAbs: number; logitRel: numb
 // Fewer tokens than the CPU parity test: lavapipe runs the dense experts on 2 CPU cores.
 const TEXT = SAMPLE_QUESTION.slice(0, 160);
 
-async function trace(dir: string, executionProvider: 'cpu' | 'webgpu', dtype?: ComputeDType): Promise<TraceResult> {
+async function trace(dir: string, executionProvider: 'cpu' | 'webgpu', dtype?: ComputeDType, experts?: ExpertFormulation): Promise<TraceResult> {
   const engine = new Engine();
   try {
-    const info = await engine.load(dir, { executionProvider, cacheDir: tempDir('cache'), webgpuDType: dtype });
+    const info = await engine.load(dir, { executionProvider, cacheDir: tempDir('cache'), webgpuDType: dtype, webgpuExperts: experts });
     assert.equal(info.executionProvider, executionProvider, `the engine fell back: ${info.providerNote ?? JSON.stringify(info.providerDecisions)}`);
     if (dtype) assert.equal(info.dtype, dtype);
+    if (experts) assert.equal(info.expertFormulation, experts);
     return await engine.trace({ text: TEXT }, { includeProbs: true, includeLastLogits: true });
   } finally {
     await engine.dispose();
@@ -99,42 +101,47 @@ for (const { family, name } of families) {
     const adapter = await requireWebGpu();
     const dir = makeModel({ family });
     const cpu = await trace(dir, 'cpu');
-    for (const dtype of ['float32', ...(adapter.shaderF16 ? ['float16' as const] : [])] as ComputeDType[]) {
-      const gpu = await trace(dir, 'webgpu', dtype);
+    // Both expert formulations in float32; float16 for the default one (what users get).
+    const runs: [ComputeDType, ExpertFormulation][] = [['float32', 'dense-gated'], ['float32', 'grouped']];
+    if (adapter.shaderF16) runs.push(['float16', WEBGPU_DEFAULT_EXPERTS]);
+    for (const [dtype, experts] of runs) {
+      const gpu = await trace(dir, 'webgpu', dtype, experts);
       const tol = TOL[dtype];
       const d = compare(cpu, gpu, tol);
-      t.diagnostic(`${family} ${dtype} on ${adapter.name}: max |dp| ${d.maxProb.toExponential(2)}, max |dlogit| ${d.maxLogit.toExponential(2)}, near-ties ${d.nearTies} of ${d.decisions} top-k decisions, ${d.downstream} cells downstream of a near-tie flip not compared${d.logitsCompared ? '' : ' (logits not compared)'}, other top-k differences ${d.topkDiffs}`);
-      assert.ok(d.maxProb < tol.prob, `${dtype}: router probabilities differ by ${d.maxProb} (tolerance ${tol.prob})`);
-      assert.ok(d.worstLogitExcess <= 0, `${dtype}: last-position logits differ by up to ${d.maxLogit} (tolerance ${tol.logitAbs} + ${tol.logitRel} x |logit|)`);
-      assert.equal(d.topkDiffs, 0, `${dtype}: top-k expert sets differ beyond near-ties`);
-      if (dtype === 'float32') assert.equal(d.nearTies, 0, 'float32 top-k sets differ');
+      t.diagnostic(`${family} ${dtype} ${experts} on ${adapter.name}: max |dp| ${d.maxProb.toExponential(2)}, max |dlogit| ${d.maxLogit.toExponential(2)}, near-ties ${d.nearTies} of ${d.decisions} top-k decisions, ${d.downstream} cells downstream of a near-tie flip not compared${d.logitsCompared ? '' : ' (logits not compared)'}, other top-k differences ${d.topkDiffs}`);
+      assert.ok(d.maxProb < tol.prob, `${dtype} ${experts}: router probabilities differ by ${d.maxProb} (tolerance ${tol.prob})`);
+      assert.ok(d.worstLogitExcess <= 0, `${dtype} ${experts}: last-position logits differ by up to ${d.maxLogit} (tolerance ${tol.logitAbs} + ${tol.logitRel} x |logit|)`);
+      assert.equal(d.topkDiffs, 0, `${dtype} ${experts}: top-k expert sets differ beyond near-ties`);
+      if (dtype === 'float32') assert.equal(d.nearTies, 0, `float32 ${experts}: top-k sets differ`);
     }
     if (!adapter.shaderF16) t.diagnostic(`${adapter.name} has no shader-f16: float16 not tested`);
   });
 }
 
-test('WebGPU placement: no MoE, MatMul, Gemm, Softmax or TopK node on the CPU', async (t) => {
-  await requireWebGpu();
-  const dir = makeModel({ family: 'qwen2_moe' }); // the family with the most kinds of nodes
-  const cache = tempDir('cache');
-  const engine = new Engine();
-  let graph: string;
-  try {
-    const info = await engine.load(dir, { executionProvider: 'webgpu', cacheDir: cache, webgpuDType: 'float32' });
-    assert.equal(info.executionProvider, 'webgpu');
-    const sub = fs.readdirSync(cache).filter((d) => fs.existsSync(path.join(cache, d, 'complete')));
-    assert.equal(sub.length, 1, 'one graph folder in the cache');
-    graph = path.join(cache, sub[0], 'model.onnx');
-  } finally {
-    await engine.dispose();
-  }
-  const p = await placementOf(graph, ['webgpu', 'cpu']);
-  assert.ok(p.sessionOk, `the placement session failed: ${p.error}`);
-  const onGpu = p.nodesByProvider.WebGpuExecutionProvider ?? 0;
-  t.diagnostic(`nodes: ${JSON.stringify(p.nodesByProvider)}; on the CPU: ${JSON.stringify(p.cpuOpTypes)}`);
-  assert.ok(onGpu > 100, `only ${onGpu} nodes on WebGPU`);
-  for (const op of ['MoE', 'MatMul', 'Gemm', 'Softmax', 'TopK']) assert.equal(p.cpuOpTypes[op] ?? 0, 0, `${op} placed on the CPU`);
-  const cpuNodes = p.nodesByProvider.CPUExecutionProvider ?? 0;
-  const counted = Object.values(p.cpuOpTypes).reduce((a, b) => a + b, 0);
-  assert.equal(counted, cpuNodes, 'every CPU node has its op type in the log');
-});
+for (const experts of ['dense-gated', 'grouped'] as const) {
+  test(`WebGPU placement (${experts}): no MoE, MatMul, Gemm, Softmax or TopK node on the CPU`, async (t) => {
+    await requireWebGpu();
+    const dir = makeModel({ family: 'qwen2_moe' }); // the family with the most kinds of nodes
+    const cache = tempDir('cache');
+    const engine = new Engine();
+    let graph: string;
+    try {
+      const info = await engine.load(dir, { executionProvider: 'webgpu', cacheDir: cache, webgpuDType: 'float32', webgpuExperts: experts });
+      assert.equal(info.executionProvider, 'webgpu');
+      const sub = fs.readdirSync(cache).filter((d) => fs.existsSync(path.join(cache, d, 'complete')));
+      assert.equal(sub.length, 1, 'one graph folder in the cache');
+      graph = path.join(cache, sub[0], 'model.onnx');
+    } finally {
+      await engine.dispose();
+    }
+    const p = await placementOf(graph, ['webgpu', 'cpu']);
+    assert.ok(p.sessionOk, `the placement session failed: ${p.error}`);
+    const onGpu = p.nodesByProvider.WebGpuExecutionProvider ?? 0;
+    t.diagnostic(`nodes: ${JSON.stringify(p.nodesByProvider)}; on the CPU: ${JSON.stringify(p.cpuOpTypes)}`);
+    assert.ok(onGpu > 100, `only ${onGpu} nodes on WebGPU`);
+    for (const op of ['MoE', 'MatMul', 'Gemm', 'Softmax', 'TopK']) assert.equal(p.cpuOpTypes[op] ?? 0, 0, `${op} placed on the CPU`);
+    const cpuNodes = p.nodesByProvider.CPUExecutionProvider ?? 0;
+    const counted = Object.values(p.cpuOpTypes).reduce((a, b) => a + b, 0);
+    assert.equal(counted, cpuNodes, 'every CPU node has its op type in the log');
+  });
+}
