@@ -6,7 +6,8 @@ import { loadDataset } from '../mmlu/load';
 import { Engine } from '../engine/engine';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
-import type { ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 
 interface Command {
   usage: string;
@@ -49,7 +50,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
-      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
     async run(args, ctx) {
       const { values } = parseArgs({
@@ -75,7 +76,7 @@ const COMMANDS: Record<string, Command> = {
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
       const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
       const ac = new AbortController();
       const onSignal = () => {
@@ -123,6 +124,24 @@ const COMMANDS: Record<string, Command> = {
         process.off('SIGTERM', onSignal);
         await engine.dispose();
       }
+    },
+  },
+  doctor: {
+    usage:
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
+      '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (!values.model) throw new CommandUsageError('--model DIR is required');
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
+      return 0;
     },
   },
 };

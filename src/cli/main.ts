@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { Engine } from '../engine/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { ANSWER_SCORING_DEFINITIONS, EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
+import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 
 export interface CliContext {
@@ -20,14 +20,14 @@ Commands:
   make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
-  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]
+  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions.
   analyze-weights --model DIR [--layers 0,1,...] [--json]
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
 ${commandTable()}
-Options common to model commands: --provider auto|cuda|cpu (default auto), --cache DIR.`;
+Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR.`;
 
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
   const [command, ...rest] = argv;
@@ -81,10 +81,17 @@ function makeDemo(args: string[], ctx: CliContext): number {
   return 0;
 }
 
+/** On stderr: the provider in use, the adapter and every provider auto passed over, with the reason. */
+export function reportProvider(info: ModelInfo, ctx: CliContext): void {
+  const adapter = info.adapterName ? ` on ${info.adapterName}` : '';
+  ctx.err(`provider: ${info.executionProvider}${adapter} (${info.dtype}${info.expertFormulation ? `, experts: ${info.expertFormulation}` : ''})`);
+  for (const d of info.providerDecisions ?? []) if (!d.used) ctx.err(`  passed over ${d.provider}: ${d.why}`);
+}
+
 export function providerOption(v: string | undefined): ExecutionProviderSetting {
   const p = v ?? 'auto';
-  if (p !== 'auto' && p !== 'cuda' && p !== 'cpu') throw new UsageError(`--provider must be auto, cuda or cpu, not "${p}"`);
-  return p;
+  if (!(EXECUTION_PROVIDER_SETTINGS as readonly string[]).includes(p)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${p}"`);
+  return p as ExecutionProviderSetting;
 }
 
 async function trace(args: string[], ctx: CliContext): Promise<number> {
@@ -106,6 +113,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
   try {
     const info = await engine.load(path.resolve(values.model), { executionProvider: providerOption(values.provider), cacheDir: values.cache });
     if (info.providerNote) ctx.err(info.providerNote);
+    reportProvider(info, ctx);
     const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
     const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'] });
     if (values.json) {

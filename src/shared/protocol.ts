@@ -10,14 +10,67 @@
 // Model and routing data
 
 export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
-export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
-export type ExecutionProvider = 'cuda' | 'cpu';
+export type ExecutionProviderSetting = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
+export const EXECUTION_PROVIDER_SETTINGS: readonly ExecutionProviderSetting[] = ['auto', 'cuda', 'webgpu', 'cpu'];
+/**
+ * How the experts are computed in the decoder graph: ONNX Runtime's com.microsoft.MoE operator (CPU,
+ * CUDA; only the chosen experts run), or, on WebGPU (which has no MoE kernel), standard ops: every
+ * expert densely weighted by its top-k gate ('dense-gated'), or the tokens grouped per expert ('grouped').
+ */
+export type ExpertFormulation = 'moe-op' | 'dense-gated' | 'grouped';
+
+export interface ProviderDecision {
+  provider: ExecutionProvider;
+  used: boolean;
+  why: string;
+}
+
+/** What the WebGPU adapter probe found (cached per process). */
+export interface WebGpuAdapterInfo {
+  ok: boolean;
+  /** The adapter as the Vulkan/Metal/D3D12 driver names it, e.g. "NVIDIA H200 (Vulkan)", "lavapipe (Mesa 25.0.7, CPU)". */
+  name?: string;
+  /** A CPU implementation of the graphics API (lavapipe): correct but slower than the CPU engine, so auto passes over it. */
+  software?: boolean;
+  /** True when float16 kernels ran on the adapter (WebGPU shader-f16). */
+  shaderF16?: boolean;
+  /** Device memory in bytes where it can be known (NVIDIA: nvidia-smi; lavapipe: system memory). */
+  memoryBytes?: number;
+  /** Why there is no usable adapter. */
+  why?: string;
+  probeMs?: number;
+}
+
+/** The facts `moe-scope doctor` and "MoE: Check inference environment" report about the ONNX Runtime engine. */
+export interface InferenceEnvironmentReport {
+  engine: string;
+  providerRequested: ExecutionProviderSetting;
+  provider: ExecutionProvider;
+  /** Each provider tried and why it was or was not used, in order. */
+  decisions: ProviderDecision[];
+  adapter?: WebGpuAdapterInfo;
+  dtype: ComputeDType;
+  expertFormulation: ExpertFormulation;
+  /** Estimated device memory for weights + activations at the largest batch the engine runs. */
+  memoryEstimateBytes?: number;
+  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); empty when all on the device. */
+  cpuOpTypes: Record<string, number>;
+  /** Nodes per execution provider, from the same log. */
+  nodesByProvider: Record<string, number>;
+  graphDir: string;
+  loadMs: number;
+}
 export type ComputeDType = 'float32' | 'float16';
 
 export interface LoadOptions {
   executionProvider: ExecutionProviderSetting;
   /** Folder for generated ONNX graphs and converted weights; default: a per-user cache folder. */
   cacheDir?: string;
+  /** WebGPU only (tests, benchmarks): force the compute dtype instead of float16-when-shader-f16. */
+  webgpuDType?: ComputeDType;
+  /** WebGPU only (tests, benchmarks): force the expert formulation. */
+  webgpuExperts?: ExpertFormulation;
 }
 
 export interface ModelInfo {
@@ -37,6 +90,12 @@ export interface ModelInfo {
   executionProvider: ExecutionProvider;
   /** Why the provider in use differs from the one asked for, e.g. "CUDA provider not installed". */
   providerNote?: string;
+  /** The WebGPU adapter's name when the provider is webgpu (shown in the status bar). */
+  adapterName?: string;
+  /** Each provider tried, in order, and why it was or was not used (auto: cuda -> webgpu -> cpu). */
+  providerDecisions?: ProviderDecision[];
+  /** How the experts are computed (see ExpertFormulation). */
+  expertFormulation?: ExpertFormulation;
   dtype: ComputeDType;
   /** How this tokenizer's answer letters " A".." D" are scored at the answer position. */
   answerScoring: AnswerScoring;
@@ -254,6 +313,8 @@ export type EngineErrorCode =
   | 'not-loaded'
   | 'bad-model'
   | 'bad-input'
+  /** The requested execution provider cannot run this model (e.g. too little GPU memory); the CPU can. */
+  | 'provider-unavailable'
   | 'process-died'
   | 'internal';
 
