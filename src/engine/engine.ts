@@ -14,6 +14,7 @@ import { defaultCacheDir } from './runtime';
 import type { MoeArchitecture } from './families';
 import {
   EngineFailure,
+  ROUTING_POSITIONS,
   type EngineMethod,
   type EngineMethods,
   type InferenceBackend,
@@ -138,6 +139,8 @@ export class Engine implements InferenceBackend {
       executionProvider: runtime.provider,
       providerNote: runtime.providerNote,
       dtype: runtime.dtype,
+      engine: 'onnxruntime',
+      device: runtime.provider,
       answerTokenIds,
       demo: typeof demoNote === 'string' ? { note: demoNote } : undefined,
       loadMs: Date.now() - t0,
@@ -284,11 +287,22 @@ export class Engine implements InferenceBackend {
     checkAborted(signal);
     computed += B * S;
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
+    const positions = params.routingPositions ?? 'all';
+    if (!ROUTING_POSITIONS.includes(positions)) throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
     const items = params.items.map((item, b) => {
-      const rows = Array.from({ length: item.ids.length }, (_, i) => b * S + i);
+      const n = item.ids.length;
+      const first = positions === 'last' ? n - 1 : 0;
+      const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
       const own = routingFromLogits(out.routerLogits, rows, arch, false);
       const logp = logSoftmaxAt(out.logits, b * arch.vocabSize, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
-      return { key: item.key, answerLogProbs: logp, routing: prefix ? concatRouting([prefix.routing, own]) : own };
+      const withPrefix = positions === 'all' && prefix;
+      return {
+        key: item.key,
+        answerLogProbs: logp,
+        routing: withPrefix ? concatRouting([withPrefix.routing, own]) : own,
+        routingStart: withPrefix ? 0 : P + first,
+        promptTokens: P + n,
+      };
     });
     return { items, computedTokens: computed, paddingTokens: B * S - real, prefixReused, ms: Date.now() - t0 };
   }

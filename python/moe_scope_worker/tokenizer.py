@@ -1,0 +1,74 @@
+"""tokenizer.json through the `tokenizers` library, with UTF-16 offsets as the TypeScript side uses them."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .protocol import EngineFailure
+
+
+def utf16_offsets(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Code-point offsets -> UTF-16 code-unit offsets (differ only after characters beyond U+FFFF)."""
+    if len(text.encode("utf-16-le")) == 2 * len(text):
+        return offsets
+    extra = np.zeros(len(text) + 1, dtype=np.int32)
+    np.cumsum([1 if ord(c) > 0xFFFF else 0 for c in text], out=extra[1:])
+    return offsets + extra[offsets]
+
+
+class WorkerTokenizer:
+    def __init__(self, model_dir: str):
+        from tokenizers import Tokenizer
+
+        path = os.path.join(model_dir, "tokenizer.json")
+        if not os.path.isfile(path):
+            raise EngineFailure("bad-model", f"{path}: missing (the PyTorch engine reads the tokenizer from tokenizer.json)")
+        try:
+            self.tok = Tokenizer.from_file(path)
+        except Exception as e:  # the library's message names the problem
+            raise EngineFailure("bad-model", f"{path}: {e}") from e
+        self.path = path
+        self.special_ids = {i for i, t in self.tok.get_added_tokens_decoder().items() if t.special}
+
+    def encode_batch(self, texts: list[str]):
+        """Flat ids, flat [start, end) UTF-16 offsets, per-text counts, and the text of tokens that
+        cover no source text (inserted special tokens)."""
+        encs = self.tok.encode_batch(texts, add_special_tokens=True)
+        counts = np.fromiter((len(e.ids) for e in encs), dtype=np.int32, count=len(encs))
+        total = int(counts.sum())
+        ids = np.empty(total, dtype=np.int32)
+        offsets = np.empty((total, 2), dtype=np.int32)
+        inserted: list[list] = []
+        pos = 0
+        for text, e in zip(texts, encs):
+            n = len(e.ids)
+            if n:
+                ids[pos : pos + n] = e.ids
+                off = np.asarray(e.offsets, dtype=np.int32).reshape(n, 2)
+                offsets[pos : pos + n] = utf16_offsets(text, off)
+                for j, (s, t, i) in enumerate(zip(off[:, 0], off[:, 1], e.ids)):
+                    if s == t and i in self.special_ids:
+                        inserted.append([pos + j, e.tokens[j]])
+            pos += n
+        return ids, offsets.reshape(-1), counts, inserted
+
+    def decode_one(self, token_id: int) -> str:
+        return self.tok.decode([token_id], skip_special_tokens=False)
+
+    def answer_letter_ids(self) -> list[int]:
+        context = "Answer:"
+        base = self.tok.encode(context, add_special_tokens=False).ids
+        out = []
+        for letter in "ABCD":
+            with_letter = self.tok.encode(f"{context} {letter}", add_special_tokens=False).ids
+            extra = with_letter[len(base) :]
+            if with_letter[: len(base)] != base or len(extra) != 1:
+                alone = self.tok.encode(f" {letter}", add_special_tokens=False).ids
+                raise EngineFailure(
+                    "bad-model",
+                    f'{self.path}: answer letter " {letter}" is not a single token after "Answer:" '
+                    f'(" {letter}" encodes to {alone}); MMLU scoring needs one token per letter',
+                )
+            out.append(extra[0])
+        return out
