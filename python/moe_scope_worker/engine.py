@@ -376,7 +376,7 @@ class Engine:
             }
             oe += L * T * K
             oh += L * T
-            out.append({"key": items[b].get("key"), "answerLogProbs": [float(x) for x in logp[b]], "routing": routing, "routingStart": start, "numTokens": P + len(rows_ids[b])})
+            out.append({"key": items[b].get("key"), "answerLogProbs": [float(x) for x in logp[b]], "routing": routing, "routingStart": start, "promptTokens": P + len(rows_ids[b])})
         return out
 
 

@@ -319,7 +319,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
           const K = r.routing.topK;
           const T = r.routing.numTokens;
           const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
-          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: r.promptTokens ?? T, shotsUsed: q.shotsUsed, answerExperts };
+          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: r.promptTokens, shotsUsed: q.shotsUsed, answerExperts };
         });
         const seconds = (Date.now() - bt0) / 1000;
         const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
