@@ -7,6 +7,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import traceback
 
 from . import framing
@@ -24,6 +25,16 @@ class Server:
 
         self.engine = Engine(self.log)
         self.engine.cancel_check = lambda: self.current in self.cancelled
+        # Where a benchmark's time goes inside the worker: seconds and calls per method.
+        self.stats: dict[str, list[float]] = {}
+        self.stats_file = os.environ.get("MOE_SCOPE_BENCH_STATS")
+
+    def write_stats(self) -> None:
+        if self.stats_file:
+            import json
+
+            with open(self.stats_file, "w") as f:
+                json.dump({m: {"seconds": round(v[0], 3), "calls": int(v[1])} for m, v in self.stats.items()}, f)
 
     def send(self, message) -> None:
         frame = framing.encode(message)
@@ -47,6 +58,7 @@ class Server:
                     self.requests.put(msg)
         except Exception as e:  # a torn or malformed frame: nothing after it can be trusted
             print(f"moe_scope_worker: bad input frame: {e}", file=sys.stderr, flush=True)
+        self.write_stats()
         os._exit(0)
 
     def serve(self) -> None:
@@ -59,10 +71,17 @@ class Server:
             try:
                 if rid in self.cancelled:
                     raise EngineFailure("cancelled", "the request was cancelled")
+                t0 = time.perf_counter()
                 result = self.dispatch(req.get("method"), req.get("params") or {})
-                self.send({"type": "response", "id": rid, "ok": True, "result": result})
+                frame = framing.encode({"type": "response", "id": rid, "ok": True, "result": result})
+                s = self.stats.setdefault(str(req.get("method")), [0.0, 0])
+                s[0] += time.perf_counter() - t0
+                s[1] += 1
                 if req.get("method") == "shutdown":
-                    self.out.flush()
+                    self.write_stats()  # before answering: the host may kill the process on the answer
+                with self.write_lock:
+                    self.out.write(frame)
+                if req.get("method") == "shutdown":
                     os._exit(0)
             except Exception as e:
                 self.send({"type": "response", "id": rid, "ok": False, "error": error_of(e)})

@@ -125,7 +125,12 @@ export class EngineClient implements InferenceBackend {
 
   private send<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
     if (this.disposed) return Promise.reject(new EngineFailure('process-died', 'the inference client was disposed'));
-    const child = this.ensureChild();
+    let child: EngineChannel;
+    try {
+      child = this.ensureChild();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new EngineFailure('cancelled', 'the request was cancelled'));

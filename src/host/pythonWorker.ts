@@ -9,21 +9,33 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameReader, encodeFrame } from './frames';
 import type { ChannelFactory, EngineChannel } from './engineClient';
-import type { EngineMethod, EngineMethods, EngineToHost, PythonEnvironment, TokenSpan, TokenizeResult, TraceResult } from '../shared/protocol';
+import { EngineFailure, type EngineMethod, type EngineMethods, type EngineToHost, type PythonEnvironment, type TokenSpan, type TokenizeResult, type TraceResult } from '../shared/protocol';
 import { softmax4 } from '../engine/routing';
 
 /** The folder holding the moe_scope_worker package: MOE_SCOPE_WORKER_DIR, else python/ next to dist/ or src/. */
 export function workerDir(): string {
   if (process.env.MOE_SCOPE_WORKER_DIR) return process.env.MOE_SCOPE_WORKER_DIR;
-  for (const cand of [path.join(__dirname, '..', 'python'), path.join(__dirname, '..', '..', 'python')]) {
+  // dist/extension.js, dist/cli.js, dist/bench/gpu/x.js and the unbundled sources all sit below the repository root.
+  let dir = __dirname;
+  for (let up = 0; up < 5; up++) {
+    const cand = path.join(dir, 'python');
     if (fs.existsSync(path.join(cand, 'moe_scope_worker', '__main__.py'))) return cand;
+    dir = path.dirname(dir);
   }
   return path.join(__dirname, '..', 'python');
 }
 
+function requireWorkerDir(): string {
+  const dir = workerDir();
+  if (!fs.existsSync(path.join(dir, 'moe_scope_worker', '__main__.py'))) {
+    throw new EngineFailure('bad-input', `the PyTorch worker package is missing (looked for ${dir}/moe_scope_worker; set MOE_SCOPE_WORKER_DIR to the repository's python/ folder)`);
+  }
+  return dir;
+}
+
 export function pythonChannel(python: string): ChannelFactory {
   return (events, env): EngineChannel => {
-    const dir = workerDir();
+    const dir = requireWorkerDir();
     const child = spawn(python, ['-m', 'moe_scope_worker'], {
       cwd: dir,
       stdio: ['pipe', 'pipe', 'pipe'],
