@@ -19,6 +19,8 @@ from .tokenizer import WorkerTokenizer
 Log = Callable[[str, str], None]
 # Headroom over the weights for activations, KV caches and the allocator.
 MEMORY_MARGIN = 1.15
+# Key/value positions one scoring forward may hold (batch rows x (prefix + item)); larger batches are split.
+KV_POSITIONS_PER_FORWARD = int(os.environ.get("MOE_SCOPE_KV_POSITIONS", 65536))
 
 
 class Cancelled(Exception):
@@ -177,11 +179,11 @@ class Engine:
             raise EngineFailure("bad-input", f"{what}: {offset + len(ids)} tokens exceed the model's context of {self.rule['maxPositions']} positions")
         return [int(i) for i in ids]
 
-    def _forward(self, batch: list[list[int]], past, prefix_len: int, want_cache: bool):
+    def _forward(self, batch: list[list[int]], past, prefix_len: int, want_cache: bool, pad_to: int = 0):
         """Right-padded batch after an optional shared cache of prefix_len positions. Returns the final
         hidden states [B,S,H], router logits [L, B*S, E] and the new cache."""
         B = len(batch)
-        S = max(len(r) for r in batch)
+        S = max(pad_to, max(len(r) for r in batch))
         ids = torch.zeros((B, S), dtype=torch.long)
         mask = torch.zeros((B, prefix_len + S), dtype=torch.long)
         mask[:, :prefix_len] = 1
@@ -313,19 +315,10 @@ class Engine:
                 raise Cancelled()
             B = len(rows_ids)
             S = max(len(r) for r in rows_ids)
-            past = _batch_cache(prefix["kv"], B) if prefix else None
-            hidden, router, _ = self._forward(rows_ids, past, P, False)
             computed += B * S
-            lens = torch.tensor([len(r) for r in rows_ids], device=self.device)
-            last = torch.arange(B, device=self.device) * S + lens - 1
-            logp, _ = self._answer_log_probs(hidden.reshape(B * S, -1)[last])
-            if positions == "last":
-                sel = last
-            else:
-                sel = torch.cat([torch.arange(b * S, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
-            _, e, w, h = routing_from_logits(router[:, sel], K, self.rule["normTopKProb"], False)
-            e, w, h = e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy()
-            logp = logp.cpu().numpy()
+            parts = [self._score_rows(chunk, prefix, P, S, positions, K) for chunk in self._chunks(rows_ids, P, S)]
+            e, w, h = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
+            logp = np.concatenate([p[3] for p in parts])
         if self.dump:
             for r in rows_ids:
                 full = np.asarray((prefix["ids"] if prefix else []) + r, dtype=np.int32)
@@ -340,6 +333,28 @@ class Engine:
             "prefixReused": reused,
             "ms": int((time.time() - t0) * 1000),
         }
+
+    def _chunks(self, rows, P: int, S: int):
+        """The batch in pieces whose keys and values (prefix copies included) stay within a fixed number
+        of positions, so a subject with long prompts cannot exhaust the device's memory."""
+        per = max(1, KV_POSITIONS_PER_FORWARD // (P + S))
+        return [rows[i : i + per] for i in range(0, len(rows), per)]
+
+    def _score_rows(self, rows, prefix, P: int, S: int, positions: str, K: int):
+        """One forward of right-padded rows (all padded to S, as the batch is) after the prefix cache:
+        routing of the positions asked for, [L, R, K] / [L, R], and answer log-probs [B, 4], on the host."""
+        B = len(rows)
+        past = _batch_cache(prefix["kv"], B) if prefix else None
+        hidden, router, _ = self._forward(rows, past, P, False, pad_to=S)
+        lens = torch.tensor([len(r) for r in rows], device=self.device)
+        last = torch.arange(B, device=self.device) * S + lens - 1
+        logp, _ = self._answer_log_probs(hidden.reshape(B * S, -1)[last])
+        if positions == "last":
+            sel = last
+        else:
+            sel = torch.cat([torch.arange(b * S, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
+        _, e, w, h = routing_from_logits(router[:, sel], K, self.rule["normTopKProb"], False)
+        return e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy(), logp.cpu().numpy()
 
     def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K):
         """One flat array per field for the whole batch, item-major, each item [layers][tokens][slot];
