@@ -17,12 +17,19 @@
 import { OnnxGraphBuilder, type OnnxElemType } from './formats/onnxWriter';
 import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
-import type { ComputeDType } from '../shared/protocol';
+import type { ComputeDType, ExpertFormulation } from '../shared/protocol';
+import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
 
 export interface GraphOptions {
   dtype: ComputeDType;
   packing: ExpertPacking;
   exposeRouter: boolean;
+  /**
+   * Default 'moe-op'. 'dense-gated' / 'grouped' (WebGPU, which has no MoE kernel): the experts as
+   * standard ops reading the same fc1/fc2/fc3 initializers ('dense-gated' needs them declared as stacked
+   * [E*I, H] gate/up views: stackedExpertViews).
+   */
+  experts?: ExpertFormulation;
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
@@ -166,7 +173,10 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       moeInputs.push('', `w:experts.${l}.fc3`);
       moeAttrs.activation_type = 'silu';
     }
-    let moe = g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
+    let moe =
+      opts.experts === 'dense-gated' || opts.experts === 'grouped'
+        ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, { layer: l, x: xm, routerLogits, arch, dtype: T, output: T === 'float32' ? `moe_output_${l}` : undefined })
+        : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
     if (n.shared && arch.sharedExpert) {
       const si = arch.sharedExpert.intermediate;

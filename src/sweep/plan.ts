@@ -87,8 +87,8 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
                 '--shard', `${shard}/${spec.shards}`,
                 ...(spec.subjects ? ['--subjects', spec.subjects.join(',')] : []),
                 ...(spec.cache ? ['--cache', spec.cache] : []),
-                // The default engine is not named, so the sweep runs on an eval that predates --engine.
-                ...(engine !== 'onnx' ? ['--engine', engine] : []),
+                '--engine', engine,
+                ...(engine === 'pytorch' && spec.python ? ['--python', spec.python] : []),
                 ...(intervention.maskExperts ? ['--mask-experts', intervention.maskExperts] : []),
                 ...(intervention.routerBias ? ['--router-bias', intervention.routerBias] : []),
                 ...(intervention.evalArgs ?? []),

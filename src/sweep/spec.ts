@@ -12,8 +12,11 @@ import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
 
-export const ENGINES = ['onnx', 'pytorch'] as const;
+/** The engines of `moe-scope eval --engine`. */
+export const ENGINES = ['onnxruntime', 'pytorch'] as const;
 export type EngineName = (typeof ENGINES)[number];
+/** The providers of `moe-scope eval --provider`. */
+export const PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 
 export interface SweepModel {
   name: string;
@@ -52,8 +55,10 @@ export interface SweepSpec {
   limit: number;
   batchSize: number;
   shards: number;
-  provider: 'auto' | 'cuda' | 'cpu';
+  provider: (typeof PROVIDERS)[number];
   cache: string | null;
+  /** Python for PyTorch-engine units (eval --python); null: eval's default ($MOE_SCOPE_PYTHON or python3). */
+  python: string | null;
   models: SweepModel[];
   engines: EngineName[];
   shots: number[];
@@ -64,7 +69,7 @@ export interface SweepSpec {
 
 export class SpecError extends Error {}
 
-const KNOWN_FIELDS = ['data', 'split', 'subjects', 'limit', 'batchSize', 'shards', 'provider', 'cache', 'models', 'engines', 'shots', 'tokenScopes', 'interventions', 'resources'];
+const KNOWN_FIELDS = ['data', 'split', 'subjects', 'limit', 'batchSize', 'shards', 'provider', 'cache', 'python', 'models', 'engines', 'shots', 'tokenScopes', 'interventions', 'resources'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$/;
 const MASK = /^\d+:\d+(,\d+:\d+)*$/;
 
@@ -122,8 +127,9 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
   const limit = optional('limit', (f, v) => int(f, v, 0), 0);
   const batchSize = optional('batchSize', (f, v) => int(f, v, 1, 4096), 8);
   const shards = optional('shards', (f, v) => int(f, v, 1, 100_000), 1);
-  const provider = optional('provider', (f, v) => (v === 'auto' || v === 'cuda' || v === 'cpu' ? v : fail(f, `must be "auto", "cuda" or "cpu", got ${show(v)}`)), 'auto' as SweepSpec['provider']);
+  const provider = optional('provider', (f, v) => ((PROVIDERS as readonly unknown[]).includes(v) ? (v as SweepSpec['provider']) : fail(f, `must be one of ${PROVIDERS.map((p) => `"${p}"`).join(', ')}, got ${show(v)}`)), 'auto' as SweepSpec['provider']);
   const cache = optional('cache', (f, v) => path.resolve(dir, str(f, v)), null as string | null);
+  const python = optional('python', (f, v) => str(f, v), null as string | null);
 
   const models = list('models', o.models).map((m, i): SweepModel => {
     const f = `models[${i}]`;
@@ -138,7 +144,7 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
   models.forEach((m, i) => NAME.test(m.name) || fail(`models[${i}].name`, `must be 1-80 letters, digits, "_", ".", "+" or "-" (it names folders), got ${JSON.stringify(m.name)}`));
   unique('models', models, (m) => m.name);
 
-  const engines = optional('engines', (f, v) => list(f, v).map((e, i) => ((ENGINES as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINES.join(', ')}, got ${show(e)}`))), ['onnx'] as EngineName[]);
+  const engines = optional('engines', (f, v) => list(f, v).map((e, i) => ((ENGINES as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINES.join(', ')}, got ${show(e)}`))), ['onnxruntime'] as EngineName[]);
   unique('engines', engines, (e) => e);
   const shots = optional('shots', (f, v) => list(f, v).map((s, i) => int(`${f}[${i}]`, s, 0, 5)), [5]);
   unique('shots', shots, String);
@@ -194,11 +200,11 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     { cpus: 1 } as SweepResources,
   );
 
-  return { file, data, split, subjects, limit, batchSize, shards, provider, cache, models, engines, shots, tokenScopes, interventions, resources };
+  return { file, data, split, subjects, limit, batchSize, shards, provider, cache, python, models, engines, shots, tokenScopes, interventions, resources };
 }
 
 /** Flags of `moe-scope eval` that the sweep itself sets for every unit. */
-export const RESERVED_FLAGS = ['--model', '--data', '--out', '--split', '--shots', '--subjects', '--limit', '--token-scope', '--batch-size', '--provider', '--cache', '--shard', '--engine', '--mask-experts', '--router-bias'];
+export const RESERVED_FLAGS = ['--model', '--data', '--out', '--split', '--shots', '--subjects', '--limit', '--token-scope', '--batch-size', '--provider', '--cache', '--shard', '--engine', '--python', '--mask-experts', '--router-bias'];
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -270,7 +270,7 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     );
     assert.deepEqual(rows.map((r) => r.questions), [3, 3], '3 subjects x limit 1');
     // Per-experiment progress in the task terminal.
-    await h.waitFor('per-experiment progress in the terminal', async () => /demo\.onnx\.1shot\.answer\.none: 2\/2 shards finished/.test(await h.terminalText(page)), 30_000);
+    await h.waitFor('per-experiment progress in the terminal', async () => /demo\.onnxruntime\.1shot\.answer\.none: 2\/2 shards finished/.test(await h.terminalText(page)), 30_000);
     // The Sweeps view: one row per experiment with its accuracy and never-activated count.
     await h.runCommand(page, 'MoE: Open expert heatmap'); // reveals the MoE Scope side bar, where the Sweeps view is
     await h.runCommand(page, 'MoE: Refresh sweeps');

@@ -45,7 +45,7 @@ test('a sweep submitted to Slurm (unit array + dependent merge job) equals the l
   assert.match(units, /#SBATCH --array=0-3\n/);
   assert.match(units, /#SBATCH --cpus-per-task=1\n/);
   assert.match(units, /#SBATCH --time=00:10:00\n/);
-  assert.equal(fs.existsSync(path.join(out, 'demo.onnx.0shot.answer.none', 'run')), false, 'nothing ran');
+  assert.equal(fs.existsSync(path.join(out, 'demo.onnxruntime.0shot.answer.none', 'run')), false, 'nothing ran');
 
   const sub = spawnSync(process.execPath, [cli, 'sweep', spec, '--out', out, '--backend', 'slurm', '--submit'], { encoding: 'utf8' });
   assert.equal(sub.status, 0, sub.stderr);

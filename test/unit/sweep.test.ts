@@ -45,7 +45,7 @@ test('SPEC validation names the file and the field', () => {
   assert.match(specError({ ...base, models: [{ path: 'ckpt', name: 'a b' }] }), /field "models\[0\]\.name" must be 1-80 letters/);
   assert.match(specError({ ...base, shots: [0, 6] }), /field "shots\[1\]" must be an integer from 0 to 5, got 6/);
   assert.match(specError({ ...base, shots: [1, 1] }), /field "shots\[1\]" repeats "1"/);
-  assert.match(specError({ ...base, engines: ['tensorrt'] }), /field "engines\[0\]" must be one of onnx, pytorch/);
+  assert.match(specError({ ...base, engines: ['tensorrt'] }), /field "engines\[0\]" must be one of onnxruntime, pytorch/);
   assert.match(specError({ ...base, tokenScopes: ['prompt'] }), /field "tokenScopes\[0\]" must be "all", "question" or "answer"/);
   assert.match(specError({ ...base, interventions: [{ name: 'm', maskExperts: '3-4' }] }), /field "interventions\[0\]\.maskExperts" must be "L:E,L:E,\.\.\."/);
   assert.match(specError({ ...base, interventions: [{ name: 'b', routerBias: 'missing.json' }] }), /field "interventions\[0\]\.routerBias" names .*missing\.json, which does not exist/);
@@ -63,7 +63,8 @@ test('the plan: the cross product of the SPEC, one unit per shard, interventions
     {
       ...base,
       shards: 3,
-      engines: ['onnx', 'pytorch'],
+      engines: ['onnxruntime', 'pytorch'],
+      python: '/opt/venv/bin/python',
       shots: [0, 5],
       interventions: [{ name: 'none' }, { name: 'mask', maskExperts: '0:1, 3:7' }, { name: 'bias', routerBias: 'bias.json' }, { name: 'prune8', evalArgs: ['--prune-experts', '8'] }],
     },
@@ -76,16 +77,18 @@ test('the plan: the cross product of the SPEC, one unit per shard, interventions
   assert.equal(new Set(plan.experiments.map((e) => e.name)).size, plan.experiments.length);
   const byName = (n: string) => plan.experiments.find((e) => e.name === n)!;
   const unitsOf = (n: string) => byName(n).units.map((id) => plan.units[id]);
-  const mask = unitsOf('ckpt.onnx.0shot.answer.mask');
+  const mask = unitsOf('ckpt.onnxruntime.0shot.answer.mask');
   assert.deepEqual(mask.map((u) => u.evalArgs[u.evalArgs.indexOf('--shard') + 1]), ['0/3', '1/3', '2/3']);
   assert.deepEqual(mask[0].evalArgs.slice(mask[0].evalArgs.indexOf('--mask-experts'), mask[0].evalArgs.indexOf('--mask-experts') + 2), ['--mask-experts', '0:1,3:7']);
-  assert.ok(!mask[0].evalArgs.includes('--engine'), 'the default engine is not named');
+  assert.deepEqual(mask[0].evalArgs.slice(mask[0].evalArgs.indexOf('--engine'), mask[0].evalArgs.indexOf('--engine') + 2), ['--engine', 'onnxruntime']);
+  assert.ok(!mask[0].evalArgs.includes('--python'), 'no Python for an ONNX Runtime unit');
   assert.equal(mask[0].gpus, 0);
   const bias = unitsOf('ckpt.pytorch.5shot.answer.bias')[1];
   assert.deepEqual(bias.evalArgs.slice(bias.evalArgs.indexOf('--engine'), bias.evalArgs.indexOf('--engine') + 2), ['--engine', 'pytorch']);
   assert.equal(bias.evalArgs[bias.evalArgs.indexOf('--router-bias') + 1], biasFile);
   assert.equal(bias.gpus, 1, 'a PyTorch unit asks for a GPU');
-  const prune = unitsOf('ckpt.onnx.5shot.answer.prune8')[2];
+  assert.equal(bias.evalArgs[bias.evalArgs.indexOf('--python') + 1], '/opt/venv/bin/python');
+  const prune = unitsOf('ckpt.onnxruntime.5shot.answer.prune8')[2];
   assert.deepEqual(prune.evalArgs.slice(-2), ['--prune-experts', '8']);
   assert.equal(new Set(plan.units.map((u) => u.dir)).size, plan.units.length, 'every unit writes its own folder');
 });
@@ -122,8 +125,8 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   const first = sweep();
   assert.equal(first.status, 0, first.stderr);
   const rows = JSON.parse(fs.readFileSync(path.join(out, 'sweep-summary.json'), 'utf8')).experiments as { name: string; status: string; questions: number; accuracyMicro: number; neverActivatedTotal: number }[];
-  assert.deepEqual(rows.map((r) => [r.name, r.status, r.questions]), [['demo.onnx.0shot.answer.none', 'merged', 6], ['demo.onnx.1shot.answer.none', 'merged', 6]]);
-  const run0 = path.join(out, 'demo.onnx.0shot.answer.none', 'run');
+  assert.deepEqual(rows.map((r) => [r.name, r.status, r.questions]), [['demo.onnxruntime.0shot.answer.none', 'merged', 6], ['demo.onnxruntime.1shot.answer.none', 'merged', 6]]);
+  const run0 = path.join(out, 'demo.onnxruntime.0shot.answer.none', 'run');
   assert.equal(rows[0].accuracyMicro, summaryOf(run0).accuracy.micro);
   assert.equal(rows[0].neverActivatedTotal, summaryOf(run0).neverActivatedTotal);
 
@@ -133,11 +136,11 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   assert.equal((again.stderr.match(/already merged/g) ?? []).length, 2);
 
   // An interrupted unit: its last batch lost, its summary incomplete, the experiment not merged yet.
-  const unit = path.join(out, 'demo.onnx.1shot.answer.none', 'shards', '1-of-2');
+  const unit = path.join(out, 'demo.onnxruntime.1shot.answer.none', 'shards', '1-of-2');
   const lines = fs.readFileSync(path.join(unit, 'records.jsonl'), 'utf8').split('\n').filter(Boolean);
   fs.writeFileSync(path.join(unit, 'records.jsonl'), lines.slice(0, -1).map((l) => l + '\n').join(''));
   fs.writeFileSync(path.join(unit, 'summary.json'), JSON.stringify({ ...summaryOf(unit), complete: false }));
-  const merged = path.join(out, 'demo.onnx.1shot.answer.none', 'run');
+  const merged = path.join(out, 'demo.onnxruntime.1shot.answer.none', 'run');
   const before = summaryOf(merged);
   fs.rmSync(merged, { recursive: true });
   const third = sweep();
@@ -149,13 +152,13 @@ test('local backend: merges every experiment, a re-run skips finished units and 
 
 test('per-experiment progress from the local backend\'s and the Ray driver\'s lines', () => {
   const p = new SweepProgress();
-  assert.equal(p.consume('[a.onnx.0shot.answer.none shard 0/2] 3/6 questions  2.0 q/s'), null);
-  assert.equal(p.consume('[1/4 units] a.onnx.0shot.answer.none shard 1/2: finished'), 'a.onnx.0shot.answer.none: 1/2 shards finished (sweep: 1/4 units)');
-  assert.equal(p.consume('ray: [2/4 units] b.onnx.0shot.answer.none shard 0/2: finished on vm in 1.8 s'), 'b.onnx.0shot.answer.none: 1/2 shards finished (sweep: 2/4 units)');
-  assert.equal(p.consume('[3/4 units] a.onnx.0shot.answer.none shard 0/2: finished earlier, skipped'), 'a.onnx.0shot.answer.none: 2/2 shards finished (sweep: 3/4 units)');
-  assert.equal(p.consume('a.onnx.0shot.answer.none: merged 2 shards, 12 questions, accuracy 25.0%, never-activated 788'), 'a.onnx.0shot.answer.none: merged (1 experiment merged so far)');
+  assert.equal(p.consume('[a.onnxruntime.0shot.answer.none shard 0/2] 3/6 questions  2.0 q/s'), null);
+  assert.equal(p.consume('[1/4 units] a.onnxruntime.0shot.answer.none shard 1/2: finished'), 'a.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 1/4 units)');
+  assert.equal(p.consume('ray: [2/4 units] b.onnxruntime.0shot.answer.none shard 0/2: finished on vm in 1.8 s'), 'b.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 2/4 units)');
+  assert.equal(p.consume('[3/4 units] a.onnxruntime.0shot.answer.none shard 0/2: finished earlier, skipped'), 'a.onnxruntime.0shot.answer.none: 2/2 shards finished (sweep: 3/4 units)');
+  assert.equal(p.consume('a.onnxruntime.0shot.answer.none: merged 2 shards, 12 questions, accuracy 25.0%, never-activated 788'), 'a.onnxruntime.0shot.answer.none: merged (1 experiment merged so far)');
   assert.equal(p.consume('zzz: merged 2 shards'), null, 'an experiment it has not seen');
-  assert.equal(p.experiments.get('b.onnx.0shot.answer.none')!.merged, false);
+  assert.equal(p.experiments.get('b.onnxruntime.0shot.answer.none')!.merged, false);
 });
 
 test('sweep refuses a bad SPEC with the file and field, and bad flags with usage', () => {
