@@ -14,6 +14,7 @@ import { shellQuote, writeSlurmScripts } from '../../src/sweep/slurm';
 import { SweepProgress } from '../../src/sweep/progress';
 import type { RunSummary } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
+import { testPython } from '../support/python';
 
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 const specDir = tempDir('spec');
@@ -148,6 +149,36 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   assert.equal((third.stderr.match(/finished earlier, skipped/g) ?? []).length, 3);
   assert.match(third.stderr, /shard 1\/2\] resuming: \d+ of 3 questions already recorded/);
   assert.deepEqual({ ...summaryOf(merged), elapsedSeconds: 0, tokens: null }, { ...before, elapsedSeconds: 0, tokens: null });
+});
+
+test('a sweep over both engines: sharded PyTorch and ONNX Runtime runs agree on every question', () => {
+  const python = testPython();
+  const root = tempDir('sweep-engines');
+  const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
+  const spec = path.join(root, 'spec.json');
+  fs.writeFileSync(spec, JSON.stringify({ data: DEMO_CORPUS, limit: 1, batchSize: 2, shards: 2, provider: 'cpu', cache: path.join(root, 'cache'), python, engines: ['onnxruntime', 'pytorch'], models: [{ name: 'demo', path: model }], shots: [1] }));
+  const out = path.join(root, 'out');
+  const r = spawnSync(process.execPath, [cli, 'sweep', spec, '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  type Q = { id: string; predicted: number; logProbs: number[]; answerExperts: number[][] };
+  const questions = (engine: string) =>
+    new Map(
+      fs
+        .readFileSync(path.join(out, `demo.${engine}.1shot.answer.none`, 'run', 'records.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .flatMap((l) => (JSON.parse(l).questions as Q[]).map((q) => [q.id, q] as const)),
+    );
+  const ort = questions('onnxruntime');
+  const pt = questions('pytorch');
+  assert.equal(ort.size, 6);
+  assert.deepEqual([...pt.keys()].sort(), [...ort.keys()].sort());
+  for (const [id, a] of ort) {
+    const b = pt.get(id)!;
+    a.logProbs.forEach((x, i) => assert.ok(Math.abs(x - b.logProbs[i]) < 1e-4, `${id}: log-probability ${i}: ${x} vs ${b.logProbs[i]}`));
+    assert.equal(b.predicted, a.predicted, id);
+    assert.deepEqual(b.answerExperts.map((e) => [...e].sort()), a.answerExperts.map((e) => [...e].sort()), `${id}: answer-position experts`);
+  }
 });
 
 test('per-experiment progress from the local backend\'s and the Ray driver\'s lines', () => {
