@@ -10,12 +10,28 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
+import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 
 export interface RunManifest {
   format: 'moe-scope.run';
-  version: 1;
+  version: 2;
   createdAt: string;
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; configSha256: string; demo: boolean };
+  model: {
+    path: string;
+    family: string;
+    numLayers: number;
+    numExperts: number;
+    topK: number;
+    configSha256: string;
+    demo: boolean;
+    /** Size and SHA-256 of every file the engine reads: a resume on other weights is refused. */
+    files: ModelFingerprint;
+  };
+  /**
+   * What the engine reported it loaded: family, dtype, execution provider, answer token ids, ... taken
+   * generically from the load result, so fields a new engine adds are part of the fingerprint too.
+   */
+  engine: Record<string, unknown>;
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   tokenScope: TokenScope;
@@ -61,15 +77,46 @@ export interface RecordedState {
   seconds: number;
   /** Bytes of a torn final line that were cut off. */
   truncatedBytes: number;
+  /** Lines set aside into records.rejects.jsonl (1-based line numbers in records.jsonl as it was). */
+  rejected: { line: number; reason: string }[];
+}
+
+export const REJECTS = 'records.rejects.jsonl';
+
+/** Why a parsed line cannot be a batch record, or null when it can. */
+function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: number; topK: number }): string | null {
+  if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return 'not an object';
+  const r = rec as Partial<BatchRecord>;
+  if (!Number.isInteger(r.batch) || (r.batch as number) < 0) return 'field "batch" is not a non-negative integer';
+  if (!Array.isArray(r.questions)) return 'field "questions" is not an array';
+  for (const [i, q] of r.questions.entries()) {
+    if (!q || typeof q !== 'object') return `questions[${i}] is not an object`;
+    if (typeof q.id !== 'string' || !q.id) return `questions[${i}].id is not a string`;
+    if (typeof q.subject !== 'string') return `questions[${i}].subject is not a string`;
+    if (typeof q.correct !== 'boolean') return `questions[${i}].correct is not a boolean`;
+    if (![q.gold, q.predicted].every((v) => Number.isInteger(v) && v >= 0 && v < 26)) return `questions[${i}] has no valid gold/predicted letter`;
+    if (!Array.isArray(q.logProbs) || !q.logProbs.every((v) => typeof v === 'number' && Number.isFinite(v))) return `questions[${i}].logProbs is not a list of finite numbers`;
+  }
+  const t = r.tokens;
+  if (!t || typeof t !== 'object' || ![t.computed, t.padding, t.prefixReused].every((v) => typeof v === 'number' && v >= 0)) return 'field "tokens" is not {computed, padding, prefixReused}';
+  if (typeof r.seconds !== 'number' || !(r.seconds >= 0)) return 'field "seconds" is not a non-negative number';
+  const d = r.delta as { shape?: unknown } | null | undefined;
+  const want = [shape.numLayers, shape.numExperts, shape.topK];
+  // Checked before decoding: a corrupt shape must not make the decoder allocate for it.
+  if (!d || typeof d !== 'object' || JSON.stringify(d.shape) !== JSON.stringify(want)) return `field "delta" does not have this run's shape ${JSON.stringify(want)}`;
+  return null;
 }
 
 /**
  * Reads records.jsonl, folding every complete batch line into `acc`. A final line without its newline
- * (the write a kill interrupted) is cut off so the next append starts clean.
+ * (the write a kill interrupted) is cut off so the next append starts clean. A damaged line anywhere
+ * else, or one repeating an already recorded question, is moved to records.rejects.jsonl with its line
+ * number and reason; its questions are not counted as done, so the run scores them again.
+ * Call only while holding the run folder's lock (the file may be rewritten).
  */
 export function readRecords(runDir: string, acc: RunAccumulator): RecordedState {
   const file = path.join(runDir, RECORDS);
-  const state: RecordedState = { batches: 0, questions: [], done: new Set(), tokens: { computed: 0, padding: 0, prefixReused: 0 }, seconds: 0, truncatedBytes: 0 };
+  const state: RecordedState = { batches: 0, questions: [], done: new Set(), tokens: { computed: 0, padding: 0, prefixReused: 0 }, seconds: 0, truncatedBytes: 0, rejected: [] };
   if (!fs.existsSync(file)) return state;
   const buf = fs.readFileSync(file);
   const lastNewline = buf.lastIndexOf(0x0a);
@@ -79,26 +126,63 @@ export function readRecords(runDir: string, acc: RunAccumulator): RecordedState 
     state.truncatedBytes = buf.length - keep;
   }
   const lines = buf.subarray(0, keep).toString('utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const kept: string[] = [];
+  const rejects: string[] = [];
   lines.forEach((line, i) => {
     if (!line.trim()) return;
+    const reject = (reason: string) => {
+      state.rejected.push({ line: i + 1, reason });
+      rejects.push(JSON.stringify({ line: i + 1, reason, at: new Date().toISOString(), text: line }));
+    };
     let rec: BatchRecord;
     try {
       rec = JSON.parse(line) as BatchRecord;
     } catch (e) {
-      throw new RunFolderError(`${file}:${i + 1}: not a valid record line (${(e as Error).message}); move the run folder aside to start over`);
+      return reject(`not valid JSON (${(e as Error).message})`);
+    }
+    const problem = recordProblem(rec, acc);
+    if (problem) return reject(problem);
+    const twice = rec.questions.find((q) => state.done.has(q.id));
+    if (twice) return reject(`question ${twice.id} is already recorded in an earlier line`);
+    let delta: RunAccumulator;
+    try {
+      delta = decodeDelta(rec.delta);
+      mergeInto(acc, delta);
+    } catch (e) {
+      return reject(`field "delta": ${(e as Error).message}`);
     }
     for (const q of rec.questions) {
-      if (state.done.has(q.id)) throw new RunFolderError(`${file}:${i + 1}: question ${q.id} is recorded twice`);
       state.done.add(q.id);
       state.questions.push(q);
     }
-    mergeInto(acc, decodeDelta(rec.delta));
     state.batches = Math.max(state.batches, rec.batch + 1);
     state.tokens.computed += rec.tokens.computed;
     state.tokens.padding += rec.tokens.padding;
     state.tokens.prefixReused += rec.tokens.prefixReused;
     state.seconds += rec.seconds;
+    kept.push(line);
   });
+  if (rejects.length) {
+    // Rejects first (durably), then the cleaned records, so a kill in between loses nothing.
+    const rejectsFile = path.join(runDir, REJECTS);
+    const fd = fs.openSync(rejectsFile, 'a');
+    try {
+      fs.writeSync(fd, rejects.join('\n') + '\n');
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const tmp = `${file}.tmp-${process.pid}`;
+    const out = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(out, kept.map((l) => l + '\n').join(''));
+      fs.fsyncSync(out);
+    } finally {
+      fs.closeSync(out);
+    }
+    fs.renameSync(tmp, file);
+  }
   return state;
 }
 
@@ -118,27 +202,34 @@ export class RecordWriter {
   }
 }
 
+/** Fields of a manifest that describe the run rather than what its results depend on. */
+const NOT_RESULT_CHANGING = new Set(['createdAt']);
+
+/**
+ * The run folder's manifest: null when there is none, a RunFolderError when there is one that cannot be
+ * trusted (not JSON, not an object, another format or version).
+ */
 export function readManifest(runDir: string): RunManifest | null {
   const file = path.join(runDir, MANIFEST);
   if (!fs.existsSync(file)) return null;
+  let v: unknown;
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as RunManifest;
+    v = JSON.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new RunFolderError(`${file}: not valid JSON (${(e as Error).message})`);
   }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunFolderError(`${file}: not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
+  const m = v as Partial<RunManifest>;
+  if (m.format !== 'moe-scope.run') throw new RunFolderError(`${file}: field "format" is ${JSON.stringify(m.format)}, expected "moe-scope.run"`);
+  if (m.version !== 2) throw new RunFolderError(`${file}: field "version" is ${JSON.stringify(m.version)}; this version of MoE Scope writes and resumes version 2 (a run made by an older version cannot be resumed)`);
+  if (!m.model || typeof m.model !== 'object' || !m.model.files || typeof m.model.files !== 'object') throw new RunFolderError(`${file}: field "model.files" (the model fingerprint) is missing`);
+  return m as RunManifest;
 }
 
 /** Differences that make a resume meaningless; empty when the run can continue. */
 export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
-  const diffs: string[] = [];
-  if (old.model.configSha256 !== now.model.configSha256 || old.model.path !== now.model.path) diffs.push(`model (${old.model.path} vs ${now.model.path})`);
-  if (old.dataset.fingerprint !== now.dataset.fingerprint) diffs.push('dataset contents');
-  if (old.dataset.split !== now.dataset.split) diffs.push(`split (${old.dataset.split} vs ${now.dataset.split})`);
-  if (old.shots !== now.shots) diffs.push(`shots (${old.shots} vs ${now.shots})`);
-  if (old.tokenScope !== now.tokenScope) diffs.push(`token scope (${old.tokenScope} vs ${now.tokenScope})`);
-  if (JSON.stringify(old.subjects) !== JSON.stringify(now.subjects)) diffs.push('subjects');
-  if (old.limitPerSubject !== now.limitPerSubject) diffs.push('limit per subject');
-  return diffs;
+  const strip = (m: RunManifest) => Object.fromEntries(Object.entries(m).filter(([k]) => !NOT_RESULT_CHANGING.has(k)));
+  return jsonDifferences(strip(old), strip(now));
 }
 
 export function writeJsonAtomic(file: string, value: unknown): void {
@@ -186,7 +277,13 @@ export function listRuns(root: string): { dir: string; manifest: RunManifest | n
       } catch {
         summary = null;
       }
-      return { dir, manifest: readManifest(dir), summary, mtime: fs.statSync(dir).mtimeMs };
+      let manifest: RunManifest | null = null;
+      try {
+        manifest = readManifest(dir);
+      } catch {
+        manifest = null; // shown without details; a resume reports the problem
+      }
+      return { dir, manifest, summary, mtime: fs.statSync(dir).mtimeMs };
     })
     .sort((a, b) => b.mtime - a.mtime);
 }

@@ -29,6 +29,8 @@ import {
 } from '../shared/protocol';
 import {
   MANIFEST,
+  RECORDS,
+  REJECTS,
   SUMMARY,
   RecordWriter,
   RunFolderError,
@@ -40,6 +42,8 @@ import {
   type QuestionResult,
   type RunManifest,
 } from './runFolder';
+import { acquireRunLock, describeHolder, type RunLock } from './runLock';
+import { modelFingerprint } from './fingerprint';
 
 export interface EvalOptions {
   modelPath: string;
@@ -55,6 +59,8 @@ export interface EvalOptions {
   runDir: string;
   /** Compute the shared few-shot prefix once per subject (default). Off only to measure what it saves. */
   reusePrefix?: boolean;
+  /** Where per-file content hashes of model files are cached (default: the user cache folder). */
+  hashCacheFile?: string;
 }
 
 export interface EvalProgress {
@@ -120,6 +126,12 @@ export function formatSeconds(s: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+/**
+ * A question longer than this many characters per context token is rejected before tokenization. Real
+ * tokenizers average a few characters per token; 32 leaves a wide margin yet bounds the work.
+ */
+const MAX_CHARS_PER_TOKEN = 32;
+
 /** Loads the evaluated split and the dev split (the shot pool) and applies the subject filter and limit. */
 export async function selectQuestions(
   dataPath: string,
@@ -174,6 +186,12 @@ export async function planEvaluation(
       plan.skipped.push({ id: q.id, reason: 'no gold answer' });
       continue;
     }
+    const chars = q.question.length + q.choices.reduce((a, c) => a + c.length, 0);
+    if (chars > model.maxPositions * MAX_CHARS_PER_TOKEN) {
+      // Rejected unseen: tokenizing megabytes only to learn they cannot fit costs minutes and memory.
+      plan.skipped.push({ id: q.id, reason: `${chars} characters (${q.source.file}:${q.source.line}) cannot fit the context of ${model.maxPositions} tokens` });
+      continue;
+    }
     bySubject.set(q.subject, [...(bySubject.get(q.subject) ?? []), q]);
   }
   for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
@@ -222,17 +240,37 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   const t0 = Date.now();
-  const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
-  if (model.providerNote) log(model.providerNote);
-  log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
-  if (model.demo) log(`note: ${model.demo.note}`);
-  const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
-  if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
-
+  // The lock comes first, so a second writer is refused before it spends time loading anything.
   fs.mkdirSync(opts.runDir, { recursive: true });
+  const lock = acquireRunLock(opts.runDir);
+  try {
+    const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
+    if (model.providerNote) log(model.providerNote);
+    log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
+    if (model.demo) log(`note: ${model.demo.note}`);
+    const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
+    if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
+    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The part of a run that reads and writes the run folder: only ever entered holding its lock. */
+async function evaluateLocked(
+  backend: InferenceBackend,
+  opts: EvalOptions,
+  hooks: EvalHooks,
+  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
+): Promise<EvalOutcome> {
+  const { model, dataset, questions, dev, t0, lock } = ctx;
+  const log = hooks.onLog ?? (() => {});
+  const signal = hooks.signal;
+  if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const { path: _path, loadMs: _loadMs, providerNote: _note, demo: _demo, ...engineFacts } = model;
   const manifest: RunManifest = {
     format: 'moe-scope.run',
-    version: 1,
+    version: 2,
     createdAt: new Date().toISOString(),
     model: {
       path: model.path,
@@ -242,7 +280,9 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
+      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
     },
+    engine: JSON.parse(JSON.stringify(engineFacts)) as Record<string, unknown>,
     dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
     shots: opts.shots,
     tokenScope: opts.tokenScope,
@@ -250,13 +290,26 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
   };
-  const previous = readManifest(opts.runDir);
+  const recordsFile = path.join(opts.runDir, RECORDS);
+  const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
+  let previous: RunManifest | null;
+  try {
+    previous = readManifest(opts.runDir);
+  } catch (e) {
+    if (!hasRecords) previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
+    else throw new RunFolderError(`${(e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`);
+  }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
     if (diffs.length) {
       throw new RunFolderError(`${opts.runDir} holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
     }
     manifest.createdAt = previous.createdAt;
+  } else if (hasRecords) {
+    throw new RunFolderError(
+      `${recordsFile} has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
+        `they are not resumed into. Move ${opts.runDir} aside (or delete it) to start over`,
+    );
   } else {
     writeJsonAtomic(path.join(opts.runDir, MANIFEST), manifest);
   }
@@ -264,11 +317,16 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
   const recorded = readRecords(opts.runDir, acc);
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
+  for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
   if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
 
   const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
-  for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
+  for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
+  if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
   const total = questions.length - plan.skipped.length;
+  if (total === 0) {
+    throw new RunFolderError(`nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`);
+  }
   const writer = new RecordWriter(opts.runDir);
   let batchNo = recorded.batches;
   let done = recorded.done.size;

@@ -33,17 +33,27 @@ export interface EvalTaskEvents {
 }
 
 export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable {
-  private readonly client: EngineClient;
+  /** One inference process per running task: tasks never share a loaded model or kill each other's. */
+  private readonly clients = new Set<EngineClient>();
 
   constructor(
-    context: vscode.ExtensionContext,
+    private readonly context: vscode.ExtensionContext,
     private readonly models: ModelManager,
     private readonly events: EvalTaskEvents,
-  ) {
-    this.client = new EngineClient({
-      entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
-      onLog: (level, m) => (level === 'info' ? models.output.info(`[eval] ${m}`) : models.output.warn(`[eval] ${m}`)),
+  ) {}
+
+  private newClient(label: string): EngineClient {
+    const client = new EngineClient({
+      entry: path.join(this.context.extensionPath, 'dist', 'inference-process.js'),
+      onLog: (level, m) => (level === 'info' ? this.models.output.info(`[eval ${label}] ${m}`) : this.models.output.warn(`[eval ${label}] ${m}`)),
     });
+    this.clients.add(client);
+    return client;
+  }
+
+  private async releaseClient(client: EngineClient): Promise<void> {
+    this.clients.delete(client);
+    await client.dispose();
   }
 
   async provideTasks(): Promise<vscode.Task[]> {
@@ -78,7 +88,10 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
       folder,
       name,
       'MoE Scope',
-      new vscode.CustomExecution(async (resolved) => new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, this.client, this.events)),
+      new vscode.CustomExecution(async (resolved) => {
+        const client = this.newClient(name);
+        return new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, client, this.events, () => this.releaseClient(client));
+      }),
     );
     task.group = vscode.TaskGroup.Test;
     task.presentationOptions = { reveal: vscode.TaskRevealKind.Always, panel: vscode.TaskPanelKind.Dedicated, clear: false };
@@ -87,7 +100,7 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
   }
 
   dispose(): void {
-    void this.client.dispose();
+    for (const c of [...this.clients]) void this.releaseClient(c);
   }
 }
 
@@ -112,6 +125,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
     private readonly models: ModelManager,
     private readonly client: EngineClient,
     private readonly events: EvalTaskEvents,
+    private readonly release: () => Promise<void>,
   ) {}
 
   open(): void {
@@ -123,8 +137,8 @@ class EvalTerminal implements vscode.Pseudoterminal {
           this.closed.fire(1);
         },
       )
-      // The evaluation's inference process holds a whole model: free it once the run is over.
-      .finally(() => this.client.restart());
+      // This task's own inference process holds a whole model: free it once the run is over.
+      .finally(() => this.release());
   }
 
   /** Terminating the task (or closing its terminal) cancels after the batch in flight. */
