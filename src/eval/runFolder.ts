@@ -111,10 +111,11 @@ function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: num
  * Reads records.jsonl, folding every complete batch line into `acc`. A final line without its newline
  * (the write a kill interrupted) is cut off so the next append starts clean. A damaged line anywhere
  * else, or one repeating an already recorded question, is moved to records.rejects.jsonl with its line
- * number and reason; its questions are not counted as done, so the run scores them again.
+ * number and reason (so is a line naming a question outside `runQuestionIds`); its questions are not
+ * counted as done, so the run scores them again.
  * Call only while holding the run folder's lock (the file may be rewritten).
  */
-export function readRecords(runDir: string, acc: RunAccumulator): RecordedState {
+export function readRecords(runDir: string, acc: RunAccumulator, runQuestionIds?: ReadonlySet<string>): RecordedState {
   const file = path.join(runDir, RECORDS);
   const state: RecordedState = { batches: 0, questions: [], done: new Set(), tokens: { computed: 0, padding: 0, prefixReused: 0 }, seconds: 0, truncatedBytes: 0, rejected: [] };
   if (!fs.existsSync(file)) return state;
@@ -143,6 +144,8 @@ export function readRecords(runDir: string, acc: RunAccumulator): RecordedState 
     }
     const problem = recordProblem(rec, acc);
     if (problem) return reject(problem);
+    const foreign = runQuestionIds && rec.questions.find((q) => !runQuestionIds.has(q.id));
+    if (foreign) return reject(`question ${foreign.id} is not one of this run's questions`);
     const twice = rec.questions.find((q) => state.done.has(q.id));
     if (twice) return reject(`question ${twice.id} is already recorded in an earlier line`);
     let delta: RunAccumulator;

@@ -315,7 +315,7 @@ async function evaluateLocked(
   }
 
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
-  const recorded = readRecords(opts.runDir, acc);
+  const recorded = readRecords(opts.runDir, acc, new Set(questions.map((q) => q.id)));
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
   for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
   if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
