@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 import { jsonDifferences, type ModelFingerprint } from './fingerprint';
+import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
 
 export interface RunManifest {
   format: 'moe-scope.run';
@@ -241,26 +242,76 @@ export function writeJsonAtomic(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
+/** Reads and checks summary.json (size first, then every bound); null when there is none. */
 export function readSummary(runDir: string): RunSummary | null {
   const file = path.join(runDir, SUMMARY);
-  if (!fs.existsSync(file)) return null;
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as RunSummary;
+  let size: number;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new SummaryError(`${file}: not a regular file`);
+    size = st.size;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  if (size > MAX_SUMMARY_BYTES) throw new SummaryError(`${file}: ${size} bytes, more than any run summary (limit ${MAX_SUMMARY_BYTES})`);
+  return parseSummary(fs.readFileSync(file, 'utf8'), file);
 }
 
-/** The newest run under any of `roots` that has a summary; reads summaries only until it finds one. */
-export function newestRunSummary(roots: string[]): { dir: string; summary: RunSummary } | null {
-  const dirs = roots
-    .filter((r) => fs.existsSync(r))
-    .flatMap((r) => fs.readdirSync(r).map((name) => path.join(r, name)))
-    .filter((d) => fs.existsSync(path.join(d, SUMMARY)))
-    .map((dir) => ({ dir, mtime: fs.statSync(path.join(dir, SUMMARY)).mtimeMs }))
-    .sort((a, b) => b.mtime - a.mtime);
+/** readSummary without blocking the thread (the editor host reads workspace files this way). */
+export async function readSummaryAsync(runDir: string): Promise<RunSummary | null> {
+  const file = path.join(runDir, SUMMARY);
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  if (!st.isFile()) throw new SummaryError(`${file}: not a regular file`);
+  if (st.size > MAX_SUMMARY_BYTES) throw new SummaryError(`${file}: ${st.size} bytes, more than any run summary (limit ${MAX_SUMMARY_BYTES})`);
+  return parseSummary(await fs.promises.readFile(file, 'utf8'), file);
+}
+
+function parseSummary(text: string, file: string): RunSummary {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new SummaryError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  return checkSummary(v, file);
+}
+
+/**
+ * The newest run under any of `roots` that has a readable, sound summary; reads summaries only until it
+ * finds one, asynchronously. Unsound ones are passed over and reported through `onSkip`.
+ */
+export async function newestRunSummary(roots: string[], onSkip: (message: string) => void = () => {}): Promise<{ dir: string; summary: RunSummary } | null> {
+  const dirs: { dir: string; mtime: number }[] = [];
+  for (const r of roots) {
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(r);
+    } catch {
+      continue;
+    }
+    for (const name of names.slice(0, 10_000)) {
+      const dir = path.join(r, name);
+      try {
+        dirs.push({ dir, mtime: (await fs.promises.stat(path.join(dir, SUMMARY))).mtimeMs });
+      } catch {
+        // no summary yet
+      }
+    }
+  }
+  dirs.sort((a, b) => b.mtime - a.mtime);
   for (const { dir } of dirs) {
     try {
-      const summary = readSummary(dir);
+      const summary = await readSummaryAsync(dir);
       if (summary) return { dir, summary };
-    } catch {
-      // a half-written or foreign file: try the next run
+    } catch (e) {
+      onSkip((e as Error).message); // a half-written or foreign file: try the next run
     }
   }
   return null;

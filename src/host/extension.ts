@@ -66,9 +66,15 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  // The heatmap's "run" side starts with the newest finished run of the workspace, if any.
-  const latest = newestRunSummary(runsRoots());
-  if (latest) heatmap.setRun(latest.summary, path.basename(latest.dir));
+  // The heatmap's "run" side starts with the newest run of the workspace, read in the background (never
+  // at activation's expense) and only once the workspace is trusted: its files are anyone's input.
+  const showLatestRun = () =>
+    void newestRunSummary(runsRoots(), (m) => output.warn(`skipped a run summary: ${m}`)).then(
+      (latest) => latest && heatmap.setRun(latest.summary, path.basename(latest.dir)),
+      (e: unknown) => output.warn(`could not look for evaluation runs: ${(e as Error).message}`),
+    );
+  if (vscode.workspace.isTrusted) setTimeout(showLatestRun, 0);
+  else context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(showLatestRun));
 }
 
 export function deactivate(): void {}

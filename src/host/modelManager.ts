@@ -153,12 +153,17 @@ export class ModelManager implements vscode.Disposable {
     const ep = m ? m.executionProvider.toUpperCase() : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    const md = new vscode.MarkdownString(undefined, true);
+    // Paths, notes and errors come from files (config.json's demo note, a folder name): always as text.
+    const md = new vscode.MarkdownString();
     md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
     if (m) {
-      md.appendMarkdown(`Model: \`${m.path}\`\n\n${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})\n\n`);
-      if (m.providerNote) md.appendMarkdown(`${m.providerNote}\n\n`);
-      if (m.demo) md.appendMarkdown(`_${m.demo.note}_\n\n`);
+      md.appendMarkdown('Model: ');
+      md.appendText(m.path);
+      md.appendMarkdown('\n\n');
+      md.appendText(`${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})`);
+      md.appendMarkdown('\n\n');
+      if (m.providerNote) md.appendText(`${m.providerNote}\n\n`);
+      if (m.demo) md.appendText(`${m.demo.note}\n\n`);
     }
     if (this.state === 'error' && this.lastError) md.appendText(this.lastError + '\n\n');
     md.appendMarkdown('Click to select a model.');
