@@ -45,6 +45,10 @@ export class Checkpoint {
     if (!fs.existsSync(configFile)) {
       throw new CheckpointError(`${absDir}: no config.json. A Hugging Face checkpoint folder holds config.json, *.safetensors and tokenizer.json.`);
     }
+    requireRegularFile(configFile);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json']) {
+      if (fs.existsSync(path.join(absDir, f))) requireRegularFile(path.join(absDir, f));
+    }
     const configText = fs.readFileSync(configFile, 'utf8');
     let config: HfConfig;
     try {
@@ -63,7 +67,14 @@ export class Checkpoint {
     }
     const files = openSafetensors(absDir);
     const index = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
-    for (const f of files) for (const [name, info] of f.tensors) index.set(name, { file: f, info });
+    for (const f of files) {
+      for (const [name, info] of f.tensors) {
+        const other = index.get(name);
+        if (other) throw new CheckpointError(`tensor "${name}" is in two files, ${other.file.file} and ${f.file}; a checkpoint must hold each tensor once`);
+        index.set(name, { file: f, info });
+      }
+    }
+    checkCountsAgainstTensors(configFile, arch, index);
     const names = family.tensorNames(arch);
     const layout = detectExpertLayout(absDir, index, names);
     const ckpt = new Checkpoint(absDir, config, configText, family, arch, names, files, index, layout);
@@ -196,6 +207,55 @@ export class Checkpoint {
   }
 }
 
+/**
+ * A FIFO or device named like a checkpoint file would block the load forever (or read without end):
+ * only regular files (symlinks to them included, as in Hugging Face hub snapshots) are read.
+ */
+function requireRegularFile(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw new CheckpointError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!st.isFile()) {
+    const kind = st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : st.isSocket() ? 'a socket' : 'a device or other special file';
+    throw new CheckpointError(`${file}: not a regular file (${kind}); a checkpoint folder holds ordinary files`);
+  }
+}
+
+/**
+ * The counts config.json declares (layers, experts, hidden size, vocabulary) against what the tensors
+ * hold, from names and the embedding's shape alone: nothing is allocated per layer or expert before
+ * this passes, so "num_hidden_layers": 1e9 fails at once instead of exhausting memory, and a config
+ * with 2 layers is not run on a 16-layer checkpoint's first 2.
+ */
+function checkCountsAgainstTensors(configFile: string, arch: MoeArchitecture, index: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>): void {
+  let maxLayer = -1;
+  let maxExpert = -1;
+  let packedExperts = -1;
+  let embed: SafetensorsTensorInfo | null = null;
+  for (const [name, { info }] of index) {
+    const layer = /(?:^|\.)layers\.(\d+)\./.exec(name);
+    if (layer) maxLayer = Math.max(maxLayer, Number(layer[1]));
+    if (layer && layer[1] === '0') {
+      const expert = /\.experts\.(\d+)\./.exec(name);
+      if (expert) maxExpert = Math.max(maxExpert, Number(expert[1]));
+      else if (/\.experts\.[^.]*gate_up/.test(name)) packedExperts = info.shape[0] ?? -1;
+    }
+    if (/(^|\.)embed_tokens\.weight$/.test(name)) embed = info;
+  }
+  const declared = (field: string, value: number, found: number, what: string) => {
+    if (found >= 0 && value !== found) throw new CheckpointError(`${configFile}: ${field} is ${value} but the safetensors files hold ${found} ${what}; config.json and weights do not belong together`);
+  };
+  declared('num_hidden_layers', arch.numLayers, maxLayer + 1, 'layers');
+  declared('the number of experts', arch.numExperts, maxExpert >= 0 ? maxExpert + 1 : packedExperts, 'experts in layer 0');
+  if (embed && embed.shape.length === 2) {
+    declared('vocab_size', arch.vocabSize, embed.shape[0], 'embedding rows');
+    declared('hidden_size', arch.hiddenSize, embed.shape[1], 'embedding columns');
+  }
+}
+
 function openSafetensors(dir: string): SafetensorsFile[] {
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   const wrap = (f: string) => {
@@ -219,6 +279,7 @@ function openSafetensors(dir: string): SafetensorsFile[] {
       const f = path.join(dir, s);
       if (path.relative(dir, f).startsWith('..')) throw new CheckpointError(`${indexFile}: shard "${s}" lies outside the checkpoint folder`);
       if (!fs.existsSync(f)) throw new CheckpointError(`${indexFile}: shard "${s}" listed in weight_map does not exist`);
+      requireRegularFile(f);
       return wrap(f);
     });
     for (const [tensor, shard] of Object.entries(index.weight_map)) {
@@ -229,7 +290,10 @@ function openSafetensors(dir: string): SafetensorsFile[] {
   }
   const single = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
   if (single.length === 0) throw new CheckpointError(`${dir}: no *.safetensors file (and no model.safetensors.index.json). MoE Scope reads Hugging Face safetensors checkpoints.`);
-  return single.map((f) => wrap(path.join(dir, f)));
+  return single.map((f) => {
+    requireRegularFile(path.join(dir, f));
+    return wrap(path.join(dir, f));
+  });
 }
 
 function detectExpertLayout(

@@ -72,7 +72,9 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     const target = path.join(dir, name);
     try {
       fs.rmSync(target, { force: true });
-      fs.linkSync(file, target);
+      // Hub snapshots hold relative symlinks into ../../blobs/: link() would link the symlink itself,
+      // which dangles once in the cache folder. Link the file it points to.
+      fs.linkSync(fs.realpathSync(file), target);
       links.set(file, name);
       return name;
     } catch {
