@@ -232,6 +232,8 @@ export type EngineErrorCode =
   | 'not-loaded'
   | 'bad-model'
   | 'bad-input'
+  /** The model computed NaN or infinity (router logits or outputs); the message names layer and tensor. */
+  | 'non-finite'
   | 'process-died'
   | 'internal';
 

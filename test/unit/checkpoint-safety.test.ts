@@ -143,3 +143,53 @@ test('graph builds: the cache is marked complete only after a session loaded it;
   await traceOf(base, cache);
   assert.ok(!fs.existsSync(abandoned), 'the next load removes it');
 });
+
+/** Overwrites element 0 of a float32 tensor in place. */
+function poke(dir: string, tensor: string, value: number): void {
+  const ck = Checkpoint.open(dir);
+  const t = ck.tensor(tensor);
+  assert.equal(t.dtype, 'F32');
+  const fd = fs.openSync(t.file, 'r+');
+  const b = Buffer.alloc(4);
+  b.writeFloatLE(value);
+  fs.writeSync(fd, b, 0, 4, t.fileOffset);
+  fs.closeSync(fd);
+}
+
+test('non-finite router logits or outputs are an error naming the layer and the tensor, never a NaN% result', async () => {
+  // A NaN weight is refused by name when the graph is built (ONNX Runtime can turn it into finite garbage).
+  for (const tensor of ['model.layers.1.self_attn.q_proj.weight', 'model.layers.0.mlp.gate.weight', 'model.layers.1.mlp.experts.3.down_proj.weight']) {
+    const nanWeight = copyModel();
+    poke(nanWeight, tensor, tensor.includes('gate') ? Infinity : NaN);
+    const msg = await traceError(nanWeight);
+    assert.ok(msg.includes(`checkpoint tensor "${tensor}" holds ${tensor.includes('gate') ? 'Infinity' : 'NaN'} at element 0`), msg);
+  }
+
+  // Every weight finite, yet the arithmetic overflows: the message says where to look instead.
+  const overflow = copyModel();
+  const ck = Checkpoint.open(overflow);
+  const router = ck.tensor('model.layers.0.mlp.gate.weight');
+  const huge = Buffer.alloc(router.byteLength);
+  for (let i = 0; i < huge.length; i += 4) huge.writeFloatLE(3e38, i);
+  const fd = fs.openSync(router.file, 'r+');
+  fs.writeSync(fd, huge, 0, huge.length, router.fileOffset);
+  fs.closeSync(fd);
+  const msg = await traceError(overflow);
+  assert.match(msg, /the router logits of layer 0 \(tensor router_logits_0\) are not finite: -?Infinity for token \d+, expert \d+/);
+  assert.match(msg, /no checkpoint weight up to that layer is NaN or infinite, so the computation itself overflowed/);
+});
+
+async function traceError(dir: string): Promise<string> {
+  const engine = new Engine();
+  try {
+    await engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache') });
+    await engine.trace({ text: 'The cell membrane regulates' }, { includeProbs: true, includeLastLogits: true });
+  } catch (e) {
+    assert.ok(e instanceof EngineFailure, `expected an EngineFailure, got ${e}`);
+    assert.equal(e.code, 'non-finite');
+    return e.message;
+  } finally {
+    await engine.dispose();
+  }
+  assert.fail(`tracing ${dir} should have failed`);
+}
