@@ -152,7 +152,7 @@ async function main(): Promise<void> {
     });
     const results = await Promise.all([start(), start()]);
     const ok = results.filter((x) => x.code === 0);
-    const refusedOnes = results.filter((x) => x.code === 1 && /is in use by another evaluation \(process \d+ on /.test(x.err));
+    const refusedOnes = results.filter((x) => x.code === 1 && /: in use by another evaluation \(process \d+ on /.test(x.err));
     if (ok.length === 1 && refusedOnes.length === 1 && sameAsReference(dir, ref, 'concurrent')) refused++;
     else {
       failures++;

@@ -12,6 +12,8 @@ import type { RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
+import { InputError } from '../shared/inputError';
+import { readJson, readJsonAsync } from '../shared/readJson';
 
 export interface RunManifest {
   format: 'moe-scope.run';
@@ -63,7 +65,8 @@ export interface BatchRecord {
   seconds: number;
 }
 
-export class RunFolderError extends Error {}
+/** A run folder's file is missing, damaged or belongs to another run. */
+export class RunFolderError extends InputError {}
 
 export const MANIFEST = 'manifest.json';
 export const RECORDS = 'records.jsonl';
@@ -216,17 +219,12 @@ const NOT_RESULT_CHANGING = new Set(['createdAt']);
 export function readManifest(runDir: string): RunManifest | null {
   const file = path.join(runDir, MANIFEST);
   if (!fs.existsSync(file)) return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new RunFolderError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunFolderError(`${file}: not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
+  const v = readJson(file, { maxBytes: 16 << 20, error: RunFolderError });
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunFolderError(file, `not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
   const m = v as Partial<RunManifest>;
-  if (m.format !== 'moe-scope.run') throw new RunFolderError(`${file}: field "format" is ${JSON.stringify(m.format)}, expected "moe-scope.run"`);
-  if (m.version !== 2) throw new RunFolderError(`${file}: field "version" is ${JSON.stringify(m.version)}; this version of MoE Scope writes and resumes version 2 (a run made by an older version cannot be resumed)`);
-  if (!m.model || typeof m.model !== 'object' || !m.model.files || typeof m.model.files !== 'object') throw new RunFolderError(`${file}: field "model.files" (the model fingerprint) is missing`);
+  if (m.format !== 'moe-scope.run') throw new RunFolderError(file, `field "format" is ${JSON.stringify(m.format)}, expected "moe-scope.run"`);
+  if (m.version !== 2) throw new RunFolderError(file, `field "version" is ${JSON.stringify(m.version)}; this version of MoE Scope writes and resumes version 2 (a run made by an older version cannot be resumed)`);
+  if (!m.model || typeof m.model !== 'object' || !m.model.files || typeof m.model.files !== 'object') throw new RunFolderError(file, `field "model.files" (the model fingerprint) is missing`);
   return m as RunManifest;
 }
 
@@ -245,42 +243,19 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 /** Reads and checks summary.json (size first, then every bound); null when there is none. */
 export function readSummary(runDir: string): RunSummary | null {
   const file = path.join(runDir, SUMMARY);
-  let size: number;
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new SummaryError(`${file}: not a regular file`);
-    size = st.size;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-  if (size > MAX_SUMMARY_BYTES) throw new SummaryError(`${file}: ${size} bytes, more than any run summary (limit ${MAX_SUMMARY_BYTES})`);
-  return parseSummary(fs.readFileSync(file, 'utf8'), file);
+  if (!fs.existsSync(file)) return null;
+  return checkSummary(readJson(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError }), file);
 }
 
 /** readSummary without blocking the thread (the editor host reads workspace files this way). */
 export async function readSummaryAsync(runDir: string): Promise<RunSummary | null> {
   const file = path.join(runDir, SUMMARY);
-  let st: fs.Stats;
   try {
-    st = await fs.promises.stat(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    await fs.promises.access(file);
+  } catch {
+    return null;
   }
-  if (!st.isFile()) throw new SummaryError(`${file}: not a regular file`);
-  if (st.size > MAX_SUMMARY_BYTES) throw new SummaryError(`${file}: ${st.size} bytes, more than any run summary (limit ${MAX_SUMMARY_BYTES})`);
-  return parseSummary(await fs.promises.readFile(file, 'utf8'), file);
-}
-
-function parseSummary(text: string, file: string): RunSummary {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new SummaryError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  return checkSummary(v, file);
+  return checkSummary(await readJsonAsync(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError }), file);
 }
 
 /**

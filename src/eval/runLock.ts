@@ -97,15 +97,16 @@ export function acquireRunLock(runDir: string): RunLock {
     const other = readHolder(file);
     if (other && !holderIsGone(other)) {
       throw new RunFolderError(
-        `${runDir} is in use by another evaluation (${describeHolder(other)}); wait for it to finish or stop it. ` +
+        runDir,
+        `in use by another evaluation (${describeHolder(other)}); wait for it to finish or stop it. ` +
           `If that process is certainly gone, delete ${file}.`,
       );
     }
-    if (attempt >= 3) throw new RunFolderError(`${file}: could not take over a stale lock (another process keeps taking it); try again`);
+    if (attempt >= 3) throw new RunFolderError(file, `could not take over a stale lock (another process keeps taking it); try again`);
     // A half-written lock (holder killed between create and write) is as stale as a dead holder's, but
     // give a just-created one a moment to be written.
     if (!other && Date.now() - statMtime(file) < 2000) {
-      throw new RunFolderError(`${runDir} is being locked by another process right now (${file} is being written); try again`);
+      throw new RunFolderError(runDir, `being locked by another process right now (${file} is being written); try again`);
     }
     takeOver(runDir, file, other);
     tookOverFrom = other;

@@ -42,6 +42,7 @@ import {
   type QuestionResult,
   type RunManifest,
 } from './runFolder';
+import { InputError } from '../shared/inputError';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { modelFingerprint } from './fingerprint';
 
@@ -152,11 +153,11 @@ export async function selectQuestions(
     }
   }
   let questions = dataset.questions.filter((q) => q.split === split);
-  if (questions.length === 0) throw new RunFolderError(`${dataPath}: no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
+  if (questions.length === 0) throw new RunFolderError(dataPath, `no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
   if (subjects && subjects.length) {
     const known = new Set(questions.map((q) => q.subject));
     const unknown = subjects.filter((s) => !known.has(s));
-    if (unknown.length) throw new RunFolderError(`unknown subject(s) ${unknown.join(', ')}; the data has ${[...known].sort().join(', ')}`);
+    if (unknown.length) throw new RunFolderError(dataPath, `unknown subject(s) ${unknown.join(', ')}; the data has ${[...known].sort().join(', ')}`);
     questions = questions.filter((q) => subjects.includes(q.subject));
   }
   if (limitPerSubject > 0) {
@@ -297,17 +298,18 @@ async function evaluateLocked(
     previous = readManifest(opts.runDir);
   } catch (e) {
     if (!hasRecords) previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
-    else throw new RunFolderError(`${(e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`);
+    else throw new RunFolderError(e instanceof InputError ? e.file : opts.runDir, `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`);
   }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
     if (diffs.length) {
-      throw new RunFolderError(`${opts.runDir} holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
+      throw new RunFolderError(opts.runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
     }
     manifest.createdAt = previous.createdAt;
   } else if (hasRecords) {
     throw new RunFolderError(
-      `${recordsFile} has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
+      recordsFile,
+      `has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
         `they are not resumed into. Move ${opts.runDir} aside (or delete it) to start over`,
     );
   } else {
@@ -325,7 +327,7 @@ async function evaluateLocked(
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
   const total = questions.length - plan.skipped.length;
   if (total === 0) {
-    throw new RunFolderError(`nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`);
+    throw new RunFolderError(opts.dataPath, `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`);
   }
   const writer = new RecordWriter(opts.runDir);
   let batchNo = recorded.batches;

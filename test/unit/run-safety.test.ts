@@ -63,7 +63,7 @@ test('a lock left by a dead process is taken over, and one whose pid was reused 
   reused.release();
   // A holder on another host cannot be checked, so it is never presumed dead.
   fs.writeFileSync(path.join(dir, LOCK), JSON.stringify({ pid, host: 'another-host', startedAt: '2020-01-01T00:00:00.000Z', processStart: null }));
-  assert.throws(() => acquireRunLock(dir), /in use by another evaluation \(process \d+ on another-host/);
+  assert.throws(() => acquireRunLock(dir), /: in use by another evaluation \(process \d+ on another-host/);
 });
 
 test('two concurrent writers on one run folder: the second is refused naming the first, the first records each question once', async () => {
@@ -75,7 +75,7 @@ test('two concurrent writers on one run folder: the second is refused naming the
   while (!fs.existsSync(path.join(dir, LOCK))) await new Promise((r) => setTimeout(r, 5));
   const second = runCli(evalArgs(dir, ['--batch-size', '1']));
   assert.equal(second.status, 1, second.stderr);
-  assert.match(second.stderr, new RegExp(`is in use by another evaluation \\(process ${first.pid} on ${os.hostname()}, started `));
+  assert.match(second.stderr, new RegExp(`: in use by another evaluation \\(process ${first.pid} on ${os.hostname()}, started `));
   assert.equal(await firstExit, 0, firstErr);
   const ids = recordedIds(dir);
   assert.equal(ids.length, 18, '6 subjects x 3 questions');
@@ -91,7 +91,7 @@ test('records without a valid manifest are never resumed into', () => {
   fs.rmSync(manifest);
   let r = runCli(evalArgs(dir, ['--subjects', 'marketing', '--shots', '0']));
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /records\.jsonl has records but .*manifest\.json is missing.*not resumed into\. Move .* aside/);
+  assert.match(r.stderr, /records\.jsonl: has records but .*manifest\.json is missing.*not resumed into\. Move .* aside/);
   fs.writeFileSync(manifest, 'null');
   r = runCli(evalArgs(dir, ['--subjects', 'marketing', '--shots', '0']));
   assert.equal(r.status, 1);
