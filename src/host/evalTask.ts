@@ -9,7 +9,8 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { discoverDatasets } from '../mmlu/load';
 import { runEvaluation, progressLine, formatSeconds, type EvalOutcome } from '../eval/runner';
-import { EngineClient } from './engineClient';
+import type { EngineClient } from './engineClient';
+import { EvalClientPool } from './evalClients';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
@@ -33,27 +34,18 @@ export interface EvalTaskEvents {
 }
 
 export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable {
-  /** One inference process per running task: tasks never share a loaded model or kill each other's. */
-  private readonly clients = new Set<EngineClient>();
+  /** One inference process per running task: tasks never share a loaded model or stop each other's. */
+  private readonly clients: EvalClientPool;
 
   constructor(
-    private readonly context: vscode.ExtensionContext,
+    context: vscode.ExtensionContext,
     private readonly models: ModelManager,
     private readonly events: EvalTaskEvents,
-  ) {}
-
-  private newClient(label: string): EngineClient {
-    const client = new EngineClient({
-      entry: path.join(this.context.extensionPath, 'dist', 'inference-process.js'),
-      onLog: (level, m) => (level === 'info' ? this.models.output.info(`[eval ${label}] ${m}`) : this.models.output.warn(`[eval ${label}] ${m}`)),
-    });
-    this.clients.add(client);
-    return client;
-  }
-
-  private async releaseClient(client: EngineClient): Promise<void> {
-    this.clients.delete(client);
-    await client.dispose();
+  ) {
+    this.clients = new EvalClientPool((label) => ({
+      entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
+      onLog: (level, m) => (level === 'info' ? models.output.info(`[eval ${label}] ${m}`) : models.output.warn(`[eval ${label}] ${m}`)),
+    }));
   }
 
   async provideTasks(): Promise<vscode.Task[]> {
@@ -89,8 +81,8 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
       name,
       'MoE Scope',
       new vscode.CustomExecution(async (resolved) => {
-        const client = this.newClient(name);
-        return new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, client, this.events, () => this.releaseClient(client));
+        const lease = this.clients.acquire(name);
+        return new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, lease.client, this.events, lease.release);
       }),
     );
     task.group = vscode.TaskGroup.Test;
@@ -100,7 +92,7 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
   }
 
   dispose(): void {
-    for (const c of [...this.clients]) void this.releaseClient(c);
+    void this.clients.dispose();
   }
 }
 
