@@ -219,7 +219,12 @@ const NOT_RESULT_CHANGING = new Set(['createdAt']);
 export function readManifest(runDir: string): RunManifest | null {
   const file = path.join(runDir, MANIFEST);
   if (!fs.existsSync(file)) return null;
-  const v = readJson(file, { maxBytes: 16 << 20, error: RunFolderError });
+  return checkManifest(readJson(file, { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError }), file);
+}
+
+const MAX_MANIFEST_BYTES = 16 << 20;
+
+function checkManifest(v: unknown, file: string): RunManifest {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunFolderError(file, `not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
   const m = v as Partial<RunManifest>;
   if (m.format !== 'moe-scope.run') throw new RunFolderError(file, `field "format" is ${JSON.stringify(m.format)}, expected "moe-scope.run"`);
@@ -293,26 +298,31 @@ export async function newestRunSummary(roots: string[], onSkip: (message: string
 }
 
 /** Run folders under `root` (e.g. <workspace>/.moe-scope/runs), newest first. */
-export function listRuns(root: string): { dir: string; manifest: RunManifest | null; summary: RunSummary | null; mtime: number }[] {
-  if (!fs.existsSync(root)) return [];
-  return fs
-    .readdirSync(root)
-    .map((name) => path.join(root, name))
-    .filter((d) => fs.statSync(d).isDirectory() && fs.existsSync(path.join(d, MANIFEST)))
-    .map((dir) => {
-      let summary: RunSummary | null = null;
-      try {
-        summary = readSummary(dir);
-      } catch {
-        summary = null;
-      }
-      let manifest: RunManifest | null = null;
-      try {
-        manifest = readManifest(dir);
-      } catch {
-        manifest = null; // shown without details; a resume reports the problem
-      }
-      return { dir, manifest, summary, mtime: fs.statSync(dir).mtimeMs };
-    })
-    .sort((a, b) => b.mtime - a.mtime);
+export async function listRuns(root: string): Promise<{ dir: string; manifest: RunManifest | null; summary: RunSummary | null; mtime: number }[]> {
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(root);
+  } catch {
+    return [];
+  }
+  const runs: { dir: string; manifest: RunManifest | null; summary: RunSummary | null; mtime: number }[] = [];
+  for (const name of names.slice(0, 10_000)) {
+    const dir = path.join(root, name);
+    let mtime: number;
+    try {
+      const st = await fs.promises.stat(dir);
+      if (!st.isDirectory()) continue;
+      await fs.promises.access(path.join(dir, MANIFEST));
+      mtime = st.mtimeMs;
+    } catch {
+      continue;
+    }
+    // Unreadable files are shown without details; a resume or the summary view reports the problem.
+    const summary = await readSummaryAsync(dir).catch(() => null);
+    const manifest = await readJsonAsync(path.join(dir, MANIFEST), { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError })
+      .then((v) => checkManifest(v, path.join(dir, MANIFEST)))
+      .catch(() => null);
+    runs.push({ dir, manifest, summary, mtime });
+  }
+  return runs.sort((a, b) => b.mtime - a.mtime);
 }

@@ -197,7 +197,8 @@ export async function planEvaluation(
   }
   for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-    const shotPool = dev.filter((d) => d.subject === subject);
+    // A dev question too long for any prompt would make every prompt of its subject huge to tokenize.
+    const shotPool = dev.filter((d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN);
     // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
     // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
     let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));

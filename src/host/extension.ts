@@ -84,7 +84,11 @@ function runsRoots(): string[] {
 }
 
 async function pickRun(): Promise<string | undefined> {
-  const runs = runsRoots().flatMap(listRuns);
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
+    return undefined;
+  }
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);

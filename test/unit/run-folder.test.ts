@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { newestRunSummary, readSummary, readSummaryAsync } from '../../src/eval/runFolder';
+import { listRuns, newestRunSummary, readSummary, readSummaryAsync } from '../../src/eval/runFolder';
 import { checkSummary, MAX_SUMMARY_BYTES } from '../../src/eval/summaryCheck';
 import { tempDir } from '../support/models';
 
@@ -71,4 +71,22 @@ test('summaries are bounded: absurd dimensions, arrays that disagree with them, 
   fs.truncateSync(path.join(big, 'summary.json'), MAX_SUMMARY_BYTES + 1);
   await assert.rejects(readSummaryAsync(big), /summary\.json: \d+ bytes, more than the \d+ this file may have/);
   assert.equal(readSummary(run(tempDir('bounds'), 'fine', JSON.stringify(summary(3)), 1))?.questions, 3);
+});
+
+test('listRuns lists run folders with a manifest, newest first, showing damaged files as missing', async () => {
+  const root = tempDir('runs-list');
+  const good = run(root, 'good', JSON.stringify(summary(5)), 1);
+  fs.writeFileSync(path.join(good, 'manifest.json'), JSON.stringify({ format: 'moe-scope.run', version: 2, model: { files: {} } }));
+  const bad = run(root, 'bad', JSON.stringify({ ...summary(1), model: { numLayers: 1e9 } }), 1);
+  fs.writeFileSync(path.join(bad, 'manifest.json'), 'null');
+  fs.utimesSync(bad, 10, 10);
+  fs.utimesSync(good, 20, 20);
+  run(root, 'no-manifest', JSON.stringify(summary(2)), 1);
+  const runs = await listRuns(root);
+  assert.deepEqual(runs.map((r) => path.basename(r.dir)), ['good', 'bad']);
+  assert.equal(runs[0].summary?.questions, 5);
+  assert.ok(runs[0].manifest);
+  assert.equal(runs[1].summary, null);
+  assert.equal(runs[1].manifest, null);
+  assert.deepEqual(await listRuns(path.join(root, 'missing')), []);
 });
