@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
 import { EngineClient } from './engineClient';
+import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 
@@ -153,20 +154,11 @@ export class ModelManager implements vscode.Disposable {
     const ep = m ? m.executionProvider.toUpperCase() : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    // Paths, notes and errors come from files (config.json's demo note, a folder name): always as text.
     const md = new vscode.MarkdownString();
-    md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
-    if (m) {
-      md.appendMarkdown('Model: ');
-      md.appendText(m.path);
-      md.appendMarkdown('\n\n');
-      md.appendText(`${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})`);
-      md.appendMarkdown('\n\n');
-      if (m.providerNote) md.appendText(`${m.providerNote}\n\n`);
-      if (m.demo) md.appendText(`${m.demo.note}\n\n`);
+    for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
+      if ('text' in piece) md.appendText(piece.text);
+      else md.appendMarkdown(piece.markdown);
     }
-    if (this.state === 'error' && this.lastError) md.appendText(this.lastError + '\n\n');
-    md.appendMarkdown('Click to select a model.');
     this.status.tooltip = md;
     this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
