@@ -11,6 +11,7 @@ import { discoverDatasets } from '../mmlu/load';
 import { runEvaluation, progressLine, formatSeconds, type EvalOutcome } from '../eval/runner';
 import type { EngineClient } from './engineClient';
 import { EvalClientPool } from './evalClients';
+import { evalTaskDefinitionProblems } from './evalTaskDefinition';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
@@ -68,7 +69,7 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
 
   resolveTask(task: vscode.Task): vscode.Task | undefined {
     const def = task.definition as EvalTaskDefinition;
-    if (def.type !== EVAL_TASK_TYPE || typeof def.dataset !== 'string') return undefined;
+    if (def.type !== EVAL_TASK_TYPE) return undefined;
     const folder = typeof task.scope === 'object' ? (task.scope as vscode.WorkspaceFolder) : vscode.workspace.workspaceFolders?.[0];
     if (!folder) return undefined;
     return this.makeTask(def, folder, task.name);
@@ -143,6 +144,8 @@ class EvalTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<number> {
+    const problems = evalTaskDefinitionProblems(this.def as unknown as Record<string, unknown>);
+    if (problems.length) throw new Error(`tasks.json: task of type "${EVAL_TASK_TYPE}": ${problems.join('; ')}`);
     const s = readSettings();
     const trusted = vscode.workspace.isTrusted;
     const modelPath = (trusted && this.def.model) || (await this.models.resolveModelPath(true));

@@ -13,6 +13,7 @@ import { TokenizerLoadError, loadTokenizer } from '../../src/engine/formats/toke
 import { CategoriesError, parseCategories } from '../../src/mmlu/categories';
 import { RunFolderError, readManifest } from '../../src/eval/runFolder';
 import { SummaryError } from '../../src/eval/summaryCheck';
+import { loadDataset } from '../../src/mmlu/load';
 import { tempDir } from '../support/models';
 
 test('every reader error class is an InputError', () => {
@@ -61,4 +62,12 @@ test('readJson: syntax errors with their line, size limits before reading, FIFOs
   const fifo = path.join(dir, 'fifo.json');
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo is needed for this test');
   await assert.rejects(readJsonAsync(fifo, { error: SummaryError }), (e: Error) => e instanceof SummaryError && e.message === `${fifo}: not a regular file (a FIFO)`);
+});
+
+test('MMLU data: a FIFO is refused at once, a missing path is named, both as InputError', async () => {
+  const dir = tempDir('mmlu-fifo');
+  const fifo = path.join(dir, 'anatomy_test.csv');
+  assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo is needed for this test');
+  await assert.rejects(loadDataset(fifo), (e: Error) => e instanceof InputError && e.message.startsWith(`${fifo}: not a regular file (a FIFO)`));
+  await assert.rejects(loadDataset(path.join(dir, 'none')), (e: Error) => e instanceof InputError && (e as InputError).file === path.join(dir, 'none'));
 });
