@@ -209,8 +209,11 @@ export class RecordWriter {
   }
 }
 
-/** Fields of a manifest that describe the run rather than what its results depend on. */
-const NOT_RESULT_CHANGING = new Set(['createdAt']);
+/**
+ * Fields of a manifest that describe the run rather than what its results depend on. Paths are among
+ * them: the content at a path is fingerprinted, so a moved workspace or model folder still resumes.
+ */
+const NOT_RESULT_CHANGING: [string, string?][] = [['createdAt'], ['model', 'path'], ['dataset', 'path']];
 
 /**
  * The run folder's manifest: null when there is none, a RunFolderError when there is one that cannot be
@@ -235,7 +238,14 @@ function checkManifest(v: unknown, file: string): RunManifest {
 
 /** Differences that make a resume meaningless; empty when the run can continue. */
 export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
-  const strip = (m: RunManifest) => Object.fromEntries(Object.entries(m).filter(([k]) => !NOT_RESULT_CHANGING.has(k)));
+  const strip = (m: RunManifest) => {
+    const copy = JSON.parse(JSON.stringify(m)) as Record<string, Record<string, unknown> | undefined>;
+    for (const [key, sub] of NOT_RESULT_CHANGING) {
+      if (sub === undefined) delete copy[key];
+      else if (copy[key] && typeof copy[key] === 'object') delete copy[key]![sub];
+    }
+    return copy;
+  };
   return jsonDifferences(strip(old), strip(now));
 }
 

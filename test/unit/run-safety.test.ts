@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquireRunLock, LOCK } from '../../src/eval/runLock';
 import { modelFingerprint } from '../../src/eval/fingerprint';
-import { RunFolderError } from '../../src/eval/runFolder';
+import { RunFolderError, manifestMismatch, type RunManifest } from '../../src/eval/runFolder';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
 
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
@@ -207,4 +207,26 @@ test('trace: a long --text is an error about the context, not a crash; --file an
   const missing = runCli(['trace', '--model', model, '--file', path.join(file, 'nope'), '--provider', 'cpu', '--cache', cache]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /--file .*nope: /);
+});
+
+test('the fingerprint comparison is generic: any field a later feature adds is compared; paths alone are not', () => {
+  const m = {
+    format: 'moe-scope.run',
+    version: 2,
+    createdAt: 'then',
+    model: { path: '/a/model', family: 'olmoe', numLayers: 2, numExperts: 64, topK: 8, configSha256: 'c', demo: true, files: { 'model.safetensors': { size: 1, sha256: 'x' } } },
+    engine: { dtype: 'float32', executionProvider: 'cpu' },
+    dataset: { path: '/a/data', split: 'test', fingerprint: 'f' },
+    shots: 5,
+    tokenScope: 'answer',
+    subjects: null,
+    limitPerSubject: 0,
+    totalQuestions: 10,
+  } as RunManifest;
+  const moved = { ...m, createdAt: 'now', model: { ...m.model, path: '/b/model' }, dataset: { ...m.dataset, path: '/b/data' } };
+  assert.deepEqual(manifestMismatch(m, moved), [], 'same content elsewhere resumes');
+  const withIntervention = { ...m, interventions: [{ layer: 3, expert: 7, mode: 'ablate' }] } as unknown as RunManifest;
+  assert.deepEqual(manifestMismatch(m, withIntervention), ['interventions (absent vs [{"layer":3,"expert":7,"mode":"ablate"}])']);
+  const otherEngine = { ...m, engine: { ...m.engine, engine: 'pytorch', dtype: 'bfloat16' } } as RunManifest;
+  assert.deepEqual(manifestMismatch(m, otherEngine), ['engine.dtype ("float32" vs "bfloat16")', 'engine.engine (absent vs "pytorch")']);
 });
