@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { Engine } from '../engine/engine';
 import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
 import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
@@ -255,21 +255,36 @@ function argvFromHandOver(): string[] | null {
   }
 }
 
-function rerunWithShortCommandLine(argv: string[]): number {
+/** Runs this CLI again with a short command line; signals are passed on, its exit status is returned. */
+function rerunWithShortCommandLine(argv: string[]): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-argv-'));
   const file = path.join(dir, 'argv.json');
   fs.writeFileSync(file, JSON.stringify(argv), { mode: 0o600 });
-  const r = spawnSync(process.execPath, [__filename], { stdio: 'inherit', env: { ...process.env, [ARGV_FILE_ENV]: file } });
-  fs.rmSync(dir, { recursive: true, force: true });
-  if (r.error) throw r.error;
-  return r.status ?? 128 + (r.signal ? (os.constants.signals[r.signal] ?? 0) : 0);
+  const child = spawn(process.execPath, [__filename], { stdio: 'inherit', env: { ...process.env, [ARGV_FILE_ENV]: file } });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, forward);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0));
+    });
+  });
 }
 
 if (require.main === module) {
   const handed = argvFromHandOver();
   const argv = handed ?? process.argv.slice(2);
   if (!handed && Buffer.byteLength(argv.join(' ')) > LONG_COMMAND_LINE) {
-    process.exitCode = rerunWithShortCommandLine(argv);
+    rerunWithShortCommandLine(argv).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (e) => {
+        process.stderr.write(`moe-scope: could not run: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      },
+    );
   } else {
     main(argv, { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') }).then(
       (code) => {
