@@ -36,8 +36,8 @@ function model(name: string, seed?: string): string {
   makeDemoModel(dir, { family: 'olmoe', corpusDir: corpus, seed, overrides: { layers: 4 } });
   return dir;
 }
-const args = (m: string, out: string) => ['eval', '--model', m, '--data', corpus, '--out', out, '--limit', '5', '--shots', '2', '--batch-size', '1', '--provider', 'cpu', '--cache', cache, '--quiet'];
-const run = (m: string, out: string): SpawnSyncReturns<string> => spawnSync(process.execPath, [cli, ...args(m, out)], { encoding: 'utf8', env });
+const args = (m: string, out: string, c = cache) => ['eval', '--model', m, '--data', corpus, '--out', out, '--limit', '5', '--shots', '2', '--batch-size', '1', '--provider', 'cpu', '--cache', c, '--quiet'];
+const run = (m: string, out: string, c = cache): SpawnSyncReturns<string> => spawnSync(process.execPath, [cli, ...args(m, out, c)], { encoding: 'utf8', env });
 
 interface Outcome {
   ids: string[];
@@ -74,8 +74,8 @@ function sameAsReference(dir: string, ref: Outcome, label: string): boolean {
   return exact;
 }
 
-async function killAt(m: string, out: string, ms: number): Promise<boolean> {
-  const child = spawn(process.execPath, [cli, ...args(m, out)], { env, stdio: 'ignore' });
+async function killAt(m: string, out: string, ms: number, c: string): Promise<boolean> {
+  const child = spawn(process.execPath, [cli, ...args(m, out, c)], { env, stdio: 'ignore' });
   const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
   const timer = setTimeout(() => child.kill('SIGKILL'), ms);
   const code = await exited;
@@ -99,11 +99,14 @@ async function main(): Promise<void> {
   log(`reference: ${ref.ids.length} questions in ${fullMs} ms`);
 
   // SIGKILL at random moments, each followed (eventually) by resumes until the run completes.
+  // Their own graph cache, so that early kills also interrupt graph builds (left-over build folders
+  // must be removed by the next start).
   const killed = path.join(work, 'killed');
+  const killCache = path.join(work, 'kill-cache');
   let kills = 0;
   while (kills < KILLS) {
     const ms = Math.round(100 + random() * Math.max(500, fullMs));
-    if (await killAt(demo, killed, ms)) {
+    if (await killAt(demo, killed, ms, killCache)) {
       kills++;
       faults++;
       log(`SIGKILL ${kills} after ${ms} ms`);
@@ -112,8 +115,10 @@ async function main(): Promise<void> {
       fs.rmSync(killed, { recursive: true, force: true });
     }
   }
-  const resumed = run(demo, killed);
-  if (resumed.status === 0 && sameAsReference(killed, ref, 'after kills')) recovered += kills;
+  const resumed = run(demo, killed, killCache);
+  const abandoned = fs.readdirSync(killCache).filter((n) => n.includes('.tmp-'));
+  if (abandoned.length) log(`left-over graph build folders: ${abandoned.join(', ')}`);
+  if (resumed.status === 0 && abandoned.length === 0 && sameAsReference(killed, ref, 'after kills')) recovered += kills;
   else failures++;
 
   // A torn last line (a kill in the middle of a write) and a corrupt line in the middle.

@@ -66,6 +66,31 @@ test('a lock left by a dead process is taken over, and one whose pid was reused 
   assert.throws(() => acquireRunLock(dir), /: in use by another evaluation \(process \d+ on another-host/);
 });
 
+test('many processes finding the same stale lock at once: exactly one takes it over', async () => {
+  const dir = tempDir('lock-race');
+  fs.writeFileSync(path.join(dir, LOCK), JSON.stringify({ pid: deadPid(), host: os.hostname(), startedAt: '2020-01-01T00:00:00.000Z', processStart: null }));
+  const script = path.join(tempDir('race'), 'race.js');
+  const runLockModule = path.join(path.dirname(script), 'race-lock.js');
+  fs.writeFileSync(
+    script,
+    `const { acquireRunLock } = require(${JSON.stringify(runLockModule)});
+     try { acquireRunLock(${JSON.stringify(dir)}); process.stdout.write('won'); setTimeout(() => {}, 1500); }
+     catch (e) { process.stdout.write('refused: ' + e.message); }`,
+  );
+  const build = spawnSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'), [path.join(REPO_ROOT, 'src', 'eval', 'runLock.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${runLockModule}`, '--log-level=warning'], { encoding: 'utf8' });
+  assert.equal(build.status, 0, build.stderr);
+  const results = await Promise.all(
+    Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.on('exit', () => resolve(out));
+    })),
+  );
+  assert.equal(results.filter((r) => r === 'won').length, 1, results.join('\n'));
+  for (const r of results.filter((x) => x !== 'won')) assert.match(r, /refused: .*(in use by another evaluation|being locked by another process right now|could not take over a stale lock)/);
+});
+
 test('two concurrent writers on one run folder: the second is refused naming the first, the first records each question once', async () => {
   const dir = tempDir('run-two');
   const first = spawn(process.execPath, [cli, ...evalArgs(dir, ['--batch-size', '1'])], { env, stdio: ['ignore', 'ignore', 'pipe'] });
