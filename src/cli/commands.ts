@@ -3,10 +3,11 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import type { CliContext } from './main';
 import { loadDataset } from '../mmlu/load';
-import { Engine } from '../engine/engine';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
-import type { ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 
 interface Command {
   usage: string;
@@ -58,7 +59,8 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
-      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
+      '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
     async run(args, ctx) {
       const { values } = parseArgs({
@@ -76,6 +78,7 @@ const COMMANDS: Record<string, Command> = {
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
+          ...ENGINE_OPTIONS,
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
@@ -85,8 +88,10 @@ const COMMANDS: Record<string, Command> = {
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
-      const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
+      });
       const ac = new AbortController();
       const onSignal = () => {
         ctx.err('\ncancelling after the batch in flight...');
@@ -133,6 +138,24 @@ const COMMANDS: Record<string, Command> = {
         process.off('SIGTERM', onSignal);
         await engine.dispose();
       }
+    },
+  },
+  doctor: {
+    usage:
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
+      '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (!values.model) throw new CommandUsageError('--model DIR is required');
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
+      return 0;
     },
   },
 };

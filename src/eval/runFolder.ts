@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunSummary, TokenScope } from '../shared/protocol';
+import type { EngineKind, ModelDType, RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
@@ -29,12 +29,15 @@ export interface RunManifest {
     demo: boolean;
     /** Size and SHA-256 of every file the engine reads: a resume on other weights is refused. */
     files: ModelFingerprint;
+    /** The engine, device and dtype that computed the records (absent in runs made before engines were selectable). */
+    engine?: { kind: EngineKind; device: string; dtype: ModelDType };
   };
   /**
-   * What the engine reported it loaded: family, dtype, execution provider, answer token ids, ... taken
-   * generically from the load result, so fields a new engine adds are part of the fingerprint too.
+   * What the engine reported it loaded: family, dtype, execution provider, expert formulation, answer
+   * scoring, ... taken generically from the load result, so fields a new engine adds are part of the
+   * fingerprint too (descriptive ones are listed in NOT_RESULT_CHANGING).
    */
-  engine: Record<string, unknown>;
+  loaded: Record<string, unknown>;
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   tokenScope: TokenScope;
@@ -211,9 +214,18 @@ export class RecordWriter {
 
 /**
  * Fields of a manifest that describe the run rather than what its results depend on. Paths are among
- * them: the content at a path is fingerprinted, so a moved workspace or model folder still resumes.
+ * them (the content at a path is fingerprinted, so a moved workspace or model folder still resumes), and
+ * so is which device of a kind ran it (another GPU of the same kind computes the same).
  */
-const NOT_RESULT_CHANGING: [string, string?][] = [['createdAt'], ['model', 'path'], ['dataset', 'path']];
+const NOT_RESULT_CHANGING: string[][] = [
+  ['createdAt'],
+  ['model', 'path'],
+  ['dataset', 'path'],
+  ['model', 'engine', 'device'],
+  ['loaded', 'device'],
+  ['loaded', 'adapterName'],
+  ['loaded', 'providerDecisions'],
+];
 
 /**
  * The run folder's manifest: null when there is none, a RunFolderError when there is one that cannot be
@@ -239,10 +251,11 @@ function checkManifest(v: unknown, file: string): RunManifest {
 /** Differences that make a resume meaningless; empty when the run can continue. */
 export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   const strip = (m: RunManifest) => {
-    const copy = JSON.parse(JSON.stringify(m)) as Record<string, Record<string, unknown> | undefined>;
-    for (const [key, sub] of NOT_RESULT_CHANGING) {
-      if (sub === undefined) delete copy[key];
-      else if (copy[key] && typeof copy[key] === 'object') delete copy[key]![sub];
+    const copy = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
+    for (const at of NOT_RESULT_CHANGING) {
+      let parent: unknown = copy;
+      for (const key of at.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string, unknown>)[key] : undefined;
+      if (parent && typeof parent === 'object') delete (parent as Record<string, unknown>)[at[at.length - 1]];
     }
     return copy;
   };

@@ -18,10 +18,13 @@ import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumula
 import { tokenScopeDefinition } from '../analysis/scope';
 import type { RoutingRecord } from '../analysis/types';
 import {
+  ANSWER_SCORING_DEFINITIONS,
+  answerExtraPositions,
   EngineFailure,
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RoutingPositions,
   type RunSummary,
   type ScoreItem,
   type TokenScope,
@@ -283,8 +286,9 @@ async function evaluateLocked(
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
       files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
+      engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },
     },
-    engine: JSON.parse(JSON.stringify(engineFacts)) as Record<string, unknown>,
+    loaded: JSON.parse(JSON.stringify(engineFacts)) as Record<string, unknown>,
     dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
     shots: opts.shots,
     tokenScope: opts.tokenScope,
@@ -323,7 +327,9 @@ async function evaluateLocked(
   for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
   if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
 
-  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
+  if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
+  // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
+  const plan = await planEvaluation(backend, { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) }, questions, dev, opts.shots, signal);
   for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
   const total = questions.length - plan.skipped.length;
@@ -351,10 +357,13 @@ async function evaluateLocked(
         const bt0 = Date.now();
         const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
         const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
+        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope) }, signal);
         const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
         const results: QuestionResult[] = res.items.map((r, j) => {
           const q = batch[j];
+          // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
+          const shift = r.routingStart ?? 0;
+          const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
           const predicted = argmax(r.answerLogProbs);
           const ok = predicted === q.question.answer;
           const record: RoutingRecord = {
@@ -368,14 +377,14 @@ async function evaluateLocked(
             topExperts: r.routing.topExperts,
             topWeights: r.routing.topWeights,
             entropy: r.routing.entropy,
-            questionTokens: q.questionTokens,
+            questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
             answerToken: r.routing.numTokens - 1,
           };
           addRecord(batchAcc, record);
           const K = r.routing.topK;
           const T = r.routing.numTokens;
           const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
-          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: T, shotsUsed: q.shotsUsed, answerExperts };
+          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: r.promptTokens, shotsUsed: q.shotsUsed, answerExperts };
         });
         const seconds = (Date.now() - bt0) / 1000;
         const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
@@ -436,12 +445,19 @@ function finishSummary(
     model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
     dataset: manifest.dataset,
     shots: manifest.shots,
+    answerScoring: model.answerScoring.method,
     complete,
     tokens: { computed: tokens.computed, padding: tokens.padding, prefixReusedTokens: tokens.prefixReused },
     elapsedSeconds,
     ...analysis,
+    definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
   };
+}
+
+/** The fewest positions whose routing the token scope reads: the engine transfers nothing more. */
+export function routingPositionsFor(scope: TokenScope): RoutingPositions {
+  return scope === 'answer' ? 'last' : scope === 'question' ? 'item' : 'all';
 }
 
 function argmax(v: readonly number[]): number {

@@ -10,6 +10,7 @@ import { EngineClient } from './engineClient';
 import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
+import { providerLabel } from './providerLabel';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -111,11 +112,18 @@ export class ModelManager implements vscode.Disposable {
       this.info = null;
       this.loadedKey = '';
       this.lastError = (e as Error).message;
+      if (e instanceof EngineFailure && e.code === 'provider-unavailable') void this.offerCpu(e.message);
       this.setState('error');
       throw e;
     } finally {
       this.loading = null;
     }
+  }
+
+  /** The requested GPU provider cannot hold the model: offer the CPU (a user setting) instead. */
+  private async offerCpu(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(`MoE Scope: ${message}`, 'Run on CPU');
+    if (choice === 'Run on CPU') await vscode.workspace.getConfiguration('moeScope').update('executionProvider', 'cpu', vscode.ConfigurationTarget.Global);
   }
 
   /** Marks the engine busy for the duration of `work` (shown in the status bar). */
@@ -151,7 +159,7 @@ export class ModelManager implements vscode.Disposable {
     const m = this.info;
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
-    const ep = m ? m.executionProvider.toUpperCase() : '';
+    const ep = m ? providerLabel(m) : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
     const md = new vscode.MarkdownString();
@@ -180,3 +188,4 @@ export function runCli(context: vscode.ExtensionContext, args: string[]): Promis
     child.on('error', reject);
   });
 }
+

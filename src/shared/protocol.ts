@@ -9,15 +9,75 @@
 // ---------------------------------------------------------------------------------------------------
 // Model and routing data
 
-export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe';
-export type ExecutionProviderSetting = 'auto' | 'cuda' | 'cpu';
-export type ExecutionProvider = 'cuda' | 'cpu';
+export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
+export type ExecutionProviderSetting = 'auto' | 'cuda' | 'webgpu' | 'cpu';
+/** Where the model runs: an ONNX Runtime execution provider, or (PyTorch engine) mps on Apple GPUs. */
+export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu' | 'mps';
+export const EXECUTION_PROVIDER_SETTINGS: readonly ExecutionProviderSetting[] = ['auto', 'cuda', 'webgpu', 'cpu'];
+/**
+ * How the experts are computed in the decoder graph: ONNX Runtime's com.microsoft.MoE operator (CPU,
+ * CUDA; only the chosen experts run), or, on WebGPU (which has no MoE kernel), standard ops: every
+ * expert densely weighted by its top-k gate ('dense-gated'), or the tokens grouped per expert ('grouped').
+ */
+export type ExpertFormulation = 'moe-op' | 'dense-gated' | 'grouped';
+
+export interface ProviderDecision {
+  provider: ExecutionProvider;
+  used: boolean;
+  why: string;
+}
+
+/** What the WebGPU adapter probe found (cached per process). */
+export interface WebGpuAdapterInfo {
+  ok: boolean;
+  /** The adapter as the Vulkan/Metal/D3D12 driver names it, e.g. "NVIDIA H200 (Vulkan)", "lavapipe (Mesa 25.0.7, CPU)". */
+  name?: string;
+  /** A CPU implementation of the graphics API (lavapipe): correct but slower than the CPU engine, so auto passes over it. */
+  software?: boolean;
+  /** True when float16 kernels ran on the adapter (WebGPU shader-f16). */
+  shaderF16?: boolean;
+  /** Device memory in bytes where it can be known (NVIDIA: nvidia-smi; lavapipe: system memory). */
+  memoryBytes?: number;
+  /** Why there is no usable adapter. */
+  why?: string;
+  probeMs?: number;
+}
+
+/** The facts `moe-scope doctor` and "MoE: Check inference environment" report about the ONNX Runtime engine. */
+export interface InferenceEnvironmentReport {
+  engine: string;
+  providerRequested: ExecutionProviderSetting;
+  provider: ExecutionProvider;
+  /** Each provider tried and why it was or was not used, in order. */
+  decisions: ProviderDecision[];
+  adapter?: WebGpuAdapterInfo;
+  dtype: ComputeDType;
+  expertFormulation: ExpertFormulation;
+  /** Estimated device memory for weights + activations at the largest batch the engine runs. */
+  memoryEstimateBytes?: number;
+  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); empty when all on the device. */
+  cpuOpTypes: Record<string, number>;
+  /** Nodes per execution provider, from the same log. */
+  nodesByProvider: Record<string, number>;
+  graphDir: string;
+  loadMs: number;
+}
 export type ComputeDType = 'float32' | 'float16';
+/** What a loaded model computes in: the ONNX graph's dtype, or bfloat16 for the PyTorch engine on a GPU. */
+export type ModelDType = ComputeDType | 'bfloat16';
+/** Which inference process runs the model: ONNX Runtime (Node) or the PyTorch worker (Python). */
+export type EngineKind = 'onnxruntime' | 'pytorch';
+export type EngineSetting = 'auto' | EngineKind;
+export const ENGINE_KINDS: readonly EngineKind[] = ['onnxruntime', 'pytorch'];
 
 export interface LoadOptions {
   executionProvider: ExecutionProviderSetting;
   /** Folder for generated ONNX graphs and converted weights; default: a per-user cache folder. */
   cacheDir?: string;
+  /** WebGPU only (tests, benchmarks): force the compute dtype instead of float16-when-shader-f16. */
+  webgpuDType?: ComputeDType;
+  /** WebGPU only (tests, benchmarks): force the expert formulation. */
+  webgpuExperts?: ExpertFormulation;
 }
 
 export interface ModelInfo {
@@ -37,9 +97,19 @@ export interface ModelInfo {
   executionProvider: ExecutionProvider;
   /** Why the provider in use differs from the one asked for, e.g. "CUDA provider not installed". */
   providerNote?: string;
-  dtype: ComputeDType;
-  /** Token ids of " A", " B", " C", " D" in this tokenizer. */
-  answerTokenIds: [number, number, number, number];
+  /** The WebGPU adapter's name when the provider is webgpu (shown in the status bar). */
+  adapterName?: string;
+  /** Each provider tried, in order, and why it was or was not used (auto: cuda -> webgpu -> cpu). */
+  providerDecisions?: ProviderDecision[];
+  /** How the experts are computed (see ExpertFormulation). */
+  expertFormulation?: ExpertFormulation;
+  dtype: ModelDType;
+  /** The engine that loaded the model (absent from files written before engines were selectable). */
+  engine?: EngineKind;
+  /** The device in words, e.g. "cuda:0 NVIDIA H200" or "cpu". */
+  device?: string;
+  /** How this tokenizer's answer letters " A".." D" are scored at the answer position. */
+  answerScoring: AnswerScoring;
   /** Present when the checkpoint was generated by `moe-scope make-demo-model` (random weights). */
   demo?: { note: string };
   loadMs: number;
@@ -77,12 +147,33 @@ export interface TokenSpan {
 export type AnswerLetter = 'A' | 'B' | 'C' | 'D';
 export const ANSWER_LETTERS: readonly AnswerLetter[] = ['A', 'B', 'C', 'D'];
 
+/**
+ * 'single-token': each of " A".." D" is one token; its log-probability is read at the answer position.
+ * 'continuation': at least one letter is several tokens; each letter's log-probability is the sum over
+ * its tokens of log P(token | prompt and the letter's earlier tokens), as lm-evaluation-harness scores a
+ * continuation. Both give the same numbers when every letter is one token.
+ */
+export type AnswerScoringMethod = 'single-token' | 'continuation';
+export const ANSWER_SCORING_DEFINITIONS: Record<AnswerScoringMethod, string> = {
+  'single-token': 'log-probability of each one-token letter " A".." D" at the answer position',
+  continuation: 'log-likelihood of each letter\'s full continuation " A".." D" after the prompt (summed over its tokens, as lm-evaluation-harness does)',
+};
+
+export interface AnswerScoring {
+  method: AnswerScoringMethod;
+  /** Token ids of " A", " B", " C", " D" as they follow "Answer:"; exactly one id each for 'single-token'. */
+  letterTokenIds: [number[], number[], number[], number[]];
+}
+
 export interface TraceResult {
   model: ModelInfo;
   text?: string;
   tokens: TokenSpan[];
   routing: Routing;
-  /** log-softmax over the full vocabulary at the last position, for " A".." D". */
+  /**
+   * log P(" A".." D" | text): full-vocabulary log-softmax at the last position for one-token letters;
+   * summed over the letter's tokens when model.answerScoring.method is 'continuation'.
+   */
   answerLogProbs: [number, number, number, number];
   /** Softmax restricted to the four letters (what the panel shows as answer probabilities). */
   answerProbs: [number, number, number, number];
@@ -118,17 +209,31 @@ export interface ScoreItem {
   ids: number[];
 }
 
+/**
+ * Which positions' routing a score call returns: every prompt token ('all', the default), the item's own
+ * tokens after the prefix ('item'), or only the answer position ('last'). The runner asks for no more than
+ * its token scope reads, which keeps a GPU engine's transfers small.
+ */
+export type RoutingPositions = 'all' | 'item' | 'last';
+export const ROUTING_POSITIONS: readonly RoutingPositions[] = ['all', 'item', 'last'];
+
 export interface ScoreParams {
   /** Ids every item starts with. Its KV cache is computed once and reused while the key stays the same. */
   prefix: { key: string; ids: number[] } | null;
   items: ScoreItem[];
+  routingPositions?: RoutingPositions;
 }
 
 export interface ScoreItemResult {
   key: string;
+  /** As TraceResult.answerLogProbs (method: the loaded model's answerScoring.method). */
   answerLogProbs: [number, number, number, number];
-  /** Routing of prefix + item tokens (numTokens = prefix length + item length). */
+  /** Routing of the positions asked for: token t of it is prompt token routingStart + t. */
   routing: Routing;
+  /** Prompt index of the routing's first token (0 for 'all', the prefix length for 'item'). */
+  routingStart: number;
+  /** Prompt length: prefix + item tokens. */
+  promptTokens: number;
 }
 
 export interface ScoreResult {
@@ -216,6 +321,8 @@ export interface EngineMethods {
   shutdown: { params: Record<string, never>; result: { ok: true } };
 }
 export type EngineMethod = keyof EngineMethods;
+/** The method names at run time (the PyTorch worker's copy is checked against this list). */
+export const ENGINE_METHODS = ['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown'] as const satisfies readonly EngineMethod[];
 
 export type EngineRequest = {
   [M in EngineMethod]: { type: 'request'; id: number; method: M; params: EngineMethods[M]['params'] };
@@ -234,8 +341,12 @@ export type EngineErrorCode =
   | 'bad-input'
   /** The model computed NaN or infinity (router logits or outputs); the message names layer and tensor. */
   | 'non-finite'
+  /** The requested execution provider cannot run this model (e.g. too little GPU memory); the CPU can. */
+  | 'provider-unavailable'
   | 'process-died'
   | 'internal';
+
+export const ENGINE_ERROR_CODES = ['cancelled', 'not-loaded', 'bad-model', 'bad-input', 'process-died', 'internal'] as const satisfies readonly EngineErrorCode[];
 
 export interface EngineError {
   code: EngineErrorCode;
@@ -259,6 +370,21 @@ export interface EngineReady {
 
 export type EngineToHost = EngineResponse | EngineLog | EngineReady;
 export type HostToEngine = EngineRequest | EngineCancel;
+export const ENGINE_TO_HOST_TYPES = ['response', 'log', 'ready'] as const satisfies readonly EngineToHost['type'][];
+export const HOST_TO_ENGINE_TYPES = ['request', 'cancel'] as const satisfies readonly HostToEngine['type'][];
+
+/** What a Python offers the PyTorch engine (`python -m moe_scope_worker --check`). */
+export interface PythonEnvironment {
+  python: string;
+  executable: string;
+  torch?: string;
+  cuda?: string | null;
+  transformers?: string;
+  devices?: { type: 'cuda' | 'mps'; index?: number; name: string; freeBytes?: number; totalBytes?: number }[];
+  problems: string[];
+  usable: boolean;
+  gpu: boolean;
+}
 
 /** What the host and the CLI program against; implemented in-process and over IPC. */
 export interface InferenceBackend {
@@ -324,6 +450,8 @@ export interface RunSummary {
   model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo: boolean };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
+  /** How the answer letters were scored (see AnswerScoringMethod); absent in runs made before it existed. */
+  answerScoring?: AnswerScoringMethod;
   tokenScope: TokenScope;
   tokenScopeDefinition: string;
   questions: number;
@@ -412,6 +540,11 @@ export type SummaryViewToHost =
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides
+
+/** Positions the longest answer letter adds after the prompt when scored as a continuation (its tokens but the last). */
+export function answerExtraPositions(scoring: AnswerScoring): number {
+  return Math.max(...scoring.letterTokenIds.map((ids) => ids.length)) - 1;
+}
 
 export function isEngineToHost(value: unknown): value is EngineToHost {
   const t = (value as { type?: unknown } | null)?.type;

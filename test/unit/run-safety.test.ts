@@ -240,7 +240,7 @@ test('the fingerprint comparison is generic: any field a later feature adds is c
     version: 2,
     createdAt: 'then',
     model: { path: '/a/model', family: 'olmoe', numLayers: 2, numExperts: 64, topK: 8, configSha256: 'c', demo: true, files: { 'model.safetensors': { size: 1, sha256: 'x' } } },
-    engine: { dtype: 'float32', executionProvider: 'cpu' },
+    loaded: { dtype: 'float32', executionProvider: 'cpu', device: 'cpu' },
     dataset: { path: '/a/data', split: 'test', fingerprint: 'f' },
     shots: 5,
     tokenScope: 'answer',
@@ -252,6 +252,9 @@ test('the fingerprint comparison is generic: any field a later feature adds is c
   assert.deepEqual(manifestMismatch(m, moved), [], 'same content elsewhere resumes');
   const withIntervention = { ...m, interventions: [{ layer: 3, expert: 7, mode: 'ablate' }] } as unknown as RunManifest;
   assert.deepEqual(manifestMismatch(m, withIntervention), ['interventions (absent vs [{"layer":3,"expert":7,"mode":"ablate"}])']);
-  const otherEngine = { ...m, engine: { ...m.engine, engine: 'pytorch', dtype: 'bfloat16' } } as RunManifest;
-  assert.deepEqual(manifestMismatch(m, otherEngine), ['engine.dtype ("float32" vs "bfloat16")', 'engine.engine (absent vs "pytorch")']);
+  const otherEngine = { ...m, loaded: { ...m.loaded, engine: 'pytorch', dtype: 'bfloat16' } } as RunManifest;
+  assert.deepEqual(manifestMismatch(m, otherEngine), ['loaded.dtype ("float32" vs "bfloat16")', 'loaded.engine (absent vs "pytorch")']);
+  const otherGpu = { ...m, loaded: { ...m.loaded, device: 'cuda:1' }, model: { ...m.model, engine: { kind: 'pytorch', device: 'cuda:1', dtype: 'float32' } } } as RunManifest;
+  const gpu0 = { ...m, model: { ...m.model, engine: { kind: 'pytorch', device: 'cuda:0', dtype: 'float32' } } } as RunManifest;
+  assert.deepEqual(manifestMismatch(gpu0, otherGpu), [], 'another device of the same kind resumes');
 });
