@@ -1,5 +1,6 @@
 /** The command line's dataset and evaluation commands (kept apart from the model commands in main.ts). */
 import { parseArgs } from 'node:util';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './main';
 import { loadDataset } from '../mmlu/load';
@@ -10,7 +11,7 @@ import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../s
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
-import { acquireRunLock, RunLockedError } from '../eval/runLock';
+import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
 import { SWEEP_USAGE, SweepUsageError, sweepCommand } from './sweepCommand';
 
 /** Exit status of an eval whose run folder another live process holds (try again later). */
@@ -22,6 +23,15 @@ interface Command {
 }
 
 class CommandUsageError extends Error {}
+
+/** An integer option in [min, max], or a usage error naming the option and what it got. */
+export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
+  const v = raw === undefined ? NaN : Number(raw);
+  if (raw === undefined || !/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new CommandUsageError(`--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(raw ?? '')}`);
+  }
+  return v;
+}
 
 const COMMANDS: Record<string, Command> = {
   'dataset-info': {
@@ -88,26 +98,14 @@ const COMMANDS: Record<string, Command> = {
       } catch (e) {
         throw new CommandUsageError((e as Error).message);
       }
-      const batchSize = Number(values['batch-size']);
-      if (!Number.isInteger(batchSize) || batchSize < 1) throw new CommandUsageError(`--batch-size must be a positive integer, got "${values['batch-size']}"`);
-      const shots = Number(values.shots);
-      if (!Number.isInteger(shots) || shots < 0 || shots > 5) throw new CommandUsageError('--shots must be 0 to 5');
+      const shots = integerOption('shots', values.shots, 0, 5);
+      const limit = integerOption('limit', values.limit, 0, 1_000_000);
+      const batchSize = integerOption('batch-size', values['batch-size'], 1, 4096);
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
-      let lock;
-      try {
-        lock = acquireRunLock(path.resolve(values.out!), `moe-scope eval${shard ? ` --shard ${values.shard}` : ''}`);
-      } catch (e) {
-        if (e instanceof RunLockedError) {
-          ctx.err(`moe-scope eval: ${e.message}`);
-          return EXIT_LOCKED;
-        }
-        throw e;
-      }
       const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
-        lock.release();
         throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
       });
       const ac = new AbortController();
@@ -128,7 +126,7 @@ const COMMANDS: Record<string, Command> = {
             split: values.split!,
             shots,
             subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-            limitPerSubject: Number(values.limit),
+            limitPerSubject: limit,
             tokenScope: scope,
             batchSize,
             runDir: path.resolve(values.out!),
@@ -152,11 +150,18 @@ const COMMANDS: Record<string, Command> = {
             `macro ${(100 * s.accuracy.macro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(outcome.runDir, 'summary.json')}`,
         );
         return outcome.cancelled ? 130 : 0;
+      } catch (e) {
+        // Another live process holds the run folder (e.g. a lost sweep attempt still finishing): a distinct
+        // status, so a scheduler can wait and retry instead of failing the unit.
+        if (e instanceof RunLockHeldError) {
+          ctx.err(`moe-scope eval: ${e.message}`);
+          return EXIT_LOCKED;
+        }
+        throw e;
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await engine.dispose();
-        lock.release();
       }
     },
   },
@@ -170,11 +175,12 @@ const COMMANDS: Record<string, Command> = {
       if (!values.out) throw new CommandUsageError('--out RUN_DIR is required');
       if (positionals.length === 0) throw new CommandUsageError('give the shard folders to merge');
       const out = path.resolve(values.out);
+      fs.mkdirSync(out, { recursive: true });
       let lock;
       try {
-        lock = acquireRunLock(out, 'moe-scope merge');
+        lock = acquireRunLock(out);
       } catch (e) {
-        if (e instanceof RunLockedError) {
+        if (e instanceof RunLockHeldError) {
           ctx.err(`moe-scope merge: ${e.message}`);
           return EXIT_LOCKED;
         }

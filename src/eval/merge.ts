@@ -27,41 +27,38 @@ interface ShardFolder {
 }
 
 function loadShard(dir: string): ShardFolder {
-  if (!fs.existsSync(dir)) throw new RunFolderError(`${dir}: no such shard folder`);
+  if (!fs.existsSync(dir)) throw new RunFolderError(dir, 'no such shard folder');
   const manifest = readManifest(dir);
-  if (!manifest) throw new RunFolderError(`${path.join(dir, MANIFEST)}: missing; ${dir} is not a run folder`);
-  if (manifest.format !== 'moe-scope.run') throw new RunFolderError(`${path.join(dir, MANIFEST)}: field "format" is ${JSON.stringify(manifest.format)}, not "moe-scope.run"`);
-  if (!manifest.shard) throw new RunFolderError(`${path.join(dir, MANIFEST)}: field "shard" is missing; ${dir} holds an unsharded run (made without --shard), not a shard`);
+  if (!manifest) throw new RunFolderError(path.join(dir, MANIFEST), `missing; ${dir} is not a run folder`);
+  if (manifest.format !== 'moe-scope.run') throw new RunFolderError(path.join(dir, MANIFEST), `field "format" is ${JSON.stringify(manifest.format)}, not "moe-scope.run"`);
+  if (!manifest.shard) throw new RunFolderError(path.join(dir, MANIFEST), `field "shard" is missing; ${dir} holds an unsharded run (made without --shard), not a shard`);
   return { dir, manifest: manifest as ShardFolder['manifest'] };
 }
 
 /** Checks that the folders are the complete, disjoint shards of one run; returns them in shard order. */
 export function checkShards(dirs: string[]): ShardFolder[] {
-  if (dirs.length === 0) throw new RunFolderError('no shard folders given');
+  if (dirs.length === 0) throw new RunFolderError('merge', 'no shard folders given');
   const shards = dirs.map((d) => loadShard(path.resolve(d)));
   const first = shards[0];
   const label = (s: ShardFolder) => `shard ${s.manifest.shard.index}/${s.manifest.shard.count} (${s.dir})`;
   for (const s of shards.slice(1)) {
-    // Paths may differ between machines; the model's config hash and the dataset's fingerprint may not.
-    const diffs = manifestMismatch(
-      { ...first.manifest, model: { ...first.manifest.model, path: s.manifest.model.path, configSha256: s.manifest.model.configSha256 } },
-      { ...s.manifest, shard: { ...s.manifest.shard, index: first.manifest.shard.index } },
-    );
-    if (first.manifest.model.configSha256 !== s.manifest.model.configSha256) diffs.push(`model (config.json sha256 ${first.manifest.model.configSha256} vs ${s.manifest.model.configSha256})`);
+    // Everything that makes a run's results (model files, data fingerprint, options, engine, batch size and
+    // the whole run's batch plan) must agree; which batches each shard holds may not. Paths may differ
+    // between machines (the manifest comparison ignores them).
+    const common = (m: ShardFolder['manifest']) => ({ ...m, shard: { ...m.shard, index: 0, batches: [], questionIds: [] } });
+    const diffs = manifestMismatch(common(first.manifest), common(s.manifest));
     if (first.manifest.batchSize !== s.manifest.batchSize) diffs.push(`batch size (${first.manifest.batchSize} vs ${s.manifest.batchSize})`);
-    if (first.manifest.model.family !== s.manifest.model.family) diffs.push(`model family (${first.manifest.model.family} vs ${s.manifest.model.family})`);
-    if (first.manifest.model.answerScoring !== s.manifest.model.answerScoring) diffs.push(`answer scoring (${first.manifest.model.answerScoring} vs ${s.manifest.model.answerScoring})`);
-    if (diffs.length) throw new RunFolderError(`${label(s)} belongs to a different run than ${label(first)}: different ${diffs.join(', ')}`);
+    if (diffs.length) throw new RunFolderError(s.dir, `${label(s)} belongs to a different run than ${label(first)}: different ${diffs.join(', ')}`);
   }
   const count = first.manifest.shard.count;
   const byIndex = new Map<number, ShardFolder>();
   for (const s of shards) {
     const other = byIndex.get(s.manifest.shard.index);
-    if (other) throw new RunFolderError(`overlapping shards: ${other.dir} and ${s.dir} are both shard ${s.manifest.shard.index}/${count}`);
+    if (other) throw new RunFolderError(s.dir, `overlapping shards: ${other.dir} and ${s.dir} are both shard ${s.manifest.shard.index}/${count}`);
     byIndex.set(s.manifest.shard.index, s);
   }
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !byIndex.has(i));
-  if (missing.length) throw new RunFolderError(`incomplete partition: shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')} missing (got ${[...byIndex.keys()].sort((a, b) => a - b).map((i) => `${i}/${count}`).join(', ')})`);
+  if (missing.length) throw new RunFolderError(first.dir, `incomplete partition: shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')} missing (got ${[...byIndex.keys()].sort((a, b) => a - b).map((i) => `${i}/${count}`).join(', ')})`);
   const ordered = [...byIndex.keys()].sort((a, b) => a - b).map((i) => byIndex.get(i)!);
   // The manifests' own claims: every planned batch and question exactly once.
   const batchOwner = new Map<number, ShardFolder>();
@@ -69,18 +66,18 @@ export function checkShards(dirs: string[]): ShardFolder[] {
   for (const s of ordered) {
     for (const b of s.manifest.shard.batches) {
       const o = batchOwner.get(b);
-      if (o) throw new RunFolderError(`overlapping shards: batch ${b} is in ${label(o)} and ${label(s)}`);
+      if (o) throw new RunFolderError(s.dir, `overlapping shards: batch ${b} is in ${label(o)} and ${label(s)}`);
       batchOwner.set(b, s);
     }
     for (const q of s.manifest.shard.questionIds) {
       const o = questionOwner.get(q);
-      if (o) throw new RunFolderError(`overlapping shards: question ${q} is in ${label(o)} and ${label(s)}`);
+      if (o) throw new RunFolderError(s.dir, `overlapping shards: question ${q} is in ${label(o)} and ${label(s)}`);
       questionOwner.set(q, s);
     }
   }
   const plan = first.manifest.shard;
   if (batchOwner.size !== plan.planBatches || questionOwner.size !== plan.planQuestions) {
-    throw new RunFolderError(`incomplete partition: the shards hold ${batchOwner.size} of ${plan.planBatches} batches and ${questionOwner.size} of ${plan.planQuestions} questions`);
+    throw new RunFolderError(first.dir, `incomplete partition: the shards hold ${batchOwner.size} of ${plan.planBatches} batches and ${questionOwner.size} of ${plan.planQuestions} questions`);
   }
   return ordered;
 }
@@ -104,9 +101,9 @@ function shardLines(s: ShardFolder): RecordLine[] {
       try {
         rec = JSON.parse(l) as { batch?: unknown };
       } catch (e) {
-        throw new RunFolderError(`${file}:${i + 1}: not a valid record line (${(e as Error).message})`);
+        throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
       }
-      if (typeof rec.batch !== 'number') throw new RunFolderError(`${file}:${i + 1}: field "batch" is missing or not a number`);
+      if (typeof rec.batch !== 'number') throw new RunFolderError(file, 'field "batch" is missing or not a number', i + 1);
       return { batch: rec.batch, text: l };
     });
 }
@@ -116,18 +113,18 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   const shards = checkShards(dirs);
   const first = shards[0].manifest;
   const answerScoring = first.model.answerScoring;
-  if (!answerScoring) throw new RunFolderError(`${path.join(shards[0].dir, MANIFEST)}: field "model.answerScoring" is missing (a shard made by an older moe-scope); run the shards again`);
+  if (!answerScoring) throw new RunFolderError(path.join(shards[0].dir, MANIFEST), `field "model.answerScoring" is missing (a shard made by an older moe-scope); run the shards again`);
   const lines: RecordLine[] = [];
   let elapsedSeconds = 0;
   for (const s of shards) {
     const own = shardLines(s);
     const planned = new Set(s.manifest.shard.batches);
     const foreign = own.find((l) => !planned.has(l.batch));
-    if (foreign) throw new RunFolderError(`${path.join(s.dir, RECORDS)}: batch ${foreign.batch} is not one of this shard's batches`);
+    if (foreign) throw new RunFolderError(path.join(s.dir, RECORDS), `batch ${foreign.batch} is not one of this shard's batches`);
     const got = new Set(own.map((l) => l.batch));
-    if (got.size !== own.length) throw new RunFolderError(`${path.join(s.dir, RECORDS)}: a batch is recorded twice`);
+    if (got.size !== own.length) throw new RunFolderError(path.join(s.dir, RECORDS), 'a batch is recorded twice');
     if (got.size !== planned.size) {
-      throw new RunFolderError(`shard ${s.manifest.shard.index}/${s.manifest.shard.count} in ${s.dir} is unfinished: ${got.size} of ${planned.size} batches recorded; run its eval again to finish it`);
+      throw new RunFolderError(s.dir, `shard ${s.manifest.shard.index}/${s.manifest.shard.count} in ${s.dir} is unfinished: ${got.size} of ${planned.size} batches recorded; run its eval again to finish it`);
     }
     lines.push(...own);
     const summary = readSummary(s.dir);
@@ -137,7 +134,7 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
 
   const out = path.resolve(outDir);
   if (fs.existsSync(path.join(out, RECORDS)) || fs.existsSync(path.join(out, MANIFEST))) {
-    throw new RunFolderError(`${out} already holds a run; merge writes a new run folder (delete it or choose another --out)`);
+    throw new RunFolderError(out, `already holds a run; merge writes a new run folder (delete it or choose another --out)`);
   }
   fs.mkdirSync(out, { recursive: true });
   const manifest: RunManifest = { ...first, createdAt: shards.map((s) => s.manifest.createdAt).sort()[0], mergedFrom: shards.map((s) => s.dir) };
@@ -150,7 +147,7 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
 
   const acc = createAccumulator({ numLayers: first.model.numLayers, numExperts: first.model.numExperts, topK: first.model.topK }, first.tokenScope);
   const state = readRecords(out, acc);
-  if (state.done.size !== first.shard!.planQuestions) throw new RunFolderError(`${out}: merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
+  if (state.done.size !== first.shard!.planQuestions) throw new RunFolderError(out, `merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
   const summary = finishSummary(acc, manifest, { ...first.model, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
   writeJsonAtomic(path.join(out, SUMMARY), summary);
   return { outDir: out, summary, shards: shards.length, questions: state.done.size };

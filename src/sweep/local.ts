@@ -22,7 +22,8 @@ export function mergeExperiment(plan: SweepPlan, exp: SweepExperiment): { merged
   if (experimentMerged(exp)) return { merged: true, message: `${exp.name}: already merged` };
   const unfinished = exp.units.map((id) => plan.units[id]).filter((u) => !unitFinished(u));
   if (unfinished.length) return { merged: false, message: `${exp.name}: not merged, ${unfinished.length} of ${exp.units.length} shards unfinished (${unfinished.map((u) => `${u.shard}/${u.shards}`).join(', ')})` };
-  const lock = acquireRunLock(exp.runDir, 'moe-scope sweep merge');
+  fs.mkdirSync(exp.runDir, { recursive: true });
+  const lock = acquireRunLock(exp.runDir);
   try {
     for (const f of [MANIFEST, RECORDS, SUMMARY]) fs.rmSync(path.join(exp.runDir, f), { force: true });
     const r = mergeShards(exp.runDir, exp.units.map((id) => plan.units[id].dir));

@@ -121,7 +121,7 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
         if (recorded < 1 || fs.existsSync(path.join(dir, 'summary.json')) && summaryOf(dir).complete) continue;
         let evalPid: number;
         try {
-          evalPid = JSON.parse(fs.readFileSync(path.join(dir, 'run.lock'), 'utf8')).pid;
+          evalPid = JSON.parse(fs.readFileSync(path.join(dir, '.lock'), 'utf8')).pid;
         } catch {
           continue;
         }
