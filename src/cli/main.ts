@@ -5,8 +5,8 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { Engine } from '../engine/engine';
-import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
+import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 
 export interface CliContext {
@@ -17,7 +17,7 @@ export interface CliContext {
 const USAGE = `moe-scope <command> [options]
 
 Commands:
-  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe] [--dtype f32|bf16] [--shards N]
+  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
   trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts]
@@ -72,7 +72,7 @@ function makeDemo(args: string[], ctx: CliContext): number {
   });
   if (!values.out) throw new UsageError('--out DIR is required');
   const family = values.family as DemoFamily;
-  if (!['olmoe', 'mixtral', 'qwen2_moe'].includes(family)) throw new UsageError(`--family must be olmoe, mixtral or qwen2_moe, not "${family}"`);
+  if (!DEMO_FAMILIES.includes(family)) throw new UsageError(`--family must be one of ${DEMO_FAMILIES.join(', ')}, not "${family}"`);
   const dtype = values.dtype === 'bf16' ? 'BF16' : values.dtype === 'f32' ? 'F32' : null;
   if (!dtype) throw new UsageError(`--dtype must be f32 or bf16, not "${values.dtype}"`);
   const t0 = Date.now();
@@ -127,6 +127,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         topWeights: nest3(r.routing.topWeights, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
         entropy: nest2(r.routing.entropy, r.routing.numLayers, r.routing.numTokens),
         answerLogProbs: { A: r.answerLogProbs[0], B: r.answerLogProbs[1], C: r.answerLogProbs[2], D: r.answerLogProbs[3] },
+        answerScoring: r.model.answerScoring.method,
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
@@ -138,6 +139,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       ctx.out(JSON.stringify(out));
     } else {
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
     return 0;

@@ -68,6 +68,8 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const qShape = shape4(arch.numHeads);
   const kvShape = shape4(arch.numKvHeads);
   const flatQ = g.constInt64([-1, qDim]);
+  const flatKv = g.constInt64([-1, kvDim]);
+  const perHead = g.constInt64([-1, D]);
   const half = D / 2;
   const sliceStartsLo = g.constInt64([0]);
   const sliceEndsLo = g.constInt64([half]);
@@ -116,9 +118,13 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
     let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
     const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
-    if (arch.qkNorm) {
+    if (arch.qkNorm === 'full') {
       q = rmsNorm(q, n.qNorm!, qDim);
       k = rmsNorm(k, n.kNorm!, kvDim);
+    } else if (arch.qkNorm === 'per-head') {
+      // Each head's head_dim values are normalised on their own: rows of [tokens * heads, head_dim].
+      q = g.op('Reshape', [rmsNorm(g.op('Reshape', [q, perHead]), n.qNorm!, D), flatQ]);
+      k = g.op('Reshape', [rmsNorm(g.op('Reshape', [k, perHead]), n.kNorm!, D), flatKv]);
     }
     // OLMoE clamps after the QK-norm.
     q = clip(q);
