@@ -94,6 +94,7 @@ const families: { family: DemoFamily; name: string }[] = [
   { family: 'olmoe', name: 'OLMoE (64 experts, top-8, no renormalisation)' },
   { family: 'mixtral', name: 'Mixtral (top-2, renormalised, GQA)' },
   { family: 'qwen2_moe', name: 'Qwen2-MoE (shared expert)' },
+  { family: 'qwen3_moe', name: 'Qwen3-MoE (per-head q/k norm)' },
 ];
 
 for (const { family, name } of families) {
