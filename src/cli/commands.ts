@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import type { CliContext } from './main';
 import { loadDataset } from '../mmlu/load';
-import { Engine } from '../engine/engine';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
@@ -51,6 +51,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
+      '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
     async run(args, ctx) {
       const { values } = parseArgs({
@@ -68,6 +69,7 @@ const COMMANDS: Record<string, Command> = {
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
+          ...ENGINE_OPTIONS,
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
@@ -77,7 +79,9 @@ const COMMANDS: Record<string, Command> = {
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
-      const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
+      });
       const ac = new AbortController();
       const onSignal = () => {
         ctx.err('\ncancelling after the batch in flight...');
