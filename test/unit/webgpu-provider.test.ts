@@ -41,6 +41,7 @@ test('parsePlacementLog counts nodes per provider and CPU op types', () => {
 test('the status bar names the provider, its dtype and the adapter', () => {
   assert.equal(providerLabel({ executionProvider: 'cpu', dtype: 'float32' }), 'CPU');
   assert.equal(providerLabel({ executionProvider: 'cuda', dtype: 'float16' }), 'CUDA fp16');
+  assert.equal(providerLabel({ executionProvider: 'mps', dtype: 'bfloat16' }), 'MPS bf16');
   assert.equal(providerLabel({ executionProvider: 'webgpu', dtype: 'float16', adapterName: 'NVIDIA H200 (NVIDIA Vulkan)' }), 'WebGPU fp16 · NVIDIA H200');
   assert.equal(providerLabel({ executionProvider: 'webgpu', dtype: 'float32' }), 'WebGPU fp32');
 });
