@@ -33,7 +33,10 @@ function currentCli(): string {
 
 function printRows(rows: ExperimentRow[], ctx: CliContext): void {
   for (const r of rows) {
-    const res = r.status === 'merged' ? `${r.questions} questions  accuracy ${(100 * r.accuracyMicro!).toFixed(1)}%  never-activated ${r.neverActivatedTotal}` : `${r.unitsFinished}/${r.units} shards finished`;
+    const res =
+      r.status === 'merged'
+        ? `${r.questions} questions  accuracy ${(100 * r.accuracyMicro!).toFixed(1)}%  never-activated ${r.neverActivatedTotal}`
+        : `${r.unitsFinished}/${r.units} shards finished`;
     ctx.err(`  ${r.status.padEnd(7)}  ${r.name}  ${res}`);
   }
 }
@@ -59,7 +62,8 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
   if (values.merge) {
     const plan = readPlan(out);
     const exps = values.experiment ? plan.experiments.filter((e) => e.name === values.experiment) : plan.experiments;
-    if (values.experiment && exps.length === 0) throw new SweepUsageError(`--experiment ${values.experiment}: not an experiment of ${out} (${plan.experiments.map((e) => e.name).join(', ')})`);
+    if (values.experiment && exps.length === 0)
+      throw new SweepUsageError(`--experiment ${values.experiment}: not an experiment of ${out} (${plan.experiments.map((e) => e.name).join(', ')})`);
     let allMerged = true;
     for (const e of exps) {
       const m = mergeExperiment(plan, e);
@@ -76,7 +80,8 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
   if (values['ray-address'] && backend !== 'ray') throw new SweepUsageError('--ray-address only applies to --backend ray');
   if (values.submit && backend !== 'slurm') throw new SweepUsageError('--submit only applies to --backend slurm');
   const maxRetries = Number(values['max-retries']);
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new SweepUsageError(`--max-retries must be a non-negative integer, got "${values['max-retries']}"`);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0)
+    throw new SweepUsageError(`--max-retries must be a non-negative integer, got "${values['max-retries']}"`);
   let spec;
   try {
     spec = readSpec(positionals[0]);

@@ -10,7 +10,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createAccumulator } from '../analysis/accumulator';
-import { MANIFEST, RECORDS, SUMMARY, RunFolderError, manifestMismatch, readManifest, readRecords, readSummary, writeJsonAtomic, type RunManifest } from './runFolder';
+import {
+  MANIFEST,
+  RECORDS,
+  SUMMARY,
+  RunFolderError,
+  manifestMismatch,
+  readManifest,
+  readRecords,
+  readSummary,
+  writeJsonAtomic,
+  type RunManifest,
+} from './runFolder';
 import { finishSummary } from './runner';
 import type { RunSummary } from '../shared/protocol';
 
@@ -30,8 +41,10 @@ function loadShard(dir: string): ShardFolder {
   if (!fs.existsSync(dir)) throw new RunFolderError(dir, 'no such shard folder');
   const manifest = readManifest(dir);
   if (!manifest) throw new RunFolderError(path.join(dir, MANIFEST), `missing; ${dir} is not a run folder`);
-  if (manifest.format !== 'moe-scope.run') throw new RunFolderError(path.join(dir, MANIFEST), `field "format" is ${JSON.stringify(manifest.format)}, not "moe-scope.run"`);
-  if (!manifest.shard) throw new RunFolderError(path.join(dir, MANIFEST), `field "shard" is missing; ${dir} holds an unsharded run (made without --shard), not a shard`);
+  if (manifest.format !== 'moe-scope.run')
+    throw new RunFolderError(path.join(dir, MANIFEST), `field "format" is ${JSON.stringify(manifest.format)}, not "moe-scope.run"`);
+  if (!manifest.shard)
+    throw new RunFolderError(path.join(dir, MANIFEST), `field "shard" is missing; ${dir} holds an unsharded run (made without --shard), not a shard`);
   return { dir, manifest: manifest as ShardFolder['manifest'] };
 }
 
@@ -58,7 +71,14 @@ export function checkShards(dirs: string[]): ShardFolder[] {
     byIndex.set(s.manifest.shard.index, s);
   }
   const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !byIndex.has(i));
-  if (missing.length) throw new RunFolderError(first.dir, `incomplete partition: shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')} missing (got ${[...byIndex.keys()].sort((a, b) => a - b).map((i) => `${i}/${count}`).join(', ')})`);
+  if (missing.length)
+    throw new RunFolderError(
+      first.dir,
+      `incomplete partition: shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')} missing (got ${[...byIndex.keys()]
+        .sort((a, b) => a - b)
+        .map((i) => `${i}/${count}`)
+        .join(', ')})`,
+    );
   const ordered = [...byIndex.keys()].sort((a, b) => a - b).map((i) => byIndex.get(i)!);
   // The manifests' own claims: every planned batch and question exactly once.
   const batchOwner = new Map<number, ShardFolder>();
@@ -77,7 +97,10 @@ export function checkShards(dirs: string[]): ShardFolder[] {
   }
   const plan = first.manifest.shard;
   if (batchOwner.size !== plan.planBatches || questionOwner.size !== plan.planQuestions) {
-    throw new RunFolderError(first.dir, `incomplete partition: the shards hold ${batchOwner.size} of ${plan.planBatches} batches and ${questionOwner.size} of ${plan.planQuestions} questions`);
+    throw new RunFolderError(
+      first.dir,
+      `incomplete partition: the shards hold ${batchOwner.size} of ${plan.planBatches} batches and ${questionOwner.size} of ${plan.planQuestions} questions`,
+    );
   }
   return ordered;
 }
@@ -113,7 +136,11 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   const shards = checkShards(dirs);
   const first = shards[0].manifest;
   const answerScoring = first.model.answerScoring;
-  if (!answerScoring) throw new RunFolderError(path.join(shards[0].dir, MANIFEST), `field "model.answerScoring" is missing (a shard made by an older moe-scope); run the shards again`);
+  if (!answerScoring)
+    throw new RunFolderError(
+      path.join(shards[0].dir, MANIFEST),
+      `field "model.answerScoring" is missing (a shard made by an older moe-scope); run the shards again`,
+    );
   const lines: RecordLine[] = [];
   let elapsedSeconds = 0;
   for (const s of shards) {
@@ -124,7 +151,10 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
     const got = new Set(own.map((l) => l.batch));
     if (got.size !== own.length) throw new RunFolderError(path.join(s.dir, RECORDS), 'a batch is recorded twice');
     if (got.size !== planned.size) {
-      throw new RunFolderError(s.dir, `shard ${s.manifest.shard.index}/${s.manifest.shard.count} in ${s.dir} is unfinished: ${got.size} of ${planned.size} batches recorded; run its eval again to finish it`);
+      throw new RunFolderError(
+        s.dir,
+        `shard ${s.manifest.shard.index}/${s.manifest.shard.count} in ${s.dir} is unfinished: ${got.size} of ${planned.size} batches recorded; run its eval again to finish it`,
+      );
     }
     lines.push(...own);
     const summary = readSummary(s.dir);
@@ -147,7 +177,8 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
 
   const acc = createAccumulator({ numLayers: first.model.numLayers, numExperts: first.model.numExperts, topK: first.model.topK }, first.tokenScope);
   const state = readRecords(out, acc);
-  if (state.done.size !== first.shard!.planQuestions) throw new RunFolderError(out, `merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
+  if (state.done.size !== first.shard!.planQuestions)
+    throw new RunFolderError(out, `merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
   const summary = finishSummary(acc, manifest, { ...first.model, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
   writeJsonAtomic(path.join(out, SUMMARY), summary);
   return { outDir: out, summary, shards: shards.length, questions: state.done.size };

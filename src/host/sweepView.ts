@@ -61,11 +61,11 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
     const out: SweepNode[] = [];
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
       const root = path.join(folder.uri.fsPath, '.moe-scope', 'sweeps');
-      let names: string[] = [];
+      let names: string[];
       try {
         names = (await fs.readdir(root)).sort();
       } catch {
-        continue;
+        continue; // no sweeps in this folder
       }
       for (const name of names) {
         const dir = path.join(root, name);
@@ -80,14 +80,21 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
   private async experiments(plan: SweepPlan): Promise<Node[]> {
     const parts = (e: SweepPlan['experiments'][number]) => [e.model.name, e.engine, `${e.shots}-shot`, e.tokenScope, e.intervention.name];
     const varying = [0, 1, 2, 3, 4].map((i) => new Set(plan.experiments.map((e) => parts(e)[i])).size > 1);
-    const labelOf = (e: SweepPlan['experiments'][number]) => (varying.some(Boolean) ? parts(e).filter((_, i) => varying[i]).join(' · ') : e.name);
+    const labelOf = (e: SweepPlan['experiments'][number]) =>
+      varying.some(Boolean)
+        ? parts(e)
+            .filter((_, i) => varying[i])
+            .join(' · ')
+        : e.name;
     return Promise.all(
       plan.experiments.map(async (e): Promise<ExperimentNode> => {
         const summary = await readJson<RunSummary>(path.join(e.runDir, 'summary.json'));
         const merged = summary?.complete === true ? summary : null;
         let shardsFinished = e.units.length;
         if (!merged) {
-          const done = await Promise.all(e.units.map(async (id) => (await readJson<RunSummary>(path.join(plan.units[id].dir, 'summary.json')))?.complete === true));
+          const done = await Promise.all(
+            e.units.map(async (id) => (await readJson<RunSummary>(path.join(plan.units[id].dir, 'summary.json')))?.complete === true),
+          );
           shardsFinished = done.filter(Boolean).length;
         }
         return { kind: 'experiment', name: e.name, label: labelOf(e), runDir: e.runDir, summary: merged, shardsFinished, shards: e.units.length };
@@ -98,7 +105,9 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
   getTreeItem(node: Node): vscode.TreeItem {
     if (node.kind === 'sweep') {
       const item = new vscode.TreeItem(path.basename(node.dir), node.plan ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.None);
-      item.description = node.plan ? `${node.plan.experiments.length} experiments x ${node.plan.units.length / Math.max(1, node.plan.experiments.length)} shards` : node.error;
+      item.description = node.plan
+        ? `${node.plan.experiments.length} experiments x ${node.plan.units.length / Math.max(1, node.plan.experiments.length)} shards`
+        : node.error;
       item.tooltip = node.dir;
       item.iconPath = new vscode.ThemeIcon('beaker');
       return item;

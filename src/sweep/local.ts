@@ -21,14 +21,24 @@ export const unitLabel = (u: SweepUnit) => `${u.experiment} shard ${u.shard}/${u
 export function mergeExperiment(plan: SweepPlan, exp: SweepExperiment): { merged: boolean; message: string } {
   if (experimentMerged(exp)) return { merged: true, message: `${exp.name}: already merged` };
   const unfinished = exp.units.map((id) => plan.units[id]).filter((u) => !unitFinished(u));
-  if (unfinished.length) return { merged: false, message: `${exp.name}: not merged, ${unfinished.length} of ${exp.units.length} shards unfinished (${unfinished.map((u) => `${u.shard}/${u.shards}`).join(', ')})` };
+  if (unfinished.length)
+    return {
+      merged: false,
+      message: `${exp.name}: not merged, ${unfinished.length} of ${exp.units.length} shards unfinished (${unfinished.map((u) => `${u.shard}/${u.shards}`).join(', ')})`,
+    };
   fs.mkdirSync(exp.runDir, { recursive: true });
   const lock = acquireRunLock(exp.runDir);
   try {
     for (const f of [MANIFEST, RECORDS, SUMMARY]) fs.rmSync(path.join(exp.runDir, f), { force: true });
-    const r = mergeShards(exp.runDir, exp.units.map((id) => plan.units[id].dir));
+    const r = mergeShards(
+      exp.runDir,
+      exp.units.map((id) => plan.units[id].dir),
+    );
     const s = r.summary;
-    return { merged: true, message: `${exp.name}: merged ${r.shards} shards, ${r.questions} questions, accuracy ${(100 * s.accuracy.micro).toFixed(1)}%, never-activated ${s.neverActivatedTotal}` };
+    return {
+      merged: true,
+      message: `${exp.name}: merged ${r.shards} shards, ${r.questions} questions, accuracy ${(100 * s.accuracy.micro).toFixed(1)}%, never-activated ${s.neverActivatedTotal}`,
+    };
   } finally {
     lock.release();
   }

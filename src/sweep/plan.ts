@@ -75,19 +75,30 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
               const unitDir = path.join(expDir, 'shards', `${shard}-of-${spec.shards}`);
               const evalArgs = [
                 'eval',
-                '--model', model.path,
-                '--data', spec.data,
-                '--out', unitDir,
-                '--split', spec.split,
-                '--shots', String(shots),
-                '--token-scope', tokenScope,
-                '--batch-size', String(spec.batchSize),
-                '--limit', String(spec.limit),
-                '--provider', spec.provider,
-                '--shard', `${shard}/${spec.shards}`,
+                '--model',
+                model.path,
+                '--data',
+                spec.data,
+                '--out',
+                unitDir,
+                '--split',
+                spec.split,
+                '--shots',
+                String(shots),
+                '--token-scope',
+                tokenScope,
+                '--batch-size',
+                String(spec.batchSize),
+                '--limit',
+                String(spec.limit),
+                '--provider',
+                spec.provider,
+                '--shard',
+                `${shard}/${spec.shards}`,
                 ...(spec.subjects ? ['--subjects', spec.subjects.join(',')] : []),
                 ...(spec.cache ? ['--cache', spec.cache] : []),
-                '--engine', engine,
+                '--engine',
+                engine,
                 ...(engine === 'pytorch' && spec.python ? ['--python', spec.python] : []),
                 ...(intervention.maskExperts ? ['--mask-experts', intervention.maskExperts] : []),
                 ...(intervention.routerBias ? ['--router-bias', intervention.routerBias] : []),
@@ -99,7 +110,17 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
             }
             experiments.push(exp);
           }
-  return { format: 'moe-scope.sweep', version: 1, specFile: spec.file, sweepDir: dir, node: runtime.node, cli: runtime.cli, resources: spec.resources, experiments, units };
+  return {
+    format: 'moe-scope.sweep',
+    version: 1,
+    specFile: spec.file,
+    sweepDir: dir,
+    node: runtime.node,
+    cli: runtime.cli,
+    resources: spec.resources,
+    experiments,
+    units,
+  };
 }
 
 export function writePlan(plan: SweepPlan): string {
@@ -171,7 +192,12 @@ export function sweepRows(plan: SweepPlan): ExperimentRow[] {
     };
     if (row.status === 'merged') {
       const s = readSummary(e.runDir)!;
-      Object.assign(row, { questions: s.questions, accuracyMicro: s.accuracy.micro, accuracyMacro: s.accuracy.macro, neverActivatedTotal: s.neverActivatedTotal });
+      Object.assign(row, {
+        questions: s.questions,
+        accuracyMicro: s.accuracy.micro,
+        accuracyMacro: s.accuracy.macro,
+        neverActivatedTotal: s.neverActivatedTotal,
+      });
     }
     return row;
   });

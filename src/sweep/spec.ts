@@ -69,7 +69,23 @@ export interface SweepSpec {
 
 export class SpecError extends Error {}
 
-const KNOWN_FIELDS = ['data', 'split', 'subjects', 'limit', 'batchSize', 'shards', 'provider', 'cache', 'python', 'models', 'engines', 'shots', 'tokenScopes', 'interventions', 'resources'];
+const KNOWN_FIELDS = [
+  'data',
+  'split',
+  'subjects',
+  'limit',
+  'batchSize',
+  'shards',
+  'provider',
+  'cache',
+  'python',
+  'models',
+  'engines',
+  'shots',
+  'tokenScopes',
+  'interventions',
+  'resources',
+];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$/;
 const MASK = /^\d+:\d+(,\d+:\d+)*$/;
 
@@ -101,7 +117,9 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
   const dir = path.dirname(file);
   const str = (field: string, v: unknown): string => (typeof v === 'string' && v.trim() ? v : fail(field, `must be a non-empty string, got ${show(v)}`));
   const int = (field: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : fail(field, `must be an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got ${show(v)}`);
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+      ? v
+      : fail(field, `must be an integer from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}, got ${show(v)}`);
   const list = (field: string, v: unknown): unknown[] => (Array.isArray(v) && v.length > 0 ? v : fail(field, `must be a non-empty array, got ${show(v)}`));
   const optional = <T>(field: string, parse: (f: string, v: unknown) => T, fallback: T): T => (o[field] === undefined ? fallback : parse(field, o[field]));
   const existing = (field: string, p: string, kind: 'file' | 'dir' | 'any'): string => {
@@ -127,7 +145,14 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
   const limit = optional('limit', (f, v) => int(f, v, 0), 0);
   const batchSize = optional('batchSize', (f, v) => int(f, v, 1, 4096), 8);
   const shards = optional('shards', (f, v) => int(f, v, 1, 100_000), 1);
-  const provider = optional('provider', (f, v) => ((PROVIDERS as readonly unknown[]).includes(v) ? (v as SweepSpec['provider']) : fail(f, `must be one of ${PROVIDERS.map((p) => `"${p}"`).join(', ')}, got ${show(v)}`)), 'auto' as SweepSpec['provider']);
+  const provider = optional(
+    'provider',
+    (f, v) =>
+      (PROVIDERS as readonly unknown[]).includes(v)
+        ? (v as SweepSpec['provider'])
+        : fail(f, `must be one of ${PROVIDERS.map((p) => `"${p}"`).join(', ')}, got ${show(v)}`),
+    'auto' as SweepSpec['provider'],
+  );
   const cache = optional('cache', (f, v) => path.resolve(dir, str(f, v)), null as string | null);
   const python = optional('python', (f, v) => str(f, v), null as string | null);
 
@@ -141,14 +166,28 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     const name = mm.name === undefined ? path.basename(p) : str(`${f}.name`, mm.name);
     return { name, path: p };
   });
-  models.forEach((m, i) => NAME.test(m.name) || fail(`models[${i}].name`, `must be 1-80 letters, digits, "_", ".", "+" or "-" (it names folders), got ${JSON.stringify(m.name)}`));
+  models.forEach(
+    (m, i) =>
+      NAME.test(m.name) || fail(`models[${i}].name`, `must be 1-80 letters, digits, "_", ".", "+" or "-" (it names folders), got ${JSON.stringify(m.name)}`),
+  );
   unique('models', models, (m) => m.name);
 
-  const engines = optional('engines', (f, v) => list(f, v).map((e, i) => ((ENGINES as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINES.join(', ')}, got ${show(e)}`))), ['onnxruntime'] as EngineName[]);
+  const engines = optional(
+    'engines',
+    (f, v) =>
+      list(f, v).map((e, i) =>
+        (ENGINES as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINES.join(', ')}, got ${show(e)}`),
+      ),
+    ['onnxruntime'] as EngineName[],
+  );
   unique('engines', engines, (e) => e);
   const shots = optional('shots', (f, v) => list(f, v).map((s, i) => int(`${f}[${i}]`, s, 0, 5)), [5]);
   unique('shots', shots, String);
-  const tokenScopes = optional('tokenScopes', (f, v) => list(f, v).map((s, i) => (isTokenScope(s) ? s : fail(`${f}[${i}]`, `must be "all", "question" or "answer", got ${show(s)}`))), ['answer'] as TokenScope[]);
+  const tokenScopes = optional(
+    'tokenScopes',
+    (f, v) => list(f, v).map((s, i) => (isTokenScope(s) ? s : fail(`${f}[${i}]`, `must be "all", "question" or "answer", got ${show(s)}`))),
+    ['answer'] as TokenScope[],
+  );
   unique('tokenScopes', tokenScopes, String);
 
   const interventions = optional(
@@ -158,7 +197,9 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
         const g = `${f}[${i}]`;
         if (!isObject(x)) fail(g, `must be an object like {"name": "none"}, got ${show(x)}`);
         const xx = x as Record<string, unknown>;
-        for (const k of Object.keys(xx)) if (!['name', 'maskExperts', 'routerBias', 'evalArgs'].includes(k)) fail(`${g}.${k}`, 'is not an intervention field (known: name, maskExperts, routerBias, evalArgs)');
+        for (const k of Object.keys(xx))
+          if (!['name', 'maskExperts', 'routerBias', 'evalArgs'].includes(k))
+            fail(`${g}.${k}`, 'is not an intervention field (known: name, maskExperts, routerBias, evalArgs)');
         const name = str(`${g}.name`, xx.name);
         if (!NAME.test(name)) fail(`${g}.name`, `must be 1-80 letters, digits, "_", ".", "+" or "-" (it names folders), got ${JSON.stringify(name)}`);
         const out: Intervention = { name };
@@ -185,7 +226,9 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     (f, v) => {
       if (!isObject(v)) fail(f, `must be an object, got ${show(v)}`);
       const r = v as Record<string, unknown>;
-      for (const k of Object.keys(r)) if (!['cpus', 'gpus', 'memory', 'time', 'partition', 'account'].includes(k)) fail(`${f}.${k}`, 'is not a resources field (known: cpus, gpus, memory, time, partition, account)');
+      for (const k of Object.keys(r))
+        if (!['cpus', 'gpus', 'memory', 'time', 'partition', 'account'].includes(k))
+          fail(`${f}.${k}`, 'is not a resources field (known: cpus, gpus, memory, time, partition, account)');
       const out: SweepResources = { cpus: r.cpus === undefined ? 1 : int(`${f}.cpus`, r.cpus, 1, 1024) };
       if (r.gpus !== undefined) out.gpus = int(`${f}.gpus`, r.gpus, 0, 64);
       for (const k of ['memory', 'time', 'partition', 'account'] as const) {
@@ -204,7 +247,24 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
 }
 
 /** Flags of `moe-scope eval` that the sweep itself sets for every unit. */
-export const RESERVED_FLAGS = ['--model', '--data', '--out', '--split', '--shots', '--subjects', '--limit', '--token-scope', '--batch-size', '--provider', '--cache', '--shard', '--engine', '--python', '--mask-experts', '--router-bias'];
+export const RESERVED_FLAGS = [
+  '--model',
+  '--data',
+  '--out',
+  '--split',
+  '--shots',
+  '--subjects',
+  '--limit',
+  '--token-scope',
+  '--batch-size',
+  '--provider',
+  '--cache',
+  '--shard',
+  '--engine',
+  '--python',
+  '--mask-experts',
+  '--router-bias',
+];
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

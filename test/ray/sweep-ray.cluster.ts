@@ -78,7 +78,20 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
   const questionsPerSubject = 3;
   fs.writeFileSync(
     spec,
-    JSON.stringify({ data: DEMO_CORPUS, limit: questionsPerSubject, batchSize: 1, shards: 2, provider: 'cpu', cache: path.join(root, 'cache'), models: [{ name: 'demo', path: model }], shots: [0, 1, 2] }, null, 2),
+    JSON.stringify(
+      {
+        data: DEMO_CORPUS,
+        limit: questionsPerSubject,
+        batchSize: 1,
+        shards: 2,
+        provider: 'cpu',
+        cache: path.join(root, 'cache'),
+        models: [{ name: 'demo', path: model }],
+        shots: [0, 1, 2],
+      },
+      null,
+      2,
+    ),
   );
 
   // The reference: the same sweep with the local backend.
@@ -91,7 +104,17 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
   // A two-node cluster on this machine.
   const port = await freePort();
   rayStarted = true;
-  ray(['start', '--head', `--port=${port}`, '--node-ip-address=127.0.0.1', '--num-cpus=1', '--object-store-memory=100000000', '--include-dashboard=false', `--temp-dir=${rayTmp}`, '--disable-usage-stats']);
+  ray([
+    'start',
+    '--head',
+    `--port=${port}`,
+    '--node-ip-address=127.0.0.1',
+    '--num-cpus=1',
+    '--object-store-memory=100000000',
+    '--include-dashboard=false',
+    `--temp-dir=${rayTmp}`,
+    '--disable-usage-stats',
+  ]);
   ray(['start', `--address=127.0.0.1:${port}`, '--node-ip-address=127.0.0.1', '--num-cpus=1', '--object-store-memory=100000000', '--disable-usage-stats']);
   // The autoscaler's view lags the second node's registration by a few seconds.
   const twoNodes = /Active:\s*\n\s*1 node_\w+\s*\n\s*1 node_\w+/;
@@ -103,7 +126,9 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
   assert.match(status, twoNodes, `two nodes alive:\n${status}`);
 
   const out = path.join(root, 'ray');
-  const child = spawn(process.execPath, [cli, 'sweep', spec, '--out', out, '--backend', 'ray', '--ray-address', `127.0.0.1:${port}`, '--python', python], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'sweep', spec, '--out', out, '--backend', 'ray', '--ray-address', `127.0.0.1:${port}`, '--python', python], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
   child.stderr.on('data', (d) => (log += d));
@@ -118,7 +143,7 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
       for (const shard of fs.readdirSync(shardsDir)) {
         const dir = path.join(shardsDir, shard);
         const recorded = lines(path.join(dir, 'records.jsonl'));
-        if (recorded < 1 || fs.existsSync(path.join(dir, 'summary.json')) && summaryOf(dir).complete) continue;
+        if (recorded < 1 || (fs.existsSync(path.join(dir, 'summary.json')) && summaryOf(dir).complete)) continue;
         let evalPid: number;
         try {
           evalPid = JSON.parse(fs.readFileSync(path.join(dir, '.lock'), 'utf8')).pid;
@@ -141,7 +166,8 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
   assert.ok(killed, `no unit could be caught mid-way to kill its worker:\n${log.slice(-3000)}`);
   const k = killed as { unitDir: string; workerPid: number; recordedAtKill: number };
   t.diagnostic(`killed Ray worker ${k.workerPid} after ${k.recordedAtKill} recorded batches of ${path.relative(out, k.unitDir)}`);
-  for (const line of log.split('\n').filter((x) => /resuming:|ray: \[|merged|worker|died/i.test(x) && !/questions {2}/.test(x))) t.diagnostic(line.replace(/\x1b\[[0-9;]*m/g, '').slice(0, 200));
+  for (const line of log.split('\n').filter((x) => /resuming:|ray: \[|merged|worker|died/i.test(x) && !/questions {2}/.test(x)))
+    t.diagnostic(line.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '').slice(0, 200));
   // The killed unit's own share of the questions (batch size 1: one question per batch).
   const perShard = (JSON.parse(fs.readFileSync(path.join(k.unitDir, 'manifest.json'), 'utf8')).shard.questionIds as string[]).length;
   assert.ok(k.recordedAtKill < perShard, `killed after ${k.recordedAtKill} of ${perShard} batches`);
@@ -160,8 +186,15 @@ test('a Ray sweep of three experiments survives a killed worker: every question 
     // Wall times differ, and a resumed unit computes its few-shot prefix again (tokens), nothing else.
     const strip = (r: Rec) => ({ ...r, seconds: 0, tokens: null });
     assert.deepEqual(recordsOf(b).map(strip), recordsOf(a).map(strip), `${name}: same records as the local backend`);
-    assert.deepEqual({ ...summaryOf(b), elapsedSeconds: 0, tokens: null }, { ...summaryOf(a), elapsedSeconds: 0, tokens: null }, `${name}: same summary as the local backend`);
+    assert.deepEqual(
+      { ...summaryOf(b), elapsedSeconds: 0, tokens: null },
+      { ...summaryOf(a), elapsedSeconds: 0, tokens: null },
+      `${name}: same summary as the local backend`,
+    );
   }
   const rows = JSON.parse(fs.readFileSync(path.join(out, 'sweep-summary.json'), 'utf8')).experiments as { status: string }[];
-  assert.deepEqual(rows.map((r) => r.status), ['merged', 'merged', 'merged']);
+  assert.deepEqual(
+    rows.map((r) => r.status),
+    ['merged', 'merged', 'merged'],
+  );
 });

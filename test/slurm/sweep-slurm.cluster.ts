@@ -26,11 +26,25 @@ const recordsOf = (dir: string): Rec[] =>
 const summaryOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as RunSummary;
 
 test('a sweep submitted to Slurm (unit array + dependent merge job) equals the local backend', async (t) => {
-  if (process.env.MOE_SCOPE_SLURM_NS !== '1' || !process.env.SLURM_CONF) throw new Error('this test needs the Slurm that scripts/test-slurm.sh starts; run it through that script');
+  if (process.env.MOE_SCOPE_SLURM_NS !== '1' || !process.env.SLURM_CONF)
+    throw new Error('this test needs the Slurm that scripts/test-slurm.sh starts; run it through that script');
   const root = tempDir('sweep-slurm');
   const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
   const spec = path.join(root, 'spec.json');
-  fs.writeFileSync(spec, JSON.stringify({ data: DEMO_CORPUS, limit: 2, batchSize: 2, shards: 2, provider: 'cpu', cache: path.join(root, 'cache'), models: [{ name: 'demo', path: model }], shots: [0, 2], resources: { cpus: 1, time: '00:10:00' } }));
+  fs.writeFileSync(
+    spec,
+    JSON.stringify({
+      data: DEMO_CORPUS,
+      limit: 2,
+      batchSize: 2,
+      shards: 2,
+      provider: 'cpu',
+      cache: path.join(root, 'cache'),
+      models: [{ name: 'demo', path: model }],
+      shots: [0, 2],
+      resources: { cpus: 1, time: '00:10:00' },
+    }),
+  );
 
   const local = path.join(root, 'local');
   const l = spawnSync(process.execPath, [cli, 'sweep', spec, '--out', local], { encoding: 'utf8' });
@@ -75,5 +89,8 @@ test('a sweep submitted to Slurm (unit array + dependent merge job) equals the l
     assert.deepEqual({ ...summaryOf(b), elapsedSeconds: 0 }, { ...summaryOf(a), elapsedSeconds: 0 }, `${name}: same summary`);
   }
   const rows = JSON.parse(fs.readFileSync(path.join(out, 'sweep-summary.json'), 'utf8')).experiments as { status: string }[];
-  assert.deepEqual(rows.map((r) => r.status), ['merged', 'merged']);
+  assert.deepEqual(
+    rows.map((r) => r.status),
+    ['merged', 'merged'],
+  );
 });

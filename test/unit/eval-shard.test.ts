@@ -32,10 +32,15 @@ test('partitionBatches: every batch in exactly one contiguous shard, determinist
     assert.deepEqual(partitionBatches(batches, n), owner, 'deterministic');
     assert.equal(owner.length, batches.length);
     for (let i = 1; i < owner.length; i++) assert.ok(owner[i] >= owner[i - 1], 'contiguous, in order');
-    assert.deepEqual([...new Set(owner)], Array.from({ length: n }, (_, i) => i), 'every shard non-empty');
+    assert.deepEqual(
+      [...new Set(owner)],
+      Array.from({ length: n }, (_, i) => i),
+      'every shard non-empty',
+    );
     const loads = Array.from({ length: n }, (_, s) => batches.filter((_, i) => owner[i] === s).reduce((a, b) => a + b.tokens, 0));
     // Each cut moves at most the slack to reach a subject boundary, else lands on the nearest batch boundary.
-    for (const l of loads) assert.ok(Math.abs(l - total / n) <= (2 * total * SUBJECT_BOUNDARY_SLACK) / n + 2 * maxBatch, `shard load ${l} vs ideal ${total / n}`);
+    for (const l of loads)
+      assert.ok(Math.abs(l - total / n) <= (2 * total * SUBJECT_BOUNDARY_SLACK) / n + 2 * maxBatch, `shard load ${l} vs ideal ${total / n}`);
   }
 });
 
@@ -53,7 +58,13 @@ test('partitionBatches cuts at a subject boundary when one is near the balanced 
   const one = Array.from({ length: 9 }, () => ({ group: 'a', tokens: 100 }));
   assert.deepEqual(partitionBatches(one, 3), [0, 0, 0, 1, 1, 1, 2, 2, 2]);
   // Fewer batches than shards: the last shards are empty, nothing is lost.
-  const few = partitionBatches([{ group: 'a', tokens: 5 }, { group: 'b', tokens: 5 }], 3);
+  const few = partitionBatches(
+    [
+      { group: 'a', tokens: 5 },
+      { group: 'b', tokens: 5 },
+    ],
+    3,
+  );
   assert.equal(few.length, 2);
   assert.ok(few[0] <= few[1] && few[1] <= 2 && few[0] !== few[1], `two batches in two of three shards: ${few}`);
 });
@@ -64,7 +75,25 @@ test('partitionBatches cuts at a subject boundary when one is near the balanced 
 const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
 const cache = tempDir('cache');
 const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-const evalArgs = (out: string, extra: string[]) => ['eval', '--model', model, '--data', DEMO_CORPUS, '--out', out, '--shots', '2', '--batch-size', '2', '--provider', 'cpu', '--cache', cache, '--quiet', ...extra];
+const evalArgs = (out: string, extra: string[]) => [
+  'eval',
+  '--model',
+  model,
+  '--data',
+  DEMO_CORPUS,
+  '--out',
+  out,
+  '--shots',
+  '2',
+  '--batch-size',
+  '2',
+  '--provider',
+  'cpu',
+  '--cache',
+  cache,
+  '--quiet',
+  ...extra,
+];
 const summaryOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as RunSummary;
 const recordsOf = (dir: string) =>
   fs
@@ -94,7 +123,11 @@ function wholeAndMerged(extra: string[]) {
 function assertSameRecords(whole: string, merged: string, { tokens }: { tokens: boolean }): void {
   const a = recordsOf(whole);
   const b = recordsOf(merged);
-  assert.deepEqual(b.map((r) => r.batch), a.map((r) => r.batch), 'same batches in the same order');
+  assert.deepEqual(
+    b.map((r) => r.batch),
+    a.map((r) => r.batch),
+    'same batches in the same order',
+  );
   const ids = b.flatMap((r) => r.questions.map((q) => q.id));
   assert.equal(new Set(ids).size, ids.length, 'no question recorded twice');
   // Only the batch's wall time differs, and (when a cut split a subject) the prefix tokens recomputed.
@@ -106,7 +139,8 @@ function assertSameRecords(whole: string, merged: string, { tokens }: { tokens: 
 function splitSubjects(shards: string[]): string[] {
   const owners = new Map<string, Set<number>>();
   shards.forEach((dir, i) => {
-    for (const r of recordsOf(dir)) for (const q of r.questions as { id: string; subject?: string }[]) owners.set(q.subject!, (owners.get(q.subject!) ?? new Set()).add(i));
+    for (const r of recordsOf(dir))
+      for (const q of r.questions as { id: string; subject?: string }[]) owners.set(q.subject!, (owners.get(q.subject!) ?? new Set()).add(i));
   });
   return [...owners].filter(([, s]) => s.size > 1).map(([subject]) => subject);
 }
@@ -114,7 +148,10 @@ function splitSubjects(shards: string[]): string[] {
 test('shards 0/3, 1/3, 2/3 + merge equal the unsharded run (six subjects)', () => {
   const { whole, shards, merged } = wholeAndMerged(['--limit', '4']);
   const perShard = shards.map((d) => recordsOf(d).flatMap((r) => r.questions.map((q) => q.id)));
-  assert.ok(perShard.every((ids) => ids.length > 0), `every shard has questions: ${perShard.map((p) => p.length)}`);
+  assert.ok(
+    perShard.every((ids) => ids.length > 0),
+    `every shard has questions: ${perShard.map((p) => p.length)}`,
+  );
   const split = splitSubjects(shards);
   assertSameRecords(whole, merged, { tokens: split.length === 0 });
   const a = summaryOf(whole);
@@ -150,7 +187,10 @@ test('cuts on subject boundaries: the merged summary is identical to the unshard
 
 test('a cut inside a subject still merges to the same records and numbers; only the recomputed prefix tokens differ', () => {
   const { whole, shards, merged } = wholeAndMerged(['--subjects', 'marketing', '--limit', '12']);
-  assert.ok(shards.every((d) => recordsOf(d).length > 0), 'the one subject is split three ways');
+  assert.ok(
+    shards.every((d) => recordsOf(d).length > 0),
+    'the one subject is split three ways',
+  );
   assertSameRecords(whole, merged, { tokens: false });
   const a = summaryOf(whole);
   const b = summaryOf(merged);
@@ -189,7 +229,13 @@ test('merge refuses overlapping, missing, foreign, unfinished and unsharded fold
   const cut = path.join(root, 's2-cut');
   fs.cpSync(s2, cut, { recursive: true });
   const lines = fs.readFileSync(path.join(cut, 'records.jsonl'), 'utf8').split('\n').filter(Boolean);
-  fs.writeFileSync(path.join(cut, 'records.jsonl'), lines.slice(0, -1).map((l) => l + '\n').join(''));
+  fs.writeFileSync(
+    path.join(cut, 'records.jsonl'),
+    lines
+      .slice(0, -1)
+      .map((l) => l + '\n')
+      .join(''),
+  );
   refuse([s0, s1, cut], /shard 2\/3 in .*s2-cut is unfinished: \d+ of \d+ batches recorded/);
   // And the good set still merges.
   const ok = run(['merge', '--out', path.join(root, 'merged'), s2, s0, s1]);

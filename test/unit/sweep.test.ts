@@ -49,7 +49,10 @@ test('SPEC validation names the file and the field', () => {
   assert.match(specError({ ...base, engines: ['tensorrt'] }), /field "engines\[0\]" must be one of onnxruntime, pytorch/);
   assert.match(specError({ ...base, tokenScopes: ['prompt'] }), /field "tokenScopes\[0\]" must be "all", "question" or "answer"/);
   assert.match(specError({ ...base, interventions: [{ name: 'm', maskExperts: '3-4' }] }), /field "interventions\[0\]\.maskExperts" must be "L:E,L:E,\.\.\."/);
-  assert.match(specError({ ...base, interventions: [{ name: 'b', routerBias: 'missing.json' }] }), /field "interventions\[0\]\.routerBias" names .*missing\.json, which does not exist/);
+  assert.match(
+    specError({ ...base, interventions: [{ name: 'b', routerBias: 'missing.json' }] }),
+    /field "interventions\[0\]\.routerBias" names .*missing\.json, which does not exist/,
+  );
   assert.match(specError({ ...base, interventions: [{ name: 'x', evalArgs: ['--shots', '1'] }] }), /field "interventions\[0\]\.evalArgs" must not set --shots/);
   assert.match(specError({ ...base, interventions: [{ name: 'x', steer: 1 }] }), /field "interventions\[0\]\.steer" is not an intervention field/);
   assert.match(specError({ ...base, resources: { time: '1:00:00\n#SBATCH --x' } }), /field "resources\.time" must be one plain token/);
@@ -67,20 +70,34 @@ test('the plan: the cross product of the SPEC, one unit per shard, interventions
       engines: ['onnxruntime', 'pytorch'],
       python: '/opt/venv/bin/python',
       shots: [0, 5],
-      interventions: [{ name: 'none' }, { name: 'mask', maskExperts: '0:1, 3:7' }, { name: 'bias', routerBias: 'bias.json' }, { name: 'prune8', evalArgs: ['--prune-experts', '8'] }],
+      interventions: [
+        { name: 'none' },
+        { name: 'mask', maskExperts: '0:1, 3:7' },
+        { name: 'bias', routerBias: 'bias.json' },
+        { name: 'prune8', evalArgs: ['--prune-experts', '8'] },
+      ],
     },
     SPEC_FILE,
   );
   const plan = buildPlan(spec, path.join(specDir, 'out'), { node: '/usr/bin/node', cli: '/opt/moe/dist/cli.js' });
   assert.equal(plan.experiments.length, 1 * 2 * 2 * 1 * 4);
   assert.equal(plan.units.length, plan.experiments.length * 3);
-  assert.deepEqual(plan.units.map((u) => u.id), plan.units.map((_, i) => i));
+  assert.deepEqual(
+    plan.units.map((u) => u.id),
+    plan.units.map((_, i) => i),
+  );
   assert.equal(new Set(plan.experiments.map((e) => e.name)).size, plan.experiments.length);
   const byName = (n: string) => plan.experiments.find((e) => e.name === n)!;
   const unitsOf = (n: string) => byName(n).units.map((id) => plan.units[id]);
   const mask = unitsOf('ckpt.onnxruntime.0shot.answer.mask');
-  assert.deepEqual(mask.map((u) => u.evalArgs[u.evalArgs.indexOf('--shard') + 1]), ['0/3', '1/3', '2/3']);
-  assert.deepEqual(mask[0].evalArgs.slice(mask[0].evalArgs.indexOf('--mask-experts'), mask[0].evalArgs.indexOf('--mask-experts') + 2), ['--mask-experts', '0:1,3:7']);
+  assert.deepEqual(
+    mask.map((u) => u.evalArgs[u.evalArgs.indexOf('--shard') + 1]),
+    ['0/3', '1/3', '2/3'],
+  );
+  assert.deepEqual(mask[0].evalArgs.slice(mask[0].evalArgs.indexOf('--mask-experts'), mask[0].evalArgs.indexOf('--mask-experts') + 2), [
+    '--mask-experts',
+    '0:1,3:7',
+  ]);
   assert.deepEqual(mask[0].evalArgs.slice(mask[0].evalArgs.indexOf('--engine'), mask[0].evalArgs.indexOf('--engine') + 2), ['--engine', 'onnxruntime']);
   assert.ok(!mask[0].evalArgs.includes('--python'), 'no Python for an ONNX Runtime unit');
   assert.equal(mask[0].gpus, 0);
@@ -100,10 +117,28 @@ test('Slurm scripts: one array task per unit with its quoted command line, and a
   const plan = buildPlan(spec, path.join(odd, 'sweep dir'), { node: '/usr/bin/node', cli: '/opt/moe/dist/cli.js' });
   const s = writeSlurmScripts(plan);
   const units = fs.readFileSync(s.unitsScript, 'utf8');
-  for (const line of ['#SBATCH --array=0-3', '#SBATCH --cpus-per-task=4', '#SBATCH --gres=gpu:1', '#SBATCH --mem=16G', '#SBATCH --time=02:00:00', '#SBATCH --partition=gpu']) assert.ok(units.includes(line + '\n'), line);
+  for (const line of [
+    '#SBATCH --array=0-3',
+    '#SBATCH --cpus-per-task=4',
+    '#SBATCH --gres=gpu:1',
+    '#SBATCH --mem=16G',
+    '#SBATCH --time=02:00:00',
+    '#SBATCH --partition=gpu',
+  ])
+    assert.ok(units.includes(line + '\n'), line);
   // The script runs: bash parses it, and the case arm of unit 3 holds exactly that unit's argv.
   assert.equal(spawnSync('bash', ['-n', s.unitsScript]).status, 0);
-  const echoed = spawnSync('bash', ['-c', `exec() { printf '%s\\n' "$@"; }; SLURM_ARRAY_TASK_ID=3; ${units.split('\n').filter((l) => !l.startsWith('#') && !l.startsWith('set ')).join('\n')}`], { encoding: 'utf8' });
+  const echoed = spawnSync(
+    'bash',
+    [
+      '-c',
+      `exec() { printf '%s\\n' "$@"; }; SLURM_ARRAY_TASK_ID=3; ${units
+        .split('\n')
+        .filter((l) => !l.startsWith('#') && !l.startsWith('set '))
+        .join('\n')}`,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(echoed.status, 0, echoed.stderr);
   assert.deepEqual(echoed.stdout.trimEnd().split('\n'), ['/usr/bin/node', '/opt/moe/dist/cli.js', ...plan.units[3].evalArgs]);
   const merge = fs.readFileSync(s.mergeScript, 'utf8');
@@ -120,13 +155,37 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   const root = tempDir('sweep-local');
   const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
   const spec = path.join(root, 'spec.json');
-  fs.writeFileSync(spec, JSON.stringify({ data: DEMO_CORPUS, limit: 1, batchSize: 2, shards: 2, provider: 'cpu', cache: path.join(root, 'cache'), models: [{ name: 'demo', path: model }], shots: [0, 1] }));
+  fs.writeFileSync(
+    spec,
+    JSON.stringify({
+      data: DEMO_CORPUS,
+      limit: 1,
+      batchSize: 2,
+      shards: 2,
+      provider: 'cpu',
+      cache: path.join(root, 'cache'),
+      models: [{ name: 'demo', path: model }],
+      shots: [0, 1],
+    }),
+  );
   const out = path.join(root, 'out');
   const sweep = () => spawnSync(process.execPath, [cli, 'sweep', spec, '--out', out], { encoding: 'utf8' });
   const first = sweep();
   assert.equal(first.status, 0, first.stderr);
-  const rows = JSON.parse(fs.readFileSync(path.join(out, 'sweep-summary.json'), 'utf8')).experiments as { name: string; status: string; questions: number; accuracyMicro: number; neverActivatedTotal: number }[];
-  assert.deepEqual(rows.map((r) => [r.name, r.status, r.questions]), [['demo.onnxruntime.0shot.answer.none', 'merged', 6], ['demo.onnxruntime.1shot.answer.none', 'merged', 6]]);
+  const rows = JSON.parse(fs.readFileSync(path.join(out, 'sweep-summary.json'), 'utf8')).experiments as {
+    name: string;
+    status: string;
+    questions: number;
+    accuracyMicro: number;
+    neverActivatedTotal: number;
+  }[];
+  assert.deepEqual(
+    rows.map((r) => [r.name, r.status, r.questions]),
+    [
+      ['demo.onnxruntime.0shot.answer.none', 'merged', 6],
+      ['demo.onnxruntime.1shot.answer.none', 'merged', 6],
+    ],
+  );
   const run0 = path.join(out, 'demo.onnxruntime.0shot.answer.none', 'run');
   assert.equal(rows[0].accuracyMicro, summaryOf(run0).accuracy.micro);
   assert.equal(rows[0].neverActivatedTotal, summaryOf(run0).neverActivatedTotal);
@@ -139,7 +198,13 @@ test('local backend: merges every experiment, a re-run skips finished units and 
   // An interrupted unit: its last batch lost, its summary incomplete, the experiment not merged yet.
   const unit = path.join(out, 'demo.onnxruntime.1shot.answer.none', 'shards', '1-of-2');
   const lines = fs.readFileSync(path.join(unit, 'records.jsonl'), 'utf8').split('\n').filter(Boolean);
-  fs.writeFileSync(path.join(unit, 'records.jsonl'), lines.slice(0, -1).map((l) => l + '\n').join(''));
+  fs.writeFileSync(
+    path.join(unit, 'records.jsonl'),
+    lines
+      .slice(0, -1)
+      .map((l) => l + '\n')
+      .join(''),
+  );
   fs.writeFileSync(path.join(unit, 'summary.json'), JSON.stringify({ ...summaryOf(unit), complete: false }));
   const merged = path.join(out, 'demo.onnxruntime.1shot.answer.none', 'run');
   const before = summaryOf(merged);
@@ -156,7 +221,21 @@ test('a sweep over both engines: sharded PyTorch and ONNX Runtime runs agree on 
   const root = tempDir('sweep-engines');
   const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
   const spec = path.join(root, 'spec.json');
-  fs.writeFileSync(spec, JSON.stringify({ data: DEMO_CORPUS, limit: 1, batchSize: 2, shards: 2, provider: 'cpu', cache: path.join(root, 'cache'), python, engines: ['onnxruntime', 'pytorch'], models: [{ name: 'demo', path: model }], shots: [1] }));
+  fs.writeFileSync(
+    spec,
+    JSON.stringify({
+      data: DEMO_CORPUS,
+      limit: 1,
+      batchSize: 2,
+      shards: 2,
+      provider: 'cpu',
+      cache: path.join(root, 'cache'),
+      python,
+      engines: ['onnxruntime', 'pytorch'],
+      models: [{ name: 'demo', path: model }],
+      shots: [1],
+    }),
+  );
   const out = path.join(root, 'out');
   const r = spawnSync(process.execPath, [cli, 'sweep', spec, '--out', out], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -177,17 +256,33 @@ test('a sweep over both engines: sharded PyTorch and ONNX Runtime runs agree on 
     const b = pt.get(id)!;
     a.logProbs.forEach((x, i) => assert.ok(Math.abs(x - b.logProbs[i]) < 1e-4, `${id}: log-probability ${i}: ${x} vs ${b.logProbs[i]}`));
     assert.equal(b.predicted, a.predicted, id);
-    assert.deepEqual(b.answerExperts.map((e) => [...e].sort()), a.answerExperts.map((e) => [...e].sort()), `${id}: answer-position experts`);
+    assert.deepEqual(
+      b.answerExperts.map((e) => [...e].sort()),
+      a.answerExperts.map((e) => [...e].sort()),
+      `${id}: answer-position experts`,
+    );
   }
 });
 
-test('per-experiment progress from the local backend\'s and the Ray driver\'s lines', () => {
+test("per-experiment progress from the local backend's and the Ray driver's lines", () => {
   const p = new SweepProgress();
   assert.equal(p.consume('[a.onnxruntime.0shot.answer.none shard 0/2] 3/6 questions  2.0 q/s'), null);
-  assert.equal(p.consume('[1/4 units] a.onnxruntime.0shot.answer.none shard 1/2: finished'), 'a.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 1/4 units)');
-  assert.equal(p.consume('ray: [2/4 units] b.onnxruntime.0shot.answer.none shard 0/2: finished on vm in 1.8 s'), 'b.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 2/4 units)');
-  assert.equal(p.consume('[3/4 units] a.onnxruntime.0shot.answer.none shard 0/2: finished earlier, skipped'), 'a.onnxruntime.0shot.answer.none: 2/2 shards finished (sweep: 3/4 units)');
-  assert.equal(p.consume('a.onnxruntime.0shot.answer.none: merged 2 shards, 12 questions, accuracy 25.0%, never-activated 788'), 'a.onnxruntime.0shot.answer.none: merged (1 experiment merged so far)');
+  assert.equal(
+    p.consume('[1/4 units] a.onnxruntime.0shot.answer.none shard 1/2: finished'),
+    'a.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 1/4 units)',
+  );
+  assert.equal(
+    p.consume('ray: [2/4 units] b.onnxruntime.0shot.answer.none shard 0/2: finished on vm in 1.8 s'),
+    'b.onnxruntime.0shot.answer.none: 1/2 shards finished (sweep: 2/4 units)',
+  );
+  assert.equal(
+    p.consume('[3/4 units] a.onnxruntime.0shot.answer.none shard 0/2: finished earlier, skipped'),
+    'a.onnxruntime.0shot.answer.none: 2/2 shards finished (sweep: 3/4 units)',
+  );
+  assert.equal(
+    p.consume('a.onnxruntime.0shot.answer.none: merged 2 shards, 12 questions, accuracy 25.0%, never-activated 788'),
+    'a.onnxruntime.0shot.answer.none: merged (1 experiment merged so far)',
+  );
   assert.equal(p.consume('zzz: merged 2 shards'), null, 'an experiment it has not seen');
   assert.equal(p.experiments.get('b.onnxruntime.0shot.answer.none')!.merged, false);
 });
