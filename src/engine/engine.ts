@@ -5,7 +5,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Checkpoint } from './checkpoint';
-import { createRuntime, createExpertSession, type Runtime } from './runtime';
+import { createRuntime, createExpertSession, createInterventionSession, type Runtime } from './runtime';
+import { InterventionError, interventionKey, interventionRows, isEmptyIntervention, validateIntervention } from '../analysis/interventions';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
 import { cachedWeightAnalysis } from './weightAnalysis';
@@ -19,6 +20,7 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RouterIntervention,
   type Routing,
   type ScoreParams,
   type ScoreResult,
@@ -43,6 +45,8 @@ interface KvCache {
 
 interface PrefixCache {
   key: string;
+  /** The intervention the prefix was computed under (interventionKey); '' for none. */
+  interventionKey: string;
   ids: number[];
   kv: KvCache;
   routing: Routing;
@@ -65,6 +69,7 @@ export class Engine implements InferenceBackend {
   private prefix: PrefixCache | null = null;
   private cacheDir = defaultCacheDir();
   private expertSessions = new Map<boolean, ort.InferenceSession>();
+  private interventionSession: ort.InferenceSession | null = null;
 
   constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
 
@@ -170,7 +175,8 @@ export class Engine implements InferenceBackend {
     if (ids.length === 0) throw new EngineFailure('bad-input', 'nothing to trace: the text encodes to no tokens');
     this.checkIds(ids, arch);
     checkAborted(signal);
-    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: !!options.allExperts });
+    const routerRows = this.routerRows(options.intervention);
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: !!options.allExperts, routerRows });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
     const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs || !!options.allExperts);
@@ -247,18 +253,21 @@ export class Engine implements InferenceBackend {
     let computed = 0;
     let prefixReused = false;
     let prefix: PrefixCache | null = null;
+    const routerRows = this.routerRows(params.intervention);
+    const ivKey = interventionKey(params.intervention);
     if (params.prefix && params.prefix.ids.length > 0) {
-      if (this.prefix && this.prefix.key === params.prefix.key && sameIds(this.prefix.ids, params.prefix.ids)) {
+      if (this.prefix && this.prefix.key === params.prefix.key && this.prefix.interventionKey === ivKey && sameIds(this.prefix.ids, params.prefix.ids)) {
         prefix = this.prefix;
         prefixReused = true;
       } else {
         const ids = params.prefix.ids;
         this.checkIds(ids, arch);
-        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true });
+        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true, routerRows });
         computed += ids.length;
         const rows = Array.from({ length: ids.length }, (_, i) => i);
         prefix = {
           key: params.prefix.key,
+          interventionKey: ivKey,
           ids: [...ids],
           kv: out.present,
           routing: routingFromLogits(out.routerLogits, rows, arch, false),
@@ -279,7 +288,7 @@ export class Engine implements InferenceBackend {
       params.items.map((i) => i.ids),
       prefix ? prefix.kv : null,
       logitRows,
-      { wantPresent: false },
+      { wantPresent: false, routerRows },
     );
     checkAborted(signal);
     computed += B * S;
@@ -297,6 +306,10 @@ export class Engine implements InferenceBackend {
     this.prefix = null;
     for (const s of this.expertSessions.values()) await s.release();
     this.expertSessions.clear();
+    if (this.interventionSession) {
+      await this.interventionSession.release();
+      this.interventionSession = null;
+    }
     if (this.runtime) {
       await this.runtime.session.release();
       this.runtime = null;
@@ -311,9 +324,14 @@ export class Engine implements InferenceBackend {
     batch: number[][],
     past: KvCache | null,
     logitRows: number[],
-    opts: { wantPresent: boolean; wantMoeInputs?: boolean; wantMoeOutputs?: boolean },
+    opts: { wantPresent: boolean; wantMoeInputs?: boolean; wantMoeOutputs?: boolean; routerRows?: Float32Array[] | null },
   ): Promise<ForwardOutput & { moeOutputs: Float32Array[] }> {
     const rt = this.runtime!;
+    let session = rt.session;
+    if (opts.routerRows) {
+      this.interventionSession ??= await createInterventionSession(rt);
+      session = this.interventionSession;
+    }
     const arch = this.ckpt!.arch;
     const B = batch.length;
     const S = Math.max(...batch.map((r) => r.length));
@@ -350,12 +368,13 @@ export class Engine implements InferenceBackend {
         feeds[name] = new ort.Tensor('float32', data, [B, arch.numKvHeads, P, D]);
       }
     }
+    if (opts.routerRows) for (let l = 0; l < arch.numLayers; l++) feeds[`router_bias_${l}`] = new ort.Tensor('float32', opts.routerRows[l], [arch.numExperts]);
     const fetches = ['logits'];
     for (let l = 0; l < arch.numLayers; l++) fetches.push(`router_logits_${l}`);
     if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
     if (opts.wantMoeInputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_input_${l}`);
     if (opts.wantMoeOutputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_output_${l}`);
-    const out = await rt.session.run(feeds, fetches);
+    const out = await session.run(feeds, fetches);
     const present: KvCache = { keys: [], values: [], length: Tt };
     if (opts.wantPresent) {
       for (let l = 0; l < arch.numLayers; l++) {
@@ -366,6 +385,19 @@ export class Engine implements InferenceBackend {
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
     const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
     return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
+  }
+
+  /** The values added to each layer's router logits, or null (the plain graph) for no intervention. */
+  private routerRows(iv: RouterIntervention | undefined): Float32Array[] | null {
+    if (!iv || isEmptyIntervention(iv)) return null;
+    const arch = this.requireCheckpoint().arch;
+    try {
+      validateIntervention(iv, arch, 'router intervention');
+    } catch (e) {
+      if (e instanceof InterventionError) throw new EngineFailure('bad-input', e.message);
+      throw e;
+    }
+    return interventionRows(iv, arch);
   }
 
   private spansForIds(ids: number[]): TokenSpan[] {

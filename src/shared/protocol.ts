@@ -98,6 +98,23 @@ export interface TraceOptions {
   includeLastLogits: boolean;
   /** Run every expert on every token (analysis mode of "A Closer Look into MoE"). */
   allExperts?: boolean;
+  /** Change the routing (expert ablation / router steering); the routing returned is the one used. */
+  intervention?: RouterIntervention;
+}
+
+/**
+ * A change to every router's logits before softmax and top-k: masked experts get -inf (so the
+ * probabilities renormalise over the remaining experts and they are never chosen) and biased experts get
+ * an additive bias. Layers and experts are 0-based. Normalised form (see src/analysis/interventions.ts):
+ * pairs sorted, no duplicates, no zero biases, no bias on a masked expert.
+ */
+export interface RouterIntervention {
+  /** [layer, expert] pairs removed from routing. */
+  mask: [number, number][];
+  /** [layer, expert, bias] added to that expert's router logit. */
+  bias: [number, number, number][];
+  /** How it was made, for people, e.g. "prune never-activated experts of run base (answer position)". */
+  description?: string;
 }
 
 /** Per layer and token: L2 norm of each expert's unweighted output and pairwise output similarity. */
@@ -122,6 +139,8 @@ export interface ScoreParams {
   /** Ids every item starts with. Its KV cache is computed once and reused while the key stays the same. */
   prefix: { key: string; ids: number[] } | null;
   items: ScoreItem[];
+  /** Change the routing; the prefix cache is reused only under the same intervention. */
+  intervention?: RouterIntervention;
 }
 
 export interface ScoreItemResult {
