@@ -8,7 +8,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunSummary, TokenScope } from '../shared/protocol';
+import type { RouterIntervention, RunSummary, TokenScope } from '../shared/protocol';
+import { describeIntervention, interventionKey } from '../analysis/interventions';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 
 export interface RunManifest {
@@ -23,6 +24,8 @@ export interface RunManifest {
   limitPerSubject: number;
   /** Questions selected for this run, in evaluation order. */
   totalQuestions: number;
+  /** Expert masking / router steering applied to every forward pass; null or absent for the plain model. */
+  intervention?: RouterIntervention | null;
 }
 
 export interface QuestionResult {
@@ -138,6 +141,9 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   if (old.tokenScope !== now.tokenScope) diffs.push(`token scope (${old.tokenScope} vs ${now.tokenScope})`);
   if (JSON.stringify(old.subjects) !== JSON.stringify(now.subjects)) diffs.push('subjects');
   if (old.limitPerSubject !== now.limitPerSubject) diffs.push('limit per subject');
+  if (interventionKey(old.intervention) !== interventionKey(now.intervention)) {
+    diffs.push(`router intervention (${describeIntervention(old.intervention ?? { mask: [], bias: [] }, old.model.numLayers)} vs ${describeIntervention(now.intervention ?? { mask: [], bias: [] }, now.model.numLayers)})`);
+  }
   return diffs;
 }
 

@@ -16,12 +16,14 @@ import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
 import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
+import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
 import {
   EngineFailure,
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RouterIntervention,
   type RunSummary,
   type ScoreItem,
   type TokenScope,
@@ -55,6 +57,8 @@ export interface EvalOptions {
   runDir: string;
   /** Compute the shared few-shot prefix once per subject (default). Off only to measure what it saves. */
   reusePrefix?: boolean;
+  /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
+  intervention?: RouterIntervention;
 }
 
 export interface EvalProgress {
@@ -226,6 +230,11 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   if (model.providerNote) log(model.providerNote);
   log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
   if (model.demo) log(`note: ${model.demo.note}`);
+  const intervention = isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!);
+  if (intervention) {
+    validateIntervention(intervention, model, 'router intervention');
+    log(`router intervention: ${describeIntervention(intervention, model.numLayers)}`);
+  }
   const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
   if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
 
@@ -249,6 +258,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
+    intervention: intervention ?? null,
   };
   const previous = readManifest(opts.runDir);
   if (previous) {
@@ -290,7 +300,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
         const bt0 = Date.now();
         const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
         const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items }, signal);
+        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, intervention }, signal);
         const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
         const results: QuestionResult[] = res.items.map((r, j) => {
           const q = batch[j];
@@ -380,6 +390,7 @@ function finishSummary(
     elapsedSeconds,
     ...analysis,
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
+    ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
 }
 

@@ -358,6 +358,66 @@ export interface RunSummary {
   definitions: Record<string, string>;
   tokens: { computed: number; padding: number; prefixReusedTokens: number };
   elapsedSeconds: number;
+  /** The router intervention this run was made under (absent: the unmodified model). */
+  intervention?: RouterIntervention;
+}
+
+/** Two runs side by side (moe-scope compare, the comparison view); made by src/analysis/compare.ts. */
+export interface RunComparison {
+  a: ComparedRun;
+  b: ComparedRun;
+  accuracy: {
+    micro: AccuracyDelta;
+    macro: AccuracyDelta;
+    /** Subjects present in either run, by name. */
+    perSubject: (AccuracyDelta & { subject: string; category: string | null })[];
+    perCategory: (AccuracyDelta & { category: string })[];
+  };
+  /** McNemar's exact test on the questions both runs answered. */
+  mcnemar: McNemarResult;
+  activation: {
+    numLayers: number;
+    numExperts: number;
+    tokenScope: TokenScope;
+    /** [layer][expert] share of the layer's (token, slot) assignments in run A / run B, and B - A. */
+    shareA: number[][];
+    shareB: number[][];
+    deltaShare: number[][];
+  };
+  /** Ways the two runs are not like for like (different model, data, shots, scope, questions). */
+  warnings: string[];
+}
+
+export interface ComparedRun {
+  label: string;
+  runDir: string;
+  questions: number;
+  complete: boolean;
+  demo: boolean;
+  intervention?: RouterIntervention;
+}
+
+/** Accuracies as fractions in [0, 1]; null where a run has no question of that group. */
+export interface AccuracyDelta {
+  a: number | null;
+  b: number | null;
+  /** b - a, null unless both exist. */
+  delta: number | null;
+  questionsA: number;
+  questionsB: number;
+}
+
+export interface McNemarResult {
+  /** Questions answered in both runs (matched by question id). */
+  paired: number;
+  bothCorrect: number;
+  bothWrong: number;
+  /** Wrong in A, right in B. */
+  b01: number;
+  /** Right in A, wrong in B. */
+  b10: number;
+  /** Two-sided exact binomial p-value: min(1, 2 P(X <= min(b01, b10))), X ~ Bin(b01 + b10, 1/2); 1 when b01 + b10 = 0. */
+  pValue: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
