@@ -2,18 +2,13 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import type { CliContext } from './main';
+import { CommandUsageError, type Command } from './command';
 import { loadDataset } from '../mmlu/load';
-import { Engine } from '../engine/engine';
-import { runEvaluation, progressLine } from '../eval/runner';
+import { interventionFromOptions, runEvalCommand } from './evalRun';
+import { EXPERIMENT_COMMANDS } from './experiments';
 import { isTokenScope } from '../analysis/scope';
 import type { ExecutionProviderSetting } from '../shared/protocol';
 
-interface Command {
-  usage: string;
-  run(args: string[], ctx: CliContext): Promise<number>;
-}
-
-class CommandUsageError extends Error {}
 
 const COMMANDS: Record<string, Command> = {
   'dataset-info': {
@@ -50,7 +45,10 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
-      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json]\n' +
+      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
+      '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
+      '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -67,6 +65,8 @@ const COMMANDS: Record<string, Command> = {
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
+          'mask-experts': { type: 'string' },
+          'router-bias': { type: 'string' },
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
@@ -76,55 +76,27 @@ const COMMANDS: Record<string, Command> = {
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
-      const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
-      const ac = new AbortController();
-      const onSignal = () => {
-        ctx.err('\ncancelling after the batch in flight...');
-        ac.abort();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let lastLine = 0;
-      try {
-        const outcome = await runEvaluation(
-          engine,
-          {
-            modelPath: path.resolve(values.model!),
-            load: { executionProvider: provider, cacheDir: values.cache },
-            dataPath: path.resolve(values.data!),
-            split: values.split!,
-            shots,
-            subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-            limitPerSubject: Number(values.limit),
-            tokenScope: scope,
-            batchSize: Math.max(1, Number(values['batch-size'])),
-            runDir: path.resolve(values.out!),
-          },
-          {
-            signal: ac.signal,
-            onLog: (m) => ctx.err(m),
-            onProgress: (p) => {
-              const now = Date.now();
-              if (!values.quiet && (now - lastLine > 1000 || p.done === p.total)) {
-                lastLine = now;
-                ctx.err(progressLine(p));
-              }
-            },
-          },
-        );
-        const s = outcome.summary;
-        ctx.err(
-          `${outcome.cancelled ? 'cancelled' : s.complete ? 'done' : 'stopped'}: ${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% ` +
-            `macro ${(100 * s.accuracy.macro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(outcome.runDir, 'summary.json')}`,
-        );
-        return outcome.cancelled ? 130 : 0;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await engine.dispose();
-      }
+      const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
+      return runEvalCommand(
+        {
+          modelPath: path.resolve(values.model!),
+          load: { executionProvider: provider, cacheDir: values.cache },
+          dataPath: path.resolve(values.data!),
+          split: values.split!,
+          shots,
+          subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          limitPerSubject: Number(values.limit),
+          tokenScope: scope,
+          batchSize: Math.max(1, Number(values['batch-size'])),
+          runDir: path.resolve(values.out!),
+          intervention,
+        },
+        ctx,
+        values.quiet!,
+      );
     },
   },
+  ...EXPERIMENT_COMMANDS,
 };
 
 export function commandTable(): string {

@@ -8,6 +8,8 @@ import { Engine } from '../engine/engine';
 import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
 import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
+import { interventionFromOptions } from './evalRun';
+import { describeIntervention, InterventionError } from '../analysis/interventions';
 
 export interface CliContext {
   out: (s: string) => void;
@@ -21,8 +23,10 @@ Commands:
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
   trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]
+        [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
-      gate entropy) and next-token predictions.
+      gate entropy) and next-token predictions; optionally with experts masked or router logits biased
+      (the routing printed is the one used).
   analyze-weights --model DIR [--layers 0,1,...] [--json]
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
@@ -54,7 +58,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       }
     }
   } catch (e) {
-    if (e instanceof EngineFailure || e instanceof UsageError) {
+    if (e instanceof EngineFailure || e instanceof UsageError || e instanceof InterventionError) {
       ctx.err(`moe-scope ${command}: ${e.message}`);
       return e instanceof UsageError ? 2 : 1;
     }
@@ -98,16 +102,19 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       provider: { type: 'string' },
       cache: { type: 'string' },
       'all-experts': { type: 'boolean', default: false },
+      'mask-experts': { type: 'string' },
+      'router-bias': { type: 'string' },
     },
   });
   if (!values.model) throw new UsageError('--model DIR is required');
   if ((values.text === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --text STR or --ids 1,2,3');
+  const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
   const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
   try {
     const info = await engine.load(path.resolve(values.model), { executionProvider: providerOption(values.provider), cacheDir: values.cache });
     if (info.providerNote) ctx.err(info.providerNote);
     const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
-    const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'] });
+    const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'], intervention });
     if (values.json) {
       const out: Record<string, unknown> = {
         model: r.model,
@@ -122,6 +129,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
+      if (intervention) out.intervention = intervention;
       if (r.expertOutputs) {
         const x = r.expertOutputs;
         out.expertOutputNorms = nest3(x.norms, x.numLayers, x.numTokens, x.numExperts);
@@ -129,6 +137,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       }
       ctx.out(JSON.stringify(out));
     } else {
+      if (intervention) ctx.out(`router intervention: ${describeIntervention(intervention, info.numLayers)}`);
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }

@@ -196,3 +196,27 @@ export function listRuns(root: string): { dir: string; manifest: RunManifest | n
     })
     .sort((a, b) => b.mtime - a.mtime);
 }
+
+/**
+ * Every recorded question of a run, read-only (a torn last line left by a killed run is ignored, not
+ * cut off): what comparisons need. Throws RunFolderError naming the file and line of a bad record.
+ */
+export function readQuestionResults(runDir: string): QuestionResult[] {
+  const file = path.join(runDir, RECORDS);
+  if (!fs.existsSync(file)) throw new RunFolderError(`${file}: no records; is ${runDir} an evaluation run folder?`);
+  const text = fs.readFileSync(file, 'utf8');
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  const out: QuestionResult[] = [];
+  complete.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let rec: BatchRecord;
+    try {
+      rec = JSON.parse(line) as BatchRecord;
+    } catch (e) {
+      throw new RunFolderError(`${file}:${i + 1}: not a valid record line (${(e as Error).message})`);
+    }
+    if (!Array.isArray(rec.questions)) throw new RunFolderError(`${file}:${i + 1}: field "questions" is missing or not a list`);
+    out.push(...rec.questions);
+  });
+  return out;
+}
