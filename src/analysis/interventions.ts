@@ -56,7 +56,7 @@ export function parseBiasJson(text: string, file: string): [number, number, numb
 }
 
 /** Sorted, deduplicated, zero biases dropped; a bias on a masked expert is dropped (it is never chosen). */
-export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [number, number, number][]; description?: string }): RouterIntervention {
+export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [number, number, number][]; description?: string; baselineRun?: string }): RouterIntervention {
   const maskKeys = new Set<string>();
   const mask: [number, number][] = [];
   for (const [l, e] of iv.mask ?? []) {
@@ -77,6 +77,7 @@ export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [n
   const bias = [...biasByKey.values()].filter((x) => x[2] !== 0).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   const out: RouterIntervention = { mask, bias };
   if (iv.description) out.description = iv.description;
+  if (iv.baselineRun) out.baselineRun = iv.baselineRun;
   return out;
 }
 

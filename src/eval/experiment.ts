@@ -29,6 +29,7 @@ export function prepareExperiment(baselineDir: string, spec: ExperimentSpec, out
   const intervention: RouterIntervention = manifest.intervention
     ? { mask: [...manifest.intervention.mask, ...base.mask], bias: [...manifest.intervention.bias, ...base.bias], description: `${manifest.intervention.description ?? 'baseline intervention'}; then ${base.description}` }
     : base;
+  intervention.baselineRun = dir;
   return {
     baseline: { dir, manifest, summary },
     intervention,

@@ -115,6 +115,8 @@ export interface RouterIntervention {
   bias: [number, number, number][];
   /** How it was made, for people, e.g. "prune never-activated experts of run base (answer position)". */
   description?: string;
+  /** For an intervention derived from a run (moe-scope experiment): that run's folder, to compare against. */
+  baselineRun?: string;
 }
 
 /** Per layer and token: L2 norm of each expert's unweighted output and pairwise output similarity. */
@@ -484,6 +486,13 @@ export type StructureViewToHost =
 
 export type HostToSummaryView = { type: 'summary'; summary: RunSummary; runDir: string };
 export type SummaryViewToHost =
+  | { type: 'ready' }
+  /** "New experiment from this run..." */
+  | { type: 'new-experiment' }
+  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+
+export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
+export type CompareViewToHost =
   | { type: 'ready' }
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 
