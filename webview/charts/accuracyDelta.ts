@@ -31,7 +31,7 @@ export type AccuracyDeltaUpdate = ChartUpdate<AccuracyDeltaData> & SvgChart;
 /** Symmetric axis limit: the largest |delta| rounded up to 5 points, at least 5 points. */
 export function deltaDomain(rows: readonly AccuracyDeltaRow[]): number {
   const max = Math.max(0, ...rows.map((r) => Math.abs(r.delta ?? 0)));
-  return Math.max(0.05, Math.ceil(max / 0.05 - 1e-9) * 0.05);
+  return Math.max(5, Math.ceil(max * 100 / 5 - 1e-9) * 5) / 100;
 }
 
 const signed = (d: number) => `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)}`;
