@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ANSWER_LETTER_TOKENS, trainByteLevelBpe, writeTokenizerFiles, type BpeTrainResult } from '../../src/engine/demo/bpeTrainer';
+import { mmluDataDir } from '../support/mmlu';
 import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type Encoded } from '../../src/engine/formats/tokenizer';
 
 // ---------------------------------------------------------------------------------------------------
@@ -11,20 +12,6 @@ import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type 
 
 const SPECIALS = ['<|endoftext|>', '<|padding|>'];
 
-function mmluDataDir(): string {
-  // Tests are bundled into a temp folder and run from the checkout; shared/ sits beside the checkout.
-  const candidates = [process.env.MOE_SCOPE_MMLU_DATA, join(process.cwd(), '..', 'shared', 'mmlu', 'data')];
-  for (const dir of candidates) {
-    if (!dir) continue;
-    try {
-      readdirSync(join(dir, 'dev'));
-      return dir;
-    } catch {
-      // next candidate
-    }
-  }
-  throw new Error(`MMLU data not found (looked in ${candidates.filter(Boolean).join(', ')})`);
-}
 
 /** Contents of every CSV file of the given splits, in file-name order. */
 function readSplitTexts(...splits: string[]): string[] {
