@@ -86,3 +86,19 @@ test('accuracy delta axis is symmetric, at least 5 points, rounded up to 5 point
   assert.equal(deltaDomain([row(0.01), row(null)]), 0.05);
   assert.equal(deltaDomain([row(-0.12), row(0.07)]), 0.15);
 });
+
+test('summary view: a finished run offers "New experiment from this run…" and an experiment states its intervention', async () => {
+  const { createSummaryView } = await import('../../webview/summary/view');
+  const host = mount();
+  const api = fakeApi<never>();
+  const v = createSummaryView(host, api as never);
+  const s = syntheticSummary();
+  v.handle({ type: 'summary', summary: s, runDir: '/runs/a' });
+  (host.querySelector('[data-testid="new-experiment"]') as HTMLElement).dispatchEvent(new env.window.Event('click'));
+  assert.deepEqual(api.posted.at(-1), { type: 'new-experiment' });
+  assert.equal(host.querySelector('[data-testid="summary-intervention"]'), null);
+  v.handle({ type: 'summary', summary: { ...s, intervention: { mask: [[1, 2]], bias: [], description: 'prune never-activated experts of run a' } }, runDir: '/runs/b' });
+  assert.match(host.querySelector('[data-testid="summary-intervention"]')!.textContent!, /prune never-activated experts of run a \(1 experts masked, 0 router biases\)/);
+  v.handle({ type: 'summary', summary: { ...s, complete: false }, runDir: '/runs/c' });
+  assert.equal(host.querySelector('[data-testid="new-experiment"]'), null, 'no experiment from an unfinished run');
+});
