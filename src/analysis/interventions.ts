@@ -17,7 +17,7 @@ export interface RouterShape {
 export const EMPTY_INTERVENTION: RouterIntervention = { mask: [], bias: [] };
 
 export function isEmptyIntervention(iv: RouterIntervention | undefined | null): boolean {
-  return !iv || (iv.mask.length === 0 && iv.bias.length === 0);
+  return !iv || ((iv.mask?.length ?? 0) === 0 && (iv.bias?.length ?? 0) === 0);
 }
 
 /** `--mask-experts L:E,L:E,...` -> [layer, expert] pairs. `source` names the option or file in messages. */
@@ -87,6 +87,14 @@ export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [n
  */
 export function validateIntervention(iv: RouterIntervention, shape: RouterShape, source = 'intervention'): void {
   const { numLayers: L, numExperts: E, topK: K } = shape;
+  // It may arrive as JSON from another process or a manifest: check the shape before reading it.
+  if (!iv || !Array.isArray(iv.mask) || !Array.isArray(iv.bias)) throw new InterventionError(`${source}: expected {mask: [[layer, expert], ...], bias: [[layer, expert, bias], ...]}`);
+  iv.mask.forEach((m, i) => {
+    if (!Array.isArray(m) || m.length !== 2) throw new InterventionError(`${source}: mask[${i}] must be a [layer, expert] pair, got ${JSON.stringify(m)}`);
+  });
+  iv.bias.forEach((b, i) => {
+    if (!Array.isArray(b) || b.length !== 3) throw new InterventionError(`${source}: bias[${i}] must be a [layer, expert, bias] triple, got ${JSON.stringify(b)}`);
+  });
   const check = (field: string, l: number, e: number) => {
     if (!Number.isInteger(l) || l < 0 || l >= L) throw new InterventionError(`${source}: ${field}: layer ${l} does not exist (the model has layers 0..${L - 1})`);
     if (!Number.isInteger(e) || e < 0 || e >= E) throw new InterventionError(`${source}: ${field}: expert ${e} of layer ${l} does not exist (the model has experts 0..${E - 1})`);

@@ -48,6 +48,8 @@ test('validation refuses experts out of range and layers left with fewer than to
   const sixMasked = Array.from({ length: 6 }, (_, e) => [1, e] as [number, number]);
   validateIntervention({ mask: sixMasked, bias: [] }, SHAPE);
   assert.throws(() => validateIntervention({ mask: [...sixMasked, [1, 6]], bias: [] }, SHAPE), /layer 1 would keep 1 of 8 experts, fewer than the 2/);
+  assert.throws(() => validateIntervention({ mask: [[1, 2, 3]], bias: [] } as never, SHAPE, 'ipc'), /ipc: mask\[0\] must be a \[layer, expert\] pair, got \[1,2,3\]/);
+  assert.throws(() => validateIntervention({ mask: [] } as never, SHAPE, 'ipc'), /ipc: expected \{mask/);
   const all = Array.from({ length: 8 }, (_, e) => [1, e] as [number, number]);
   assert.throws(() => validateIntervention({ mask: all, bias: [] }, SHAPE), /refusing to mask every expert of a layer/);
 });
