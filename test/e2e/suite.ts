@@ -272,7 +272,19 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     const d = exp.accuracy.micro - base.accuracy.micro;
     assert.equal((await cv.locator('[data-testid=compare-micro-delta]').textContent())?.trim(), `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`);
     assert.equal(await cv.locator('.diff-cell[data-masked=true]').count(), manifest.intervention.mask.length, 'masked experts crossed out in the heatmap');
+    // Room for the README's picture: the comparison's group maximised, side bars and panel hidden.
+    await h.runCommand(page, 'View: Maximize Editor Group and Hide Side Bars');
+    await h.runCommand(page, 'View: Hide Panel');
+    await h.sleep(1000);
     await h.screenshot(page, 'compare-dark');
+    await cv.locator('[data-testid=compare-activation]').scrollIntoViewIfNeeded();
+    await h.sleep(500);
+    await h.screenshot(page, 'compare-activation-dark');
+    await cv.locator('[data-testid=compare-view]').evaluate((el) => el.scrollIntoView());
+    // Back to the usual layout for the next steps' pictures: other editor groups (when there were any,
+    // the toggle is offered only then) and the side bar with the heatmap.
+    if (await h.runCommand(page, 'View: Toggle Maximize Editor Group', 5_000).then(() => true, () => false)) console.log('# restored the editor groups');
+    await h.runCommand(page, 'MoE: Open expert heatmap');
   });
 
   step('g: screenshots in the light theme', 180_000, async () => {

@@ -31,7 +31,7 @@ test('compare view: figures, McNemar in words and as a table, one delta row per 
   assert.ok(host.querySelector('[data-testid="compare-empty"]'));
   const { c } = comparison();
   v.handle({ type: 'comparison', comparison: c });
-  assert.equal(host.querySelector('[data-testid="mcnemar-words"]')!.textContent, mcnemarInWords(c.mcnemar, 'a', 'b'));
+  assert.equal(host.querySelector('[data-testid="mcnemar-words"]')!.textContent, mcnemarInWords(c.mcnemar, 'A', 'B'));
   assert.equal(host.querySelector('[data-testid="mcnemar-b01"]')!.textContent, String(c.mcnemar.b01));
   assert.equal(host.querySelector('[data-testid="mcnemar-b10"]')!.textContent, String(c.mcnemar.b10));
   const d = c.accuracy.micro.delta!;

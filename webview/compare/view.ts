@@ -65,8 +65,9 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
       root.append(e);
       return;
     }
-    const A = c.a.label;
-    const B = c.b.label;
+    // The runs are named once in the header; tables and sentences call them A and B.
+    const A = 'A';
+    const B = 'B';
 
     // --- header: the two runs ---
     const header = h(doc, 'header', { class: 'cv-header' });
