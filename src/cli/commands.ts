@@ -7,7 +7,8 @@ import { loadDataset } from '../mmlu/load';
 import { interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
 import { isTokenScope } from '../analysis/scope';
-import type { ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 
 
 const COMMANDS: Record<string, Command> = {
@@ -44,7 +45,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
-      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
       '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
       '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
@@ -75,7 +76,7 @@ const COMMANDS: Record<string, Command> = {
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
       const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
       return runEvalCommand(
         {
@@ -94,6 +95,24 @@ const COMMANDS: Record<string, Command> = {
         ctx,
         values.quiet!,
       );
+    },
+  },
+  doctor: {
+    usage:
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
+      '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (!values.model) throw new CommandUsageError('--model DIR is required');
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
+      return 0;
     },
   },
   ...EXPERIMENT_COMMANDS,

@@ -7,7 +7,7 @@ import { prepareExperiment } from '../eval/experiment';
 import { readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
-import type { AccuracyDelta, ExecutionProviderSetting, RunComparison } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
 
 /** The experiment options of the command line as a spec (exactly one rule). */
 export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string }): ExperimentSpec {
@@ -37,7 +37,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   experiment: {
     usage:
       'experiment --baseline RUN (--prune never-activated | --prune-below-count N | --prune L:E,... |\n' +
-      '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|cpu] [--dry-run]\n' +
+      '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--dry-run]\n' +
       '      Derive a router intervention from a finished run (mask never-activated experts, experts with fewer\n' +
       '      than N activations, or chosen experts; or add B to the logits of the top fraction P of experts by\n' +
       '      accuracy per layer) and evaluate the same model, data, shots and scope under it; resumable.',
@@ -62,7 +62,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       if (!values.out) throw new CommandUsageError('--out RUN2 is required');
       const spec = experimentSpecFromOptions(values);
       const provider = values.provider as ExecutionProviderSetting;
-      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
       const batchSize = Number(values['batch-size']);
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new CommandUsageError('--batch-size must be a positive integer');
       const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });

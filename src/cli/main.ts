@@ -5,8 +5,8 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { Engine } from '../engine/engine';
-import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
+import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 import { interventionFromOptions } from './evalRun';
 import { describeIntervention, InterventionError } from '../analysis/interventions';
@@ -19,10 +19,10 @@ export interface CliContext {
 const USAGE = `moe-scope <command> [options]
 
 Commands:
-  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe] [--dtype f32|bf16] [--shards N]
+  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
-  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts]
+  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts]
         [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions; optionally with experts masked or router logits biased
@@ -31,7 +31,7 @@ Commands:
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
 ${commandTable()}
-Options common to model commands: --provider auto|cuda|cpu (default auto), --cache DIR.`;
+Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR.`;
 
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
   const [command, ...rest] = argv;
@@ -76,7 +76,7 @@ function makeDemo(args: string[], ctx: CliContext): number {
   });
   if (!values.out) throw new UsageError('--out DIR is required');
   const family = values.family as DemoFamily;
-  if (!['olmoe', 'mixtral', 'qwen2_moe'].includes(family)) throw new UsageError(`--family must be olmoe, mixtral or qwen2_moe, not "${family}"`);
+  if (!DEMO_FAMILIES.includes(family)) throw new UsageError(`--family must be one of ${DEMO_FAMILIES.join(', ')}, not "${family}"`);
   const dtype = values.dtype === 'bf16' ? 'BF16' : values.dtype === 'f32' ? 'F32' : null;
   if (!dtype) throw new UsageError(`--dtype must be f32 or bf16, not "${values.dtype}"`);
   const t0 = Date.now();
@@ -85,10 +85,17 @@ function makeDemo(args: string[], ctx: CliContext): number {
   return 0;
 }
 
+/** On stderr: the provider in use, the adapter and every provider auto passed over, with the reason. */
+export function reportProvider(info: ModelInfo, ctx: CliContext): void {
+  const adapter = info.adapterName ? ` on ${info.adapterName}` : '';
+  ctx.err(`provider: ${info.executionProvider}${adapter} (${info.dtype}${info.expertFormulation ? `, experts: ${info.expertFormulation}` : ''})`);
+  for (const d of info.providerDecisions ?? []) if (!d.used) ctx.err(`  passed over ${d.provider}: ${d.why}`);
+}
+
 export function providerOption(v: string | undefined): ExecutionProviderSetting {
   const p = v ?? 'auto';
-  if (p !== 'auto' && p !== 'cuda' && p !== 'cpu') throw new UsageError(`--provider must be auto, cuda or cpu, not "${p}"`);
-  return p;
+  if (!(EXECUTION_PROVIDER_SETTINGS as readonly string[]).includes(p)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${p}"`);
+  return p as ExecutionProviderSetting;
 }
 
 async function trace(args: string[], ctx: CliContext): Promise<number> {
@@ -113,6 +120,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
   try {
     const info = await engine.load(path.resolve(values.model), { executionProvider: providerOption(values.provider), cacheDir: values.cache });
     if (info.providerNote) ctx.err(info.providerNote);
+    reportProvider(info, ctx);
     const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
     const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'], intervention });
     if (values.json) {
@@ -126,6 +134,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         topWeights: nest3(r.routing.topWeights, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
         entropy: nest2(r.routing.entropy, r.routing.numLayers, r.routing.numTokens),
         answerLogProbs: { A: r.answerLogProbs[0], B: r.answerLogProbs[1], C: r.answerLogProbs[2], D: r.answerLogProbs[3] },
+        answerScoring: r.model.answerScoring.method,
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
@@ -139,6 +148,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     } else {
       if (intervention) ctx.out(`router intervention: ${describeIntervention(intervention, info.numLayers)}`);
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
     return 0;

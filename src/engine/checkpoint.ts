@@ -139,7 +139,8 @@ export class Checkpoint {
         { name: n.o, shape: [a.hiddenSize, qDim] },
         { name: n.router, shape: [a.numExperts, a.hiddenSize] },
       );
-      if (a.qkNorm) out.push({ name: n.qNorm!, shape: [qDim] }, { name: n.kNorm!, shape: [kvDim] });
+      if (a.qkNorm === 'full') out.push({ name: n.qNorm!, shape: [qDim] }, { name: n.kNorm!, shape: [kvDim] });
+      if (a.qkNorm === 'per-head') out.push({ name: n.qNorm!, shape: [a.headDim] }, { name: n.kNorm!, shape: [a.headDim] });
       if (n.qkvBias) out.push({ name: n.qkvBias.q, shape: [qDim] }, { name: n.qkvBias.k, shape: [kvDim] }, { name: n.qkvBias.v, shape: [kvDim] });
       if (this.expertLayout === 'per-expert') {
         for (let e = 0; e < a.numExperts; e++) {

@@ -16,7 +16,8 @@ import type { ComputeDType, ExecutionProvider } from '../shared/protocol';
 
 /**
  * How fc1 of the MoE operator is laid out. The CPU kernel only accepts fused SwiGLU with gate and up
- * rows interleaved (gate0, up0, gate1, up1, ...); the CUDA kernel takes gate as fc1 and up as fc3.
+ * rows interleaved (gate0, up0, gate1, up1, ...); the CUDA kernel takes gate as fc1 and up as fc3
+ * (WebGPU's standard-ops experts read that layout too).
  */
 export type ExpertPacking = 'swiglu-interleaved' | 'fc1-gate-fc3-up';
 
@@ -38,7 +39,8 @@ export interface PreparedWeights {
 }
 
 export function expertPackingFor(provider: ExecutionProvider): ExpertPacking {
-  return provider === 'cuda' ? 'fc1-gate-fc3-up' : 'swiglu-interleaved';
+  // WebGPU computes the experts with standard ops from the same gate/up/down layout as CUDA.
+  return provider === 'cpu' ? 'swiglu-interleaved' : 'fc1-gate-fc3-up';
 }
 
 class AppendFile {

@@ -19,6 +19,8 @@ import { tokenScopeDefinition } from '../analysis/scope';
 import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
 import {
+  ANSWER_SCORING_DEFINITIONS,
+  answerExtraPositions,
   EngineFailure,
   type InferenceBackend,
   type LoadOptions,
@@ -276,7 +278,9 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
   if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
 
-  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
+  if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
+  // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
+  const plan = await planEvaluation(backend, { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) }, questions, dev, opts.shots, signal);
   for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
   const total = questions.length - plan.skipped.length;
   const writer = new RecordWriter(opts.runDir);
@@ -385,10 +389,12 @@ function finishSummary(
     model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
     dataset: manifest.dataset,
     shots: manifest.shots,
+    answerScoring: model.answerScoring.method,
     complete,
     tokens: { computed: tokens.computed, padding: tokens.padding, prefixReusedTokens: tokens.prefixReused },
     elapsedSeconds,
     ...analysis,
+    definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
     ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };

@@ -2,6 +2,7 @@
  * MoE Scope's extension host glue: commands, the status bar, the trace panel, the side-panel heatmap,
  * the evaluation task and the summary view. Inference never runs here: it lives in child processes.
  */
+import { providerLabel } from './providerLabel';
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -185,7 +186,7 @@ async function selectModel(models: ModelManager): Promise<void> {
   try {
     await pick.action();
     const info = await models.ensureLoaded(false);
-    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${info.executionProvider.toUpperCase()} (${info.numLayers} layers x ${info.numExperts} experts).`);
+    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`);
   } catch (e) {
     void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
   }

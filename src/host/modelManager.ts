@@ -9,6 +9,7 @@ import { fork } from 'node:child_process';
 import { EngineClient } from './engineClient';
 import { readSettings, setUserModelPath } from './settings';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
+import { providerLabel } from './providerLabel';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -110,11 +111,18 @@ export class ModelManager implements vscode.Disposable {
       this.info = null;
       this.loadedKey = '';
       this.lastError = (e as Error).message;
+      if (e instanceof EngineFailure && e.code === 'provider-unavailable') void this.offerCpu(e.message);
       this.setState('error');
       throw e;
     } finally {
       this.loading = null;
     }
+  }
+
+  /** The requested GPU provider cannot hold the model: offer the CPU (a user setting) instead. */
+  private async offerCpu(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(`MoE Scope: ${message}`, 'Run on CPU');
+    if (choice === 'Run on CPU') await vscode.workspace.getConfiguration('moeScope').update('executionProvider', 'cpu', vscode.ConfigurationTarget.Global);
   }
 
   /** Marks the engine busy for the duration of `work` (shown in the status bar). */
@@ -150,13 +158,15 @@ export class ModelManager implements vscode.Disposable {
     const m = this.info;
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
-    const ep = m ? m.executionProvider.toUpperCase() : '';
+    const ep = m ? providerLabel(m) : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
     if (m) {
       md.appendMarkdown(`Model: \`${m.path}\`\n\n${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})\n\n`);
+      if (m.adapterName) md.appendMarkdown(`GPU adapter: ${m.adapterName}; ${m.dtype} weights; experts computed ${m.expertFormulation === 'dense-gated' ? 'densely on the GPU, weighted by the top-k gates' : 'by the MoE operator'}\n\n`);
+      for (const d of m.providerDecisions ?? []) if (!d.used) md.appendMarkdown(`Not ${d.provider.toUpperCase()}: ${d.why}\n\n`);
       if (m.providerNote) md.appendMarkdown(`${m.providerNote}\n\n`);
       if (m.demo) md.appendMarkdown(`_${m.demo.note}_\n\n`);
     }
@@ -183,3 +193,4 @@ export function runCli(context: vscode.ExtensionContext, args: string[]): Promis
     child.on('error', reject);
   });
 }
+
