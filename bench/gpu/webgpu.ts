@@ -26,7 +26,7 @@ import { Engine } from '../../src/engine/engine';
 import { denseGatedExperts, groupedExperts } from '../../src/engine/graphExpertsStandardOps';
 import { probeWebGpu } from '../../src/engine/webgpu';
 import type { MoeArchitecture } from '../../src/engine/families';
-import type { ComputeDType, ExecutionProvider, ExpertFormulation } from '../../src/shared/protocol';
+import type { ComputeDType, ExpertFormulation } from '../../src/shared/protocol';
 import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engine/runtime';
 
 const TINY = process.env.GPU_BENCH_TINY === '1';
@@ -189,7 +189,7 @@ function randomIds(rng: SeededRandom, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => 2 + Math.floor(rng.uniform() * (vocab - 2)));
 }
 
-async function benchModel(modelDir: string, cacheRoot: string, provider: ExecutionProvider, experts: ExpertFormulation | undefined, opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number }) {
+async function benchModel(modelDir: string, cacheRoot: string, provider: "webgpu" | "cpu", experts: ExpertFormulation | undefined, opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number }) {
   const engine = new Engine((level, m) => level !== 'info' && log(m));
   const t0 = Date.now();
   const info = await engine.load(modelDir, { executionProvider: provider, cacheDir: path.join(cacheRoot, `${provider}-${experts ?? 'default'}`), webgpuExperts: experts });
@@ -271,7 +271,7 @@ async function main() {
       result.model = { checkpoint: ckpt, layersUsed: used, layersInCheckpoint: view.fullLayers, note: used < view.fullLayers ? `only the first ${used} of ${view.fullLayers} layers were run (time budget); "extrapolated" values scale the measured ones by ${view.fullLayers}/${used}` : 'all layers' };
       const runs: Record<string, unknown>[] = [];
       result.model = { ...(result.model as object), runs };
-      const plan: { provider: ExecutionProvider; experts?: ExpertFormulation; optional?: boolean }[] = [
+      const plan: { provider: "webgpu" | "cpu"; experts?: ExpertFormulation; optional?: boolean }[] = [
         { provider: 'webgpu' },
         { provider: 'cpu' },
         { provider: 'webgpu', experts: WEBGPU_DEFAULT_EXPERTS === 'grouped' ? 'dense-gated' : 'grouped', optional: true },

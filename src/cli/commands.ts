@@ -6,6 +6,7 @@ import { CommandUsageError, type Command } from './command';
 import { loadDataset } from '../mmlu/load';
 import { interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
@@ -46,6 +47,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
+      '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
       '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
       '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
@@ -66,6 +68,7 @@ const COMMANDS: Record<string, Command> = {
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
+          ...ENGINE_OPTIONS,
           'mask-experts': { type: 'string' },
           'router-bias': { type: 'string' },
         },
@@ -78,7 +81,11 @@ const COMMANDS: Record<string, Command> = {
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
       const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
+      });
       return runEvalCommand(
+        engine,
         {
           modelPath: path.resolve(values.model!),
           load: { executionProvider: provider, cacheDir: values.cache },

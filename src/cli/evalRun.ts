@@ -2,14 +2,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './main';
-import { Engine } from '../engine/engine';
+import type { CliBackend } from './backend';
 import { Checkpoint } from '../engine/checkpoint';
 import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';
 import { isEmptyIntervention, normalizeIntervention, parseBiasJson, parseMaskSpec, validateIntervention } from '../analysis/interventions';
 import type { RouterIntervention } from '../shared/protocol';
 
-export async function runEvalCommand(opts: EvalOptions, ctx: CliContext, quiet: boolean): Promise<number> {
-  const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+/** Runs on `engine` (either engine, opened by the caller) and disposes of it at the end. */
+export async function runEvalCommand(engine: CliBackend, opts: EvalOptions, ctx: CliContext, quiet: boolean): Promise<number> {
   const ac = new AbortController();
   const onSignal = () => {
     ctx.err('\ncancelling after the batch in flight...');

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { CommandUsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { prepareExperiment } from '../eval/experiment';
 import { readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
@@ -38,6 +39,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
     usage:
       'experiment --baseline RUN (--prune never-activated | --prune-below-count N | --prune L:E,... |\n' +
       '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--dry-run]\n' +
+      '     [--engine onnxruntime|pytorch|auto] [--python PATH]\n' +
       '      Derive a router intervention from a finished run (mask never-activated experts, experts with fewer\n' +
       '      than N activations, or chosen experts; or add B to the logits of the top fraction P of experts by\n' +
       '      accuracy per layer) and evaluate the same model, data, shots and scope under it; resumable.',
@@ -56,6 +58,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
           'dry-run': { type: 'boolean', default: false },
+          ...ENGINE_OPTIONS,
         },
       });
       if (!values.baseline) throw new CommandUsageError('--baseline RUN is required');
@@ -75,7 +78,10 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
         return 0;
       }
-      return runEvalCommand(exp.options, ctx, values.quiet!);
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
+      });
+      return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },
   compare: {

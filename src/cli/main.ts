@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { Engine } from '../engine/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
 import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
@@ -22,7 +23,7 @@ Commands:
   make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
-  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts]
+  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
         [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions; optionally with experts masked or router logits biased
@@ -31,7 +32,8 @@ Commands:
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
 ${commandTable()}
-Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR.`;
+Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR;
+--engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON, else python3) on trace and eval.`;
 
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
   const [command, ...rest] = argv;
@@ -109,6 +111,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       provider: { type: 'string' },
       cache: { type: 'string' },
       'all-experts': { type: 'boolean', default: false },
+      ...ENGINE_OPTIONS,
       'mask-experts': { type: 'string' },
       'router-bias': { type: 'string' },
     },
@@ -116,13 +119,15 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
   if (!values.model) throw new UsageError('--model DIR is required');
   if ((values.text === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --text STR or --ids 1,2,3');
   const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
-  const engine = new Engine((level, m) => level !== 'info' && ctx.err(m));
+  const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+    throw e instanceof EngineOptionError ? new UsageError(e.message) : e;
+  });
   try {
-    const info = await engine.load(path.resolve(values.model), { executionProvider: providerOption(values.provider), cacheDir: values.cache });
+    const info = await engine.call('load', { modelPath: path.resolve(values.model), options: { executionProvider: providerOption(values.provider), cacheDir: values.cache } });
     if (info.providerNote) ctx.err(info.providerNote);
     reportProvider(info, ctx);
     const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
-    const r = await engine.trace(input, { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'], intervention });
+    const r = await engine.call('trace', { input, options: { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'], intervention } });
     if (values.json) {
       const out: Record<string, unknown> = {
         model: r.model,

@@ -16,6 +16,7 @@ import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
 import {
   EngineFailure,
+  ROUTING_POSITIONS,
   type EngineMethod,
   type EngineMethods,
   type InferenceBackend,
@@ -149,6 +150,8 @@ export class Engine implements InferenceBackend {
       adapterName: runtime.adapter?.name,
       expertFormulation: runtime.expertFormulation,
       dtype: runtime.dtype,
+      engine: 'onnxruntime',
+      device: runtime.adapter?.name ? `webgpu ${runtime.adapter.name}` : runtime.provider,
       answerScoring,
       demo: typeof demoNote === 'string' ? { note: demoNote } : undefined,
       loadMs: Date.now() - t0,
@@ -303,15 +306,26 @@ export class Engine implements InferenceBackend {
     checkAborted(signal);
     computed += B * S;
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
+    const positions = params.routingPositions ?? 'all';
+    if (!ROUTING_POSITIONS.includes(positions)) throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
     const items: ScoreResult['items'] = [];
     for (const [b, item] of params.items.entries()) {
-      const rows = Array.from({ length: item.ids.length }, (_, i) => b * S + i);
+      const n = item.ids.length;
+      const first = positions === 'last' ? n - 1 : 0;
+      const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
       const own = routingFromLogits(out.routerLogits, rows, arch, false);
       const kv = continuation ? kvRow(out.present, b, B, P + item.ids.length, arch) : null;
       const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv, routerRows);
       if (kv) computed += answerExtraRows(info.answerScoring);
       checkAborted(signal);
-      items.push({ key: item.key, answerLogProbs: logp, routing: prefix ? concatRouting([prefix.routing, own]) : own });
+      const withPrefix = positions === 'all' && prefix;
+      items.push({
+        key: item.key,
+        answerLogProbs: logp,
+        routing: withPrefix ? concatRouting([withPrefix.routing, own]) : own,
+        routingStart: withPrefix ? 0 : P + first,
+        promptTokens: P + n,
+      });
     }
     return { items, computedTokens: computed, paddingTokens: B * S - real, prefixReused, ms: Date.now() - t0 };
   }

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RouterIntervention, RunSummary, TokenScope } from '../shared/protocol';
+import type { EngineKind, ModelDType, RouterIntervention, RunSummary, TokenScope } from '../shared/protocol';
 import { describeIntervention, interventionKey } from '../analysis/interventions';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 
@@ -16,7 +16,17 @@ export interface RunManifest {
   format: 'moe-scope.run';
   version: 1;
   createdAt: string;
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; configSha256: string; demo: boolean };
+  model: {
+    path: string;
+    family: string;
+    numLayers: number;
+    numExperts: number;
+    topK: number;
+    configSha256: string;
+    demo: boolean;
+    /** The engine, device and dtype that computed the records (absent in runs made before engines were selectable). */
+    engine?: { kind: EngineKind; device: string; dtype: ModelDType };
+  };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   tokenScope: TokenScope;
@@ -141,6 +151,10 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   if (old.tokenScope !== now.tokenScope) diffs.push(`token scope (${old.tokenScope} vs ${now.tokenScope})`);
   if (JSON.stringify(old.subjects) !== JSON.stringify(now.subjects)) diffs.push('subjects');
   if (old.limitPerSubject !== now.limitPerSubject) diffs.push('limit per subject');
+  // Resuming on another engine or dtype would mix results computed differently in one run.
+  const a = old.model.engine;
+  const b = now.model.engine;
+  if (a && b && (a.kind !== b.kind || a.dtype !== b.dtype)) diffs.push(`engine (${a.kind} ${a.dtype} vs ${b.kind} ${b.dtype})`);
   if (interventionKey(old.intervention) !== interventionKey(now.intervention)) {
     diffs.push(`router intervention (${describeIntervention(old.intervention ?? { mask: [], bias: [] }, old.model.numLayers)} vs ${describeIntervention(now.intervention ?? { mask: [], bias: [] }, now.model.numLayers)})`);
   }

@@ -26,6 +26,7 @@ import {
   type LoadOptions,
   type ModelInfo,
   type RouterIntervention,
+  type RoutingPositions,
   type RunSummary,
   type ScoreItem,
   type TokenScope,
@@ -253,6 +254,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
+      engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },
     },
     dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
     shots: opts.shots,
@@ -304,10 +306,13 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
         const bt0 = Date.now();
         const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
         const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, intervention }, signal);
+        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention }, signal);
         const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
         const results: QuestionResult[] = res.items.map((r, j) => {
           const q = batch[j];
+          // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
+          const shift = r.routingStart ?? 0;
+          const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
           const predicted = argmax(r.answerLogProbs);
           const ok = predicted === q.question.answer;
           const record: RoutingRecord = {
@@ -321,14 +326,14 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
             topExperts: r.routing.topExperts,
             topWeights: r.routing.topWeights,
             entropy: r.routing.entropy,
-            questionTokens: q.questionTokens,
+            questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
             answerToken: r.routing.numTokens - 1,
           };
           addRecord(batchAcc, record);
           const K = r.routing.topK;
           const T = r.routing.numTokens;
           const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
-          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: T, shotsUsed: q.shotsUsed, answerExperts };
+          return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: r.promptTokens, shotsUsed: q.shotsUsed, answerExperts };
         });
         const seconds = (Date.now() - bt0) / 1000;
         const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
@@ -398,6 +403,11 @@ function finishSummary(
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
     ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
+}
+
+/** The fewest positions whose routing the token scope reads: the engine transfers nothing more. */
+export function routingPositionsFor(scope: TokenScope): RoutingPositions {
+  return scope === 'answer' ? 'last' : scope === 'question' ? 'item' : 'all';
 }
 
 function argmax(v: readonly number[]): number {

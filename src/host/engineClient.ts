@@ -1,10 +1,12 @@
 /**
- * The extension host's side of the inference process: forks it, matches responses to requests by id,
+ * The extension host's side of an inference process: starts it, matches responses to requests by id,
  * and survives its death. When the process dies, every pending request fails with a message saying so,
  * and the next request starts a fresh process and reloads the last model before running.
+ * The process itself is behind an EngineChannel: the forked Node process of the ONNX Runtime engine
+ * (here) or the PyTorch worker (pythonWorker.ts); the bookkeeping is the same for both.
  * No vscode import: the command line and tests use it too.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import * as path from 'node:path';
 import {
   EngineFailure,
@@ -18,15 +20,65 @@ import {
   type ModelInfo,
 } from '../shared/protocol';
 
+/** One running inference process, as the client sees it. */
+export interface EngineChannel {
+  readonly pid: number | undefined;
+  send(m: HostToEngine): void;
+  /** SIGKILL; the channel then reports its exit. */
+  kill(): void;
+  /** Turns a result off the wire into the protocol's shape (the worker sends some fields compactly). */
+  adapt?(method: EngineMethod, params: unknown, result: unknown): unknown;
+}
+
+export interface ChannelEvents {
+  onMessage(m: EngineToHost): void;
+  /** The process ended; description says how ("was killed by SIGKILL", "exited with code 1"). */
+  onExit(description: string): void;
+  onLog(level: 'info' | 'warn' | 'error', message: string): void;
+}
+
+export type ChannelFactory = (events: ChannelEvents, env: NodeJS.ProcessEnv | undefined) => EngineChannel;
+
+/** The ONNX Runtime engine: a forked Node process with the 'advanced' IPC serialisation. */
+export function nodeChannel(entry?: string): ChannelFactory {
+  return (events, env) => {
+    const child = fork(entry ?? path.join(__dirname, 'inference-process.js'), [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, ...env },
+      execArgv: [],
+    });
+    child.stdout?.on('data', (d: Buffer) => events.onLog('info', d.toString().trimEnd()));
+    child.stderr?.on('data', (d: Buffer) => events.onLog('warn', d.toString().trimEnd()));
+    child.on('message', (m: unknown) => {
+      if (isEngineToHost(m)) events.onMessage(m);
+    });
+    child.on('exit', (code, signal) => events.onExit(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    child.on('error', (e) => events.onLog('error', `inference process error: ${e.message}`));
+    return {
+      get pid() {
+        return child.pid;
+      },
+      send: (m) => {
+        if (child.connected) child.send(m);
+      },
+      kill: () => child.kill('SIGKILL'),
+    };
+  };
+}
+
 interface Pending {
   method: EngineMethod;
+  params: unknown;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
 }
 
 export interface EngineClientOptions {
-  /** Path of the bundled inference-process.js. */
+  /** Path of the bundled inference-process.js (the default channel). */
   entry?: string;
+  /** Which process to run; default the ONNX Runtime inference process. */
+  channel?: ChannelFactory;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
   onExit?: (description: string) => void;
   /** Extra environment for the child (e.g. thread counts). */
@@ -34,7 +86,7 @@ export interface EngineClientOptions {
 }
 
 export class EngineClient implements InferenceBackend {
-  private child: ChildProcess | null = null;
+  private child: EngineChannel | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private lastLoad: { modelPath: string; options: LoadOptions } | null = null;
@@ -73,7 +125,12 @@ export class EngineClient implements InferenceBackend {
 
   private send<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
     if (this.disposed) return Promise.reject(new EngineFailure('process-died', 'the inference client was disposed'));
-    const child = this.ensureChild();
+    let child: EngineChannel;
+    try {
+      child = this.ensureChild();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new EngineFailure('cancelled', 'the request was cancelled'));
@@ -86,6 +143,7 @@ export class EngineClient implements InferenceBackend {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.pending.set(id, {
         method,
+        params,
         resolve: (v) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(v as EngineMethods[M]['result']);
@@ -110,7 +168,7 @@ export class EngineClient implements InferenceBackend {
   }
 
   private post(m: HostToEngine): void {
-    if (this.child?.connected) this.child.send(m);
+    this.child?.send(m);
   }
 
   private kill(reason: string): void {
@@ -119,45 +177,45 @@ export class EngineClient implements InferenceBackend {
     this.child = null;
     this.loaded = null;
     this.failAll(`The inference process was stopped (${reason}).`);
-    child.kill('SIGKILL');
+    child.kill();
   }
 
-  private ensureChild(): ChildProcess {
+  private ensureChild(): EngineChannel {
     if (this.child) return this.child;
-    const entry = this.options.entry ?? path.join(__dirname, 'inference-process.js');
-    const child = fork(entry, [], {
-      serialization: 'advanced',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      env: { ...process.env, ...this.options.env },
-      execArgv: [],
-    });
-    this.child = child;
     const log = this.options.onLog ?? (() => {});
-    child.stdout?.on('data', (d: Buffer) => log('info', d.toString().trimEnd()));
-    child.stderr?.on('data', (d: Buffer) => log('warn', d.toString().trimEnd()));
-    child.on('message', (m: unknown) => {
-      if (isEngineToHost(m)) this.onMessage(m);
-    });
-    child.on('exit', (code, signal) => {
-      if (this.child !== child) return;
-      this.child = null;
-      this.loaded = null;
-      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
-      this.failAll(`The inference process ${how}. Your request was not completed; the next request starts a fresh process.`);
-      this.options.onExit?.(how);
-    });
-    child.on('error', (e) => log('error', `inference process error: ${e.message}`));
+    const factory = this.options.channel ?? nodeChannel(this.options.entry);
+    const child: EngineChannel = factory(
+      {
+        onMessage: (m) => {
+          if (this.child === child) this.onMessage(m, child);
+        },
+        onLog: log,
+        onExit: (how) => {
+          if (this.child !== child) return;
+          this.child = null;
+          this.loaded = null;
+          this.failAll(`The inference process ${how}. Your request was not completed; the next request starts a fresh process.`);
+          this.options.onExit?.(how);
+        },
+      },
+      this.options.env,
+    );
+    this.child = child;
     return child;
   }
 
-  private onMessage(m: EngineToHost): void {
+  private onMessage(m: EngineToHost, channel: EngineChannel): void {
     if (m.type === 'log') return this.options.onLog?.(m.level, m.message);
     if (m.type !== 'response') return;
     const p = this.pending.get(m.id);
     if (!p) return; // cancelled or stale
     this.pending.delete(m.id);
-    if (m.ok) p.resolve(m.result);
-    else p.reject(new EngineFailure(m.error.code, m.error.message));
+    if (!m.ok) return p.reject(new EngineFailure(m.error.code, m.error.message));
+    try {
+      p.resolve(channel.adapt ? channel.adapt(p.method, p.params, m.result) : m.result);
+    } catch (e) {
+      p.reject(new EngineFailure('internal', `malformed ${p.method} result from the inference process: ${(e as Error).message}`));
+    }
   }
 
   private failAll(message: string): void {

@@ -1,0 +1,125 @@
+"""Finding and sizing a checkpoint before anything is loaded: a model folder or a local Hugging Face hub
+snapshot, the family's routing rule from config.json, and the memory the weights need."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+from .protocol import FAMILIES, EngineFailure
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+
+
+def resolve_model_dir(path: str) -> str:
+    """A folder with config.json, or a hub cache folder (models--org--name) whose refs/main names a snapshot."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    snapshots = os.path.join(path, "snapshots")
+    if os.path.isdir(snapshots):
+        ref = os.path.join(path, "refs", "main")
+        if os.path.isfile(ref):
+            with open(ref, encoding="utf-8") as f:
+                cand = os.path.join(snapshots, f.read().strip())
+            if os.path.isfile(os.path.join(cand, "config.json")):
+                return cand
+        found = sorted(d for d in os.listdir(snapshots) if os.path.isfile(os.path.join(snapshots, d, "config.json")))
+        if len(found) == 1:
+            return os.path.join(snapshots, found[0])
+        if found:
+            raise EngineFailure("bad-model", f"{snapshots}: {len(found)} snapshots and no refs/main; pass one snapshot folder")
+    if not os.path.isdir(path):
+        raise EngineFailure("bad-model", f"{path}: no such folder")
+    raise EngineFailure("bad-model", f"{path}/config.json: missing (expected a Hugging Face model folder or hub snapshot)")
+
+
+def read_config(model_dir: str) -> dict:
+    file = os.path.join(model_dir, "config.json")
+    try:
+        with open(file, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise EngineFailure("bad-model", f"{file}: {e}") from e
+    if not isinstance(config, dict):
+        raise EngineFailure("bad-model", f"{file}: not a JSON object")
+    return config
+
+
+def routing_rule(config: dict, file: str) -> dict:
+    """numExperts, topK, normTopKProb, sharedExperts per family, as src/engine/families.ts reads them."""
+    family = config.get("model_type")
+    if family not in FAMILIES:
+        raise EngineFailure("bad-model", f"{file}: model_type {family!r} is not supported (supported: {', '.join(FAMILIES)})")
+    key = "num_local_experts" if family == "mixtral" else "num_experts"
+
+    def integer(name: str, default=None) -> int:
+        v = config.get(name, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise EngineFailure("bad-model", f"{file}: {name} must be a positive integer, got {v!r}")
+        return v
+
+    experts = integer(key)
+    top_k = integer("num_experts_per_tok", {"olmoe": 8, "mixtral": 2, "qwen2_moe": 4}[family])
+    if top_k > experts:
+        raise EngineFailure("bad-model", f"{file}: num_experts_per_tok ({top_k}) exceeds {key} ({experts})")
+    shared = config.get("shared_expert_intermediate_size") if family == "qwen2_moe" else None
+    return {
+        "family": family,
+        "numExperts": experts,
+        "topK": top_k,
+        "normTopKProb": True if family == "mixtral" else config.get("norm_topk_prob") is True,
+        "sharedExperts": 1 if isinstance(shared, int) and shared > 0 else 0,
+        "numLayers": integer("num_hidden_layers"),
+        "hiddenSize": integer("hidden_size"),
+        "vocabSize": integer("vocab_size"),
+        "maxPositions": integer("max_position_embeddings", 4096),
+    }
+
+
+def weight_elements(model_dir: str) -> int:
+    """Parameter count from the safetensors headers (nothing else is read)."""
+    files = sorted(f for f in os.listdir(model_dir) if f.endswith(".safetensors"))
+    if not files:
+        raise EngineFailure("bad-model", f"{model_dir}: no *.safetensors files")
+    total = 0
+    for name in files:
+        file = os.path.join(model_dir, name)
+        try:
+            with open(file, "rb") as f:
+                (n,) = struct.unpack("<Q", f.read(8))
+                if n > 100_000_000:
+                    raise ValueError(f"header length {n} is implausible")
+                header = json.loads(f.read(n))
+        except (OSError, ValueError, struct.error) as e:
+            raise EngineFailure("bad-model", f"{file}: unreadable safetensors header ({e})") from e
+        for key, t in header.items():
+            if key == "__metadata__":
+                continue
+            count = 1
+            for d in t.get("shape", []):
+                count *= d
+            total += count
+    return total
+
+
+def available_memory(device) -> tuple[int, str]:
+    """Bytes free on the device and how that was measured."""
+    import torch
+
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free, f"free on {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        try:
+            return int(torch.mps.recommended_max_memory()) - int(torch.mps.current_allocated_memory()), "recommended for MPS"
+        except AttributeError:
+            pass
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable in RAM"
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"), "available RAM"

@@ -1,0 +1,424 @@
+"""One loaded checkpoint on one torch device: load, tokenize, trace and batch scoring with a reused
+prefix KV cache. Everything returned is protocol data (see src/shared/protocol.ts); typed arrays are
+numpy arrays or framing.View slices of one shared array per batch."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .framing import View
+from .protocol import ROUTING_POSITIONS, EngineFailure
+from .routing import log_softmax_at, routing_from_logits
+from .tokenizer import WorkerTokenizer
+
+Log = Callable[[str, str], None]
+# Headroom over the weights for activations, KV caches and the allocator.
+MEMORY_MARGIN = 1.15
+# Key/value positions one scoring forward may hold (batch rows x (prefix + item)); larger batches are split.
+KV_POSITIONS_PER_FORWARD = int(os.environ.get("MOE_SCOPE_KV_POSITIONS", 65536))
+
+
+class Cancelled(Exception):
+    pass
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    if setting == "cuda":
+        raise EngineFailure("bad-input", "executionProvider 'cuda' was asked for, but this PyTorch sees no CUDA device "
+                            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index} {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
+class Engine:
+    def __init__(self, log: Log):
+        self.log = log
+        self.model = None
+        self.tokenizer: WorkerTokenizer | None = None
+        self.info: dict | None = None
+        self.rule: dict | None = None
+        self.device = torch.device("cpu")
+        self.prefix: dict | None = None
+        self.cancel_check: Callable[[], bool] = lambda: False
+        dump = os.environ.get("MOE_SCOPE_BENCH_DUMP_PROMPTS")
+        # The GPU benchmark's plain-loop baseline replays exactly the prompts the engine scored.
+        self.dump = open(dump, "ab") if dump else None
+
+    # -- load ---------------------------------------------------------------------------------
+    def load(self, model_path: str, options: dict) -> dict:
+        t0 = time.time()
+        if not isinstance(model_path, str) or not model_path:
+            raise EngineFailure("bad-input", "load: modelPath must be a non-empty string")
+        model_dir = checkpoint.resolve_model_dir(model_path)
+        config_file = os.path.join(model_dir, "config.json")
+        config = checkpoint.read_config(model_dir)
+        rule = checkpoint.routing_rule(config, config_file)
+        tokenizer = WorkerTokenizer(model_dir)
+        answer_scoring = tokenizer.answer_scoring()
+        if answer_scoring["method"] != "single-token":
+            # Refused rather than scored differently from the ONNX Runtime engine.
+            raise EngineFailure(
+                "bad-model",
+                f"{model_dir}: the answer letters are several tokens in this tokenizer "
+                f"({answer_scoring['letterTokenIds']}); the PyTorch engine scores single-token letters only: "
+                "use the ONNX Runtime engine (--engine onnxruntime), which scores each letter's full continuation",
+            )
+        answer_ids = [ids[0] for ids in answer_scoring["letterTokenIds"]]
+        device = pick_device((options or {}).get("executionProvider", "auto"))
+        dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        if device.type == "mps" and not torch.backends.mps.is_macos13_or_newer():
+            dtype = torch.float16
+        elements = checkpoint.weight_elements(model_dir)
+        need = int(elements * torch.tensor([], dtype=dtype).element_size() * MEMORY_MARGIN)
+        free, how = checkpoint.available_memory(device)
+        if need > free:
+            raise EngineFailure(
+                "bad-model",
+                f"{model_dir}: the model needs about {need / 2**30:.1f} GiB in {str(dtype).replace('torch.', '')} on "
+                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {int((MEMORY_MARGIN - 1) * 100)}% headroom), "
+                f"but only {free / 2**30:.1f} GiB is {how}",
+            )
+        self.unload()
+        self.log("info", f"loading {model_dir} ({elements / 1e9:.2f} B parameters) as {str(dtype)[6:]} on {describe_device(device)}")
+        from transformers import AutoModelForCausalLM
+
+        kwargs = dict(local_files_only=True, low_cpu_mem_usage=True)
+        try:
+            model = self._from_pretrained(AutoModelForCausalLM, model_dir, dtype, device, kwargs)
+        except (OSError, ValueError, KeyError) as e:
+            raise EngineFailure("bad-model", f"{model_dir}: transformers could not load it: {e}") from e
+        model.eval()
+        self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
+        self._install_cancel_hooks(model)
+        self.model, self.tokenizer, self.rule, self.device = model, tokenizer, rule, device
+        self.answer_ids = answer_ids
+        demo = config.get("moe_scope_demo")
+        self.info = {
+            "path": model_dir,
+            "family": rule["family"],
+            "modelType": rule["family"],
+            "numLayers": rule["numLayers"],
+            "numExperts": rule["numExperts"],
+            "topK": rule["topK"],
+            "hiddenSize": rule["hiddenSize"],
+            "vocabSize": rule["vocabSize"],
+            "maxPositions": rule["maxPositions"],
+            "normTopKProb": rule["normTopKProb"],
+            "sharedExperts": rule["sharedExperts"],
+            "executionProvider": device.type,
+            "dtype": str(dtype).replace("torch.", ""),
+            "answerScoring": answer_scoring,
+            "loadMs": int((time.time() - t0) * 1000),
+            "engine": "pytorch",
+            "device": describe_device(device),
+        }
+        if isinstance(demo, str):
+            self.info["demo"] = {"note": demo}
+        return self.info
+
+    def _from_pretrained(self, auto, model_dir, dtype, device, kwargs):
+        """Straight onto the device when accelerate is there (device_map), else through host memory."""
+        try:
+            import accelerate  # noqa: F401
+
+            placement = {"device_map": str(device)} if device.type != "cpu" else {}
+        except ImportError:
+            placement = {}
+        try:
+            model = auto.from_pretrained(model_dir, dtype=dtype, **placement, **kwargs)
+        except TypeError:  # transformers 4.x spells it torch_dtype
+            model = auto.from_pretrained(model_dir, torch_dtype=dtype, **placement, **kwargs)
+        return model if placement else model.to(device)
+
+    def _install_cancel_hooks(self, model) -> None:
+        """A cancel takes effect between decoder layers, not only between requests."""
+
+        def check(_module, _args):
+            if self.cancel_check():
+                raise Cancelled()
+
+        for layer in self._decoder(model).layers:
+            layer.register_forward_pre_hook(check)
+
+    @staticmethod
+    def _decoder(model):
+        return getattr(model, model.base_model_prefix)
+
+    def unload(self) -> None:
+        self.model = None
+        self.prefix = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def require(self):
+        if self.model is None:
+            raise EngineFailure("not-loaded", "no model is loaded")
+        return self.model
+
+    # -- tokenize -----------------------------------------------------------------------------
+    def tokenize(self, texts) -> dict:
+        self.require()
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise EngineFailure("bad-input", "tokenize: texts must be an array of strings")
+        ids, offsets, counts, inserted = self.tokenizer.encode_batch(texts)
+        return {"ids": ids, "offsets": offsets, "counts": counts, "inserted": inserted}
+
+    # -- forward ------------------------------------------------------------------------------
+    def _check_ids(self, ids, what: str, offset: int = 0) -> list[int]:
+        vocab = self.rule["vocabSize"]
+        if not isinstance(ids, (list, np.ndarray)) or any(not isinstance(i, (int, np.integer)) or isinstance(i, bool) or i < 0 or i >= vocab for i in ids):
+            bad = next((i for i in ids if not isinstance(i, (int, np.integer)) or i < 0 or i >= vocab), ids) if isinstance(ids, list) else ids
+            raise EngineFailure("bad-input", f"{what}: token id {bad!r} is outside the vocabulary (0..{vocab - 1})")
+        if offset + len(ids) > self.rule["maxPositions"]:
+            raise EngineFailure("bad-input", f"{what}: {offset + len(ids)} tokens exceed the model's context of {self.rule['maxPositions']} positions")
+        return [int(i) for i in ids]
+
+    def _forward(self, batch: list[list[int]], past, prefix_len: int, want_cache: bool, pad_to: int = 0):
+        """Right-padded batch after an optional shared cache of prefix_len positions. Returns the final
+        hidden states [B,S,H], router logits [L, B*S, E] and the new cache."""
+        B = len(batch)
+        S = max(pad_to, max(len(r) for r in batch))
+        ids = torch.zeros((B, S), dtype=torch.long)
+        mask = torch.zeros((B, prefix_len + S), dtype=torch.long)
+        mask[:, :prefix_len] = 1
+        for b, row in enumerate(batch):
+            ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[b, prefix_len : prefix_len + len(row)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        out = self._decoder(self.model)(
+            input_ids=ids,
+            attention_mask=mask,
+            past_key_values=past,
+            use_cache=want_cache,
+            output_router_logits=True,
+        )
+        return out.last_hidden_state, self.router_logits(out, B * S), out.past_key_values if want_cache else None
+
+    def router_logits(self, out, rows: int) -> torch.Tensor:
+        """THE place router logits come from: transformers' output_router_logits, one [tokens, experts]
+        tensor per MoE layer, stacked to [layers, tokens, experts]. (Experiments that bias or mask the
+        router hook in here.)"""
+        logits = getattr(out, "router_logits", None)
+        if not logits:
+            raise EngineFailure("internal", f"{type(self.model).__name__} returned no router logits (output_router_logits)")
+        logits = [l.reshape(rows, -1) if l.dim() == 3 else l for l in logits]
+        return torch.stack(logits)
+
+    def _answer_log_probs(self, hidden_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model.get_output_embeddings()(hidden_rows)
+        return log_softmax_at(logits, self.answer_ids), logits
+
+    # -- trace --------------------------------------------------------------------------------
+    def trace(self, params: dict) -> dict:
+        t0 = time.time()
+        self.require()
+        inp = params.get("input") or {}
+        options = params.get("options") or {}
+        text = inp.get("text") if isinstance(inp, dict) else None
+        if isinstance(text, str):
+            ids_np, offsets, _, inserted = self.tokenizer.encode_batch([text])
+            ids = ids_np.tolist()
+        elif isinstance(inp, dict) and isinstance(inp.get("ids"), list):
+            ids = self._check_ids(inp["ids"], "trace")
+            offsets, inserted, text = None, [], None
+        else:
+            raise EngineFailure("bad-input", "trace: input must be {text: string} or {ids: number[]}")
+        if not ids:
+            raise EngineFailure("bad-input", "nothing to trace: the text encodes to no tokens")
+        if options.get("allExperts"):
+            raise EngineFailure("bad-input", "the all-experts analysis runs in the ONNX Runtime engine; set moeScope.engine to onnxruntime for it")
+        ids = self._check_ids(ids, "trace")
+        with torch.inference_mode():
+            hidden, router, _ = self._forward([ids], None, 0, False)
+            logp, logits = self._answer_log_probs(hidden[0, -1:])
+            probs, top_e, top_w, ent = routing_from_logits(router, self.rule["topK"], self.rule["normTopKProb"], bool(options.get("includeProbs")))
+        routing = self._routing_dict(len(ids), top_e.cpu().numpy(), top_w.cpu().numpy(), ent.cpu().numpy(), None if probs is None else probs.cpu().numpy())
+        lp = [float(x) for x in logp[0].cpu()]
+        self._check_finite(lp, "trace")
+        result = {
+            "model": self.info,
+            "ids": np.asarray(ids, dtype=np.int32),
+            "routing": routing,
+            "answerLogProbs": lp,
+            "ms": int((time.time() - t0) * 1000),
+        }
+        if offsets is not None:
+            result["offsets"] = offsets
+            result["inserted"] = inserted
+        else:
+            result["tokenTexts"] = [self.tokenizer.decode_one(i) for i in ids]
+        if options.get("includeLastLogits"):
+            result["lastLogits"] = logits[0, : self.rule["vocabSize"]].float().cpu().numpy()
+        return result
+
+    def _routing_dict(self, T, top_e, top_w, ent, probs) -> dict:
+        r = {
+            "numLayers": int(top_e.shape[0]),
+            "numTokens": T,
+            "numExperts": self.rule["numExperts"],
+            "topK": self.rule["topK"],
+            "topExperts": top_e.astype(np.uint16),
+            "topWeights": top_w.astype(np.float32),
+            "entropy": ent.astype(np.float32),
+        }
+        if probs is not None:
+            r["probs"] = probs.astype(np.float32)
+        return r
+
+    @staticmethod
+    def _check_finite(values: list[float], what: str) -> None:
+        if not all(np.isfinite(values)):
+            raise EngineFailure("internal", f"{what}: the model produced non-finite answer log-probabilities {values} (NaN/inf in the forward pass)")
+
+    # -- score --------------------------------------------------------------------------------
+    def score(self, params: dict) -> dict:
+        t0 = time.time()
+        self.require()
+        items = params.get("items")
+        if not isinstance(items, list):
+            raise EngineFailure("bad-input", "score: items must be an array")
+        positions = params.get("routingPositions", "all")
+        if positions not in ROUTING_POSITIONS:
+            raise EngineFailure("bad-input", f"score: routingPositions must be one of {', '.join(ROUTING_POSITIONS)}, not {positions!r}")
+        if not items:
+            return {"items": [], "computedTokens": 0, "paddingTokens": 0, "prefixReused": False, "ms": 0}
+        L, K = self.rule["numLayers"], self.rule["topK"]
+        computed = 0
+        reused = False
+        prefix = None
+        pspec = params.get("prefix")
+        with torch.inference_mode():
+            if pspec and pspec.get("ids"):
+                pids = self._check_ids(pspec["ids"], "score prefix")
+                if self.prefix and self.prefix["key"] == pspec.get("key") and self.prefix["ids"] == pids:
+                    prefix, reused = self.prefix, True
+                else:
+                    self.prefix = None
+                    hidden, router, cache = self._forward([pids], None, 0, True)
+                    computed += len(pids)
+                    _, e, w, h = routing_from_logits(router, K, self.rule["normTopKProb"], False)
+                    prefix = {"key": pspec.get("key"), "ids": pids, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
+                    self.prefix = prefix
+            P = len(prefix["ids"]) if prefix else 0
+            rows_ids = []
+            for it in items:
+                if not isinstance(it, dict) or not isinstance(it.get("ids"), list) or not it["ids"]:
+                    raise EngineFailure("bad-input", f"score: item {it.get('key') if isinstance(it, dict) else it!r} has no tokens after the prefix")
+                rows_ids.append(self._check_ids(it["ids"], f"score item {it.get('key')}", P))
+            if self.cancel_check():
+                raise Cancelled()
+            B = len(rows_ids)
+            S = max(len(r) for r in rows_ids)
+            computed += B * S
+            parts = [self._score_rows(chunk, prefix, P, S, positions, K) for chunk in self._chunks(rows_ids, P, S)]
+            e, w, h = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
+            logp = np.concatenate([p[3] for p in parts])
+        if self.dump:
+            for r in rows_ids:
+                full = np.asarray((prefix["ids"] if prefix else []) + r, dtype=np.int32)
+                self.dump.write(np.int32(len(full)).tobytes() + full.tobytes())
+            self.dump.flush()
+        if not np.isfinite(logp).all():
+            self._check_finite(logp.reshape(-1).tolist(), "score")
+        return {
+            "items": self._item_routings(items, rows_ids, positions, prefix, e, w, h, logp, L, K),
+            "computedTokens": computed,
+            "paddingTokens": B * S - sum(len(r) for r in rows_ids),
+            "prefixReused": reused,
+            "ms": int((time.time() - t0) * 1000),
+        }
+
+    def _chunks(self, rows, P: int, S: int):
+        """The batch in pieces whose keys and values (prefix copies included) stay within a fixed number
+        of positions, so a subject with long prompts cannot exhaust the device's memory."""
+        per = max(1, KV_POSITIONS_PER_FORWARD // (P + S))
+        return [rows[i : i + per] for i in range(0, len(rows), per)]
+
+    def _score_rows(self, rows, prefix, P: int, S: int, positions: str, K: int):
+        """One forward of right-padded rows (all padded to S, as the batch is) after the prefix cache:
+        routing of the positions asked for, [L, R, K] / [L, R], and answer log-probs [B, 4], on the host."""
+        B = len(rows)
+        past = _batch_cache(prefix["kv"], B) if prefix else None
+        hidden, router, _ = self._forward(rows, past, P, False, pad_to=S)
+        lens = torch.tensor([len(r) for r in rows], device=self.device)
+        last = torch.arange(B, device=self.device) * S + lens - 1
+        logp, _ = self._answer_log_probs(hidden.reshape(B * S, -1)[last])
+        if positions == "last":
+            sel = last
+        else:
+            sel = torch.cat([torch.arange(b * S, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
+        _, e, w, h = routing_from_logits(router[:, sel], K, self.rule["normTopKProb"], False)
+        return e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy(), logp.cpu().numpy()
+
+    def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K):
+        """One flat array per field for the whole batch, item-major, each item [layers][tokens][slot];
+        every item's routing is a View into them."""
+        pieces_e, pieces_w, pieces_h, spans = [], [], [], []
+        t = 0
+        P = len(prefix["ids"]) if prefix else 0
+        for b, r in enumerate(rows_ids):
+            n = 1 if positions == "last" else len(r)
+            ie, iw, ih = e[:, t : t + n], w[:, t : t + n], h[:, t : t + n]
+            t += n
+            start = P + len(r) - 1 if positions == "last" else (P if positions == "item" else 0)
+            if positions == "all" and prefix:
+                pe, pw, ph = prefix["routing"]
+                ie, iw, ih = np.concatenate([pe, ie], 1), np.concatenate([pw, iw], 1), np.concatenate([ph, ih], 1)
+            pieces_e.append(ie.reshape(-1))
+            pieces_w.append(iw.reshape(-1))
+            pieces_h.append(ih.reshape(-1))
+            spans.append((start, ie.shape[1]))
+        all_e = np.concatenate(pieces_e).astype(np.uint16)
+        all_w = np.concatenate(pieces_w).astype(np.float32)
+        all_h = np.concatenate(pieces_h).astype(np.float32)
+        out = []
+        oe = oh = 0
+        for b, (start, T) in enumerate(spans):
+            routing = {
+                "numLayers": L,
+                "numTokens": T,
+                "numExperts": self.rule["numExperts"],
+                "topK": K,
+                "topExperts": View(all_e, oe, L * T * K),
+                "topWeights": View(all_w, oe, L * T * K),
+                "entropy": View(all_h, oh, L * T),
+            }
+            oe += L * T * K
+            oh += L * T
+            out.append({"key": items[b].get("key"), "answerLogProbs": [float(x) for x in logp[b]], "routing": routing, "routingStart": start, "promptTokens": P + len(rows_ids[b])})
+        return out
+
+
+def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) per layer, [1, heads, P, dim], from a DynamicCache of any transformers version."""
+    if hasattr(cache, "layers"):
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(k, v) for k, v in cache]
+
+
+def _batch_cache(layers, batch: int):
+    """A fresh cache holding the prefix once per batch row (the model appends to it in place)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    for i, (k, v) in enumerate(layers):
+        cache.update(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous(), i)
+    return cache

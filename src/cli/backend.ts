@@ -1,0 +1,39 @@
+/** The command line's engine choice: --engine onnxruntime|pytorch|auto and --python PATH (env MOE_SCOPE_PYTHON). */
+import { Engine } from '../engine/engine';
+import { EngineClient } from '../host/engineClient';
+import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../host/pythonWorker';
+import type { EngineKind, InferenceBackend } from '../shared/protocol';
+
+export interface CliBackend extends InferenceBackend {
+  kind: EngineKind;
+  dispose(): Promise<void>;
+}
+
+export class EngineOptionError extends Error {}
+
+export const ENGINE_OPTIONS = { engine: { type: 'string' }, python: { type: 'string' } } as const;
+
+export async function openBackend(engineOption: string | undefined, pythonOption: string | undefined, log: (level: 'info' | 'warn' | 'error', m: string) => void): Promise<CliBackend> {
+  const setting = engineOption ?? 'onnxruntime';
+  if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new EngineOptionError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
+  const python = defaultPython(pythonOption);
+  let kind = setting as EngineKind | 'auto';
+  if (kind === 'auto') {
+    const choice = chooseEngine(await checkPython(python));
+    log('info', `engine auto: ${choice.engine} (${choice.why})`);
+    kind = choice.engine;
+  }
+  if (kind === 'onnxruntime') {
+    const engine = new Engine(log);
+    return Object.assign(engine, { kind: 'onnxruntime' as const });
+  }
+  const client = new EngineClient({ channel: pythonChannel(python), onLog: log });
+  return {
+    kind: 'pytorch',
+    call: (method, params, signal) => client.call(method, params, signal),
+    async dispose() {
+      await client.call('shutdown', {}).catch(() => {});
+      await client.dispose();
+    },
+  };
+}
