@@ -16,6 +16,8 @@ export interface RunForComparison {
   runDir: string;
   summary: RunSummary;
   questions: QuestionOutcome[];
+  /** From the run's manifest, when it records one: results of different engines or dtypes differ slightly. */
+  engine?: { kind: string; dtype: string };
 }
 
 /**
@@ -80,6 +82,9 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
   if (sa.model.path !== sb.model.path) warnings.push(`different models: ${sa.model.path} vs ${sb.model.path}`);
   if (sa.dataset.fingerprint !== sb.dataset.fingerprint || sa.dataset.split !== sb.dataset.split) warnings.push('different data (dataset contents or split)');
   if (sa.shots !== sb.shots) warnings.push(`different shots: ${sa.shots} vs ${sb.shots}`);
+  if (A.engine && B.engine && (A.engine.kind !== B.engine.kind || A.engine.dtype !== B.engine.dtype)) {
+    warnings.push(`different engines: ${A.engine.kind} ${A.engine.dtype} vs ${B.engine.kind} ${B.engine.dtype}; some differences may be numerical, not the intervention's`);
+  }
   if (sa.tokenScope !== sb.tokenScope) warnings.push(`different token scopes: ${sa.tokenScope} vs ${sb.tokenScope}; activation shares are not like for like`);
   if (!sa.complete) warnings.push(`${A.label} is not complete`);
   if (!sb.complete) warnings.push(`${B.label} is not complete`);

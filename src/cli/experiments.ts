@@ -5,7 +5,7 @@ import { CommandUsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { prepareExperiment } from '../eval/experiment';
-import { readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
+import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
 import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
@@ -96,7 +96,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         const dir = path.resolve(p);
         const summary = readSummary(dir);
         if (!summary) throw new RunFolderError(`${path.join(dir, 'summary.json')}: not found; is ${p} an evaluation run folder?`);
-        return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir) };
+        return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
       });
       const c = compareRuns(runs[0], runs[1]);
       ctx.out(values.json ? JSON.stringify(c) : describeComparison(c));

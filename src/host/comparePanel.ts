@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
 import { saveExport } from './exports';
-import { readQuestionResults, readSummary } from '../eval/runFolder';
+import { readManifest, readQuestionResults, readSummary } from '../eval/runFolder';
 import { compareRuns } from '../analysis/compare';
 import type { CompareViewToHost, HostToCompareView, RunComparison } from '../shared/protocol';
 
@@ -14,7 +14,7 @@ export function loadComparison(runA: string, runB: string): RunComparison {
   const load = (dir: string) => {
     const summary = readSummary(dir);
     if (!summary) throw new Error(`${path.join(dir, 'summary.json')}: not found; the run has not written a summary yet`);
-    return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir) };
+    return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
   };
   return compareRuns(load(runA), load(runB));
 }

@@ -112,6 +112,8 @@ test('compareRuns warns about runs that are not like for like and refuses differ
   assert.ok(c.warnings.some((w) => /different shots: 0 vs 5/.test(w)));
   assert.ok(c.warnings.some((w) => /other is not complete/.test(w)));
   assert.ok(c.warnings.some((w) => /1 questions were answered by only one run/.test(w)));
+  const onOther = compareRuns({ ...A, engine: { kind: 'onnxruntime', dtype: 'float32' } }, { ...B, engine: { kind: 'pytorch', dtype: 'float32' } });
+  assert.ok(onOther.warnings.some((w) => /different engines: onnxruntime float32 vs pytorch float32/.test(w)));
   const wide = { ...B, summary: { ...B.summary, model: { ...B.summary.model, numExperts: 8 } } };
   assert.throws(() => compareRuns(A, wide), /cannot be compared/);
 });
