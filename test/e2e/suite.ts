@@ -285,6 +285,7 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     // the toggle is offered only then) and the side bar with the heatmap.
     if (await h.runCommand(page, 'View: Toggle Maximize Editor Group', 5_000).then(() => true, () => false)) console.log('# restored the editor groups');
     await h.runCommand(page, 'MoE: Open expert heatmap');
+    await h.runCommand(page, 'View: Toggle Panel Visibility');
   });
 
   step('g: screenshots in the light theme', 180_000, async () => {
