@@ -67,6 +67,11 @@ if [ -z "${MOE_SCOPE_PYTHON:-}" ]; then
     exit 1
   }
 fi
+# WebGPU tests run ONNX Runtime's WebGPU provider on Mesa's lavapipe (a CPU Vulkan driver) when there is no GPU.
+run_step "install (scripts/setup-lavapipe.sh)" bash scripts/setup-lavapipe.sh || {
+  echo "test-all: 0 passed, 1 failed"
+  exit 1
+}
 # The full MMLU the tests use is vendored (data/mmlu); unpack and verify it once before the parallel tests.
 run_step "MMLU data (scripts/unpack-mmlu.sh)" bash scripts/unpack-mmlu.sh || {
   echo "test-all: 0 passed, 1 failed"
