@@ -12,6 +12,15 @@ import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../s
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 
 
+/** An integer option in [min, max], or a usage error naming the option and what it got. */
+export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
+  const v = raw === undefined ? NaN : Number(raw);
+  if (raw === undefined || !/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new CommandUsageError(`--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(raw ?? '')}`);
+  }
+  return v;
+}
+
 const COMMANDS: Record<string, Command> = {
   'dataset-info': {
     usage: 'dataset-info --data PATH [--split S] [--json]\n      Count the questions and subjects of MMLU data (original CSV tree or file, cais/mmlu JSONL or Parquet).',
@@ -74,8 +83,9 @@ const COMMANDS: Record<string, Command> = {
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
-      const shots = Number(values.shots);
-      if (!Number.isInteger(shots) || shots < 0 || shots > 5) throw new CommandUsageError('--shots must be 0 to 5');
+      const shots = integerOption('shots', values.shots, 0, 5);
+      const limit = integerOption('limit', values.limit, 0, 1_000_000);
+      const batchSize = integerOption('batch-size', values['batch-size'], 1, 4096);
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
@@ -93,9 +103,9 @@ const COMMANDS: Record<string, Command> = {
           split: values.split!,
           shots,
           subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-          limitPerSubject: Number(values.limit),
+          limitPerSubject: limit,
           tokenScope: scope,
-          batchSize: Math.max(1, Number(values['batch-size'])),
+          batchSize,
           runDir: path.resolve(values.out!),
           intervention,
         },

@@ -95,7 +95,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
         const summary = readSummary(dir);
-        if (!summary) throw new RunFolderError(`${path.join(dir, 'summary.json')}: not found; is ${p} an evaluation run folder?`);
+        if (!summary) throw new RunFolderError(path.join(dir, 'summary.json'), `not found; is ${p} an evaluation run folder?`);
         return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
       });
       const c = compareRuns(runs[0], runs[1]);

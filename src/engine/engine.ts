@@ -372,6 +372,44 @@ export class Engine implements InferenceBackend {
   }
 
   /**
+   * NaN or infinity in the router logits or the output logits would otherwise surface as "A NaN%" or an
+   * entropy of 0 reported as a result. The first non-finite layer is named, and the checkpoint's weights
+   * up to it are searched for the cause (only now, when something is already wrong).
+   */
+  private requireFinite(routerLogits: Float32Array[], logits: Float32Array, seqLen: number, routerRows?: Float32Array[] | null): void {
+    const arch = this.ckpt!.arch;
+    let where: string | null = null;
+    let layer = arch.numLayers - 1;
+    for (let l = 0; l < routerLogits.length && where === null; l++) {
+      // An expert masked by an intervention has a router logit of -Infinity by design.
+      const masked = routerRows?.[l];
+      const i = routerLogits[l].findIndex((v, j) => !Number.isFinite(v) && !(v === -Infinity && masked?.[j % arch.numExperts] === -Infinity));
+      if (i >= 0) {
+        where = `the router logits of layer ${l} (tensor router_logits_${l}) are not finite: ${routerLogits[l][i]} for token ${Math.floor(i / arch.numExperts) % seqLen}, expert ${i % arch.numExperts}`;
+        layer = l;
+      }
+    }
+    if (where === null) {
+      const i = logits.findIndex((v) => !Number.isFinite(v));
+      if (i < 0) return;
+      where = `the output logits (tensor logits) are not finite: ${logits[i]} for vocabulary entry ${i % arch.vocabSize}`;
+    }
+    throw new EngineFailure('non-finite', `${this.ckpt!.dir}: ${where}; ${this.nonFiniteCause(layer)}`);
+  }
+
+  private nonFiniteCause(upToLayer: number): string {
+    const ckpt = this.ckpt!;
+    const layerOf = (name: string) => Number(/(?:^|\.)layers\.(\d+)\./.exec(name)?.[1] ?? -1);
+    for (const { name } of ckpt.expectedTensors()) {
+      if (layerOf(name) > upToLayer) continue;
+      const values = ckpt.readFloat32(name);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) return `cause: checkpoint tensor "${name}" (${ckpt.tensor(name).file}) holds ${values[bad]} at element ${bad}`;
+    }
+    return 'no checkpoint weight up to that layer is NaN or infinite, so the computation itself overflowed: check config.json values such as rope_theta and rms_norm_eps';
+  }
+
+  /**
    * One run of the graph on right-padded sequences `batch` after an optional cached prefix (shared by
    * every row). Padding is masked out of attention; its routing rows are simply never read.
    */
@@ -438,6 +476,7 @@ export class Engine implements InferenceBackend {
       }
     }
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
+    this.requireFinite(routerLogits, out.logits.data as Float32Array, S, opts.routerRows);
     const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
     return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
   }

@@ -3,6 +3,7 @@
  * architecture, and where each tensor lives in the checkpoint. The graph builder knows only
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
+import { InputError } from '../shared/inputError';
 import type { ModelFamilyName } from '../shared/protocol';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
 
@@ -78,15 +79,7 @@ export interface FamilyDescriptor {
 
 export type HfConfig = Record<string, unknown>;
 
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export class ConfigError extends InputError {}
 
 function int(config: HfConfig, file: string, key: string, fallback?: number): number {
   const v = config[key];

@@ -179,42 +179,88 @@ async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: C
   const key = cacheKey(ckpt, { dtype, packing, exposeRouter, experts });
   const graphDir = path.join(cacheRoot, `${path.basename(ckpt.dir).replace(/[^\w.-]/g, '_')}-${key}`);
   const modelFile = path.join(graphDir, 'model.onnx');
-  let reused = fs.existsSync(path.join(graphDir, 'complete'));
-  if (!reused) {
-    const t0 = Date.now();
-    const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
-    fs.mkdirSync(tmp, { recursive: true });
-    try {
-      const weights = prepareWeights(ckpt, tmp, dtype, packing);
-      const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
-      fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
-      // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
-      fs.writeFileSync(path.join(tmp, INTERVENTION_GRAPH), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }));
-      // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
-      for (const includeOutputs of [false, true]) {
-        fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
-      }
-      fs.writeFileSync(
-        path.join(tmp, 'meta.json'),
-        JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, experts, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),
-      );
-      fs.writeFileSync(path.join(tmp, 'complete'), '');
-      fs.rmSync(graphDir, { recursive: true, force: true });
-      fs.renameSync(tmp, graphDir);
-    } catch (e) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    log(`built ${dtype} graph for ${provider} (${experts}) in ${Date.now() - t0} ms: ${graphDir}`);
-    reused = false;
-  }
-  const session = await ort.InferenceSession.create(modelFile, {
+  removeAbandonedBuilds(cacheRoot, log);
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: sessionProviders(provider),
     graphOptimizationLevel: 'all',
     logSeverityLevel: (options.sessionLog?.severity ?? 3) as 0 | 1 | 2 | 3 | 4,
     logVerbosityLevel: 0,
-  });
-  return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: reused };
+  };
+  // "complete" is written only once a session has actually loaded the graph: a folder without it (a
+  // build killed after its rename, or one whose session failed) is rebuilt, never trusted.
+  const marker = path.join(graphDir, 'complete');
+  if (fs.existsSync(marker)) {
+    try {
+      const session = await ort.InferenceSession.create(modelFile, sessionOptions);
+      return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: true };
+    } catch (e) {
+      log(`the cached graph in ${graphDir} does not load (${firstLine((e as Error).message)}); rebuilding it`);
+    }
+  }
+  const t0 = Date.now();
+  const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    const weights = prepareWeights(ckpt, tmp, dtype, packing);
+    const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
+    fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
+    // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
+    fs.writeFileSync(path.join(tmp, INTERVENTION_GRAPH), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }));
+    // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
+    for (const includeOutputs of [false, true]) {
+      fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
+    }
+    fs.writeFileSync(
+      path.join(tmp, 'meta.json'),
+      JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, experts, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),
+    );
+    fs.rmSync(graphDir, { recursive: true, force: true });
+    fs.renameSync(tmp, graphDir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelFile, sessionOptions);
+  } catch (e) {
+    fs.rmSync(graphDir, { recursive: true, force: true });
+    throw e;
+  }
+  fs.writeFileSync(marker, '');
+  log(`built ${dtype} graph for ${provider} (${experts}) in ${Date.now() - t0} ms: ${graphDir}`);
+  return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: false };
+}
+
+/**
+ * Removes the temporary folders of graph builds whose process is gone (killed midway): for a real
+ * model they hold gigabytes of converted weights. A build of a live process is left alone.
+ */
+export function removeAbandonedBuilds(cacheRoot: string, log: (m: string) => void = () => {}): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(cacheRoot);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = /\.tmp-(\d+)-\d+$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(cacheRoot, name), { recursive: true, force: true });
+    removed.push(name);
+    log(`removed ${path.join(cacheRoot, name)}, left by a graph build that was interrupted`);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function cacheKey(ckpt: Checkpoint, opts: object): string {

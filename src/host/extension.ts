@@ -95,9 +95,15 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  // The heatmap's "run" side starts with the newest finished run of the workspace, if any.
-  const latest = newestRunSummary(runsRoots());
-  if (latest) heatmap.setRun(latest.summary, path.basename(latest.dir));
+  // The heatmap's "run" side starts with the newest run of the workspace, read in the background (never
+  // at activation's expense) and only once the workspace is trusted: its files are anyone's input.
+  const showLatestRun = () =>
+    void newestRunSummary(runsRoots(), (m) => output.warn(`skipped a run summary: ${m}`)).then(
+      (latest) => latest && heatmap.setRun(latest.summary, path.basename(latest.dir)),
+      (e: unknown) => output.warn(`could not look for evaluation runs: ${(e as Error).message}`),
+    );
+  if (vscode.workspace.isTrusted) setTimeout(showLatestRun, 0);
+  else context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(showLatestRun));
 }
 
 export function deactivate(): void {}
@@ -108,7 +114,11 @@ function runsRoots(): string[] {
 
 /** Experiments with their baselines first (the usual comparison), then any two runs. */
 async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
-  const runs = runsRoots().flatMap(listRuns).filter((r) => r.summary);
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
+    return undefined;
+  }
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => r.summary);
   if (runs.length < 2) {
     void vscode.window.showInformationMessage('MoE Scope: comparing needs two evaluation runs with summaries in .moe-scope/runs.');
     return undefined;
@@ -127,7 +137,11 @@ async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
 }
 
 async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false): Promise<string | undefined> {
-  const runs = runsRoots().flatMap(listRuns).filter((r) => !completeOnly || r.summary?.complete);
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
+    return undefined;
+  }
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => !completeOnly || r.summary?.complete).sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
 import { EngineClient } from './engineClient';
+import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 import { providerLabel } from './providerLabel';
@@ -161,17 +162,11 @@ export class ModelManager implements vscode.Disposable {
     const ep = m ? providerLabel(m) : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
-    if (m) {
-      md.appendMarkdown(`Model: \`${m.path}\`\n\n${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${m.executionProvider.toUpperCase()} (${m.dtype})\n\n`);
-      if (m.adapterName) md.appendMarkdown(`GPU adapter: ${m.adapterName}; ${m.dtype} weights; experts computed ${m.expertFormulation === 'dense-gated' ? 'densely on the GPU, weighted by the top-k gates' : 'by the MoE operator'}\n\n`);
-      for (const d of m.providerDecisions ?? []) if (!d.used) md.appendMarkdown(`Not ${d.provider.toUpperCase()}: ${d.why}\n\n`);
-      if (m.providerNote) md.appendMarkdown(`${m.providerNote}\n\n`);
-      if (m.demo) md.appendMarkdown(`_${m.demo.note}_\n\n`);
+    const md = new vscode.MarkdownString();
+    for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
+      if ('text' in piece) md.appendText(piece.text);
+      else md.appendMarkdown(piece.markdown);
     }
-    if (this.state === 'error' && this.lastError) md.appendText(this.lastError + '\n\n');
-    md.appendMarkdown('Click to select a model.');
     this.status.tooltip = md;
     this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }

@@ -360,6 +360,8 @@ export type EngineErrorCode =
   | 'not-loaded'
   | 'bad-model'
   | 'bad-input'
+  /** The model computed NaN or infinity (router logits or outputs); the message names layer and tensor. */
+  | 'non-finite'
   /** The requested execution provider cannot run this model (e.g. too little GPU memory); the CPU can. */
   | 'provider-unavailable'
   | 'process-died'

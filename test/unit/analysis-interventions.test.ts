@@ -91,3 +91,13 @@ test('derivations refuse empty results, bad parameters and layers that would los
   assert.throws(() => deriveIntervention(s, { kind: 'prune-below-count', count: 11 }), /would keep 0 of 8 experts/);
   assert.deepEqual(topAccuracyExperts({ expertAccuracy: [0.5, null, 0.9, 0.9], expertAccuracyCount: [4, 0, 2, 7] }, 0.5), [3, 2]);
 });
+
+test('a workspace summary.json with an intervention outside the model is refused, naming the field', async () => {
+  const { checkSummary } = await import('../../src/eval/summaryCheck');
+  const synthetic = syntheticSummary({ numLayers: 2, numExperts: 8, topK: 2, seed: 1 });
+  const s = { ...synthetic, layers: synthetic.layers.map(({ coactivation: _unused, ...l }) => l) };
+  checkSummary({ ...s, intervention: { mask: [[1, 7]], bias: [[0, 2, -1.5]] } }, 'summary.json');
+  assert.throws(() => checkSummary({ ...s, intervention: { mask: [[2, 0]], bias: [] } }, 'summary.json'), /summary\.json: field "intervention\.mask\[0\]" is \[2,0\], not a \[layer, expert\] pair of this model/);
+  assert.throws(() => checkSummary({ ...s, intervention: { mask: [], bias: [[0, 1, null]] } }, 'summary.json'), /field "intervention\.bias\[0\]"/);
+  assert.throws(() => checkSummary({ ...s, intervention: { mask: 'all' } }, 'summary.json'), /field "intervention" is not \{mask/);
+});

@@ -29,7 +29,7 @@ test('experiment --prune never-activated masks exactly the baseline\'s never-act
   const e = run(['eval', '--model', model, '--data', DEMO_CORPUS, '--out', base, '--shots', '0', '--limit', '4', '--subjects', 'marketing,world_religions', ...common]);
   assert.equal(e.status, 0, e.stderr);
   const baseSummary = readJson<RunSummary>(path.join(base, 'summary.json'));
-  assert.equal(readJson<RunManifest>(path.join(base, 'manifest.json')).intervention, null);
+  assert.equal(readJson<RunManifest>(path.join(base, 'manifest.json')).intervention, undefined);
 
   const pruned = path.join(work, 'pruned');
   const x = run(['experiment', '--baseline', base, '--prune', 'never-activated', '--out', pruned, ...common]);
@@ -64,7 +64,7 @@ test('experiment --prune never-activated masks exactly the baseline\'s never-act
   // Resuming a run folder under a different intervention is refused.
   const r = run(['eval', '--model', model, '--data', DEMO_CORPUS, '--out', pruned, '--shots', '0', '--limit', '4', '--subjects', 'marketing,world_religions', ...common]);
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /different router intervention/);
+  assert.match(r.stderr, /holds a run with a different intervention/);
 });
 
 test('trace and experiment refuse bad intervention options with the option or file, the field and the problem', () => {

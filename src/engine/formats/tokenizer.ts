@@ -21,6 +21,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { InputError } from '../../shared/inputError';
 import type { AnswerLetter, AnswerScoring, TokenSpan } from '../../shared/protocol';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
@@ -53,13 +54,10 @@ export interface DecodeOptions {
 /** How a vocabulary entry turns back into bytes. */
 export type TokenByteScheme = 'byte-level' | 'metaspace' | 'plain';
 
-export class TokenizerLoadError extends Error {
-  constructor(
-    message: string,
-    readonly file: string,
-  ) {
-    super(message);
-    this.name = 'TokenizerLoadError';
+export class TokenizerLoadError extends InputError {
+  /** Kept in the (message, file) order its callers use; the message starts with the file. */
+  constructor(message: string, file: string) {
+    super(file, InputError.splitMessage(file, message));
   }
 }
 
