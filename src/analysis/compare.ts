@@ -25,7 +25,8 @@ export interface RunForComparison {
  * discordant question is equally likely to fall either way, so min(b01, b10) ~ Bin(b01 + b10, 1/2).
  */
 export function mcnemarExactP(b01: number, b10: number): number {
-  if (!Number.isInteger(b01) || !Number.isInteger(b10) || b01 < 0 || b10 < 0) throw new Error(`McNemar: counts must be non-negative integers, got ${b01} and ${b10}`);
+  if (!Number.isInteger(b01) || !Number.isInteger(b10) || b01 < 0 || b10 < 0)
+    throw new Error(`McNemar: counts must be non-negative integers, got ${b01} and ${b10}`);
   const n = b01 + b10;
   if (n === 0) return 1;
   const k = Math.min(b01, b10);
@@ -77,13 +78,17 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
   const sb = B.summary;
   const warnings: string[] = [];
   if (sa.model.numLayers !== sb.model.numLayers || sa.model.numExperts !== sb.model.numExperts) {
-    throw new Error(`${B.runDir}: a model with ${sb.model.numLayers} layers x ${sb.model.numExperts} experts cannot be compared with ${A.runDir}'s ${sa.model.numLayers} x ${sa.model.numExperts}`);
+    throw new Error(
+      `${B.runDir}: a model with ${sb.model.numLayers} layers x ${sb.model.numExperts} experts cannot be compared with ${A.runDir}'s ${sa.model.numLayers} x ${sa.model.numExperts}`,
+    );
   }
   if (sa.model.path !== sb.model.path) warnings.push(`different models: ${sa.model.path} vs ${sb.model.path}`);
   if (sa.dataset.fingerprint !== sb.dataset.fingerprint || sa.dataset.split !== sb.dataset.split) warnings.push('different data (dataset contents or split)');
   if (sa.shots !== sb.shots) warnings.push(`different shots: ${sa.shots} vs ${sb.shots}`);
   if (A.engine && B.engine && (A.engine.kind !== B.engine.kind || A.engine.dtype !== B.engine.dtype)) {
-    warnings.push(`different engines: ${A.engine.kind} ${A.engine.dtype} vs ${B.engine.kind} ${B.engine.dtype}; some differences may be numerical, not the intervention's`);
+    warnings.push(
+      `different engines: ${A.engine.kind} ${A.engine.dtype} vs ${B.engine.kind} ${B.engine.dtype}; some differences may be numerical, not the intervention's`,
+    );
   }
   if (sa.tokenScope !== sb.tokenScope) warnings.push(`different token scopes: ${sa.tokenScope} vs ${sb.tokenScope}; activation shares are not like for like`);
   if (!sa.complete) warnings.push(`${A.label} is not complete`);
@@ -97,7 +102,11 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
   const perSubject = subjects.map((subject) => {
     const x = sa.accuracy.perSubject[subject];
     const y = sb.accuracy.perSubject[subject];
-    return { subject, category: x?.category ?? y?.category ?? null, ...delta(x ? x.accuracy : null, y ? y.accuracy : null, x?.questions ?? 0, y?.questions ?? 0) };
+    return {
+      subject,
+      category: x?.category ?? y?.category ?? null,
+      ...delta(x ? x.accuracy : null, y ? y.accuracy : null, x?.questions ?? 0, y?.questions ?? 0),
+    };
   });
   const categories = [...new Set([...Object.keys(sa.accuracy.perCategory), ...Object.keys(sb.accuracy.perCategory)])].sort();
   const perCategory = categories.map((category) => {

@@ -22,7 +22,10 @@ export function isEmptyIntervention(iv: RouterIntervention | undefined | null): 
 
 /** `--mask-experts L:E,L:E,...` -> [layer, expert] pairs. `source` names the option or file in messages. */
 export function parseMaskSpec(spec: string, source = '--mask-experts'): [number, number][] {
-  const parts = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (parts.length === 0) throw new InterventionError(`${source}: expected LAYER:EXPERT pairs separated by commas, e.g. 0:3,5:17; got "${spec}"`);
   return parts.map((p) => {
     const m = /^(\d+):(\d+)$/.exec(p);
@@ -56,7 +59,12 @@ export function parseBiasJson(text: string, file: string): [number, number, numb
 }
 
 /** Sorted, deduplicated, zero biases dropped; a bias on a masked expert is dropped (it is never chosen). */
-export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [number, number, number][]; description?: string; baselineRun?: string }): RouterIntervention {
+export function normalizeIntervention(iv: {
+  mask?: [number, number][];
+  bias?: [number, number, number][];
+  description?: string;
+  baselineRun?: string;
+}): RouterIntervention {
   const maskKeys = new Set<string>();
   const mask: [number, number][] = [];
   for (const [l, e] of iv.mask ?? []) {
@@ -88,16 +96,20 @@ export function normalizeIntervention(iv: { mask?: [number, number][]; bias?: [n
 export function validateIntervention(iv: RouterIntervention, shape: RouterShape, source = 'intervention'): void {
   const { numLayers: L, numExperts: E, topK: K } = shape;
   // It may arrive as JSON from another process or a manifest: check the shape before reading it.
-  if (!iv || !Array.isArray(iv.mask) || !Array.isArray(iv.bias)) throw new InterventionError(`${source}: expected {mask: [[layer, expert], ...], bias: [[layer, expert, bias], ...]}`);
+  if (!iv || !Array.isArray(iv.mask) || !Array.isArray(iv.bias))
+    throw new InterventionError(`${source}: expected {mask: [[layer, expert], ...], bias: [[layer, expert, bias], ...]}`);
   iv.mask.forEach((m, i) => {
     if (!Array.isArray(m) || m.length !== 2) throw new InterventionError(`${source}: mask[${i}] must be a [layer, expert] pair, got ${JSON.stringify(m)}`);
   });
   iv.bias.forEach((b, i) => {
-    if (!Array.isArray(b) || b.length !== 3) throw new InterventionError(`${source}: bias[${i}] must be a [layer, expert, bias] triple, got ${JSON.stringify(b)}`);
+    if (!Array.isArray(b) || b.length !== 3)
+      throw new InterventionError(`${source}: bias[${i}] must be a [layer, expert, bias] triple, got ${JSON.stringify(b)}`);
   });
   const check = (field: string, l: number, e: number) => {
-    if (!Number.isInteger(l) || l < 0 || l >= L) throw new InterventionError(`${source}: ${field}: layer ${l} does not exist (the model has layers 0..${L - 1})`);
-    if (!Number.isInteger(e) || e < 0 || e >= E) throw new InterventionError(`${source}: ${field}: expert ${e} of layer ${l} does not exist (the model has experts 0..${E - 1})`);
+    if (!Number.isInteger(l) || l < 0 || l >= L)
+      throw new InterventionError(`${source}: ${field}: layer ${l} does not exist (the model has layers 0..${L - 1})`);
+    if (!Number.isInteger(e) || e < 0 || e >= E)
+      throw new InterventionError(`${source}: ${field}: expert ${e} of layer ${l} does not exist (the model has experts 0..${E - 1})`);
   };
   for (const [l, e] of iv.mask) check('mask', l, e);
   for (const [l, e, b] of iv.bias) {
@@ -183,9 +195,14 @@ export function describeSpec(spec: ExperimentSpec): string {
  * The intervention an experiment applies, from the baseline run's summary. Throws InterventionError
  * when the result is empty or would leave a layer with fewer than top_k experts.
  */
-export function deriveIntervention(summary: Pick<RunSummary, 'model' | 'layers' | 'tokenScope'>, spec: ExperimentSpec, baselineLabel = 'the baseline run'): RouterIntervention {
+export function deriveIntervention(
+  summary: Pick<RunSummary, 'model' | 'layers' | 'tokenScope'>,
+  spec: ExperimentSpec,
+  baselineLabel = 'the baseline run',
+): RouterIntervention {
   const shape = { numLayers: summary.model.numLayers, numExperts: summary.model.numExperts, topK: summary.model.topK };
-  if (summary.layers.length !== shape.numLayers) throw new InterventionError(`${baselineLabel}: summary has ${summary.layers.length} layers, the model ${shape.numLayers}`);
+  if (summary.layers.length !== shape.numLayers)
+    throw new InterventionError(`${baselineLabel}: summary has ${summary.layers.length} layers, the model ${shape.numLayers}`);
   let mask: [number, number][] = [];
   let bias: [number, number, number][] = [];
   switch (spec.kind) {
@@ -193,7 +210,8 @@ export function deriveIntervention(summary: Pick<RunSummary, 'model' | 'layers' 
       mask = summary.layers.flatMap((ls) => ls.neverActivated.map((e) => [ls.layer, e] as [number, number]));
       break;
     case 'prune-below-count':
-      if (!Number.isInteger(spec.count) || spec.count < 1) throw new InterventionError(`prune-below-count: count must be a positive integer, got ${spec.count}`);
+      if (!Number.isInteger(spec.count) || spec.count < 1)
+        throw new InterventionError(`prune-below-count: count must be a positive integer, got ${spec.count}`);
       mask = summary.layers.flatMap((ls) => ls.activationCounts.flatMap((c, e) => (c < spec.count ? [[ls.layer, e] as [number, number]] : [])));
       break;
     case 'prune':
@@ -201,7 +219,8 @@ export function deriveIntervention(summary: Pick<RunSummary, 'model' | 'layers' 
       break;
     case 'steer-top-accuracy':
       if (!(spec.fraction > 0 && spec.fraction <= 1)) throw new InterventionError(`steer-top-accuracy: the fraction must be in (0, 1], got ${spec.fraction}`);
-      if (!Number.isFinite(spec.bias) || spec.bias === 0) throw new InterventionError(`steer-top-accuracy: the bias must be a non-zero finite number, got ${spec.bias}`);
+      if (!Number.isFinite(spec.bias) || spec.bias === 0)
+        throw new InterventionError(`steer-top-accuracy: the bias must be a non-zero finite number, got ${spec.bias}`);
       bias = summary.layers.flatMap((ls) => topAccuracyExperts(ls, spec.fraction).map((e) => [ls.layer, e, spec.bias] as [number, number, number]));
       break;
   }

@@ -58,14 +58,16 @@ export function interventionFromOptions(modelDir: string, maskSpec: string | und
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      throw new Error(`--router-bias ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new Error(`--router-bias ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
     }
     bias = parseBiasJson(text, file);
   }
   const arch = Checkpoint.open(path.resolve(modelDir)).arch;
   validateIntervention({ mask, bias: [] }, arch, '--mask-experts');
   if (biasFile !== undefined) validateIntervention({ mask: [], bias }, arch, `--router-bias ${path.resolve(biasFile)}`);
-  const parts = [maskSpec !== undefined ? `--mask-experts ${maskSpec}` : '', biasFile !== undefined ? `--router-bias ${path.resolve(biasFile)}` : ''].filter(Boolean);
+  const parts = [maskSpec !== undefined ? `--mask-experts ${maskSpec}` : '', biasFile !== undefined ? `--router-bias ${path.resolve(biasFile)}` : ''].filter(
+    Boolean,
+  );
   const iv = normalizeIntervention({ mask, bias, description: parts.join(' ') });
   validateIntervention(iv, arch, parts.join(' '));
   return isEmptyIntervention(iv) ? undefined : iv;

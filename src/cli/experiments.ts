@@ -13,7 +13,10 @@ import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProvider
 /** The experiment options of the command line as a spec (exactly one rule). */
 export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string }): ExperimentSpec {
   const given = (['prune', 'prune-below-count', 'steer-top-accuracy'] as const).filter((k) => v[k] !== undefined);
-  if (given.length !== 1) throw new CommandUsageError(`give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,... or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`);
+  if (given.length !== 1)
+    throw new CommandUsageError(
+      `give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,... or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`,
+    );
   if (v.bias !== undefined && given[0] !== 'steer-top-accuracy') throw new CommandUsageError('--bias goes with --steer-top-accuracy');
   switch (given[0]) {
     case 'prune':
@@ -25,8 +28,11 @@ export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-coun
     }
     case 'steer-top-accuracy': {
       const p = Number(v['steer-top-accuracy']);
-      if (!(p > 0 && p <= 1)) throw new CommandUsageError(`--steer-top-accuracy must be a fraction in (0, 1], e.g. 0.1 for the top 10% of experts per layer; got "${v['steer-top-accuracy']}"`);
-      if (v.bias === undefined) throw new CommandUsageError('--steer-top-accuracy needs --bias B (added to those experts\' router logits)');
+      if (!(p > 0 && p <= 1))
+        throw new CommandUsageError(
+          `--steer-top-accuracy must be a fraction in (0, 1], e.g. 0.1 for the top 10% of experts per layer; got "${v['steer-top-accuracy']}"`,
+        );
+      if (v.bias === undefined) throw new CommandUsageError("--steer-top-accuracy needs --bias B (added to those experts' router logits)");
       const b = Number(v.bias);
       if (!Number.isFinite(b) || b === 0) throw new CommandUsageError(`--bias must be a non-zero number, got "${v.bias}"`);
       return { kind: 'steer-top-accuracy', fraction: p, bias: b };
@@ -88,7 +94,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
     usage:
       'compare RUN_A RUN_B [--json]\n' +
       "      Accuracy (micro, macro, per subject and category) of two runs with deltas, McNemar's exact test on\n" +
-      '      per-question correctness, and the change in each (layer, expert)\'s share of activations.',
+      "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
       if (positionals.length !== 2) throw new CommandUsageError(`give two run folders, got ${positionals.length}`);
@@ -112,7 +118,8 @@ export function describeComparison(c: RunComparison): string {
   const A = c.a.label;
   const B = c.b.label;
   const lines: string[] = [];
-  const describeRun = (r: RunComparison['a']) => `${r.label}: ${r.questions} questions${r.complete ? '' : ' (incomplete)'}; ${r.intervention ? describeIntervention(r.intervention, c.activation.numLayers) : 'no intervention'}`;
+  const describeRun = (r: RunComparison['a']) =>
+    `${r.label}: ${r.questions} questions${r.complete ? '' : ' (incomplete)'}; ${r.intervention ? describeIntervention(r.intervention, c.activation.numLayers) : 'no intervention'}`;
   lines.push(`A = ${describeRun(c.a)}`, `B = ${describeRun(c.b)}`);
   for (const w of c.warnings) lines.push(`warning: ${w}`);
   if (c.a.demo || c.b.demo) lines.push('note: a demo checkpoint with random weights; its accuracies say nothing about a trained model');
@@ -124,12 +131,21 @@ export function describeComparison(c: RunComparison): string {
   lines.push('', 'per subject');
   for (const x of c.accuracy.perSubject) lines.push(row(x.subject, x));
   const m = c.mcnemar;
-  lines.push('', `McNemar (paired ${m.paired}): both right ${m.bothCorrect}, both wrong ${m.bothWrong}, b01 (A wrong, B right) ${m.b01}, b10 (A right, B wrong) ${m.b10}, exact p = ${formatP(m.pValue)}`);
+  lines.push(
+    '',
+    `McNemar (paired ${m.paired}): both right ${m.bothCorrect}, both wrong ${m.bothWrong}, b01 (A wrong, B right) ${m.b01}, b10 (A right, B wrong) ${m.b10}, exact p = ${formatP(m.pValue)}`,
+  );
   lines.push(mcnemarInWords(m, A, B));
   const changes: { l: number; e: number; d: number }[] = [];
   c.activation.deltaShare.forEach((row, l) => row.forEach((d, e) => d !== 0 && changes.push({ l, e, d })));
   changes.sort((x, y) => Math.abs(y.d) - Math.abs(x.d));
-  lines.push('', `activation share change (B - A, share of each layer's assignments, ${c.activation.tokenScope} scope): ${changes.length} (layer, expert) pairs changed; largest:`);
-  for (const x of changes.slice(0, 15)) lines.push(`  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`);
+  lines.push(
+    '',
+    `activation share change (B - A, share of each layer's assignments, ${c.activation.tokenScope} scope): ${changes.length} (layer, expert) pairs changed; largest:`,
+  );
+  for (const x of changes.slice(0, 15))
+    lines.push(
+      `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
+    );
   return lines.join('\n');
 }

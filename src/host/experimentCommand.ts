@@ -6,7 +6,15 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { readSummary } from '../eval/runFolder';
-import { deriveIntervention, describeIntervention, biasedPerLayer, maskedPerLayer, parseMaskSpec, InterventionError, type ExperimentSpec } from '../analysis/interventions';
+import {
+  deriveIntervention,
+  describeIntervention,
+  biasedPerLayer,
+  maskedPerLayer,
+  parseMaskSpec,
+  InterventionError,
+  type ExperimentSpec,
+} from '../analysis/interventions';
 import { EVAL_TASK_TYPE, experimentFolderName, type EvalTaskDefinition, type EvalTaskProvider } from './evalTask';
 import type { RouterIntervention, RunSummary } from '../shared/protocol';
 
@@ -15,10 +23,19 @@ type RuleItem = vscode.QuickPickItem & { rule: 'never' | 'below' | 'chosen' | 's
 async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined> {
   const L = summary.model.numLayers;
   const items: RuleItem[] = [
-    { rule: 'never', label: '$(trash) Prune never-activated experts', description: `${summary.neverActivatedTotal} experts in ${summary.layers.filter((l) => l.neverActivated.length).length} of ${L} layers`, detail: `Mask every expert this run never chose (${summary.tokenScope} scope).` },
+    {
+      rule: 'never',
+      label: '$(trash) Prune never-activated experts',
+      description: `${summary.neverActivatedTotal} experts in ${summary.layers.filter((l) => l.neverActivated.length).length} of ${L} layers`,
+      detail: `Mask every expert this run never chose (${summary.tokenScope} scope).`,
+    },
     { rule: 'below', label: '$(filter) Prune rarely activated experts...', detail: 'Mask every expert with fewer than N activations in this run.' },
     { rule: 'chosen', label: '$(edit) Prune chosen experts...', detail: 'Mask the experts you list as LAYER:EXPERT pairs.' },
-    { rule: 'steer', label: '$(arrow-up) Steer toward high-accuracy experts...', detail: "Add a bias to the router logits of each layer's most accurate experts." },
+    {
+      rule: 'steer',
+      label: '$(arrow-up) Steer toward high-accuracy experts...',
+      detail: "Add a bias to the router logits of each layer's most accurate experts.",
+    },
   ];
   const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: new experiment', placeHolder: 'What should the experiment change?' });
   if (!pick) return undefined;
@@ -50,7 +67,9 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
       return v === undefined ? undefined : { kind: 'prune', experts: parseMaskSpec(v, 'experts') };
     }
     case 'steer': {
-      const p = await number('Fraction of experts per layer to steer toward (by per-expert accuracy), in (0, 1]', '0.1', (n) => (n > 0 && n <= 1 ? undefined : 'a fraction in (0, 1]'));
+      const p = await number('Fraction of experts per layer to steer toward (by per-expert accuracy), in (0, 1]', '0.1', (n) =>
+        n > 0 && n <= 1 ? undefined : 'a fraction in (0, 1]',
+      );
       if (p === undefined) return undefined;
       const b = await number('Bias added to their router logits', '1', (n) => (Number.isFinite(n) && n !== 0 ? undefined : 'a non-zero number'));
       return b === undefined ? undefined : { kind: 'steer-top-accuracy', fraction: p, bias: b };
@@ -67,7 +86,8 @@ async function confirm(iv: RouterIntervention, summary: RunSummary): Promise<boo
   const run = { label: '$(play) Run experiment', description: describeIntervention(iv, L), run: true };
   const rows = masked.map((m, l) => ({
     label: `layer ${l}`,
-    description: [m ? `${m} of ${E} experts masked (${E - m} left)` : '', biased[l] ? `${biased[l]} experts steered` : ''].filter(Boolean).join(', ') || 'unchanged',
+    description:
+      [m ? `${m} of ${E} experts masked (${E - m} left)` : '', biased[l] ? `${biased[l]} experts steered` : ''].filter(Boolean).join(', ') || 'unchanged',
     run: false,
   }));
   const pick = await vscode.window.showQuickPick([run, { label: 'per layer', kind: vscode.QuickPickItemKind.Separator, run: false }, ...rows], {
@@ -90,7 +110,9 @@ export async function newExperiment(runDir: string, tasks: EvalTaskProvider, fol
     return;
   }
   if (!summary.complete) {
-    void vscode.window.showErrorMessage(`MoE Scope: ${path.basename(runDir)} is not complete (${summary.questions} questions so far); run its evaluation again to finish it, then start an experiment.`);
+    void vscode.window.showErrorMessage(
+      `MoE Scope: ${path.basename(runDir)} is not complete (${summary.questions} questions so far); run its evaluation again to finish it, then start an experiment.`,
+    );
     return;
   }
   const spec = await pickSpec(summary);

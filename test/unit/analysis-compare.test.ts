@@ -63,8 +63,24 @@ function syntheticRun(label: string, plan: Record<string, boolean[]>, experts: (
       const T = 3;
       const topExperts: number[] = [];
       const topWeights: number[] = [];
-      for (let l = 0; l < shape.numLayers; l++) for (let t = 0; t < T; t++) topExperts.push(...experts(l)), topWeights.push(0.3, 0.2);
-      addRecord(acc, { questionId: id, subject, correct, ...shape, numTokens: T, topExperts, topWeights, entropy: new Array(shape.numLayers * T).fill(1), questionTokens: [0, 2], answerToken: T - 1 });
+      for (let l = 0; l < shape.numLayers; l++) {
+        for (let t = 0; t < T; t++) {
+          topExperts.push(...experts(l));
+          topWeights.push(0.3, 0.2);
+        }
+      }
+      addRecord(acc, {
+        questionId: id,
+        subject,
+        correct,
+        ...shape,
+        numTokens: T,
+        topExperts,
+        topWeights,
+        entropy: new Array(shape.numLayers * T).fill(1),
+        questionTokens: [0, 2],
+        answerToken: T - 1,
+      });
     });
   }
   const analysis = summarizeAccumulator(acc, { categories: { astronomy: 'STEM', virology: 'other' } });
@@ -94,7 +110,10 @@ test('compareRuns on two synthetic runs gives the designed deltas, McNemar cells
   close(astro.delta!, 1 / 4 - 3 / 4);
   assert.equal(astro.category, 'STEM');
   assert.deepEqual(Object.fromEntries(c.accuracy.perCategory.map((x) => [x.category, x.delta])), { STEM: 1 / 4 - 3 / 4, other: 1 - 1 / 2 });
-  assert.deepEqual({ paired: c.mcnemar.paired, b01: c.mcnemar.b01, b10: c.mcnemar.b10, bothCorrect: c.mcnemar.bothCorrect, bothWrong: c.mcnemar.bothWrong }, { paired: 6, b01: 1, b10: 2, bothCorrect: 2, bothWrong: 1 });
+  assert.deepEqual(
+    { paired: c.mcnemar.paired, b01: c.mcnemar.b01, b10: c.mcnemar.b10, bothCorrect: c.mcnemar.bothCorrect, bothWrong: c.mcnemar.bothWrong },
+    { paired: 6, b01: 1, b10: 2, bothCorrect: 2, bothWrong: 1 },
+  );
   // n = 3, min = 1: 2 * (1 + 3) / 8 = 1.
   assert.equal(c.mcnemar.pValue, 1);
   // Layer 0 moved all its assignments from experts 0,1 to 2,3; layer 1 did not change.

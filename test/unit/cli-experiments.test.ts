@@ -16,17 +16,36 @@ const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
 const readJson = <T>(f: string) => JSON.parse(fs.readFileSync(f, 'utf8')) as T;
 const questionsOf = (dir: string) =>
-  fs.readFileSync(path.join(dir, 'records.jsonl'), 'utf8').split('\n').filter(Boolean).flatMap((l) => (JSON.parse(l) as { questions: QuestionResult[] }).questions);
+  fs
+    .readFileSync(path.join(dir, 'records.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => (JSON.parse(l) as { questions: QuestionResult[] }).questions);
 
 const work = tempDir('cli-exp');
 const model = path.join(work, 'model');
 const cache = path.join(work, 'cache');
 const common = ['--provider', 'cpu', '--cache', cache, '--quiet'];
 
-test('experiment --prune never-activated masks exactly the baseline\'s never-activated experts, and compare reports the paired outcome', () => {
+test("experiment --prune never-activated masks exactly the baseline's never-activated experts, and compare reports the paired outcome", () => {
   assert.equal(run(['make-demo-model', '--out', model, '--corpus', DEMO_CORPUS]).status, 0);
   const base = path.join(work, 'base');
-  const e = run(['eval', '--model', model, '--data', DEMO_CORPUS, '--out', base, '--shots', '0', '--limit', '4', '--subjects', 'marketing,world_religions', ...common]);
+  const e = run([
+    'eval',
+    '--model',
+    model,
+    '--data',
+    DEMO_CORPUS,
+    '--out',
+    base,
+    '--shots',
+    '0',
+    '--limit',
+    '4',
+    '--subjects',
+    'marketing,world_religions',
+    ...common,
+  ]);
   assert.equal(e.status, 0, e.stderr);
   const baseSummary = readJson<RunSummary>(path.join(base, 'summary.json'));
   assert.equal(readJson<RunManifest>(path.join(base, 'manifest.json')).intervention, undefined);
@@ -62,7 +81,22 @@ test('experiment --prune never-activated masks exactly the baseline\'s never-act
   assert.match(text.stdout, /experts masked in \d+ layers/);
 
   // Resuming a run folder under a different intervention is refused.
-  const r = run(['eval', '--model', model, '--data', DEMO_CORPUS, '--out', pruned, '--shots', '0', '--limit', '4', '--subjects', 'marketing,world_religions', ...common]);
+  const r = run([
+    'eval',
+    '--model',
+    model,
+    '--data',
+    DEMO_CORPUS,
+    '--out',
+    pruned,
+    '--shots',
+    '0',
+    '--limit',
+    '4',
+    '--subjects',
+    'marketing,world_religions',
+    ...common,
+  ]);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /holds a run with a different intervention/);
 });
@@ -91,7 +125,10 @@ test('trace and experiment refuse bad intervention options with the option or fi
   r = t(['--mask-experts', '0:1,0:2', '--router-bias', bias, '--json']);
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
-  assert.deepEqual(j.intervention.mask, [[0, 1], [0, 2]]);
+  assert.deepEqual(j.intervention.mask, [
+    [0, 1],
+    [0, 2],
+  ]);
   assert.deepEqual(j.intervention.bias, [[1, 5, 3]]);
   for (const tok of j.topExperts[0]) assert.ok(!tok.includes(1) && !tok.includes(2));
   for (const tok of j.routerProbs[0]) assert.equal(tok[1], 0);

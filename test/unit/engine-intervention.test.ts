@@ -16,15 +16,27 @@ function offsetsFor(iv: RouterIntervention, numExperts: number): (layer: number)
   return (layer) => {
     const row = new Array<number>(numExperts).fill(0);
     let touched = false;
-    for (const [l, e, b] of iv.bias) if (l === layer) (row[e] += b), (touched = true);
-    for (const [l, e] of iv.mask) if (l === layer) (row[e] = -Infinity), (touched = true);
+    for (const [l, e, b] of iv.bias) {
+      if (l !== layer) continue;
+      row[e] += b;
+      touched = true;
+    }
+    for (const [l, e] of iv.mask) {
+      if (l !== layer) continue;
+      row[e] = -Infinity;
+      touched = true;
+    }
     return touched ? row : undefined;
   };
 }
 
 function assertMatchesReference(dir: string, r: TraceResult, iv: RouterIntervention): void {
   const { numLayers: L, numTokens: T, numExperts: E, topK: K } = r.routing;
-  const ref = reference(dir, r.tokens.map((t) => t.id), offsetsFor(iv, E));
+  const ref = reference(
+    dir,
+    r.tokens.map((t) => t.id),
+    offsetsFor(iv, E),
+  );
   let maxLogit = 0;
   const last = ref.logits[T - 1];
   for (let v = 0; v < last.length; v++) maxLogit = Math.max(maxLogit, Math.abs(r.lastLogits![v] - last[v]));
@@ -52,8 +64,12 @@ test('masking and biasing router logits in the ONNX engine equals the reference 
     // Mask the experts the plain run chose first at the last token in three layers (so the mask changes
     // what happens), plus three more in layer 0; steer two experts of layer 3.
     const firstChoice = (l: number) => plain.routing.topExperts[(l * T + last) * K];
-    const mask: [number, number][] = [[0, firstChoice(0)], [5, firstChoice(5)], [15, firstChoice(15)]];
-    for (let e = 0, added = 0; added < 3; e++) if (e !== firstChoice(0)) mask.push([0, e]), added++;
+    const mask: [number, number][] = [
+      [0, firstChoice(0)],
+      [5, firstChoice(5)],
+      [15, firstChoice(15)],
+    ];
+    for (let e = 0; mask.length < 6; e++) if (e !== firstChoice(0)) mask.push([0, e]);
     mask.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     const steered = [...Array(E).keys()].filter((e) => !plain.routing.topExperts.subarray((3 * T + last) * K, (3 * T + last + 1) * K).includes(e)).slice(0, 2);
     const iv: RouterIntervention = { mask, bias: steered.map((e) => [3, e, 4] as [number, number, number]) };

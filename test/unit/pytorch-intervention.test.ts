@@ -28,22 +28,35 @@ test('PyTorch engine: masking and biasing router logits equals the reference for
     const plain = await client.call('trace', { input: { text: SAMPLE_QUESTION }, options: { includeProbs: true, includeLastLogits: true } });
     const { numTokens: T, numExperts: E, topK: K, numLayers: L } = plain.routing;
     const first = (l: number) => plain.routing.topExperts[(l * T + T - 1) * K];
-    const mask: [number, number][] = [[0, first(0)], [7, first(7)], [7, (first(7) + 1) % E], [15, first(15)]];
+    const mask: [number, number][] = [
+      [0, first(0)],
+      [7, first(7)],
+      [7, (first(7) + 1) % E],
+      [15, first(15)],
+    ];
     const steered = (first(3) + 9) % E;
     const iv: RouterIntervention = { mask, bias: [[3, steered, 4]] };
     const r = await client.call('trace', { input: { text: SAMPLE_QUESTION }, options: { includeProbs: true, includeLastLogits: true, intervention: iv } });
-    const ref = reference(dir, r.tokens.map((t) => t.id), (layer) => {
-      const row = new Array<number>(E).fill(0);
-      for (const [l, e, b] of iv.bias) if (l === layer) row[e] += b;
-      for (const [l, e] of iv.mask) if (l === layer) row[e] = -Infinity;
-      return row;
-    });
+    const ref = reference(
+      dir,
+      r.tokens.map((t) => t.id),
+      (layer) => {
+        const row = new Array<number>(E).fill(0);
+        for (const [l, e, b] of iv.bias) if (l === layer) row[e] += b;
+        for (const [l, e] of iv.mask) if (l === layer) row[e] = -Infinity;
+        return row;
+      },
+    );
     let maxProb = 0;
     for (let l = 0; l < L; l++) {
       for (let t = 0; t < T; t++) {
         for (let e = 0; e < E; e++) maxProb = Math.max(maxProb, Math.abs(r.routing.probs![(l * T + t) * E + e] - ref.routerProbs[l][t][e]));
         const ours = [...r.routing.topExperts.subarray((l * T + t) * K, (l * T + t + 1) * K)].sort((a, b) => a - b);
-        assert.deepEqual(ours, [...ref.topExperts[l][t]].sort((a, b) => a - b), `top-k at layer ${l}, token ${t}`);
+        assert.deepEqual(
+          ours,
+          [...ref.topExperts[l][t]].sort((a, b) => a - b),
+          `top-k at layer ${l}, token ${t}`,
+        );
       }
     }
     assert.ok(maxProb < TOL, `router probabilities differ from the reference by ${maxProb}`);

@@ -27,21 +27,34 @@ test('WebGPU float32, both expert formulations: masking and biasing router logit
       const { numTokens: T, numExperts: E, topK: K } = plain.routing;
       // Mask what the plain run chose first at the last token in two layers, plus two more; steer one.
       const first = (l: number) => plain.routing.topExperts[(l * T + T - 1) * K];
-      const mask: [number, number][] = [[0, first(0)], [9, first(9)], [9, (first(9) + 1) % E], [9, (first(9) + 2) % E]];
+      const mask: [number, number][] = [
+        [0, first(0)],
+        [9, first(9)],
+        [9, (first(9) + 1) % E],
+        [9, (first(9) + 2) % E],
+      ];
       const iv: RouterIntervention = { mask, bias: [[4, (first(4) + 5) % E, 3]] };
       const r = await engine.trace({ text: TEXT }, { includeProbs: true, includeLastLogits: true, intervention: iv });
-      const ref = reference(dir, r.tokens.map((x) => x.id), (layer) => {
-        const row = new Array<number>(E).fill(0);
-        for (const [l, e, b] of iv.bias) if (l === layer) row[e] += b;
-        for (const [l, e] of iv.mask) if (l === layer) row[e] = -Infinity;
-        return row;
-      });
+      const ref = reference(
+        dir,
+        r.tokens.map((x) => x.id),
+        (layer) => {
+          const row = new Array<number>(E).fill(0);
+          for (const [l, e, b] of iv.bias) if (l === layer) row[e] += b;
+          for (const [l, e] of iv.mask) if (l === layer) row[e] = -Infinity;
+          return row;
+        },
+      );
       let maxProb = 0;
       for (let l = 0; l < r.routing.numLayers; l++) {
         for (let tok = 0; tok < T; tok++) {
           for (let e = 0; e < E; e++) maxProb = Math.max(maxProb, Math.abs(r.routing.probs![(l * T + tok) * E + e] - ref.routerProbs[l][tok][e]));
           const ours = [...r.routing.topExperts.subarray((l * T + tok) * K, (l * T + tok + 1) * K)].sort((a, b) => a - b);
-          assert.deepEqual(ours, [...ref.topExperts[l][tok]].sort((a, b) => a - b), `${experts}: top-k at layer ${l}, token ${tok}`);
+          assert.deepEqual(
+            ours,
+            [...ref.topExperts[l][tok]].sort((a, b) => a - b),
+            `${experts}: top-k at layer ${l}, token ${tok}`,
+          );
         }
       }
       for (const [l, e] of mask) for (let tok = 0; tok < T; tok++) assert.equal(r.routing.probs![(l * T + tok) * E + e], 0);

@@ -18,7 +18,15 @@ const mount = () => {
 function comparison(subjects?: [string, string | null][]): { c: RunComparison; b: RunSummary } {
   const a = syntheticSummary({ seed: 3, subjects });
   const b = syntheticSummary({ seed: 4, subjects });
-  b.intervention = { mask: [[0, 1], [0, 2], [5, 9]], bias: [[3, 4, 2]], description: 'prune never-activated experts of run a (answer scope)' };
+  b.intervention = {
+    mask: [
+      [0, 1],
+      [0, 2],
+      [5, 9],
+    ],
+    bias: [[3, 4, 2]],
+    description: 'prune never-activated experts of run a (answer scope)',
+  };
   const qa = Array.from({ length: 40 }, (_, i) => ({ id: `q${i}`, correct: i % 3 === 0 }));
   const qb = Array.from({ length: 40 }, (_, i) => ({ id: `q${i}`, correct: i % 4 === 0 }));
   return { c: compareRuns({ label: 'a', runDir: '/runs/a', summary: a, questions: qa }, { label: 'b', runDir: '/runs/b', summary: b, questions: qb }), b };
@@ -35,7 +43,10 @@ test('compare view: figures, McNemar in words and as a table, one delta row per 
   assert.equal(host.querySelector('[data-testid="mcnemar-b01"]')!.textContent, String(c.mcnemar.b01));
   assert.equal(host.querySelector('[data-testid="mcnemar-b10"]')!.textContent, String(c.mcnemar.b10));
   const d = c.accuracy.micro.delta!;
-  assert.equal(host.querySelector('[data-testid="compare-micro-delta"]')!.textContent, `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`);
+  assert.equal(
+    host.querySelector('[data-testid="compare-micro-delta"]')!.textContent,
+    `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`,
+  );
   const rows = Array.from(host.querySelectorAll('[data-testid="delta-row"]'));
   assert.equal(rows.length, c.accuracy.perSubject.length);
   for (const r of rows) {
@@ -73,7 +84,10 @@ test('compare view: exports post CSV with one row per subject and per (layer, ex
 test('compare view: subject names and run labels are rendered as text', () => {
   const host = mount();
   const v = createCompareView(host, fakeApi<CompareViewState>());
-  const { c } = comparison([[XSS_SCRIPT, XSS_IMG], ['plain', null]]);
+  const { c } = comparison([
+    [XSS_SCRIPT, XSS_IMG],
+    ['plain', null],
+  ]);
   c.a.label = XSS_IMG;
   v.handle({ type: 'comparison', comparison: c });
   assert.equal(host.querySelectorAll('script').length, 0);
@@ -97,8 +111,15 @@ test('summary view: a finished run offers "New experiment from this run…" and 
   (host.querySelector('[data-testid="new-experiment"]') as HTMLElement).dispatchEvent(new env.window.Event('click'));
   assert.deepEqual(api.posted.at(-1), { type: 'new-experiment' });
   assert.equal(host.querySelector('[data-testid="summary-intervention"]'), null);
-  v.handle({ type: 'summary', summary: { ...s, intervention: { mask: [[1, 2]], bias: [], description: 'prune never-activated experts of run a' } }, runDir: '/runs/b' });
-  assert.match(host.querySelector('[data-testid="summary-intervention"]')!.textContent!, /prune never-activated experts of run a \(1 experts masked, 0 router biases\)/);
+  v.handle({
+    type: 'summary',
+    summary: { ...s, intervention: { mask: [[1, 2]], bias: [], description: 'prune never-activated experts of run a' } },
+    runDir: '/runs/b',
+  });
+  assert.match(
+    host.querySelector('[data-testid="summary-intervention"]')!.textContent!,
+    /prune never-activated experts of run a \(1 experts masked, 0 router biases\)/,
+  );
   v.handle({ type: 'summary', summary: { ...s, complete: false }, runDir: '/runs/c' });
   assert.equal(host.querySelector('[data-testid="new-experiment"]'), null, 'no experiment from an unfinished run');
 });

@@ -50,7 +50,12 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
 
   function figure(label: string, value: string, testid: string, sub?: string): HTMLElement {
     const c = h(doc, 'div', { class: 'card figure' });
-    append(c, h(doc, 'div', { class: 'figure-label muted' }, label), h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value), sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null);
+    append(
+      c,
+      h(doc, 'div', { class: 'figure-label muted' }, label),
+      h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
+      sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null,
+    );
     return c;
   }
 
@@ -73,11 +78,20 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     const header = h(doc, 'header', { class: 'cv-header' });
     header.append(h(doc, 'h1', {}, 'Run comparison'));
     const runs = h(doc, 'dl', { class: 'cv-runs' });
-    for (const [tag, r] of [['A', c.a], ['B', c.b]] as const) {
-      append(runs,
+    for (const [tag, r] of [
+      ['A', c.a],
+      ['B', c.b],
+    ] as const) {
+      append(
+        runs,
         h(doc, 'dt', {}, `${tag}: ${r.label}`),
-        h(doc, 'dd', { 'data-testid': `compare-run-${tag.toLowerCase()}`, title: r.runDir },
-          `${r.questions} questions${r.complete ? '' : ' (incomplete)'} · ${r.intervention ? describe(r.intervention, c.activation.numLayers) : 'the unmodified model'}`));
+        h(
+          doc,
+          'dd',
+          { 'data-testid': `compare-run-${tag.toLowerCase()}`, title: r.runDir },
+          `${r.questions} questions${r.complete ? '' : ' (incomplete)'} · ${r.intervention ? describe(r.intervention, c.activation.numLayers) : 'the unmodified model'}`,
+        ),
+      );
     }
     header.append(runs);
     if (c.a.demo || c.b.demo) {
@@ -94,7 +108,8 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
 
     // --- key figures and McNemar ---
     const figs = h(doc, 'div', { class: 'sv-figures' });
-    append(figs,
+    append(
+      figs,
       figure('Accuracy (micro)', points(c.accuracy.micro.delta), 'compare-micro-delta', `${pct(c.accuracy.micro.a)} → ${pct(c.accuracy.micro.b)}`),
       figure('Accuracy (macro)', points(c.accuracy.macro.delta), 'compare-macro-delta', `${pct(c.accuracy.macro.a)} → ${pct(c.accuracy.macro.b)}`),
       figure('McNemar exact p', formatP(c.mcnemar.pValue), 'compare-p-value', `b01 ${c.mcnemar.b01} · b10 ${c.mcnemar.b10}`),
@@ -107,30 +122,63 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     const head = h(doc, 'tr');
     append(head, h(doc, 'th', {}, ''), h(doc, 'th', { class: 'num' }, `${B} right`), h(doc, 'th', { class: 'num' }, `${B} wrong`));
     const r1 = h(doc, 'tr');
-    append(r1, h(doc, 'th', {}, `${A} right`), h(doc, 'td', { class: 'num' }, String(c.mcnemar.bothCorrect)), h(doc, 'td', { class: 'num', 'data-testid': 'mcnemar-b10' }, String(c.mcnemar.b10)));
+    append(
+      r1,
+      h(doc, 'th', {}, `${A} right`),
+      h(doc, 'td', { class: 'num' }, String(c.mcnemar.bothCorrect)),
+      h(doc, 'td', { class: 'num', 'data-testid': 'mcnemar-b10' }, String(c.mcnemar.b10)),
+    );
     const r2 = h(doc, 'tr');
-    append(r2, h(doc, 'th', {}, `${A} wrong`), h(doc, 'td', { class: 'num', 'data-testid': 'mcnemar-b01' }, String(c.mcnemar.b01)), h(doc, 'td', { class: 'num' }, String(c.mcnemar.bothWrong)));
+    append(
+      r2,
+      h(doc, 'th', {}, `${A} wrong`),
+      h(doc, 'td', { class: 'num', 'data-testid': 'mcnemar-b01' }, String(c.mcnemar.b01)),
+      h(doc, 'td', { class: 'num' }, String(c.mcnemar.bothWrong)),
+    );
     table.append(head, r1, r2);
-    mc.body.append(table, h(doc, 'p', { class: 'caption' },
-      'Two-sided exact test on the discordant questions: under no difference, each is equally likely to go either way, so p = min(1, 2·P(X ≤ min(b01, b10))) with X ~ Binomial(b01 + b10, ½).'));
+    mc.body.append(
+      table,
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        'Two-sided exact test on the discordant questions: under no difference, each is equally likely to go either way, so p = min(1, 2·P(X ≤ min(b01, b10))) with X ~ Binomial(b01 + b10, ½).',
+      ),
+    );
 
     // --- accuracy deltas ---
     const acc = section('Accuracy change by subject', 'checklist', 'compare-subjects');
     let subjChart: AccuracyDeltaUpdate | null = null;
     const subjectRows = c.accuracy.perSubject.map((x) => ({ ...x, label: x.subject }));
-    acc.tools.append(exportButtons(doc, {
-      name: 'accuracy-change-by-subject',
-      svg: () => subjChart?.svg() ?? null,
-      csv: () => toCsv(['subject', 'category', 'accuracy_a', 'accuracy_b', 'delta', 'questions_a', 'questions_b'], c.accuracy.perSubject.map((x) => [x.subject, x.category, x.a, x.b, x.delta, x.questionsA, x.questionsB])),
-      json: () => ({ micro: c.accuracy.micro, macro: c.accuracy.macro, perSubject: c.accuracy.perSubject, perCategory: c.accuracy.perCategory }),
-    }, post));
+    acc.tools.append(
+      exportButtons(
+        doc,
+        {
+          name: 'accuracy-change-by-subject',
+          svg: () => subjChart?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['subject', 'category', 'accuracy_a', 'accuracy_b', 'delta', 'questions_a', 'questions_b'],
+              c.accuracy.perSubject.map((x) => [x.subject, x.category, x.a, x.b, x.delta, x.questionsA, x.questionsB]),
+            ),
+          json: () => ({ micro: c.accuracy.micro, macro: c.accuracy.macro, perSubject: c.accuracy.perSubject, perCategory: c.accuracy.perCategory }),
+        },
+        post,
+      ),
+    );
     const catTable = h(doc, 'table', { class: 'plain sv-categories', 'data-testid': 'compare-categories' });
     const ch = h(doc, 'tr');
     append(ch, h(doc, 'th', {}, 'Category'), h(doc, 'th', { class: 'num' }, A), h(doc, 'th', { class: 'num' }, B), h(doc, 'th', { class: 'num' }, 'Change'));
     catTable.append(ch);
     for (const x of c.accuracy.perCategory) {
       const tr = h(doc, 'tr', { 'data-testid': 'compare-category-row', 'data-category': x.category });
-      append(tr, h(doc, 'td', {}, x.category), h(doc, 'td', { class: 'num' }, pct(x.a)), h(doc, 'td', { class: 'num' }, pct(x.b)), h(doc, 'td', { class: 'num' }, points(x.delta)));
+      append(
+        tr,
+        h(doc, 'td', {}, x.category),
+        h(doc, 'td', { class: 'num' }, pct(x.a)),
+        h(doc, 'td', { class: 'num' }, pct(x.b)),
+        h(doc, 'td', { class: 'num' }, points(x.delta)),
+      );
       catTable.append(tr);
     }
     acc.body.append(catTable);
@@ -143,21 +191,40 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     const act = section('Change in expert activation', 'symbol-class', 'compare-activation');
     let heat: ActivationDiffUpdate | null = null;
     const { numLayers: L, numExperts: E } = c.activation;
-    act.tools.append(exportButtons(doc, {
-      name: 'activation-change',
-      svg: () => heat?.svg() ?? null,
-      csv: () => {
-        const rows: (string | number)[][] = [];
-        for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) rows.push([l, e, c.activation.shareA[l][e], c.activation.shareB[l][e], c.activation.deltaShare[l][e]]);
-        return toCsv(['layer', 'expert', 'share_a', 'share_b', 'delta'], rows);
-      },
-      json: () => c.activation,
-    }, post));
-    act.body.append(h(doc, 'p', { class: 'caption' },
-      `Each cell: the expert's share of its layer's (token, slot) assignments in ${B} minus that in ${A} (token scope: ${c.activation.tokenScope}). Blue: used more in ${B}; red: used less; ✕: masked in ${B}; outlined: router bias in ${B}.`));
+    act.tools.append(
+      exportButtons(
+        doc,
+        {
+          name: 'activation-change',
+          svg: () => heat?.svg() ?? null,
+          csv: () => {
+            const rows: (string | number)[][] = [];
+            for (let l = 0; l < L; l++)
+              for (let e = 0; e < E; e++) rows.push([l, e, c.activation.shareA[l][e], c.activation.shareB[l][e], c.activation.deltaShare[l][e]]);
+            return toCsv(['layer', 'expert', 'share_a', 'share_b', 'delta'], rows);
+          },
+          json: () => c.activation,
+        },
+        post,
+      ),
+    );
+    act.body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Each cell: the expert's share of its layer's (token, slot) assignments in ${B} minus that in ${A} (token scope: ${c.activation.tokenScope}). Blue: used more in ${B}; red: used less; ✕: masked in ${B}; outlined: router bias in ${B}.`,
+      ),
+    );
     const heatHost = h(doc, 'div', { class: 'sv-heatmap' });
     act.body.append(heatHost);
-    heat = activationDiffHeatmap(heatHost, { numLayers: L, numExperts: E, delta: c.activation.deltaShare, masked: c.b.intervention?.mask, biased: c.b.intervention?.bias });
+    heat = activationDiffHeatmap(heatHost, {
+      numLayers: L,
+      numExperts: E,
+      delta: c.activation.deltaShare,
+      masked: c.b.intervention?.mask,
+      biased: c.b.intervention?.bias,
+    });
     charts.push(heat);
   }
 
