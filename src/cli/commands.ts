@@ -8,7 +8,7 @@ import { interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
-import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 
 
@@ -116,18 +116,20 @@ const COMMANDS: Record<string, Command> = {
   },
   doctor: {
     usage:
-      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json]\n' +
       '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
       '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
-        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnxruntime' }, python: { type: 'string' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
       });
       if (!values.model) throw new CommandUsageError('--model DIR is required');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
-      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      const engine = values.engine as EngineSetting;
+      if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new CommandUsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
       return 0;
     },

@@ -43,24 +43,32 @@ export interface WebGpuAdapterInfo {
   probeMs?: number;
 }
 
-/** The facts `moe-scope doctor` and "MoE: Check inference environment" report about the ONNX Runtime engine. */
+/**
+ * The facts `moe-scope doctor` and "MoE: Check inference environment" report: the engine and why, the
+ * provider and adapter and why, and for ONNX Runtime the graph's dtype, expert formulation, memory
+ * estimate and the op types placed on the CPU. For the PyTorch engine, `python` holds its check instead.
+ */
 export interface InferenceEnvironmentReport {
-  engine: string;
+  engine: EngineKind;
+  engineWhy: string;
   providerRequested: ExecutionProviderSetting;
   provider: ExecutionProvider;
   /** Each provider tried and why it was or was not used, in order. */
   decisions: ProviderDecision[];
   adapter?: WebGpuAdapterInfo;
-  dtype: ComputeDType;
-  expertFormulation: ExpertFormulation;
+  /** The PyTorch engine's environment (`python -m moe_scope_worker --check`) when it was considered. */
+  python?: PythonEnvironment;
+  /** ONNX Runtime only: the graph's dtype and expert formulation. */
+  dtype?: ComputeDType;
+  expertFormulation?: ExpertFormulation;
   /** Estimated device memory for weights + activations at the largest batch the engine runs. */
   memoryEstimateBytes?: number;
-  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); empty when all on the device. */
+  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); {} for PyTorch. */
   cpuOpTypes: Record<string, number>;
   /** Nodes per execution provider, from the same log. */
   nodesByProvider: Record<string, number>;
-  graphDir: string;
-  loadMs: number;
+  graphDir?: string;
+  loadMs?: number;
 }
 export type ComputeDType = 'float32' | 'float16';
 /** What a loaded model computes in: the ONNX graph's dtype, or bfloat16 for the PyTorch engine on a GPU. */
