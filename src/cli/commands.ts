@@ -3,9 +3,11 @@ import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './main';
+import { CommandUsageError, type Command } from './command';
 import { loadDataset } from '../mmlu/load';
+import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
+import { EXPERIMENT_COMMANDS } from './experiments';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
-import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
@@ -14,15 +16,7 @@ import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
 import { SWEEP_USAGE, SweepUsageError, sweepCommand } from './sweepCommand';
 
-/** Exit status of an eval whose run folder another live process holds (try again later). */
-export const EXIT_LOCKED = 75;
 
-interface Command {
-  usage: string;
-  run(args: string[], ctx: CliContext): Promise<number>;
-}
-
-class CommandUsageError extends Error {}
 
 /** An integer option in [min, max], or a usage error naming the option and what it got. */
 export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
@@ -69,7 +63,10 @@ const COMMANDS: Record<string, Command> = {
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--shard I/N]\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--shard I/N]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
+      '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
+      '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.\n' +
       '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).',
     async run(args, ctx) {
       const { values } = parseArgs({
@@ -89,6 +86,8 @@ const COMMANDS: Record<string, Command> = {
           quiet: { type: 'boolean', default: false },
           shard: { type: 'string' },
           ...ENGINE_OPTIONS,
+          'mask-experts': { type: 'string' },
+          'router-bias': { type: 'string' },
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
@@ -105,64 +104,29 @@ const COMMANDS: Record<string, Command> = {
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
       const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
         throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
       });
-      const ac = new AbortController();
-      const onSignal = () => {
-        ctx.err('\ncancelling after the batch in flight...');
-        ac.abort();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let lastLine = 0;
-      try {
-        const outcome = await runEvaluation(
-          engine,
-          {
-            modelPath: path.resolve(values.model!),
-            load: { executionProvider: provider, cacheDir: values.cache },
-            dataPath: path.resolve(values.data!),
-            split: values.split!,
-            shots,
-            subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-            limitPerSubject: limit,
-            tokenScope: scope,
-            batchSize,
-            runDir: path.resolve(values.out!),
-            shard,
-          },
-          {
-            signal: ac.signal,
-            onLog: (m) => ctx.err(m),
-            onProgress: (p) => {
-              const now = Date.now();
-              if (!values.quiet && (now - lastLine > 1000 || p.done === p.total)) {
-                lastLine = now;
-                ctx.err(progressLine(p));
-              }
-            },
-          },
-        );
-        const s = outcome.summary;
-        ctx.err(
-          `${outcome.cancelled ? 'cancelled' : s.complete ? 'done' : 'stopped'}: ${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% ` +
-            `macro ${(100 * s.accuracy.macro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(outcome.runDir, 'summary.json')}`,
-        );
-        return outcome.cancelled ? 130 : 0;
-      } catch (e) {
-        // Another live process holds the run folder (e.g. a lost sweep attempt still finishing): a distinct
-        // status, so a scheduler can wait and retry instead of failing the unit.
-        if (e instanceof RunLockHeldError) {
-          ctx.err(`moe-scope eval: ${e.message}`);
-          return EXIT_LOCKED;
-        }
-        throw e;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await engine.dispose();
-      }
+      return runEvalCommand(
+        engine,
+        {
+          modelPath: path.resolve(values.model!),
+          load: { executionProvider: provider, cacheDir: values.cache },
+          dataPath: path.resolve(values.data!),
+          split: values.split!,
+          shots,
+          subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          limitPerSubject: limit,
+          tokenScope: scope,
+          batchSize,
+          runDir: path.resolve(values.out!),
+          intervention,
+          shard,
+        },
+        ctx,
+        values.quiet!,
+      );
     },
   },
   merge: {
@@ -227,6 +191,7 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  ...EXPERIMENT_COMMANDS,
 };
 
 export function commandTable(): string {

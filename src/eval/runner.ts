@@ -16,6 +16,7 @@ import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
 import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
+import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
 import {
   ANSWER_SCORING_DEFINITIONS,
@@ -25,6 +26,7 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RouterIntervention,
   type RoutingPositions,
   type RunSummary,
   type ScoreItem,
@@ -69,6 +71,8 @@ export interface EvalOptions {
   hashCacheFile?: string;
   /** Compute only this shard's batches of the run (see ./shard.ts); merge the shards with mergeShards. */
   shard?: ShardSpec;
+  /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
+  intervention?: RouterIntervention;
 }
 
 export interface EvalProgress {
@@ -257,6 +261,10 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     if (model.providerNote) log(model.providerNote);
     log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
     if (model.demo) log(`note: ${model.demo.note}`);
+    if (opts.intervention && !isEmptyIntervention(opts.intervention)) {
+      validateIntervention(opts.intervention, model, 'router intervention');
+      log(`router intervention: ${describeIntervention(opts.intervention, model.numLayers)}`);
+    }
     const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
     return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
@@ -273,6 +281,7 @@ async function evaluateLocked(
   ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
 ): Promise<EvalOutcome> {
   const { model, dataset, questions, dev, t0, lock } = ctx;
+  const intervention = isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!);
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
@@ -301,6 +310,8 @@ async function evaluateLocked(
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
     batchSize: opts.batchSize,
+    // Only when there is one, so that plain runs keep the manifest they had before interventions existed.
+    ...(intervention ? { intervention } : {}),
   };
   // The batch plan comes before the manifest check: a shard's manifest names its batches.
   if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
@@ -381,7 +392,7 @@ async function evaluateLocked(
       const bt0 = Date.now();
       const P = reusePrefix ? group.prefixIds.length : 0;
       const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-      const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope) }, signal);
+      const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention }, signal);
       const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
       const results: QuestionResult[] = res.items.map((r, j) => {
         const q = batch[j];
@@ -499,6 +510,7 @@ export function finishSummary(
     ...analysis,
     definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
+    ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
 }
 
