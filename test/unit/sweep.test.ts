@@ -264,6 +264,46 @@ test('a sweep over both engines: sharded PyTorch and ONNX Runtime runs agree on 
   }
 });
 
+test('an intervention in the SPEC reaches every shard: masked experts never routed, the mask recorded in the merged run', () => {
+  const root = tempDir('sweep-mask');
+  const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
+  const spec = path.join(root, 'spec.json');
+  const interventions = [{ name: 'none' }, { name: 'mask-l0', maskExperts: '0:1,0:2,0:3' }];
+  fs.writeFileSync(
+    spec,
+    JSON.stringify({
+      data: DEMO_CORPUS,
+      limit: 1,
+      batchSize: 2,
+      shards: 2,
+      provider: 'cpu',
+      cache: path.join(root, 'cache'),
+      models: [{ name: 'demo', path: model }],
+      shots: [0],
+      interventions,
+    }),
+  );
+  const out = path.join(root, 'out');
+  const r = spawnSync(process.execPath, [cli, 'sweep', spec, '--out', out], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const runDir = path.join(out, 'demo.onnxruntime.0shot.answer.mask-l0', 'run');
+  const manifest = JSON.parse(fs.readFileSync(path.join(runDir, 'manifest.json'), 'utf8')) as { intervention?: { mask: [number, number][] } };
+  assert.deepEqual(manifest.intervention?.mask, [
+    [0, 1],
+    [0, 2],
+    [0, 3],
+  ]);
+  const layer0 = fs
+    .readFileSync(path.join(runDir, 'records.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => (JSON.parse(l).questions as { answerExperts: number[][] }[]).map((q) => q.answerExperts[0]));
+  assert.equal(layer0.length, 6);
+  for (const experts of layer0) assert.ok(!experts.some((e) => [1, 2, 3].includes(e)), `masked experts routed: ${experts}`);
+  const plain = JSON.parse(fs.readFileSync(path.join(out, 'demo.onnxruntime.0shot.answer.none', 'run', 'manifest.json'), 'utf8'));
+  assert.equal(plain.intervention, undefined);
+});
+
 test("per-experiment progress from the local backend's and the Ray driver's lines", () => {
   const p = new SweepProgress();
   assert.equal(p.consume('[a.onnxruntime.0shot.answer.none shard 0/2] 3/6 questions  2.0 q/s'), null);
