@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine } from '../../src/engine/engine';
 import { runEvaluation, type EvalOptions } from '../../src/eval/runner';
-import type { RunSummary } from '../../src/shared/protocol';
+import type { EngineKind, RunSummary } from '../../src/shared/protocol';
+import { ENGINE_KINDS } from '../support/engines';
+import { testPython } from '../support/python';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
 
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
@@ -21,9 +23,12 @@ function recordedIds(runDir: string): string[] {
     .flatMap((l) => JSON.parse(l).questions.map((q: { id: string }) => q.id));
 }
 const summaryOf = (runDir: string) => JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8')) as RunSummary;
+const engineArgs = (out: string, kind: EngineKind) => [...evalArgs(out), '--engine', kind, ...(kind === 'pytorch' ? ['--python', testPython()] : [])];
 const evalArgs = (out: string, extra: string[] = []) => ['eval', '--model', model, '--data', DEMO_CORPUS, '--out', out, '--limit', '6', '--shots', '2', '--batch-size', '2', '--provider', 'cpu', '--cache', cache, '--quiet', ...extra];
 
-test('a run killed with SIGKILL and resumed records every question exactly once and matches an uninterrupted run', async () => {
+for (const kind of ENGINE_KINDS) {
+test(`[${kind}] a run killed with SIGKILL and resumed records every question exactly once and matches an uninterrupted run`, async () => {
+  const evalArgs = (out: string) => engineArgs(out, kind);
   const whole = tempDir('run-whole');
   const r = spawnSync(process.execPath, [cli, ...evalArgs(whole)], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
@@ -66,6 +71,7 @@ test('a run killed with SIGKILL and resumed records every question exactly once 
   assert.deepEqual(got.layers.map((l) => l.activationCounts), expected.layers.map((l) => l.activationCounts));
   assert.deepEqual(got.layers.map((l) => l.neverActivated), expected.layers.map((l) => l.neverActivated));
 });
+}
 
 test('resuming with different options is refused with the reason', () => {
   const dir = tempDir('run-mismatch');
@@ -73,6 +79,16 @@ test('resuming with different options is refused with the reason', () => {
   const r = spawnSync(process.execPath, [cli, ...evalArgs(dir, ['--subjects', 'marketing', '--token-scope', 'all'])], { encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(r.stderr, /holds a run with a different token scope \(answer vs all\)/);
+});
+
+test('resuming a run on another engine is refused: one run never mixes results of two engines', () => {
+  const dir = tempDir('run-engines');
+  assert.equal(spawnSync(process.execPath, [cli, ...evalArgs(dir, ['--subjects', 'marketing', '--limit', '2'])], { encoding: 'utf8' }).status, 0);
+  const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+  assert.deepEqual(manifest.model.engine, { kind: 'onnxruntime', device: 'cpu', dtype: 'float32' });
+  const r = spawnSync(process.execPath, [cli, ...evalArgs(dir, ['--subjects', 'marketing', '--limit', '2', '--engine', 'pytorch', '--python', testPython()])], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /holds a run with a different engine \(onnxruntime float32 vs pytorch float32\)/);
 });
 
 test('cancel stops after the batch in flight, keeps what was recorded and writes an incomplete summary; resume completes it', async () => {
