@@ -82,7 +82,7 @@ class Engine:
             raise EngineFailure(
                 "bad-model",
                 f"{model_dir}: the model needs about {need / 2**30:.1f} GiB in {str(dtype).replace('torch.', '')} on "
-                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {int((MEMORY_MARGIN - 1) * 100)}% headroom), "
+                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
                 f"but only {free / 2**30:.1f} GiB is {how}",
             )
         self.unload()
