@@ -7,6 +7,7 @@ import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
 import type { ExecutionProviderSetting } from '../shared/protocol';
+import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
 
 interface Command {
   usage: string;
@@ -128,6 +129,31 @@ const COMMANDS: Record<string, Command> = {
         await engine.dispose();
       }
     },
+  },
+};
+
+/** What the inference environment offers: the PyTorch engine's Python and ONNX Runtime's providers. */
+async function environmentReport(python: string | undefined): Promise<Record<string, unknown>> {
+  const interpreter = defaultPython(python);
+  const env = await checkPython(interpreter);
+  let backends: string[] = [];
+  let ortError: string | undefined;
+  try {
+    const ort = await import('onnxruntime-node');
+    backends = (ort as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] }).listSupportedBackends?.().map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`) ?? ['cpu'];
+  } catch (e) {
+    ortError = (e as Error).message;
+  }
+  return { python: env, onnxruntime: { backends, error: ortError }, auto: chooseEngine(env) };
+}
+
+COMMANDS.env = {
+  usage: 'env [--python PATH] [--json]\n      What the inference environment offers: Python, torch, transformers, devices and memory, ONNX Runtime providers, and the engine "auto" picks.',
+  async run(args, ctx) {
+    const { values } = parseArgs({ args, options: { python: { type: 'string' }, json: { type: 'boolean', default: false } } });
+    const report = await environmentReport(values.python);
+    ctx.out(values.json ? JSON.stringify(report, null, 2) : formatEnvironment(report));
+    return 0;
   },
 };
 

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { discoverDatasets } from '../mmlu/load';
 import { runEvaluation, progressLine, formatSeconds, type EvalOutcome } from '../eval/runner';
 import { EngineClient } from './engineClient';
+import { applySelection, engineLabel, selectEngine } from './engineSelection';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
@@ -158,6 +159,9 @@ class EvalTerminal implements vscode.Pseudoterminal {
       async (progress, token) => {
         token.onCancellationRequested(() => this.abort.abort());
         let reported = 0;
+        const selection = await selectEngine();
+        applySelection(this.client, selection, this.models.extensionPath);
+        this.line(`engine: ${engineLabel(selection.kind)} (${selection.why})`);
         return runEvaluation(
           this.client,
           {

@@ -5,7 +5,9 @@
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { ModelManager } from './modelManager';
+import { ModelManager, runCliOutput } from './modelManager';
+import { engineLabel, probePython, resolvePython, selectEngine } from './engineSelection';
+import { formatEnvironment } from './pythonWorker';
 import { TraceController } from './tracePanel';
 import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
@@ -54,6 +56,7 @@ export function activate(context: vscode.ExtensionContext): void {
       models.restart();
       void vscode.window.showInformationMessage('MoE Scope: the inference process was stopped; the next trace starts a fresh one.');
     }),
+    vscode.commands.registerCommand('moeScope.checkEnvironment', () => checkEnvironment(context, models)),
     vscode.commands.registerCommand('moeScope.openHeatmap', () => heatmap.reveal()),
     vscode.commands.registerCommand('moeScope.showStructure', () => structure.show()),
     vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {
@@ -137,8 +140,35 @@ async function selectModel(models: ModelManager): Promise<void> {
   try {
     await pick.action();
     const info = await models.ensureLoaded(false);
-    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${info.executionProvider.toUpperCase()} (${info.numLayers} layers x ${info.numExperts} experts).`);
+    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready: ${engineLabel(info.engine)} on ${(info.device ?? info.executionProvider).toUpperCase()} (${info.numLayers} layers x ${info.numExperts} experts).`);
   } catch (e) {
     void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
   }
+}
+
+/** "MoE: Check inference environment": what was found (Python, torch, devices, ONNX Runtime providers) and why the engine choice is what it is. */
+async function checkEnvironment(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
+  const { python, source } = await resolvePython();
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` }, async () => {
+    let report: Record<string, unknown>;
+    try {
+      report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
+      // The next load probes again: what was just installed counts.
+      void probePython(python, true);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
+      return;
+    }
+    let choice: string;
+    try {
+      const sel = await selectEngine();
+      choice = `${engineLabel(sel.kind)} (${sel.why})`;
+    } catch (e) {
+      choice = (e as Error).message;
+    }
+    const text = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
+    models.output.info(`inference environment:\n${text}`);
+    const pick = await vscode.window.showInformationMessage(`MoE Scope: engine ${choice.split(' (')[0]}. ${text.split('\n')[0]}`, 'Show details');
+    if (pick) models.output.show(true);
+  });
 }

@@ -186,3 +186,18 @@ export function chooseEngine(env: PythonEnvironment): { engine: 'pytorch' | 'onn
   const d = env.devices![0];
   return { engine: 'pytorch', why: `${env.executable} has torch ${env.torch}, transformers ${env.transformers} and ${d.name}` };
 }
+
+/** The `env` report (cli env --json) in lines a person reads. */
+export function formatEnvironment(r: Record<string, unknown>): string {
+  const env = r.python as PythonEnvironment;
+  const ort = r.onnxruntime as { backends: string[]; error?: string };
+  const auto = r.auto as { engine: string; why: string };
+  const lines = [`Python: ${env.executable}${env.python ? ` (${env.python})` : ''}`];
+  if (env.torch) lines.push(`  torch ${env.torch}${env.cuda ? ` (CUDA ${env.cuda})` : ''}, transformers ${env.transformers ?? 'missing'}`);
+  for (const d of env.devices ?? []) lines.push(`  device: ${d.name}${d.totalBytes ? `, ${(d.freeBytes! / 2 ** 30).toFixed(1)} of ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB free` : ''}`);
+  if (env.usable && !env.devices?.length) lines.push('  device: CPU only');
+  for (const p of env.problems) lines.push(`  problem: ${p}`);
+  lines.push(`ONNX Runtime providers: ${ort.error ? `unavailable (${ort.error})` : ort.backends.join(', ')}`);
+  lines.push(`engine "auto" picks ${auto.engine}: ${auto.why}`);
+  return lines.join('\n');
+}
