@@ -72,6 +72,8 @@ class Engine:
         tokenizer = WorkerTokenizer(model_dir)
         answer_ids = tokenizer.answer_letter_ids()
         device = pick_device((options or {}).get("executionProvider", "auto"))
+        if self.model is not None and self.info and self.info["path"] == model_dir and self.device == device:
+            return self.info  # already loaded here (a client reloading after a reconnect, an evaluation after a trace)
         dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
         if device.type == "mps" and not torch.backends.mps.is_macos13_or_newer():
             dtype = torch.float16
