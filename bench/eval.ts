@@ -17,10 +17,11 @@ import { Engine } from '../src/engine/engine';
 import { loadTokenizer } from '../src/engine/formats/tokenizer';
 import { runEvaluation, selectQuestions, planEvaluation } from '../src/eval/runner';
 import type { InferenceBackend } from '../src/shared/protocol';
+import { mmluDir } from '../test/support/mmlu';
 import { BENCH_ROOT, machineInfo, runBenchmark, writeResult } from './common';
 
 const ROOT = BENCH_ROOT;
-const MMLU = process.env.MMLU_DIR ?? path.resolve(ROOT, '..', 'shared', 'mmlu');
+const MMLU = mmluDir();
 const quick = process.argv.includes('--quick');
 
 /** OLMoE-1B-7B: ~1.3B active parameters per token -> ~2 x 1.3e9 FLOPs per token in the forward pass. */

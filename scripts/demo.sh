@@ -16,6 +16,8 @@ PORT="${PORT:-8080}"
 DEMO="${MOE_SCOPE_DEMO_DIR:-$ROOT/.moe-scope-demo}"
 t0=$SECONDS
 step() { printf '\n[demo] %s\n' "$*"; }
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 
 if [ "$(uname -s)-$(uname -m)" != "Linux-x86_64" ]; then
   echo "[demo] this script sets up code-server for Linux x86_64; on $(uname -s)-$(uname -m) install MoE Scope into your own VS Code (see README)." >&2
@@ -27,7 +29,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 step "1/6 Node 24, code-server and Chromium's libraries (first time ~5 min, then ~1 s)"
-bash scripts/setup-code-server.sh | tail -n 4
+bash scripts/setup-code-server.sh
 # shellcheck source=/dev/null
 . "$ROOT/.tools/env.sh"
 
@@ -35,7 +37,7 @@ step "2/6 npm packages"
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # onnxruntime-node's installer would fetch GPU providers from a host that may be unreachable; the CPU
   # binaries ship inside the package. (With a GPU and internet, drop the skip to get the CUDA provider.)
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+  clean_env "$(dirname "$(command -v node)")" ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 else
   echo "node_modules up to date"
 fi
@@ -69,18 +71,17 @@ mkdir -p "$WS/.vscode"
 if [ ! -d "$WS/mmlu/data" ]; then
   if [ -d media/demo-data/mmlu/data ]; then
     cp -R media/demo-data/mmlu "$WS/mmlu"
-  elif [ -d ../shared/mmlu/data ]; then
+  else
+    # The full MMLU vendored in data/mmlu (unpacked on first use): a few subjects for the workspace.
+    src="$(bash scripts/unpack-mmlu.sh)"
     for split in dev val test; do
       mkdir -p "$WS/mmlu/data/$split"
       for s in astronomy high_school_geography college_physics marketing world_religions; do
-        cp "../shared/mmlu/data/$split/${s}_$split.csv" "$WS/mmlu/data/$split/"
+        cp "$src/data/$split/${s}_$split.csv" "$WS/mmlu/data/$split/"
       done
     done
-    cp ../shared/mmlu/LICENSE "$WS/mmlu/LICENSE"
-    [ -f ../shared/mmlu/categories.json ] && cp ../shared/mmlu/categories.json "$WS/mmlu/"
-  else
-    echo "[demo] no MMLU data found (media/demo-data/mmlu or ../shared/mmlu)" >&2
-    exit 1
+    cp "$src/LICENSE" "$WS/mmlu/LICENSE"
+    cp "$src/categories.json" "$WS/mmlu/"
   fi
 fi
 first_test="$(cd "$WS" && ls mmlu/data/test/*_test.csv | head -1)"

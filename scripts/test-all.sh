@@ -9,6 +9,8 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 t0=$SECONDS
 mkdir -p test-results
 results=()   # "name|status|seconds"
@@ -49,11 +51,32 @@ fi
 if [ "$needs_install" = 1 ]; then
   # onnxruntime-node's install script downloads GPU providers from a host that may be unreachable:
   # skip it (the CPU binaries ship inside the package). The repo's .npmrc says the same.
-  run_step "install (npm ci)" env ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund || {
+  # Nested under `npm test`: a clean environment (scripts/lib/common.sh) so the outer npm's npm_*
+  # variables do not leak into the install.
+  run_step "install (npm ci)" clean_env "$(dirname "$(command -v node)")" ONNXRUNTIME_NODE_INSTALL=skip \
+    npm ci --no-audit --no-fund || {
     echo "test-all: 0 passed, 1 failed"
     exit 1
   }
 fi
+
+# The PyTorch engine's tests and the transformers-reference checks need torch and transformers (.venv).
+if [ -z "${MOE_SCOPE_PYTHON:-}" ]; then
+  run_step "install (scripts/setup-python.sh)" bash scripts/setup-python.sh || {
+    echo "test-all: 0 passed, 1 failed"
+    exit 1
+  }
+fi
+# WebGPU tests run ONNX Runtime's WebGPU provider on Mesa's lavapipe (a CPU Vulkan driver) when there is no GPU.
+run_step "install (scripts/setup-lavapipe.sh)" bash scripts/setup-lavapipe.sh || {
+  echo "test-all: 0 passed, 1 failed"
+  exit 1
+}
+# The full MMLU the tests use is vendored (data/mmlu); unpack and verify it once before the parallel tests.
+run_step "MMLU data (scripts/unpack-mmlu.sh)" bash scripts/unpack-mmlu.sh || {
+  echo "test-all: 0 passed, 1 failed"
+  exit 1
+}
 
 # ------------------------------------------------------------------------------------------ build
 if run_step "build (node esbuild.mjs)" node esbuild.mjs; then
@@ -89,6 +112,32 @@ if [ "$built" = 1 ]; then
       failed=$((failed + 1))
     elif [ "$ok" != 0 ] && ! grep -qE '^# fail [1-9]' "$tap"; then
       failed=$((failed + 1)) # the runner failed without a failing test (e.g. a crash)
+    fi
+  fi
+
+  # ------------------------------------------------------------------------------- Python (pytest)
+  if [ -d python/tests ]; then
+    py="${MOE_SCOPE_PYTHON:-$ROOT/.venv/bin/python}"
+    xml=test-results/pytest.xml
+    rm -f "$xml"
+    run_step "python tests (pytest)" env PYTHONPATH="$ROOT/python" "$py" -m pytest -q -p no:cacheprovider --junitxml="$xml" python/tests
+    ok=$?
+    # Counts from the JUnit report; a skipped test counts as failed (nothing here may skip silently).
+    if counts=$("$py" - "$xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) + int(s.get("skipped", 0)) for s in suites)
+print(t - bad, bad)
+PY
+    ); then
+      read -r p fl <<<"$counts"
+      passed=$((passed + p))
+      failed=$((failed + fl))
+      if [ "$ok" != 0 ] && [ "$fl" = 0 ]; then failed=$((failed + 1)); fi
+    else
+      failed=$((failed + 1))
     fi
   fi
 

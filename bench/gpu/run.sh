@@ -34,7 +34,9 @@ finish() {
   "$PY" bench/gpu/report.py --work "$W" --out "$RESULT" --tiny "$TINY" --total-seconds "$((SECONDS - T0))" || log "report failed"
   if [ -f bench/gpu/webgpu.sh ]; then
     log "bench/gpu/webgpu.sh"
-    (bash bench/gpu/webgpu.sh) || log "bench/gpu/webgpu.sh failed (exit $?); the PyTorch numbers above stand"
+    # In TINY mode the checkpoint is a toy: webgpu.sh then makes its own small one.
+    ckpt=$([ "$TINY" = 1 ] || [ ! -f "$W/model/config.json" ] || echo "$W/model")
+    (MOE_GPU_CHECKPOINT=$ckpt NODE_OPTIONS= bash bench/gpu/webgpu.sh) || log "bench/gpu/webgpu.sh failed (exit $?); the PyTorch numbers above stand"
   fi
   [ "${KEEP_WORK:-0}" = 1 ] || rm -rf "$W"
   exit "${1:-0}"

@@ -70,7 +70,16 @@ class Engine:
         config = checkpoint.read_config(model_dir)
         rule = checkpoint.routing_rule(config, config_file)
         tokenizer = WorkerTokenizer(model_dir)
-        answer_ids = tokenizer.answer_letter_ids()
+        answer_scoring = tokenizer.answer_scoring()
+        if answer_scoring["method"] != "single-token":
+            # Refused rather than scored differently from the ONNX Runtime engine.
+            raise EngineFailure(
+                "bad-model",
+                f"{model_dir}: the answer letters are several tokens in this tokenizer "
+                f"({answer_scoring['letterTokenIds']}); the PyTorch engine scores single-token letters only: "
+                "use the ONNX Runtime engine (--engine onnxruntime), which scores each letter's full continuation",
+            )
+        answer_ids = [ids[0] for ids in answer_scoring["letterTokenIds"]]
         device = pick_device((options or {}).get("executionProvider", "auto"))
         if self.model is not None and self.info and self.info["path"] == model_dir and self.device == device:
             return self.info  # already loaded here (a client reloading after a reconnect, an evaluation after a trace)
@@ -100,6 +109,7 @@ class Engine:
         self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
         self._install_cancel_hooks(model)
         self.model, self.tokenizer, self.rule, self.device = model, tokenizer, rule, device
+        self.answer_ids = answer_ids
         demo = config.get("moe_scope_demo")
         self.info = {
             "path": model_dir,
@@ -115,7 +125,7 @@ class Engine:
             "sharedExperts": rule["sharedExperts"],
             "executionProvider": device.type,
             "dtype": str(dtype).replace("torch.", ""),
-            "answerTokenIds": answer_ids,
+            "answerScoring": answer_scoring,
             "loadMs": int((time.time() - t0) * 1000),
             "engine": "pytorch",
             "device": describe_device(device),
@@ -214,7 +224,7 @@ class Engine:
 
     def _answer_log_probs(self, hidden_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.get_output_embeddings()(hidden_rows)
-        return log_softmax_at(logits, self.info["answerTokenIds"]), logits
+        return log_softmax_at(logits, self.answer_ids), logits
 
     # -- trace --------------------------------------------------------------------------------
     def trace(self, params: dict) -> dict:

@@ -57,19 +57,20 @@ class WorkerTokenizer:
     def decode_one(self, token_id: int) -> str:
         return self.tok.decode([token_id], skip_special_tokens=False)
 
-    def answer_letter_ids(self) -> list[int]:
+    def answer_scoring(self) -> dict:
+        """As the TypeScript tokenizer's answerScoring(): each letter's ids after "Answer:"."""
         context = "Answer:"
         base = self.tok.encode(context, add_special_tokens=False).ids
-        out = []
+        letters = []
         for letter in "ABCD":
             with_letter = self.tok.encode(f"{context} {letter}", add_special_tokens=False).ids
             extra = with_letter[len(base) :]
-            if with_letter[: len(base)] != base or len(extra) != 1:
-                alone = self.tok.encode(f" {letter}", add_special_tokens=False).ids
+            if with_letter[: len(base)] != base or not extra:
                 raise EngineFailure(
                     "bad-model",
-                    f'{self.path}: answer letter " {letter}" is not a single token after "Answer:" '
-                    f'(" {letter}" encodes to {alone}); MMLU scoring needs one token per letter',
+                    f'{self.path}: answer letter " {letter}" merges with "Answer:" in this tokenizer '
+                    f"({base} -> {with_letter}); its log-probability cannot be read after the prompt",
                 )
-            out.append(extra[0])
-        return out
+            letters.append(extra)
+        method = "single-token" if all(len(ids) == 1 for ids in letters) else "continuation"
+        return {"method": method, "letterTokenIds": letters}

@@ -39,9 +39,10 @@ def test_a_model_larger_than_the_device_memory_fails_before_loading_with_the_siz
     assert e.model is None, "nothing was loaded"
 
 
-def test_answer_letters_must_be_single_tokens(tmp_path):
+def test_multi_token_answer_letters_are_reported_and_refused_by_this_engine(tmp_path):
     from tokenizers import Tokenizer, models, pre_tokenizers
 
+    d = model_dir(tmp_path, 10)
     # Bytes only, no merges: " A" is two tokens ("\u0120", "A").
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
@@ -49,8 +50,11 @@ def test_answer_letters_must_be_single_tokens(tmp_path):
     tok.save(str(tmp_path / "tokenizer.json"))
     from moe_scope_worker.tokenizer import WorkerTokenizer
 
-    with pytest.raises(EngineFailure, match='answer letter " A" is not a single token'):
-        WorkerTokenizer(str(tmp_path)).answer_letter_ids()
+    scoring = WorkerTokenizer(d).answer_scoring()
+    assert scoring["method"] == "continuation"
+    assert [len(ids) for ids in scoring["letterTokenIds"]] == [2, 2, 2, 2]
+    with pytest.raises(EngineFailure, match="scores single-token letters only"):
+        engine.Engine(lambda level, message: None).load(d, {"executionProvider": "cpu"})
 
 
 def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):

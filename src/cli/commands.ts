@@ -6,7 +6,8 @@ import { loadDataset } from '../mmlu/load';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
-import type { ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
 
 interface Command {
@@ -15,6 +16,15 @@ interface Command {
 }
 
 class CommandUsageError extends Error {}
+
+/** An integer option in [min, max], or a usage error naming the option and what it got. */
+export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
+  const v = raw === undefined ? NaN : Number(raw);
+  if (raw === undefined || !/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new CommandUsageError(`--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(raw ?? '')}`);
+  }
+  return v;
+}
 
 const COMMANDS: Record<string, Command> = {
   'dataset-info': {
@@ -50,7 +60,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
-      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|cpu]\n' +
+      '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
     async run(args, ctx) {
@@ -73,12 +83,13 @@ const COMMANDS: Record<string, Command> = {
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
-      const shots = Number(values.shots);
-      if (!Number.isInteger(shots) || shots < 0 || shots > 5) throw new CommandUsageError('--shots must be 0 to 5');
+      const shots = integerOption('shots', values.shots, 0, 5);
+      const limit = integerOption('limit', values.limit, 0, 1_000_000);
+      const batchSize = integerOption('batch-size', values['batch-size'], 1, 4096);
       const scope = values['token-scope'];
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!['auto', 'cuda', 'cpu'].includes(provider)) throw new CommandUsageError('--provider must be auto, cuda or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
       const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
         throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
       });
@@ -100,9 +111,9 @@ const COMMANDS: Record<string, Command> = {
             split: values.split!,
             shots,
             subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-            limitPerSubject: Number(values.limit),
+            limitPerSubject: limit,
             tokenScope: scope,
-            batchSize: Math.max(1, Number(values['batch-size'])),
+            batchSize,
             runDir: path.resolve(values.out!),
           },
           {
@@ -128,6 +139,24 @@ const COMMANDS: Record<string, Command> = {
         process.off('SIGTERM', onSignal);
         await engine.dispose();
       }
+    },
+  },
+  doctor: {
+    usage:
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
+      '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (!values.model) throw new CommandUsageError('--model DIR is required');
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
+      return 0;
     },
   },
 };

@@ -4,10 +4,13 @@
  */
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { spawn } from 'node:child_process';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { Engine } from '../engine/engine';
-import { makeDemoModel, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { EngineFailure, type ExecutionProviderSetting, type Routing } from '../shared/protocol';
+import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
 
 export interface CliContext {
@@ -18,17 +21,17 @@ export interface CliContext {
 const USAGE = `moe-scope <command> [options]
 
 Commands:
-  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe] [--dtype f32|bf16] [--shards N]
+  make-demo-model --out DIR [--family olmoe|mixtral|qwen2_moe|qwen3_moe] [--dtype f32|bf16] [--shards N]
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
-  trace --model DIR (--text STR | --ids 1,2,3) [--json] [--provider auto|cuda|cpu] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
+  trace --model DIR (--text STR | --file PATH|- | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions.
   analyze-weights --model DIR [--layers 0,1,...] [--json]
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
 ${commandTable()}
-Options common to model commands: --provider auto|cuda|cpu (default auto), --cache DIR;
+Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR;
 --engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON, else python3) on trace and eval.`;
 
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
@@ -74,7 +77,7 @@ function makeDemo(args: string[], ctx: CliContext): number {
   });
   if (!values.out) throw new UsageError('--out DIR is required');
   const family = values.family as DemoFamily;
-  if (!['olmoe', 'mixtral', 'qwen2_moe'].includes(family)) throw new UsageError(`--family must be olmoe, mixtral or qwen2_moe, not "${family}"`);
+  if (!DEMO_FAMILIES.includes(family)) throw new UsageError(`--family must be one of ${DEMO_FAMILIES.join(', ')}, not "${family}"`);
   const dtype = values.dtype === 'bf16' ? 'BF16' : values.dtype === 'f32' ? 'F32' : null;
   if (!dtype) throw new UsageError(`--dtype must be f32 or bf16, not "${values.dtype}"`);
   const t0 = Date.now();
@@ -83,10 +86,17 @@ function makeDemo(args: string[], ctx: CliContext): number {
   return 0;
 }
 
+/** On stderr: the provider in use, the adapter and every provider auto passed over, with the reason. */
+export function reportProvider(info: ModelInfo, ctx: CliContext): void {
+  const adapter = info.adapterName ? ` on ${info.adapterName}` : '';
+  ctx.err(`provider: ${info.executionProvider}${adapter} (${info.dtype}${info.expertFormulation ? `, experts: ${info.expertFormulation}` : ''})`);
+  for (const d of info.providerDecisions ?? []) if (!d.used) ctx.err(`  passed over ${d.provider}: ${d.why}`);
+}
+
 export function providerOption(v: string | undefined): ExecutionProviderSetting {
   const p = v ?? 'auto';
-  if (p !== 'auto' && p !== 'cuda' && p !== 'cpu') throw new UsageError(`--provider must be auto, cuda or cpu, not "${p}"`);
-  return p;
+  if (!(EXECUTION_PROVIDER_SETTINGS as readonly string[]).includes(p)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${p}"`);
+  return p as ExecutionProviderSetting;
 }
 
 async function trace(args: string[], ctx: CliContext): Promise<number> {
@@ -95,6 +105,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     options: {
       model: { type: 'string' },
       text: { type: 'string' },
+      file: { type: 'string' },
       ids: { type: 'string' },
       json: { type: 'boolean', default: false },
       provider: { type: 'string' },
@@ -104,14 +115,16 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     },
   });
   if (!values.model) throw new UsageError('--model DIR is required');
-  if ((values.text === undefined) === (values.ids === undefined)) throw new UsageError('give exactly one of --text STR or --ids 1,2,3');
+  if ([values.text, values.file, values.ids].filter((v) => v !== undefined).length !== 1) throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
+  const text = values.file !== undefined ? await readTextInput(values.file) : values.text;
   const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
     throw e instanceof EngineOptionError ? new UsageError(e.message) : e;
   });
   try {
     const info = await engine.call('load', { modelPath: path.resolve(values.model), options: { executionProvider: providerOption(values.provider), cacheDir: values.cache } });
     if (info.providerNote) ctx.err(info.providerNote);
-    const input = values.text !== undefined ? { text: values.text } : { ids: parseIds(values.ids!) };
+    reportProvider(info, ctx);
+    const input = text !== undefined ? { text } : { ids: parseIds(values.ids!) };
     const r = await engine.call('trace', { input, options: { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'] } });
     if (values.json) {
       const out: Record<string, unknown> = {
@@ -124,6 +137,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         topWeights: nest3(r.routing.topWeights, r.routing.numLayers, r.routing.numTokens, r.routing.topK),
         entropy: nest2(r.routing.entropy, r.routing.numLayers, r.routing.numTokens),
         answerLogProbs: { A: r.answerLogProbs[0], B: r.answerLogProbs[1], C: r.answerLogProbs[2], D: r.answerLogProbs[3] },
+        answerScoring: r.model.answerScoring.method,
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
@@ -135,6 +149,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       ctx.out(JSON.stringify(out));
     } else {
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
     return 0;
@@ -185,6 +200,36 @@ function describeTrace(tokens: string[], routing: Routing, answerProbs: number[]
   return lines.join('\n');
 }
 
+/** More text than any context holds; reading stops here rather than at the memory limit. */
+export const MAX_TEXT_BYTES = 16 << 20;
+
+/** The text of --file: a regular file, or standard input for "-", at most MAX_TEXT_BYTES. */
+async function readTextInput(file: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  const take = (c: Buffer) => {
+    bytes += c.length;
+    if (bytes > MAX_TEXT_BYTES) throw new UsageError(`--file ${file}: more than ${MAX_TEXT_BYTES} bytes of text; no model context holds that much`);
+    chunks.push(c);
+  };
+  if (file === '-') {
+    for await (const c of process.stdin) take(c as Buffer);
+  } else {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch (e) {
+      throw new UsageError(`--file ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+    }
+    if (!st.isFile()) throw new UsageError(`--file ${file}: not a regular file`);
+    if (st.size > MAX_TEXT_BYTES) throw new UsageError(`--file ${file}: ${st.size} bytes; no model context holds that much (limit ${MAX_TEXT_BYTES})`);
+    take(fs.readFileSync(file));
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text.trim()) throw new UsageError(`--file ${file}: no text`);
+  return text;
+}
+
 function parseIds(s: string): number[] {
   const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
   if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
@@ -205,14 +250,65 @@ export function nest2(a: ArrayLike<number>, d0: number, d1: number): number[][] 
   return Array.from({ length: d0 }, (_, i) => Array.from({ length: d1 }, (_, j) => a[i * d1 + j]));
 }
 
+/**
+ * ONNX Runtime's native code overflows its stack (a deep recursion inside libonnxruntime, seen with gdb:
+ * exit 139) when the process's command line is longer than about 25 KB, e.g. `trace --text` with 30 KB
+ * of text; a long environment is harmless. So a long command line never reaches it: the CLI runs itself
+ * again with a short one and hands the arguments over in a private temporary file.
+ */
+const LONG_COMMAND_LINE = 8192;
+const ARGV_FILE_ENV = 'MOE_SCOPE_ARGV_FILE';
+
+function argvFromHandOver(): string[] | null {
+  const file = process.env[ARGV_FILE_ENV];
+  if (!file) return null;
+  delete process.env[ARGV_FILE_ENV];
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+  }
+}
+
+/** Runs this CLI again with a short command line; signals are passed on, its exit status is returned. */
+function rerunWithShortCommandLine(argv: string[]): Promise<number> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-argv-'));
+  const file = path.join(dir, 'argv.json');
+  fs.writeFileSync(file, JSON.stringify(argv), { mode: 0o600 });
+  const child = spawn(process.execPath, [__filename], { stdio: 'inherit', env: { ...process.env, [ARGV_FILE_ENV]: file } });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, forward);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 0) : 0));
+    });
+  });
+}
+
 if (require.main === module) {
-  main(process.argv.slice(2), { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') }).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e) => {
-      process.stderr.write(`${(e as Error).stack}\n`);
-      process.exitCode = 1;
-    },
-  );
+  const handed = argvFromHandOver();
+  const argv = handed ?? process.argv.slice(2);
+  if (!handed && Buffer.byteLength(argv.join(' ')) > LONG_COMMAND_LINE) {
+    rerunWithShortCommandLine(argv).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (e) => {
+        process.stderr.write(`moe-scope: could not run: ${(e as Error).message}\n`);
+        process.exitCode = 1;
+      },
+    );
+  } else {
+    main(argv, { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') }).then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (e) => {
+        process.stderr.write(`${(e as Error).stack}\n`);
+        process.exitCode = 1;
+      },
+    );
+  }
 }

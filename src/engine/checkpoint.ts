@@ -6,16 +6,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { InputError } from '../shared/inputError';
+import { readJson, parseJsonText } from '../shared/readJson';
 import { SafetensorsFile, SafetensorsError, type SafetensorsTensorInfo } from './formats/safetensors';
 import { FLOAT_DTYPES, toFloat32 } from './formats/dtypes';
 import { familyFor, ConfigError, type FamilyDescriptor, type MoeArchitecture, type TensorNames, type HfConfig } from './families';
 
-export class CheckpointError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CheckpointError';
-  }
-}
+export class CheckpointError extends InputError {}
 
 export interface LocatedTensor extends SafetensorsTensorInfo {
   file: string;
@@ -39,31 +36,39 @@ export class Checkpoint {
   static open(dir: string): Checkpoint {
     const absDir = path.resolve(dir);
     if (!fs.existsSync(absDir) || !fs.statSync(absDir).isDirectory()) {
-      throw new CheckpointError(`${absDir}: not a folder. Point MoE Scope at a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json).`);
+      throw new CheckpointError(absDir, `not a folder. Point MoE Scope at a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json).`);
     }
     const configFile = path.join(absDir, 'config.json');
     if (!fs.existsSync(configFile)) {
-      throw new CheckpointError(`${absDir}: no config.json. A Hugging Face checkpoint folder holds config.json, *.safetensors and tokenizer.json.`);
+      throw new CheckpointError(absDir, `no config.json. A Hugging Face checkpoint folder holds config.json, *.safetensors and tokenizer.json.`);
+    }
+    requireRegularFile(configFile);
+    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json']) {
+      if (fs.existsSync(path.join(absDir, f))) requireRegularFile(path.join(absDir, f));
     }
     const configText = fs.readFileSync(configFile, 'utf8');
-    let config: HfConfig;
-    try {
-      config = JSON.parse(configText) as HfConfig;
-    } catch (e) {
-      throw new CheckpointError(`${configFile}: not valid JSON (${(e as Error).message})`);
-    }
+    const parsed = parseJsonText(configText, configFile, CheckpointError);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CheckpointError(configFile, `the top level must be a JSON object, not ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`);
+    const config = parsed as HfConfig;
     let family: FamilyDescriptor;
     let arch: MoeArchitecture;
     try {
       family = familyFor(config, configFile);
       arch = family.architecture(config, configFile);
     } catch (e) {
-      if (e instanceof ConfigError) throw new CheckpointError(e.message);
+      if (e instanceof ConfigError) throw new CheckpointError(e.file, InputError.splitMessage(e.file, e.message));
       throw e;
     }
     const files = openSafetensors(absDir);
     const index = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
-    for (const f of files) for (const [name, info] of f.tensors) index.set(name, { file: f, info });
+    for (const f of files) {
+      for (const [name, info] of f.tensors) {
+        const other = index.get(name);
+        if (other) throw new CheckpointError(f.file, `tensor "${name}" is in two files, ${other.file.file} and ${f.file}; a checkpoint must hold each tensor once`);
+        index.set(name, { file: f, info });
+      }
+    }
+    checkCountsAgainstTensors(configFile, arch, index);
     const names = family.tensorNames(arch);
     const layout = detectExpertLayout(absDir, index, names);
     const ckpt = new Checkpoint(absDir, config, configText, family, arch, names, files, index, layout);
@@ -77,13 +82,13 @@ export class Checkpoint {
 
   tensor(name: string): LocatedTensor {
     const hit = this.index.get(name);
-    if (!hit) throw new CheckpointError(`${this.dir}: tensor "${name}" is missing from the checkpoint's safetensors files`);
+    if (!hit) throw new CheckpointError(this.dir, `tensor "${name}" is missing from the checkpoint's safetensors files`);
     return { ...hit.info, file: hit.file.file };
   }
 
   readFloat32(name: string): Float32Array {
     const hit = this.index.get(name);
-    if (!hit) throw new CheckpointError(`${this.dir}: tensor "${name}" is missing from the checkpoint's safetensors files`);
+    if (!hit) throw new CheckpointError(this.dir, `tensor "${name}" is missing from the checkpoint's safetensors files`);
     return hit.file.readFloat32(name);
   }
 
@@ -139,7 +144,8 @@ export class Checkpoint {
         { name: n.o, shape: [a.hiddenSize, qDim] },
         { name: n.router, shape: [a.numExperts, a.hiddenSize] },
       );
-      if (a.qkNorm) out.push({ name: n.qNorm!, shape: [qDim] }, { name: n.kNorm!, shape: [kvDim] });
+      if (a.qkNorm === 'full') out.push({ name: n.qNorm!, shape: [qDim] }, { name: n.kNorm!, shape: [kvDim] });
+      if (a.qkNorm === 'per-head') out.push({ name: n.qNorm!, shape: [a.headDim] }, { name: n.kNorm!, shape: [a.headDim] });
       if (n.qkvBias) out.push({ name: n.qkvBias.q, shape: [qDim] }, { name: n.qkvBias.k, shape: [kvDim] }, { name: n.qkvBias.v, shape: [kvDim] });
       if (this.expertLayout === 'per-expert') {
         for (let e = 0; e < a.numExperts; e++) {
@@ -173,16 +179,14 @@ export class Checkpoint {
     for (const { name, shape } of this.expectedTensors()) {
       const hit = this.index.get(name);
       if (!hit) {
-        throw new CheckpointError(
-          `${this.dir}: tensor "${name}" is missing (expected shape [${shape.join(', ')}] for ${this.arch.modelType}); the checkpoint is incomplete or of another architecture`,
+        throw new CheckpointError(this.dir, `tensor "${name}" is missing (expected shape [${shape.join(', ')}] for ${this.arch.modelType}); the checkpoint is incomplete or of another architecture`,
         );
       }
       if (!FLOAT_DTYPES.includes(hit.info.dtype)) {
-        throw new CheckpointError(`${hit.file.file}: tensor "${name}" has dtype ${hit.info.dtype}; expected F32, F16 or BF16`);
+        throw new CheckpointError(hit.file.file, `tensor "${name}" has dtype ${hit.info.dtype}; expected F32, F16 or BF16`);
       }
       if (hit.info.shape.length !== shape.length || hit.info.shape.some((d, i) => d !== shape[i])) {
-        throw new CheckpointError(
-          `${hit.file.file}: tensor "${name}" has shape [${hit.info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`,
+        throw new CheckpointError(hit.file.file, `tensor "${name}" has shape [${hit.info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`,
         );
       }
     }
@@ -196,40 +200,88 @@ export class Checkpoint {
   }
 }
 
+/**
+ * A FIFO or device named like a checkpoint file would block the load forever (or read without end):
+ * only regular files (symlinks to them included, as in Hugging Face hub snapshots) are read.
+ */
+function requireRegularFile(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch (e) {
+    throw new CheckpointError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!st.isFile()) {
+    const kind = st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : st.isSocket() ? 'a socket' : 'a device or other special file';
+    throw new CheckpointError(file, `not a regular file (${kind}); a checkpoint folder holds ordinary files`);
+  }
+}
+
+/**
+ * The counts config.json declares (layers, experts, hidden size, vocabulary) against what the tensors
+ * hold, from names and the embedding's shape alone: nothing is allocated per layer or expert before
+ * this passes, so "num_hidden_layers": 1e9 fails at once instead of exhausting memory, and a config
+ * with 2 layers is not run on a 16-layer checkpoint's first 2.
+ */
+function checkCountsAgainstTensors(configFile: string, arch: MoeArchitecture, index: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>): void {
+  let maxLayer = -1;
+  let maxExpert = -1;
+  let packedExperts = -1;
+  let embed: SafetensorsTensorInfo | null = null;
+  for (const [name, { info }] of index) {
+    const layer = /(?:^|\.)layers\.(\d+)\./.exec(name);
+    if (layer) maxLayer = Math.max(maxLayer, Number(layer[1]));
+    if (layer && layer[1] === '0') {
+      const expert = /\.experts\.(\d+)\./.exec(name);
+      if (expert) maxExpert = Math.max(maxExpert, Number(expert[1]));
+      else if (/\.experts\.[^.]*gate_up/.test(name)) packedExperts = info.shape[0] ?? -1;
+    }
+    if (/(^|\.)embed_tokens\.weight$/.test(name)) embed = info;
+  }
+  const declared = (field: string, value: number, found: number, what: string) => {
+    if (found >= 0 && value !== found) throw new CheckpointError(configFile, `${field} is ${value} but the safetensors files hold ${found} ${what}; config.json and weights do not belong together`);
+  };
+  declared('num_hidden_layers', arch.numLayers, maxLayer + 1, 'layers');
+  declared('the number of experts', arch.numExperts, maxExpert >= 0 ? maxExpert + 1 : packedExperts, 'experts in layer 0');
+  if (embed && embed.shape.length === 2) {
+    declared('vocab_size', arch.vocabSize, embed.shape[0], 'embedding rows');
+    declared('hidden_size', arch.hiddenSize, embed.shape[1], 'embedding columns');
+  }
+}
+
 function openSafetensors(dir: string): SafetensorsFile[] {
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   const wrap = (f: string) => {
     try {
       return SafetensorsFile.open(f);
     } catch (e) {
-      if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+      if (e instanceof SafetensorsError) throw new CheckpointError(e.file, InputError.splitMessage(e.file, e.message));
       throw e;
     }
   };
   if (fs.existsSync(indexFile)) {
-    let index: { weight_map?: Record<string, string> };
-    try {
-      index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
-    } catch (e) {
-      throw new CheckpointError(`${indexFile}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!index.weight_map || typeof index.weight_map !== 'object') throw new CheckpointError(`${indexFile}: no "weight_map" object`);
+    const index = (readJson(indexFile, { error: CheckpointError }) ?? {}) as { weight_map?: Record<string, string> };
+    if (typeof index !== 'object' || !index.weight_map || typeof index.weight_map !== 'object' || Array.isArray(index.weight_map)) throw new CheckpointError(indexFile, `no "weight_map" object`);
     const shardNames = [...new Set(Object.values(index.weight_map))].sort();
     const shards = shardNames.map((s) => {
       const f = path.join(dir, s);
-      if (path.relative(dir, f).startsWith('..')) throw new CheckpointError(`${indexFile}: shard "${s}" lies outside the checkpoint folder`);
-      if (!fs.existsSync(f)) throw new CheckpointError(`${indexFile}: shard "${s}" listed in weight_map does not exist`);
+      if (path.relative(dir, f).startsWith('..')) throw new CheckpointError(indexFile, `shard "${s}" lies outside the checkpoint folder`);
+      if (!fs.existsSync(f)) throw new CheckpointError(indexFile, `shard "${s}" listed in weight_map does not exist`);
+      requireRegularFile(f);
       return wrap(f);
     });
     for (const [tensor, shard] of Object.entries(index.weight_map)) {
       const f = shards[shardNames.indexOf(shard)];
-      if (!f.tensors.has(tensor)) throw new CheckpointError(`${f.file}: tensor "${tensor}" is listed in model.safetensors.index.json but not in this shard`);
+      if (!f.tensors.has(tensor)) throw new CheckpointError(f.file, `tensor "${tensor}" is listed in model.safetensors.index.json but not in this shard`);
     }
     return shards;
   }
   const single = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
-  if (single.length === 0) throw new CheckpointError(`${dir}: no *.safetensors file (and no model.safetensors.index.json). MoE Scope reads Hugging Face safetensors checkpoints.`);
-  return single.map((f) => wrap(path.join(dir, f)));
+  if (single.length === 0) throw new CheckpointError(dir, `no *.safetensors file (and no model.safetensors.index.json). MoE Scope reads Hugging Face safetensors checkpoints.`);
+  return single.map((f) => {
+    requireRegularFile(path.join(dir, f));
+    return wrap(path.join(dir, f));
+  });
 }
 
 function detectExpertLayout(
@@ -240,7 +292,6 @@ function detectExpertLayout(
   const l0 = names.layer(0);
   if (index.has(l0.expert(0).gate)) return 'per-expert';
   if (l0.packed && index.has(l0.packed.gateUp)) return 'packed';
-  throw new CheckpointError(
-    `${dir}: no expert weights found for layer 0: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
+  throw new CheckpointError(dir, `no expert weights found for layer 0: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
   );
 }

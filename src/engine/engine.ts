@@ -11,6 +11,7 @@ import { loadTokenizer } from './formats/tokenizer';
 import { cachedWeightAnalysis } from './weightAnalysis';
 import * as path from 'node:path';
 import { defaultCacheDir } from './runtime';
+import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
 import {
   EngineFailure,
@@ -21,6 +22,8 @@ import {
   type LoadOptions,
   type ModelInfo,
   type Routing,
+  answerExtraPositions,
+  type AnswerScoring,
   type ScoreParams,
   type ScoreResult,
   type TokenSpan,
@@ -32,7 +35,7 @@ import {
 export interface EngineTokenizer {
   encode(text: string): { ids: number[]; tokens: { id: number; text: string; start: number; end: number }[] };
   decode(ids: number[]): string;
-  answerLetterIds(): [number, number, number, number];
+  answerScoring(): AnswerScoring;
 }
 
 interface KvCache {
@@ -109,9 +112,9 @@ export class Engine implements InferenceBackend {
     } catch (e) {
       throw new EngineFailure('bad-model', (e as Error).message);
     }
-    let answerTokenIds: [number, number, number, number];
+    let answerScoring: AnswerScoring;
     try {
-      answerTokenIds = tokenizer.answerLetterIds();
+      answerScoring = tokenizer.answerScoring();
     } catch (e) {
       throw new EngineFailure('bad-model', `${ckpt.dir}/tokenizer.json: ${(e as Error).message}`);
     }
@@ -138,10 +141,13 @@ export class Engine implements InferenceBackend {
       sharedExperts: a.sharedExpert ? 1 : 0,
       executionProvider: runtime.provider,
       providerNote: runtime.providerNote,
+      providerDecisions: runtime.decisions,
+      adapterName: runtime.adapter?.name,
+      expertFormulation: runtime.expertFormulation,
       dtype: runtime.dtype,
       engine: 'onnxruntime',
-      device: runtime.provider,
-      answerTokenIds,
+      device: runtime.adapter?.name ? `webgpu ${runtime.adapter.name}` : runtime.provider,
+      answerScoring,
       demo: typeof demoNote === 'string' ? { note: demoNote } : undefined,
       loadMs: Date.now() - t0,
     };
@@ -173,11 +179,13 @@ export class Engine implements InferenceBackend {
     if (ids.length === 0) throw new EngineFailure('bad-input', 'nothing to trace: the text encodes to no tokens');
     this.checkIds(ids, arch);
     checkAborted(signal);
-    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: !!options.allExperts });
+    const continuation = info.answerScoring.method === 'continuation';
+    if (continuation) this.checkIds(ids, arch, answerExtraPositions(info.answerScoring));
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: continuation, wantMoeInputs: !!options.allExperts });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
     const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs || !!options.allExperts);
-    const answerLogProbs = logSoftmaxAt(out.logits, 0, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
+    const answerLogProbs = await this.answerLogProbs(out.logits, 0, continuation ? out.present : null);
     const result: TraceResult = {
       model: info,
       text: 'text' in input ? input.text : undefined,
@@ -278,33 +286,65 @@ export class Engine implements InferenceBackend {
     const S = Math.max(...params.items.map((i) => i.ids.length));
     const B = params.items.length;
     const logitRows = params.items.map((it, b) => b * S + it.ids.length - 1);
+    const continuation = info.answerScoring.method === 'continuation';
+    if (continuation) for (const item of params.items) this.checkIds(item.ids, arch, P + answerExtraPositions(info.answerScoring));
     const out = await this.forward(
       params.items.map((i) => i.ids),
       prefix ? prefix.kv : null,
       logitRows,
-      { wantPresent: false },
+      { wantPresent: continuation },
     );
     checkAborted(signal);
     computed += B * S;
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
     const positions = params.routingPositions ?? 'all';
     if (!ROUTING_POSITIONS.includes(positions)) throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
-    const items = params.items.map((item, b) => {
+    const items: ScoreResult['items'] = [];
+    for (const [b, item] of params.items.entries()) {
       const n = item.ids.length;
       const first = positions === 'last' ? n - 1 : 0;
       const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
       const own = routingFromLogits(out.routerLogits, rows, arch, false);
-      const logp = logSoftmaxAt(out.logits, b * arch.vocabSize, arch.vocabSize, info.answerTokenIds) as [number, number, number, number];
+      const kv = continuation ? kvRow(out.present, b, B, P + item.ids.length, arch) : null;
+      const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv);
+      if (kv) computed += answerExtraRows(info.answerScoring);
+      checkAborted(signal);
       const withPrefix = positions === 'all' && prefix;
-      return {
+      items.push({
         key: item.key,
         answerLogProbs: logp,
         routing: withPrefix ? concatRouting([withPrefix.routing, own]) : own,
         routingStart: withPrefix ? 0 : P + first,
         promptTokens: P + n,
-      };
-    });
+      });
+    }
     return { items, computedTokens: computed, paddingTokens: B * S - real, prefixReused, ms: Date.now() - t0 };
+  }
+
+  /**
+   * log P(" A".." D" | context) from the context's last-position logits (at `offset` in `logits`). For
+   * 'continuation' scoring, `context` is the context's keys and values: the letters' further tokens run
+   * as one batch on top of it, and each letter's log-probability is the sum over its tokens.
+   */
+  private async answerLogProbs(logits: Float32Array, offset: number, context: KvCache | null): Promise<[number, number, number, number]> {
+    const { vocabSize: V } = this.requireCheckpoint().arch;
+    const letters = this.requireInfo().answerScoring.letterTokenIds;
+    const total = logSoftmaxAt(logits, offset, V, letters.map((ids) => ids[0]));
+    const longer = [0, 1, 2, 3].filter((i) => letters[i].length > 1);
+    if (context && longer.length > 0) {
+      // Row b feeds letter i's tokens but the last; position j predicts token j + 1.
+      const rows = longer.map((i) => letters[i].slice(0, -1));
+      const S = Math.max(...rows.map((r) => r.length));
+      const logitRows = rows.flatMap((r, b) => r.map((_, j) => b * S + j));
+      const out = await this.forward(rows, context, logitRows, { wantPresent: false });
+      let k = 0;
+      longer.forEach((i, b) => {
+        for (let j = 0; j < rows[b].length; j++, k++) total[i] += logSoftmaxAt(out.logits, k * V, V, [letters[i][j + 1]])[0];
+      });
+    } else if (longer.length > 0) {
+      throw new EngineFailure('internal', 'multi-token answer letters need the context keys and values');
+    }
+    return total as [number, number, number, number];
   }
 
   async dispose(): Promise<void> {
@@ -315,6 +355,42 @@ export class Engine implements InferenceBackend {
       await this.runtime.session.release();
       this.runtime = null;
     }
+  }
+
+  /**
+   * NaN or infinity in the router logits or the output logits would otherwise surface as "A NaN%" or an
+   * entropy of 0 reported as a result. The first non-finite layer is named, and the checkpoint's weights
+   * up to it are searched for the cause (only now, when something is already wrong).
+   */
+  private requireFinite(routerLogits: Float32Array[], logits: Float32Array, seqLen: number): void {
+    const arch = this.ckpt!.arch;
+    let where: string | null = null;
+    let layer = arch.numLayers - 1;
+    for (let l = 0; l < routerLogits.length && where === null; l++) {
+      const i = routerLogits[l].findIndex((v) => !Number.isFinite(v));
+      if (i >= 0) {
+        where = `the router logits of layer ${l} (tensor router_logits_${l}) are not finite: ${routerLogits[l][i]} for token ${Math.floor(i / arch.numExperts) % seqLen}, expert ${i % arch.numExperts}`;
+        layer = l;
+      }
+    }
+    if (where === null) {
+      const i = logits.findIndex((v) => !Number.isFinite(v));
+      if (i < 0) return;
+      where = `the output logits (tensor logits) are not finite: ${logits[i]} for vocabulary entry ${i % arch.vocabSize}`;
+    }
+    throw new EngineFailure('non-finite', `${this.ckpt!.dir}: ${where}; ${this.nonFiniteCause(layer)}`);
+  }
+
+  private nonFiniteCause(upToLayer: number): string {
+    const ckpt = this.ckpt!;
+    const layerOf = (name: string) => Number(/(?:^|\.)layers\.(\d+)\./.exec(name)?.[1] ?? -1);
+    for (const { name } of ckpt.expectedTensors()) {
+      if (layerOf(name) > upToLayer) continue;
+      const values = ckpt.readFloat32(name);
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) return `cause: checkpoint tensor "${name}" (${ckpt.tensor(name).file}) holds ${values[bad]} at element ${bad}`;
+    }
+    return 'no checkpoint weight up to that layer is NaN or infinite, so the computation itself overflowed: check config.json values such as rope_theta and rms_norm_eps';
   }
 
   /**
@@ -378,6 +454,7 @@ export class Engine implements InferenceBackend {
       }
     }
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
+    this.requireFinite(routerLogits, out.logits.data as Float32Array, S);
     const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
     return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
   }
@@ -416,26 +493,28 @@ export class Engine implements InferenceBackend {
   }
 }
 
-/** Llama-convention rotary tables for positions P..P+S-1: angle(p, d) = p * theta^(-2 (d mod D/2) / D). */
-export function ropeTables(arch: Pick<MoeArchitecture, 'headDim' | 'ropeTheta'>, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
-  const D = arch.headDim;
-  const half = D / 2;
-  const cos = new Float32Array(B * S * D);
-  const sin = new Float32Array(B * S * D);
-  for (let i = 0; i < S; i++) {
-    const pos = P + i;
-    for (let d = 0; d < D; d++) {
-      const invFreq = Math.pow(arch.ropeTheta, -(2 * (d % half)) / D);
-      const angle = pos * invFreq;
-      cos[i * D + d] = Math.cos(angle);
-      sin[i * D + d] = Math.sin(angle);
-    }
-  }
-  for (let b = 1; b < B; b++) {
-    cos.copyWithin(b * S * D, 0, S * D);
-    sin.copyWithin(b * S * D, 0, S * D);
-  }
-  return { cos, sin };
+/** Rotary tables for positions P..P+S-1 of this architecture (see rope.ts). */
+export function ropeTables(arch: Pick<MoeArchitecture, 'headDim' | 'rope'>, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
+  return ropeTablesFor(arch.rope, arch.headDim, B, S, P);
+}
+
+/** Tokens computed per question to score the letters beyond their first token. */
+function answerExtraRows(scoring: AnswerScoring): number {
+  const rows = scoring.letterTokenIds.filter((ids) => ids.length > 1);
+  return rows.length === 0 ? 0 : rows.length * Math.max(...rows.map((ids) => ids.length - 1));
+}
+
+/** Row b of a batch's present keys/values ([B, kvHeads, T, headDim] per layer), its first `length` positions. */
+function kvRow(present: KvCache, b: number, B: number, length: number, arch: MoeArchitecture): KvCache {
+  const { numKvHeads: Hk, headDim: D } = arch;
+  const T = present.length;
+  const take = (all: Float32Array) => {
+    const out = new Float32Array(Hk * length * D);
+    for (let h = 0; h < Hk; h++) out.set(all.subarray(((b * Hk + h) * T) * D, ((b * Hk + h) * T + length) * D), h * length * D);
+    return out;
+  };
+  if (present.keys.length === 0 || present.keys[0].length !== B * Hk * T * D) throw new EngineFailure('internal', 'present keys/values have an unexpected size');
+  return { keys: present.keys.map(take), values: present.values.map(take), length };
 }
 
 function sameIds(a: number[], b: number[]): boolean {

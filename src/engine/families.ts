@@ -3,7 +3,9 @@
  * architecture, and where each tensor lives in the checkpoint. The graph builder knows only
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
+import { InputError } from '../shared/inputError';
 import type { ModelFamilyName } from '../shared/protocol';
+import { readRope, RopeConfigError, type RopeSettings } from './rope';
 
 export interface MoeArchitecture {
   family: ModelFamilyName;
@@ -18,19 +20,23 @@ export interface MoeArchitecture {
   expertIntermediate: number;
   vocabSize: number;
   maxPositions: number;
-  ropeTheta: number;
+  /** Rotary embedding: type, theta (and where it came from), inverse frequencies, cos/sin scale. */
+  rope: RopeSettings;
   rmsNormEps: number;
   /** Rescale the k chosen softmax values to sum to 1 (Mixtral, Qwen with norm_topk_prob). */
   normTopKProb: boolean;
-  /** OLMoE: RMSNorm over the full q and k projections before the split into heads. */
-  qkNorm: boolean;
+  /**
+   * RMSNorm on queries and keys before RoPE: 'full' (OLMoE) over the whole q and k projections before
+   * the split into heads; 'per-head' (Qwen3-MoE) over each head's head_dim values with one shared weight.
+   */
+  qkNorm: 'full' | 'per-head' | null;
   tieWordEmbeddings: boolean;
   clipQkv: number | null;
   /** Qwen2-MoE: a dense expert every token goes through, scaled by sigmoid(shared_expert_gate(x)). */
   sharedExpert: { intermediate: number } | null;
   /** Biases on the q, k and v projections (Qwen2-MoE). */
   qkvBias: boolean;
-  /** Mixtral: a key is visible from query t only when t - window < key position. */
+  /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
   slidingWindow: number | null;
 }
 
@@ -73,15 +79,7 @@ export interface FamilyDescriptor {
 
 export type HfConfig = Record<string, unknown>;
 
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
+export class ConfigError extends InputError {}
 
 function int(config: HfConfig, file: string, key: string, fallback?: number): number {
   const v = config[key];
@@ -93,12 +91,37 @@ function int(config: HfConfig, file: string, key: string, fallback?: number): nu
   return v;
 }
 
-function num(config: HfConfig, key: string, fallback: number): number {
+/** A finite number > 0 (eps, theta, clip): zero or negative values turn the forward pass into NaN. */
+function positive(config: HfConfig, file: string, key: string, fallback: number): number {
   const v = config[key];
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(file, `"${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
+  return v;
 }
 
-function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number) {
+/** Refuses a field that changes the math in a way MoE Scope does not implement, naming it and its value. */
+function refuse(file: string, key: string, value: unknown, why: string): never {
+  throw new ConfigError(file, `"${key}": ${JSON.stringify(value)} is not supported: ${why}`);
+}
+
+function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
+  const v = config[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(file, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Fields of any family whose non-default values change the math and are not implemented. */
+function refuseUnsupportedCommon(config: HfConfig, file: string): void {
+  const act = config.hidden_act ?? config.hidden_activation;
+  if (act !== undefined && act !== null && act !== 'silu' && act !== 'swish') refuse(file, config.hidden_act !== undefined ? 'hidden_act' : 'hidden_activation', act, 'the experts are computed as down(SiLU(gate(x)) * up(x))');
+  for (const key of ['quantization_config', 'attn_logit_softcapping', 'final_logit_softcapping']) {
+    if (config[key] !== undefined && config[key] !== null) refuse(file, key, config[key], 'MoE Scope reads unquantized weights and implements no soft-capping');
+  }
+}
+
+function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+  refuseUnsupportedCommon(config, file);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
   const numKvHeads = int(config, file, 'num_key_value_heads', numHeads);
@@ -106,7 +129,17 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
   if (numHeads % numKvHeads !== 0) throw new ConfigError(file, `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim % 2 !== 0) throw new ConfigError(file, `head_dim ${headDim} must be even for rotary embeddings`);
   if (topK > experts) throw new ConfigError(file, `num_experts_per_tok (${topK}) exceeds the number of experts (${experts})`);
-  const clip = config.clip_qkv;
+  const eps = positive(config, file, 'rms_norm_eps', 1e-5);
+  if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
+  const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', NaN);
+  const maxPositions = int(config, file, 'max_position_embeddings', 4096);
+  let rope: RopeSettings;
+  try {
+    rope = readRope(config, defaultTheta, headDim, maxPositions);
+  } catch (e) {
+    if (e instanceof RopeConfigError) throw new ConfigError(file, e.message);
+    throw e;
+  }
   return {
     family,
     modelType: String(config.model_type),
@@ -119,23 +152,46 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
     topK,
     expertIntermediate: expertInter,
     vocabSize: int(config, file, 'vocab_size'),
-    maxPositions: int(config, file, 'max_position_embeddings', 4096),
-    ropeTheta: num(config, 'rope_theta', 10000),
-    rmsNormEps: num(config, 'rms_norm_eps', 1e-5),
-    tieWordEmbeddings: config.tie_word_embeddings === true,
-    clipQkv: typeof clip === 'number' ? clip : null,
+    maxPositions,
+    rope,
+    rmsNormEps: eps,
+    tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', false),
+    clipQkv: clip,
   };
 }
 
-function requireExperts(config: HfConfig, file: string, key: string): number {
-  const v = config[key];
+/**
+ * Qwen-style dense layers: decoder_sparse_step N makes only every N-th layer sparse and mlp_only_layers
+ * lists dense ones. The graph has an MoE block in every layer, so any dense layer is refused.
+ */
+function refuseDenseLayers(config: HfConfig, file: string): void {
+  const mlpOnly = config.mlp_only_layers;
+  if (mlpOnly !== undefined && mlpOnly !== null && !(Array.isArray(mlpOnly) && mlpOnly.length === 0)) {
+    refuse(file, 'mlp_only_layers', mlpOnly, 'checkpoints with dense (non-MoE) layers are not supported');
+  }
+  const step = config.decoder_sparse_step;
+  if (step !== undefined && step !== null && step !== 1) refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
+}
+
+/**
+ * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
+ * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
+ */
+function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
+  const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
+  const has = (k: string) => config[k] !== undefined && config[k] !== null;
+  if (has(key) && has(alias) && config[key] !== config[alias]) {
+    throw new ConfigError(file, `"${key}" (${JSON.stringify(config[key])}) and "${alias}" (${JSON.stringify(config[alias])}) disagree`);
+  }
+  const used = has(key) ? key : alias;
+  const v = config[used];
   if (v === undefined || v === null || v === 0 || v === 1) {
     throw new ConfigError(
       file,
       `model_type "${String(config.model_type)}" without "${key}" > 1 is a dense model: MoE Scope needs a Mixture-of-Experts checkpoint`,
     );
   }
-  return int(config, file, key);
+  return int(config, file, used);
 }
 
 function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
@@ -170,10 +226,11 @@ export const OLMOE: FamilyDescriptor = {
   modelTypes: ['olmoe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
+    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only OLMoE attention without projection biases is implemented');
     return {
       ...common(config, file, 'olmoe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'intermediate_size')),
-      normTopKProb: config.norm_topk_prob === true,
-      qkNorm: true,
+      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      qkNorm: 'full',
       sharedExpert: null,
       qkvBias: false,
       slidingWindow: null,
@@ -203,12 +260,13 @@ export const MIXTRAL: FamilyDescriptor = {
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_local_experts');
     return {
-      ...common(config, file, 'mixtral', experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size')),
+      // transformers' MixtralConfig defaults rope_theta to 1e6.
+      ...common(config, file, 'mixtral', experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size'), 1e6),
       normTopKProb: true,
-      qkNorm: false,
+      qkNorm: null,
       sharedExpert: null,
       qkvBias: false,
-      slidingWindow: typeof config.sliding_window === 'number' && config.sliding_window > 0 ? config.sliding_window : null,
+      slidingWindow: config.sliding_window === undefined || config.sliding_window === null ? null : int(config, file, 'sliding_window'),
     };
   },
   tensorNames(arch) {
@@ -235,19 +293,19 @@ export const QWEN2_MOE: FamilyDescriptor = {
   modelTypes: ['qwen2_moe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    const mlpOnly = config.mlp_only_layers;
-    if (Array.isArray(mlpOnly) && mlpOnly.length > 0) {
-      throw new ConfigError(file, `mlp_only_layers ${JSON.stringify(mlpOnly)}: checkpoints with dense layers are not supported yet`);
-    }
-    if (num(config, 'decoder_sparse_step', 1) !== 1) throw new ConfigError(file, 'decoder_sparse_step other than 1 is not supported yet');
-    const sharedInter = config.shared_expert_intermediate_size;
+    refuseDenseLayers(config, file);
+    if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
+    const types = config.layer_types;
+    if (Array.isArray(types) && types.some((t) => t !== 'full_attention')) refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+    // A missing size means transformers' default (5632), i.e. a shared expert whose tensors must be there.
+    const sharedInter = config.shared_expert_intermediate_size === 0 ? 0 : int(config, file, 'shared_expert_intermediate_size', 5632);
     return {
       ...common(config, file, 'qwen2_moe', experts, int(config, file, 'num_experts_per_tok', 4), int(config, file, 'moe_intermediate_size')),
-      normTopKProb: config.norm_topk_prob === true,
-      qkNorm: false,
-      sharedExpert: typeof sharedInter === 'number' && sharedInter > 0 ? { intermediate: sharedInter } : null,
-      // Qwen2's attention always carries q/k/v biases.
-      qkvBias: config.qkv_bias !== false,
+      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      qkNorm: null,
+      sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
+      // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
+      qkvBias: flag(config, file, 'qkv_bias', true),
       slidingWindow: null,
     };
   },
@@ -275,10 +333,47 @@ export const QWEN2_MOE: FamilyDescriptor = {
   },
 };
 
-export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE];
+/** Qwen3-MoE (Qwen3-30B-A3B and family): per-head q/k RMSNorm, no shared expert, no q/k/v biases. */
+export const QWEN3_MOE: FamilyDescriptor = {
+  name: 'qwen3_moe',
+  modelTypes: ['qwen3_moe'],
+  architecture(config, file) {
+    const experts = requireExperts(config, file, 'num_experts');
+    refuseDenseLayers(config, file);
+    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
+    // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
+    const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
+    return {
+      ...common(config, file, 'qwen3_moe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'moe_intermediate_size')),
+      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      qkNorm: 'per-head',
+      sharedExpert: null,
+      qkvBias: false,
+      slidingWindow: window,
+    };
+  },
+  tensorNames(arch) {
+    return {
+      ...globalNames(arch),
+      layer(l) {
+        const p = `model.layers.${l}`;
+        return {
+          ...llamaStyleLayer(l),
+          qNorm: `${p}.self_attn.q_norm.weight`,
+          kNorm: `${p}.self_attn.k_norm.weight`,
+          router: `${p}.mlp.gate.weight`,
+          expert: mlpExpert(p),
+          packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        };
+      },
+    };
+  },
+};
+
+export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE];
 
 /** Dense relatives users may point at by mistake; named so the message can say what they are. */
-const KNOWN_DENSE = ['olmo', 'olmo2', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gpt_neox', 'phi3', 'gemma', 'gemma2'];
+const KNOWN_DENSE = ['olmo', 'olmo2', 'olmo3', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gpt_neox', 'phi3', 'gemma', 'gemma2'];
 
 export function supportedModelTypes(): string[] {
   return FAMILIES.flatMap((f) => [...f.modelTypes]);

@@ -17,12 +17,19 @@
 import { OnnxGraphBuilder, type OnnxElemType } from './formats/onnxWriter';
 import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
-import type { ComputeDType } from '../shared/protocol';
+import type { ComputeDType, ExpertFormulation } from '../shared/protocol';
+import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
 
 export interface GraphOptions {
   dtype: ComputeDType;
   packing: ExpertPacking;
   exposeRouter: boolean;
+  /**
+   * Default 'moe-op'. 'dense-gated' / 'grouped' (WebGPU, which has no MoE kernel): the experts as
+   * standard ops reading the same fc1/fc2/fc3 initializers ('dense-gated' needs them declared as stacked
+   * [E*I, H] gate/up views: stackedExpertViews).
+   */
+  experts?: ExpertFormulation;
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
@@ -61,6 +68,8 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const qShape = shape4(arch.numHeads);
   const kvShape = shape4(arch.numKvHeads);
   const flatQ = g.constInt64([-1, qDim]);
+  const flatKv = g.constInt64([-1, kvDim]);
+  const perHead = g.constInt64([-1, D]);
   const half = D / 2;
   const sliceStartsLo = g.constInt64([0]);
   const sliceEndsLo = g.constInt64([half]);
@@ -109,9 +118,13 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
     let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
     const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
-    if (arch.qkNorm) {
+    if (arch.qkNorm === 'full') {
       q = rmsNorm(q, n.qNorm!, qDim);
       k = rmsNorm(k, n.kNorm!, kvDim);
+    } else if (arch.qkNorm === 'per-head') {
+      // Each head's head_dim values are normalised on their own: rows of [tokens * heads, head_dim].
+      q = g.op('Reshape', [rmsNorm(g.op('Reshape', [q, perHead]), n.qNorm!, D), flatQ]);
+      k = g.op('Reshape', [rmsNorm(g.op('Reshape', [k, perHead]), n.kNorm!, D), flatKv]);
     }
     // OLMoE clamps after the QK-norm.
     q = clip(q);
@@ -160,7 +173,10 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       moeInputs.push('', `w:experts.${l}.fc3`);
       moeAttrs.activation_type = 'silu';
     }
-    let moe = g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
+    let moe =
+      opts.experts === 'dense-gated' || opts.experts === 'grouped'
+        ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, { layer: l, x: xm, routerLogits, arch, dtype: T, output: T === 'float32' ? `moe_output_${l}` : undefined })
+        : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
     if (n.shared && arch.sharedExpert) {
       const si = arch.sharedExpert.intermediate;

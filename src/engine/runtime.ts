@@ -1,7 +1,8 @@
 /**
- * Turns a checkpoint into a ready ONNX Runtime session: picks the execution provider (CUDA when asked
- * for or available, CPU otherwise, with the reason when it falls back), builds or reuses the cached
- * graph for that provider's compute dtype, and creates the session.
+ * Turns a checkpoint into a ready ONNX Runtime session: picks the execution provider (auto: CUDA when
+ * its provider library is installed, then WebGPU when an adapter answers and can hold the model, then
+ * CPU; every provider passed over is recorded with the reason), builds or reuses the cached graph for
+ * that provider's compute dtype and expert formulation, and creates the session.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -11,13 +12,21 @@ import * as ort from 'onnxruntime-node';
 import type { Checkpoint } from './checkpoint';
 import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './graph';
 import { prepareWeights, expertPackingFor } from './weights';
-import type { ComputeDType, ExecutionProvider, ExecutionProviderSetting } from '../shared/protocol';
+import { stackedExpertViews } from './graphExpertsStandardOps';
+import { probeWebGpu, estimateWebGpuMemory, formatBytes, type MemoryEstimate } from './webgpu';
+import { EngineFailure, type ComputeDType, type ExecutionProvider, type ExecutionProviderSetting, type ExpertFormulation, type ProviderDecision, type WebGpuAdapterInfo } from '../shared/protocol';
 
 export interface RuntimeOptions {
   executionProvider: ExecutionProviderSetting;
   cacheDir?: string;
   /** Off only for the benchmark that measures what exposing router logits costs. */
   exposeRouter?: boolean;
+  /** WebGPU only: force the compute dtype (default float16 when the adapter has shader-f16). */
+  webgpuDType?: ComputeDType;
+  /** WebGPU only: force the expert formulation (tests, benchmarks). */
+  webgpuExperts?: ExpertFormulation;
+  /** Extra session options (the doctor's verbose placement log). */
+  sessionLog?: { severity: number };
   log?: (message: string) => void;
 }
 
@@ -26,8 +35,16 @@ export interface Runtime {
   provider: ExecutionProvider;
   dtype: ComputeDType;
   providerNote?: string;
+  decisions: ProviderDecision[];
+  adapter?: WebGpuAdapterInfo;
+  expertFormulation: ExpertFormulation;
+  memoryEstimate?: MemoryEstimate;
   graphDir: string;
   graphReused: boolean;
+}
+
+export function sessionProviders(provider: ExecutionProvider): string[] {
+  return provider === 'cpu' ? ['cpu'] : [provider, 'cpu'];
 }
 
 export function expertGraphFile(includeOutputs: boolean): string {
@@ -36,7 +53,7 @@ export function expertGraphFile(includeOutputs: boolean): string {
 
 export async function createExpertSession(rt: Runtime, includeOutputs: boolean): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(path.join(rt.graphDir, expertGraphFile(includeOutputs)), {
-    executionProviders: rt.provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+    executionProviders: sessionProviders(rt.provider),
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   });
@@ -61,65 +78,176 @@ function cudaAvailability(): { ok: boolean; why?: string } {
 export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): Promise<Runtime> {
   const log = options.log ?? (() => {});
   const wanted = options.executionProvider;
-  let note: string | undefined;
-  if (wanted !== 'cpu') {
-    const cuda = cudaAvailability();
-    if (cuda.ok) {
-      try {
-        return await createFor(ckpt, 'cuda', options, log);
-      } catch (e) {
-        note = `CUDA was ${wanted === 'cuda' ? 'requested' : 'tried'} but could not start (${firstLine((e as Error).message)}); running on CPU.`;
-      }
-    } else if (wanted === 'cuda') {
-      note = `CUDA was requested but ${cuda.why}; running on CPU.`;
+  const order: ExecutionProvider[] = wanted === 'auto' ? ['cuda', 'webgpu', 'cpu'] : wanted === 'cpu' ? ['cpu'] : [wanted, 'cpu'];
+  const decisions: ProviderDecision[] = [];
+  const passOver = (provider: ExecutionProvider, why: string) => {
+    decisions.push({ provider, used: false, why });
+    log(`${provider}: not used: ${why}`);
+  };
+  for (const provider of order) {
+    if (provider === 'cpu') {
+      const rt = await createFor(ckpt, 'cpu', 'float32', options, log);
+      decisions.push({ provider: 'cpu', used: true, why: wanted === 'cpu' ? 'requested' : 'fallback: no faster provider could run the model' });
+      // A provider the user asked for by name, or one that was there but failed, deserves a warning;
+      // auto passing over an absent provider is normal and shows only in the decisions.
+      const warn = decisions.filter((d) => !d.used && (wanted === d.provider || /could not start/.test(d.why)));
+      const providerNote = warn.length ? `${warn.map((d) => `${d.provider.toUpperCase()} ${d.why}`).join('; ')}; running on CPU.` : undefined;
+      if (providerNote) log(providerNote);
+      return { ...rt, decisions, providerNote };
     }
-    if (note) log(note);
+    let adapter: WebGpuAdapterInfo | undefined;
+    let memoryEstimate: MemoryEstimate | undefined;
+    let dtype: ComputeDType = 'float16';
+    if (provider === 'cuda') {
+      const cuda = cudaAvailability();
+      if (!cuda.ok) {
+        passOver('cuda', `not available: ${cuda.why}`);
+        continue;
+      }
+    } else {
+      adapter = await probeWebGpu();
+      if (!adapter.ok) {
+        passOver('webgpu', `not available: ${adapter.why}`);
+        continue;
+      }
+      if (adapter.software && wanted === 'auto') {
+        passOver('webgpu', `${adapter.name} is a software driver running on the CPU: slower than the CPU engine (ask for webgpu explicitly to use it)`);
+        continue;
+      }
+      dtype = options.webgpuDType ?? (adapter.shaderF16 ? 'float16' : 'float32');
+      memoryEstimate = webGpuMemoryEstimate(ckpt, dtype);
+      if (adapter.memoryBytes !== undefined && memoryEstimate.totalBytes > adapter.memoryBytes * 0.9) {
+        const why = `cannot hold the model: the ${dtype} graph needs about ${formatBytes(memoryEstimate.totalBytes)} (weights ${formatBytes(memoryEstimate.weightBytes)}, activations at ${memoryEstimate.tokens} tokens ${formatBytes(memoryEstimate.activationBytes)}) and ${adapter.name} has ${formatBytes(adapter.memoryBytes)}`;
+        if (wanted === 'webgpu') throw new EngineFailure('provider-unavailable', `WebGPU ${why}. Use the CPU instead: set moeScope.executionProvider to "cpu" or "auto" (CLI: --provider cpu).`);
+        passOver('webgpu', why);
+        continue;
+      }
+    }
+    try {
+      const rt = await createFor(ckpt, provider, dtype, options, log);
+      decisions.push({ provider, used: true, why: wanted === provider ? 'requested' : provider === 'cuda' ? 'auto: CUDA provider installed' : `auto: adapter ${adapter?.name} answered` });
+      return { ...rt, decisions, adapter, memoryEstimate };
+    } catch (e) {
+      if (e instanceof EngineFailure) throw e;
+      passOver(provider, `${wanted === provider ? 'was requested but' : 'was tried but'} could not start (${firstLine((e as Error).message)})`);
+    }
   }
-  const rt = await createFor(ckpt, 'cpu', options, log);
-  return { ...rt, providerNote: note };
+  throw new Error('unreachable: the CPU provider ends the provider order');
 }
 
-async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, options: RuntimeOptions, log: (m: string) => void): Promise<Runtime> {
-  // float16 MoE returns zeros on the CPU kernel; CUDA gets half precision for memory and speed.
-  const dtype: ComputeDType = provider === 'cuda' ? 'float16' : 'float32';
+/** GPU memory of the WebGPU graph: every weight in the compute dtype plus activations at 2048 tokens. */
+export function webGpuMemoryEstimate(ckpt: Checkpoint, dtype: ComputeDType): MemoryEstimate {
+  const bytes = dtype === 'float32' ? 4 : 2;
+  const weightBytes = ckpt.expectedTensors().reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * bytes, 0);
+  const tokens = Math.min(ckpt.arch.maxPositions, 2048);
+  return estimateWebGpuMemory(ckpt.arch, weightBytes, bytes, tokens, tokens);
+}
+
+export function expertFormulationFor(provider: ExecutionProvider, override?: ExpertFormulation): ExpertFormulation {
+  if (provider !== 'webgpu') return 'moe-op';
+  const env = process.env.MOE_SCOPE_WEBGPU_EXPERTS;
+  if (env && env !== 'dense-gated' && env !== 'grouped') throw new EngineFailure('bad-input', `MOE_SCOPE_WEBGPU_EXPERTS must be dense-gated or grouped, not "${env}"`);
+  return override ?? (env as ExpertFormulation | undefined) ?? WEBGPU_DEFAULT_EXPERTS;
+}
+
+/**
+ * 'dense-gated' is the only formulation whose every decoder node (shape computations aside) runs on the
+ * GPU: 'grouped' does about k/E of the expert work, but its int64 index bookkeeping (one-hot, ranks,
+ * scatter of row indices: ~12 small nodes per layer) has no WebGPU kernels and runs on the CPU, with a
+ * GPU->CPU->GPU round trip per layer. bench/gpu/webgpu.ts measures both (MOE_SCOPE_WEBGPU_EXPERTS
+ * selects one); see BENCHMARKS.md for the numbers behind this default.
+ */
+export const WEBGPU_DEFAULT_EXPERTS: ExpertFormulation = 'dense-gated';
+
+async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: ComputeDType, options: RuntimeOptions, log: (m: string) => void): Promise<Omit<Runtime, 'decisions'>> {
+  // float16 MoE returns zeros on the CPU kernel: the CPU always gets float32.
   const packing = expertPackingFor(provider);
+  const experts = expertFormulationFor(provider, options.webgpuExperts);
   const exposeRouter = options.exposeRouter ?? true;
   const cacheRoot = options.cacheDir ?? defaultCacheDir();
-  const key = cacheKey(ckpt, { dtype, packing, exposeRouter });
+  const key = cacheKey(ckpt, { dtype, packing, exposeRouter, experts });
   const graphDir = path.join(cacheRoot, `${path.basename(ckpt.dir).replace(/[^\w.-]/g, '_')}-${key}`);
   const modelFile = path.join(graphDir, 'model.onnx');
-  let reused = fs.existsSync(path.join(graphDir, 'complete'));
-  if (!reused) {
-    const t0 = Date.now();
-    const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
-    fs.mkdirSync(tmp, { recursive: true });
-    try {
-      const weights = prepareWeights(ckpt, tmp, dtype, packing);
-      fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, weights, { dtype, packing, exposeRouter }));
-      // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
-      for (const includeOutputs of [false, true]) {
-        fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
-      }
-      fs.writeFileSync(
-        path.join(tmp, 'meta.json'),
-        JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),
-      );
-      fs.writeFileSync(path.join(tmp, 'complete'), '');
-      fs.rmSync(graphDir, { recursive: true, force: true });
-      fs.renameSync(tmp, graphDir);
-    } catch (e) {
-      fs.rmSync(tmp, { recursive: true, force: true });
-      throw e;
-    }
-    log(`built ${dtype} graph for ${provider} in ${Date.now() - t0} ms: ${graphDir}`);
-    reused = false;
-  }
-  const session = await ort.InferenceSession.create(modelFile, {
-    executionProviders: provider === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
+  removeAbandonedBuilds(cacheRoot, log);
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: sessionProviders(provider),
     graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-  });
-  return { session, provider, dtype, graphDir, graphReused: reused };
+    logSeverityLevel: (options.sessionLog?.severity ?? 3) as 0 | 1 | 2 | 3 | 4,
+    logVerbosityLevel: 0,
+  };
+  // "complete" is written only once a session has actually loaded the graph: a folder without it (a
+  // build killed after its rename, or one whose session failed) is rebuilt, never trusted.
+  const marker = path.join(graphDir, 'complete');
+  if (fs.existsSync(marker)) {
+    try {
+      const session = await ort.InferenceSession.create(modelFile, sessionOptions);
+      return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: true };
+    } catch (e) {
+      log(`the cached graph in ${graphDir} does not load (${firstLine((e as Error).message)}); rebuilding it`);
+    }
+  }
+  const t0 = Date.now();
+  const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    const weights = prepareWeights(ckpt, tmp, dtype, packing);
+    const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
+    fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
+    // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
+    for (const includeOutputs of [false, true]) {
+      fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
+    }
+    fs.writeFileSync(
+      path.join(tmp, 'meta.json'),
+      JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, experts, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),
+    );
+    fs.rmSync(graphDir, { recursive: true, force: true });
+    fs.renameSync(tmp, graphDir);
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelFile, sessionOptions);
+  } catch (e) {
+    fs.rmSync(graphDir, { recursive: true, force: true });
+    throw e;
+  }
+  fs.writeFileSync(marker, '');
+  log(`built ${dtype} graph for ${provider} (${experts}) in ${Date.now() - t0} ms: ${graphDir}`);
+  return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: false };
+}
+
+/**
+ * Removes the temporary folders of graph builds whose process is gone (killed midway): for a real
+ * model they hold gigabytes of converted weights. A build of a live process is left alone.
+ */
+export function removeAbandonedBuilds(cacheRoot: string, log: (m: string) => void = () => {}): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(cacheRoot);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = /\.tmp-(\d+)-\d+$/.exec(name);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(cacheRoot, name), { recursive: true, force: true });
+    removed.push(name);
+    log(`removed ${path.join(cacheRoot, name)}, left by a graph build that was interrupted`);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function cacheKey(ckpt: Checkpoint, opts: object): string {

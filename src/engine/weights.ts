@@ -12,11 +12,12 @@ import * as path from 'node:path';
 import type { Checkpoint } from './checkpoint';
 import type { ExternalRef } from './formats/onnxWriter';
 import { fromFloat32 } from './formats/dtypes';
-import type { ComputeDType, ExecutionProvider } from '../shared/protocol';
+import { EngineFailure, type ComputeDType, type ExecutionProvider } from '../shared/protocol';
 
 /**
  * How fc1 of the MoE operator is laid out. The CPU kernel only accepts fused SwiGLU with gate and up
- * rows interleaved (gate0, up0, gate1, up1, ...); the CUDA kernel takes gate as fc1 and up as fc3.
+ * rows interleaved (gate0, up0, gate1, up1, ...); the CUDA kernel takes gate as fc1 and up as fc3
+ * (WebGPU's standard-ops experts read that layout too).
  */
 export type ExpertPacking = 'swiglu-interleaved' | 'fc1-gate-fc3-up';
 
@@ -38,7 +39,8 @@ export interface PreparedWeights {
 }
 
 export function expertPackingFor(provider: ExecutionProvider): ExpertPacking {
-  return provider === 'cuda' ? 'fc1-gate-fc3-up' : 'swiglu-interleaved';
+  // WebGPU computes the experts with standard ops from the same gate/up/down layout as CUDA.
+  return provider === 'cpu' ? 'swiglu-interleaved' : 'fc1-gate-fc3-up';
 }
 
 class AppendFile {
@@ -72,7 +74,9 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     const target = path.join(dir, name);
     try {
       fs.rmSync(target, { force: true });
-      fs.linkSync(file, target);
+      // Hub snapshots hold relative symlinks into ../../blobs/: link() would link the symlink itself,
+      // which dangles once in the cache folder. Link the file it points to.
+      fs.linkSync(fs.realpathSync(file), target);
       links.set(file, name);
       return name;
     } catch {
@@ -90,9 +94,11 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
   for (const { name } of ckpt.expectedTensors()) {
     if (expertNames.has(name) || refs.has(name)) continue;
     const t = ckpt.tensor(name);
+    const values = ckpt.readFloat32(name);
+    requireFiniteWeights(values, name, t.file);
     const link = t.dtype === wantStorage ? linkFor(t.file) : null;
     if (link) refs.set(name, { location: link, offset: t.fileOffset, length: t.byteLength });
-    else refs.set(name, weights.append(encode(ckpt.readFloat32(name), dtype)));
+    else refs.set(name, weights.append(encode(values, dtype)));
   }
   weights.close();
 
@@ -105,6 +111,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     const fc3 = packing === 'fc1-gate-fc3-up' ? new Float32Array(E * I * H) : null;
     for (let e = 0; e < E; e++) {
       const x = ckpt.readExpert(l, e);
+      for (const [part, values] of Object.entries(x)) requireFiniteWeights(values, expertTensorName(ckpt, l, e, part as keyof typeof x), ckpt.dir);
       if (packing === 'swiglu-interleaved') {
         const base = e * 2 * I * H;
         for (let r = 0; r < I; r++) {
@@ -140,6 +147,24 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     convertedBytes: weights.offset + experts.offset,
     linkedFiles: links.size,
   };
+}
+
+/**
+ * A NaN or infinite weight makes every result meaningless (and ONNX Runtime may turn it into a finite
+ * but arbitrary output), so the graph build, which reads every weight once anyway, refuses it by name.
+ */
+function requireFiniteWeights(values: Float32Array, name: string, file: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new EngineFailure('non-finite', `${file}: checkpoint tensor "${name}" holds ${values[i]} at element ${i}; a model with non-finite weights cannot produce meaningful routing or answers`);
+    }
+  }
+}
+
+function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {
+  const ln = ckpt.names.layer(layer);
+  if (ckpt.expertLayout === 'per-expert') return ln.expert(expert)[part];
+  return `${part === 'down' ? ln.packed!.down : ln.packed!.gateUp} (expert ${expert}, ${part})`;
 }
 
 function encode(values: Float32Array, dtype: ComputeDType): Uint8Array {

@@ -18,6 +18,8 @@ import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumula
 import { tokenScopeDefinition } from '../analysis/scope';
 import type { RoutingRecord } from '../analysis/types';
 import {
+  ANSWER_SCORING_DEFINITIONS,
+  answerExtraPositions,
   EngineFailure,
   type InferenceBackend,
   type LoadOptions,
@@ -30,6 +32,8 @@ import {
 } from '../shared/protocol';
 import {
   MANIFEST,
+  RECORDS,
+  REJECTS,
   SUMMARY,
   RecordWriter,
   RunFolderError,
@@ -41,6 +45,9 @@ import {
   type QuestionResult,
   type RunManifest,
 } from './runFolder';
+import { InputError } from '../shared/inputError';
+import { acquireRunLock, describeHolder, type RunLock } from './runLock';
+import { modelFingerprint } from './fingerprint';
 
 export interface EvalOptions {
   modelPath: string;
@@ -56,6 +63,8 @@ export interface EvalOptions {
   runDir: string;
   /** Compute the shared few-shot prefix once per subject (default). Off only to measure what it saves. */
   reusePrefix?: boolean;
+  /** Where per-file content hashes of model files are cached (default: the user cache folder). */
+  hashCacheFile?: string;
 }
 
 export interface EvalProgress {
@@ -121,6 +130,12 @@ export function formatSeconds(s: number): string {
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
 
+/**
+ * A question longer than this many characters per context token is rejected before tokenization. Real
+ * tokenizers average a few characters per token; 32 leaves a wide margin yet bounds the work.
+ */
+const MAX_CHARS_PER_TOKEN = 32;
+
 /** Loads the evaluated split and the dev split (the shot pool) and applies the subject filter and limit. */
 export async function selectQuestions(
   dataPath: string,
@@ -141,11 +156,11 @@ export async function selectQuestions(
     }
   }
   let questions = dataset.questions.filter((q) => q.split === split);
-  if (questions.length === 0) throw new RunFolderError(`${dataPath}: no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
+  if (questions.length === 0) throw new RunFolderError(dataPath, `no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
   if (subjects && subjects.length) {
     const known = new Set(questions.map((q) => q.subject));
     const unknown = subjects.filter((s) => !known.has(s));
-    if (unknown.length) throw new RunFolderError(`unknown subject(s) ${unknown.join(', ')}; the data has ${[...known].sort().join(', ')}`);
+    if (unknown.length) throw new RunFolderError(dataPath, `unknown subject(s) ${unknown.join(', ')}; the data has ${[...known].sort().join(', ')}`);
     questions = questions.filter((q) => subjects.includes(q.subject));
   }
   if (limitPerSubject > 0) {
@@ -175,11 +190,18 @@ export async function planEvaluation(
       plan.skipped.push({ id: q.id, reason: 'no gold answer' });
       continue;
     }
+    const chars = q.question.length + q.choices.reduce((a, c) => a + c.length, 0);
+    if (chars > model.maxPositions * MAX_CHARS_PER_TOKEN) {
+      // Rejected unseen: tokenizing megabytes only to learn they cannot fit costs minutes and memory.
+      plan.skipped.push({ id: q.id, reason: `${chars} characters (${q.source.file}:${q.source.line}) cannot fit the context of ${model.maxPositions} tokens` });
+      continue;
+    }
     bySubject.set(q.subject, [...(bySubject.get(q.subject) ?? []), q]);
   }
   for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-    const shotPool = dev.filter((d) => d.subject === subject);
+    // A dev question too long for any prompt would make every prompt of its subject huge to tokenize.
+    const shotPool = dev.filter((d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN);
     // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
     // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
     let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));
@@ -223,17 +245,37 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   const t0 = Date.now();
-  const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
-  if (model.providerNote) log(model.providerNote);
-  log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
-  if (model.demo) log(`note: ${model.demo.note}`);
-  const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
-  if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
-
+  // The lock comes first, so a second writer is refused before it spends time loading anything.
   fs.mkdirSync(opts.runDir, { recursive: true });
+  const lock = acquireRunLock(opts.runDir);
+  try {
+    const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
+    if (model.providerNote) log(model.providerNote);
+    log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
+    if (model.demo) log(`note: ${model.demo.note}`);
+    const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
+    if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
+    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The part of a run that reads and writes the run folder: only ever entered holding its lock. */
+async function evaluateLocked(
+  backend: InferenceBackend,
+  opts: EvalOptions,
+  hooks: EvalHooks,
+  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
+): Promise<EvalOutcome> {
+  const { model, dataset, questions, dev, t0, lock } = ctx;
+  const log = hooks.onLog ?? (() => {});
+  const signal = hooks.signal;
+  if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const { path: _path, loadMs: _loadMs, providerNote: _note, demo: _demo, ...engineFacts } = model;
   const manifest: RunManifest = {
     format: 'moe-scope.run',
-    version: 1,
+    version: 2,
     createdAt: new Date().toISOString(),
     model: {
       path: model.path,
@@ -243,8 +285,10 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
+      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
       engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },
     },
+    loaded: JSON.parse(JSON.stringify(engineFacts)) as Record<string, unknown>,
     dataset: { path: path.resolve(opts.dataPath), split: opts.split, fingerprint: dataset.fingerprint },
     shots: opts.shots,
     tokenScope: opts.tokenScope,
@@ -252,25 +296,46 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
   };
-  const previous = readManifest(opts.runDir);
+  const recordsFile = path.join(opts.runDir, RECORDS);
+  const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
+  let previous: RunManifest | null;
+  try {
+    previous = readManifest(opts.runDir);
+  } catch (e) {
+    if (!hasRecords) previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
+    else throw new RunFolderError(e instanceof InputError ? e.file : opts.runDir, `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`);
+  }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
     if (diffs.length) {
-      throw new RunFolderError(`${opts.runDir} holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
+      throw new RunFolderError(opts.runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
     }
     manifest.createdAt = previous.createdAt;
+  } else if (hasRecords) {
+    throw new RunFolderError(
+      recordsFile,
+      `has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
+        `they are not resumed into. Move ${opts.runDir} aside (or delete it) to start over`,
+    );
   } else {
     writeJsonAtomic(path.join(opts.runDir, MANIFEST), manifest);
   }
 
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
-  const recorded = readRecords(opts.runDir, acc);
+  const recorded = readRecords(opts.runDir, acc, new Set(questions.map((q) => q.id)));
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
+  for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
   if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${questions.length} questions already recorded`);
 
-  const plan = await planEvaluation(backend, model, questions, dev, opts.shots, signal);
-  for (const s of plan.skipped) log(`skipped ${s.id}: ${s.reason}`);
+  if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
+  // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
+  const plan = await planEvaluation(backend, { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) }, questions, dev, opts.shots, signal);
+  for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
+  if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
   const total = questions.length - plan.skipped.length;
+  if (total === 0) {
+    throw new RunFolderError(opts.dataPath, `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`);
+  }
   const writer = new RecordWriter(opts.runDir);
   let batchNo = recorded.batches;
   let done = recorded.done.size;
@@ -380,10 +445,12 @@ function finishSummary(
     model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
     dataset: manifest.dataset,
     shots: manifest.shots,
+    answerScoring: model.answerScoring.method,
     complete,
     tokens: { computed: tokens.computed, padding: tokens.padding, prefixReusedTokens: tokens.prefixReused },
     elapsedSeconds,
     ...analysis,
+    definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
   };
 }

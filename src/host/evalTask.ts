@@ -9,7 +9,9 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { discoverDatasets } from '../mmlu/load';
 import { runEvaluation, progressLine, formatSeconds, type EvalOutcome } from '../eval/runner';
-import { EngineClient } from './engineClient';
+import type { EngineClient } from './engineClient';
+import { EvalClientPool } from './evalClients';
+import { evalTaskDefinitionProblems } from './evalTaskDefinition';
 import { applySelection, engineLabel, selectEngine } from './engineSelection';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
@@ -34,17 +36,18 @@ export interface EvalTaskEvents {
 }
 
 export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable {
-  private readonly client: EngineClient;
+  /** One inference process per running task: tasks never share a loaded model or stop each other's. */
+  private readonly clients: EvalClientPool;
 
   constructor(
     context: vscode.ExtensionContext,
     private readonly models: ModelManager,
     private readonly events: EvalTaskEvents,
   ) {
-    this.client = new EngineClient({
+    this.clients = new EvalClientPool((label) => ({
       entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
-      onLog: (level, m) => (level === 'info' ? models.output.info(`[eval] ${m}`) : models.output.warn(`[eval] ${m}`)),
-    });
+      onLog: (level, m) => (level === 'info' ? models.output.info(`[eval ${label}] ${m}`) : models.output.warn(`[eval ${label}] ${m}`)),
+    }));
   }
 
   async provideTasks(): Promise<vscode.Task[]> {
@@ -67,7 +70,7 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
 
   resolveTask(task: vscode.Task): vscode.Task | undefined {
     const def = task.definition as EvalTaskDefinition;
-    if (def.type !== EVAL_TASK_TYPE || typeof def.dataset !== 'string') return undefined;
+    if (def.type !== EVAL_TASK_TYPE) return undefined;
     const folder = typeof task.scope === 'object' ? (task.scope as vscode.WorkspaceFolder) : vscode.workspace.workspaceFolders?.[0];
     if (!folder) return undefined;
     return this.makeTask(def, folder, task.name);
@@ -79,7 +82,10 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
       folder,
       name,
       'MoE Scope',
-      new vscode.CustomExecution(async (resolved) => new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, this.client, this.events)),
+      new vscode.CustomExecution(async (resolved) => {
+        const lease = this.clients.acquire(name);
+        return new EvalTerminal(resolved as EvalTaskDefinition, folder, this.models, lease.client, this.events, lease.release);
+      }),
     );
     task.group = vscode.TaskGroup.Test;
     task.presentationOptions = { reveal: vscode.TaskRevealKind.Always, panel: vscode.TaskPanelKind.Dedicated, clear: false };
@@ -88,7 +94,7 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
   }
 
   dispose(): void {
-    void this.client.dispose();
+    void this.clients.dispose();
   }
 }
 
@@ -113,6 +119,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
     private readonly models: ModelManager,
     private readonly client: EngineClient,
     private readonly events: EvalTaskEvents,
+    private readonly release: () => Promise<void>,
   ) {}
 
   open(): void {
@@ -124,8 +131,8 @@ class EvalTerminal implements vscode.Pseudoterminal {
           this.closed.fire(1);
         },
       )
-      // The evaluation's inference process holds a whole model: free it once the run is over.
-      .finally(() => this.client.restart());
+      // This task's own inference process holds a whole model: free it once the run is over.
+      .finally(() => this.release());
   }
 
   /** Terminating the task (or closing its terminal) cancels after the batch in flight. */
@@ -138,6 +145,8 @@ class EvalTerminal implements vscode.Pseudoterminal {
   }
 
   private async run(): Promise<number> {
+    const problems = evalTaskDefinitionProblems(this.def as unknown as Record<string, unknown>);
+    if (problems.length) throw new Error(`tasks.json: task of type "${EVAL_TASK_TYPE}": ${problems.join('; ')}`);
     const s = readSettings();
     const trusted = vscode.workspace.isTrusted;
     const modelPath = (trusted && this.def.model) || (await this.models.resolveModelPath(true));

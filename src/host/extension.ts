@@ -2,6 +2,7 @@
  * MoE Scope's extension host glue: commands, the status bar, the trace panel, the side-panel heatmap,
  * the evaluation task and the summary view. Inference never runs here: it lives in child processes.
  */
+import { providerLabel } from './providerLabel';
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -69,9 +70,15 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  // The heatmap's "run" side starts with the newest finished run of the workspace, if any.
-  const latest = newestRunSummary(runsRoots());
-  if (latest) heatmap.setRun(latest.summary, path.basename(latest.dir));
+  // The heatmap's "run" side starts with the newest run of the workspace, read in the background (never
+  // at activation's expense) and only once the workspace is trusted: its files are anyone's input.
+  const showLatestRun = () =>
+    void newestRunSummary(runsRoots(), (m) => output.warn(`skipped a run summary: ${m}`)).then(
+      (latest) => latest && heatmap.setRun(latest.summary, path.basename(latest.dir)),
+      (e: unknown) => output.warn(`could not look for evaluation runs: ${(e as Error).message}`),
+    );
+  if (vscode.workspace.isTrusted) setTimeout(showLatestRun, 0);
+  else context.subscriptions.push(vscode.workspace.onDidGrantWorkspaceTrust(showLatestRun));
 }
 
 export function deactivate(): void {}
@@ -81,7 +88,11 @@ function runsRoots(): string[] {
 }
 
 async function pickRun(): Promise<string | undefined> {
-  const runs = runsRoots().flatMap(listRuns);
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
+    return undefined;
+  }
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
@@ -140,7 +151,7 @@ async function selectModel(models: ModelManager): Promise<void> {
   try {
     await pick.action();
     const info = await models.ensureLoaded(false);
-    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready: ${engineLabel(info.engine)} on ${(info.device ?? info.executionProvider).toUpperCase()} (${info.numLayers} layers x ${info.numExperts} experts).`);
+    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`);
   } catch (e) {
     void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
   }

@@ -7,9 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
 import { EngineClient } from './engineClient';
+import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
+import { providerLabel } from './providerLabel';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -128,11 +130,18 @@ export class ModelManager implements vscode.Disposable {
       this.info = null;
       this.loadedKey = '';
       this.lastError = (e as Error).message;
+      if (e instanceof EngineFailure && e.code === 'provider-unavailable') void this.offerCpu(e.message);
       this.setState('error');
       throw e;
     } finally {
       this.loading = null;
     }
+  }
+
+  /** The requested GPU provider cannot hold the model: offer the CPU (a user setting) instead. */
+  private async offerCpu(message: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(`MoE Scope: ${message}`, 'Run on CPU');
+    if (choice === 'Run on CPU') await vscode.workspace.getConfiguration('moeScope').update('executionProvider', 'cpu', vscode.ConfigurationTarget.Global);
   }
 
   /** Marks the engine busy for the duration of `work` (shown in the status bar). */
@@ -168,18 +177,14 @@ export class ModelManager implements vscode.Disposable {
     const m = this.info;
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
-    const ep = m ? `${engineLabel(m.engine)} ${m.executionProvider.toUpperCase()}` : '';
+    const ep = m ? providerLabel(m) : '';
     const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**MoE Scope** — engine ${this.state}\n\n`);
-    if (m) {
-      md.appendMarkdown(`Model: \`${m.path}\`\n\n${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}; ${engineLabel(m.engine)} on ${m.device ?? m.executionProvider.toUpperCase()} (${m.dtype})\n\n`);
-      if (m.providerNote) md.appendMarkdown(`${m.providerNote}\n\n`);
-      if (m.demo) md.appendMarkdown(`_${m.demo.note}_\n\n`);
+    const md = new vscode.MarkdownString();
+    for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
+      if ('text' in piece) md.appendText(piece.text);
+      else md.appendMarkdown(piece.markdown);
     }
-    if (this.state === 'error' && this.lastError) md.appendText(this.lastError + '\n\n');
-    md.appendMarkdown('Click to select a model.');
     this.status.tooltip = md;
     this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
 import { saveExport } from './exports';
-import { readSummary, SUMMARY } from '../eval/runFolder';
+import { readSummaryAsync, SUMMARY } from '../eval/runFolder';
 import type { HostToSummaryView, RunSummary, SummaryViewToHost } from '../shared/protocol';
 
 export const SUMMARY_VIEW_TYPE = 'moeScope.summary';
@@ -65,11 +65,16 @@ export class SummaryPanels implements vscode.Disposable {
   }
 
   private push(runDir: string): void {
+    void this.pushAsync(runDir);
+  }
+
+  /** The summary is a workspace file: read without blocking the extension host, and checked. */
+  private async pushAsync(runDir: string): Promise<void> {
     const entry = this.open.get(runDir);
     if (!entry?.ready) return;
     let summary: RunSummary | null;
     try {
-      summary = readSummary(runDir);
+      summary = await readSummaryAsync(runDir);
     } catch (e) {
       void vscode.window.showErrorMessage(`MoE Scope: cannot read ${path.join(runDir, SUMMARY)}: ${(e as Error).message}`);
       return;

@@ -6,16 +6,16 @@
  * An embedded copy of the original mapping keeps per-category results available when the data folder
  * carries no categories.json (Hugging Face exports never do).
  */
+import { InputError } from '../shared/inputError';
 import type { MmluSubjectCategory } from './types';
 
-export class CategoriesError extends Error {
+export class CategoriesError extends InputError {
   constructor(
-    readonly file: string,
+    file: string,
     readonly line: number,
     readonly reason: string,
   ) {
-    super(`${file}:${line}: ${reason}`);
-    this.name = 'CategoriesError';
+    super(file, reason, line);
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { InputError } from '../shared/inputError';
 import { basename, dirname, join } from 'node:path';
 import { parquetMetadataAsync, type AsyncBuffer } from 'hyparquet';
 import { CategoriesError, parseCategories } from './categories';
@@ -85,19 +86,18 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
   try {
     info = await stat(path);
   } catch (e) {
-    throw new Error(`${path}: cannot open: ${(e as Error).message}`);
+    throw new InputError(path, `cannot open: ${(e as Error).message}`);
   }
 
   if (info.isDirectory()) {
     const tree = await readTree(path, split);
     if (!tree) {
-      throw new Error(
-        `${path}: not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files`,
+      throw new InputError(path, `not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files`,
       );
     }
     if (tree.files.length === 0) {
       const all = await listTree(path);
-      throw new Error(`${path}: the MMLU tree has no "${split}" split (it has: ${splitsOf(all?.files ?? []).join(', ') || 'none'})`);
+      throw new InputError(path, `the MMLU tree has no "${split}" split (it has: ${splitsOf(all?.files ?? []).join(', ') || 'none'})`);
     }
     const { categories, issue } = await findCategories(path, tree.shape);
     return {
@@ -112,8 +112,9 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     };
   }
 
+  if (!info.isFile()) throw new InputError(path, `not a regular file (${info.isFIFO() ? 'a FIFO' : 'a special file'}); MMLU data is a folder or a .csv, .jsonl, .json or .parquet file`);
   const format = formatOfFile(path);
-  if (!format) throw new Error(`${path}: unknown dataset format: expected a folder, .csv, .jsonl, .json, .ndjson or .parquet`);
+  if (!format) throw new InputError(path, `unknown dataset format: expected a folder, .csv, .jsonl, .json, .ndjson or .parquet`);
   const bytes = new Uint8Array(await readFile(path));
   let questions: MmluQuestion[];
   const issues: ParseIssue[] = [];
@@ -139,7 +140,7 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
   if (split !== undefined) {
     const kept = questions.filter((q) => q.split === split);
     if (kept.length === 0 && questions.length > 0) {
-      throw new Error(`${path}: holds no questions of split "${split}" (it has: ${splitsOf(questions).join(', ')})`);
+      throw new InputError(path, `holds no questions of split "${split}" (it has: ${splitsOf(questions).join(', ')})`);
     }
     questions = kept;
   }

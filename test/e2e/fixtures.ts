@@ -3,21 +3,15 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { REPO_ROOT } from './harness';
 
 export const SUBJECTS = ['astronomy', 'high_school_geography', 'college_physics'] as const;
 export const SPLITS = ['dev', 'test'] as const;
 
-/** The shared MMLU copy: ../shared/mmlu beside the repo (CI and developers), or MOE_SCOPE_MMLU. */
-export function mmluDir(): string {
-  const candidates = [process.env.MOE_SCOPE_MMLU, join(REPO_ROOT, '..', 'shared', 'mmlu'), join(REPO_ROOT, 'shared', 'mmlu')].filter(
-    (p): p is string => !!p,
-  );
-  const found = candidates.find((p) => existsSync(join(p, 'data', 'test')));
-  if (!found) throw new Error(`MMLU data not found (looked in ${candidates.join(', ')}); set MOE_SCOPE_MMLU`);
-  return resolve(found);
-}
+import { mmluDir } from '../support/mmlu';
+
+export { mmluDir };
 
 export interface Workspace {
   /** The temp dir holding the workspace, the model and the cache. */

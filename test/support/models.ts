@@ -8,7 +8,6 @@ import { referenceForward, type ReferenceResult } from './referenceModel';
 
 /** Tests run from the repository root (npm test, scripts/run-test.sh). */
 export const REPO_ROOT = process.env.MOE_SCOPE_ROOT ?? process.cwd();
-export const MMLU_DIR = process.env.MMLU_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'mmlu');
 export const DEMO_CORPUS = path.join(REPO_ROOT, 'media', 'demo-data', 'mmlu');
 
 export function tempDir(prefix: string): string {

@@ -1,10 +1,10 @@
 /**
  * Independent reference forward pass for the Mixture-of-Experts decoders MoE Scope supports
- * (Hugging Face model_type "olmoe", "mixtral", "qwen2_moe").
+ * (Hugging Face model_type "olmoe", "mixtral", "qwen2_moe", "qwen3_moe").
  *
  * Written from the architecture descriptions and Hugging Face transformers' modeling code
  * (modeling_olmoe.py / modular_olmoe.py, modeling_mixtral.py / modular_mixtral.py,
- * modular_qwen2_moe.py, their configuration classes, masking_utils.py), NOT from the engine.
+ * modular_qwen2_moe.py, modeling_qwen3_moe.py, their configuration classes, masking_utils.py), NOT from the engine.
  * Everything is straightforward loops in float64 so that it can serve as ground truth for the
  * ONNX Runtime engine on small generated checkpoints.
  *
@@ -24,7 +24,7 @@ export type TensorGetter = (name: string) => RefTensor;
 
 export type HfConfig = Record<string, unknown>;
 
-export type RefModelType = "olmoe" | "mixtral" | "qwen2_moe";
+export type RefModelType = "olmoe" | "mixtral" | "qwen2_moe" | "qwen3_moe";
 
 export interface ReferenceOptions {
   /** Existence test for tensor names. Without it, existence is probed by calling getTensor inside try/catch. */
@@ -55,7 +55,8 @@ export interface ResolvedRefConfig {
   /** OLMoE only: clamp q, k, v to [-clip, clip] after the projections (and after QK-norm). */
   clipQkv: number | null;
   /** OLMoE only: RMSNorm over the full q and k projections before the head split. */
-  qkNorm: boolean;
+  /** "full": OLMoE, over the whole projection; "per-head": Qwen3, over each head. */
+  qkNorm: "full" | "per-head" | null;
   /** q/k/v projection biases (qwen2_moe qkv_bias, default true; olmoe attention_bias). */
   qkvBias: boolean;
   /** o_proj bias (olmoe attention_bias only). */
@@ -88,7 +89,7 @@ export interface ReferenceResult {
 // Config
 // ---------------------------------------------------------------------------------------------
 
-const SUPPORTED: readonly RefModelType[] = ["olmoe", "mixtral", "qwen2_moe"];
+const SUPPORTED: readonly RefModelType[] = ["olmoe", "mixtral", "qwen2_moe", "qwen3_moe"];
 
 function optNumber(config: HfConfig, key: string): number | undefined {
   const v = config[key];
@@ -122,7 +123,8 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
   const numLayers = reqInt(config, "num_hidden_layers");
   const numHeads = reqInt(config, "num_attention_heads");
   // HF defaults when the key is absent: OlmoeConfig None -> num_heads, MixtralConfig 8, Qwen2MoeConfig 16.
-  const kvDefault = modelType === "mixtral" ? 8 : modelType === "qwen2_moe" ? 16 : numHeads;
+  // Qwen3MoeConfig 4.
+  const kvDefault = modelType === "mixtral" ? 8 : modelType === "qwen2_moe" ? 16 : modelType === "qwen3_moe" ? 4 : numHeads;
   const numKvHeads = optNumber(config, "num_key_value_heads") ?? kvDefault;
   if (!Number.isInteger(numKvHeads) || numKvHeads <= 0 || numHeads % numKvHeads !== 0) {
     throw new Error(`num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
@@ -133,18 +135,19 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
   const numExperts =
     modelType === "mixtral"
       ? optNumber(config, "num_local_experts") ?? optNumber(config, "num_experts") ?? 8
-      : optNumber(config, "num_experts") ?? optNumber(config, "num_local_experts") ?? (modelType === "olmoe" ? 64 : 60);
-  const topK = optNumber(config, "num_experts_per_tok") ?? (modelType === "mixtral" ? 2 : modelType === "olmoe" ? 8 : 4);
+      : optNumber(config, "num_experts") ?? optNumber(config, "num_local_experts") ?? (modelType === "olmoe" ? 64 : modelType === "qwen3_moe" ? 128 : 60);
+  const topK = optNumber(config, "num_experts_per_tok") ?? (modelType === "mixtral" ? 2 : modelType === "qwen2_moe" ? 4 : 8);
   if (!Number.isInteger(topK) || topK <= 0 || topK > numExperts) throw new Error(`num_experts_per_tok ${topK} invalid for ${numExperts} experts`);
 
   // Mixtral always renormalises the top-k; OLMoE and Qwen2-MoE read norm_topk_prob (HF default false).
   const normTopKProb = modelType === "mixtral" ? true : optBool(config, "norm_topk_prob") ?? false;
 
-  const expertIntermediateSize = modelType === "qwen2_moe" ? reqInt(config, "moe_intermediate_size") : reqInt(config, "intermediate_size");
+  const qwen = modelType === "qwen2_moe" || modelType === "qwen3_moe";
+  const expertIntermediateSize = qwen ? reqInt(config, "moe_intermediate_size") : reqInt(config, "intermediate_size");
   const sharedExpertIntermediateSize = modelType === "qwen2_moe" ? reqInt(config, "shared_expert_intermediate_size") : null;
-  const denseIntermediateSize = modelType === "qwen2_moe" ? optNumber(config, "intermediate_size") ?? null : null;
+  const denseIntermediateSize = qwen ? optNumber(config, "intermediate_size") ?? null : null;
 
-  const rmsNormEps = optNumber(config, "rms_norm_eps") ?? (modelType === "qwen2_moe" ? 1e-6 : 1e-5);
+  const rmsNormEps = optNumber(config, "rms_norm_eps") ?? (qwen ? 1e-6 : 1e-5);
 
   // rope: legacy rope_theta / rope_scaling, or the newer rope_parameters dict.
   const ropeParams = (config.rope_parameters ?? null) as Record<string, unknown> | null;
@@ -162,29 +165,29 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
   const tieWordEmbeddings = optBool(config, "tie_word_embeddings") ?? false;
 
   const clipQkv = modelType === "olmoe" ? optNumber(config, "clip_qkv") ?? null : null;
-  const attentionBias = modelType === "olmoe" ? optBool(config, "attention_bias") ?? false : false;
+  const attentionBias = modelType === "olmoe" || modelType === "qwen3_moe" ? optBool(config, "attention_bias") ?? false : false;
   const qkvBias = modelType === "qwen2_moe" ? optBool(config, "qkv_bias") ?? true : attentionBias;
 
   let slidingWindow: number | null = null;
   if (modelType === "mixtral") {
     slidingWindow = optNumber(config, "sliding_window") ?? null;
-  } else if (modelType === "qwen2_moe" && optBool(config, "use_sliding_window") === true) {
-    throw new Error("reference model: qwen2_moe use_sliding_window=true unsupported");
+  } else if (qwen && optBool(config, "use_sliding_window") === true) {
+    throw new Error(`reference model: ${modelType} use_sliding_window=true unsupported`);
   }
 
   const sparseLayers: boolean[] = [];
   for (let l = 0; l < numLayers; l++) {
-    if (modelType !== "qwen2_moe") {
+    if (!qwen) {
       sparseLayers.push(true);
       continue;
     }
-    // Qwen2MoeDecoderLayer: sparse iff (l not in mlp_only_layers) and num_experts > 0 and (l + 1) % decoder_sparse_step == 0.
+    // Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: sparse iff (l not in mlp_only_layers) and num_experts > 0 and (l + 1) % decoder_sparse_step == 0.
     const mlpOnly = Array.isArray(config.mlp_only_layers) ? (config.mlp_only_layers as unknown[]) : [];
     const step = optNumber(config, "decoder_sparse_step") ?? 1;
     sparseLayers.push(!mlpOnly.includes(l) && numExperts > 0 && (l + 1) % step === 0);
   }
   if (sparseLayers.includes(false) && denseIntermediateSize === null) {
-    throw new Error("qwen2_moe: dense layers need config.intermediate_size");
+    throw new Error(`${modelType}: dense layers need config.intermediate_size`);
   }
 
   return {
@@ -204,7 +207,7 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
     ropeTheta,
     tieWordEmbeddings,
     clipQkv,
-    qkNorm: modelType === "olmoe",
+    qkNorm: modelType === "olmoe" ? "full" : modelType === "qwen3_moe" ? "per-head" : null,
     qkvBias,
     oBias: attentionBias,
     slidingWindow,
@@ -382,6 +385,12 @@ export function swiGlu(w: SwiGluWeights, x: ArrayLike<number>): Float64Array {
 // Attention
 // ---------------------------------------------------------------------------------------------
 
+function perHeadRmsNorm(x: Float64Array, heads: number, D: number, weight: ArrayLike<number>, eps: number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let h = 0; h < heads; h++) out.set(rmsNorm(x.subarray(h * D, (h + 1) * D), weight, eps), h * D);
+  return out;
+}
+
 function clampInPlace(v: Float64Array, clip: number): void {
   for (let i = 0; i < v.length; i++) v[i] = Math.min(clip, Math.max(-clip, v[i]));
 }
@@ -400,8 +409,9 @@ function attention(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, xs: F
   const bk = cfg.qkvBias ? ws.vector(`${p}.k_proj.bias`, kvDim) : undefined;
   const bv = cfg.qkvBias ? ws.vector(`${p}.v_proj.bias`, kvDim) : undefined;
   const bo = cfg.oBias ? ws.vector(`${p}.o_proj.bias`, H) : undefined;
-  const qNormW = cfg.qkNorm ? ws.vector(`${p}.q_norm.weight`, qDim) : undefined;
-  const kNormW = cfg.qkNorm ? ws.vector(`${p}.k_norm.weight`, kvDim) : undefined;
+  const normLen = (full: number) => (cfg.qkNorm === "full" ? full : D);
+  const qNormW = cfg.qkNorm ? ws.vector(`${p}.q_norm.weight`, normLen(qDim)) : undefined;
+  const kNormW = cfg.qkNorm ? ws.vector(`${p}.k_norm.weight`, normLen(kvDim)) : undefined;
 
   const T = xs.length;
   const qs: Float64Array[] = [];
@@ -411,10 +421,14 @@ function attention(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, xs: F
     let q = matVec(wq, xs[t], bq);
     let k = matVec(wk, xs[t], bk);
     const v = matVec(wv, xs[t], bv);
-    if (qNormW && kNormW) {
+    if (qNormW && kNormW && cfg.qkNorm === "full") {
       // OLMoE QK-norm over the FULL projections, before the head split and before RoPE.
       q = rmsNorm(q, qNormW, cfg.rmsNormEps);
       k = rmsNorm(k, kNormW, cfg.rmsNormEps);
+    } else if (qNormW && kNormW) {
+      // Qwen3 QK-norm: each head's head_dim slice on its own, one weight shared by all heads.
+      q = perHeadRmsNorm(q, numHeads, D, qNormW, cfg.rmsNormEps);
+      k = perHeadRmsNorm(k, numKvHeads, D, kNormW, cfg.rmsNormEps);
     }
     if (cfg.clipQkv !== null) {
       clampInPlace(q, cfg.clipQkv);

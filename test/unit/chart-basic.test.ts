@@ -32,6 +32,17 @@ test('answerBars: four probabilities summing to ~100%, gold and predicted marked
   assert.match(el.querySelector('[data-testid="answer-caption"]')!.textContent!, /wrong/);
 });
 
+test('answerBars: the caption states how the letters were scored', () => {
+  const el = host();
+  const u = answerBars(el, { probs: [0.1, 0.2, 0.6, 0.1] });
+  const caption = () => el.querySelector('[data-testid="answer-caption"]')!;
+  assert.equal(caption().getAttribute('data-scoring'), 'single-token');
+  assert.match(caption().textContent!, /letter tokens/);
+  u({ probs: [0.1, 0.2, 0.6, 0.1], scoring: 'continuation' });
+  assert.equal(caption().getAttribute('data-scoring'), 'continuation');
+  assert.match(caption().textContent!, /several tokens.*full continuations.*summed/);
+});
+
 test('answerBars: no gold -> nothing marked gold; update redraws', () => {
   const el = host();
   const u = answerBars(el, { probs: [0.7, 0.1, 0.1, 0.1] });

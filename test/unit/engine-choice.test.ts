@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkPython, chooseEngine } from '../../src/host/pythonWorker';
+import { providerLabel } from '../../src/host/providerLabel';
 import type { PythonEnvironment } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT } from '../support/models';
 import { testPython } from '../support/python';
@@ -62,4 +63,10 @@ test('CLI: a bad --engine is a usage error; a Python that cannot run the worker 
   assert.match(noTorch.stderr, /exited with code 1 \(ModuleNotFoundError: No module named 'torch'\)/);
   const onnx = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'onnxruntime', '--python', fake, '--cache', tempDir('cache')], { encoding: 'utf8' });
   assert.equal(onnx.status, 0, onnx.stderr);
+});
+
+test('the status bar names the PyTorch engine with its device and dtype', () => {
+  assert.equal(providerLabel({ engine: 'pytorch', executionProvider: 'cuda', dtype: 'bfloat16' }), 'PyTorch CUDA bf16');
+  assert.equal(providerLabel({ engine: 'pytorch', executionProvider: 'cpu', dtype: 'float32' }), 'PyTorch CPU');
+  assert.equal(providerLabel({ engine: 'onnxruntime', executionProvider: 'cuda', dtype: 'float16' }), 'CUDA fp16');
 });

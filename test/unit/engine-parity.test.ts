@@ -57,6 +57,7 @@ for (const c of [
   { name: 'OLMoE with packed expert tensors', opts: { family: 'olmoe' as const, packedExperts: true } },
   { name: 'Mixtral (top-2, renormalised, grouped-query attention)', opts: { family: 'mixtral' as const } },
   { name: 'Qwen2-MoE (shared expert with sigmoid gate, q/k/v biases)', opts: { family: 'qwen2_moe' as const } },
+  { name: 'Qwen3-MoE (per-head QK-norm, GQA, renormalised top-8, rope_theta 1e6)', opts: { family: 'qwen3_moe' as const } },
 ]) {
   test(`parity with the reference: ${c.name}`, async () => {
     const dir = makeModel(c.opts);
@@ -71,7 +72,7 @@ for (const c of [
       const K = r.routing.topK;
       const sum = r.routing.topWeights.subarray(0, K).reduce((a, b) => a + b, 0);
       assert.ok(sum < 1 - 1e-6);
-    } else if (c.opts.family === 'mixtral') {
+    } else if (c.opts.family === 'mixtral' || c.opts.family === 'qwen3_moe') {
       const K = r.routing.topK;
       const sum = r.routing.topWeights.subarray(0, K).reduce((a, b) => a + b, 0);
       assert.ok(Math.abs(sum - 1) < 1e-6);

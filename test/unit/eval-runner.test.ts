@@ -78,7 +78,7 @@ test('resuming with different options is refused with the reason', () => {
   assert.equal(spawnSync(process.execPath, [cli, ...evalArgs(dir, ['--subjects', 'marketing'])], { encoding: 'utf8' }).status, 0);
   const r = spawnSync(process.execPath, [cli, ...evalArgs(dir, ['--subjects', 'marketing', '--token-scope', 'all'])], { encoding: 'utf8' });
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /holds a run with a different token scope \(answer vs all\)/);
+  assert.match(r.stderr, /holds a run with a different tokenScope \("answer" vs "all"\)/);
 });
 
 test('resuming a run on another engine is refused: one run never mixes results of two engines', () => {

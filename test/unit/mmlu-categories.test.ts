@@ -1,14 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CategoriesError, MMLU_CATEGORIES, MMLU_CATEGORY_NAMES, categoryOf, parseCategories } from '../../src/mmlu/categories';
 
-const MMLU = process.env.MMLU_DIR ?? resolve(process.cwd(), '../shared/mmlu');
-const file = join(MMLU, 'categories.json');
-const skip = existsSync(file) ? false : `MMLU categories.json not found at ${file} (set MMLU_DIR)`;
+import { mmluDir } from '../support/mmlu';
 
-test('the embedded mapping equals the release categories.json', { skip }, () => {
+test('the embedded mapping equals the release categories.json', () => {
+  const file = join(mmluDir(), 'categories.json');
   const parsed = parseCategories(readFileSync(file, 'utf8'), file);
   assert.deepEqual({ ...MMLU_CATEGORIES }, parsed);
   assert.equal(Object.keys(parsed).length, 57);

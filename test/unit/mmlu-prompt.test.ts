@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { loadDataset } from '../../src/mmlu/load';
 import { buildPrompt, devShotsFor, fitPrompt, pyStrip, type PromptQuestion } from '../../src/mmlu/prompt';
 import type { MmluQuestion } from '../../src/mmlu/types';
+import { mmluDir } from '../support/mmlu';
 
-const MMLU = process.env.MMLU_DIR ?? resolve(process.cwd(), '../shared/mmlu');
-const skip = existsSync(join(MMLU, 'data')) ? false : `MMLU not found at ${MMLU} (set MMLU_DIR)`;
+const MMLU = mmluDir();
 
 let cached: Promise<{ dev: MmluQuestion[]; test: MmluQuestion[] }> | undefined;
 function realData() {
@@ -93,7 +91,7 @@ const NUTRITION_2_SHOT = [
   'Answer:',
 ].join('\n');
 
-test('golden: abstract_algebra test question 0 with 5 dev shots, character for character', { skip }, async () => {
+test('golden: abstract_algebra test question 0 with 5 dev shots, character for character', async () => {
   const { dev, test: tst } = await realData();
   const q = tst.find((x) => x.id === 'abstract_algebra/test/0')!;
   const p = buildPrompt(q, devShotsFor('abstract_algebra', dev), 5);
@@ -105,14 +103,14 @@ test('golden: abstract_algebra test question 0 with 5 dev shots, character for c
   assert.equal(p.text.slice(...p.questionRange), 'Find the degree for the given field extension Q(sqrt(2), sqrt(3), sqrt(18)) over Q.\nA. 0\nB. 4\nC. 2\nD. 6');
 });
 
-test('golden: nutrition test question 0 with 2 shots strips the questions as the harness does', { skip }, async () => {
+test('golden: nutrition test question 0 with 2 shots strips the questions as the harness does', async () => {
   const { dev, test: tst } = await realData();
   const q = tst.find((x) => x.id === 'nutrition/test/0')!;
   assert.ok(q.question.endsWith('\n'), 'the data really has the trailing line break');
   assert.equal(buildPrompt(q, devShotsFor('nutrition', dev), 2).text, NUTRITION_2_SHOT);
 });
 
-test('prefix is shared by the questions of a subject and ends where the item starts', { skip }, async () => {
+test('prefix is shared by the questions of a subject and ends where the item starts', async () => {
   const { dev, test: tst } = await realData();
   const shots = devShotsFor('abstract_algebra', dev);
   const [a, b] = tst.filter((x) => x.subject === 'abstract_algebra');
@@ -178,7 +176,7 @@ test('fitPrompt drops shots from the last until the prompt fits a chars/4 budget
   assert.match(!none.fits ? none.message : '', /more than the limit of 5/);
 });
 
-test('fitPrompt on a real question keeps as many shots as fit and no more', { skip }, async () => {
+test('fitPrompt on a real question keeps as many shots as fit and no more', async () => {
   const { dev, test: tst } = await realData();
   const q = tst.find((x) => x.id === 'abstract_algebra/test/0')!;
   const shots = devShotsFor('abstract_algebra', dev);

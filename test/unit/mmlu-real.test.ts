@@ -1,22 +1,21 @@
 /**
- * The full MMLU from ../shared/mmlu (or $MMLU_DIR): the original CSV tree, and the same questions
+ * The full MMLU (vendored in data/mmlu, or $MMLU_DIR; test/support/mmlu.ts): the original CSV tree, and the same questions
  * converted here to cais-style JSONL and Parquet and read back through the readers.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { MMLU_CATEGORIES } from '../../src/mmlu/categories';
 import { loadDataset } from '../../src/mmlu/load';
 import { buildPrompt, devShotsFor, pyStrip } from '../../src/mmlu/prompt';
 import { findQuestionAtCursor } from '../../src/mmlu/questionAtCursor';
 import type { MmluDataset, MmluQuestion } from '../../src/mmlu/types';
+import { mmluDir } from '../support/mmlu';
 
-const MMLU = process.env.MMLU_DIR ?? resolve(process.cwd(), '../shared/mmlu');
-const skip = existsSync(join(MMLU, 'data')) ? false : `MMLU not found at ${MMLU} (set MMLU_DIR)`;
+const MMLU = mmluDir();
 
 const EXPECTED = { test: 14042, val: 1531, dev: 285 } as const;
 const SPLITS = ['dev', 'val', 'test'] as const;
@@ -106,7 +105,7 @@ function assertSpotChecks(qs: MmluQuestion[], withLines: boolean) {
   }
 }
 
-test('real MMLU, CSV tree: 14,042 / 1,531 / 285 questions over 57 subjects, no issues, one warning', { skip }, async (t) => {
+test('real MMLU, CSV tree: 14,042 / 1,531 / 285 questions over 57 subjects, no issues, one warning', async (t) => {
   const { ds, ms } = await loadTree();
   t.diagnostic(`CSV tree: ${ds.questions.length} questions from ${ds.files?.length} files in ${ms.toFixed(0)} ms`);
   assert.equal(ds.format, 'mmlu-tree');
@@ -133,7 +132,7 @@ test('real MMLU, CSV tree: 14,042 / 1,531 / 285 questions over 57 subjects, no i
   assert.deepEqual(ds.categories, { ...MMLU_CATEGORIES });
 });
 
-test('real MMLU, one split of the tree: only its files are read and fingerprinted', { skip }, async (t) => {
+test('real MMLU, one split of the tree: only its files are read and fingerprinted', async (t) => {
   const { ds: full } = await loadTree();
   const t0 = performance.now();
   const testOnly = await loadDataset(MMLU, { split: 'test' });
@@ -163,7 +162,7 @@ async function readBackConverted(original: MmluQuestion[], format: 'jsonl' | 'pa
   return ms;
 }
 
-test('real MMLU converted to cais JSONL reads back identically', { skip }, async (t) => {
+test('real MMLU converted to cais JSONL reads back identically', async (t) => {
   const { ds } = await loadTree();
   const dir = await tempDir();
   for (const s of SPLITS) {
@@ -174,7 +173,7 @@ test('real MMLU converted to cais JSONL reads back identically', { skip }, async
   t.diagnostic(`JSONL: all three splits read in ${ms.toFixed(0)} ms`);
 });
 
-test('real MMLU converted to cais Parquet reads back identically', { skip }, async (t) => {
+test('real MMLU converted to cais Parquet reads back identically', async (t) => {
   const { ds } = await loadTree();
   const dir = await tempDir();
   for (const s of SPLITS) {
@@ -203,7 +202,7 @@ test('real MMLU converted to cais Parquet reads back identically', { skip }, asy
   t.diagnostic(`Parquet: all three splits read in ${ms.toFixed(0)} ms`);
 });
 
-test('real MMLU: the target of every 5-shot prompt (all splits) is found again at the cursor, exactly', { skip }, async (t) => {
+test('real MMLU: the target of every 5-shot prompt (all splits) is found again at the cursor, exactly', async (t) => {
   const { ds } = await loadTree();
   const dev = bySplit(ds.questions, 'dev');
   const t0 = performance.now();
@@ -226,7 +225,7 @@ test('real MMLU: the target of every 5-shot prompt (all splits) is found again a
   assert.deepEqual(wrong, []);
 });
 
-test('real MMLU: the question at the cursor in a CSV file is the one the loader read from that line', { skip }, async () => {
+test('real MMLU: the question at the cursor in a CSV file is the one the loader read from that line', async () => {
   const { ds } = await loadTree();
   // Files with CRLF, mixed line endings, quoted line breaks and the loose quote.
   for (const rel of ['data/test/nutrition_test.csv', 'data/dev/college_mathematics_dev.csv', 'data/val/college_medicine_val.csv', 'data/test/high_school_physics_test.csv']) {

@@ -50,7 +50,7 @@ for (const c of CASES) {
     try {
       const opts = { executionProvider: 'cpu' as const, cacheDir: tempDir('cache') };
       const [io, it] = await Promise.all([onnx.load(dir, opts), torch.load(dir, opts)]);
-      for (const k of ['family', 'numLayers', 'numExperts', 'topK', 'normTopKProb', 'sharedExperts', 'vocabSize', 'answerTokenIds'] as const) assert.deepEqual(it[k], io[k], k);
+      for (const k of ['family', 'numLayers', 'numExperts', 'topK', 'normTopKProb', 'sharedExperts', 'vocabSize', 'answerScoring'] as const) assert.deepEqual(it[k], io[k], k);
       assert.equal(it.dtype, 'float32');
       assert.equal(it.engine, 'pytorch');
       const options = { includeProbs: true, includeLastLogits: true };

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ANSWER_LETTER_TOKENS, trainByteLevelBpe, writeTokenizerFiles, type BpeTrainResult } from '../../src/engine/demo/bpeTrainer';
+import { mmluDataDir } from '../support/mmlu';
 import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type Encoded } from '../../src/engine/formats/tokenizer';
 
 // ---------------------------------------------------------------------------------------------------
@@ -11,20 +12,6 @@ import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type 
 
 const SPECIALS = ['<|endoftext|>', '<|padding|>'];
 
-function mmluDataDir(): string {
-  // Tests are bundled into a temp folder and run from the checkout; shared/ sits beside the checkout.
-  const candidates = [process.env.MOE_SCOPE_MMLU_DATA, join(process.cwd(), '..', 'shared', 'mmlu', 'data')];
-  for (const dir of candidates) {
-    if (!dir) continue;
-    try {
-      readdirSync(join(dir, 'dev'));
-      return dir;
-    } catch {
-      // next candidate
-    }
-  }
-  throw new Error(`MMLU data not found (looked in ${candidates.filter(Boolean).join(', ')})`);
-}
 
 /** Contents of every CSV file of the given splits, in file-name order. */
 function readSplitTexts(...splits: string[]): string[] {
@@ -287,14 +274,19 @@ describe('loadTokenizer on the trained demo tokenizer', () => {
     assert.equal(tok.byteScheme, 'byte-level');
     assert.equal(tok.idToToken(0), '<|endoftext|>');
     assert.equal(tok.tokenToId('<|padding|>'), 1);
-    assert.equal(tok.tokenToId('ĠA'), tok.answerLetterIds()[0]);
+    assert.deepEqual([tok.tokenToId('ĠA')], tok.answerScoring().letterTokenIds[0]);
     assert.equal(tok.tokenText(tok.tokenToId('ĠA')!), ' A');
     assert.equal(tok.idToToken(99999), undefined);
     assert.ok(tok.isSpecial(0) && !tok.isSpecial(2));
   });
 
-  test('answerLetterIds: four distinct single tokens, equal to encoding " A".." D"', () => {
-    const ids = tok.answerLetterIds();
+  test('answerScoring: four distinct single tokens, equal to encoding " A".." D"', () => {
+    const scoring = tok.answerScoring();
+    assert.equal(scoring.method, 'single-token');
+    const ids = scoring.letterTokenIds.map((x) => {
+      assert.equal(x.length, 1);
+      return x[0]!;
+    });
     assert.equal(new Set(ids).size, 4);
     ['A', 'B', 'C', 'D'].forEach((letter, i) => {
       assert.deepEqual(tok.encode(` ${letter}`).ids, [ids[i]]);
@@ -569,8 +561,9 @@ describe('other tokenizer layouts', () => {
     const euro = t.encode('€').tokens.slice(1);
     assert.ok(euro.some((x) => x.text.includes('\uFFFD')) || euro.length === 1);
     // " A" alone would become "▁▁A"; after "Answer:" it is the single token "▁A".
-    const letters = t.answerLetterIds();
-    assert.equal(t.idToToken(letters[0]), '▁A');
+    const letters = t.answerScoring().letterTokenIds;
+    assert.equal(letters[0].length, 1);
+    assert.equal(t.idToToken(letters[0][0]!), '▁A');
   });
 });
 
@@ -639,9 +632,14 @@ describe('loadTokenizer errors', () => {
     rmSync(d, { recursive: true });
   });
 
-  test('answerLetterIds names the letter and what it encoded to', () => {
+  test('answerScoring: letters of several tokens are scored as continuations, with the ids they add after "Answer:"', () => {
     const r = trainByteLevelBpe(demoTexts.slice(0, 3), { vocabSize: 2 + 256 + 5, specialTokens: SPECIALS, requiredTokens: [' A', ' B'] });
     const t = MoeTokenizer.fromJson(r.tokenizerJson, r.tokenizerConfig, '/models/tiny');
-    assert.throws(() => t.answerLetterIds(), /answer letter " C" is not a single token: " C" encodes to \["Ġ","C"\]/);
+    const scoring = t.answerScoring();
+    assert.equal(scoring.method, 'continuation');
+    const base = t.encode('Answer:').ids;
+    ['A', 'B', 'C', 'D'].forEach((letter, i) => assert.deepEqual(scoring.letterTokenIds[i], t.encode(`Answer: ${letter}`).ids.slice(base.length)));
+    assert.equal(scoring.letterTokenIds[0].length, 1, '" A" was made one token');
+    assert.deepEqual(scoring.letterTokenIds[2].map((id) => t.idToToken(id)), ['Ġ', 'C']);
   });
 });

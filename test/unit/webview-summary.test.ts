@@ -65,3 +65,12 @@ test('summary view: clicking a heatmap cell shows the expert with accuracy and i
   assert.deepEqual(names, Object.keys(s.accuracy.perSubject).sort());
   assert.equal(api.state?.sort, 'name');
 });
+
+test('summary view: states how the answer letters were scored when the summary says', () => {
+  const host = mount();
+  const v = createSummaryView(host, fakeApi<SummaryViewState>());
+  v.handle({ type: 'summary', summary: { ...syntheticSummary(), answerScoring: 'continuation' }, runDir: '/runs/a' });
+  assert.match(host.querySelector('[data-testid="summary-answer-scoring"]')!.textContent!, /full continuations/);
+  v.handle({ type: 'summary', summary: { ...syntheticSummary(), answerScoring: 'single-token' }, runDir: '/runs/b' });
+  assert.match(host.querySelector('[data-testid="summary-answer-scoring"]')!.textContent!, /single tokens/);
+});

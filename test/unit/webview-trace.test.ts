@@ -189,3 +189,16 @@ test('trace view: after a reload that dropped large gate probabilities, the gate
   key(grid, 'Enter');
   assert.match(host2.querySelector('[data-testid="gate-probs-missing"]')!.textContent!, /too large to keep/);
 });
+
+test('trace view: the answer caption states how the letters were scored', () => {
+  for (const method of ['single-token', 'continuation'] as const) {
+    const host = mount();
+    const v = createTraceView(host, fakeApi<TraceViewState>());
+    const p = syntheticTrace({ requestId: 1, numTokens: 20 });
+    p.result.model = { ...p.result.model, answerScoring: { method, letterTokenIds: method === 'continuation' ? [[5, 6], [5, 7], [5, 8], [5, 9]] : [[6], [7], [8], [9]] } };
+    v.handle({ type: 'trace', payload: p });
+    const caption = host.querySelector('[data-testid="answer-caption"]')!;
+    assert.equal(caption.getAttribute('data-scoring'), method);
+    assert.match(caption.textContent!, method === 'continuation' ? /full continuations/ : /letter tokens/);
+  }
+});

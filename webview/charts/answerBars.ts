@@ -4,7 +4,7 @@
  * (data-predicted="true").
  */
 import { scaleLinear, select } from 'd3';
-import { ANSWER_LETTERS, type AnswerLetter } from '../../src/shared/protocol';
+import { ANSWER_LETTERS, type AnswerLetter, type AnswerScoringMethod } from '../../src/shared/protocol';
 import { clear, formatPercent, h } from '../common/dom';
 import type { ChartUpdate, SvgChart } from './types';
 
@@ -14,7 +14,15 @@ export interface AnswerBarsData {
   gold?: AnswerLetter | null;
   /** Full-vocabulary log-probabilities of " A".." D" (shown in the tooltip). */
   logProbs?: readonly number[];
+  /** How the letters were scored; the caption says so. Default 'single-token'. */
+  scoring?: AnswerScoringMethod;
 }
+
+const SCORING_CAPTIONS: Record<AnswerScoringMethod, string> = {
+  'single-token': 'Softmax over the four letter tokens " A".." D" at the answer position.',
+  continuation:
+    'Letters are several tokens in this tokenizer: softmax over the log-likelihoods of the four full continuations " A".." D" (summed over each letter\'s tokens, as lm-evaluation-harness does).',
+};
 
 export interface AnswerBarsOptions {
   /** Total width in CSS px (default 520; fixed so that drawing never forces a layout). */
@@ -73,11 +81,11 @@ export function answerBars(container: HTMLElement, data: AnswerBarsData, options
       .text((_l, i) => formatPercent(probs[i]!));
     rows.append('text').attr('class', 'answer-tags').attr('x', m.left + x(1) + 62).attr('y', rowH / 2).attr('dy', '0.32em')
       .text((_l, i) => [i === goldIdx ? '✓ gold' : '', i === predicted ? '◀ predicted' : ''].filter(Boolean).join('  '));
-    const caption = h(doc, 'p', { class: 'caption' },
+    const scoring = current.scoring ?? 'single-token';
+    const caption = h(doc, 'p', { class: 'caption', 'data-scoring': scoring },
       goldIdx < 0
-        ? `Predicted ${ANSWER_LETTERS[predicted]}. Softmax over the four letter tokens " A".." D" at the answer position.`
-        : `Predicted ${ANSWER_LETTERS[predicted]}, gold ${ANSWER_LETTERS[goldIdx]}: ${predicted === goldIdx ? 'correct' : 'wrong'}. ` +
-          'Softmax over the four letter tokens " A".." D" at the answer position.');
+        ? `Predicted ${ANSWER_LETTERS[predicted]}. ${SCORING_CAPTIONS[scoring]}`
+        : `Predicted ${ANSWER_LETTERS[predicted]}, gold ${ANSWER_LETTERS[goldIdx]}: ${predicted === goldIdx ? 'correct' : 'wrong'}. ` + SCORING_CAPTIONS[scoring]);
     caption.setAttribute('data-testid', 'answer-caption');
     root.append(caption);
   }

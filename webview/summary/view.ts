@@ -3,7 +3,7 @@
  * activation heatmap with never-activated experts per layer, gate entropy per layer against the uniform
  * maximum, per-expert accuracy strips with counts, and every definition the numbers rest on.
  */
-import { TOKEN_SCOPE_LABELS, type HostToSummaryView, type RunSummary, type SummaryViewToHost } from '../../src/shared/protocol';
+import { ANSWER_SCORING_DEFINITIONS, TOKEN_SCOPE_LABELS, type HostToSummaryView, type RunSummary, type SummaryViewToHost } from '../../src/shared/protocol';
 import { accuracyBySubject, type AccuracyBySubjectUpdate, type SubjectSort } from '../charts/accuracyBySubject';
 import { entropyByLayer, type EntropyByLayerUpdate } from '../charts/entropyByLayer';
 import { expertAccuracyStrip, type ExpertAccuracyStripUpdate } from '../charts/expertAccuracyStrip';
@@ -133,6 +133,10 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       h(doc, 'span', { class: 'chip outline', 'data-testid': 'summary-model' }, `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`),
       h(doc, 'span', { class: 'muted', title: s.model.path }, s.model.path),
       h(doc, 'span', { 'data-testid': 'summary-dataset' }, `${s.dataset.split} split · ${s.shots}-shot · ${s.dataset.path}`),
+      s.answerScoring
+        ? h(doc, 'span', { class: 'chip outline', 'data-testid': 'summary-answer-scoring', title: ANSWER_SCORING_DEFINITIONS[s.answerScoring] },
+            s.answerScoring === 'single-token' ? 'letters scored as single tokens' : 'letters scored as full continuations')
+        : null,
       state.runDir ? h(doc, 'span', { class: 'muted', title: state.runDir }, `run: ${state.runDir}`) : null,
     );
     header.append(title, meta);

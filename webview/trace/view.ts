@@ -329,7 +329,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   function renderCharts(p: TracePayload): void {
     const r = p.result;
     const R = r.routing;
-    const answerData = { probs: r.answerProbs, gold: p.question?.gold ?? null, logProbs: r.answerLogProbs };
+    const answerData = { probs: r.answerProbs, gold: p.question?.gold ?? null, logProbs: r.answerLogProbs, scoring: r.model.answerScoring?.method };
     if (bars) bars(answerData);
     else bars = answerBars(ans.body, answerData);
 

@@ -23,6 +23,8 @@ export interface BpeTrainOptions {
   minFrequency?: number;
   /** Strings that must each end up as one token (merged first, in order). Default the answer letters. */
   requiredTokens?: string[];
+  /** Strings that must never become one token (tests: a tokenizer whose answer letters are two tokens). */
+  forbiddenTokens?: string[];
   /** Default "<|endoftext|>" when listed, else the first special token. */
   eosToken?: string;
   /** Default "<|padding|>" when listed. */
@@ -285,6 +287,9 @@ export function trainByteLevelBpe(texts: readonly string[], options: BpeTrainOpt
     }
   }
 
+  const symbolsOf = byteSymbols();
+  const forbidden = new Set((options.forbiddenTokens ?? []).map((f) => Array.from(Buffer.from(f, 'utf8'), (b) => symbolsOf[b]).join('')));
+  for (const f of options.forbiddenTokens ?? []) if (required.includes(f)) throw new Error(`trainByteLevelBpe: ${JSON.stringify(f)} is both required and forbidden`);
   let stoppedBecause: BpeTrainStats['stoppedBecause'] = 'vocab-full';
   while (!full()) {
     const best = t.popBest();
@@ -292,6 +297,7 @@ export function trainByteLevelBpe(texts: readonly string[], options: BpeTrainOpt
       stoppedBecause = 'min-frequency';
       break;
     }
+    if (forbidden.has(t.symbols[best.a]! + t.symbols[best.b]!)) continue;
     t.merge(best.a, best.b);
   }
 

@@ -8,9 +8,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SeededRandom } from './random';
 import { writeSafetensors, type TensorToWrite } from '../formats/safetensors';
-import { trainByteLevelBpe } from './bpeTrainer';
+import { trainByteLevelBpe, ANSWER_LETTER_TOKENS } from './bpeTrainer';
 
-export type DemoFamily = 'olmoe' | 'mixtral' | 'qwen2_moe';
+export type DemoFamily = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
+export const DEMO_FAMILIES: readonly DemoFamily[] = ['olmoe', 'mixtral', 'qwen2_moe', 'qwen3_moe'];
 
 export interface DemoModelOptions {
   family: DemoFamily;
@@ -23,6 +24,11 @@ export interface DemoModelOptions {
   corpusDir?: string;
   vocabSize?: number;
   seed?: string;
+  /**
+   * Train the tokenizer so that " A".." D" are two tokens each ("Ġ" + letter), as in tokenizers whose
+   * answer letters are scored as multi-token continuations.
+   */
+  multiTokenLetters?: boolean;
   /** Override widths/counts (tests use this to plant structure or shrink further). */
   overrides?: Partial<DemoShape>;
 }
@@ -48,6 +54,8 @@ const SHAPES: Record<DemoFamily, DemoShape> = {
   mixtral: { hidden: 64, layers: 32, heads: 8, kvHeads: 2, experts: 8, topK: 2, intermediate: 112, sharedIntermediate: 0 },
   // Qwen1.5-MoE-A2.7B: 24 layers x 60 experts, top-4, plus one gated shared expert.
   qwen2_moe: { hidden: 64, layers: 24, heads: 4, kvHeads: 4, experts: 60, topK: 4, intermediate: 16, sharedIntermediate: 64 },
+  // Qwen3-30B-A3B: 48 layers x 128 experts, top-8, GQA (32 q heads, 4 kv heads), per-head QK-norm; 12 layers here.
+  qwen3_moe: { hidden: 64, layers: 12, heads: 8, kvHeads: 2, experts: 128, topK: 8, intermediate: 16, sharedIntermediate: 0 },
 };
 
 export function defaultCorpusDir(): string {
@@ -87,6 +95,7 @@ export function makeDemoModel(outDir: string, options: DemoModelOptions): DemoMo
   const { tokenizerJson, tokenizerConfig, stats } = trainByteLevelBpe(readCorpus(options.corpusDir ?? defaultCorpusDir()), {
     vocabSize: options.vocabSize ?? 4096,
     specialTokens: ['<|endoftext|>', '<|padding|>'],
+    ...(options.multiTokenLetters ? { requiredTokens: [], forbiddenTokens: [...ANSWER_LETTER_TOKENS] } : {}),
   });
   const realVocab = stats.vocabSize;
   // Like OLMoE (50280 tokens padded to 50304), the embedding is padded to a multiple of 64.
@@ -123,6 +132,10 @@ export function makeDemoModel(outDir: string, options: DemoModelOptions): DemoMo
     if (family === 'olmoe') {
       add(`${p}.self_attn.q_norm.weight`, [qDim], 0.1, 1);
       add(`${p}.self_attn.k_norm.weight`, [kvDim], 0.1, 1);
+    }
+    if (family === 'qwen3_moe') {
+      add(`${p}.self_attn.q_norm.weight`, [headDim], 0.1, 1);
+      add(`${p}.self_attn.k_norm.weight`, [headDim], 0.1, 1);
     }
     const moe = family === 'mixtral' ? `${p}.block_sparse_moe` : `${p}.mlp`;
     // A router a little sharper than a trained model's initialisation, so that the demo's routing is not
@@ -208,6 +221,23 @@ function configFor(family: DemoFamily, s: DemoShape, vocab: number, headDim: num
         shared_expert_intermediate_size: s.sharedIntermediate,
         num_experts: s.experts,
         norm_topk_prob: false,
+        decoder_sparse_step: 1,
+        mlp_only_layers: [],
+      };
+    case 'qwen3_moe':
+      return {
+        architectures: ['Qwen3MoeForCausalLM'],
+        model_type: 'qwen3_moe',
+        ...common,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1000000.0,
+        intermediate_size: s.intermediate * 4,
+        moe_intermediate_size: s.intermediate,
+        num_experts: s.experts,
+        norm_topk_prob: true,
+        attention_bias: false,
+        use_sliding_window: false,
+        sliding_window: null,
         decoder_sparse_step: 1,
         mlp_only_layers: [],
       };

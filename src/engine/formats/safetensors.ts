@@ -6,6 +6,7 @@
  * Every number in the header is checked against the file size before anything is read, so a truncated
  * or lying file yields an error naming the file, the tensor and the offsets instead of a crash or a hang.
  */
+import { InputError } from '../../shared/inputError';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPE_BYTES, type SafetensorsDType, isSafetensorsDType, toFloat32, fromFloat32 } from './dtypes';
@@ -19,15 +20,7 @@ export interface SafetensorsTensorInfo {
   byteLength: number;
 }
 
-export class SafetensorsError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-    this.name = 'SafetensorsError';
-  }
-}
+export class SafetensorsError extends InputError {}
 
 /** Largest header accepted; the format's reference implementation uses the same 100 MB cap. */
 const MAX_HEADER_BYTES = 100_000_000;

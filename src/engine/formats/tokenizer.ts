@@ -21,7 +21,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import type { AnswerLetter, TokenSpan } from '../../shared/protocol';
+import { InputError } from '../../shared/inputError';
+import type { AnswerLetter, AnswerScoring, TokenSpan } from '../../shared/protocol';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -53,13 +54,10 @@ export interface DecodeOptions {
 /** How a vocabulary entry turns back into bytes. */
 export type TokenByteScheme = 'byte-level' | 'metaspace' | 'plain';
 
-export class TokenizerLoadError extends Error {
-  constructor(
-    message: string,
-    readonly file: string,
-  ) {
-    super(message);
-    this.name = 'TokenizerLoadError';
+export class TokenizerLoadError extends InputError {
+  /** Kept in the (message, file) order its callers use; the message starts with the file. */
+  constructor(message: string, file: string) {
+    super(file, InputError.splitMessage(file, message));
   }
 }
 
@@ -433,7 +431,7 @@ export class MoeTokenizer {
   private readonly unreplayedConfig: boolean;
   private readonly tokenBytesCache = new Map<number, number[]>();
   private readonly tokenTextCache = new Map<number, string>();
-  private answerIds: [number, number, number, number] | undefined;
+  private scoring: AnswerScoring | undefined;
 
   private constructor(json: JsonObject, config: JsonObject, source: string, file: string) {
     this.source = source;
@@ -620,13 +618,14 @@ export class MoeTokenizer {
   }
 
   /**
-   * Ids of the answer letters " A", " B", " C", " D" as they follow "Answer:" in an MMLU prompt.
-   * Each must be exactly one token: the next-token log-probabilities compared at the answer position
-   * are only meaningful then. Measured in context so SentencePiece-style tokenizers, which prefix a
-   * lone string with a space marker, are judged on the token they really produce after "Answer:".
+   * The answer letters " A", " B", " C", " D" as they follow "Answer:" in an MMLU prompt: the ids each
+   * adds after the context (lm-evaluation-harness splits context and continuation the same way). Measured
+   * in context so SentencePiece-style tokenizers, which prefix a lone string with a space marker, are
+   * judged on the tokens they really produce after "Answer:". One token each: 'single-token' scoring;
+   * otherwise 'continuation' (the summed log-probability of each letter's tokens).
    */
-  answerLetterIds(): [number, number, number, number] {
-    if (this.answerIds) return this.answerIds;
+  answerScoring(): AnswerScoring {
+    if (this.scoring) return this.scoring;
     const context = 'Answer:';
     const base = this.hf.encode(context, { add_special_tokens: false }).ids;
     const letters: AnswerLetter[] = ['A', 'B', 'C', 'D'];
@@ -634,21 +633,22 @@ export class MoeTokenizer {
       const withLetter = this.hf.encode(`${context} ${letter}`, { add_special_tokens: false });
       const prefixKept = base.every((id, i) => withLetter.ids[i] === id);
       const extra = withLetter.ids.slice(base.length);
-      if (!prefixKept || extra.length !== 1) {
-        const alone = this.hf.encode(` ${letter}`, { add_special_tokens: false });
+      if (!prefixKept || extra.length === 0) {
+        // The letter merges into the context's last token: no continuation of the prompt spells it.
         throw new Error(
-          `Tokenizer (${this.source}): answer letter " ${letter}" is not a single token: " ${letter}" encodes to ` +
-            `${JSON.stringify(alone.tokens)} (ids ${JSON.stringify(alone.ids)}), and after "${context}" to ` +
-            `${JSON.stringify(withLetter.tokens.slice(prefixKept ? base.length : 0))}`,
+          `Tokenizer (${this.source}): answer letter " ${letter}" merges with "${context}" (${JSON.stringify(this.hf.encode(context, { add_special_tokens: false }).tokens)} ` +
+            `becomes ${JSON.stringify(withLetter.tokens)}), so it cannot be scored as a continuation of the prompt`,
         );
       }
-      return extra[0]!;
+      return extra;
     });
-    if (new Set(ids).size !== 4) {
-      throw new Error(`Tokenizer (${this.source}): the answer letters share token ids ${JSON.stringify(ids)}`);
-    }
-    this.answerIds = [ids[0]!, ids[1]!, ids[2]!, ids[3]!];
-    return this.answerIds;
+    const keys = ids.map((x) => x.join(','));
+    if (new Set(keys).size !== 4) throw new Error(`Tokenizer (${this.source}): the answer letters encode to the same tokens ${JSON.stringify(ids)}`);
+    this.scoring = {
+      method: ids.every((x) => x.length === 1) ? 'single-token' : 'continuation',
+      letterTokenIds: [ids[0]!, ids[1]!, ids[2]!, ids[3]!],
+    };
+    return this.scoring;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+/**
+ * summary.json files come from the workspace, i.e. from anyone: before the editor draws one, its size
+ * and every dimension are bounded and every array checked against them, so a file claiming 1e8 experts
+ * (or 1e8 subjects) costs a message, not minutes of CPU.
+ */
+import type { RunSummary } from '../shared/protocol';
+import { InputError } from '../shared/inputError';
+
+export const MAX_SUMMARY_BYTES = 64 << 20;
+const MAX_LAYERS = 1024;
+const MAX_EXPERTS = 4096;
+/** Cells the heatmap draws (layers x experts): beyond this no real model exists and drawing would stall. */
+const MAX_CELLS = 1 << 20;
+const MAX_SUBJECTS = 10_000;
+
+/** A workspace summary.json that cannot be drawn. */
+export class SummaryError extends InputError {}
+
+/** A problem found inside the structure, before the file name is known to the helper that found it. */
+class Problem extends Error {}
+
+function isInt(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+function numberArray(v: unknown, length: number, where: string, nullable = false): void {
+  if (!Array.isArray(v)) throw new Problem(`${where} is not an array`);
+  if (v.length !== length) throw new Problem(`${where} has ${v.length} entries, expected ${length}`);
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x === null && nullable) continue;
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new Problem(`${where}[${i}] is ${JSON.stringify(x)}, not a finite number`);
+  }
+}
+
+/** The summary if its shape is sound and bounded; otherwise a SummaryError naming the file and field. */
+export function checkSummary(v: unknown, file: string): RunSummary {
+  try {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Problem('not an object');
+    const s = v as Partial<RunSummary>;
+    const m = s.model;
+    if (!m || typeof m !== 'object') throw new Problem('field "model" is missing');
+    if (!isInt(m.numLayers, 1, MAX_LAYERS)) throw new Problem(`field "model.numLayers" is ${JSON.stringify(m.numLayers)}, not an integer from 1 to ${MAX_LAYERS}`);
+    if (!isInt(m.numExperts, 1, MAX_EXPERTS)) throw new Problem(`field "model.numExperts" is ${JSON.stringify(m.numExperts)}, not an integer from 1 to ${MAX_EXPERTS}`);
+    if (m.numLayers * m.numExperts > MAX_CELLS) throw new Problem(`fields "model.numLayers" x "model.numExperts" exceed ${MAX_CELLS} cells`);
+    if (!isInt(m.topK, 1, m.numExperts)) throw new Problem(`field "model.topK" is ${JSON.stringify(m.topK)}, not an integer from 1 to model.numExperts`);
+    if (typeof s.questions !== 'number' || !Number.isFinite(s.questions)) throw new Problem('field "questions" is not a number');
+    if (!s.accuracy || typeof s.accuracy !== 'object') throw new Problem('field "accuracy" is missing');
+    const L = m.numLayers;
+    const E = m.numExperts;
+    if (!Array.isArray(s.layers) || s.layers.length !== L) throw new Problem(`field "layers" has ${Array.isArray(s.layers) ? s.layers.length : 'no'} entries, expected model.numLayers = ${L}`);
+    s.layers.forEach((l, i) => {
+      const at = `layers[${i}]`;
+      if (!l || typeof l !== 'object') throw new Problem(`${at} is not an object`);
+      numberArray(l.activationCounts, E, `${at}.activationCounts`);
+      numberArray(l.expertAccuracy, E, `${at}.expertAccuracy`, true);
+      numberArray(l.expertAccuracyCount, E, `${at}.expertAccuracyCount`);
+      if (l.coactivation !== undefined) numberArray(l.coactivation, E * E, `${at}.coactivation`);
+    });
+    const spec = s.subjectSpecialisation ?? {};
+    if (typeof spec !== 'object' || Array.isArray(spec)) throw new Problem('field "subjectSpecialisation" is not an object');
+    const subjects = Object.keys(spec);
+    if (subjects.length > MAX_SUBJECTS) throw new Problem(`field "subjectSpecialisation" has ${subjects.length} subjects (at most ${MAX_SUBJECTS})`);
+    for (const subject of subjects) {
+      const rows = spec[subject];
+      if (!Array.isArray(rows) || rows.length !== L) throw new Problem(`field "subjectSpecialisation.${subject}" does not have ${L} layers`);
+      rows.forEach((r, l) => numberArray(r, E, `subjectSpecialisation.${subject}[${l}]`));
+    }
+    return s as RunSummary;
+  } catch (e) {
+    if (e instanceof Problem) throw new SummaryError(file, e.message);
+    throw e;
+  }
+}
