@@ -36,6 +36,15 @@ if installed; then
   print_env
   exit 0
 fi
+# Test files run in parallel and each calls this script: one installs, the others wait for it.
+mkdir -p "$(dirname "$D")"
+exec 9>"$D.lock"
+flock 9
+if installed; then
+  say "installed meanwhile by another run: $(cat "$D/complete")"
+  print_env
+  exit 0
+fi
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run HERE (a machine with network access to Debian packages), before sending the checkout to the GPU
-# machine: puts into .gpu/ (git-ignored) what bench/gpu/webgpu.sh needs there and that machine lacks.
+# machine, AFTER bench/gpu/prepare.sh (which empties .gpu/; it calls this script at its end): puts into
+# .gpu/ (git-ignored) what bench/gpu/webgpu.sh needs there and that machine lacks.
 #   .gpu/gl/*.deb                 the Vulkan loader and GLVND libraries (the NVIDIA Vulkan ICD needs both)
+# and, only when prepare.sh's .gpu/app.tar.xz is not there (webgpu.sh run on its own):
 #   .gpu/node.xz                  this machine's Node binary (skipped if already there)
 #   .gpu/moe-scope-webgpu.tar.xz  dist/ (no source maps) + onnxruntime-node (linux-x64 only) + onnxruntime-common
 # The run must carry .gpu (it is ignored by git). Idempotent; prints sizes and the time taken.
@@ -18,6 +20,11 @@ if [ "$(ls .gpu/gl/*.deb 2>/dev/null | wc -l)" -ge "${#debs[@]}" ]; then
 else
   say "apt-get download ${debs[*]}"
   (cd .gpu/gl && apt-get download "${debs[@]}" >/dev/null) || { say "apt-get download failed (run apt-get update first?)"; exit 1; }
+fi
+
+if [ -s .gpu/app.tar.xz ] && [ -s .gpu/node.xz ]; then
+  say "done in $((SECONDS - t0)) s: $(du -sh .gpu/gl | cut -f1) debs; webgpu.sh will use prepare.sh's .gpu/app.tar.xz and .gpu/node.xz"
+  exit 0
 fi
 
 if [ -s .gpu/node.xz ]; then

@@ -64,4 +64,6 @@ node dist/cli.js make-demo-model --out "$stage/demo" 2>/dev/null
 cp "$stage/demo/tokenizer.json" "$G/tokenizer/"
 [ -f "$stage/demo/tokenizer_config.json" ] && cp "$stage/demo/tokenizer_config.json" "$G/tokenizer/"
 
+# The WebGPU part of run.sh (bench/gpu/webgpu.sh) also needs the Vulkan loader and GLVND debs.
+if [ -f bench/gpu/prepare-webgpu.sh ]; then bash bench/gpu/prepare-webgpu.sh; fi
 say "done in $((SECONDS - t0)) s: $(du -sh "$G" | cut -f1) in .gpu/ ($(ls "$G" | tr '\n' ' '))"

@@ -5,8 +5,8 @@
 #     MOE_GPU_CHECKPOINT=/path/to/olmoe-1b-7b-random OUT=/some/dir bash bench/gpu/webgpu.sh
 #   Here, on lavapipe, to test the script (small widths, demo checkpoint):
 #     GPU_BENCH_TINY=1 bash bench/gpu/webgpu.sh
-# Needs no network. Uses Node from PATH or .gpu/node.xz; dist/ and onnxruntime-node from the checkout or
-# .gpu/moe-scope-webgpu.tar.xz; the Vulkan loader from the system or .gpu/gl/*.deb (installed with
+# Needs no network. Uses Node from PATH or .gpu/node.xz; dist/ and onnxruntime-node from the checkout,
+# .gpu/app.tar.xz (bench/gpu/prepare.sh) or .gpu/moe-scope-webgpu.tar.xz; the Vulkan loader from the system or .gpu/gl/*.deb (installed with
 # dpkg -x into /, as notes/gpu.md says: the NVIDIA Vulkan ICD needs the GLVND libraries too); without a
 # GPU Vulkan driver it uses lavapipe (scripts/setup-lavapipe.sh) — only sensible with GPU_BENCH_TINY=1.
 # Results: $OUT/webgpu.json, else bench/results/gpu-webgpu[-tiny].json. Budget: WEBGPU_BENCH_BUDGET_S
@@ -24,7 +24,10 @@ if [ -z "$NODE" ]; then
   NODE=/tmp/moe-node
 fi
 if [ ! -f dist/bench/gpu/webgpu.js ] || [ ! -e node_modules/onnxruntime-node/package.json ]; then
-  if [ -s .gpu/moe-scope-webgpu.tar.xz ]; then
+  if [ -s .gpu/app.tar.xz ]; then
+    say "unpacking .gpu/app.tar.xz (bench/gpu/prepare.sh: dist/, onnxruntime-node) into the checkout"
+    tar -xJf .gpu/app.tar.xz -C "$ROOT"
+  elif [ -s .gpu/moe-scope-webgpu.tar.xz ]; then
     say "unpacking .gpu/moe-scope-webgpu.tar.xz (dist/, onnxruntime-node)"
     tar -xJf .gpu/moe-scope-webgpu.tar.xz -C "$ROOT"
   elif [ -d node_modules ]; then

@@ -15,6 +15,7 @@ from .framing import View
 from .protocol import ROUTING_POSITIONS, EngineFailure
 from .routing import log_softmax_at, routing_from_logits
 from .tokenizer import WorkerTokenizer
+from .interventions import RouterInterventions
 
 Log = Callable[[str, str], None]
 # Headroom over the weights for activations, KV caches and the allocator.
@@ -108,6 +109,7 @@ class Engine:
         model.eval()
         self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
         self._install_cancel_hooks(model)
+        self.interventions = RouterInterventions(self._decoder(model).layers, rule)
         self.model, self.tokenizer, self.rule, self.device = model, tokenizer, rule, device
         self.answer_ids = answer_ids
         demo = config.get("moe_scope_demo")
@@ -214,8 +216,8 @@ class Engine:
 
     def router_logits(self, out, rows: int) -> torch.Tensor:
         """THE place router logits come from: transformers' output_router_logits, one [tokens, experts]
-        tensor per MoE layer, stacked to [layers, tokens, experts]. (Experiments that bias or mask the
-        router hook in here.)"""
+        tensor per MoE layer, stacked to [layers, tokens, experts]. Under a router intervention these are
+        the changed logits the experts were chosen from (interventions.py)."""
         logits = getattr(out, "router_logits", None)
         if not logits:
             raise EngineFailure("internal", f"{type(self.model).__name__} returned no router logits (output_router_logits)")
@@ -246,6 +248,7 @@ class Engine:
         if options.get("allExperts"):
             raise EngineFailure("bad-input", "the all-experts analysis runs in the ONNX Runtime engine; set moeScope.engine to onnxruntime for it")
         ids = self._check_ids(ids, "trace")
+        self.interventions.set(options.get("intervention"))
         with torch.inference_mode():
             hidden, router, _ = self._forward([ids], None, 0, False)
             logp, logits = self._answer_log_probs(hidden[0, -1:])
@@ -305,17 +308,19 @@ class Engine:
         reused = False
         prefix = None
         pspec = params.get("prefix")
+        # A prefix's keys and values depend on the routing: reuse them only under the same intervention.
+        iv_key = self.interventions.set(params.get("intervention"))
         with torch.inference_mode():
             if pspec and pspec.get("ids"):
                 pids = self._check_ids(pspec["ids"], "score prefix")
-                if self.prefix and self.prefix["key"] == pspec.get("key") and self.prefix["ids"] == pids:
+                if self.prefix and self.prefix["key"] == pspec.get("key") and self.prefix["ids"] == pids and self.prefix["intervention"] == iv_key:
                     prefix, reused = self.prefix, True
                 else:
                     self.prefix = None
                     hidden, router, cache = self._forward([pids], None, 0, True)
                     computed += len(pids)
                     _, e, w, h = routing_from_logits(router, K, self.rule["normTopKProb"], False)
-                    prefix = {"key": pspec.get("key"), "ids": pids, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
+                    prefix = {"key": pspec.get("key"), "ids": pids, "intervention": iv_key, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
                     self.prefix = prefix
             P = len(prefix["ids"]) if prefix else 0
             rows_ids = []

@@ -2,20 +2,16 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import type { CliContext } from './main';
+import { CommandUsageError, type Command } from './command';
 import { loadDataset } from '../mmlu/load';
+import { interventionFromOptions, runEvalCommand } from './evalRun';
+import { EXPERIMENT_COMMANDS } from './experiments';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
-import { runEvaluation, progressLine } from '../eval/runner';
 import { isTokenScope } from '../analysis/scope';
-import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
 
-interface Command {
-  usage: string;
-  run(args: string[], ctx: CliContext): Promise<number>;
-}
-
-class CommandUsageError extends Error {}
 
 /** An integer option in [min, max], or a usage error naming the option and what it got. */
 export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
@@ -62,7 +58,10 @@ const COMMANDS: Record<string, Command> = {
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu]\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
-      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.',
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json]\n' +
+      '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
+      '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
+      '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -80,6 +79,8 @@ const COMMANDS: Record<string, Command> = {
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
           ...ENGINE_OPTIONS,
+          'mask-experts': { type: 'string' },
+          'router-bias': { type: 'string' },
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
@@ -90,75 +91,51 @@ const COMMANDS: Record<string, Command> = {
       if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
       const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
         throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
       });
-      const ac = new AbortController();
-      const onSignal = () => {
-        ctx.err('\ncancelling after the batch in flight...');
-        ac.abort();
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let lastLine = 0;
-      try {
-        const outcome = await runEvaluation(
-          engine,
-          {
-            modelPath: path.resolve(values.model!),
-            load: { executionProvider: provider, cacheDir: values.cache },
-            dataPath: path.resolve(values.data!),
-            split: values.split!,
-            shots,
-            subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
-            limitPerSubject: limit,
-            tokenScope: scope,
-            batchSize,
-            runDir: path.resolve(values.out!),
-          },
-          {
-            signal: ac.signal,
-            onLog: (m) => ctx.err(m),
-            onProgress: (p) => {
-              const now = Date.now();
-              if (!values.quiet && (now - lastLine > 1000 || p.done === p.total)) {
-                lastLine = now;
-                ctx.err(progressLine(p));
-              }
-            },
-          },
-        );
-        const s = outcome.summary;
-        ctx.err(
-          `${outcome.cancelled ? 'cancelled' : s.complete ? 'done' : 'stopped'}: ${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% ` +
-            `macro ${(100 * s.accuracy.macro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(outcome.runDir, 'summary.json')}`,
-        );
-        return outcome.cancelled ? 130 : 0;
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await engine.dispose();
-      }
+      return runEvalCommand(
+        engine,
+        {
+          modelPath: path.resolve(values.model!),
+          load: { executionProvider: provider, cacheDir: values.cache },
+          dataPath: path.resolve(values.data!),
+          split: values.split!,
+          shots,
+          subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          limitPerSubject: limit,
+          tokenScope: scope,
+          batchSize,
+          runDir: path.resolve(values.out!),
+          intervention,
+        },
+        ctx,
+        values.quiet!,
+      );
     },
   },
   doctor: {
     usage:
-      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnx] [--json]\n' +
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json]\n' +
       '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
       '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
-        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnx' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnxruntime' }, python: { type: 'string' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
       });
       if (!values.model) throw new CommandUsageError('--model DIR is required');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
-      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine: values.engine, cacheDir: values.cache });
+      const engine = values.engine as EngineSetting;
+      if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new CommandUsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
+      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
       return 0;
     },
   },
+  ...EXPERIMENT_COMMANDS,
 };
 
 /** What the inference environment offers: the PyTorch engine's Python and ONNX Runtime's providers. */

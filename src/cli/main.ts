@@ -12,6 +12,8 @@ import { Engine } from '../engine/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
 import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { commandTable } from './commands';
+import { interventionFromOptions } from './evalRun';
+import { describeIntervention, InterventionError } from '../analysis/interventions';
 
 export interface CliContext {
   out: (s: string) => void;
@@ -25,8 +27,10 @@ Commands:
       Generate a small checkpoint in the Hugging Face format (real layer/expert counts, tiny widths,
       random weights) with a byte-level BPE tokenizer trained on MMLU text.
   trace --model DIR (--text STR | --file PATH|- | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
+        [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
-      gate entropy) and next-token predictions.
+      gate entropy) and next-token predictions; optionally with experts masked or router logits biased
+      (the routing printed is the one used).
   analyze-weights --model DIR [--layers 0,1,...] [--json]
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.
@@ -59,7 +63,7 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
       }
     }
   } catch (e) {
-    if (e instanceof EngineFailure || e instanceof UsageError) {
+    if (e instanceof EngineFailure || e instanceof UsageError || e instanceof InterventionError) {
       ctx.err(`moe-scope ${command}: ${e.message}`);
       return e instanceof UsageError ? 2 : 1;
     }
@@ -112,11 +116,14 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       cache: { type: 'string' },
       'all-experts': { type: 'boolean', default: false },
       ...ENGINE_OPTIONS,
+      'mask-experts': { type: 'string' },
+      'router-bias': { type: 'string' },
     },
   });
   if (!values.model) throw new UsageError('--model DIR is required');
   if ([values.text, values.file, values.ids].filter((v) => v !== undefined).length !== 1) throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
   const text = values.file !== undefined ? await readTextInput(values.file) : values.text;
+  const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
   const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
     throw e instanceof EngineOptionError ? new UsageError(e.message) : e;
   });
@@ -125,7 +132,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     if (info.providerNote) ctx.err(info.providerNote);
     reportProvider(info, ctx);
     const input = text !== undefined ? { text } : { ids: parseIds(values.ids!) };
-    const r = await engine.call('trace', { input, options: { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'] } });
+    const r = await engine.call('trace', { input, options: { includeProbs: true, includeLastLogits: true, allExperts: values['all-experts'], intervention } });
     if (values.json) {
       const out: Record<string, unknown> = {
         model: r.model,
@@ -141,6 +148,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
         lastLogits: Array.from(r.lastLogits!),
         ms: r.ms,
       };
+      if (intervention) out.intervention = intervention;
       if (r.expertOutputs) {
         const x = r.expertOutputs;
         out.expertOutputNorms = nest3(x.norms, x.numLayers, x.numTokens, x.numExperts);
@@ -148,6 +156,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       }
       ctx.out(JSON.stringify(out));
     } else {
+      if (intervention) ctx.out(`router intervention: ${describeIntervention(intervention, info.numLayers)}`);
       ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
       ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);

@@ -2,9 +2,9 @@
  * The inference environment as facts: which engine, execution provider and adapter a model would run on
  * and why, the graph's dtype and expert formulation, the memory estimate, and which op types ONNX Runtime
  * placed on the CPU (from its placement log, read in a child process). Used by `moe-scope doctor` and by
- * the editor's "MoE: Check inference environment" command (call inferenceEnvironment from the host: it
- * runs in the calling process and spawns one child, so call it from the inference process or the CLI
- * rather than blocking the extension host).
+ * the editor's "MoE: Check inference environment" command. inferenceEnvironment builds the graph and
+ * creates a session in the calling process (seconds for a large model): the extension host should run it
+ * through the CLI (`moe-scope doctor --json`) or the inference process, never on its own thread.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,18 +12,43 @@ import { onnx } from 'onnx-proto';
 import { Checkpoint } from './checkpoint';
 import { createRuntime, sessionProviders } from './runtime';
 import { placementOf } from './webgpu';
-import { EngineFailure, type ExecutionProviderSetting, type InferenceEnvironmentReport } from '../shared/protocol';
+import { checkPython, chooseEngine, defaultPython } from '../host/pythonWorker';
+import { EngineFailure, ENGINE_KINDS, type EngineKind, type EngineSetting, type ExecutionProvider, type ExecutionProviderSetting, type InferenceEnvironmentReport, type PythonEnvironment } from '../shared/protocol';
 
 export interface DoctorOptions {
   provider: ExecutionProviderSetting;
   cacheDir?: string;
-  /** Only 'onnx' here (the ONNX Runtime engine). */
-  engine?: string;
+  /** onnxruntime (default), pytorch, or auto (PyTorch when its Python has a GPU, as the CLI's --engine). */
+  engine?: EngineSetting;
+  /** The PyTorch engine's interpreter (default: MOE_SCOPE_PYTHON, else python3). */
+  python?: string;
 }
 
 export async function inferenceEnvironment(modelPath: string, opts: DoctorOptions): Promise<InferenceEnvironmentReport> {
-  const engine = opts.engine ?? 'onnx';
-  if (engine !== 'onnx') throw new EngineFailure('bad-input', `engine "${engine}" is not known to this report (the ONNX Runtime engine is "onnx")`);
+  const setting = opts.engine ?? 'onnxruntime';
+  if (!(['auto', ...ENGINE_KINDS] as string[]).includes(setting)) throw new EngineFailure('bad-input', `engine must be onnxruntime, pytorch or auto, not "${setting}"`);
+  let engine: EngineKind = 'onnxruntime';
+  let engineWhy = 'requested';
+  let python: PythonEnvironment | undefined;
+  if (setting !== 'onnxruntime') {
+    python = await checkPython(defaultPython(opts.python));
+    if (setting === 'auto') {
+      const choice = chooseEngine(python);
+      engine = choice.engine;
+      engineWhy = `auto: ${choice.why}`;
+    } else if (!python.usable) {
+      throw new EngineFailure('bad-input', `the PyTorch engine cannot run: ${python.problems.join('; ')}`);
+    } else engine = 'pytorch';
+  }
+  if (engine === 'pytorch') {
+    const device = python!.devices?.[0];
+    const provider: ExecutionProvider = device ? device.type : 'cpu';
+    return {
+      engine, engineWhy, python, providerRequested: opts.provider, provider,
+      decisions: [{ provider, used: true, why: device ? `PyTorch sees ${device.name}` : 'PyTorch sees no GPU' }],
+      cpuOpTypes: {}, nodesByProvider: {},
+    };
+  }
   const t0 = Date.now();
   let ckpt: Checkpoint;
   try {
@@ -41,6 +66,8 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
   if (onlyCpu) placement.cpuOpTypes = opTypeCounts(path.join(rt.graphDir, 'model.onnx'));
   return {
     engine,
+    engineWhy,
+    python,
     providerRequested: opts.provider,
     provider: rt.provider,
     decisions: rt.decisions,
@@ -57,13 +84,16 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
 
 /** The report as lines of text (CLI without --json, the editor's output channel). */
 export function describeEnvironment(r: InferenceEnvironmentReport): string {
-  const lines = [`engine: ${r.engine}`, `provider: ${r.provider} (requested: ${r.providerRequested})`];
+  const lines = [`engine: ${r.engine} (${r.engineWhy})`, `provider: ${r.provider} (requested: ${r.providerRequested})`];
   for (const d of r.decisions) lines.push(`  ${d.used ? 'used' : 'passed over'} ${d.provider}: ${d.why}`);
+  if (r.python) lines.push(`python: ${r.python.executable}${r.python.torch ? `, torch ${r.python.torch}, transformers ${r.python.transformers}` : ''}${r.python.problems.length ? `; problems: ${r.python.problems.join('; ')}` : ''}`);
   if (r.adapter?.ok) lines.push(`adapter: ${r.adapter.name}; shader-f16: ${r.adapter.shaderF16 ? 'yes' : 'no'}`);
-  lines.push(`graph: ${r.dtype}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`);
-  lines.push(`nodes: ${Object.entries(r.nodesByProvider).map(([p, n]) => `${p} ${n}`).join(', ')}`);
-  const cpu = Object.entries(r.cpuOpTypes);
-  lines.push(`on the CPU: ${cpu.length ? cpu.map(([op, n]) => `${op} x${n}`).join(', ') : 'nothing'}`);
+  if (r.engine === 'onnxruntime') {
+    lines.push(`graph: ${r.dtype}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`);
+    lines.push(`nodes: ${Object.entries(r.nodesByProvider).map(([p, n]) => `${p} ${n}`).join(', ')}`);
+    const cpu = Object.entries(r.cpuOpTypes);
+    lines.push(`on the CPU: ${cpu.length ? cpu.map(([op, n]) => `${op} x${n}`).join(', ') : 'nothing'}`);
+  }
   return lines.join('\n');
 }
 

@@ -5,7 +5,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { Checkpoint } from './checkpoint';
-import { createRuntime, createExpertSession, type Runtime } from './runtime';
+import { createRuntime, createExpertSession, createInterventionSession, type Runtime } from './runtime';
+import { InterventionError, interventionKey, interventionRows, isEmptyIntervention, validateIntervention } from '../analysis/interventions';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
 import { cachedWeightAnalysis } from './weightAnalysis';
@@ -21,6 +22,7 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RouterIntervention,
   type Routing,
   answerExtraPositions,
   type AnswerScoring,
@@ -47,6 +49,8 @@ interface KvCache {
 
 interface PrefixCache {
   key: string;
+  /** The intervention the prefix was computed under (interventionKey); '' for none. */
+  interventionKey: string;
   ids: number[];
   kv: KvCache;
   routing: Routing;
@@ -69,6 +73,7 @@ export class Engine implements InferenceBackend {
   private prefix: PrefixCache | null = null;
   private cacheDir = defaultCacheDir();
   private expertSessions = new Map<boolean, ort.InferenceSession>();
+  private interventionSession: ort.InferenceSession | null = null;
 
   constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
 
@@ -179,13 +184,14 @@ export class Engine implements InferenceBackend {
     if (ids.length === 0) throw new EngineFailure('bad-input', 'nothing to trace: the text encodes to no tokens');
     this.checkIds(ids, arch);
     checkAborted(signal);
+    const routerRows = this.routerRows(options.intervention);
     const continuation = info.answerScoring.method === 'continuation';
     if (continuation) this.checkIds(ids, arch, answerExtraPositions(info.answerScoring));
-    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: continuation, wantMoeInputs: !!options.allExperts });
+    const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: continuation, wantMoeInputs: !!options.allExperts, routerRows });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
     const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs || !!options.allExperts);
-    const answerLogProbs = await this.answerLogProbs(out.logits, 0, continuation ? out.present : null);
+    const answerLogProbs = await this.answerLogProbs(out.logits, 0, continuation ? out.present : null, routerRows);
     const result: TraceResult = {
       model: info,
       text: 'text' in input ? input.text : undefined,
@@ -258,18 +264,21 @@ export class Engine implements InferenceBackend {
     let computed = 0;
     let prefixReused = false;
     let prefix: PrefixCache | null = null;
+    const routerRows = this.routerRows(params.intervention);
+    const ivKey = interventionKey(params.intervention);
     if (params.prefix && params.prefix.ids.length > 0) {
-      if (this.prefix && this.prefix.key === params.prefix.key && sameIds(this.prefix.ids, params.prefix.ids)) {
+      if (this.prefix && this.prefix.key === params.prefix.key && this.prefix.interventionKey === ivKey && sameIds(this.prefix.ids, params.prefix.ids)) {
         prefix = this.prefix;
         prefixReused = true;
       } else {
         const ids = params.prefix.ids;
         this.checkIds(ids, arch);
-        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true });
+        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true, routerRows });
         computed += ids.length;
         const rows = Array.from({ length: ids.length }, (_, i) => i);
         prefix = {
           key: params.prefix.key,
+          interventionKey: ivKey,
           ids: [...ids],
           kv: out.present,
           routing: routingFromLogits(out.routerLogits, rows, arch, false),
@@ -292,7 +301,7 @@ export class Engine implements InferenceBackend {
       params.items.map((i) => i.ids),
       prefix ? prefix.kv : null,
       logitRows,
-      { wantPresent: continuation },
+      { wantPresent: continuation, routerRows },
     );
     checkAborted(signal);
     computed += B * S;
@@ -306,7 +315,7 @@ export class Engine implements InferenceBackend {
       const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
       const own = routingFromLogits(out.routerLogits, rows, arch, false);
       const kv = continuation ? kvRow(out.present, b, B, P + item.ids.length, arch) : null;
-      const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv);
+      const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv, routerRows);
       if (kv) computed += answerExtraRows(info.answerScoring);
       checkAborted(signal);
       const withPrefix = positions === 'all' && prefix;
@@ -326,7 +335,7 @@ export class Engine implements InferenceBackend {
    * 'continuation' scoring, `context` is the context's keys and values: the letters' further tokens run
    * as one batch on top of it, and each letter's log-probability is the sum over its tokens.
    */
-  private async answerLogProbs(logits: Float32Array, offset: number, context: KvCache | null): Promise<[number, number, number, number]> {
+  private async answerLogProbs(logits: Float32Array, offset: number, context: KvCache | null, routerRows: Float32Array[] | null): Promise<[number, number, number, number]> {
     const { vocabSize: V } = this.requireCheckpoint().arch;
     const letters = this.requireInfo().answerScoring.letterTokenIds;
     const total = logSoftmaxAt(logits, offset, V, letters.map((ids) => ids[0]));
@@ -336,7 +345,8 @@ export class Engine implements InferenceBackend {
       const rows = longer.map((i) => letters[i].slice(0, -1));
       const S = Math.max(...rows.map((r) => r.length));
       const logitRows = rows.flatMap((r, b) => r.map((_, j) => b * S + j));
-      const out = await this.forward(rows, context, logitRows, { wantPresent: false });
+      // The letters' further tokens run under the same router intervention as their context.
+      const out = await this.forward(rows, context, logitRows, { wantPresent: false, routerRows });
       let k = 0;
       longer.forEach((i, b) => {
         for (let j = 0; j < rows[b].length; j++, k++) total[i] += logSoftmaxAt(out.logits, k * V, V, [letters[i][j + 1]])[0];
@@ -351,6 +361,10 @@ export class Engine implements InferenceBackend {
     this.prefix = null;
     for (const s of this.expertSessions.values()) await s.release();
     this.expertSessions.clear();
+    if (this.interventionSession) {
+      await this.interventionSession.release();
+      this.interventionSession = null;
+    }
     if (this.runtime) {
       await this.runtime.session.release();
       this.runtime = null;
@@ -362,12 +376,14 @@ export class Engine implements InferenceBackend {
    * entropy of 0 reported as a result. The first non-finite layer is named, and the checkpoint's weights
    * up to it are searched for the cause (only now, when something is already wrong).
    */
-  private requireFinite(routerLogits: Float32Array[], logits: Float32Array, seqLen: number): void {
+  private requireFinite(routerLogits: Float32Array[], logits: Float32Array, seqLen: number, routerRows?: Float32Array[] | null): void {
     const arch = this.ckpt!.arch;
     let where: string | null = null;
     let layer = arch.numLayers - 1;
     for (let l = 0; l < routerLogits.length && where === null; l++) {
-      const i = routerLogits[l].findIndex((v) => !Number.isFinite(v));
+      // An expert masked by an intervention has a router logit of -Infinity by design.
+      const masked = routerRows?.[l];
+      const i = routerLogits[l].findIndex((v, j) => !Number.isFinite(v) && !(v === -Infinity && masked?.[j % arch.numExperts] === -Infinity));
       if (i >= 0) {
         where = `the router logits of layer ${l} (tensor router_logits_${l}) are not finite: ${routerLogits[l][i]} for token ${Math.floor(i / arch.numExperts) % seqLen}, expert ${i % arch.numExperts}`;
         layer = l;
@@ -401,9 +417,14 @@ export class Engine implements InferenceBackend {
     batch: number[][],
     past: KvCache | null,
     logitRows: number[],
-    opts: { wantPresent: boolean; wantMoeInputs?: boolean; wantMoeOutputs?: boolean },
+    opts: { wantPresent: boolean; wantMoeInputs?: boolean; wantMoeOutputs?: boolean; routerRows?: Float32Array[] | null },
   ): Promise<ForwardOutput & { moeOutputs: Float32Array[] }> {
     const rt = this.runtime!;
+    let session = rt.session;
+    if (opts.routerRows) {
+      this.interventionSession ??= await createInterventionSession(rt);
+      session = this.interventionSession;
+    }
     const arch = this.ckpt!.arch;
     const B = batch.length;
     const S = Math.max(...batch.map((r) => r.length));
@@ -440,12 +461,13 @@ export class Engine implements InferenceBackend {
         feeds[name] = new ort.Tensor('float32', data, [B, arch.numKvHeads, P, D]);
       }
     }
+    if (opts.routerRows) for (let l = 0; l < arch.numLayers; l++) feeds[`router_bias_${l}`] = new ort.Tensor('float32', opts.routerRows[l], [arch.numExperts]);
     const fetches = ['logits'];
     for (let l = 0; l < arch.numLayers; l++) fetches.push(`router_logits_${l}`);
     if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
     if (opts.wantMoeInputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_input_${l}`);
     if (opts.wantMoeOutputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_output_${l}`);
-    const out = await rt.session.run(feeds, fetches);
+    const out = await session.run(feeds, fetches);
     const present: KvCache = { keys: [], values: [], length: Tt };
     if (opts.wantPresent) {
       for (let l = 0; l < arch.numLayers; l++) {
@@ -454,9 +476,22 @@ export class Engine implements InferenceBackend {
       }
     }
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
-    this.requireFinite(routerLogits, out.logits.data as Float32Array, S);
+    this.requireFinite(routerLogits, out.logits.data as Float32Array, S, opts.routerRows);
     const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
     return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
+  }
+
+  /** The values added to each layer's router logits, or null (the plain graph) for no intervention. */
+  private routerRows(iv: RouterIntervention | undefined): Float32Array[] | null {
+    if (!iv || isEmptyIntervention(iv)) return null;
+    const arch = this.requireCheckpoint().arch;
+    try {
+      validateIntervention(iv, arch, 'router intervention');
+    } catch (e) {
+      if (e instanceof InterventionError) throw new EngineFailure('bad-input', e.message);
+      throw e;
+    }
+    return interventionRows(iv, arch);
   }
 
   private spansForIds(ids: number[]): TokenSpan[] {

@@ -30,10 +30,16 @@ export interface GraphOptions {
    * [E*I, H] gate/up views: stackedExpertViews).
    */
   experts?: ExpertFormulation;
+  /**
+   * Adds inputs router_bias_L [experts] (float32) added to layer L's router logits before the MoE
+   * operator's softmax and top-k (-inf masks an expert). Built as a separate graph file so that runs
+   * without an intervention carry no extra node.
+   */
+  routerInputs?: boolean;
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
-export const GRAPH_VERSION = 5;
+export const GRAPH_VERSION = 6;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
@@ -155,7 +161,13 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     const xm = rmsNorm(h, n.postAttentionNorm, H, T === 'float32' ? `moe_input_${l}` : undefined);
     expose(xm, `moe_input_${l}`, ['tokens', H]);
     // The router's Gemm output itself is a graph output: exposing it adds no node and no copy.
-    const routerLogits = g.op('Gemm', [xm, w(n.router, [arch.numExperts, H])], { transB: 1 }, { output: opts.exposeRouter && T === 'float32' ? `router_logits_${l}` : undefined });
+    const routerName = opts.exposeRouter && T === 'float32' ? `router_logits_${l}` : undefined;
+    let routerLogits = g.op('Gemm', [xm, w(n.router, [arch.numExperts, H])], { transB: 1 }, { output: opts.routerInputs ? undefined : routerName });
+    if (opts.routerInputs) {
+      // The exposed logits are the intervened ones: the routing reported is the routing used.
+      const routerBias = toCompute(g.input(`router_bias_${l}`, 'float32', [arch.numExperts]));
+      routerLogits = g.op('Add', [routerLogits, routerBias], {}, { output: routerName });
+    }
     if (opts.exposeRouter) {
       if (T !== 'float32') g.op('Cast', [routerLogits], { to: 1 }, { output: `router_logits_${l}` });
       g.output(`router_logits_${l}`, 'float32', ['tokens', arch.numExperts]);

@@ -59,6 +59,17 @@ export async function createExpertSession(rt: Runtime, includeOutputs: boolean):
   });
 }
 
+/** The decoder graph with router_bias_L inputs (expert masking and router steering). */
+export const INTERVENTION_GRAPH = 'model-intervention.onnx';
+
+export async function createInterventionSession(rt: Runtime): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(path.join(rt.graphDir, INTERVENTION_GRAPH), {
+    executionProviders: sessionProviders(rt.provider),
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  });
+}
+
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(base, 'moe-scope');
@@ -193,6 +204,8 @@ async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: C
     const weights = prepareWeights(ckpt, tmp, dtype, packing);
     const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
     fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
+    // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
+    fs.writeFileSync(path.join(tmp, INTERVENTION_GRAPH), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }));
     // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
     for (const includeOutputs of [false, true]) {
       fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { EngineKind, ModelDType, RunSummary, TokenScope } from '../shared/protocol';
+import type { EngineKind, ModelDType, RouterIntervention, RunSummary, TokenScope } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
@@ -45,6 +45,8 @@ export interface RunManifest {
   limitPerSubject: number;
   /** Questions selected for this run, in evaluation order. */
   totalQuestions: number;
+  /** Expert masking / router steering applied to every forward pass; null or absent for the plain model. */
+  intervention?: RouterIntervention | null;
 }
 
 export interface QuestionResult {
@@ -225,6 +227,9 @@ const NOT_RESULT_CHANGING: string[][] = [
   ['loaded', 'device'],
   ['loaded', 'adapterName'],
   ['loaded', 'providerDecisions'],
+  // Where an intervention came from; its mask and biases are what the results depend on.
+  ['intervention', 'description'],
+  ['intervention', 'baselineRun'],
 ];
 
 /**
@@ -348,4 +353,28 @@ export async function listRuns(root: string): Promise<{ dir: string; manifest: R
     runs.push({ dir, manifest, summary, mtime });
   }
   return runs.sort((a, b) => b.mtime - a.mtime);
+}
+
+/**
+ * Every recorded question of a run, read-only (a torn last line left by a killed run is ignored, not
+ * cut off): what comparisons need. Throws RunFolderError naming the file and line of a bad record.
+ */
+export function readQuestionResults(runDir: string): QuestionResult[] {
+  const file = path.join(runDir, RECORDS);
+  if (!fs.existsSync(file)) throw new RunFolderError(file, `no records; is ${runDir} an evaluation run folder?`);
+  const text = fs.readFileSync(file, 'utf8');
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  const out: QuestionResult[] = [];
+  complete.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let rec: BatchRecord;
+    try {
+      rec = JSON.parse(line) as BatchRecord;
+    } catch (e) {
+      throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
+    }
+    if (!rec || !Array.isArray(rec.questions)) throw new RunFolderError(file, 'field "questions" is missing or not a list', i + 1);
+    out.push(...rec.questions);
+  });
+  return out;
 }

@@ -16,6 +16,7 @@ import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
 import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
+import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
 import {
   ANSWER_SCORING_DEFINITIONS,
@@ -24,6 +25,7 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type RouterIntervention,
   type RoutingPositions,
   type RunSummary,
   type ScoreItem,
@@ -65,6 +67,8 @@ export interface EvalOptions {
   reusePrefix?: boolean;
   /** Where per-file content hashes of model files are cached (default: the user cache folder). */
   hashCacheFile?: string;
+  /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
+  intervention?: RouterIntervention;
 }
 
 export interface EvalProgress {
@@ -253,6 +257,10 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     if (model.providerNote) log(model.providerNote);
     log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
     if (model.demo) log(`note: ${model.demo.note}`);
+    if (opts.intervention && !isEmptyIntervention(opts.intervention)) {
+      validateIntervention(opts.intervention, model, 'router intervention');
+      log(`router intervention: ${describeIntervention(opts.intervention, model.numLayers)}`);
+    }
     const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
     return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
@@ -269,6 +277,7 @@ async function evaluateLocked(
   ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
 ): Promise<EvalOutcome> {
   const { model, dataset, questions, dev, t0, lock } = ctx;
+  const intervention = isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!);
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
@@ -295,6 +304,8 @@ async function evaluateLocked(
     subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
     limitPerSubject: opts.limitPerSubject ?? 0,
     totalQuestions: questions.length,
+    // Only when there is one, so that plain runs keep the manifest they had before interventions existed.
+    ...(intervention ? { intervention } : {}),
   };
   const recordsFile = path.join(opts.runDir, RECORDS);
   const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
@@ -357,7 +368,7 @@ async function evaluateLocked(
         const bt0 = Date.now();
         const P = opts.reusePrefix === false ? 0 : group.prefixIds.length;
         const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope) }, signal);
+        const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention }, signal);
         const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
         const results: QuestionResult[] = res.items.map((r, j) => {
           const q = batch[j];
@@ -452,6 +463,7 @@ function finishSummary(
     ...analysis,
     definitions: { ...analysis.definitions, answerScoring: ANSWER_SCORING_DEFINITIONS[model.answerScoring.method] },
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
+    ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
 }
 

@@ -66,6 +66,19 @@ export function checkSummary(v: unknown, file: string): RunSummary {
       if (!Array.isArray(rows) || rows.length !== L) throw new Problem(`field "subjectSpecialisation.${subject}" does not have ${L} layers`);
       rows.forEach((r, l) => numberArray(r, E, `subjectSpecialisation.${subject}[${l}]`));
     }
+    if (s.intervention !== undefined) {
+      // The comparison view draws masked and biased experts from it: pairs within the model's shape.
+      const iv = s.intervention;
+      if (!iv || typeof iv !== 'object' || !Array.isArray(iv.mask) || !Array.isArray(iv.bias)) throw new Problem('field "intervention" is not {mask: [...], bias: [...]}');
+      if (iv.mask.length + iv.bias.length > MAX_CELLS) throw new Problem(`field "intervention" has more than ${MAX_CELLS} entries`);
+      const inShape = (x: unknown, n: number) => Array.isArray(x) && x.length === n && isInt(x[0], 0, L - 1) && isInt(x[1], 0, E - 1) && (n === 2 || (typeof x[2] === 'number' && Number.isFinite(x[2])));
+      iv.mask.forEach((x, i) => {
+        if (!inShape(x, 2)) throw new Problem(`field "intervention.mask[${i}]" is ${JSON.stringify(x)}, not a [layer, expert] pair of this model`);
+      });
+      iv.bias.forEach((x, i) => {
+        if (!inShape(x, 3)) throw new Problem(`field "intervention.bias[${i}]" is ${JSON.stringify(x)}, not a [layer, expert, finite bias] triple of this model`);
+      });
+    }
     return s as RunSummary;
   } catch (e) {
     if (e instanceof Problem) throw new SummaryError(file, e.message);

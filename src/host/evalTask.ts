@@ -16,6 +16,9 @@ import { applySelection, engineLabel, selectEngine } from './engineSelection';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
+import { prepareExperiment } from '../eval/experiment';
+import { describeIntervention, type ExperimentSpec } from '../analysis/interventions';
+import type { EvalOptions } from '../eval/runner';
 
 export const EVAL_TASK_TYPE = 'moe-scope-eval';
 
@@ -29,6 +32,11 @@ export interface EvalTaskDefinition extends vscode.TaskDefinition {
   tokenScope?: TokenScope;
   model?: string;
   runDir?: string;
+  /**
+   * An experiment: evaluate the baseline run's model, data, shots and scope again under the router
+   * intervention `spec` derives from its summary (dataset and the other options are then ignored).
+   */
+  experiment?: { baseline: string; spec: ExperimentSpec };
 }
 
 export interface EvalTaskEvents {
@@ -98,6 +106,22 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
   }
 }
 
+/** Folder name of an experiment: next to its baseline, named after the rule, so running it again resumes. */
+export function experimentFolderName(baselineDir: string, spec: ExperimentSpec): string {
+  const rule =
+    spec.kind === 'prune-never-activated' ? 'prune-never-activated'
+    : spec.kind === 'prune-below-count' ? `prune-below-${spec.count}`
+    : spec.kind === 'prune' ? `prune-${spec.experts.length}-chosen-${hashOf(JSON.stringify(spec.experts))}`
+    : `steer-top${+(spec.fraction * 100).toFixed(2)}pct-bias${spec.bias}`;
+  return `${path.basename(baselineDir)}--${rule}`.replace(/[^\w.-]+/g, '_');
+}
+
+function hashOf(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
 /** Folder name of a run: the same options give the same folder, which is what makes "run again" resume. */
 export function runFolderName(def: EvalTaskDefinition, shots: number, scope: TokenScope, split: string, limit: number, modelPath: string): string {
   const parts = [path.basename(path.resolve(def.dataset)) || 'mmlu', path.basename(modelPath), split, `${shots}shot`, scope];
@@ -148,6 +172,23 @@ class EvalTerminal implements vscode.Pseudoterminal {
     const problems = evalTaskDefinitionProblems(this.def as unknown as Record<string, unknown>);
     if (problems.length) throw new Error(`tasks.json: task of type "${EVAL_TASK_TYPE}": ${problems.join('; ')}`);
     const s = readSettings();
+    let options: EvalOptions;
+    if (this.def.experiment) {
+      const { baseline, spec } = this.def.experiment;
+      const baselineDir = path.resolve(this.folder.uri.fsPath, baseline);
+      const runDir = this.def.runDir ? path.resolve(this.folder.uri.fsPath, this.def.runDir) : path.join(path.dirname(baselineDir), experimentFolderName(baselineDir, spec));
+      const exp = prepareExperiment(baselineDir, spec, runDir, { load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir }, batchSize: s.evaluation.batchSize });
+      options = exp.options;
+      this.line(`\x1b[1mMoE Scope experiment\x1b[0m  ${describeIntervention(exp.intervention, exp.baseline.summary.model.numLayers)}`);
+      this.line(`baseline: ${baselineDir}`);
+    } else {
+      options = await this.plainOptions(s);
+    }
+    this.line(`run folder: ${options.runDir}`);
+    return this.evaluate(options);
+  }
+
+  private async plainOptions(s: ReturnType<typeof readSettings>): Promise<EvalOptions> {
     const trusted = vscode.workspace.isTrusted;
     const modelPath = (trusted && this.def.model) || (await this.models.resolveModelPath(true));
     if (!modelPath) throw new Error('No model selected: run "MoE: Select model..." first.');
@@ -161,10 +202,24 @@ class EvalTerminal implements vscode.Pseudoterminal {
       ? path.resolve(this.folder.uri.fsPath, this.def.runDir)
       : path.join(this.folder.uri.fsPath, '.moe-scope', 'runs', runFolderName({ ...this.def, subjects }, shots, scope, split, limit, modelPath));
     this.line(`\x1b[1mMoE Scope evaluation\x1b[0m  ${vscode.workspace.asRelativePath(dataPath)}  split ${split}, ${shots}-shot, token scope: ${scope}${limit ? `, ${limit} per subject` : ''}`);
-    this.line(`run folder: ${runDir}`);
+    return {
+      modelPath,
+      load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
+      dataPath,
+      split,
+      shots,
+      subjects,
+      limitPerSubject: limit,
+      tokenScope: scope,
+      batchSize: s.evaluation.batchSize,
+      runDir,
+    };
+  }
+
+  private async evaluate(options: EvalOptions): Promise<number> {
     let lastProgress = '';
     const outcome = await Promise.resolve(vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: 'MoE Scope: MMLU evaluation', cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: options.intervention ? 'MoE Scope: experiment' : 'MoE Scope: MMLU evaluation', cancellable: true },
       async (progress, token) => {
         token.onCancellationRequested(() => this.abort.abort());
         let reported = 0;
@@ -173,18 +228,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
         this.line(`engine: ${engineLabel(selection.kind)} (${selection.why})`);
         return runEvaluation(
           this.client,
-          {
-            modelPath,
-            load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
-            dataPath,
-            split,
-            shots,
-            subjects,
-            limitPerSubject: limit,
-            tokenScope: scope,
-            batchSize: s.evaluation.batchSize,
-            runDir,
-          },
+          options,
           {
             signal: this.abort.signal,
             onLog: (m) => this.line(m),

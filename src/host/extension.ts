@@ -14,6 +14,8 @@ import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
 import { SummaryPanels } from './summaryPanel';
 import { StructurePanel } from './structurePanel';
+import { ComparePanels } from './comparePanel';
+import { newExperiment } from './experimentCommand';
 import { affectsModel, readSettings } from './settings';
 import { listRuns, newestRunSummary } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
@@ -24,11 +26,22 @@ export function activate(context: vscode.ExtensionContext): void {
   const trace = new TraceController(context, models);
   const heatmap = new HeatmapViewProvider(context);
   const structure = new StructurePanel(context, models);
-  const summaries = new SummaryPanels(context, (summary, runDir) => heatmap.setRun(summary, path.basename(runDir)));
+  const summaries = new SummaryPanels(
+    context,
+    (summary, runDir) => heatmap.setRun(summary, path.basename(runDir)),
+    (runDir) => void vscode.commands.executeCommand('moeScope.newExperiment', runDir),
+  );
+  const compare = new ComparePanels(context);
   const evalTasks = new EvalTaskProvider(context, models, {
     onFinished: (outcome) => {
       heatmap.setRun(outcome.summary, path.basename(outcome.runDir), true);
       const s = outcome.summary;
+      const baseline = s.intervention?.baselineRun;
+      if (baseline && !outcome.cancelled) {
+        // An experiment exists to be compared with its baseline: show that straight away.
+        compare.show(baseline, outcome.runDir);
+        return;
+      }
       void vscode.window
         .showInformationMessage(
           `MoE Scope: evaluation ${outcome.cancelled ? 'cancelled' : 'finished'}: ${s.questions} questions, accuracy ${(100 * s.accuracy.micro).toFixed(1)}%, ${s.neverActivatedTotal} never-activated experts (${s.tokenScope}).`,
@@ -44,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): void {
     trace,
     heatmap,
     summaries,
+    compare,
     structure,
     evalTasks,
     vscode.window.registerWebviewViewProvider(HEATMAP_VIEW_ID, heatmap, { webviewOptions: { retainContextWhenHidden: true } }),
@@ -63,6 +77,20 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {
       const dir = typeof runDir === 'string' ? runDir : await pickRun();
       if (dir) summaries.show(dir);
+    }),
+    vscode.commands.registerCommand('moeScope.newExperiment', async (runDir?: string) => {
+      const dir = typeof runDir === 'string' ? runDir : summaries.activeRunDir() ?? (await pickRun('Choose the baseline run for the experiment', true));
+      const folder = vscode.workspace.workspaceFolders?.[0];
+      if (!dir || !folder) return;
+      try {
+        await newExperiment(dir, evalTasks, folder);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
+      }
+    }),
+    vscode.commands.registerCommand('moeScope.compareRuns', async (runA?: string, runB?: string) => {
+      const pair = typeof runA === 'string' && typeof runB === 'string' ? { a: runA, b: runB } : await pickComparison();
+      if (pair) compare.show(pair.a, pair.b);
     }),
     vscode.commands.registerCommand('moeScope.runEvaluation', async () => {
       const task = await pickEvaluationTask(evalTasks);
@@ -87,19 +115,43 @@ function runsRoots(): string[] {
   return (vscode.workspace.workspaceFolders ?? []).map((f) => path.join(f.uri.fsPath, '.moe-scope', 'runs'));
 }
 
-async function pickRun(): Promise<string | undefined> {
+/** Experiments with their baselines first (the usual comparison), then any two runs. */
+async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
   if (!vscode.workspace.isTrusted) {
     void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
     return undefined;
   }
-  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().sort((a, b) => b.mtime - a.mtime);
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => r.summary);
+  if (runs.length < 2) {
+    void vscode.window.showInformationMessage('MoE Scope: comparing needs two evaluation runs with summaries in .moe-scope/runs.');
+    return undefined;
+  }
+  const pairs = runs
+    .filter((r) => r.summary?.intervention?.baselineRun && runs.some((b) => b.dir === r.summary!.intervention!.baselineRun))
+    .map((r) => ({ label: `${path.basename(r.dir)} vs ${path.basename(r.summary!.intervention!.baselineRun!)}`, description: r.summary!.intervention!.description, a: r.summary!.intervention!.baselineRun!, b: r.dir }));
+  const choose = { label: '$(list-selection) Choose two runs...', a: '', b: '' };
+  const pick = await vscode.window.showQuickPick([...pairs, choose], { title: 'MoE Scope: compare runs' });
+  if (!pick) return undefined;
+  if (pick.a) return { a: pick.a, b: pick.b };
+  const a = await pickRun('Run A (the reference, e.g. the baseline)');
+  if (!a) return undefined;
+  const b = await pickRun('Run B (e.g. the experiment)');
+  return b ? { a, b } : undefined;
+}
+
+async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false): Promise<string | undefined> {
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
+    return undefined;
+  }
+  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => !completeOnly || r.summary?.complete).sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
     if (a === run) void vscode.commands.executeCommand('moeScope.runEvaluation');
     return undefined;
   }
-  if (runs.length === 1) return runs[0].dir;
+  if (runs.length === 1 && !completeOnly) return runs[0].dir;
   const pick = await vscode.window.showQuickPick(
     runs.map((r) => ({
       label: path.basename(r.dir),
@@ -107,7 +159,7 @@ async function pickRun(): Promise<string | undefined> {
       detail: r.manifest ? `${r.manifest.model.path} · ${r.manifest.dataset.path} · ${r.manifest.shots}-shot · scope ${r.manifest.tokenScope}` : undefined,
       dir: r.dir,
     })),
-    { title: 'MoE Scope: evaluation runs', placeHolder: 'Choose a run to show' },
+    { title: 'MoE Scope: evaluation runs', placeHolder },
   );
   return pick?.dir;
 }

@@ -1,12 +1,21 @@
 /** The status bar's provider text; no vscode import, so unit tests can check it. */
-import type { ModelInfo } from '../shared/protocol';
-/** "CPU", "CUDA fp16", "WebGPU fp16 · NVIDIA H200": the provider, its dtype on GPUs, and the adapter. */
+import type { ModelDType, ModelInfo } from '../shared/protocol';
+
+const SHORT_DTYPE: Record<ModelDType, string> = { float32: 'fp32', float16: 'fp16', bfloat16: 'bf16' };
+
+/**
+ * "CPU", "CUDA fp16", "MPS bf16", "WebGPU fp16 · NVIDIA H200": the provider, its dtype on GPUs, and the WebGPU
+ * adapter; the PyTorch engine's are prefixed with its name ("PyTorch CUDA bf16", "PyTorch CPU").
+ */
 export function providerLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName' | 'engine'>): string {
-  const dtype = m.dtype === 'float16' ? 'fp16' : m.dtype === 'bfloat16' ? 'bf16' : 'fp32';
-  // The PyTorch engine: "PyTorch CUDA bf16", "PyTorch MPS bf16", "PyTorch CPU".
-  if (m.engine === 'pytorch') return `PyTorch ${m.executionProvider === 'cpu' ? 'CPU' : `${String(m.executionProvider).toUpperCase()} ${dtype}`}`;
+  const base = onnxOrDeviceLabel(m);
+  return m.engine === 'pytorch' ? `PyTorch ${base}` : base;
+}
+
+function onnxOrDeviceLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName'>): string {
   if (m.executionProvider === 'cpu') return 'CPU';
-  if (m.executionProvider === 'cuda') return `CUDA ${dtype}`;
+  const dtype = SHORT_DTYPE[m.dtype] ?? m.dtype;
+  if (m.executionProvider !== 'webgpu') return `${m.executionProvider.toUpperCase()} ${dtype}`;
   const adapter = m.adapterName ? ` · ${m.adapterName.replace(/\s*\(.*$/, '')}` : '';
   return `WebGPU ${dtype}${adapter}`;
 }

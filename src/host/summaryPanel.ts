@@ -15,6 +15,7 @@ export class SummaryPanels implements vscode.Disposable {
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly onShown: (summary: RunSummary, runDir: string) => void,
+    private readonly onNewExperiment: (runDir: string) => void,
   ) {
     this.disposables.push(
       vscode.window.registerWebviewPanelSerializer(SUMMARY_VIEW_TYPE, {
@@ -57,11 +58,18 @@ export class SummaryPanels implements vscode.Disposable {
         entry.ready = true;
         this.push(runDir);
       } else if (m.type === 'export') void saveExport(m);
+      else if (m.type === 'new-experiment') this.onNewExperiment(runDir);
     });
     panel.onDidDispose(() => {
       watcher.dispose();
       this.open.delete(runDir);
     });
+  }
+
+  /** The run folder of the summary panel in front, if one is. */
+  activeRunDir(): string | undefined {
+    for (const [dir, { panel }] of this.open) if (panel.active) return dir;
+    return undefined;
   }
 
   private push(runDir: string): void {

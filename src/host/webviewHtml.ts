@@ -8,7 +8,7 @@
  */
 import type * as vscode from 'vscode';
 
-export type WebviewKind = 'trace' | 'heatmap' | 'summary' | 'structure';
+export type WebviewKind = 'trace' | 'heatmap' | 'summary' | 'structure' | 'compare';
 
 export interface WebviewHtmlParts {
   /** webview.cspSource */

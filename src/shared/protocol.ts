@@ -43,24 +43,32 @@ export interface WebGpuAdapterInfo {
   probeMs?: number;
 }
 
-/** The facts `moe-scope doctor` and "MoE: Check inference environment" report about the ONNX Runtime engine. */
+/**
+ * The facts `moe-scope doctor` and "MoE: Check inference environment" report: the engine and why, the
+ * provider and adapter and why, and for ONNX Runtime the graph's dtype, expert formulation, memory
+ * estimate and the op types placed on the CPU. For the PyTorch engine, `python` holds its check instead.
+ */
 export interface InferenceEnvironmentReport {
-  engine: string;
+  engine: EngineKind;
+  engineWhy: string;
   providerRequested: ExecutionProviderSetting;
   provider: ExecutionProvider;
   /** Each provider tried and why it was or was not used, in order. */
   decisions: ProviderDecision[];
   adapter?: WebGpuAdapterInfo;
-  dtype: ComputeDType;
-  expertFormulation: ExpertFormulation;
+  /** The PyTorch engine's environment (`python -m moe_scope_worker --check`) when it was considered. */
+  python?: PythonEnvironment;
+  /** ONNX Runtime only: the graph's dtype and expert formulation. */
+  dtype?: ComputeDType;
+  expertFormulation?: ExpertFormulation;
   /** Estimated device memory for weights + activations at the largest batch the engine runs. */
   memoryEstimateBytes?: number;
-  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); empty when all on the device. */
+  /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); {} for PyTorch. */
   cpuOpTypes: Record<string, number>;
   /** Nodes per execution provider, from the same log. */
   nodesByProvider: Record<string, number>;
-  graphDir: string;
-  loadMs: number;
+  graphDir?: string;
+  loadMs?: number;
 }
 export type ComputeDType = 'float32' | 'float16';
 /** What a loaded model computes in: the ONNX graph's dtype, or bfloat16 for the PyTorch engine on a GPU. */
@@ -189,6 +197,25 @@ export interface TraceOptions {
   includeLastLogits: boolean;
   /** Run every expert on every token (analysis mode of "A Closer Look into MoE"). */
   allExperts?: boolean;
+  /** Change the routing (expert ablation / router steering); the routing returned is the one used. */
+  intervention?: RouterIntervention;
+}
+
+/**
+ * A change to every router's logits before softmax and top-k: masked experts get -inf (so the
+ * probabilities renormalise over the remaining experts and they are never chosen) and biased experts get
+ * an additive bias. Layers and experts are 0-based. Normalised form (see src/analysis/interventions.ts):
+ * pairs sorted, no duplicates, no zero biases, no bias on a masked expert.
+ */
+export interface RouterIntervention {
+  /** [layer, expert] pairs removed from routing. */
+  mask: [number, number][];
+  /** [layer, expert, bias] added to that expert's router logit. */
+  bias: [number, number, number][];
+  /** How it was made, for people, e.g. "prune never-activated experts of run base (answer position)". */
+  description?: string;
+  /** For an intervention derived from a run (moe-scope experiment): that run's folder, to compare against. */
+  baselineRun?: string;
 }
 
 /** Per layer and token: L2 norm of each expert's unweighted output and pairwise output similarity. */
@@ -222,6 +249,8 @@ export interface ScoreParams {
   prefix: { key: string; ids: number[] } | null;
   items: ScoreItem[];
   routingPositions?: RoutingPositions;
+  /** Change the routing; the prefix cache is reused only under the same intervention. */
+  intervention?: RouterIntervention;
 }
 
 export interface ScoreItemResult {
@@ -469,6 +498,66 @@ export interface RunSummary {
   definitions: Record<string, string>;
   tokens: { computed: number; padding: number; prefixReusedTokens: number };
   elapsedSeconds: number;
+  /** The router intervention this run was made under (absent: the unmodified model). */
+  intervention?: RouterIntervention;
+}
+
+/** Two runs side by side (moe-scope compare, the comparison view); made by src/analysis/compare.ts. */
+export interface RunComparison {
+  a: ComparedRun;
+  b: ComparedRun;
+  accuracy: {
+    micro: AccuracyDelta;
+    macro: AccuracyDelta;
+    /** Subjects present in either run, by name. */
+    perSubject: (AccuracyDelta & { subject: string; category: string | null })[];
+    perCategory: (AccuracyDelta & { category: string })[];
+  };
+  /** McNemar's exact test on the questions both runs answered. */
+  mcnemar: McNemarResult;
+  activation: {
+    numLayers: number;
+    numExperts: number;
+    tokenScope: TokenScope;
+    /** [layer][expert] share of the layer's (token, slot) assignments in run A / run B, and B - A. */
+    shareA: number[][];
+    shareB: number[][];
+    deltaShare: number[][];
+  };
+  /** Ways the two runs are not like for like (different model, data, shots, scope, questions). */
+  warnings: string[];
+}
+
+export interface ComparedRun {
+  label: string;
+  runDir: string;
+  questions: number;
+  complete: boolean;
+  demo: boolean;
+  intervention?: RouterIntervention;
+}
+
+/** Accuracies as fractions in [0, 1]; null where a run has no question of that group. */
+export interface AccuracyDelta {
+  a: number | null;
+  b: number | null;
+  /** b - a, null unless both exist. */
+  delta: number | null;
+  questionsA: number;
+  questionsB: number;
+}
+
+export interface McNemarResult {
+  /** Questions answered in both runs (matched by question id). */
+  paired: number;
+  bothCorrect: number;
+  bothWrong: number;
+  /** Wrong in A, right in B. */
+  b01: number;
+  /** Right in A, wrong in B. */
+  b10: number;
+  /** Two-sided exact binomial p-value: min(1, 2 P(X <= min(b01, b10))), X ~ Bin(b01 + b10, 1/2); 1 when b01 + b10 = 0. */
+  pValue: number;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -535,6 +624,13 @@ export type StructureViewToHost =
 
 export type HostToSummaryView = { type: 'summary'; summary: RunSummary; runDir: string };
 export type SummaryViewToHost =
+  | { type: 'ready' }
+  /** "New experiment from this run..." */
+  | { type: 'new-experiment' }
+  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+
+export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
+export type CompareViewToHost =
   | { type: 'ready' }
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 

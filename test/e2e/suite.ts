@@ -249,11 +249,51 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     );
   });
 
+  step('h: from the finished run, prune never-activated experts, run the experiment, open the comparison', 900_000, async () => {
+    const baseline = safeList(ws.runsDir).map((r) => join(ws.runsDir, r)).find((d) => existsSync(join(d, 'summary.json')) && !d.includes('--'));
+    assert.ok(baseline, 'a finished baseline run from step d');
+    const base = JSON.parse(readFileSync(join(baseline, 'summary.json'), 'utf8')) as { layers: { layer: number; neverActivated: number[] }[]; accuracy: { micro: number } };
+    // The summary view's own button starts the experiment for the run it shows.
+    await h.runCommand(page, 'MoE: Show evaluation summary');
+    const sv = await h.webviewFrame(page, 'MoE Summary');
+    await sv.locator('[data-testid=new-experiment]').click({ timeout: h.TIMEOUTS.webview });
+    await h.pickQuickItem(page, 'Prune never-activated experts');
+    await h.pickQuickItem(page, 'Run experiment');
+    // When the experiment's task finishes, the comparison with its baseline opens by itself.
+    const cv = await h.webviewFrame(page, 'MoE Compare', h.TIMEOUTS.evaluation);
+    const words = cv.locator('[data-testid=mcnemar-words]');
+    await words.waitFor({ timeout: h.TIMEOUTS.webview });
+    const expDir = `${baseline}--prune-never-activated`;
+    const manifest = JSON.parse(readFileSync(join(expDir, 'manifest.json'), 'utf8')) as { intervention: { mask: [number, number][] } };
+    assert.deepEqual(manifest.intervention.mask, base.layers.flatMap((l) => l.neverActivated.map((e) => [l.layer, e])), 'the experiment masks exactly the never-activated experts');
+    const exp = JSON.parse(readFileSync(join(expDir, 'summary.json'), 'utf8')) as { complete: boolean; questions: number; accuracy: { micro: number } };
+    assert.equal(exp.complete, true);
+    assert.match((await words.textContent()) ?? '', new RegExp(`^Of ${exp.questions} questions answered by both`));
+    const d = exp.accuracy.micro - base.accuracy.micro;
+    assert.equal((await cv.locator('[data-testid=compare-micro-delta]').textContent())?.trim(), `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`);
+    assert.equal(await cv.locator('.diff-cell[data-masked=true]').count(), manifest.intervention.mask.length, 'masked experts crossed out in the heatmap');
+    // Room for the README's picture: the comparison's group maximised, side bars and panel hidden.
+    await h.runCommand(page, 'View: Maximize Editor Group and Hide Side Bars');
+    await h.runCommand(page, 'View: Hide Panel');
+    await h.sleep(1000);
+    await h.screenshot(page, 'compare-dark');
+    await cv.locator('[data-testid=compare-activation]').scrollIntoViewIfNeeded();
+    await h.sleep(500);
+    await h.screenshot(page, 'compare-activation-dark');
+    await cv.locator('[data-testid=compare-view]').evaluate((el) => el.scrollIntoView());
+    // Back to the usual layout for the next steps' pictures: other editor groups (when there were any,
+    // the toggle is offered only then) and the side bar with the heatmap.
+    if (await h.runCommand(page, 'View: Toggle Maximize Editor Group', 5_000).then(() => true, () => false)) console.log('# restored the editor groups');
+    await h.runCommand(page, 'MoE: Open expert heatmap');
+    await h.runCommand(page, 'View: Toggle Panel Visibility');
+  });
+
   step('g: screenshots in the light theme', 180_000, async () => {
     await h.setColorTheme(page, 'Default Light Modern');
     for (const [title, name] of [
       ['MoE Summary', 'summary-light'],
       ['MoE Trace', 'trace-light'],
+      ['MoE Compare', 'compare-light'],
     ] as const) {
       if ((await page.locator('.part.editor .tabs-container .tab').filter({ hasText: title }).count()) === 0) continue;
       await h.webviewFrame(page, title);

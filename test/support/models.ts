@@ -20,9 +20,9 @@ export function makeModel(options: DemoModelOptions, dir = tempDir(options.famil
 }
 
 /** The independent TypeScript forward pass over the same files the engine reads. */
-export function reference(dir: string, ids: number[]): ReferenceResult {
+export function reference(dir: string, ids: number[], routerLogitOffsets?: (layer: number) => ArrayLike<number> | undefined): ReferenceResult {
   const ck = Checkpoint.open(dir);
-  return referenceForward(ck.config, (n) => ({ shape: ck.tensor(n).shape, data: ck.readFloat32(n) }), ids, { hasTensor: (n) => ck.has(n) });
+  return referenceForward(ck.config, (n) => ({ shape: ck.tensor(n).shape, data: ck.readFloat32(n) }), ids, { hasTensor: (n) => ck.has(n), routerLogitOffsets });
 }
 
 export const SAMPLE_QUESTION = `The following are multiple choice questions (with answers) about high school biology.

@@ -29,6 +29,11 @@ export type RefModelType = "olmoe" | "mixtral" | "qwen2_moe" | "qwen3_moe";
 export interface ReferenceOptions {
   /** Existence test for tensor names. Without it, existence is probed by calling getTensor inside try/catch. */
   hasTensor?: (name: string) => boolean;
+  /**
+   * Values added to layer l's router logits before softmax and top-k (-Infinity removes an expert);
+   * undefined leaves the layer alone. Models expert ablation / router steering experiments.
+   */
+  routerLogitOffsets?: (layer: number) => ArrayLike<number> | undefined;
 }
 
 /** The config values the reference actually uses, after defaults (taken from the HF config classes). */
@@ -527,8 +532,10 @@ interface MoeOutput {
 }
 
 /** Sparse MoE block for one token: router -> softmax(all) -> top-k -> weighted experts (+ gated shared expert for qwen2_moe). */
-function moeBlock(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, experts: LayerExperts, x: Float64Array): MoeOutput {
-  const routing = routeTopK(matVec(experts.router, x), cfg.topK, cfg.normTopKProb);
+function moeBlock(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, experts: LayerExperts, x: Float64Array, offsets?: ArrayLike<number>): MoeOutput {
+  const logits = matVec(experts.router, x);
+  if (offsets) for (let e = 0; e < logits.length; e++) logits[e] += offsets[e];
+  const routing = routeTopK(logits, cfg.topK, cfg.normTopKProb);
   const out = new Float64Array(cfg.hiddenSize);
   routing.experts.forEach((e, j) => {
     const y = swiGlu(experts.expert(e), x);
@@ -605,7 +612,7 @@ export function referenceForward(config: HfConfig, getTensor: TensorGetter, toke
       const experts = layerExperts(cfg, ws, l);
       expertsByLayer.push(experts);
       outs = mlpIn.map((x) => {
-        const { out, routing } = moeBlock(cfg, ws, l, experts, x);
+        const { out, routing } = moeBlock(cfg, ws, l, experts, x, options.routerLogitOffsets?.(l));
         layerProbs.push(Array.from(routing.probs));
         layerTop.push(routing.experts);
         layerW.push(routing.weights);

@@ -172,11 +172,10 @@ after(() => {
 // ---------------------------------------------------------------------------------------------------
 
 describe('trainByteLevelBpe', () => {
-  test('trains the 4096-token demo vocabulary on MMLU dev+val quickly', (t) => {
+  test('trains the 4096-token demo vocabulary on MMLU dev+val (time reported, not asserted)', (t) => {
     t.diagnostic(`trained ${demo.stats.vocabSize} tokens (${demo.stats.merges} merges) on ${(demo.stats.corpusBytes / 1e6).toFixed(2)} MB, ${demo.stats.distinctWords} distinct words, in ${demoMs.toFixed(0)} ms`);
     assert.equal(demo.stats.vocabSize, 4096);
     assert.equal(demo.stats.stoppedBecause, 'vocab-full');
-    assert.ok(demoMs < 20_000, `training took ${demoMs.toFixed(0)} ms`);
   });
 
   test('writes a Hugging Face byte-level BPE tokenizer.json', () => {

@@ -11,7 +11,10 @@ import { providerLabel } from '../../src/host/providerLabel';
 import { runCommand } from '../../src/cli/commands';
 import { Engine } from '../../src/engine/engine';
 import { EngineFailure, type InferenceEnvironmentReport } from '../../src/shared/protocol';
-import { makeModel, tempDir } from '../support/models';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { makeModel, tempDir, REPO_ROOT } from '../support/models';
+import { testPython } from '../support/python';
 import { requireWebGpu } from '../support/webgpu';
 
 test('parsePlacementLog counts nodes per provider and CPU op types', () => {
@@ -38,6 +41,7 @@ test('parsePlacementLog counts nodes per provider and CPU op types', () => {
 test('the status bar names the provider, its dtype and the adapter', () => {
   assert.equal(providerLabel({ executionProvider: 'cpu', dtype: 'float32' }), 'CPU');
   assert.equal(providerLabel({ executionProvider: 'cuda', dtype: 'float16' }), 'CUDA fp16');
+  assert.equal(providerLabel({ executionProvider: 'mps', dtype: 'bfloat16' }), 'MPS bf16');
   assert.equal(providerLabel({ executionProvider: 'webgpu', dtype: 'float16', adapterName: 'NVIDIA H200 (NVIDIA Vulkan)' }), 'WebGPU fp16 · NVIDIA H200');
   assert.equal(providerLabel({ executionProvider: 'webgpu', dtype: 'float32' }), 'WebGPU fp32');
 });
@@ -86,7 +90,7 @@ test('moe-scope doctor --json: provider, adapter, dtype and cpuOpTypes', async (
   const code = await runCommand('doctor', ['--model', dir, '--provider', 'webgpu', '--cache', tempDir('cache'), '--json'], { out: (s) => out.push(s), err: (s) => err.push(s) });
   assert.equal(code, 0, err.join('\n'));
   const r = JSON.parse(out.join('\n')) as InferenceEnvironmentReport;
-  assert.equal(r.engine, 'onnx');
+  assert.equal(r.engine, 'onnxruntime');
   assert.equal(r.provider, 'webgpu');
   assert.equal(r.adapter?.name, adapter.name);
   assert.equal(r.dtype, adapter.shaderF16 ? 'float16' : 'float32');
@@ -101,4 +105,25 @@ test('moe-scope doctor --json: provider, adapter, dtype and cpuOpTypes', async (
   assert.equal(c.provider, 'cpu');
   assert.equal(c.expertFormulation, 'moe-op');
   assert.equal(c.cpuOpTypes.MoE, 16, 'every layer has one MoE node on the CPU');
+});
+
+test('moe-scope doctor --engine auto: the engine choice and its reason (PyTorch without a GPU: ONNX Runtime)', async () => {
+  const python = testPython();
+  process.env.MOE_SCOPE_WORKER_DIR ??= path.join(REPO_ROOT, 'python');
+  const dir = makeModel({ family: 'mixtral' });
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await runCommand('doctor', ['--model', dir, '--engine', 'auto', '--python', python, '--provider', 'cpu', '--cache', tempDir('cache'), '--json'], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  assert.equal(code, 0, err.join('\n'));
+  const r = JSON.parse(out.join('\n')) as InferenceEnvironmentReport;
+  assert.ok(r.python, 'the PyTorch check is in the report');
+  if (r.python.gpu) {
+    assert.equal(r.engine, 'pytorch');
+  } else {
+    assert.equal(r.engine, 'onnxruntime');
+    assert.match(r.engineWhy, /^auto: .*(no GPU|unavailable)/);
+    assert.equal(r.provider, 'cpu');
+    const layers = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).num_hidden_layers;
+    assert.equal(r.cpuOpTypes.MoE, layers, 'one MoE node per layer, on the CPU');
+  }
 });

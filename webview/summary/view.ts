@@ -140,6 +140,16 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       state.runDir ? h(doc, 'span', { class: 'muted', title: state.runDir }, `run: ${state.runDir}`) : null,
     );
     header.append(title, meta);
+    if (s.complete) {
+      const actions = h(doc, 'div', { class: 'sv-actions' });
+      const btn = h(doc, 'vscode-button', { 'data-testid': 'new-experiment', title: 'Prune or steer experts based on this run and compare the result with it' }, 'New experiment from this run…');
+      btn.addEventListener('click', () => post({ type: 'new-experiment' }));
+      actions.append(btn);
+      header.append(actions);
+    }
+    if (s.intervention) {
+      header.append(h(doc, 'p', { class: 'note', 'data-testid': 'summary-intervention' }, `Router intervention: ${s.intervention.description ?? ''} (${s.intervention.mask.length} experts masked, ${s.intervention.bias.length} router biases).`));
+    }
     if (s.model.demo) {
       const w = h(doc, 'div', { class: 'warning', 'data-testid': 'demo-note' });
       append(w, icon(doc, 'warning'), h(doc, 'span', {}, 'demo model: random weights. Accuracy and routing statistics of this run say nothing about a trained model.'));

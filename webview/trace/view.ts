@@ -85,7 +85,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   const header = h(doc, 'header', { class: 'tv-header', hidden: true });
   const emptyEl = h(doc, 'section', { class: 'empty-state', 'data-testid': 'trace-empty' });
   append(emptyEl, icon(doc, 'symbol-class'), h(doc, 'p', {}, 'No trace yet.'),
-    h(doc, 'p', { class: 'muted' }, 'Open an MMLU question and run "MoE Scope: Trace Routing" to see which experts every token is routed to.'));
+    h(doc, 'p', { class: 'muted' }, 'Select an MMLU question and run "MoE: Trace selection" (Ctrl+Alt+M) to see which experts every token is routed to.'));
   const loadingEl = h(doc, 'section', { class: 'tv-loading', 'data-testid': 'trace-loading', hidden: true });
   const loadingLabel = h(doc, 'p', { class: 'muted' }, 'Tracing…');
   loadingEl.append(h(doc, 'vscode-progress-bar', { indeterminate: true, 'aria-label': 'Tracing' }), loadingLabel);

@@ -1,0 +1,151 @@
+/** `moe-scope experiment` (derive an intervention from a run and evaluate under it) and `moe-scope compare`. */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { CommandUsageError, type Command } from './command';
+import { runEvalCommand } from './evalRun';
+import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
+import { prepareExperiment } from '../eval/experiment';
+import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
+import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
+import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
+import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
+
+/** The experiment options of the command line as a spec (exactly one rule). */
+export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string }): ExperimentSpec {
+  const given = (['prune', 'prune-below-count', 'steer-top-accuracy'] as const).filter((k) => v[k] !== undefined);
+  if (given.length !== 1)
+    throw new CommandUsageError(
+      `give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,... or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`,
+    );
+  if (v.bias !== undefined && given[0] !== 'steer-top-accuracy') throw new CommandUsageError('--bias goes with --steer-top-accuracy');
+  switch (given[0]) {
+    case 'prune':
+      return v.prune === 'never-activated' ? { kind: 'prune-never-activated' } : { kind: 'prune', experts: parseMaskSpec(v.prune!, '--prune') };
+    case 'prune-below-count': {
+      const n = Number(v['prune-below-count']);
+      if (!Number.isInteger(n) || n < 1) throw new CommandUsageError(`--prune-below-count must be a positive integer, got "${v['prune-below-count']}"`);
+      return { kind: 'prune-below-count', count: n };
+    }
+    case 'steer-top-accuracy': {
+      const p = Number(v['steer-top-accuracy']);
+      if (!(p > 0 && p <= 1))
+        throw new CommandUsageError(
+          `--steer-top-accuracy must be a fraction in (0, 1], e.g. 0.1 for the top 10% of experts per layer; got "${v['steer-top-accuracy']}"`,
+        );
+      if (v.bias === undefined) throw new CommandUsageError("--steer-top-accuracy needs --bias B (added to those experts' router logits)");
+      const b = Number(v.bias);
+      if (!Number.isFinite(b) || b === 0) throw new CommandUsageError(`--bias must be a non-zero number, got "${v.bias}"`);
+      return { kind: 'steer-top-accuracy', fraction: p, bias: b };
+    }
+  }
+}
+
+export const EXPERIMENT_COMMANDS: Record<string, Command> = {
+  experiment: {
+    usage:
+      'experiment --baseline RUN (--prune never-activated | --prune-below-count N | --prune L:E,... |\n' +
+      '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--dry-run]\n' +
+      '     [--engine onnxruntime|pytorch|auto] [--python PATH]\n' +
+      '      Derive a router intervention from a finished run (mask never-activated experts, experts with fewer\n' +
+      '      than N activations, or chosen experts; or add B to the logits of the top fraction P of experts by\n' +
+      '      accuracy per layer) and evaluate the same model, data, shots and scope under it; resumable.',
+    async run(args, ctx) {
+      const { values } = parseArgs({
+        args,
+        options: {
+          baseline: { type: 'string' },
+          out: { type: 'string' },
+          prune: { type: 'string' },
+          'prune-below-count': { type: 'string' },
+          'steer-top-accuracy': { type: 'string' },
+          bias: { type: 'string' },
+          'batch-size': { type: 'string', default: '8' },
+          provider: { type: 'string', default: 'auto' },
+          cache: { type: 'string' },
+          quiet: { type: 'boolean', default: false },
+          'dry-run': { type: 'boolean', default: false },
+          ...ENGINE_OPTIONS,
+        },
+      });
+      if (!values.baseline) throw new CommandUsageError('--baseline RUN is required');
+      if (!values.out) throw new CommandUsageError('--out RUN2 is required');
+      const spec = experimentSpecFromOptions(values);
+      const provider = values.provider as ExecutionProviderSetting;
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      const batchSize = Number(values['batch-size']);
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new CommandUsageError('--batch-size must be a positive integer');
+      const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });
+      const L = exp.baseline.summary.model.numLayers;
+      ctx.err(`experiment: ${describeIntervention(exp.intervention, L)}`);
+      const masked = maskedPerLayer(exp.intervention, L);
+      const biased = biasedPerLayer(exp.intervention, L);
+      ctx.err(`per layer: ${masked.map((m, l) => `${l}:${m ? `-${m}` : ''}${biased[l] ? `+${biased[l]}` : ''}${!m && !biased[l] ? '0' : ''}`).join(' ')}`);
+      if (values['dry-run']) {
+        ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
+        return 0;
+      }
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
+        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
+      });
+      return runEvalCommand(engine, exp.options, ctx, values.quiet!);
+    },
+  },
+  compare: {
+    usage:
+      'compare RUN_A RUN_B [--json]\n' +
+      "      Accuracy (micro, macro, per subject and category) of two runs with deltas, McNemar's exact test on\n" +
+      "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
+    async run(args, ctx) {
+      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      if (positionals.length !== 2) throw new CommandUsageError(`give two run folders, got ${positionals.length}`);
+      const runs = positionals.map((p) => {
+        const dir = path.resolve(p);
+        const summary = readSummary(dir);
+        if (!summary) throw new RunFolderError(path.join(dir, 'summary.json'), `not found; is ${p} an evaluation run folder?`);
+        return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
+      });
+      const c = compareRuns(runs[0], runs[1]);
+      ctx.out(values.json ? JSON.stringify(c) : describeComparison(c));
+      return 0;
+    },
+  },
+};
+
+const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const signedPct = (x: number | null) => (x === null ? '    -  ' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1).padStart(5)}`);
+
+export function describeComparison(c: RunComparison): string {
+  const A = c.a.label;
+  const B = c.b.label;
+  const lines: string[] = [];
+  const describeRun = (r: RunComparison['a']) =>
+    `${r.label}: ${r.questions} questions${r.complete ? '' : ' (incomplete)'}; ${r.intervention ? describeIntervention(r.intervention, c.activation.numLayers) : 'no intervention'}`;
+  lines.push(`A = ${describeRun(c.a)}`, `B = ${describeRun(c.b)}`);
+  for (const w of c.warnings) lines.push(`warning: ${w}`);
+  if (c.a.demo || c.b.demo) lines.push('note: a demo checkpoint with random weights; its accuracies say nothing about a trained model');
+  const row = (name: string, d: AccuracyDelta) => `  ${name.padEnd(40)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
+  lines.push('', `accuracy${' '.repeat(34)}A       B      B-A (points)`);
+  lines.push(row('micro', c.accuracy.micro), row('macro', c.accuracy.macro));
+  lines.push('', 'per category');
+  for (const x of c.accuracy.perCategory) lines.push(row(x.category, x));
+  lines.push('', 'per subject');
+  for (const x of c.accuracy.perSubject) lines.push(row(x.subject, x));
+  const m = c.mcnemar;
+  lines.push(
+    '',
+    `McNemar (paired ${m.paired}): both right ${m.bothCorrect}, both wrong ${m.bothWrong}, b01 (A wrong, B right) ${m.b01}, b10 (A right, B wrong) ${m.b10}, exact p = ${formatP(m.pValue)}`,
+  );
+  lines.push(mcnemarInWords(m, A, B));
+  const changes: { l: number; e: number; d: number }[] = [];
+  c.activation.deltaShare.forEach((row, l) => row.forEach((d, e) => d !== 0 && changes.push({ l, e, d })));
+  changes.sort((x, y) => Math.abs(y.d) - Math.abs(x.d));
+  lines.push(
+    '',
+    `activation share change (B - A, share of each layer's assignments, ${c.activation.tokenScope} scope): ${changes.length} (layer, expert) pairs changed; largest:`,
+  );
+  for (const x of changes.slice(0, 15))
+    lines.push(
+      `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
+    );
+  return lines.join('\n');
+}
