@@ -39,7 +39,16 @@ async function evalThroughput(engine: string, model: string, work: string) {
     });
     const seconds = (Date.now() - t1) / 1000;
     const s = out.summary;
-    return { engine, loadSeconds, questions: s.questions, seconds, questionsPerSecond: s.questions / seconds, computedTokens: s.tokens.computed, tokensPerSecond: s.tokens.computed / seconds, accuracy: s.accuracy.micro };
+    return {
+      engine,
+      loadSeconds,
+      questions: s.questions,
+      seconds,
+      questionsPerSecond: s.questions / seconds,
+      computedTokens: s.tokens.computed,
+      tokensPerSecond: s.tokens.computed / seconds,
+      accuracy: s.accuracy.micro,
+    };
   } finally {
     await backend.dispose();
   }
@@ -73,7 +82,9 @@ async function main() {
       },
     };
     writeResult('engines', result);
-    console.error(`trace: ONNX Runtime ${to.medianTraceMs} ms, PyTorch ${tp.medianTraceMs} ms; eval: ${eo.questionsPerSecond.toFixed(2)} vs ${ep.questionsPerSecond.toFixed(2)} q/s`);
+    console.error(
+      `trace: ONNX Runtime ${to.medianTraceMs} ms, PyTorch ${tp.medianTraceMs} ms; eval: ${eo.questionsPerSecond.toFixed(2)} vs ${ep.questionsPerSecond.toFixed(2)} q/s`,
+    );
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }

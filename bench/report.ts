@@ -22,7 +22,12 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const big = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 0 });
 
 function engineSection(r: Json): string[] {
-  const out = ['## Engine (issue 2)', '', `Measured ${r.date} on ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, ONNX Runtime ${r.machine.ort ?? ''}, CPU execution provider.`, ''];
+  const out = [
+    '## Engine (issue 2)',
+    '',
+    `Measured ${r.date} on ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, ONNX Runtime ${r.machine.ort ?? ''}, CPU execution provider.`,
+    '',
+  ];
   const t = r.traceLatency;
   out.push(
     '### (a) Trace latency, 600-token 5-shot MMLU prompt, OLMoE-shaped demo model',
@@ -39,7 +44,10 @@ function engineSection(r: Json): string[] {
     '',
     '| tokens | sparse ms | dense ms | dense / sparse | active GFLOP/s | plain MatMul GFLOP/s | sparse efficiency vs MatMul |',
     '|---:|---:|---:|---:|---:|---:|---:|',
-    ...m.rows.map((x: Json) => `| ${x.tokens} | ${f1(x.sparseMs)} | ${f1(x.denseMs)} | ${f2(x.denseOverSparse)}x | ${f1(x.sparseGflopPerSecond)} | ${f1(x.matmulGflopPerSecond)} | ${f2(x.sparseVsMatmulEfficiency)} |`),
+    ...m.rows.map(
+      (x: Json) =>
+        `| ${x.tokens} | ${f1(x.sparseMs)} | ${f1(x.denseMs)} | ${f2(x.denseOverSparse)}x | ${f1(x.sparseGflopPerSecond)} | ${f1(x.matmulGflopPerSecond)} | ${f2(x.sparseVsMatmulEfficiency)} |`,
+    ),
     '',
   );
   const c = r.routerExposure;
@@ -56,19 +64,33 @@ function engineSection(r: Json): string[] {
 
 function evalSection(r: Json): string[] {
   const out = ['## Evaluation (issue 3)', ''];
-  out.push('### 5-shot throughput on the OLMoE-shaped demo model', '', '| prefix reuse | questions | questions/s | computed tokens/s | padding share | speed-up |', '|---|---:|---:|---:|---:|---:|');
+  out.push(
+    '### 5-shot throughput on the OLMoE-shaped demo model',
+    '',
+    '| prefix reuse | questions | questions/s | computed tokens/s | padding share | speed-up |',
+    '|---|---:|---:|---:|---:|---:|',
+  );
   const base = r.throughput.find((x: Json) => !x.reusePrefix);
   for (const x of r.throughput) {
-    out.push(`| ${x.reusePrefix ? 'on' : 'off'} | ${x.questions} | ${f2(x.questionsPerSecond)} | ${big(x.tokensPerSecond)} | ${pct(x.paddingShare)} | ${f2(x.questionsPerSecond / base.questionsPerSecond)}x |`);
+    out.push(
+      `| ${x.reusePrefix ? 'on' : 'off'} | ${x.questions} | ${f2(x.questionsPerSecond)} | ${big(x.tokensPerSecond)} | ${pct(x.paddingShare)} | ${f2(x.questionsPerSecond / base.questionsPerSecond)}x |`,
+    );
   }
   out.push('', '### A full 5-shot pass over the real MMLU test split, counted by the runner', '', r.assumptions.note, '');
-  out.push('| tokenizer | questions | tokens without reuse | tokens with reuse | saved | PFLOP without / with | V100 fp16 peak-seconds without / with | paper utilisation implied |', '|---|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(
+    '| tokenizer | questions | tokens without reuse | tokens with reuse | saved | PFLOP without / with | V100 fp16 peak-seconds without / with | paper utilisation implied |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  );
   for (const c of r.fullTestSplit) {
     out.push(
       `| ${c.tokenizer} | ${big(c.questions)} | ${big(c.tokensWithoutReuse)} | ${big(c.tokensWithReuse)} | ${pct(c.reuseSaving)} | ${f1(c.petaflopsWithoutReuse)} / ${f1(c.petaflopsWithReuse)} | ${big(c.v100Fp16SecondsAtPeakWithoutReuse)} / ${big(c.v100Fp16SecondsAtPeakWithReuse)} | ${pct(c.paperUtilisationImplied)} |`,
     );
   }
-  out.push('', 'Read: the paper\'s ~5 V100-hours (18,000 s) is far above the compute a 5-shot pass needs even without prefix reuse; batching by length and computing each subject\'s shared few-shot prefix once cut the work further.', '');
+  out.push(
+    '',
+    "Read: the paper's ~5 V100-hours (18,000 s) is far above the compute a 5-shot pass needs even without prefix reuse; batching by length and computing each subject's shared few-shot prefix once cut the work further.",
+    '',
+  );
   return out;
 }
 
@@ -123,8 +145,16 @@ function enginesSection(r: Json): string[] {
 }
 
 function gpuSection(r: Json, name: string): string[] {
-  const out = ['## PyTorch engine on a GPU (issue 10, bench/gpu/run.sh)', '', `${name}, ${r.date}; ${r.environment?.devices?.[0]?.name ?? 'no GPU'}; torch ${r.environment?.torch ?? '?'}, transformers ${r.environment?.transformers ?? '?'}. OLMoE-1B-7B-shaped checkpoint, bf16, random weights.`, ''];
-  if (r.trace600) out.push(`- 600-token trace: median ${r.trace600.medianTraceMs} ms (${big(r.trace600.tokensPerSecond)} tokens/s); model load ${f1(r.trace600.loadMs / 1000)} s.`);
+  const out = [
+    '## PyTorch engine on a GPU (issue 10, bench/gpu/run.sh)',
+    '',
+    `${name}, ${r.date}; ${r.environment?.devices?.[0]?.name ?? 'no GPU'}; torch ${r.environment?.torch ?? '?'}, transformers ${r.environment?.transformers ?? '?'}. OLMoE-1B-7B-shaped checkpoint, bf16, random weights.`,
+    '',
+  ];
+  if (r.trace600)
+    out.push(
+      `- 600-token trace: median ${r.trace600.medianTraceMs} ms (${big(r.trace600.tokensPerSecond)} tokens/s); model load ${f1(r.trace600.loadMs / 1000)} s.`,
+    );
   if (r.eval?.questions) {
     const e = r.eval;
     out.push(
@@ -134,14 +164,21 @@ function gpuSection(r: Json, name: string): string[] {
   }
   if (r.plainLoop) {
     const p = r.plainLoop;
-    out.push(`- Plain transformers loop, whole prompts, no prefix reuse: ${f2(p.questionsPerSecond)} questions/s, ${big(p.tokensPerSecond)} tokens/s over ${big(p.promptsRun)} of ${big(p.promptsAvailable)} prompts${p.subset ? ' (time-capped subset)' : ''}.`);
+    out.push(
+      `- Plain transformers loop, whole prompts, no prefix reuse: ${f2(p.questionsPerSecond)} questions/s, ${big(p.tokensPerSecond)} tokens/s over ${big(p.promptsRun)} of ${big(p.promptsAvailable)} prompts${p.subset ? ' (time-capped subset)' : ''}.`,
+    );
   }
   if (r.ratioEngineVsPlain) out.push(`- Engine vs plain loop: **${f2(r.ratioEngineVsPlain)}x** questions/s. Targets: ${JSON.stringify(r.targets)}.`);
   out.push('');
   return out;
 }
 
-const parts: string[] = ['# Benchmarks', '', 'Generated by `npm run bench` (bench/run.sh) from bench/results/*.json; every table comes from one run on one machine. Compare the ratios, not the absolute times.', ''];
+const parts: string[] = [
+  '# Benchmarks',
+  '',
+  'Generated by `npm run bench` (bench/run.sh) from bench/results/*.json; every table comes from one run on one machine. Compare the ratios, not the absolute times.',
+  '',
+];
 const engine = read('engine');
 if (engine) parts.push(...engineSection(engine));
 const ev = read('eval');
@@ -152,7 +189,12 @@ const web = read('webview-render');
 if (web) parts.push(...webviewSection(web));
 const engines = read('engines');
 if (engines) parts.push(...enginesSection(engines));
-const gpuFiles = fs.existsSync(RESULTS) ? fs.readdirSync(RESULTS).filter((f) => /^gpu-\d.*\.json$/.test(f)).sort() : [];
+const gpuFiles = fs.existsSync(RESULTS)
+  ? fs
+      .readdirSync(RESULTS)
+      .filter((f) => /^gpu-\d.*\.json$/.test(f))
+      .sort()
+  : [];
 if (gpuFiles.length) parts.push(...gpuSection(read(gpuFiles.at(-1)!.replace(/\.json$/, '')), gpuFiles.at(-1)!));
 fs.writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), parts.join('\n'));
 console.log(`wrote BENCHMARKS.md (${[engine, ev, weights, web].filter(Boolean).length} result files)`);

@@ -22,7 +22,14 @@ import { traceBench } from './traceBench';
     process.stderr.write('usage: trace.js --model DIR --text-file FILE [--engine pytorch] [--python PATH] [--tokens 600] [--reps 3]\n');
     process.exit(2);
   }
-  traceBench({ model: values.model, text: fs.readFileSync(values['text-file'], 'utf8'), engine: values.engine!, python: values.python, tokens: Number(values.tokens), reps: Number(values.reps) }).then(
+  traceBench({
+    model: values.model,
+    text: fs.readFileSync(values['text-file'], 'utf8'),
+    engine: values.engine!,
+    python: values.python,
+    tokens: Number(values.tokens),
+    reps: Number(values.reps),
+  }).then(
     (r) => process.stdout.write(JSON.stringify(r) + '\n'),
     (e) => {
       process.stderr.write(`trace benchmark failed: ${(e as Error).message}\n`);

@@ -13,14 +13,23 @@ export interface TraceBench {
   tokensPerSecond: number;
 }
 
-export async function traceBench(opts: { model: string; text: string; engine: string; python?: string; tokens: number; reps: number; provider?: 'auto' | 'cpu' | 'cuda' }): Promise<TraceBench> {
+export async function traceBench(opts: {
+  model: string;
+  text: string;
+  engine: string;
+  python?: string;
+  tokens: number;
+  reps: number;
+  provider?: 'auto' | 'cpu' | 'cuda';
+}): Promise<TraceBench> {
   const backend = await openBackend(opts.engine, opts.python, (level, m) => level === 'error' && process.stderr.write(m + '\n'));
   try {
     const t0 = Date.now();
     const info = await backend.call('load', { modelPath: opts.model, options: { executionProvider: opts.provider ?? 'auto' } });
     const loadMs = Date.now() - t0;
     let [enc] = await backend.call('tokenize', { texts: [opts.text] });
-    while (enc.ids.length < opts.tokens) [enc] = await backend.call('tokenize', { texts: [opts.text.repeat(Math.ceil((2 * opts.tokens) / Math.max(1, enc.ids.length)))] });
+    while (enc.ids.length < opts.tokens)
+      [enc] = await backend.call('tokenize', { texts: [opts.text.repeat(Math.ceil((2 * opts.tokens) / Math.max(1, enc.ids.length)))] });
     const ids = enc.ids.slice(0, opts.tokens);
     const options = { includeProbs: true, includeLastLogits: false };
     const w0 = Date.now();
@@ -50,4 +59,3 @@ export async function traceBench(opts: { model: string; text: string; engine: st
     await backend.dispose();
   }
 }
-

@@ -81,7 +81,8 @@ export async function selectEngine(): Promise<EngineSelection> {
 
 /** Points a client at the selected engine's process (a no-op when it already is). */
 export function applySelection(client: EngineClient, selection: EngineSelection, extensionPath: string): void {
-  const channel: ChannelFactory = selection.kind === 'pytorch' ? pythonChannel(selection.python) : nodeChannel(path.join(extensionPath, 'dist', 'inference-process.js'));
+  const channel: ChannelFactory =
+    selection.kind === 'pytorch' ? pythonChannel(selection.python) : nodeChannel(path.join(extensionPath, 'dist', 'inference-process.js'));
   client.setChannel(channel, selection.kind === 'pytorch' ? `pytorch:${selection.python}` : 'onnxruntime');
 }
 

@@ -79,7 +79,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (dir) summaries.show(dir);
     }),
     vscode.commands.registerCommand('moeScope.newExperiment', async (runDir?: string) => {
-      const dir = typeof runDir === 'string' ? runDir : summaries.activeRunDir() ?? (await pickRun('Choose the baseline run for the experiment', true));
+      const dir = typeof runDir === 'string' ? runDir : (summaries.activeRunDir() ?? (await pickRun('Choose the baseline run for the experiment', true)));
       const folder = vscode.workspace.workspaceFolders?.[0];
       if (!dir || !folder) return;
       try {
@@ -128,7 +128,12 @@ async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
   }
   const pairs = runs
     .filter((r) => r.summary?.intervention?.baselineRun && runs.some((b) => b.dir === r.summary!.intervention!.baselineRun))
-    .map((r) => ({ label: `${path.basename(r.dir)} vs ${path.basename(r.summary!.intervention!.baselineRun!)}`, description: r.summary!.intervention!.description, a: r.summary!.intervention!.baselineRun!, b: r.dir }));
+    .map((r) => ({
+      label: `${path.basename(r.dir)} vs ${path.basename(r.summary!.intervention!.baselineRun!)}`,
+      description: r.summary!.intervention!.description,
+      a: r.summary!.intervention!.baselineRun!,
+      b: r.dir,
+    }));
   const choose = { label: '$(list-selection) Choose two runs...', a: '', b: '' };
   const pick = await vscode.window.showQuickPick([...pairs, choose], { title: 'MoE Scope: compare runs' });
   if (!pick) return undefined;
@@ -144,7 +149,10 @@ async function pickRun(placeHolder = 'Choose a run to show', completeOnly = fals
     void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
     return undefined;
   }
-  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => !completeOnly || r.summary?.complete).sort((a, b) => b.mtime - a.mtime);
+  const runs = (await Promise.all(runsRoots().map(listRuns)))
+    .flat()
+    .filter((r) => !completeOnly || r.summary?.complete)
+    .sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
@@ -155,7 +163,9 @@ async function pickRun(placeHolder = 'Choose a run to show', completeOnly = fals
   const pick = await vscode.window.showQuickPick(
     runs.map((r) => ({
       label: path.basename(r.dir),
-      description: r.summary ? `${r.summary.questions} questions, ${(100 * r.summary.accuracy.micro).toFixed(1)}%${r.summary.complete ? '' : ' (incomplete)'}` : 'no summary yet',
+      description: r.summary
+        ? `${r.summary.questions} questions, ${(100 * r.summary.accuracy.micro).toFixed(1)}%${r.summary.complete ? '' : ' (incomplete)'}`
+        : 'no summary yet',
       detail: r.manifest ? `${r.manifest.model.path} · ${r.manifest.dataset.path} · ${r.manifest.shots}-shot · scope ${r.manifest.tokenScope}` : undefined,
       dir: r.dir,
     })),
@@ -172,7 +182,8 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
   }
   const configured = readSettings().evaluation.dataPath;
   const items: { label: string; description?: string; dataset: string }[] = [];
-  if (configured && fs.existsSync(path.resolve(folder.uri.fsPath, configured))) items.push({ label: configured, description: 'from settings', dataset: configured });
+  if (configured && fs.existsSync(path.resolve(folder.uri.fsPath, configured)))
+    items.push({ label: configured, description: 'from settings', dataset: configured });
   for (const d of await discoverDatasets(folder.uri.fsPath, { maxDepth: 4 }).catch(() => [])) {
     const rel = path.relative(folder.uri.fsPath, d.path) || '.';
     if (!items.some((i) => i.dataset === rel)) items.push({ label: rel, description: d.label, dataset: rel });
@@ -182,7 +193,12 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
   if (!pick) return undefined;
   let dataset = pick.dataset;
   if (!dataset) {
-    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, openLabel: 'Evaluate', filters: { 'MMLU data': ['csv', 'jsonl', 'json', 'parquet'] } });
+    const uri = await vscode.window.showOpenDialog({
+      canSelectFiles: true,
+      canSelectFolders: true,
+      openLabel: 'Evaluate',
+      filters: { 'MMLU data': ['csv', 'jsonl', 'json', 'parquet'] },
+    });
     if (!uri?.[0]) return undefined;
     dataset = uri[0].fsPath;
   }
@@ -193,17 +209,37 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
 async function selectModel(models: ModelManager): Promise<void> {
   const current = readSettings().modelPath;
   const items: (vscode.QuickPickItem & { action: () => Promise<unknown> })[] = [
-    { label: '$(folder-opened) Choose a checkpoint folder...', description: 'Hugging Face folder: config.json, *.safetensors, tokenizer.json', action: () => models.pickFolder() },
-    { label: '$(beaker) OLMoE-shaped demo model', description: '16 layers x 64 experts, top-8; tiny widths, random weights', action: () => models.useDemoModel('olmoe') },
-    { label: '$(beaker) Mixtral-shaped demo model', description: '32 layers x 8 experts, top-2; tiny widths, random weights', action: () => models.useDemoModel('mixtral') },
+    {
+      label: '$(folder-opened) Choose a checkpoint folder...',
+      description: 'Hugging Face folder: config.json, *.safetensors, tokenizer.json',
+      action: () => models.pickFolder(),
+    },
+    {
+      label: '$(beaker) OLMoE-shaped demo model',
+      description: '16 layers x 64 experts, top-8; tiny widths, random weights',
+      action: () => models.useDemoModel('olmoe'),
+    },
+    {
+      label: '$(beaker) Mixtral-shaped demo model',
+      description: '32 layers x 8 experts, top-2; tiny widths, random weights',
+      action: () => models.useDemoModel('mixtral'),
+    },
   ];
-  if (current) items.unshift({ label: `$(check) ${path.basename(current)}`, description: current, detail: 'Current model: reload it', action: async () => models.invalidate() });
+  if (current)
+    items.unshift({
+      label: `$(check) ${path.basename(current)}`,
+      description: current,
+      detail: 'Current model: reload it',
+      action: async () => models.invalidate(),
+    });
   const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: model', placeHolder: current ? `Current: ${current}` : 'No model selected' });
   if (!pick) return;
   try {
     await pick.action();
     const info = await models.ensureLoaded(false);
-    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`);
+    void vscode.window.showInformationMessage(
+      `MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`,
+    );
   } catch (e) {
     void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
   }

@@ -74,7 +74,12 @@ export class ModelManager implements vscode.Disposable {
   }
 
   async pickFolder(): Promise<string | null> {
-    const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model', title: 'Hugging Face MoE checkpoint folder (config.json, *.safetensors, tokenizer.json)' });
+    const uri = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      openLabel: 'Use this model',
+      title: 'Hugging Face MoE checkpoint folder (config.json, *.safetensors, tokenizer.json)',
+    });
     if (!uri?.[0]) return null;
     await setUserModelPath(uri[0].fsPath);
     return uri[0].fsPath;
@@ -118,7 +123,9 @@ export class ModelManager implements vscode.Disposable {
     this.loading = this.client.load(modelPath, { executionProvider: s.executionProvider, cacheDir: s.cacheDir });
     try {
       this.info = await this.loading;
-      this.output.info(`loaded ${this.info.path} (${this.info.family}) with ${engineLabel(this.info.engine)} on ${this.info.device ?? this.info.executionProvider} (${this.info.dtype}) in ${this.info.loadMs} ms; engine choice: ${selection.why}`);
+      this.output.info(
+        `loaded ${this.info.path} (${this.info.family}) with ${engineLabel(this.info.engine)} on ${this.info.device ?? this.info.executionProvider} (${this.info.dtype}) in ${this.info.loadMs} ms; engine choice: ${selection.why}`,
+      );
       if (this.info.providerNote) {
         this.output.warn(this.info.providerNote);
         void vscode.window.showWarningMessage(`MoE Scope: ${this.info.providerNote}`);
@@ -178,7 +185,14 @@ export class ModelManager implements vscode.Disposable {
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
     const ep = m ? providerLabel(m) : '';
-    const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
+    const icon = {
+      'no-model': '$(circle-slash)',
+      loading: '$(loading~spin)',
+      ready: '$(circuit-board)',
+      busy: '$(sync~spin)',
+      error: '$(error)',
+      stopped: '$(debug-stop)',
+    }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
     const md = new vscode.MarkdownString();
     for (const piece of statusTooltip(this.state, m, this.lastError || null)) {

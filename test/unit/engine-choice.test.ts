@@ -13,9 +13,19 @@ import { testPython } from '../support/python';
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 process.env.MOE_SCOPE_WORKER_DIR ??= path.join(REPO_ROOT, 'python');
 
-const env = (over: Partial<PythonEnvironment>): PythonEnvironment => ({ python: '3.11', executable: '/py', torch: '2.5', transformers: '5.0', problems: [], usable: true, gpu: false, devices: [], ...over });
+const env = (over: Partial<PythonEnvironment>): PythonEnvironment => ({
+  python: '3.11',
+  executable: '/py',
+  torch: '2.5',
+  transformers: '5.0',
+  problems: [],
+  usable: true,
+  gpu: false,
+  devices: [],
+  ...over,
+});
 
-test("auto: PyTorch only with torch, transformers and a GPU; otherwise ONNX Runtime, saying why", () => {
+test('auto: PyTorch only with torch, transformers and a GPU; otherwise ONNX Runtime, saying why', () => {
   const gpu = chooseEngine(env({ gpu: true, devices: [{ type: 'cuda', index: 0, name: 'NVIDIA H200' }] }));
   assert.equal(gpu.engine, 'pytorch');
   assert.match(gpu.why, /NVIDIA H200/);
@@ -52,16 +62,26 @@ test('CLI: a bad --engine is a usage error; a Python that cannot run the worker 
   const bad = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'tensorflow'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--engine must be onnxruntime, pytorch or auto, not "tensorflow"/);
-  const missing = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'pytorch', '--python', '/nonexistent/python3'], { encoding: 'utf8' });
+  const missing = spawnSync(
+    process.execPath,
+    [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'pytorch', '--python', '/nonexistent/python3'],
+    { encoding: 'utf8' },
+  );
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /could not start: \/nonexistent\/python3.*set moeScope\.pythonPath or --python/);
   // An interpreter that starts but lacks torch: its last words reach the user.
   const fake = path.join(tempDir('fake-python'), 'python');
   fs.writeFileSync(fake, `#!/bin/sh\necho "ModuleNotFoundError: No module named 'torch'" >&2\nexit 1\n`, { mode: 0o755 });
-  const noTorch = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'pytorch', '--python', fake], { encoding: 'utf8' });
+  const noTorch = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'pytorch', '--python', fake], {
+    encoding: 'utf8',
+  });
   assert.equal(noTorch.status, 1);
   assert.match(noTorch.stderr, /exited with code 1 \(ModuleNotFoundError: No module named 'torch'\)/);
-  const onnx = spawnSync(process.execPath, [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'onnxruntime', '--python', fake, '--cache', tempDir('cache')], { encoding: 'utf8' });
+  const onnx = spawnSync(
+    process.execPath,
+    [cli, 'trace', '--model', model, '--text', 'Answer:', '--engine', 'onnxruntime', '--python', fake, '--cache', tempDir('cache')],
+    { encoding: 'utf8' },
+  );
   assert.equal(onnx.status, 0, onnx.stderr);
 });
 

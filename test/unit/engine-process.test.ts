@@ -80,18 +80,33 @@ for (const kind of ENGINE_KINDS) {
   test(`[${kind}] errors keep their code across the process boundary; bad input is named`, async () => {
     const client = engineClient(kind);
     try {
-      await assert.rejects(load(client, tempDir('empty')), (e: unknown) => e instanceof EngineFailure && e.code === 'bad-model' && /config\.json/.test(e.message));
-      await assert.rejects(client.call('trace', { input: { text: 'x' }, options: noProbs }), (e: unknown) => e instanceof EngineFailure && e.code === 'not-loaded');
+      await assert.rejects(
+        load(client, tempDir('empty')),
+        (e: unknown) => e instanceof EngineFailure && e.code === 'bad-model' && /config\.json/.test(e.message),
+      );
+      await assert.rejects(
+        client.call('trace', { input: { text: 'x' }, options: noProbs }),
+        (e: unknown) => e instanceof EngineFailure && e.code === 'not-loaded',
+      );
       const dir = makeModel({ family: 'olmoe', overrides: { layers: 2 } });
       const info = await load(client, dir);
       const badId = info.vocabSize + 5;
-      await assert.rejects(client.call('trace', { input: { ids: [1, badId] }, options: noProbs }), (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && e.message.includes(String(badId)));
-      await assert.rejects(client.call('score', { prefix: null, items: [{ key: 'q1', ids: [] }] }), (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && /q1/.test(e.message));
+      await assert.rejects(
+        client.call('trace', { input: { ids: [1, badId] }, options: noProbs }),
+        (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && e.message.includes(String(badId)),
+      );
+      await assert.rejects(
+        client.call('score', { prefix: null, items: [{ key: 'q1', ids: [] }] }),
+        (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && /q1/.test(e.message),
+      );
       await assert.rejects(
         client.call('score', { prefix: null, items: [{ key: 'q', ids: [5] }], routingPositions: 'some' as never }),
         (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && /routingPositions/.test(e.message),
       );
-      await assert.rejects(client.call('trace', { input: { text: '' }, options: noProbs }), (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input');
+      await assert.rejects(
+        client.call('trace', { input: { text: '' }, options: noProbs }),
+        (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input',
+      );
       // The process still serves after bad input.
       assert.equal((await client.call('tokenize', { texts: ['Answer:'] }))[0].tokens.at(-1)!.text, ':');
     } finally {
@@ -104,7 +119,9 @@ for (const kind of ENGINE_KINDS) {
     const client = engineClient(kind);
     try {
       await load(client, dir);
-      const [a, b, c] = await client.call('tokenize', { texts: [SAMPLE_QUESTION, SAMPLE_QUESTION.replace('biology', 'chemistry'), SAMPLE_QUESTION.replace('NOT ', '')] });
+      const [a, b, c] = await client.call('tokenize', {
+        texts: [SAMPLE_QUESTION, SAMPLE_QUESTION.replace('biology', 'chemistry'), SAMPLE_QUESTION.replace('NOT ', '')],
+      });
       const P = 12;
       const prefix = { key: 'p', ids: a.ids.slice(0, P) };
       const items = [a, b, c].map((e, i) => ({ key: `q${i}`, ids: e.ids.slice(P) }));

@@ -50,12 +50,17 @@ for (const c of CASES) {
     try {
       const opts = { executionProvider: 'cpu' as const, cacheDir: tempDir('cache') };
       const [io, it] = await Promise.all([onnx.load(dir, opts), torch.load(dir, opts)]);
-      for (const k of ['family', 'numLayers', 'numExperts', 'topK', 'normTopKProb', 'sharedExperts', 'vocabSize', 'answerScoring'] as const) assert.deepEqual(it[k], io[k], k);
+      for (const k of ['family', 'numLayers', 'numExperts', 'topK', 'normTopKProb', 'sharedExperts', 'vocabSize', 'answerScoring'] as const)
+        assert.deepEqual(it[k], io[k], k);
       assert.equal(it.dtype, 'float32');
       assert.equal(it.engine, 'pytorch');
       const options = { includeProbs: true, includeLastLogits: true };
       const [a, b] = await Promise.all([onnx.call('trace', { input: { text: TEXT }, options }), torch.call('trace', { input: { text: TEXT }, options })]);
-      assert.deepEqual(b.tokens.map((t) => [t.id, t.start, t.end]), a.tokens.map((t) => [t.id, t.start, t.end]), 'same tokens and UTF-16 offsets');
+      assert.deepEqual(
+        b.tokens.map((t) => [t.id, t.start, t.end]),
+        a.tokens.map((t) => [t.id, t.start, t.end]),
+        'same tokens and UTF-16 offsets',
+      );
       assert.ok(maxDiff(a.routing.probs!, b.routing.probs!) <= TOL, `router probabilities differ by ${maxDiff(a.routing.probs!, b.routing.probs!)}`);
       assert.ok(maxDiff(a.lastLogits!, b.lastLogits!) <= TOL, `logits differ by ${maxDiff(a.lastLogits!, b.lastLogits!)}`);
       assert.ok(maxDiff(a.routing.entropy, b.routing.entropy) <= TOL, 'entropy');
@@ -65,7 +70,14 @@ for (const c of CASES) {
 
       const ids = a.tokens.map((t) => t.id);
       const P = 20;
-      const params = { prefix: { key: 'p', ids: ids.slice(0, P) }, items: [{ key: 'x', ids: ids.slice(P) }, { key: 'y', ids: ids.slice(P, -3) }], routingPositions: 'item' as const };
+      const params = {
+        prefix: { key: 'p', ids: ids.slice(0, P) },
+        items: [
+          { key: 'x', ids: ids.slice(P) },
+          { key: 'y', ids: ids.slice(P, -3) },
+        ],
+        routingPositions: 'item' as const,
+      };
       const [sa, sb] = await Promise.all([onnx.call('score', params), torch.call('score', params)]);
       for (let i = 0; i < 2; i++) {
         assert.ok(maxDiff(sa.items[i].answerLogProbs, sb.items[i].answerLogProbs) <= TOL, `score item ${i} log-probabilities`);

@@ -17,7 +17,9 @@ const py = (code: string) => execFileSync(python, ['-c', code], { env, encoding:
 
 test("the worker's method names, error codes, message types and routingPositions are protocol.ts's", () => {
   const names = JSON.parse(
-    py('import json; from moe_scope_worker import protocol as p; print(json.dumps({k: list(getattr(p, k)) for k in ["METHODS", "SERVED_METHODS", "ERROR_CODES", "HOST_TO_ENGINE_TYPES", "ENGINE_TO_HOST_TYPES", "ROUTING_POSITIONS", "MODEL_INFO_KEYS"]}))'),
+    py(
+      'import json; from moe_scope_worker import protocol as p; print(json.dumps({k: list(getattr(p, k)) for k in ["METHODS", "SERVED_METHODS", "ERROR_CODES", "HOST_TO_ENGINE_TYPES", "ENGINE_TO_HOST_TYPES", "ROUTING_POSITIONS", "MODEL_INFO_KEYS"]}))',
+    ),
   ) as Record<string, string[]>;
   assert.deepEqual(names.METHODS, [...ENGINE_METHODS]);
   assert.deepEqual(names.ERROR_CODES, [...ENGINE_ERROR_CODES]);
@@ -28,14 +30,32 @@ test("the worker's method names, error codes, message types and routingPositions
   // Every key the worker fills is a ModelInfo key, and it fills every required one. The record's type
   // makes the compiler check both the key list and which keys are optional.
   const keys: { [K in keyof ModelInfo]-?: undefined extends ModelInfo[K] ? 'optional' : 'required' } = {
-    path: 'required', family: 'required', modelType: 'required', numLayers: 'required', numExperts: 'required', topK: 'required',
-    hiddenSize: 'required', vocabSize: 'required', maxPositions: 'required', normTopKProb: 'required', sharedExperts: 'required',
-    executionProvider: 'required', providerNote: 'optional', adapterName: 'optional', providerDecisions: 'optional',
-    expertFormulation: 'optional', dtype: 'required', engine: 'optional', device: 'optional', answerScoring: 'required',
-    demo: 'optional', loadMs: 'required',
+    path: 'required',
+    family: 'required',
+    modelType: 'required',
+    numLayers: 'required',
+    numExperts: 'required',
+    topK: 'required',
+    hiddenSize: 'required',
+    vocabSize: 'required',
+    maxPositions: 'required',
+    normTopKProb: 'required',
+    sharedExperts: 'required',
+    executionProvider: 'required',
+    providerNote: 'optional',
+    adapterName: 'optional',
+    providerDecisions: 'optional',
+    expertFormulation: 'optional',
+    dtype: 'required',
+    engine: 'optional',
+    device: 'optional',
+    answerScoring: 'required',
+    demo: 'optional',
+    loadMs: 'required',
   };
   for (const k of names.MODEL_INFO_KEYS) assert.ok(k in keys, `the worker's ModelInfo key ${k} is not in protocol.ts`);
-  for (const [k, kind] of Object.entries(keys)) if (kind === 'required') assert.ok(names.MODEL_INFO_KEYS.includes(k), `the worker does not fill the required ModelInfo key ${k}`);
+  for (const [k, kind] of Object.entries(keys))
+    if (kind === 'required') assert.ok(names.MODEL_INFO_KEYS.includes(k), `the worker does not fill the required ModelInfo key ${k}`);
 });
 
 test('frames: typed arrays and views written by Python arrive as aligned typed arrays; host frames decode in Python', () => {
