@@ -3,6 +3,7 @@
 # and the GPU machine lacks: a Node binary, the built app (dist/ without source maps, package.json, the
 # onnxruntime-node linux-x64 files and onnxruntime-common), the MMLU test and dev CSVs, and a tokenizer.
 #   bash bench/gpu/prepare.sh        (MMLU_DIR=... to choose the MMLU data folder with test/ and dev/)
+# Keeps .gpu/node.xz and whatever bench/gpu/prepare-webgpu.sh added; replaces only its own files.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -10,12 +11,17 @@ G=$ROOT/.gpu
 say() { printf '[gpu-prepare] %s\n' "$*"; }
 t0=$SECONDS
 
-# The MMLU data: $MMLU_DIR, else a full copy vendored in the repository, else the shared folder.
+# The MMLU data: $MMLU_DIR, else the copy vendored in data/mmlu (scripts/unpack-mmlu.sh), else the shared folder.
 find_mmlu() {
-  if [ -n "${MMLU_DIR:-}" ]; then echo "$MMLU_DIR"; return; fi
-  local f
-  f=$(git ls-files '*test/high_school_world_history_test.csv' '*test/high_school_world_history_test.csv.*' 2>/dev/null | grep -v '^media/demo-data/' | head -1 || true)
-  if [ -n "$f" ]; then dirname "$(dirname "$ROOT/$f")"; return; fi
+  if [ -n "${MMLU_DIR:-}" ]; then
+    if [ -d "$MMLU_DIR/data/test" ]; then echo "$MMLU_DIR/data"; else echo "$MMLU_DIR"; fi
+    return
+  fi
+  if [ -x scripts/unpack-mmlu.sh ] || [ -f scripts/unpack-mmlu.sh ]; then
+    local d
+    d=$(bash scripts/unpack-mmlu.sh 2>/dev/null || true)
+    if [ -n "$d" ] && [ -d "$d/data/test" ]; then echo "$d/data"; return; fi
+  fi
   for d in "$ROOT/../shared/mmlu/data" /work/shared/mmlu/data; do [ -d "$d/test" ] && { echo "$d"; return; }; done
   echo ""
 }
@@ -27,10 +33,15 @@ ndev=$(ls "$MMLU"/dev/*_dev.csv 2>/dev/null | wc -l)
 
 say "building dist/"
 node esbuild.mjs >/dev/null
-rm -rf "$G"
+# Only this script's files are replaced: .gpu/ also holds what bench/gpu/prepare-webgpu.sh put there.
+rm -rf "$G/tokenizer" "$G/app.tar.xz" "$G/mmlu.tar.xz"
 mkdir -p "$G/tokenizer"
-say "node binary -> .gpu/node.xz"
-xz -T2 -6 -c "$(command -v node)" >"$G/node.xz"
+if [ -s "$G/node.xz" ]; then
+  say ".gpu/node.xz already there"
+else
+  say "node binary -> .gpu/node.xz"
+  xz -T2 -6 -c "$(command -v node)" >"$G/node.xz.tmp" && mv "$G/node.xz.tmp" "$G/node.xz"
+fi
 
 say "app -> .gpu/app.tar.xz"
 stage=$(mktemp -d)

@@ -160,22 +160,37 @@ function f32(a: Float32Array): Uint8Array {
 
 // ------------------------------------------------------------------------ (b, c) trace and scoring
 
-/** A view of a checkpoint with only its first `layers` layers: config rewritten, files linked. */
+/**
+ * A checkpoint with only the first `layers` layers: config rewritten and the safetensors files copied
+ * without the tensors of later layers (the loader refuses a config that disagrees with the tensors, so
+ * the files cannot simply be linked), the shard index filtered to match.
+ */
 function firstLayers(src: string, dst: string, layers: number): { dir: string; fullLayers: number } {
   const config = JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8'));
   const fullLayers = config.num_hidden_layers as number;
+  const keepLayers = Math.min(layers, fullLayers);
+  const keep = (name: string) => {
+    const m = /^model\.layers\.(\d+)\./.exec(name);
+    return !m || Number(m[1]) < keepLayers;
+  };
   fs.mkdirSync(dst, { recursive: true });
+  const kept = new Set<string>();
   for (const f of fs.readdirSync(src)) {
-    if (f === 'config.json' || !/\.(safetensors|json)$/.test(f)) continue;
     const to = path.join(dst, f);
     fs.rmSync(to, { force: true });
-    try {
-      fs.linkSync(path.join(src, f), to);
-    } catch {
-      fs.symlinkSync(path.join(src, f), to);
+    if (f.endsWith('.safetensors')) {
+      if (copyTensors(path.join(src, f), to, keep)) kept.add(f);
+    } else if (/\.json$/.test(f) && f !== 'config.json' && f !== 'model.safetensors.index.json') {
+      fs.copyFileSync(path.join(src, f), to);
     }
   }
-  fs.writeFileSync(path.join(dst, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: Math.min(layers, fullLayers) }, null, 2));
+  const index = path.join(src, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) {
+    const idx = JSON.parse(fs.readFileSync(index, 'utf8')) as { metadata?: unknown; weight_map: Record<string, string> };
+    const weightMap = Object.fromEntries(Object.entries(idx.weight_map).filter(([n, f]) => keep(n) && kept.has(f)));
+    fs.writeFileSync(path.join(dst, 'model.safetensors.index.json'), JSON.stringify({ metadata: idx.metadata ?? {}, weight_map: weightMap }, null, 2));
+  }
+  fs.writeFileSync(path.join(dst, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: keepLayers }, null, 2));
   if (!fs.existsSync(path.join(dst, 'tokenizer.json'))) {
     // Random-weight checkpoints may come without a tokenizer: borrow the demo model's (ids are random anyway).
     const demo = path.join(dst, '..', 'demo-tokenizer');
@@ -183,6 +198,54 @@ function firstLayers(src: string, dst: string, layers: number): { dir: string; f
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(demo, f), path.join(dst, f));
   }
   return { dir: dst, fullLayers };
+}
+
+/** Copies the tensors of one safetensors file that `keep` accepts into a new file; false when none are kept. */
+function copyTensors(src: string, dst: string, keep: (name: string) => boolean): boolean {
+  const fd = fs.openSync(src, 'r');
+  try {
+    const lenBuf = Buffer.alloc(8);
+    fs.readSync(fd, lenBuf, 0, 8, 0);
+    const headerLen = Number(lenBuf.readBigUInt64LE(0));
+    const headerBuf = Buffer.alloc(headerLen);
+    fs.readSync(fd, headerBuf, 0, headerLen, 8);
+    const header = JSON.parse(headerBuf.toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const names = Object.keys(header)
+      .filter((n) => n !== '__metadata__' && keep(n))
+      .sort((a, b) => header[a].data_offsets[0] - header[b].data_offsets[0]);
+    if (names.length === 0) return false;
+    const out: Record<string, unknown> = {};
+    let offset = 0;
+    for (const n of names) {
+      const [b, e] = header[n].data_offsets;
+      out[n] = { dtype: header[n].dtype, shape: header[n].shape, data_offsets: [offset, offset + (e - b)] };
+      offset += e - b;
+    }
+    let json = JSON.stringify(out);
+    json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+    const outFd = fs.openSync(dst, 'w');
+    try {
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+      fs.writeSync(outFd, len);
+      fs.writeSync(outFd, json);
+      const chunk = Buffer.alloc(64 << 20);
+      for (const n of names) {
+        const [b, e] = header[n].data_offsets;
+        for (let at = b; at < e; ) {
+          const got = fs.readSync(fd, chunk, 0, Math.min(chunk.length, e - at), 8 + headerLen + at);
+          if (got <= 0) throw new Error(`${src}: short read in tensor ${n}`);
+          fs.writeSync(outFd, chunk, 0, got);
+          at += got;
+        }
+      }
+    } finally {
+      fs.closeSync(outFd);
+    }
+    return true;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function randomIds(rng: SeededRandom, n: number, vocab: number): number[] {

@@ -82,6 +82,8 @@ class Engine:
             )
         answer_ids = [ids[0] for ids in answer_scoring["letterTokenIds"]]
         device = pick_device((options or {}).get("executionProvider", "auto"))
+        if self.model is not None and self.info and self.info["path"] == model_dir and self.device == device:
+            return self.info  # already loaded here (a client reloading after a reconnect, an evaluation after a trace)
         dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
         if device.type == "mps" and not torch.backends.mps.is_macos13_or_newer():
             dtype = torch.float16
@@ -92,7 +94,7 @@ class Engine:
             raise EngineFailure(
                 "bad-model",
                 f"{model_dir}: the model needs about {need / 2**30:.1f} GiB in {str(dtype).replace('torch.', '')} on "
-                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {int((MEMORY_MARGIN - 1) * 100)}% headroom), "
+                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
                 f"but only {free / 2**30:.1f} GiB is {how}",
             )
         self.unload()

@@ -15,8 +15,7 @@ import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
 import { SWEEP_USAGE, SweepUsageError, sweepCommand } from './sweepCommand';
-
-
+import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
 
 /** An integer option in [min, max], or a usage error naming the option and what it got. */
 export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
@@ -29,7 +28,8 @@ export function integerOption(name: string, raw: string | undefined, min: number
 
 const COMMANDS: Record<string, Command> = {
   'dataset-info': {
-    usage: 'dataset-info --data PATH [--split S] [--json]\n      Count the questions and subjects of MMLU data (original CSV tree or file, cais/mmlu JSONL or Parquet).',
+    usage:
+      'dataset-info --data PATH [--split S] [--json]\n      Count the questions and subjects of MMLU data (original CSV tree or file, cais/mmlu JSONL or Parquet).',
     async run(args, ctx) {
       const { values } = parseArgs({ args, options: { data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean', default: false } } });
       if (!values.data) throw new CommandUsageError('--data PATH is required');
@@ -52,7 +52,11 @@ const COMMANDS: Record<string, Command> = {
       };
       if (values.json) ctx.out(JSON.stringify(info, null, 2));
       else {
-        ctx.out(`${info.path} (${info.format}): ${info.questions} questions, ${info.subjects} subjects; ${Object.entries(perSplit).map(([s, n]) => `${s} ${n}`).join(', ')}`);
+        ctx.out(
+          `${info.path} (${info.format}): ${info.questions} questions, ${info.subjects} subjects; ${Object.entries(perSplit)
+            .map(([s, n]) => `${s} ${n}`)
+            .join(', ')}`,
+        );
         for (const i of ds.issues.slice(0, 20)) ctx.out(`  malformed: ${i.file}:${i.line}: ${i.reason}`);
       }
       return 0;
@@ -116,7 +120,12 @@ const COMMANDS: Record<string, Command> = {
           dataPath: path.resolve(values.data!),
           split: values.split!,
           shots,
-          subjects: values.subjects ? values.subjects.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
+          subjects: values.subjects
+            ? values.subjects
+                .split(',')
+                .map((s) => s.trim())
+                .filter(Boolean)
+            : undefined,
           limitPerSubject: limit,
           tokenScope: scope,
           batchSize,
@@ -179,7 +188,14 @@ const COMMANDS: Record<string, Command> = {
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
-        options: { model: { type: 'string' }, provider: { type: 'string', default: 'auto' }, engine: { type: 'string', default: 'onnxruntime' }, python: { type: 'string' }, cache: { type: 'string' }, json: { type: 'boolean', default: false } },
+        options: {
+          model: { type: 'string' },
+          provider: { type: 'string', default: 'auto' },
+          engine: { type: 'string', default: 'onnxruntime' },
+          python: { type: 'string' },
+          cache: { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
       });
       if (!values.model) throw new CommandUsageError('--model DIR is required');
       const provider = values.provider as ExecutionProviderSetting;
@@ -192,6 +208,34 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ...EXPERIMENT_COMMANDS,
+};
+
+/** What the inference environment offers: the PyTorch engine's Python and ONNX Runtime's providers. */
+async function environmentReport(python: string | undefined): Promise<Record<string, unknown>> {
+  const interpreter = defaultPython(python);
+  const env = await checkPython(interpreter);
+  let backends: string[] = [];
+  let ortError: string | undefined;
+  try {
+    const ort = await import('onnxruntime-node');
+    backends = (ort as unknown as { listSupportedBackends?: () => { name: string; bundled: boolean }[] })
+      .listSupportedBackends?.()
+      .map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`) ?? ['cpu'];
+  } catch (e) {
+    ortError = (e as Error).message;
+  }
+  return { python: env, onnxruntime: { backends, error: ortError }, auto: chooseEngine(env) };
+}
+
+COMMANDS.env = {
+  usage:
+    'env [--python PATH] [--json]\n      What the inference environment offers: Python, torch, transformers, devices and memory, ONNX Runtime providers, and the engine "auto" picks.',
+  async run(args, ctx) {
+    const { values } = parseArgs({ args, options: { python: { type: 'string' }, json: { type: 'boolean', default: false } } });
+    const report = await environmentReport(values.python);
+    ctx.out(values.json ? JSON.stringify(report, null, 2) : formatEnvironment(report));
+    return 0;
+  },
 };
 
 export function commandTable(): string {

@@ -92,6 +92,7 @@ export class EngineClient implements InferenceBackend {
   private lastLoad: { modelPath: string; options: LoadOptions } | null = null;
   private loaded: Promise<ModelInfo> | null = null;
   private disposed = false;
+  private channelKey = '';
 
   constructor(private readonly options: EngineClientOptions = {}) {}
 
@@ -155,6 +156,17 @@ export class EngineClient implements InferenceBackend {
       });
       child.send({ type: 'request', id, method, params } as HostToEngine);
     });
+  }
+
+  /**
+   * Which process to run from now on (engine choice). A different key stops the running process; the next
+   * request starts the new one and reloads the last model there.
+   */
+  setChannel(channel: ChannelFactory, key: string): void {
+    if (key === this.channelKey) return;
+    this.channelKey = key;
+    this.options.channel = channel;
+    this.kill('switching to another inference engine');
   }
 
   /** Stops the process (e.g. "MoE: Restart inference process"); the next request starts a new one. */

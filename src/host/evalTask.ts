@@ -12,6 +12,7 @@ import { runEvaluation, progressLine, formatSeconds, type EvalOutcome } from '..
 import type { EngineClient } from './engineClient';
 import { EvalClientPool } from './evalClients';
 import { evalTaskDefinitionProblems } from './evalTaskDefinition';
+import { applySelection, engineLabel, selectEngine } from './engineSelection';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
@@ -108,10 +109,13 @@ export class EvalTaskProvider implements vscode.TaskProvider, vscode.Disposable 
 /** Folder name of an experiment: next to its baseline, named after the rule, so running it again resumes. */
 export function experimentFolderName(baselineDir: string, spec: ExperimentSpec): string {
   const rule =
-    spec.kind === 'prune-never-activated' ? 'prune-never-activated'
-    : spec.kind === 'prune-below-count' ? `prune-below-${spec.count}`
-    : spec.kind === 'prune' ? `prune-${spec.experts.length}-chosen-${hashOf(JSON.stringify(spec.experts))}`
-    : `steer-top${+(spec.fraction * 100).toFixed(2)}pct-bias${spec.bias}`;
+    spec.kind === 'prune-never-activated'
+      ? 'prune-never-activated'
+      : spec.kind === 'prune-below-count'
+        ? `prune-below-${spec.count}`
+        : spec.kind === 'prune'
+          ? `prune-${spec.experts.length}-chosen-${hashOf(JSON.stringify(spec.experts))}`
+          : `steer-top${+(spec.fraction * 100).toFixed(2)}pct-bias${spec.bias}`;
   return `${path.basename(baselineDir)}--${rule}`.replace(/[^\w.-]+/g, '_');
 }
 
@@ -175,8 +179,13 @@ class EvalTerminal implements vscode.Pseudoterminal {
     if (this.def.experiment) {
       const { baseline, spec } = this.def.experiment;
       const baselineDir = path.resolve(this.folder.uri.fsPath, baseline);
-      const runDir = this.def.runDir ? path.resolve(this.folder.uri.fsPath, this.def.runDir) : path.join(path.dirname(baselineDir), experimentFolderName(baselineDir, spec));
-      const exp = prepareExperiment(baselineDir, spec, runDir, { load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir }, batchSize: s.evaluation.batchSize });
+      const runDir = this.def.runDir
+        ? path.resolve(this.folder.uri.fsPath, this.def.runDir)
+        : path.join(path.dirname(baselineDir), experimentFolderName(baselineDir, spec));
+      const exp = prepareExperiment(baselineDir, spec, runDir, {
+        load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
+        batchSize: s.evaluation.batchSize,
+      });
       options = exp.options;
       this.line(`\x1b[1mMoE Scope experiment\x1b[0m  ${describeIntervention(exp.intervention, exp.baseline.summary.model.numLayers)}`);
       this.line(`baseline: ${baselineDir}`);
@@ -200,7 +209,9 @@ class EvalTerminal implements vscode.Pseudoterminal {
     const runDir = this.def.runDir
       ? path.resolve(this.folder.uri.fsPath, this.def.runDir)
       : path.join(this.folder.uri.fsPath, '.moe-scope', 'runs', runFolderName({ ...this.def, subjects }, shots, scope, split, limit, modelPath));
-    this.line(`\x1b[1mMoE Scope evaluation\x1b[0m  ${vscode.workspace.asRelativePath(dataPath)}  split ${split}, ${shots}-shot, token scope: ${scope}${limit ? `, ${limit} per subject` : ''}`);
+    this.line(
+      `\x1b[1mMoE Scope evaluation\x1b[0m  ${vscode.workspace.asRelativePath(dataPath)}  split ${split}, ${shots}-shot, token scope: ${scope}${limit ? `, ${limit} per subject` : ''}`,
+    );
     return {
       modelPath,
       load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
@@ -217,28 +228,36 @@ class EvalTerminal implements vscode.Pseudoterminal {
 
   private async evaluate(options: EvalOptions): Promise<number> {
     let lastProgress = '';
-    const outcome = await Promise.resolve(vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: options.intervention ? 'MoE Scope: experiment' : 'MoE Scope: MMLU evaluation', cancellable: true },
-      async (progress, token) => {
-        token.onCancellationRequested(() => this.abort.abort());
-        let reported = 0;
-        return runEvaluation(
-          this.client,
-          options,
-          {
+    const outcome = await Promise.resolve(
+      vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: options.intervention ? 'MoE Scope: experiment' : 'MoE Scope: MMLU evaluation',
+          cancellable: true,
+        },
+        async (progress, token) => {
+          token.onCancellationRequested(() => this.abort.abort());
+          let reported = 0;
+          const selection = await selectEngine();
+          applySelection(this.client, selection, this.models.extensionPath);
+          this.line(`engine: ${engineLabel(selection.kind)} (${selection.why})`);
+          return runEvaluation(this.client, options, {
             signal: this.abort.signal,
             onLog: (m) => this.line(m),
             onProgress: (p) => {
               lastProgress = progressLine(p);
               this.write.fire(`\r\x1b[K${lastProgress}`);
               const pct = (100 * p.done) / Math.max(1, p.total);
-              progress.report({ increment: pct - reported, message: `${p.done}/${p.total}, ETA ${p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds)}, accuracy ${((100 * p.correct) / Math.max(1, p.done)).toFixed(1)}%` });
+              progress.report({
+                increment: pct - reported,
+                message: `${p.done}/${p.total}, ETA ${p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds)}, accuracy ${((100 * p.correct) / Math.max(1, p.done)).toFixed(1)}%`,
+              });
               reported = pct;
             },
-          },
-        );
-      },
-    )).catch((e: unknown) => {
+          });
+        },
+      ),
+    ).catch((e: unknown) => {
       if (e instanceof EngineFailure && e.code === 'cancelled') return null;
       throw e;
     });

@@ -6,7 +6,9 @@ import { providerLabel } from './providerLabel';
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { ModelManager } from './modelManager';
+import { ModelManager, runCliOutput } from './modelManager';
+import { engineLabel, probePython, resolvePython, selectEngine } from './engineSelection';
+import { formatEnvironment } from './pythonWorker';
 import { TraceController } from './tracePanel';
 import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
@@ -86,6 +88,7 @@ export function activate(context: vscode.ExtensionContext): void {
       models.restart();
       void vscode.window.showInformationMessage('MoE Scope: the inference process was stopped; the next trace starts a fresh one.');
     }),
+    vscode.commands.registerCommand('moeScope.checkEnvironment', () => checkEnvironment(context, models)),
     vscode.commands.registerCommand('moeScope.openHeatmap', () => heatmap.reveal()),
     vscode.commands.registerCommand('moeScope.showStructure', () => structure.show()),
     vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {
@@ -93,7 +96,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (dir) summaries.show(dir);
     }),
     vscode.commands.registerCommand('moeScope.newExperiment', async (runDir?: string) => {
-      const dir = typeof runDir === 'string' ? runDir : summaries.activeRunDir() ?? (await pickRun('Choose the baseline run for the experiment', true));
+      const dir = typeof runDir === 'string' ? runDir : (summaries.activeRunDir() ?? (await pickRun('Choose the baseline run for the experiment', true)));
       const folder = vscode.workspace.workspaceFolders?.[0];
       if (!dir || !folder) return;
       try {
@@ -142,7 +145,12 @@ async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
   }
   const pairs = runs
     .filter((r) => r.summary?.intervention?.baselineRun && runs.some((b) => b.dir === r.summary!.intervention!.baselineRun))
-    .map((r) => ({ label: `${path.basename(r.dir)} vs ${path.basename(r.summary!.intervention!.baselineRun!)}`, description: r.summary!.intervention!.description, a: r.summary!.intervention!.baselineRun!, b: r.dir }));
+    .map((r) => ({
+      label: `${path.basename(r.dir)} vs ${path.basename(r.summary!.intervention!.baselineRun!)}`,
+      description: r.summary!.intervention!.description,
+      a: r.summary!.intervention!.baselineRun!,
+      b: r.dir,
+    }));
   const choose = { label: '$(list-selection) Choose two runs...', a: '', b: '' };
   const pick = await vscode.window.showQuickPick([...pairs, choose], { title: 'MoE Scope: compare runs' });
   if (!pick) return undefined;
@@ -158,7 +166,10 @@ async function pickRun(placeHolder = 'Choose a run to show', completeOnly = fals
     void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
     return undefined;
   }
-  const runs = (await Promise.all(runsRoots().map(listRuns))).flat().filter((r) => !completeOnly || r.summary?.complete).sort((a, b) => b.mtime - a.mtime);
+  const runs = (await Promise.all(runsRoots().map(listRuns)))
+    .flat()
+    .filter((r) => !completeOnly || r.summary?.complete)
+    .sort((a, b) => b.mtime - a.mtime);
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
@@ -169,7 +180,9 @@ async function pickRun(placeHolder = 'Choose a run to show', completeOnly = fals
   const pick = await vscode.window.showQuickPick(
     runs.map((r) => ({
       label: path.basename(r.dir),
-      description: r.summary ? `${r.summary.questions} questions, ${(100 * r.summary.accuracy.micro).toFixed(1)}%${r.summary.complete ? '' : ' (incomplete)'}` : 'no summary yet',
+      description: r.summary
+        ? `${r.summary.questions} questions, ${(100 * r.summary.accuracy.micro).toFixed(1)}%${r.summary.complete ? '' : ' (incomplete)'}`
+        : 'no summary yet',
       detail: r.manifest ? `${r.manifest.model.path} · ${r.manifest.dataset.path} · ${r.manifest.shots}-shot · scope ${r.manifest.tokenScope}` : undefined,
       dir: r.dir,
     })),
@@ -186,7 +199,8 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
   }
   const configured = readSettings().evaluation.dataPath;
   const items: { label: string; description?: string; dataset: string }[] = [];
-  if (configured && fs.existsSync(path.resolve(folder.uri.fsPath, configured))) items.push({ label: configured, description: 'from settings', dataset: configured });
+  if (configured && fs.existsSync(path.resolve(folder.uri.fsPath, configured)))
+    items.push({ label: configured, description: 'from settings', dataset: configured });
   for (const d of await discoverDatasets(folder.uri.fsPath, { maxDepth: 4 }).catch(() => [])) {
     const rel = path.relative(folder.uri.fsPath, d.path) || '.';
     if (!items.some((i) => i.dataset === rel)) items.push({ label: rel, description: d.label, dataset: rel });
@@ -196,7 +210,12 @@ async function pickEvaluationTask(provider: EvalTaskProvider): Promise<vscode.Ta
   if (!pick) return undefined;
   let dataset = pick.dataset;
   if (!dataset) {
-    const uri = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: true, openLabel: 'Evaluate', filters: { 'MMLU data': ['csv', 'jsonl', 'json', 'parquet'] } });
+    const uri = await vscode.window.showOpenDialog({
+      canSelectFiles: true,
+      canSelectFolders: true,
+      openLabel: 'Evaluate',
+      filters: { 'MMLU data': ['csv', 'jsonl', 'json', 'parquet'] },
+    });
     if (!uri?.[0]) return undefined;
     dataset = uri[0].fsPath;
   }
@@ -242,18 +261,65 @@ async function pickSweepTask(provider: SweepTaskProvider, uri?: vscode.Uri): Pro
 async function selectModel(models: ModelManager): Promise<void> {
   const current = readSettings().modelPath;
   const items: (vscode.QuickPickItem & { action: () => Promise<unknown> })[] = [
-    { label: '$(folder-opened) Choose a checkpoint folder...', description: 'Hugging Face folder: config.json, *.safetensors, tokenizer.json', action: () => models.pickFolder() },
-    { label: '$(beaker) OLMoE-shaped demo model', description: '16 layers x 64 experts, top-8; tiny widths, random weights', action: () => models.useDemoModel('olmoe') },
-    { label: '$(beaker) Mixtral-shaped demo model', description: '32 layers x 8 experts, top-2; tiny widths, random weights', action: () => models.useDemoModel('mixtral') },
+    {
+      label: '$(folder-opened) Choose a checkpoint folder...',
+      description: 'Hugging Face folder: config.json, *.safetensors, tokenizer.json',
+      action: () => models.pickFolder(),
+    },
+    {
+      label: '$(beaker) OLMoE-shaped demo model',
+      description: '16 layers x 64 experts, top-8; tiny widths, random weights',
+      action: () => models.useDemoModel('olmoe'),
+    },
+    {
+      label: '$(beaker) Mixtral-shaped demo model',
+      description: '32 layers x 8 experts, top-2; tiny widths, random weights',
+      action: () => models.useDemoModel('mixtral'),
+    },
   ];
-  if (current) items.unshift({ label: `$(check) ${path.basename(current)}`, description: current, detail: 'Current model: reload it', action: async () => models.invalidate() });
+  if (current)
+    items.unshift({
+      label: `$(check) ${path.basename(current)}`,
+      description: current,
+      detail: 'Current model: reload it',
+      action: async () => models.invalidate(),
+    });
   const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: model', placeHolder: current ? `Current: ${current}` : 'No model selected' });
   if (!pick) return;
   try {
     await pick.action();
     const info = await models.ensureLoaded(false);
-    void vscode.window.showInformationMessage(`MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`);
+    void vscode.window.showInformationMessage(
+      `MoE Scope: ${info.family} model ready on ${providerLabel(info)} (${info.numLayers} layers x ${info.numExperts} experts).`,
+    );
   } catch (e) {
     void vscode.window.showErrorMessage(`MoE Scope: ${(e as Error).message}`);
   }
+}
+
+/** "MoE: Check inference environment": what was found (Python, torch, devices, ONNX Runtime providers) and why the engine choice is what it is. */
+async function checkEnvironment(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
+  const { python, source } = await resolvePython();
+  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` }, async () => {
+    let report: Record<string, unknown>;
+    try {
+      report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
+      // The next load probes again: what was just installed counts.
+      void probePython(python, true);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
+      return;
+    }
+    let choice: string;
+    try {
+      const sel = await selectEngine();
+      choice = `${engineLabel(sel.kind)} (${sel.why})`;
+    } catch (e) {
+      choice = (e as Error).message;
+    }
+    const text = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
+    models.output.info(`inference environment:\n${text}`);
+    const pick = await vscode.window.showInformationMessage(`MoE Scope: engine ${choice.split(' (')[0]}. ${text.split('\n')[0]}`, 'Show details');
+    if (pick) models.output.show(true);
+  });
 }

@@ -9,6 +9,7 @@ import { fork } from 'node:child_process';
 import { EngineClient } from './engineClient';
 import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
+import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 import { providerLabel } from './providerLabel';
 
@@ -47,6 +48,10 @@ export class ModelManager implements vscode.Disposable {
     this.status.show();
   }
 
+  get extensionPath(): string {
+    return this.context.extensionPath;
+  }
+
   get model(): ModelInfo | null {
     return this.info;
   }
@@ -69,7 +74,12 @@ export class ModelManager implements vscode.Disposable {
   }
 
   async pickFolder(): Promise<string | null> {
-    const uri = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Use this model', title: 'Hugging Face MoE checkpoint folder (config.json, *.safetensors, tokenizer.json)' });
+    const uri = await vscode.window.showOpenDialog({
+      canSelectFolders: true,
+      canSelectFiles: false,
+      openLabel: 'Use this model',
+      title: 'Hugging Face MoE checkpoint folder (config.json, *.safetensors, tokenizer.json)',
+    });
     if (!uri?.[0]) return null;
     await setUserModelPath(uri[0].fsPath);
     return uri[0].fsPath;
@@ -92,7 +102,20 @@ export class ModelManager implements vscode.Disposable {
     const modelPath = await this.resolveModelPath(interactive);
     if (!modelPath) throw new EngineFailure('not-loaded', 'No model is selected. Run "MoE: Select model..." to choose a checkpoint folder or the demo model.');
     const s = readSettings();
-    const key = JSON.stringify([modelPath, s.executionProvider, s.cacheDir]);
+    let selection: EngineSelection;
+    try {
+      selection = await selectEngine();
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      this.setState('error');
+      void vscode.window.showErrorMessage(`MoE Scope: ${this.lastError}`, 'Use ONNX Runtime', 'Check inference environment').then((pick) => {
+        if (pick === 'Use ONNX Runtime') void vscode.workspace.getConfiguration('moeScope').update('engine', 'onnxruntime', vscode.ConfigurationTarget.Global);
+        if (pick === 'Check inference environment') void vscode.commands.executeCommand('moeScope.checkEnvironment');
+      });
+      throw e;
+    }
+    applySelection(this.client, selection, this.context.extensionPath);
+    const key = JSON.stringify([modelPath, s.executionProvider, s.cacheDir, selection.kind, selection.python]);
     if (this.info && this.loadedKey === key && this.client.isRunning) return this.info;
     if (this.loading && this.loadedKey === key) return this.loading;
     this.loadedKey = key;
@@ -100,7 +123,9 @@ export class ModelManager implements vscode.Disposable {
     this.loading = this.client.load(modelPath, { executionProvider: s.executionProvider, cacheDir: s.cacheDir });
     try {
       this.info = await this.loading;
-      this.output.info(`loaded ${this.info.path} (${this.info.family}) on ${this.info.executionProvider} in ${this.info.loadMs} ms`);
+      this.output.info(
+        `loaded ${this.info.path} (${this.info.family}) with ${engineLabel(this.info.engine)} on ${this.info.device ?? this.info.executionProvider} (${this.info.dtype}) in ${this.info.loadMs} ms; engine choice: ${selection.why}`,
+      );
       if (this.info.providerNote) {
         this.output.warn(this.info.providerNote);
         void vscode.window.showWarningMessage(`MoE Scope: ${this.info.providerNote}`);
@@ -160,7 +185,14 @@ export class ModelManager implements vscode.Disposable {
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
     const ep = m ? providerLabel(m) : '';
-    const icon = { 'no-model': '$(circle-slash)', loading: '$(loading~spin)', ready: '$(circuit-board)', busy: '$(sync~spin)', error: '$(error)', stopped: '$(debug-stop)' }[this.state];
+    const icon = {
+      'no-model': '$(circle-slash)',
+      loading: '$(loading~spin)',
+      ready: '$(circuit-board)',
+      busy: '$(sync~spin)',
+      error: '$(error)',
+      stopped: '$(debug-stop)',
+    }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
     const md = new vscode.MarkdownString();
     for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
@@ -189,3 +221,15 @@ export function runCli(context: vscode.ExtensionContext, args: string[]): Promis
   });
 }
 
+/** Runs the bundled command line and returns its standard output (e.g. `env --json`). */
+export function runCliOutput(context: vscode.ExtensionContext, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let out = '';
+    let err = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`moe-scope ${args[0]} failed: ${err.trim() || `exit code ${code}`}`))));
+    child.on('error', reject);
+  });
+}

@@ -3,8 +3,16 @@ import type { ModelDType, ModelInfo } from '../shared/protocol';
 
 const SHORT_DTYPE: Record<ModelDType, string> = { float32: 'fp32', float16: 'fp16', bfloat16: 'bf16' };
 
-/** "CPU", "CUDA fp16", "MPS bf16", "WebGPU fp16 · NVIDIA H200": the provider, its dtype on GPUs, and the WebGPU adapter. */
-export function providerLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName'>): string {
+/**
+ * "CPU", "CUDA fp16", "MPS bf16", "WebGPU fp16 · NVIDIA H200": the provider, its dtype on GPUs, and the WebGPU
+ * adapter; the PyTorch engine's are prefixed with its name ("PyTorch CUDA bf16", "PyTorch CPU").
+ */
+export function providerLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName' | 'engine'>): string {
+  const base = onnxOrDeviceLabel(m);
+  return m.engine === 'pytorch' ? `PyTorch ${base}` : base;
+}
+
+function onnxOrDeviceLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName'>): string {
   if (m.executionProvider === 'cpu') return 'CPU';
   const dtype = SHORT_DTYPE[m.dtype] ?? m.dtype;
   if (m.executionProvider !== 'webgpu') return `${m.executionProvider.toUpperCase()} ${dtype}`;

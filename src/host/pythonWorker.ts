@@ -9,7 +9,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameReader, encodeFrame } from './frames';
 import type { ChannelFactory, EngineChannel } from './engineClient';
-import { EngineFailure, type EngineMethod, type EngineMethods, type EngineToHost, type PythonEnvironment, type TokenSpan, type TokenizeResult, type TraceResult } from '../shared/protocol';
+import {
+  EngineFailure,
+  type EngineMethod,
+  type EngineMethods,
+  type EngineToHost,
+  type PythonEnvironment,
+  type TokenSpan,
+  type TokenizeResult,
+  type TraceResult,
+} from '../shared/protocol';
 import { softmax4 } from '../engine/routing';
 
 /** The folder holding the moe_scope_worker package: MOE_SCOPE_WORKER_DIR, else python/ next to dist/ or src/. */
@@ -28,7 +37,10 @@ export function workerDir(): string {
 function requireWorkerDir(): string {
   const dir = workerDir();
   if (!fs.existsSync(path.join(dir, 'moe_scope_worker', '__main__.py'))) {
-    throw new EngineFailure('bad-input', `the PyTorch worker package is missing (looked for ${dir}/moe_scope_worker; set MOE_SCOPE_WORKER_DIR to the repository's python/ folder)`);
+    throw new EngineFailure(
+      'bad-input',
+      `the PyTorch worker package is missing (looked for ${dir}/moe_scope_worker; set MOE_SCOPE_WORKER_DIR to the repository's python/ folder)`,
+    );
   }
   return dir;
 }
@@ -107,7 +119,8 @@ export function adaptWorkerResult(method: EngineMethod, params: unknown, result:
     const r = result as WireTrace;
     const input = (params as EngineMethods['trace']['params']).input;
     let tokens: TokenSpan[];
-    if ('text' in input) tokens = spansOf([input.text], { ids: r.ids, offsets: r.offsets!, counts: Int32Array.of(r.ids.length), inserted: r.inserted ?? [] })[0].tokens;
+    if ('text' in input)
+      tokens = spansOf([input.text], { ids: r.ids, offsets: r.offsets!, counts: Int32Array.of(r.ids.length), inserted: r.inserted ?? [] })[0].tokens;
     else {
       let pos = 0;
       tokens = Array.from(r.ids, (id, i) => {
@@ -163,7 +176,8 @@ export function checkPython(python: string, timeoutMs = 60_000): Promise<PythonE
       { cwd: dir, timeout: timeoutMs, env: { ...process.env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) } },
       (err, stdout, stderr) => {
         const failed = (why: string): PythonEnvironment => ({ python: '', executable: python, problems: [why], usable: false, gpu: false });
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return resolve(failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`));
+        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
+          return resolve(failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`));
         try {
           resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonEnvironment);
         } catch {
@@ -182,7 +196,27 @@ export function defaultPython(explicit?: string): string {
 /** engine 'auto': PyTorch when that Python has torch, transformers and a GPU; else ONNX Runtime. */
 export function chooseEngine(env: PythonEnvironment): { engine: 'pytorch' | 'onnxruntime'; why: string } {
   if (!env.usable) return { engine: 'onnxruntime', why: `the PyTorch engine is unavailable (${env.problems.join('; ')})` };
-  if (!env.gpu) return { engine: 'onnxruntime', why: `${env.executable} has torch ${env.torch} and transformers ${env.transformers} but no GPU, and ONNX Runtime is faster on the CPU` };
+  if (!env.gpu)
+    return {
+      engine: 'onnxruntime',
+      why: `${env.executable} has torch ${env.torch} and transformers ${env.transformers} but no GPU, and ONNX Runtime is faster on the CPU`,
+    };
   const d = env.devices![0];
   return { engine: 'pytorch', why: `${env.executable} has torch ${env.torch}, transformers ${env.transformers} and ${d.name}` };
+}
+
+/** The `env` report (cli env --json) in lines a person reads. */
+export function formatEnvironment(r: Record<string, unknown>): string {
+  const env = r.python as PythonEnvironment;
+  const ort = r.onnxruntime as { backends: string[]; error?: string };
+  const auto = r.auto as { engine: string; why: string };
+  const lines = [`Python: ${env.executable}${env.python ? ` (${env.python})` : ''}`];
+  if (env.torch) lines.push(`  torch ${env.torch}${env.cuda ? ` (CUDA ${env.cuda})` : ''}, transformers ${env.transformers ?? 'missing'}`);
+  for (const d of env.devices ?? [])
+    lines.push(`  device: ${d.name}${d.totalBytes ? `, ${(d.freeBytes! / 2 ** 30).toFixed(1)} of ${(d.totalBytes / 2 ** 30).toFixed(1)} GiB free` : ''}`);
+  if (env.usable && !env.devices?.length) lines.push('  device: CPU only');
+  for (const p of env.problems) lines.push(`  problem: ${p}`);
+  lines.push(`ONNX Runtime providers: ${ort.error ? `unavailable (${ort.error})` : ort.backends.join(', ')}`);
+  lines.push(`engine "auto" picks ${auto.engine}: ${auto.why}`);
+  return lines.join('\n');
 }

@@ -4,14 +4,17 @@
  * (package.json also lists them under restrictedConfigurations; this is the belt to that pair of braces.)
  */
 import * as vscode from 'vscode';
-import type { ExecutionProviderSetting, TokenScope } from '../shared/protocol';
+import type { EngineSetting, ExecutionProviderSetting, TokenScope } from '../shared/protocol';
 
 const SECTION = 'moeScope';
-const PATH_SETTINGS = new Set(['modelPath', 'cacheDir', 'evaluation.dataPath']);
+const PATH_SETTINGS = new Set(['modelPath', 'cacheDir', 'evaluation.dataPath', 'pythonPath']);
 
 export interface MoeSettings {
   modelPath: string;
   executionProvider: ExecutionProviderSetting;
+  engine: EngineSetting;
+  /** The PyTorch engine's interpreter; empty: the Python extension's, else python3. */
+  pythonPath: string;
   cacheDir: string | undefined;
   followSelection: boolean;
   evaluation: {
@@ -39,6 +42,8 @@ export function readSettings(): MoeSettings {
   return {
     modelPath: get('modelPath', '').trim(),
     executionProvider: get<ExecutionProviderSetting>('executionProvider', 'auto'),
+    engine: ((e) => (e === 'onnxruntime' || e === 'pytorch' ? e : 'auto'))(get<string>('engine', 'auto')),
+    pythonPath: get('pythonPath', '').trim(),
     cacheDir: get('cacheDir', '').trim() || undefined,
     followSelection: get('trace.followSelection', true),
     evaluation: {
@@ -58,7 +63,7 @@ export async function setUserModelPath(p: string): Promise<void> {
 }
 
 export function affectsModel(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['modelPath', 'executionProvider', 'cacheDir'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+  return ['modelPath', 'executionProvider', 'cacheDir', 'engine', 'pythonPath'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
 }
 
 function clampInt(v: number, lo: number, hi: number): number {

@@ -12,10 +12,20 @@ export function statusTooltip(state: string, info: ModelInfo | null, lastError: 
   const out: TooltipPiece[] = [{ markdown: `**MoE Scope** — engine ${state}\n\n` }];
   if (info) {
     out.push({ markdown: 'Model: ' }, { text: info.path }, { markdown: '\n\n' });
-    out.push({ text: `${info.numLayers} layers × ${info.numExperts} experts, top-${info.topK}; ${String(info.executionProvider).toUpperCase()} (${info.dtype})` }, { markdown: '\n\n' });
+    out.push(
+      { text: `${info.numLayers} layers × ${info.numExperts} experts, top-${info.topK}; ${String(info.executionProvider).toUpperCase()} (${info.dtype})` },
+      { markdown: '\n\n' },
+    );
+    if (info.engine === 'pytorch')
+      out.push({ markdown: 'Engine: PyTorch (transformers) on ' }, { text: info.device ?? String(info.executionProvider) }, { markdown: '\n\n' });
     if (info.adapterName) {
       out.push({ markdown: 'GPU adapter: ' }, { text: info.adapterName }, { markdown: '\n\n' });
-      out.push({ text: `${info.dtype} weights; experts computed ${info.expertFormulation === 'dense-gated' ? 'densely on the GPU, weighted by the top-k gates' : 'by the MoE operator'}` }, { markdown: '\n\n' });
+      out.push(
+        {
+          text: `${info.dtype} weights; experts computed ${info.expertFormulation === 'dense-gated' ? 'densely on the GPU, weighted by the top-k gates' : 'by the MoE operator'}`,
+        },
+        { markdown: '\n\n' },
+      );
     }
     for (const d of info.providerDecisions ?? []) if (!d.used) out.push({ text: `Not ${String(d.provider).toUpperCase()}: ${d.why}` }, { markdown: '\n\n' });
     if (info.providerNote) out.push({ text: info.providerNote }, { markdown: '\n\n' });

@@ -1,0 +1,64 @@
+import json
+import struct
+
+import pytest
+
+from moe_scope_worker import checkpoint, engine
+from moe_scope_worker.protocol import EngineFailure
+
+
+def byte_level_tokenizer(path):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=["<|endoftext|>"])
+    tok.train_from_iterator(["Answer: A", "Answer: B", "Answer: C", "Answer: D"] * 50, trainer)
+    tok.save(str(path))
+
+
+def model_dir(tmp_path, elements):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "olmoe", "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 1, "hidden_size": 8, "vocab_size": 300}))
+    header = json.dumps({"w": {"dtype": "F32", "shape": [elements], "data_offsets": [0, 0]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    byte_level_tokenizer(tmp_path / "tokenizer.json")
+    return str(tmp_path)
+
+
+def test_a_model_larger_than_the_device_memory_fails_before_loading_with_the_size(tmp_path, monkeypatch):
+    d = model_dir(tmp_path, 300_000_000)  # a header only: 1.2 GB of float32 that is never read
+    monkeypatch.setattr(checkpoint, "available_memory", lambda device: (1_000_000_000, "free in the test"))
+    e = engine.Engine(lambda level, message: None)
+    with pytest.raises(EngineFailure) as info:
+        e.load(d, {"executionProvider": "cpu"})
+    assert info.value.code == "bad-model"
+    msg = str(info.value)
+    assert "needs about 1.3 GiB in float32 on cpu (0.30 B parameters plus 15% headroom)" in msg, msg
+    assert "only 0.9 GiB is free in the test" in msg, msg
+    assert e.model is None, "nothing was loaded"
+
+
+def test_multi_token_answer_letters_are_reported_and_refused_by_this_engine(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    d = model_dir(tmp_path, 10)
+    # Bytes only, no merges: " A" is two tokens ("\u0120", "A").
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(sorted(alphabet))}, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    from moe_scope_worker.tokenizer import WorkerTokenizer
+
+    scoring = WorkerTokenizer(d).answer_scoring()
+    assert scoring["method"] == "continuation"
+    assert [len(ids) for ids in scoring["letterTokenIds"]] == [2, 2, 2, 2]
+    with pytest.raises(EngineFailure, match="scores single-token letters only"):
+        engine.Engine(lambda level, message: None).load(d, {"executionProvider": "cpu"})
+
+
+def test_cuda_asked_for_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(engine.torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EngineFailure, match="'cuda' was asked for, but this PyTorch sees no CUDA device"):
+        engine.pick_device("cuda")
+    assert engine.pick_device("cpu").type == "cpu"
