@@ -221,6 +221,24 @@ const globalNames = (arch: MoeArchitecture) => ({
   lmHead: arch.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
 });
 
+/** OLMoE and Qwen3-MoE name their tensors alike: q/k norms, router `mlp.gate`, experts under `mlp.experts`. */
+function qkNormMlpTensorNames(arch: MoeArchitecture): TensorNames {
+  return {
+    ...globalNames(arch),
+    layer(l) {
+      const p = `model.layers.${l}`;
+      return {
+        ...llamaStyleLayer(l),
+        qNorm: `${p}.self_attn.q_norm.weight`,
+        kNorm: `${p}.self_attn.k_norm.weight`,
+        router: `${p}.mlp.gate.weight`,
+        expert: mlpExpert(p),
+        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+      };
+    },
+  };
+}
+
 export const OLMOE: FamilyDescriptor = {
   name: 'olmoe',
   modelTypes: ['olmoe'],
@@ -236,22 +254,7 @@ export const OLMOE: FamilyDescriptor = {
       slidingWindow: null,
     };
   },
-  tensorNames(arch) {
-    return {
-      ...globalNames(arch),
-      layer(l) {
-        const p = `model.layers.${l}`;
-        return {
-          ...llamaStyleLayer(l),
-          qNorm: `${p}.self_attn.q_norm.weight`,
-          kNorm: `${p}.self_attn.k_norm.weight`,
-          router: `${p}.mlp.gate.weight`,
-          expert: mlpExpert(p),
-          packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        };
-      },
-    };
-  },
+  tensorNames: qkNormMlpTensorNames,
 };
 
 export const MIXTRAL: FamilyDescriptor = {
@@ -352,22 +355,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
       slidingWindow: window,
     };
   },
-  tensorNames(arch) {
-    return {
-      ...globalNames(arch),
-      layer(l) {
-        const p = `model.layers.${l}`;
-        return {
-          ...llamaStyleLayer(l),
-          qNorm: `${p}.self_attn.q_norm.weight`,
-          kNorm: `${p}.self_attn.k_norm.weight`,
-          router: `${p}.mlp.gate.weight`,
-          expert: mlpExpert(p),
-          packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        };
-      },
-    };
-  },
+  tensorNames: qkNormMlpTensorNames,
 };
 
 export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE];
