@@ -141,6 +141,23 @@ PY
     fi
   fi
 
+  # ------------------------------------------------------- sweep backends on real clusters (Ray, Slurm)
+  if run_step "install (scripts/setup-cluster.sh)" bash scripts/setup-cluster.sh; then
+    for c in ray slurm; do
+      tap="test-results/$c.tap"
+      rm -f "$tap"
+      run_step "cluster test ($c)" env MOE_TEST_TAP="$ROOT/$tap" bash "scripts/test-$c.sh"
+      ok=$?
+      if ! count_tap "$tap"; then
+        failed=$((failed + 1))
+      elif [ "$ok" != 0 ] && ! grep -qE '^# fail [1-9]' "$tap"; then
+        failed=$((failed + 1))
+      fi
+    done
+  else
+    failed=$((failed + 1))
+  fi
+
   # ------------------------------------------------------------------------------------- end to end
   if [ -n "${MOE_SKIP_E2E:-}" ]; then
     results+=("e2e|skipped (MOE_SKIP_E2E)|0")
