@@ -39,14 +39,14 @@ const nodeEntries = Object.fromEntries(
 );
 const benchEntries = Object.fromEntries(filesUnder('bench', /\.ts$/).map((f) => [join('bench', relative('bench', f).replace(/\.ts$/, '')), f]));
 
-const webviewEntries = Object.fromEntries(
-  filesUnder('webview', /^main\.ts$/).map((f) => [join('webview', relative('webview', dirname(f)), 'main'), f]),
-);
+const webviewEntries = Object.fromEntries(filesUnder('webview', /^main\.ts$/).map((f) => [join('webview', relative('webview', dirname(f)), 'main'), f]));
 
-const testEntries = Object.fromEntries(
-  filesUnder('test', /\.test\.ts$/).map((f) => [relative('test', f).replace(/\.ts$/, ''), f]),
+const testEntries = Object.fromEntries(filesUnder('test', /\.test\.ts$/).map((f) => [relative('test', f).replace(/\.ts$/, ''), f]));
+const e2eEntries = Object.fromEntries(
+  filesUnder('test/e2e', /\.ts$/)
+    .filter((f) => !f.endsWith('.test.ts'))
+    .map((f) => [join('e2e', relative('test/e2e', f).replace(/\.ts$/, '')), f]),
 );
-const e2eEntries = Object.fromEntries(filesUnder('test/e2e', /\.ts$/).filter((f) => !f.endsWith('.test.ts')).map((f) => [join('e2e', relative('test/e2e', f).replace(/\.ts$/, '')), f]));
 
 rmSync('dist-test', { recursive: true, force: true });
 const builds = [

@@ -86,7 +86,8 @@ async function benchRouterExposure(modelDir: string, cacheDir: string) {
   }
   const out: Record<string, { medianMs: number; minMs: number; runs: number }> = {};
   const sessions: Record<string, ort.InferenceSession> = {};
-  for (const expose of [false, true]) sessions[String(expose)] = (await createRuntime(ck, { executionProvider: 'cpu', cacheDir, exposeRouter: expose })).session;
+  for (const expose of [false, true])
+    sessions[String(expose)] = (await createRuntime(ck, { executionProvider: 'cpu', cacheDir, exposeRouter: expose })).session;
   // Interleave the two variants so that machine noise hits both alike.
   const reps = quick ? 5 : 20;
   const times: Record<string, number[]> = { false: [], true: [] };
@@ -95,11 +96,15 @@ async function benchRouterExposure(modelDir: string, cacheDir: string) {
     for (const k of ['false', 'true']) {
       const s = sessions[k];
       const t0 = performance.now();
-      await s.run(feeds, s.outputNames.filter((n) => n === 'logits' || n.startsWith('router_logits_')));
+      await s.run(
+        feeds,
+        s.outputNames.filter((n) => n === 'logits' || n.startsWith('router_logits_')),
+      );
       times[k].push(performance.now() - t0);
     }
   }
-  for (const k of ['false', 'true']) out[k === 'true' ? 'withRouter' : 'withoutRouter'] = { medianMs: median(times[k]), minMs: Math.min(...times[k]), runs: reps };
+  for (const k of ['false', 'true'])
+    out[k === 'true' ? 'withRouter' : 'withoutRouter'] = { medianMs: median(times[k]), minMs: Math.min(...times[k]), runs: reps };
   for (const s of Object.values(sessions)) await s.release();
   return { tokens: T, ...out, overhead: out.withRouter.medianMs / out.withoutRouter.medianMs - 1 };
 }
@@ -117,8 +122,7 @@ async function benchMoeLayer(dir: string) {
   // The sparse graph wants [E, out, in]; the dense one MatMuls [E, in, out]: same numbers, transposed.
   fs.writeFileSync(path.join(dir, 'sparse.bin'), Buffer.concat([Buffer.from(fc1.buffer), Buffer.from(fc2.buffer), Buffer.from(router.buffer)]));
   const fc1t = new Float32Array(E * H * 2 * I);
-  for (let e = 0; e < E; e++)
-    for (let r = 0; r < 2 * I; r++) for (let c = 0; c < H; c++) fc1t[e * H * 2 * I + c * 2 * I + r] = fc1[e * 2 * I * H + r * H + c];
+  for (let e = 0; e < E; e++) for (let r = 0; r < 2 * I; r++) for (let c = 0; c < H; c++) fc1t[e * H * 2 * I + c * 2 * I + r] = fc1[e * 2 * I * H + r * H + c];
   const fc2t = new Float32Array(E * I * H);
   for (let e = 0; e < E; e++) for (let r = 0; r < H; r++) for (let c = 0; c < I; c++) fc2t[e * I * H + c * H + r] = fc2[e * H * I + r * I + c];
   fs.writeFileSync(path.join(dir, 'dense.bin'), Buffer.concat([Buffer.from(fc1t.buffer), Buffer.from(fc2t.buffer), Buffer.from(router.buffer)]));
@@ -132,7 +136,12 @@ async function benchMoeLayer(dir: string) {
     const w2 = sparse.external('fc2', 'float32', [E, H, I], { location: 'sparse.bin', offset: bytes1, length: bytes2 });
     const wr = sparse.external('router', 'float32', [E, H], { location: 'sparse.bin', offset: bytes1 + bytes2, length: router.byteLength });
     const logits = sparse.op('Gemm', [x, wr], { transB: 1 });
-    sparse.op('MoE', [x, logits, w1, '', w2], { k: K, activation_type: 'swiglu', swiglu_fusion: 1, normalize_routing_weights: 0 }, { domain: 'com.microsoft', output: 'y' });
+    sparse.op(
+      'MoE',
+      [x, logits, w1, '', w2],
+      { k: K, activation_type: 'swiglu', swiglu_fusion: 1, normalize_routing_weights: 0 },
+      { domain: 'com.microsoft', output: 'y' },
+    );
     sparse.output('y', 'float32', ['n', H]);
   }
   fs.writeFileSync(path.join(dir, 'sparse.onnx'), sparse.toBytes({ producer: 'moe-scope-bench' }));

@@ -22,7 +22,7 @@ import { BENCH_ROOT } from './common';
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' } } });
 const KILLS = Number(values.kills);
 let rng = Number(values.seed) >>> 0 || 1;
-const random = () => ((rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const random = () => (rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 
 const cli = path.join(BENCH_ROOT, 'dist', 'cli.js');
 const corpus = path.join(BENCH_ROOT, 'media', 'demo-data', 'mmlu');
@@ -36,7 +36,26 @@ function model(name: string, seed?: string): string {
   makeDemoModel(dir, { family: 'olmoe', corpusDir: corpus, seed, overrides: { layers: 4 } });
   return dir;
 }
-const args = (m: string, out: string, c = cache) => ['eval', '--model', m, '--data', corpus, '--out', out, '--limit', '5', '--shots', '2', '--batch-size', '1', '--provider', 'cpu', '--cache', c, '--quiet'];
+const args = (m: string, out: string, c = cache) => [
+  'eval',
+  '--model',
+  m,
+  '--data',
+  corpus,
+  '--out',
+  out,
+  '--limit',
+  '5',
+  '--shots',
+  '2',
+  '--batch-size',
+  '1',
+  '--provider',
+  'cpu',
+  '--cache',
+  c,
+  '--quiet',
+];
 const run = (m: string, out: string, c = cache): SpawnSyncReturns<string> => spawnSync(process.execPath, [cli, ...args(m, out, c)], { encoding: 'utf8', env });
 
 interface Outcome {
@@ -59,7 +78,7 @@ function sameAsReference(dir: string, ref: Outcome, label: string): boolean {
   const got = outcome(dir);
   const seen = new Set<string>();
   let dup = 0;
-  for (const id of got.ids) (seen.has(id) ? dup++ : seen.add(id));
+  for (const id of got.ids) seen.has(id) ? dup++ : seen.add(id);
   const missing = ref.ids.filter((id) => !seen.has(id)).length;
   lost += missing;
   duplicated += dup;
@@ -149,12 +168,13 @@ async function main(): Promise<void> {
   {
     const dir = path.join(work, 'concurrent');
     faults++;
-    const start = () => new Promise<{ code: number | null; err: string }>((res) => {
-      const c = spawn(process.execPath, [cli, ...args(demo, dir)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-      let err = '';
-      c.stderr.on('data', (d) => (err += d));
-      c.on('exit', (code) => res({ code, err }));
-    });
+    const start = () =>
+      new Promise<{ code: number | null; err: string }>((res) => {
+        const c = spawn(process.execPath, [cli, ...args(demo, dir)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+        let err = '';
+        c.stderr.on('data', (d) => (err += d));
+        c.on('exit', (code) => res({ code, err }));
+      });
     const results = await Promise.all([start(), start()]);
     const ok = results.filter((x) => x.code === 0);
     const refusedOnes = results.filter((x) => x.code === 1 && /: in use by another evaluation \(process \d+ on /.test(x.err));
@@ -197,7 +217,9 @@ async function main(): Promise<void> {
   }
 
   log(`${((Date.now() - t0) / 1000).toFixed(0)} s in ${work}`);
-  process.stdout.write(`faults injected ${faults}, runs recovered exactly ${recovered}, refused correctly ${refused}, questions lost ${lost}, duplicated ${duplicated}\n`);
+  process.stdout.write(
+    `faults injected ${faults}, runs recovered exactly ${recovered}, refused correctly ${refused}, questions lost ${lost}, duplicated ${duplicated}\n`,
+  );
   if (failures || lost || duplicated) process.exitCode = 1;
   else fs.rmSync(work, { recursive: true, force: true });
 }

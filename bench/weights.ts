@@ -66,7 +66,13 @@ async function parent(): Promise<void> {
       checks: report.checks,
       extrapolatedSeconds16Layers: round((report.perLayerSeconds.reduce((a: number, b: number) => a + b, 0) / SHAPE.layers) * 16, 1),
       // Other processes competing for the cores stretch wall time (not RSS): the load average says how much.
-      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '', node: process.version, totalMemGiB: round(os.totalmem() / 2 ** 30, 1), loadAverage1mAtEnd: round(os.loadavg()[0], 2) },
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? '',
+        node: process.version,
+        totalMemGiB: round(os.totalmem() / 2 ** 30, 1),
+        loadAverage1mAtEnd: round(os.loadavg()[0], 2),
+      },
       date: new Date().toISOString(),
     };
     const out = path.join(process.cwd(), 'bench', 'results', 'weights.json');
@@ -81,7 +87,9 @@ async function parent(): Promise<void> {
 
 function runChild(dir: string): Promise<{ report: ChildReport; sampledPeakKiB: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [__filename, '--child', dir, ...(THREADS ? ['--threads', String(THREADS)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [__filename, '--child', dir, ...(THREADS ? ['--threads', String(THREADS)] : [])], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let stdout = '';
     let sampledPeakKiB = 0;
     proc.stdout.on('data', (d) => (stdout += d));
@@ -132,7 +140,8 @@ async function child(dir: string): Promise<void> {
   const l0 = res.layers[0];
   let maxAbsRandomPair = 0;
   for (const l of res.layers) {
-    for (let i = 0; i < E; i++) for (let j = i + 1; j < E; j++) if (!(l.layer === 0 && i === 0 && j === 1)) maxAbsRandomPair = Math.max(maxAbsRandomPair, Math.abs(l.all[i * E + j]));
+    for (let i = 0; i < E; i++)
+      for (let j = i + 1; j < E; j++) if (!(l.layer === 0 && i === 0 && j === 1)) maxAbsRandomPair = Math.max(maxAbsRandomPair, Math.abs(l.all[i * E + j]));
   }
   const report: ChildReport = {
     seconds,

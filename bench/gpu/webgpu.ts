@@ -31,7 +31,9 @@ import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engine/runtime';
 
 const TINY = process.env.GPU_BENCH_TINY === '1';
 const ROOT = process.cwd();
-const OUT_FILE = process.env.OUT ? path.join(process.env.OUT, 'webgpu.json') : path.join(ROOT, 'bench', 'results', TINY ? 'gpu-webgpu-tiny.json' : 'gpu-webgpu.json');
+const OUT_FILE = process.env.OUT
+  ? path.join(process.env.OUT, 'webgpu.json')
+  : path.join(ROOT, 'bench', 'results', TINY ? 'gpu-webgpu-tiny.json' : 'gpu-webgpu.json');
 const BUDGET_MS = Number(process.env.WEBGPU_BENCH_BUDGET_S ?? 170) * 1000;
 const T0 = Date.now();
 const elapsed = () => Date.now() - T0;
@@ -97,13 +99,19 @@ async function benchLayer(dir: string, s: LayerShape, tokenCounts: number[], f16
     const logits = g.op('Gemm', [x, g.external('router', 'float32', [E, H], rr)], { transB: 1 });
     const w1 = g.external('fc1', 'float32', [E, 2 * I, H], r1);
     const w2 = g.external('fc2', 'float32', [E, H, I], r2);
-    g.op('MoE', [x, logits, w1, '', w2], { k: K, activation_type: 'swiglu', swiglu_fusion: 1, normalize_routing_weights: 0 }, { domain: 'com.microsoft', output: 'y' });
+    g.op(
+      'MoE',
+      [x, logits, w1, '', w2],
+      { k: K, activation_type: 'swiglu', swiglu_fusion: 1, normalize_routing_weights: 0 },
+      { domain: 'com.microsoft', output: 'y' },
+    );
     g.output('y', 'float32', ['n', H]);
     fs.writeFileSync(path.join(dir, 'cpu.onnx'), g.toBytes({ producer: 'moe-scope-bench' }));
   }
   const arch = { numExperts: E, expertIntermediate: I, topK: K, normTopKProb: false, hiddenSize: H } as MoeArchitecture;
   const variants: [ComputeDType, 'dense' | 'grouped'][] = [];
-  for (const dtype of f16 ? (['float32', 'float16'] as const) : (['float32'] as const)) for (const f of ['dense', 'grouped'] as const) variants.push([dtype, f]);
+  for (const dtype of f16 ? (['float32', 'float16'] as const) : (['float32'] as const))
+    for (const f of ['dense', 'grouped'] as const) variants.push([dtype, f]);
   for (const [dtype, formulation] of variants) {
     const g = new OnnxGraphBuilder(`layer-webgpu-${formulation}-${dtype}`);
     const x32 = g.input('x', 'float32', ['n', H]);
@@ -121,7 +129,8 @@ async function benchLayer(dir: string, s: LayerShape, tokenCounts: number[], f16
     g.output('y', 'float32', ['n', H]);
     fs.writeFileSync(path.join(dir, `webgpu-${formulation}-${dtype}.onnx`), g.toBytes({ producer: 'moe-scope-bench' }));
   }
-  const create = (file: string, eps: string[]) => ort.InferenceSession.create(path.join(dir, file), { executionProviders: eps, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+  const create = (file: string, eps: string[]) =>
+    ort.InferenceSession.create(path.join(dir, file), { executionProviders: eps, graphOptimizationLevel: 'all', logSeverityLevel: 3 });
   const sessions: [string, ort.InferenceSession][] = [['cpuMoeOpF32', await create('cpu.onnx', ['cpu'])]];
   for (const [dtype, formulation] of variants) {
     const name = `webgpu${formulation === 'dense' ? 'Dense' : 'Grouped'}${dtype === 'float32' ? 'F32' : 'F16'}`;
@@ -194,7 +203,8 @@ function firstLayers(src: string, dst: string, layers: number): { dir: string; f
   if (!fs.existsSync(path.join(dst, 'tokenizer.json'))) {
     // Random-weight checkpoints may come without a tokenizer: borrow the demo model's (ids are random anyway).
     const demo = path.join(dst, '..', 'demo-tokenizer');
-    if (!fs.existsSync(path.join(demo, 'tokenizer.json'))) makeDemoModel(demo, { family: 'olmoe', corpusDir: path.join(ROOT, 'media', 'demo-data', 'mmlu'), overrides: { layers: 1, experts: 8, topK: 2 } });
+    if (!fs.existsSync(path.join(demo, 'tokenizer.json')))
+      makeDemoModel(demo, { family: 'olmoe', corpusDir: path.join(ROOT, 'media', 'demo-data', 'mmlu'), overrides: { layers: 1, experts: 8, topK: 2 } });
     for (const f of ['tokenizer.json', 'tokenizer_config.json']) fs.copyFileSync(path.join(demo, f), path.join(dst, f));
   }
   return { dir: dst, fullLayers };
@@ -232,7 +242,7 @@ function copyTensors(src: string, dst: string, keep: (name: string) => boolean):
       const chunk = Buffer.alloc(64 << 20);
       for (const n of names) {
         const [b, e] = header[n].data_offsets;
-        for (let at = b; at < e; ) {
+        for (let at = b; at < e;) {
           const got = fs.readSync(fd, chunk, 0, Math.min(chunk.length, e - at), 8 + headerLen + at);
           if (got <= 0) throw new Error(`${src}: short read in tensor ${n}`);
           fs.writeSync(outFd, chunk, 0, got);
@@ -252,10 +262,20 @@ function randomIds(rng: SeededRandom, n: number, vocab: number): number[] {
   return Array.from({ length: n }, () => 2 + Math.floor(rng.uniform() * (vocab - 2)));
 }
 
-async function benchModel(modelDir: string, cacheRoot: string, provider: "webgpu" | "cpu", experts: ExpertFormulation | undefined, opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number }) {
+async function benchModel(
+  modelDir: string,
+  cacheRoot: string,
+  provider: 'webgpu' | 'cpu',
+  experts: ExpertFormulation | undefined,
+  opts: { traceTokens: number; prefix: number; suffix: number; batch: number; batches: number; reps: number },
+) {
   const engine = new Engine((level, m) => level !== 'info' && log(m));
   const t0 = Date.now();
-  const info = await engine.load(modelDir, { executionProvider: provider, cacheDir: path.join(cacheRoot, `${provider}-${experts ?? 'default'}`), webgpuExperts: experts });
+  const info = await engine.load(modelDir, {
+    executionProvider: provider,
+    cacheDir: path.join(cacheRoot, `${provider}-${experts ?? 'default'}`),
+    webgpuExperts: experts,
+  });
   const loadMs = Date.now() - t0;
   if (info.executionProvider !== provider) throw new Error(`${provider} fell back to ${info.executionProvider}: ${info.providerNote ?? ''}`);
   const rng = new SeededRandom(11);
@@ -287,7 +307,14 @@ async function benchModel(modelDir: string, cacheRoot: string, provider: "webgpu
     traceMs,
     scoring: {
       note: `5-shot MMLU-shaped subset: one ${opts.prefix}-token few-shot prefix computed once (as the evaluation runner does per subject), then ${opts.batches} batch(es) of ${opts.batch} questions of ${opts.suffix} tokens through Engine.score; random token ids (random-weight checkpoint: only token counts matter)`,
-      prefixTokens: opts.prefix, questionTokens: opts.suffix, batch: opts.batch, questions: opts.batch * opts.batches, prefixMs, questionTokensPerSecond: (suffixTokens / scoreMs) * 1000, questionsPerSecond: ((opts.batch * opts.batches) / scoreMs) * 1000 },
+      prefixTokens: opts.prefix,
+      questionTokens: opts.suffix,
+      batch: opts.batch,
+      questions: opts.batch * opts.batches,
+      prefixMs,
+      questionTokensPerSecond: (suffixTokens / scoreMs) * 1000,
+      questionsPerSecond: ((opts.batch * opts.batches) / scoreMs) * 1000,
+    },
   };
 }
 
@@ -296,7 +323,13 @@ async function benchModel(modelDir: string, cacheRoot: string, provider: "webgpu
 async function main() {
   const result: Record<string, unknown> = {
     mode: TINY ? 'TINY (demo checkpoint, small layer widths; checks the script, numbers are not the target)' : 'full',
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, ort: ort.env.versions?.common },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      ort: ort.env.versions?.common,
+    },
     errors: [] as string[],
   };
   const errors = result.errors as string[];
@@ -331,10 +364,18 @@ async function main() {
       const layers = Number(process.env.WEBGPU_BENCH_LAYERS ?? (TINY ? 8 : 4));
       const view = firstLayers(ckpt, path.join(work, 'model-view'), layers);
       const used = Math.min(layers, view.fullLayers);
-      result.model = { checkpoint: ckpt, layersUsed: used, layersInCheckpoint: view.fullLayers, note: used < view.fullLayers ? `only the first ${used} of ${view.fullLayers} layers were run (time budget); "extrapolated" values scale the measured ones by ${view.fullLayers}/${used}` : 'all layers' };
+      result.model = {
+        checkpoint: ckpt,
+        layersUsed: used,
+        layersInCheckpoint: view.fullLayers,
+        note:
+          used < view.fullLayers
+            ? `only the first ${used} of ${view.fullLayers} layers were run (time budget); "extrapolated" values scale the measured ones by ${view.fullLayers}/${used}`
+            : 'all layers',
+      };
       const runs: Record<string, unknown>[] = [];
       result.model = { ...(result.model as object), runs };
-      const plan: { provider: "webgpu" | "cpu"; experts?: ExpertFormulation; optional?: boolean }[] = [
+      const plan: { provider: 'webgpu' | 'cpu'; experts?: ExpertFormulation; optional?: boolean }[] = [
         { provider: 'webgpu' },
         { provider: 'cpu' },
         { provider: 'webgpu', experts: WEBGPU_DEFAULT_EXPERTS === 'grouped' ? 'dense-gated' : 'grouped', optional: true },
@@ -363,7 +404,11 @@ async function main() {
           const k = view.fullLayers / used;
           runs.push({
             ...r,
-            extrapolatedFullDepth: { loadMsIncludingGraphConversion: r.loadMsIncludingGraphConversion * k, traceMs: r.traceMs * k, questionTokensPerSecond: r.scoring.questionTokensPerSecond / k },
+            extrapolatedFullDepth: {
+              loadMsIncludingGraphConversion: r.loadMsIncludingGraphConversion * k,
+              traceMs: r.traceMs * k,
+              questionTokensPerSecond: r.scoring.questionTokensPerSecond / k,
+            },
           });
           log(`${provider}: ${JSON.stringify(runs[runs.length - 1])}`);
         } catch (e) {
@@ -371,7 +416,11 @@ async function main() {
         }
         write();
       }
-      const byP = Object.fromEntries(runs.filter((r) => r.provider === 'cpu' || r.expertFormulation === WEBGPU_DEFAULT_EXPERTS).map((r) => [r.provider as string, r as unknown as Awaited<ReturnType<typeof benchModel>>]));
+      const byP = Object.fromEntries(
+        runs
+          .filter((r) => r.provider === 'cpu' || r.expertFormulation === WEBGPU_DEFAULT_EXPERTS)
+          .map((r) => [r.provider as string, r as unknown as Awaited<ReturnType<typeof benchModel>>]),
+      );
       if (byP.webgpu && byP.cpu) {
         result.comparison = {
           traceSpeedup: byP.cpu.traceMs / byP.webgpu.traceMs,

@@ -31,9 +31,6 @@ const DPR = opt('--dpr', 2);
 const SCROLL_FRAMES = opt('--scroll-frames', 180);
 const BUDGET_MS = 200;
 
-
-
-
 /** Typed arrays travel to the page as base64 and are rebuilt there (as VS Code's postMessage delivers them). */
 function encodePayload(p: TracePayload): unknown {
   const r = p.result.routing;
@@ -68,7 +65,14 @@ function stats(xs: number[]) {
   const s = xs.slice().sort((a, b) => a - b);
   const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))]! : NaN);
   const r = (x: number) => Math.round(x * 100) / 100;
-  return { n: s.length, medianMs: r(q(0.5)), p95Ms: r(q(0.95)), minMs: r(s[0] ?? NaN), maxMs: r(s[s.length - 1] ?? NaN), meanMs: r(s.reduce((a, b) => a + b, 0) / (s.length || 1)) };
+  return {
+    n: s.length,
+    medianMs: r(q(0.5)),
+    p95Ms: r(q(0.95)),
+    minMs: r(s[0] ?? NaN),
+    maxMs: r(s[s.length - 1] ?? NaN),
+    meanMs: r(s.reduce((a, b) => a + b, 0) / (s.length || 1)),
+  };
 }
 
 async function measureRender(pg: Page, reps: number) {
@@ -84,15 +88,24 @@ async function measureRender(pg: Page, reps: number) {
       window.dispatchEvent(new MessageEvent('message', { data: { type: 'trace', payload } }));
       const tSync = performance.now();
       // The frame that shows the trace: rAF runs before style/layout/paint, the message task after it.
-      await new Promise<void>((resolve) => requestAnimationFrame(() => {
-        const ch = new MessageChannel();
-        ch.port1.onmessage = () => resolve();
-        ch.port2.postMessage(0);
-      }));
+      await new Promise<void>((resolve) =>
+        requestAnimationFrame(() => {
+          const ch = new MessageChannel();
+          ch.port1.onmessage = () => resolve();
+          ch.port2.postMessage(0);
+        }),
+      );
       const t1 = performance.now();
-      const shown = document.querySelector('[data-testid="trace-view"]')?.getAttribute('data-state') === 'ready' && document.body.textContent!.includes(`request ${payload.requestId}`);
+      const shown =
+        document.querySelector('[data-testid="trace-view"]')?.getAttribute('data-state') === 'ready' &&
+        document.body.textContent!.includes(`request ${payload.requestId}`);
       if (!shown) throw new Error(`trace ${payload.requestId} was not rendered`);
-      out.push({ frame: t1 - t0, sync: tSync - t0, canvas: view.map()?.lastDrawMs() ?? NaN, tokens: document.querySelectorAll('[data-testid="token"]').length });
+      out.push({
+        frame: t1 - t0,
+        sync: tSync - t0,
+        canvas: view.map()?.lastDrawMs() ?? NaN,
+        tokens: document.querySelectorAll('[data-testid="token"]').length,
+      });
     }
     return out;
   }, reps);
@@ -142,7 +155,6 @@ async function measureScroll(pg: Page, frames: number) {
   }, frames);
 }
 
-
 async function main(): Promise<void> {
   const site = await startWebviewSite(['trace', 'heatmap', 'summary'], DPR);
   const { ctx, origin } = site;
@@ -184,7 +196,10 @@ async function main(): Promise<void> {
       await done;
       const byName = new Map<string, number>();
       for (const e of events) if (e.ph === 'X' && e.dur) byName.set(e.name, (byName.get(e.name) ?? 0) + e.dur / 1000);
-      const traceSummary = [...byName.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([n, ms]) => `${n}: ${(ms / 60).toFixed(2)} ms/frame`);
+      const traceSummary = [...byName.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 15)
+        .map(([n, ms]) => `${n}: ${(ms / 60).toFixed(2)} ms/frame`);
       console.log(traceSummary);
     }
     const beforeScroll = await metrics();
@@ -205,14 +220,22 @@ async function main(): Promise<void> {
       for (const b of document.querySelectorAll('[data-export]')) if (!(b as HTMLElement).closest('[hidden]')) (b as HTMLElement).click();
     });
     await pg.waitForTimeout(1500);
-    const rawExports = (await pg.evaluate(() => (window as any).__posted.filter((m: { type: string }) => m.type === 'export'))) as { format: string; name: string; data: string }[];
+    const rawExports = (await pg.evaluate(() => (window as any).__posted.filter((m: { type: string }) => m.type === 'export'))) as {
+      format: string;
+      name: string;
+      data: string;
+    }[];
     const saveDir = args.includes('--save-exports') ? args[args.indexOf('--save-exports') + 1] : undefined;
     if (saveDir) {
       mkdirSync(saveDir, { recursive: true });
       for (const m of rawExports) writeFileSync(join(saveDir, m.name), m.format === 'png' ? Buffer.from(m.data, 'base64') : m.data);
     }
-    const exportsPosted = rawExports
-      .map((m) => ({ format: m.format, name: m.name, chars: m.data.length, ok: m.format === 'png' ? /^iVBORw0KGgo/.test(m.data) : m.data.length > 0 }));
+    const exportsPosted = rawExports.map((m) => ({
+      format: m.format,
+      name: m.name,
+      chars: m.data.length,
+      ok: m.format === 'png' ? /^iVBORw0KGgo/.test(m.data) : m.data.length > 0,
+    }));
     const browserVersion = ctx.browser()?.version() ?? (await pg.evaluate(() => navigator.userAgent));
     const csp = (await pg.evaluate(() => (window as any).__csp)) as unknown[];
     const pageErrors = (pg as unknown as { __errors: string[] }).__errors;
@@ -248,7 +271,22 @@ async function main(): Promise<void> {
       pageErrors,
     };
     writeFileSync(join(resultsDir, 'webview-render.json'), `${JSON.stringify(result, null, 2)}\n`);
-    console.log(JSON.stringify({ render: { medianMs: render.medianMs, p95Ms: render.p95Ms, sync: result.render.synchronousRender.medianMs, canvas: result.render.canvasDraw.medianMs }, breakdown, scroll: result.scroll.frameInterval, scrollMainThread, canvasDrawPerFrame: result.scroll.canvasDrawPerFrame, exports: exportsPosted.map((e) => `${e.name} ${e.ok ? 'ok' : 'BAD'} (${e.chars} chars)`), cspViolations: csp.length, pageErrors: pageErrors.length }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          render: { medianMs: render.medianMs, p95Ms: render.p95Ms, sync: result.render.synchronousRender.medianMs, canvas: result.render.canvasDraw.medianMs },
+          breakdown,
+          scroll: result.scroll.frameInterval,
+          scrollMainThread,
+          canvasDrawPerFrame: result.scroll.canvasDrawPerFrame,
+          exports: exportsPosted.map((e) => `${e.name} ${e.ok ? 'ok' : 'BAD'} (${e.chars} chars)`),
+          cspViolations: csp.length,
+          pageErrors: pageErrors.length,
+        },
+        null,
+        2,
+      ),
+    );
     await pg.close();
 
     if (!flag('--no-screenshots')) {
@@ -273,9 +311,16 @@ async function main(): Promise<void> {
         await tp.close();
 
         const hp = await newPage(ctx, origin, 'heatmap', theme, { width: 380, height: 900 });
-        await hp.evaluate((data) => {
-          window.dispatchEvent(new MessageEvent('message', { data }));
-        }, { type: 'heatmap', trace: heatmapFromTrace(shotPayload, 'Trace: high school physics, question 12'), run: heatmapFromSummary(summary, 'Run: olmoe-1b-7b, MMLU test, 5-shot') });
+        await hp.evaluate(
+          (data) => {
+            window.dispatchEvent(new MessageEvent('message', { data }));
+          },
+          {
+            type: 'heatmap',
+            trace: heatmapFromTrace(shotPayload, 'Trace: high school physics, question 12'),
+            run: heatmapFromSummary(summary, 'Run: olmoe-1b-7b, MMLU test, 5-shot'),
+          },
+        );
         await hp.evaluate(() => {
           window.dispatchEvent(new MessageEvent('message', { data: { type: 'select-source', source: 'run' } }));
         });
@@ -286,7 +331,11 @@ async function main(): Promise<void> {
         await hp.close();
 
         const sp = await newPage(ctx, origin, 'summary', theme, { width: 1280, height: 900 });
-        await sp.evaluate((data) => window.dispatchEvent(new MessageEvent('message', { data })), { type: 'summary', summary, runDir: '/work/runs/olmoe-mmlu-test' });
+        await sp.evaluate((data) => window.dispatchEvent(new MessageEvent('message', { data })), {
+          type: 'summary',
+          summary,
+          runDir: '/work/runs/olmoe-mmlu-test',
+        });
         await sp.locator('rect.cell[data-layer="2"][data-expert="5"]').click({ force: true });
         const sf = join(shotsDir, `summary-${theme}.png`);
         await sp.screenshot({ path: sf, fullPage: true, scale: 'css' });

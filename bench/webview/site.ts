@@ -93,7 +93,10 @@ export async function startWebviewSite(views: readonly WebviewKind[], deviceScal
     copyFileSync(from, join(dir, to));
   };
   for (const v of views) copy(firstExisting(join(ROOT, 'dist/webview', v, 'main.js')), `webview/${v}/main.js`);
-  copy(firstExisting(join(ROOT, 'dist/media/vscode-elements.js'), join(ROOT, 'node_modules/@vscode-elements/elements/dist/bundled.js')), 'media/vscode-elements.js');
+  copy(
+    firstExisting(join(ROOT, 'dist/media/vscode-elements.js'), join(ROOT, 'node_modules/@vscode-elements/elements/dist/bundled.js')),
+    'media/vscode-elements.js',
+  );
   for (const f of ['codicon.css', 'codicon.ttf'])
     copy(firstExisting(join(ROOT, 'dist/media/codicons', f), join(ROOT, 'node_modules/@vscode/codicons/dist', f)), `media/codicons/${f}`);
   writeFileSync(join(dir, 'theme-dark.css'), DARK_THEME);
@@ -104,7 +107,16 @@ export async function startWebviewSite(views: readonly WebviewKind[], deviceScal
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     headless: true,
     deviceScaleFactor,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   return {
     origin,
@@ -119,7 +131,13 @@ export async function startWebviewSite(views: readonly WebviewKind[], deviceScal
 }
 
 /** Opens one view; page errors are kept on the page object (__errors) for the caller to report. */
-export async function newPage(ctx: BrowserContext, origin: string, view: WebviewKind, theme: Theme, viewport: { width: number; height: number }): Promise<Page> {
+export async function newPage(
+  ctx: BrowserContext,
+  origin: string,
+  view: WebviewKind,
+  theme: Theme,
+  viewport: { width: number; height: number },
+): Promise<Page> {
   const pg = await ctx.newPage();
   await pg.setViewportSize(viewport);
   const errors: string[] = [];

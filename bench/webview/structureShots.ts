@@ -23,10 +23,11 @@ const CROPS = process.env.SHOT_CROPS;
 async function crop(pg: Page, selector: string, name: string): Promise<void> {
   if (!CROPS) return;
   mkdirSync(CROPS, { recursive: true });
-  await pg.locator(selector).first().screenshot({ path: join(CROPS, `${name}.png`), scale: 'device' });
+  await pg
+    .locator(selector)
+    .first()
+    .screenshot({ path: join(CROPS, `${name}.png`), scale: 'device' });
 }
-
-
 
 /** Typed arrays travel as base64 and are rebuilt in the page (as VS Code's postMessage delivers them). */
 async function postTrace(pg: Page, p: TracePayload): Promise<void> {
@@ -62,7 +63,6 @@ async function postTrace(pg: Page, p: TracePayload): Promise<void> {
   }, enc);
 }
 
-
 /** Clicks every visible export button and checks what was posted (PNG: real PNG bytes; others: non-empty). */
 async function exportSmoke(pg: Page, label: string): Promise<number> {
   await pg.evaluate(() => {
@@ -70,8 +70,19 @@ async function exportSmoke(pg: Page, label: string): Promise<number> {
     for (const b of document.querySelectorAll('[data-export]')) if (!(b as HTMLElement).closest('[hidden]')) (b as HTMLElement).click();
   });
   await pg.waitForTimeout(2500);
-  const buttons = (await pg.evaluate(() => Array.from(document.querySelectorAll('[data-export]')).filter((b) => !(b as HTMLElement).closest('[hidden]')).length)) as number;
-  const posted = (await pg.evaluate(() => (window as any).__posted.filter((m: { type: string }) => m.type === 'export').map((m: { format: string; name: string; data: string }) => ({ format: m.format, name: m.name, chars: m.data.length, ok: m.format === 'png' ? /^iVBORw0KGgo/.test(m.data) : m.data.length > 0 })))) as { format: string; name: string; chars: number; ok: boolean }[];
+  const buttons = (await pg.evaluate(
+    () => Array.from(document.querySelectorAll('[data-export]')).filter((b) => !(b as HTMLElement).closest('[hidden]')).length,
+  )) as number;
+  const posted = (await pg.evaluate(() =>
+    (window as any).__posted
+      .filter((m: { type: string }) => m.type === 'export')
+      .map((m: { format: string; name: string; data: string }) => ({
+        format: m.format,
+        name: m.name,
+        chars: m.data.length,
+        ok: m.format === 'png' ? /^iVBORw0KGgo/.test(m.data) : m.data.length > 0,
+      })),
+  )) as { format: string; name: string; chars: number; ok: boolean }[];
   const bad = posted.filter((m) => !m.ok);
   console.log(`${label}: ${posted.length} of ${buttons} exports posted, ${bad.length} bad: ${posted.map((m) => `${m.name} (${m.chars})`).join(', ')}`);
   return bad.length + (buttons - posted.length);
@@ -100,11 +111,14 @@ async function main(): Promise<void> {
       // structure view: layer 4, hover on a pair
       const sp = await newPage(ctx, origin, 'structure', theme, { width: 1280, height: 900 });
       await sp.evaluate(() => window.dispatchEvent(new MessageEvent('message', { data: { type: 'structure-progress', message: 'Analysing…' } })));
-      const renderMs = await sp.evaluate((data) => {
-        const t0 = performance.now();
-        window.dispatchEvent(new MessageEvent('message', { data }));
-        return performance.now() - t0;
-      }, { type: 'structure', analysis, modelLabel: 'olmoe · OLMoE-1B-7B-0924 (synthetic data)' });
+      const renderMs = await sp.evaluate(
+        (data) => {
+          const t0 = performance.now();
+          window.dispatchEvent(new MessageEvent('message', { data }));
+          return performance.now() - t0;
+        },
+        { type: 'structure', analysis, modelLabel: 'olmoe · OLMoE-1B-7B-0924 (synthetic data)' },
+      );
       const switchMs = await sp.evaluate(() => {
         const sel = document.querySelector('[data-testid="structure-layer"]') as unknown as { value: string; dispatchEvent(e: Event): boolean };
         const t0 = performance.now();
@@ -150,7 +164,8 @@ async function main(): Promise<void> {
       if (theme === 'dark') {
         // only the new section's buttons: hide the others' toolbars for the count
         await tp.evaluate(() => {
-          for (const s of document.querySelectorAll('section.section:not([data-testid="expert-outputs-section"]) .export-bar')) (s as HTMLElement).hidden = true;
+          for (const s of document.querySelectorAll('section.section:not([data-testid="expert-outputs-section"]) .export-bar'))
+            (s as HTMLElement).hidden = true;
         });
         issues += await exportSmoke(tp, 'trace expert-output exports');
       }

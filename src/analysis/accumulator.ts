@@ -91,7 +91,8 @@ function checkShape(shape: AccumulatorShape, bins: number): void {
   // ln(1) = 0 would make normalised entropy undefined.
   if (!Number.isInteger(E) || E < 2 || E > MAX_EXPERTS) throw new Error(`numExperts must be an integer in [2, ${MAX_EXPERTS}], got ${E}`);
   if (!Number.isInteger(K) || K < 1 || K > E) throw new Error(`topK must be an integer in [1, numExperts], got ${K}`);
-  if (!Number.isInteger(bins) || bins < 1 || bins > MAX_ENTROPY_BINS) throw new Error(`entropyBins must be an integer in [1, ${MAX_ENTROPY_BINS}], got ${bins}`);
+  if (!Number.isInteger(bins) || bins < 1 || bins > MAX_ENTROPY_BINS)
+    throw new Error(`entropyBins must be an integer in [1, ${MAX_ENTROPY_BINS}], got ${bins}`);
   // Shapes come from delta files too; refuse before allocating the pair matrices.
   if (L * E * E > MAX_PAIR_CELLS) throw new Error(`${L} layers x ${E}^2 expert pairs exceed ${MAX_PAIR_CELLS} cells`);
 }
@@ -162,8 +163,7 @@ function checkRecordShape(acc: RunAccumulator, r: RoutingRecord): void {
   const id = `record ${String(r.questionId)}`;
   if (r.numLayers !== acc.numLayers || r.numExperts !== acc.numExperts || r.topK !== acc.topK) {
     throw new Error(
-      `${id}: shape ${r.numLayers}x${r.numExperts} top-${r.topK} does not match the accumulator's ` +
-        `${acc.numLayers}x${acc.numExperts} top-${acc.topK}`,
+      `${id}: shape ${r.numLayers}x${r.numExperts} top-${r.topK} does not match the accumulator's ` + `${acc.numLayers}x${acc.numExperts} top-${acc.topK}`,
     );
   }
   if (typeof r.subject !== 'string') throw new Error(`${id}: subject must be a string`);
@@ -319,10 +319,7 @@ function badExpert(r: RoutingRecord, l: number, t: number, slot: number, e: numb
 
 function checkCompatible(a: RunAccumulator, b: RunAccumulator): void {
   if (a.numLayers !== b.numLayers || a.numExperts !== b.numExperts || a.topK !== b.topK) {
-    throw new Error(
-      `cannot merge accumulators of shapes ${a.numLayers}x${a.numExperts} top-${a.topK} and ` +
-        `${b.numLayers}x${b.numExperts} top-${b.topK}`,
-    );
+    throw new Error(`cannot merge accumulators of shapes ${a.numLayers}x${a.numExperts} top-${a.topK} and ` + `${b.numLayers}x${b.numExperts} top-${b.topK}`);
   }
   if (a.scope !== b.scope) throw new Error(`cannot merge accumulators of token scopes ${a.scope} and ${b.scope}`);
   if (a.entropyBins !== b.entropyBins) throw new Error(`cannot merge entropy histograms of ${a.entropyBins} and ${b.entropyBins} bins`);
@@ -546,7 +543,12 @@ export function decodeDelta(json: unknown): RunAccumulator {
     } catch (e) {
       fail((e as Error).message);
     }
-    const s: SubjectAccumulator = { subject: name, questions: count(q, `subject ${name} questions`), correct: count(c, `subject ${name} correct`), assignments };
+    const s: SubjectAccumulator = {
+      subject: name,
+      questions: count(q, `subject ${name} questions`),
+      correct: count(c, `subject ${name} correct`),
+      assignments,
+    };
     if (s.correct > s.questions) fail(`subject ${name} has more correct answers than questions`);
     acc.subjects.push(s);
   }
@@ -554,11 +556,13 @@ export function decodeDelta(json: unknown): RunAccumulator {
   if (sum(acc.subjects.map((s) => s.questions)) !== acc.questions) fail('subject question counts do not add up to questions');
   if (sum(acc.subjects.map((s) => s.correct)) !== acc.correct) fail('subject correct counts do not add up to correct');
   for (let l = 0; l < L; l++) {
-    if (sum(acc.entropyHist, l * acc.entropyBins, (l + 1) * acc.entropyBins) !== acc.scopeTokens) fail(`entropy histogram of layer ${l} does not count scopeTokens`);
+    if (sum(acc.entropyHist, l * acc.entropyBins, (l + 1) * acc.entropyBins) !== acc.scopeTokens)
+      fail(`entropy histogram of layer ${l} does not count scopeTokens`);
     if (sum(acc.answerUse, l * E, (l + 1) * E) !== acc.questions * K) fail(`answer-position use of layer ${l} does not count k experts per question`);
     if (sum(acc.answerCorrect, l * E, (l + 1) * E) !== acc.correct * K) fail(`answerCorrect of layer ${l} does not count k experts per correct question`);
     // Each in-scope token adds every one of its k(k-1)/2 pairs twice, once per order.
-    if (sum(acc.pairs, l * E * E, (l + 1) * E * E) !== acc.scopeTokens * K * (K - 1)) fail(`pair counts of layer ${l} do not count k(k-1)/2 pairs per in-scope token`);
+    if (sum(acc.pairs, l * E * E, (l + 1) * E * E) !== acc.scopeTokens * K * (K - 1))
+      fail(`pair counts of layer ${l} do not count k(k-1)/2 pairs per in-scope token`);
   }
   const activation = zeros(L * E);
   for (const s of acc.subjects) addInto(activation, s.assignments);
@@ -591,11 +595,7 @@ export type AnalysisSummary = Pick<
 function categoryOf(categories: SubjectCategories | undefined, subject: string): string | null {
   if (!categories) return null;
   const c =
-    typeof categories === 'function'
-      ? categories(subject)
-      : Object.prototype.hasOwnProperty.call(categories, subject)
-        ? categories[subject]
-        : undefined;
+    typeof categories === 'function' ? categories(subject) : Object.prototype.hasOwnProperty.call(categories, subject) ? categories[subject] : undefined;
   return typeof c === 'string' ? c : null;
 }
 

@@ -26,10 +26,12 @@ export function analysisDefinitions(c: DefinitionContext): Record<string, string
   return {
     tokenScope: `Token scope of the routing statistics: ${scope}. Accuracy and the answer-position expert accuracy do not depend on it.`,
     questions: 'Number of evaluated questions.',
-    accuracyMicro: 'Micro accuracy: correctly answered questions / all questions. A question is correct when the letter with the highest next-token log-probability among " A", " B", " C", " D" at the answer position is the gold letter.',
-    accuracyMacro: 'Macro accuracy: the mean over subjects of each subject\'s accuracy, every subject weighted equally.',
+    accuracyMicro:
+      'Micro accuracy: correctly answered questions / all questions. A question is correct when the letter with the highest next-token log-probability among " A", " B", " C", " D" at the answer position is the gold letter.',
+    accuracyMacro: "Macro accuracy: the mean over subjects of each subject's accuracy, every subject weighted equally.",
     accuracyPerSubject: 'Per subject: correctly answered questions / questions of that subject.',
-    accuracyPerCategory: 'Per category: correctly answered questions / questions over all subjects of the category (micro within the category); subjects without a category are left out.',
+    accuracyPerCategory:
+      'Per category: correctly answered questions / questions over all subjects of the category (micro within the category); subjects without a category are left out.',
     activationCounts: `Per layer and expert: the number of (token, slot) assignments to the expert, i.e. how often it was among the top-${k} experts of a token, ${inScope}.`,
     neverActivated: `Per layer: experts with zero (token, slot) assignments, ${inScope}.`,
     neverActivatedTotal: `Number of (layer, expert) pairs with zero (token, slot) assignments, out of ${c.numLayers} x ${E} = ${c.numLayers * E}, ${inScope}.`,
@@ -38,7 +40,8 @@ export function analysisDefinitions(c: DefinitionContext): Record<string, string
     meanTop1Weight: `Per layer: mean over tokens of the largest weight applied to a chosen expert's output, ${inScope}.`,
     meanTopKMass: `Per layer: mean over tokens of the sum of the ${k} weights applied to the chosen experts' outputs (1 when the top-${k} weights are renormalised, below 1 otherwise), ${inScope}.`,
     expertAccuracy: `Per layer and expert e: among the questions whose top-${k} experts at the answer position (the last prompt token) include e, the fraction answered correctly; empty when no question's answer position used e. Independent of the token scope.`,
-    expertAccuracyCount: 'Per layer and expert: the number of questions the answer-position expert accuracy rests on (questions whose answer position used the expert).',
+    expertAccuracyCount:
+      'Per layer and expert: the number of questions the answer-position expert accuracy rests on (questions whose answer position used the expert).',
     expertAccuracyTokenWeighted: `Per layer and expert e: sum over questions of n(q, e) x correct(q) / sum over questions of n(q, e), where n(q, e) is the number of (token, slot) assignments of e in question q, ${inScope}; empty when e has no assignments.`,
     coactivation: `Per layer: P(b | a) = (tokens whose top-${k} experts include both a and b) / (tokens whose top-${k} experts include a), over ordered pairs a != b, ${inScope}; row a, column b. A chosen expert's row sums to ${k - 1}; rows of never-chosen experts are 0.`,
     subjectSpecialisation: `Per subject, layer and expert: the expert's share of the subject's (token, slot) assignments in that layer, times k = ${k}, ${inScope}. Uniform routing gives k/E = ${k}/${E} = ${fmt(k / E)} for every expert; the values of a layer sum to ${k}.`,

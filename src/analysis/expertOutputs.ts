@@ -24,7 +24,10 @@ function ranks(values: ArrayLike<number>, offset: number, n: number, out: Int32A
   order.forEach((idx, rank) => (out[idx] = rank));
 }
 
-export function normVersusScore(routing: Pick<Routing, 'numLayers' | 'numTokens' | 'numExperts' | 'topK' | 'probs'>, stats: ExpertOutputStats): NormScoreLayer[] {
+export function normVersusScore(
+  routing: Pick<Routing, 'numLayers' | 'numTokens' | 'numExperts' | 'topK' | 'probs'>,
+  stats: ExpertOutputStats,
+): NormScoreLayer[] {
   const { numLayers: L, numTokens: T, numExperts: E, topK: K } = routing;
   if (!routing.probs) throw new Error('normVersusScore needs the full gate probabilities (trace with probabilities)');
   if (stats.numLayers !== L || stats.numTokens !== T || stats.numExperts !== E) throw new Error('routing and expert statistics describe different sequences');

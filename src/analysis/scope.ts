@@ -18,12 +18,9 @@ export const TOKEN_SCOPE_DEFINITIONS: Readonly<Record<TokenScope, string>> = {
   all:
     'every token of each prompt: instruction header, few-shot examples, the question, its choices and the ' +
     'final "Answer:" (the shared few-shot prefix is counted once per question)',
-  question:
-    "the target question's own tokens: its text and its four choices, without the header, the few-shot " +
-    'examples and the trailing "Answer:"',
+  question: "the target question's own tokens: its text and its four choices, without the header, the few-shot " + 'examples and the trailing "Answer:"',
   answer:
-    'only the last prompt token (the colon of "Answer:"), whose next-token probabilities of ' +
-    '" A", " B", " C", " D" are scored; one token per question',
+    'only the last prompt token (the colon of "Answer:"), whose next-token probabilities of ' + '" A", " B", " C", " D" are scored; one token per question',
 };
 
 /** "label: definition", the sentence the UI shows next to the scope option. */

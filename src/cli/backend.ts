@@ -13,7 +13,11 @@ export class EngineOptionError extends Error {}
 
 export const ENGINE_OPTIONS = { engine: { type: 'string' }, python: { type: 'string' } } as const;
 
-export async function openBackend(engineOption: string | undefined, pythonOption: string | undefined, log: (level: 'info' | 'warn' | 'error', m: string) => void): Promise<CliBackend> {
+export async function openBackend(
+  engineOption: string | undefined,
+  pythonOption: string | undefined,
+  log: (level: 'info' | 'warn' | 'error', m: string) => void,
+): Promise<CliBackend> {
   const setting = engineOption ?? 'onnxruntime';
   if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new EngineOptionError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
   const python = defaultPython(pythonOption);

@@ -142,7 +142,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'merge --out RUN_DIR SHARD_DIR...\n' +
       '      Merge the finished shards of one run (eval --shard I/N) into RUN_DIR; checks they are the complete,\n' +
-      '      disjoint shards of one run (same model, data and options). Records and summary equal the unsharded run\'s.',
+      "      disjoint shards of one run (same model, data and options). Records and summary equal the unsharded run's.",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
       if (!values.out) throw new CommandUsageError('--out RUN_DIR is required');
@@ -162,7 +162,9 @@ const COMMANDS: Record<string, Command> = {
       try {
         const r = mergeShards(out, positionals);
         const s = r.summary;
-        ctx.err(`merged ${r.shards} shards: ${r.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(r.outDir, 'summary.json')}`);
+        ctx.err(
+          `merged ${r.shards} shards: ${r.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}%, never-activated experts (${s.tokenScope}) ${s.neverActivatedTotal}; ${path.join(r.outDir, 'summary.json')}`,
+        );
         return 0;
       } finally {
         lock.release();

@@ -10,7 +10,14 @@ import { spawn } from 'node:child_process';
 import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
 import { Engine } from '../engine/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
-import { ANSWER_SCORING_DEFINITIONS, EngineFailure, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
+import {
+  ANSWER_SCORING_DEFINITIONS,
+  EngineFailure,
+  EXECUTION_PROVIDER_SETTINGS,
+  type ExecutionProviderSetting,
+  type ModelInfo,
+  type Routing,
+} from '../shared/protocol';
 import { commandTable } from './commands';
 import { interventionFromOptions } from './evalRun';
 import { describeIntervention, InterventionError } from '../analysis/interventions';
@@ -77,7 +84,14 @@ export class UsageError extends Error {}
 function makeDemo(args: string[], ctx: CliContext): number {
   const { values } = parseArgs({
     args,
-    options: { out: { type: 'string' }, family: { type: 'string', default: 'olmoe' }, dtype: { type: 'string', default: 'f32' }, shards: { type: 'string', default: '1' }, corpus: { type: 'string' }, packed: { type: 'boolean', default: false } },
+    options: {
+      out: { type: 'string' },
+      family: { type: 'string', default: 'olmoe' },
+      dtype: { type: 'string', default: 'f32' },
+      shards: { type: 'string', default: '1' },
+      corpus: { type: 'string' },
+      packed: { type: 'boolean', default: false },
+    },
   });
   if (!values.out) throw new UsageError('--out DIR is required');
   const family = values.family as DemoFamily;
@@ -121,14 +135,18 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     },
   });
   if (!values.model) throw new UsageError('--model DIR is required');
-  if ([values.text, values.file, values.ids].filter((v) => v !== undefined).length !== 1) throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
+  if ([values.text, values.file, values.ids].filter((v) => v !== undefined).length !== 1)
+    throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
   const text = values.file !== undefined ? await readTextInput(values.file) : values.text;
   const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
   const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
     throw e instanceof EngineOptionError ? new UsageError(e.message) : e;
   });
   try {
-    const info = await engine.call('load', { modelPath: path.resolve(values.model), options: { executionProvider: providerOption(values.provider), cacheDir: values.cache } });
+    const info = await engine.call('load', {
+      modelPath: path.resolve(values.model),
+      options: { executionProvider: providerOption(values.provider), cacheDir: values.cache },
+    });
     if (info.providerNote) ctx.err(info.providerNote);
     reportProvider(info, ctx);
     const input = text !== undefined ? { text } : { ids: parseIds(values.ids!) };
@@ -157,7 +175,14 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       ctx.out(JSON.stringify(out));
     } else {
       if (intervention) ctx.out(`router intervention: ${describeIntervention(intervention, info.numLayers)}`);
-      ctx.out(describeTrace(r.tokens.map((t) => t.text), r.routing, r.answerProbs, info.numExperts));
+      ctx.out(
+        describeTrace(
+          r.tokens.map((t) => t.text),
+          r.routing,
+          r.answerProbs,
+          info.numExperts,
+        ),
+      );
       ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
@@ -168,7 +193,10 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
 }
 
 async function analyzeWeights(args: string[], ctx: CliContext): Promise<number> {
-  const { values } = parseArgs({ args, options: { model: { type: 'string' }, layers: { type: 'string' }, json: { type: 'boolean', default: false }, cache: { type: 'string' } } });
+  const { values } = parseArgs({
+    args,
+    options: { model: { type: 'string' }, layers: { type: 'string' }, json: { type: 'boolean', default: false }, cache: { type: 'string' } },
+  });
   if (!values.model) throw new UsageError('--model DIR is required');
   const layers = values.layers === undefined ? undefined : parseIds(values.layers);
   const engine = new Engine((level, m) => ctx.err(m));
@@ -182,7 +210,9 @@ async function analyzeWeights(args: string[], ctx: CliContext): Promise<number> 
       ctx.out('layer  gate    up      down    all     router  R^2(router~experts)');
       for (const l of r.layers) {
         const m = l.meanOffDiagonal;
-        ctx.out(`${String(l.layer).padStart(5)}  ${[m.gate, m.up, m.down, m.all, m.router].map((x) => x.toFixed(4).padStart(6)).join('  ')}  ${l.routerVsExpertR2.toFixed(4)}`);
+        ctx.out(
+          `${String(l.layer).padStart(5)}  ${[m.gate, m.up, m.down, m.all, m.router].map((x) => x.toFixed(4).padStart(6)).join('  ')}  ${l.routerVsExpertR2.toFixed(4)}`,
+        );
       }
       ctx.out('(mean off-diagonal cosine similarity between experts per layer)');
     }
@@ -240,8 +270,13 @@ async function readTextInput(file: string): Promise<string> {
 }
 
 function parseIds(s: string): number[] {
-  const ids = s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
-  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
+  const ids = s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0))
+    throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
   return ids;
 }
 

@@ -48,7 +48,11 @@ export class Checkpoint {
     }
     const configText = fs.readFileSync(configFile, 'utf8');
     const parsed = parseJsonText(configText, configFile, CheckpointError);
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new CheckpointError(configFile, `the top level must be a JSON object, not ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`);
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new CheckpointError(
+        configFile,
+        `the top level must be a JSON object, not ${parsed === null ? 'null' : Array.isArray(parsed) ? 'an array' : typeof parsed}`,
+      );
     const config = parsed as HfConfig;
     let family: FamilyDescriptor;
     let arch: MoeArchitecture;
@@ -64,7 +68,8 @@ export class Checkpoint {
     for (const f of files) {
       for (const [name, info] of f.tensors) {
         const other = index.get(name);
-        if (other) throw new CheckpointError(f.file, `tensor "${name}" is in two files, ${other.file.file} and ${f.file}; a checkpoint must hold each tensor once`);
+        if (other)
+          throw new CheckpointError(f.file, `tensor "${name}" is in two files, ${other.file.file} and ${f.file}; a checkpoint must hold each tensor once`);
         index.set(name, { file: f, info });
       }
     }
@@ -179,15 +184,16 @@ export class Checkpoint {
     for (const { name, shape } of this.expectedTensors()) {
       const hit = this.index.get(name);
       if (!hit) {
-        throw new CheckpointError(this.dir, `tensor "${name}" is missing (expected shape [${shape.join(', ')}] for ${this.arch.modelType}); the checkpoint is incomplete or of another architecture`,
+        throw new CheckpointError(
+          this.dir,
+          `tensor "${name}" is missing (expected shape [${shape.join(', ')}] for ${this.arch.modelType}); the checkpoint is incomplete or of another architecture`,
         );
       }
       if (!FLOAT_DTYPES.includes(hit.info.dtype)) {
         throw new CheckpointError(hit.file.file, `tensor "${name}" has dtype ${hit.info.dtype}; expected F32, F16 or BF16`);
       }
       if (hit.info.shape.length !== shape.length || hit.info.shape.some((d, i) => d !== shape[i])) {
-        throw new CheckpointError(hit.file.file, `tensor "${name}" has shape [${hit.info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`,
-        );
+        throw new CheckpointError(hit.file.file, `tensor "${name}" has shape [${hit.info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
       }
     }
   }
@@ -223,7 +229,11 @@ function requireRegularFile(file: string): void {
  * this passes, so "num_hidden_layers": 1e9 fails at once instead of exhausting memory, and a config
  * with 2 layers is not run on a 16-layer checkpoint's first 2.
  */
-function checkCountsAgainstTensors(configFile: string, arch: MoeArchitecture, index: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>): void {
+function checkCountsAgainstTensors(
+  configFile: string,
+  arch: MoeArchitecture,
+  index: Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>,
+): void {
   let maxLayer = -1;
   let maxExpert = -1;
   let packedExperts = -1;
@@ -239,7 +249,11 @@ function checkCountsAgainstTensors(configFile: string, arch: MoeArchitecture, in
     if (/(^|\.)embed_tokens\.weight$/.test(name)) embed = info;
   }
   const declared = (field: string, value: number, found: number, what: string) => {
-    if (found >= 0 && value !== found) throw new CheckpointError(configFile, `${field} is ${value} but the safetensors files hold ${found} ${what}; config.json and weights do not belong together`);
+    if (found >= 0 && value !== found)
+      throw new CheckpointError(
+        configFile,
+        `${field} is ${value} but the safetensors files hold ${found} ${what}; config.json and weights do not belong together`,
+      );
   };
   declared('num_hidden_layers', arch.numLayers, maxLayer + 1, 'layers');
   declared('the number of experts', arch.numExperts, maxExpert >= 0 ? maxExpert + 1 : packedExperts, 'experts in layer 0');
@@ -261,7 +275,8 @@ function openSafetensors(dir: string): SafetensorsFile[] {
   };
   if (fs.existsSync(indexFile)) {
     const index = (readJson(indexFile, { error: CheckpointError }) ?? {}) as { weight_map?: Record<string, string> };
-    if (typeof index !== 'object' || !index.weight_map || typeof index.weight_map !== 'object' || Array.isArray(index.weight_map)) throw new CheckpointError(indexFile, `no "weight_map" object`);
+    if (typeof index !== 'object' || !index.weight_map || typeof index.weight_map !== 'object' || Array.isArray(index.weight_map))
+      throw new CheckpointError(indexFile, `no "weight_map" object`);
     const shardNames = [...new Set(Object.values(index.weight_map))].sort();
     const shards = shardNames.map((s) => {
       const f = path.join(dir, s);
@@ -276,22 +291,24 @@ function openSafetensors(dir: string): SafetensorsFile[] {
     }
     return shards;
   }
-  const single = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
-  if (single.length === 0) throw new CheckpointError(dir, `no *.safetensors file (and no model.safetensors.index.json). MoE Scope reads Hugging Face safetensors checkpoints.`);
+  const single = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.safetensors'))
+    .sort();
+  if (single.length === 0)
+    throw new CheckpointError(dir, `no *.safetensors file (and no model.safetensors.index.json). MoE Scope reads Hugging Face safetensors checkpoints.`);
   return single.map((f) => {
     requireRegularFile(path.join(dir, f));
     return wrap(path.join(dir, f));
   });
 }
 
-function detectExpertLayout(
-  dir: string,
-  index: Map<string, unknown>,
-  names: TensorNames,
-): ExpertLayout {
+function detectExpertLayout(dir: string, index: Map<string, unknown>, names: TensorNames): ExpertLayout {
   const l0 = names.layer(0);
   if (index.has(l0.expert(0).gate)) return 'per-expert';
   if (l0.packed && index.has(l0.packed.gateUp)) return 'packed';
-  throw new CheckpointError(dir, `no expert weights found for layer 0: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
+  throw new CheckpointError(
+    dir,
+    `no expert weights found for layer 0: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
   );
 }

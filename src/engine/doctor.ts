@@ -13,7 +13,16 @@ import { Checkpoint } from './checkpoint';
 import { createRuntime, sessionProviders } from './runtime';
 import { placementOf } from './webgpu';
 import { checkPython, chooseEngine, defaultPython } from '../host/pythonWorker';
-import { EngineFailure, ENGINE_KINDS, type EngineKind, type EngineSetting, type ExecutionProvider, type ExecutionProviderSetting, type InferenceEnvironmentReport, type PythonEnvironment } from '../shared/protocol';
+import {
+  EngineFailure,
+  ENGINE_KINDS,
+  type EngineKind,
+  type EngineSetting,
+  type ExecutionProvider,
+  type ExecutionProviderSetting,
+  type InferenceEnvironmentReport,
+  type PythonEnvironment,
+} from '../shared/protocol';
 
 export interface DoctorOptions {
   provider: ExecutionProviderSetting;
@@ -26,7 +35,8 @@ export interface DoctorOptions {
 
 export async function inferenceEnvironment(modelPath: string, opts: DoctorOptions): Promise<InferenceEnvironmentReport> {
   const setting = opts.engine ?? 'onnxruntime';
-  if (!(['auto', ...ENGINE_KINDS] as string[]).includes(setting)) throw new EngineFailure('bad-input', `engine must be onnxruntime, pytorch or auto, not "${setting}"`);
+  if (!(['auto', ...ENGINE_KINDS] as string[]).includes(setting))
+    throw new EngineFailure('bad-input', `engine must be onnxruntime, pytorch or auto, not "${setting}"`);
   let engine: EngineKind = 'onnxruntime';
   let engineWhy = 'requested';
   let python: PythonEnvironment | undefined;
@@ -44,9 +54,14 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
     const device = python!.devices?.[0];
     const provider: ExecutionProvider = device ? device.type : 'cpu';
     return {
-      engine, engineWhy, python, providerRequested: opts.provider, provider,
+      engine,
+      engineWhy,
+      python,
+      providerRequested: opts.provider,
+      provider,
       decisions: [{ provider, used: true, why: device ? `PyTorch sees ${device.name}` : 'PyTorch sees no GPU' }],
-      cpuOpTypes: {}, nodesByProvider: {},
+      cpuOpTypes: {},
+      nodesByProvider: {},
     };
   }
   const t0 = Date.now();
@@ -86,11 +101,20 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
 export function describeEnvironment(r: InferenceEnvironmentReport): string {
   const lines = [`engine: ${r.engine} (${r.engineWhy})`, `provider: ${r.provider} (requested: ${r.providerRequested})`];
   for (const d of r.decisions) lines.push(`  ${d.used ? 'used' : 'passed over'} ${d.provider}: ${d.why}`);
-  if (r.python) lines.push(`python: ${r.python.executable}${r.python.torch ? `, torch ${r.python.torch}, transformers ${r.python.transformers}` : ''}${r.python.problems.length ? `; problems: ${r.python.problems.join('; ')}` : ''}`);
+  if (r.python)
+    lines.push(
+      `python: ${r.python.executable}${r.python.torch ? `, torch ${r.python.torch}, transformers ${r.python.transformers}` : ''}${r.python.problems.length ? `; problems: ${r.python.problems.join('; ')}` : ''}`,
+    );
   if (r.adapter?.ok) lines.push(`adapter: ${r.adapter.name}; shader-f16: ${r.adapter.shaderF16 ? 'yes' : 'no'}`);
   if (r.engine === 'onnxruntime') {
-    lines.push(`graph: ${r.dtype}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`);
-    lines.push(`nodes: ${Object.entries(r.nodesByProvider).map(([p, n]) => `${p} ${n}`).join(', ')}`);
+    lines.push(
+      `graph: ${r.dtype}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`,
+    );
+    lines.push(
+      `nodes: ${Object.entries(r.nodesByProvider)
+        .map(([p, n]) => `${p} ${n}`)
+        .join(', ')}`,
+    );
     const cpu = Object.entries(r.cpuOpTypes);
     lines.push(`on the CPU: ${cpu.length ? cpu.map(([op, n]) => `${op} x${n}`).join(', ') : 'nothing'}`);
   }

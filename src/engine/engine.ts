@@ -93,7 +93,9 @@ export class Engine implements InferenceBackend {
       case 'analyzeWeights': {
         const ckpt = this.requireCheckpoint();
         const layers = (p as EngineMethods['analyzeWeights']['params']).layers;
-        return (await cachedWeightAnalysis(ckpt, path.join(this.cacheDir, 'weight-analysis'), layers, signal, (l) => this.log('info', `analysed the weights of layer ${l}`))) as never;
+        return (await cachedWeightAnalysis(ckpt, path.join(this.cacheDir, 'weight-analysis'), layers, signal, (l) =>
+          this.log('info', `analysed the weights of layer ${l}`),
+        )) as never;
       }
       case 'shutdown':
         await this.dispose();
@@ -307,7 +309,8 @@ export class Engine implements InferenceBackend {
     computed += B * S;
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
     const positions = params.routingPositions ?? 'all';
-    if (!ROUTING_POSITIONS.includes(positions)) throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
+    if (!ROUTING_POSITIONS.includes(positions))
+      throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
     const items: ScoreResult['items'] = [];
     for (const [b, item] of params.items.entries()) {
       const n = item.ids.length;
@@ -335,10 +338,20 @@ export class Engine implements InferenceBackend {
    * 'continuation' scoring, `context` is the context's keys and values: the letters' further tokens run
    * as one batch on top of it, and each letter's log-probability is the sum over its tokens.
    */
-  private async answerLogProbs(logits: Float32Array, offset: number, context: KvCache | null, routerRows: Float32Array[] | null): Promise<[number, number, number, number]> {
+  private async answerLogProbs(
+    logits: Float32Array,
+    offset: number,
+    context: KvCache | null,
+    routerRows: Float32Array[] | null,
+  ): Promise<[number, number, number, number]> {
     const { vocabSize: V } = this.requireCheckpoint().arch;
     const letters = this.requireInfo().answerScoring.letterTokenIds;
-    const total = logSoftmaxAt(logits, offset, V, letters.map((ids) => ids[0]));
+    const total = logSoftmaxAt(
+      logits,
+      offset,
+      V,
+      letters.map((ids) => ids[0]),
+    );
     const longer = [0, 1, 2, 3].filter((i) => letters[i].length > 1);
     if (context && longer.length > 0) {
       // Row b feeds letter i's tokens but the last; position j predicts token j + 1.
@@ -477,8 +490,15 @@ export class Engine implements InferenceBackend {
     }
     const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
     this.requireFinite(routerLogits, out.logits.data as Float32Array, S, opts.routerRows);
-    const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : []);
-    return { logits: out.logits.data as Float32Array, routerLogits, present, moeInputs: layerOutputs('moe_input', opts.wantMoeInputs), moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs) };
+    const layerOutputs = (prefix: string, wanted?: boolean) =>
+      wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : [];
+    return {
+      logits: out.logits.data as Float32Array,
+      routerLogits,
+      present,
+      moeInputs: layerOutputs('moe_input', opts.wantMoeInputs),
+      moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs),
+    };
   }
 
   /** The values added to each layer's router logits, or null (the plain graph) for no intervention. */
@@ -507,7 +527,8 @@ export class Engine implements InferenceBackend {
 
   private checkIds(ids: number[], arch: MoeArchitecture, offset = 0): void {
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= arch.vocabSize) throw new EngineFailure('bad-input', `token id ${id} is outside the vocabulary (0..${arch.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= arch.vocabSize)
+        throw new EngineFailure('bad-input', `token id ${id} is outside the vocabulary (0..${arch.vocabSize - 1})`);
     }
     if (offset + ids.length > arch.maxPositions) {
       throw new EngineFailure('bad-input', `${offset + ids.length} tokens exceed the model's context of ${arch.maxPositions} positions`);
@@ -545,10 +566,11 @@ function kvRow(present: KvCache, b: number, B: number, length: number, arch: Moe
   const T = present.length;
   const take = (all: Float32Array) => {
     const out = new Float32Array(Hk * length * D);
-    for (let h = 0; h < Hk; h++) out.set(all.subarray(((b * Hk + h) * T) * D, ((b * Hk + h) * T + length) * D), h * length * D);
+    for (let h = 0; h < Hk; h++) out.set(all.subarray((b * Hk + h) * T * D, ((b * Hk + h) * T + length) * D), h * length * D);
     return out;
   };
-  if (present.keys.length === 0 || present.keys[0].length !== B * Hk * T * D) throw new EngineFailure('internal', 'present keys/values have an unexpected size');
+  if (present.keys.length === 0 || present.keys[0].length !== B * Hk * T * D)
+    throw new EngineFailure('internal', 'present keys/values have an unexpected size');
   return { keys: present.keys.map(take), values: present.values.map(take), length };
 }
 

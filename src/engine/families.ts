@@ -114,7 +114,8 @@ function flag(config: HfConfig, file: string, key: string, fallback: boolean): b
 /** Fields of any family whose non-default values change the math and are not implemented. */
 function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   const act = config.hidden_act ?? config.hidden_activation;
-  if (act !== undefined && act !== null && act !== 'silu' && act !== 'swish') refuse(file, config.hidden_act !== undefined ? 'hidden_act' : 'hidden_activation', act, 'the experts are computed as down(SiLU(gate(x)) * up(x))');
+  if (act !== undefined && act !== null && act !== 'silu' && act !== 'swish')
+    refuse(file, config.hidden_act !== undefined ? 'hidden_act' : 'hidden_activation', act, 'the experts are computed as down(SiLU(gate(x)) * up(x))');
   for (const key of ['quantization_config', 'attn_logit_softcapping', 'final_logit_softcapping']) {
     if (config[key] !== undefined && config[key] !== null) refuse(file, key, config[key], 'MoE Scope reads unquantized weights and implements no soft-capping');
   }
@@ -170,7 +171,8 @@ function refuseDenseLayers(config: HfConfig, file: string): void {
     refuse(file, 'mlp_only_layers', mlpOnly, 'checkpoints with dense (non-MoE) layers are not supported');
   }
   const step = config.decoder_sparse_step;
-  if (step !== undefined && step !== null && step !== 1) refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
+  if (step !== undefined && step !== null && step !== 1)
+    refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
 }
 
 /**
@@ -299,7 +301,8 @@ export const QWEN2_MOE: FamilyDescriptor = {
     refuseDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
     const types = config.layer_types;
-    if (Array.isArray(types) && types.some((t) => t !== 'full_attention')) refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+    if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
+      refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
     // A missing size means transformers' default (5632), i.e. a shared expert whose tensors must be there.
     const sharedInter = config.shared_expert_intermediate_size === 0 ? 0 : int(config, file, 'shared_expert_intermediate_size', 5632);
     return {

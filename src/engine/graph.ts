@@ -109,7 +109,11 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const clip = (x: string) => {
     if (arch.clipQkv === null) return x;
     const c = arch.clipQkv;
-    return g.op('Clip', [x, g.op('Cast', [g.constFloat([-c], [])], { to: T === 'float32' ? 1 : 10 }), g.op('Cast', [g.constFloat([c], [])], { to: T === 'float32' ? 1 : 10 })]);
+    return g.op('Clip', [
+      x,
+      g.op('Cast', [g.constFloat([-c], [])], { to: T === 'float32' ? 1 : 10 }),
+      g.op('Cast', [g.constFloat([c], [])], { to: T === 'float32' ? 1 : 10 }),
+    ]);
   };
 
   let h = g.op('Reshape', [g.op('Gather', [w(names.embed, [arch.vocabSize, H]), inputIds], { axis: 0 }), g.constInt64([-1, H])]);
@@ -148,7 +152,10 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     if (rep > 1) {
       // Grouped-query attention: each kv head serves `rep` consecutive query heads.
       const expand = (x: string) =>
-        g.op('Reshape', [g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([2])]), g.constInt64([1, 1, rep, 1, 1])]), g.constInt64([0, arch.numHeads, -1, D])]);
+        g.op('Reshape', [
+          g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([2])]), g.constInt64([1, 1, rep, 1, 1])]),
+          g.constInt64([0, arch.numHeads, -1, D]),
+        ]);
       kAll = expand(kAll);
       vAll = expand(vAll);
     }
@@ -187,7 +194,14 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     }
     let moe =
       opts.experts === 'dense-gated' || opts.experts === 'grouped'
-        ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, { layer: l, x: xm, routerLogits, arch, dtype: T, output: T === 'float32' ? `moe_output_${l}` : undefined })
+        ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, {
+            layer: l,
+            x: xm,
+            routerLogits,
+            arch,
+            dtype: T,
+            output: T === 'float32' ? `moe_output_${l}` : undefined,
+          })
         : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
     if (n.shared && arch.sharedExpert) {
@@ -220,14 +234,22 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
  * (a, b), a != b, of the angular similarity 1 - arccos(cos(out_a, out_b)) / pi; and, with includeOutputs,
  * outputs_L [E, T, hidden] (for tests). Each expert is two Gemms reading its slices of experts.bin.
  */
-export function buildExpertOutputGraph(arch: MoeArchitecture, weights: Pick<PreparedWeights, 'experts'>, opts: GraphOptions & { includeOutputs: boolean }): Uint8Array {
+export function buildExpertOutputGraph(
+  arch: MoeArchitecture,
+  weights: Pick<PreparedWeights, 'experts'>,
+  opts: GraphOptions & { includeOutputs: boolean },
+): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}-all-experts`);
   const T: OnnxElemType = opts.dtype;
   const H = arch.hiddenSize;
   const I = arch.expertIntermediate;
   const E = arch.numExperts;
   const bytes = T === 'float32' ? 4 : 2;
-  const slice = (ref: { location: string; offset: number }, index: number, size: number) => ({ location: ref.location, offset: ref.offset + index * size * bytes, length: size * bytes });
+  const slice = (ref: { location: string; offset: number }, index: number, size: number) => ({
+    location: ref.location,
+    offset: ref.offset + index * size * bytes,
+    length: size * bytes,
+  });
   const eps = g.constFloat([1e-12], []);
   const one = g.constFloat([1], []);
   const minusOne = g.constFloat([-1], []);

@@ -97,7 +97,10 @@ export function groupedExperts(g: OnnxGraphBuilder, m: StandardOpsMoeInput): str
   if (T !== 'float32') weights = g.op('Cast', [weights], { to: 10 });
 
   const flatE = g.op('Reshape', [idx, g.constInt64([-1])]); // [N] int64, N = T * k
-  const experts = g.constInt64(Array.from({ length: E }, (_, e) => e), [1, E]);
+  const experts = g.constInt64(
+    Array.from({ length: E }, (_, e) => e),
+    [1, E],
+  );
   const oneHot = g.op('Cast', [g.op('Equal', [g.op('Unsqueeze', [flatE, g.constInt64([1])]), experts])], { to: 1 }); // [N, E]
   const before = g.op('CumSum', [oneHot, g.constInt64([0])], { exclusive: 1 });
   const rank = g.op('ReduceSum', [g.op('Mul', [before, oneHot]), g.constInt64([1])], { keepdims: 0 }); // [N]
@@ -108,13 +111,24 @@ export function groupedExperts(g: OnnxGraphBuilder, m: StandardOpsMoeInput): str
   // Which input row each [E * C] slot reads: its assignment's token, or the zero row T.
   const tokens = g.op('Gather', [g.op('Shape', [m.x]), g.constInt64([0])]); // [1] = T
   const n = g.op('Mul', [tokens, g.constInt64([K])]);
-  const tokenOfAssignment = g.op('Div', [g.op('Range', [g.constInt64([0], []), g.op('Squeeze', [n, g.constInt64([0])]), g.constInt64([1], [])]), g.constInt64([K], [])]);
+  const tokenOfAssignment = g.op('Div', [
+    g.op('Range', [g.constInt64([0], []), g.op('Squeeze', [n, g.constInt64([0])]), g.constInt64([1], [])]),
+    g.constInt64([K], []),
+  ]);
   const slots = g.op('Mul', [capacityI, g.constInt64([E])]);
   const padRows = g.op('Expand', [tokens, slots]); // [E * C] filled with T
   const source = g.op('ScatterElements', [padRows, row, tokenOfAssignment], { axis: 0 });
-  const zeroRow = g.op('Slice', [g.op('Mul', [m.x, g.op('Cast', [g.constFloat([0], [])], { to: T === 'float32' ? 1 : 10 })]), g.constInt64([0]), g.constInt64([1]), g.constInt64([0])]);
+  const zeroRow = g.op('Slice', [
+    g.op('Mul', [m.x, g.op('Cast', [g.constFloat([0], [])], { to: T === 'float32' ? 1 : 10 })]),
+    g.constInt64([0]),
+    g.constInt64([1]),
+    g.constInt64([0]),
+  ]);
   const xPadded = g.op('Concat', [m.x, zeroRow], { axis: 0 }); // [T + 1, H]
-  const grouped = g.op('Reshape', [g.op('Gather', [xPadded, source], { axis: 0 }), g.op('Concat', [g.constInt64([E]), capacityI, g.constInt64([H])], { axis: 0 })]); // [E, C, H]
+  const grouped = g.op('Reshape', [
+    g.op('Gather', [xPadded, source], { axis: 0 }),
+    g.op('Concat', [g.constInt64([E]), capacityI, g.constInt64([H])], { axis: 0 }),
+  ]); // [E, C, H]
   const xt = g.op('Transpose', [grouped], { perm: [0, 2, 1] }); // [E, H, C]
 
   const gate = g.op('MatMul', [`w:experts.${m.layer}.fc1`, xt]); // [E, I, C]

@@ -28,7 +28,20 @@ type Dict = Record<string, unknown>;
 const KEYS: Record<RopeType, readonly string[]> = {
   default: ['rope_theta', 'rope_type', 'type', 'partial_rotary_factor'],
   linear: ['rope_theta', 'rope_type', 'type', 'partial_rotary_factor', 'factor'],
-  yarn: ['rope_theta', 'rope_type', 'type', 'partial_rotary_factor', 'factor', 'attention_factor', 'beta_fast', 'beta_slow', 'mscale', 'mscale_all_dim', 'original_max_position_embeddings', 'truncate'],
+  yarn: [
+    'rope_theta',
+    'rope_type',
+    'type',
+    'partial_rotary_factor',
+    'factor',
+    'attention_factor',
+    'beta_fast',
+    'beta_slow',
+    'mscale',
+    'mscale_all_dim',
+    'original_max_position_embeddings',
+    'truncate',
+  ],
 };
 
 function refuse(field: string, value: unknown, why: string): never {
@@ -39,7 +52,8 @@ function refuse(field: string, value: unknown, why: string): never {
 function positiveNumber(dict: Dict, key: string, where: string): number | undefined {
   const v = dict[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RopeConfigError(`"${where ? `${where}.` : ''}${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new RopeConfigError(`"${where ? `${where}.` : ''}${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -59,9 +73,15 @@ export function readRope(config: Dict, defaultTheta: number, headDim: number, ma
   if (type !== 'default' && type !== 'linear' && type !== 'yarn') {
     refuse(`${where}.${typeKey}`, type, 'implemented rotary embeddings are default, linear and yarn (not dynamic, longrope, llama3 or others)');
   }
-  for (const [k, v] of Object.entries(dict)) if (!KEYS[type].includes(k) && v !== null) refuse(`${where}.${k}`, v, `not a setting of the ${type} rotary embedding MoE Scope implements`);
+  for (const [k, v] of Object.entries(dict))
+    if (!KEYS[type].includes(k) && v !== null) refuse(`${where}.${k}`, v, `not a setting of the ${type} rotary embedding MoE Scope implements`);
   const prf = dict.partial_rotary_factor ?? config.partial_rotary_factor;
-  if (prf !== undefined && prf !== null && prf !== 1) refuse(dict.partial_rotary_factor !== undefined ? `${where}.partial_rotary_factor` : 'partial_rotary_factor', prf, 'only full-width rotary embeddings are implemented');
+  if (prf !== undefined && prf !== null && prf !== 1)
+    refuse(
+      dict.partial_rotary_factor !== undefined ? `${where}.partial_rotary_factor` : 'partial_rotary_factor',
+      prf,
+      'only full-width rotary embeddings are implemented',
+    );
 
   const dictTheta = positiveNumber(dict, 'rope_theta', where);
   if (dictTheta !== undefined && topTheta !== undefined && dictTheta !== topTheta) {
@@ -95,7 +115,8 @@ function yarn(
   const mscaleOf = (scale: number, m = 1) => (scale <= 1 ? 1 : 0.1 * m * Math.log(scale) + 1);
   const mscale = positiveNumber(dict, 'mscale', where);
   const mscaleAll = positiveNumber(dict, 'mscale_all_dim', where);
-  const attentionScale = positiveNumber(dict, 'attention_factor', where) ?? (mscale && mscaleAll ? mscaleOf(factor, mscale) / mscaleOf(factor, mscaleAll) : mscaleOf(factor));
+  const attentionScale =
+    positiveNumber(dict, 'attention_factor', where) ?? (mscale && mscaleAll ? mscaleOf(factor, mscale) / mscaleOf(factor, mscaleAll) : mscaleOf(factor));
   const betaFast = positiveNumber(dict, 'beta_fast', where) ?? 32;
   const betaSlow = positiveNumber(dict, 'beta_slow', where) ?? 1;
   const truncate = dict.truncate ?? true;
@@ -120,7 +141,13 @@ function yarn(
 }
 
 /** Rotary tables for positions P..P+S-1, rotate-half layout: angle(p, d) = p * invFreq[d mod D/2]. */
-export function ropeTables(rope: Pick<RopeSettings, 'invFreq' | 'attentionScale'>, headDim: number, B: number, S: number, P: number): { cos: Float32Array; sin: Float32Array } {
+export function ropeTables(
+  rope: Pick<RopeSettings, 'invFreq' | 'attentionScale'>,
+  headDim: number,
+  B: number,
+  S: number,
+  P: number,
+): { cos: Float32Array; sin: Float32Array } {
   const D = headDim;
   const half = D / 2;
   const cos = new Float32Array(B * S * D);

@@ -15,12 +15,7 @@ export interface RoutingRule {
  * `logits[l]` holds layer l's router logits, rows of numExperts values; `rows` lists which rows to take,
  * in token order (the same rows in every layer).
  */
-export function routingFromLogits(
-  logits: readonly Float32Array[],
-  rows: ArrayLike<number>,
-  rule: RoutingRule,
-  includeProbs: boolean,
-): Routing {
+export function routingFromLogits(logits: readonly Float32Array[], rows: ArrayLike<number>, rule: RoutingRule, includeProbs: boolean): Routing {
   const E = rule.numExperts;
   const K = rule.topK;
   const T = rows.length;

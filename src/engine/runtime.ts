@@ -14,7 +14,15 @@ import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './grap
 import { prepareWeights, expertPackingFor } from './weights';
 import { stackedExpertViews } from './graphExpertsStandardOps';
 import { probeWebGpu, estimateWebGpuMemory, formatBytes, type MemoryEstimate } from './webgpu';
-import { EngineFailure, type ComputeDType, type ExecutionProvider, type ExecutionProviderSetting, type ExpertFormulation, type ProviderDecision, type WebGpuAdapterInfo } from '../shared/protocol';
+import {
+  EngineFailure,
+  type ComputeDType,
+  type ExecutionProvider,
+  type ExecutionProviderSetting,
+  type ExpertFormulation,
+  type ProviderDecision,
+  type WebGpuAdapterInfo,
+} from '../shared/protocol';
 
 export interface RuntimeOptions {
   executionProvider: ExecutionProviderSetting;
@@ -129,14 +137,22 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
       memoryEstimate = webGpuMemoryEstimate(ckpt, dtype);
       if (adapter.memoryBytes !== undefined && memoryEstimate.totalBytes > adapter.memoryBytes * 0.9) {
         const why = `cannot hold the model: the ${dtype} graph needs about ${formatBytes(memoryEstimate.totalBytes)} (weights ${formatBytes(memoryEstimate.weightBytes)}, activations at ${memoryEstimate.tokens} tokens ${formatBytes(memoryEstimate.activationBytes)}) and ${adapter.name} has ${formatBytes(adapter.memoryBytes)}`;
-        if (wanted === 'webgpu') throw new EngineFailure('provider-unavailable', `WebGPU ${why}. Use the CPU instead: set moeScope.executionProvider to "cpu" or "auto" (CLI: --provider cpu).`);
+        if (wanted === 'webgpu')
+          throw new EngineFailure(
+            'provider-unavailable',
+            `WebGPU ${why}. Use the CPU instead: set moeScope.executionProvider to "cpu" or "auto" (CLI: --provider cpu).`,
+          );
         passOver('webgpu', why);
         continue;
       }
     }
     try {
       const rt = await createFor(ckpt, provider, dtype, options, log);
-      decisions.push({ provider, used: true, why: wanted === provider ? 'requested' : provider === 'cuda' ? 'auto: CUDA provider installed' : `auto: adapter ${adapter?.name} answered` });
+      decisions.push({
+        provider,
+        used: true,
+        why: wanted === provider ? 'requested' : provider === 'cuda' ? 'auto: CUDA provider installed' : `auto: adapter ${adapter?.name} answered`,
+      });
       return { ...rt, decisions, adapter, memoryEstimate };
     } catch (e) {
       if (e instanceof EngineFailure) throw e;
@@ -157,7 +173,8 @@ export function webGpuMemoryEstimate(ckpt: Checkpoint, dtype: ComputeDType): Mem
 export function expertFormulationFor(provider: ExecutionProvider, override?: ExpertFormulation): ExpertFormulation {
   if (provider !== 'webgpu') return 'moe-op';
   const env = process.env.MOE_SCOPE_WEBGPU_EXPERTS;
-  if (env && env !== 'dense-gated' && env !== 'grouped') throw new EngineFailure('bad-input', `MOE_SCOPE_WEBGPU_EXPERTS must be dense-gated or grouped, not "${env}"`);
+  if (env && env !== 'dense-gated' && env !== 'grouped')
+    throw new EngineFailure('bad-input', `MOE_SCOPE_WEBGPU_EXPERTS must be dense-gated or grouped, not "${env}"`);
   return override ?? (env as ExpertFormulation | undefined) ?? WEBGPU_DEFAULT_EXPERTS;
 }
 
@@ -170,7 +187,13 @@ export function expertFormulationFor(provider: ExecutionProvider, override?: Exp
  */
 export const WEBGPU_DEFAULT_EXPERTS: ExpertFormulation = 'dense-gated';
 
-async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: ComputeDType, options: RuntimeOptions, log: (m: string) => void): Promise<Omit<Runtime, 'decisions'>> {
+async function createFor(
+  ckpt: Checkpoint,
+  provider: ExecutionProvider,
+  dtype: ComputeDType,
+  options: RuntimeOptions,
+  log: (m: string) => void,
+): Promise<Omit<Runtime, 'decisions'>> {
   // float16 MoE returns zeros on the CPU kernel: the CPU always gets float32.
   const packing = expertPackingFor(provider);
   const experts = expertFormulationFor(provider, options.webgpuExperts);
@@ -205,14 +228,33 @@ async function createFor(ckpt: Checkpoint, provider: ExecutionProvider, dtype: C
     const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
     fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
     // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
-    fs.writeFileSync(path.join(tmp, INTERVENTION_GRAPH), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }));
+    fs.writeFileSync(
+      path.join(tmp, INTERVENTION_GRAPH),
+      buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }),
+    );
     // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
     for (const includeOutputs of [false, true]) {
-      fs.writeFileSync(path.join(tmp, expertGraphFile(includeOutputs)), buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }));
+      fs.writeFileSync(
+        path.join(tmp, expertGraphFile(includeOutputs)),
+        buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }),
+      );
     }
     fs.writeFileSync(
       path.join(tmp, 'meta.json'),
-      JSON.stringify({ checkpoint: ckpt.dir, graphVersion: GRAPH_VERSION, dtype, packing, experts, exposeRouter, convertedBytes: weights.convertedBytes, linkedFiles: weights.linkedFiles }, null, 2),
+      JSON.stringify(
+        {
+          checkpoint: ckpt.dir,
+          graphVersion: GRAPH_VERSION,
+          dtype,
+          packing,
+          experts,
+          exposeRouter,
+          convertedBytes: weights.convertedBytes,
+          linkedFiles: weights.linkedFiles,
+        },
+        null,
+        2,
+      ),
     );
     fs.rmSync(graphDir, { recursive: true, force: true });
     fs.renameSync(tmp, graphDir);

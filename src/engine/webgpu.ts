@@ -128,13 +128,27 @@ function vulkanIcdFiles(): string[] {
   const explicit = process.env.VK_DRIVER_FILES || process.env.VK_ICD_FILENAMES;
   if (explicit) return explicit.split(':').filter((f) => f && fs.existsSync(f));
   const dirs = ['/etc/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
-  return dirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d).filter((f) => f.endsWith('.json')).map((f) => path.join(d, f)) : []));
+  return dirs.flatMap((d) =>
+    fs.existsSync(d)
+      ? fs
+          .readdirSync(d)
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => path.join(d, f))
+      : [],
+  );
 }
 
 function nvidiaSmi(): { name: string; memoryBytes: number } | null {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] });
-    const [name, mib] = out.split('\n')[0].split(',').map((s) => s.trim());
+    const out = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total', '--format=csv,noheader,nounits'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [name, mib] = out
+      .split('\n')[0]
+      .split(',')
+      .map((s) => s.trim());
     return name ? { name, memoryBytes: Number(mib) * 1024 * 1024 } : null;
   } catch {
     return null;
@@ -145,7 +159,13 @@ function lavapipeVersion(lib: string): string | null {
   // .tools/lavapipe/complete (scripts/setup-lavapipe.sh) records the unpacked package version.
   const marker = lib.replace(/\/root\/usr\/lib\/.*$/, '/complete');
   try {
-    return fs.readFileSync(marker, 'utf8').trim().replace(/^mesa-vulkan-drivers\s+/, '').split('~')[0] || null;
+    return (
+      fs
+        .readFileSync(marker, 'utf8')
+        .trim()
+        .replace(/^mesa-vulkan-drivers\s+/, '')
+        .split('~')[0] || null
+    );
   } catch {
     return null;
   }

@@ -141,7 +141,6 @@ export async function cachedWeightAnalysis(
   return { modelPath: ckpt.dir, numExperts: ckpt.arch.numExperts, layers: result, byDepth: summarizeByDepth(result), ms: performance.now() - t0 };
 }
 
-
 // ---------------------------------------------------------------------------------------------------
 // One layer
 
@@ -190,7 +189,15 @@ async function analyzeLayer(
         pending.catch(() => {});
       }
       const { kind, start, len } = jobs[j];
-      await pool.process({ slot: j % 2, kind, dtypes: dtypeCodes[kind], chunkStart: start, len, rows: streams[KINDS[kind]].rows, cols: streams[KINDS[kind]].cols });
+      await pool.process({
+        slot: j % 2,
+        kind,
+        dtypes: dtypeCodes[kind],
+        chunkStart: start,
+        len,
+        rows: streams[KINDS[kind]].rows,
+        cols: streams[KINDS[kind]].cols,
+      });
     }
   } finally {
     if (pending) await pending.catch(() => {});
@@ -207,7 +214,8 @@ async function analyzeLayer(
   const routerName = ckpt.names.layer(layer).router;
   const routerW = ckpt.readFloat32(routerName);
   const H = ckpt.arch.hiddenSize;
-  if (routerW.length !== E * H) throw new EngineFailure('bad-model', `${ckpt.dir}: router "${routerName}" holds ${routerW.length} values, expected ${E} x ${H}`);
+  if (routerW.length !== E * H)
+    throw new EngineFailure('bad-model', `${ckpt.dir}: router "${routerName}" holds ${routerW.length} values, expected ${E} x ${H}`);
   const gRouter = gramOfRows(routerW, E, H);
 
   const cos = {
@@ -262,7 +270,8 @@ function expertStreams(ckpt: Checkpoint, layer: number): Record<ExpertMatrixKind
   for (const k of KINDS) out[k] = { rows: shapes[k][0], cols: shapes[k][1], experts: [] };
   const ln = ckpt.names.layer(layer);
   const floatDType = (name: string, dtype: SafetensorsDType) => {
-    if (dtype !== 'F32' && dtype !== 'BF16' && dtype !== 'F16') throw new EngineFailure('bad-model', `${ckpt.dir}: tensor "${name}" has dtype ${dtype}; expected F32, BF16 or F16`);
+    if (dtype !== 'F32' && dtype !== 'BF16' && dtype !== 'F16')
+      throw new EngineFailure('bad-model', `${ckpt.dir}: tensor "${name}" has dtype ${dtype}; expected F32, BF16 or F16`);
     return dtype;
   };
   if (ckpt.expertLayout === 'per-expert') {
@@ -271,7 +280,8 @@ function expertStreams(ckpt: Checkpoint, layer: number): Record<ExpertMatrixKind
       for (const k of KINDS) {
         const t = ckpt.tensor(names[k]);
         const numel = t.shape.reduce((a, b) => a * b, 1);
-        if (numel !== I * H) throw new EngineFailure('bad-model', `${t.file}: tensor "${names[k]}" has shape [${t.shape.join(', ')}], expected ${shapes[k].join(' x ')}`);
+        if (numel !== I * H)
+          throw new EngineFailure('bad-model', `${t.file}: tensor "${names[k]}" has shape [${t.shape.join(', ')}], expected ${shapes[k].join(' x ')}`);
         out[k].experts.push({ file: t.file, offset: t.fileOffset, dtype: floatDType(names[k], t.dtype) });
       }
     }
@@ -379,7 +389,9 @@ class KernelPool {
     this.f16 = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) this.f16[h] = f16ToF32(h);
     const shared = threads > 1;
-    this.slots = shared ? [new SharedArrayBuffer(E * cap * 4), new SharedArrayBuffer(E * cap * 4)] : [new ArrayBuffer(E * cap * 4), new ArrayBuffer(E * cap * 4)];
+    this.slots = shared
+      ? [new SharedArrayBuffer(E * cap * 4), new SharedArrayBuffer(E * cap * 4)]
+      : [new ArrayBuffer(E * cap * 4), new ArrayBuffer(E * cap * 4)];
     if (!shared) {
       this.local = { Xt: new Float32Array(this.Ep * TILE_STRIDE), acc: null };
       return;
@@ -424,7 +436,26 @@ class KernelPool {
       acc.rows[job.kind] = job.rows;
       acc.cols[job.kind] = job.cols;
       const { gram, rowSums, colSums } = ensureAccumulators(acc, job.kind, this.E, this.Ep, job.rows, job.cols);
-      processRange(this.slots[job.slot], this.cap, this.E, this.Ep, job.dtypes, 0, job.len, job.chunkStart, job.rows, job.cols, this.local.Xt, TILE_STRIDE, TILE, this.f16, LITTLE_ENDIAN, gram, rowSums, colSums);
+      processRange(
+        this.slots[job.slot],
+        this.cap,
+        this.E,
+        this.Ep,
+        job.dtypes,
+        0,
+        job.len,
+        job.chunkStart,
+        job.rows,
+        job.cols,
+        this.local.Xt,
+        TILE_STRIDE,
+        TILE,
+        this.f16,
+        LITTLE_ENDIAN,
+        gram,
+        rowSums,
+        colSums,
+      );
       return;
     }
     const tiles = Math.ceil(job.len / TILE);
@@ -486,7 +517,14 @@ function addInto(target: Float64Array, part: Float64Array | null | undefined): v
   for (let i = 0; i < target.length; i++) target[i] += part[i];
 }
 
-function ensureAccumulators(acc: Accumulators, kind: number, E: number, Ep: number, rows: number, cols: number): { gram: Float64Array; rowSums: Float64Array; colSums: Float64Array } {
+function ensureAccumulators(
+  acc: Accumulators,
+  kind: number,
+  E: number,
+  Ep: number,
+  rows: number,
+  cols: number,
+): { gram: Float64Array; rowSums: Float64Array; colSums: Float64Array } {
   if (!acc.gram[kind]) {
     acc.gram[kind] = new Float64Array(Ep * Ep);
     acc.rowSums[kind] = new Float64Array(E * rows);
@@ -531,7 +569,26 @@ function kernelWorker(port: MessagePort, init: WorkerInit): void {
           acc.rowSums[m.kind] = new Float64Array(init.E * m.rows);
           acc.colSums[m.kind] = new Float64Array(init.E * m.cols);
         }
-        processRange(init.slots[m.slot], init.cap, init.E, init.Ep, m.dtypes, m.from, m.to, m.chunkStart, m.rows, m.cols, Xt, init.stride, init.tile, init.f16, init.le, acc.gram[m.kind], acc.rowSums[m.kind], acc.colSums[m.kind]);
+        processRange(
+          init.slots[m.slot],
+          init.cap,
+          init.E,
+          init.Ep,
+          m.dtypes,
+          m.from,
+          m.to,
+          m.chunkStart,
+          m.rows,
+          m.cols,
+          Xt,
+          init.stride,
+          init.tile,
+          init.f16,
+          init.le,
+          acc.gram[m.kind],
+          acc.rowSums[m.kind],
+          acc.colSums[m.kind],
+        );
         port.postMessage({ t: 'done' });
       } else if (m.t === 'collect') {
         port.postMessage({ t: 'acc', gram: acc.gram, rowSums: acc.rowSums, colSums: acc.colSums });
@@ -616,26 +673,68 @@ function gramTile(X: Float32Array, stride: number, Ep: number, G: Float64Array, 
       const b1 = b0 + stride;
       const b2 = b1 + stride;
       const b3 = b2 + stride;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0;
-      let s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      let s20 = 0, s21 = 0, s22 = 0, s23 = 0;
-      let s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0;
+      let s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
+      let s20 = 0,
+        s21 = 0,
+        s22 = 0,
+        s23 = 0;
+      let s30 = 0,
+        s31 = 0,
+        s32 = 0,
+        s33 = 0;
       for (let k = k0; k < k1; k++) {
-        const x0 = X[a0 + k], x1 = X[a1 + k], x2 = X[a2 + k], x3 = X[a3 + k];
-        const y0 = X[b0 + k], y1 = X[b1 + k], y2 = X[b2 + k], y3 = X[b3 + k];
-        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
-        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
-        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
+        const x0 = X[a0 + k],
+          x1 = X[a1 + k],
+          x2 = X[a2 + k],
+          x3 = X[a3 + k];
+        const y0 = X[b0 + k],
+          y1 = X[b1 + k],
+          y2 = X[b2 + k],
+          y3 = X[b3 + k];
+        s00 += x0 * y0;
+        s01 += x0 * y1;
+        s02 += x0 * y2;
+        s03 += x0 * y3;
+        s10 += x1 * y0;
+        s11 += x1 * y1;
+        s12 += x1 * y2;
+        s13 += x1 * y3;
+        s20 += x2 * y0;
+        s21 += x2 * y1;
+        s22 += x2 * y2;
+        s23 += x2 * y3;
+        s30 += x3 * y0;
+        s31 += x3 * y1;
+        s32 += x3 * y2;
+        s33 += x3 * y3;
       }
       let g = i * Ep + j;
-      G[g] += s00; G[g + 1] += s01; G[g + 2] += s02; G[g + 3] += s03;
+      G[g] += s00;
+      G[g + 1] += s01;
+      G[g + 2] += s02;
+      G[g + 3] += s03;
       g += Ep;
-      G[g] += s10; G[g + 1] += s11; G[g + 2] += s12; G[g + 3] += s13;
+      G[g] += s10;
+      G[g + 1] += s11;
+      G[g + 2] += s12;
+      G[g + 3] += s13;
       g += Ep;
-      G[g] += s20; G[g + 1] += s21; G[g + 2] += s22; G[g + 3] += s23;
+      G[g] += s20;
+      G[g + 1] += s21;
+      G[g + 2] += s22;
+      G[g + 3] += s23;
       g += Ep;
-      G[g] += s30; G[g + 1] += s31; G[g + 2] += s32; G[g + 3] += s33;
+      G[g] += s30;
+      G[g + 1] += s31;
+      G[g + 2] += s32;
+      G[g + 3] += s33;
     }
   }
 }
@@ -644,7 +743,17 @@ function gramTile(X: Float32Array, stride: number, Ep: number, G: Float64Array, 
  * Adds values [start, start + len) of each expert's flattened [rows, cols] matrix (row e of X, stride
  * `stride`) to its row and column sums. Self-contained (workers run it from its source text).
  */
-function accumulateMeans(X: Float32Array, stride: number, E: number, start: number, len: number, rows: number, cols: number, rowSum: Float64Array, colSum: Float64Array): void {
+function accumulateMeans(
+  X: Float32Array,
+  stride: number,
+  E: number,
+  start: number,
+  len: number,
+  rows: number,
+  cols: number,
+  rowSum: Float64Array,
+  colSum: Float64Array,
+): void {
   for (let e = 0; e < E; e++) {
     let q = 0;
     let r = Math.floor(start / cols);
@@ -718,7 +827,9 @@ function meanOffDiagonal(m: Float64Array, n: number): number {
 
 /** OLS y = intercept + slope x over the pairs i < j; see the module comment for the degenerate cases. */
 export function pairRegression(x: ArrayLike<number>, y: ArrayLike<number>, n: number): { slope: number; intercept: number; r2: number; pairs: number } {
-  let count = 0, sx = 0, sy = 0;
+  let count = 0,
+    sx = 0,
+    sy = 0;
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       sx += x[i * n + j];
@@ -730,7 +841,9 @@ export function pairRegression(x: ArrayLike<number>, y: ArrayLike<number>, n: nu
   const mx = sx / count;
   const my = sy / count;
   // Centred sums: the raw-moment formula loses everything when all similarities are close to each other.
-  let sxx = 0, syy = 0, sxy = 0;
+  let sxx = 0,
+    syy = 0,
+    sxy = 0;
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       const dx = x[i * n + j] - mx;

@@ -156,7 +156,10 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
 function requireFiniteWeights(values: Float32Array, name: string, file: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
-      throw new EngineFailure('non-finite', `${file}: checkpoint tensor "${name}" holds ${values[i]} at element ${i}; a model with non-finite weights cannot produce meaningful routing or answers`);
+      throw new EngineFailure(
+        'non-finite',
+        `${file}: checkpoint tensor "${name}" holds ${values[i]} at element ${i}; a model with non-finite weights cannot produce meaningful routing or answers`,
+      );
     }
   }
 }

@@ -19,7 +19,8 @@ export interface FileFingerprint {
 /** File name -> fingerprint, for the files of a checkpoint folder that change what the model computes. */
 export type ModelFingerprint = Record<string, FileFingerprint>;
 
-const MODEL_FILE = /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
+const MODEL_FILE =
+  /^(config\.json|generation_config\.json|tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|model\.safetensors\.index\.json|.*\.safetensors)$/;
 
 export function defaultHashCache(): string {
   return path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'moe-scope', 'file-hashes.json');
@@ -59,7 +60,10 @@ export async function modelFingerprint(dir: string, options: { cacheFile?: strin
   const cache = readCache(cacheFile);
   let changed = false;
   const out: ModelFingerprint = {};
-  for (const name of fs.readdirSync(dir).filter((n) => MODEL_FILE.test(n)).sort()) {
+  for (const name of fs
+    .readdirSync(dir)
+    .filter((n) => MODEL_FILE.test(n))
+    .sort()) {
     const file = path.join(dir, name);
     const st = fs.statSync(file);
     if (!st.isFile()) continue; // the checkpoint reader refuses non-regular files with its own message

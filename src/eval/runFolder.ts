@@ -127,15 +127,18 @@ function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: num
     if (typeof q.subject !== 'string') return `questions[${i}].subject is not a string`;
     if (typeof q.correct !== 'boolean') return `questions[${i}].correct is not a boolean`;
     if (![q.gold, q.predicted].every((v) => Number.isInteger(v) && v >= 0 && v < 26)) return `questions[${i}] has no valid gold/predicted letter`;
-    if (!Array.isArray(q.logProbs) || !q.logProbs.every((v) => typeof v === 'number' && Number.isFinite(v))) return `questions[${i}].logProbs is not a list of finite numbers`;
+    if (!Array.isArray(q.logProbs) || !q.logProbs.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      return `questions[${i}].logProbs is not a list of finite numbers`;
   }
   const t = r.tokens;
-  if (!t || typeof t !== 'object' || ![t.computed, t.padding, t.prefixReused].every((v) => typeof v === 'number' && v >= 0)) return 'field "tokens" is not {computed, padding, prefixReused}';
+  if (!t || typeof t !== 'object' || ![t.computed, t.padding, t.prefixReused].every((v) => typeof v === 'number' && v >= 0))
+    return 'field "tokens" is not {computed, padding, prefixReused}';
   if (typeof r.seconds !== 'number' || !(r.seconds >= 0)) return 'field "seconds" is not a non-negative number';
   const d = r.delta as { shape?: unknown } | null | undefined;
   const want = [shape.numLayers, shape.numExperts, shape.topK];
   // Checked before decoding: a corrupt shape must not make the decoder allocate for it.
-  if (!d || typeof d !== 'object' || JSON.stringify(d.shape) !== JSON.stringify(want)) return `field "delta" does not have this run's shape ${JSON.stringify(want)}`;
+  if (!d || typeof d !== 'object' || JSON.stringify(d.shape) !== JSON.stringify(want))
+    return `field "delta" does not have this run's shape ${JSON.stringify(want)}`;
   return null;
 }
 
@@ -149,7 +152,15 @@ function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: num
  */
 export function readRecords(runDir: string, acc: RunAccumulator, runQuestionIds?: ReadonlySet<string>): RecordedState {
   const file = path.join(runDir, RECORDS);
-  const state: RecordedState = { batches: 0, questions: [], done: new Set(), tokens: { computed: 0, padding: 0, prefixReused: 0 }, seconds: 0, truncatedBytes: 0, rejected: [] };
+  const state: RecordedState = {
+    batches: 0,
+    questions: [],
+    done: new Set(),
+    tokens: { computed: 0, padding: 0, prefixReused: 0 },
+    seconds: 0,
+    truncatedBytes: 0,
+    rejected: [],
+  };
   if (!fs.existsSync(file)) return state;
   const buf = fs.readFileSync(file);
   const lastNewline = buf.lastIndexOf(0x0a);
@@ -270,11 +281,17 @@ export function readManifest(runDir: string): RunManifest | null {
 const MAX_MANIFEST_BYTES = 16 << 20;
 
 function checkManifest(v: unknown, file: string): RunManifest {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunFolderError(file, `not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw new RunFolderError(file, `not a run manifest (expected an object, found ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
   const m = v as Partial<RunManifest>;
   if (m.format !== 'moe-scope.run') throw new RunFolderError(file, `field "format" is ${JSON.stringify(m.format)}, expected "moe-scope.run"`);
-  if (m.version !== 2) throw new RunFolderError(file, `field "version" is ${JSON.stringify(m.version)}; this version of MoE Scope writes and resumes version 2 (a run made by an older version cannot be resumed)`);
-  if (!m.model || typeof m.model !== 'object' || !m.model.files || typeof m.model.files !== 'object') throw new RunFolderError(file, `field "model.files" (the model fingerprint) is missing`);
+  if (m.version !== 2)
+    throw new RunFolderError(
+      file,
+      `field "version" is ${JSON.stringify(m.version)}; this version of MoE Scope writes and resumes version 2 (a run made by an older version cannot be resumed)`,
+    );
+  if (!m.model || typeof m.model !== 'object' || !m.model.files || typeof m.model.files !== 'object')
+    throw new RunFolderError(file, `field "model.files" (the model fingerprint) is missing`);
   return m as RunManifest;
 }
 

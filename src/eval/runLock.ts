@@ -101,8 +101,7 @@ export function acquireRunLock(runDir: string): RunLock {
     if (other && !holderIsGone(other)) {
       throw new RunLockHeldError(
         runDir,
-        `in use by another evaluation (${describeHolder(other)}); wait for it to finish or stop it. ` +
-          `If that process is certainly gone, delete ${file}.`,
+        `in use by another evaluation (${describeHolder(other)}); wait for it to finish or stop it. ` + `If that process is certainly gone, delete ${file}.`,
       );
     }
     if (attempt >= 3) throw new RunFolderError(file, `could not take over a stale lock (another process keeps taking it); try again`);

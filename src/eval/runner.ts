@@ -164,7 +164,8 @@ export async function selectQuestions(
     }
   }
   let questions = dataset.questions.filter((q) => q.split === split);
-  if (questions.length === 0) throw new RunFolderError(dataPath, `no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
+  if (questions.length === 0)
+    throw new RunFolderError(dataPath, `no questions of split "${split}" (found ${dataset.questions.length} questions in other splits)`);
   if (subjects && subjects.length) {
     const known = new Set(questions.map((q) => q.subject));
     const unknown = subjects.filter((s) => !known.has(s));
@@ -209,7 +210,9 @@ export async function planEvaluation(
   for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
     // A dev question too long for any prompt would make every prompt of its subject huge to tokenize.
-    const shotPool = dev.filter((d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN);
+    const shotPool = dev.filter(
+      (d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN,
+    );
     // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
     // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
     let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));
@@ -314,18 +317,32 @@ async function evaluateLocked(
     ...(intervention ? { intervention } : {}),
   };
   // The batch plan comes before the manifest check: a shard's manifest names its batches.
-  if (model.answerScoring.method === 'continuation') log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
+  if (model.answerScoring.method === 'continuation')
+    log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
   // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
-  const plan = await planEvaluation(backend, { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) }, questions, dev, opts.shots, signal);
+  const plan = await planEvaluation(
+    backend,
+    { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) },
+    questions,
+    dev,
+    opts.shots,
+    signal,
+  );
   for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
   if (questions.length === plan.skipped.length) {
-    throw new RunFolderError(opts.dataPath, `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`);
+    throw new RunFolderError(
+      opts.dataPath,
+      `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`,
+    );
   }
   const reusePrefix = opts.reusePrefix !== false;
   let batches = planBatches(plan, opts.batchSize, reusePrefix);
   if (opts.shard) {
-    const owner = partitionBatches(batches.map((b) => ({ group: b.group.key, tokens: b.tokens })), opts.shard.count);
+    const owner = partitionBatches(
+      batches.map((b) => ({ group: b.group.key, tokens: b.tokens })),
+      opts.shard.count,
+    );
     const all = batches;
     batches = all.filter((_, i) => owner[i] === opts.shard!.index);
     manifest.shard = {
@@ -338,7 +355,9 @@ async function evaluateLocked(
       planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
       planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
     };
-    log(`shard ${shardLabel(opts.shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`);
+    log(
+      `shard ${shardLabel(opts.shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`,
+    );
   }
   const recordsFile = path.join(opts.runDir, RECORDS);
   const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
@@ -346,8 +365,13 @@ async function evaluateLocked(
   try {
     previous = readManifest(opts.runDir);
   } catch (e) {
-    if (!hasRecords) previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
-    else throw new RunFolderError(e instanceof InputError ? e.file : opts.runDir, `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`);
+    if (!hasRecords)
+      previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
+    else
+      throw new RunFolderError(
+        e instanceof InputError ? e.file : opts.runDir,
+        `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`,
+      );
   }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
@@ -392,7 +416,11 @@ async function evaluateLocked(
       const bt0 = Date.now();
       const P = reusePrefix ? group.prefixIds.length : 0;
       const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-      const res = await backend.call('score', { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention }, signal);
+      const res = await backend.call(
+        'score',
+        { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention },
+        signal,
+      );
       const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
       const results: QuestionResult[] = res.items.map((r, j) => {
         const q = batch[j];
@@ -418,11 +446,27 @@ async function evaluateLocked(
         addRecord(batchAcc, record);
         const K = r.routing.topK;
         const T = r.routing.numTokens;
-        const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
-        return { id: q.question.id, subject: q.question.subject, gold: q.question.answer, predicted, correct: ok, logProbs: r.answerLogProbs, numTokens: r.promptTokens, shotsUsed: q.shotsUsed, answerExperts };
+        const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) =>
+          Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)),
+        );
+        return {
+          id: q.question.id,
+          subject: q.question.subject,
+          gold: q.question.answer,
+          predicted,
+          correct: ok,
+          logProbs: r.answerLogProbs,
+          numTokens: r.promptTokens,
+          shotsUsed: q.shotsUsed,
+          answerExperts,
+        };
       });
       const seconds = (Date.now() - bt0) / 1000;
-      const batchTokens = { computed: res.computedTokens, padding: res.paddingTokens, prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)) };
+      const batchTokens = {
+        computed: res.computedTokens,
+        padding: res.paddingTokens,
+        prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
+      };
       const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
       writer.append(rec);
       mergeInto(acc, batchAcc);

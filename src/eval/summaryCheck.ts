@@ -40,15 +40,18 @@ export function checkSummary(v: unknown, file: string): RunSummary {
     const s = v as Partial<RunSummary>;
     const m = s.model;
     if (!m || typeof m !== 'object') throw new Problem('field "model" is missing');
-    if (!isInt(m.numLayers, 1, MAX_LAYERS)) throw new Problem(`field "model.numLayers" is ${JSON.stringify(m.numLayers)}, not an integer from 1 to ${MAX_LAYERS}`);
-    if (!isInt(m.numExperts, 1, MAX_EXPERTS)) throw new Problem(`field "model.numExperts" is ${JSON.stringify(m.numExperts)}, not an integer from 1 to ${MAX_EXPERTS}`);
+    if (!isInt(m.numLayers, 1, MAX_LAYERS))
+      throw new Problem(`field "model.numLayers" is ${JSON.stringify(m.numLayers)}, not an integer from 1 to ${MAX_LAYERS}`);
+    if (!isInt(m.numExperts, 1, MAX_EXPERTS))
+      throw new Problem(`field "model.numExperts" is ${JSON.stringify(m.numExperts)}, not an integer from 1 to ${MAX_EXPERTS}`);
     if (m.numLayers * m.numExperts > MAX_CELLS) throw new Problem(`fields "model.numLayers" x "model.numExperts" exceed ${MAX_CELLS} cells`);
     if (!isInt(m.topK, 1, m.numExperts)) throw new Problem(`field "model.topK" is ${JSON.stringify(m.topK)}, not an integer from 1 to model.numExperts`);
     if (typeof s.questions !== 'number' || !Number.isFinite(s.questions)) throw new Problem('field "questions" is not a number');
     if (!s.accuracy || typeof s.accuracy !== 'object') throw new Problem('field "accuracy" is missing');
     const L = m.numLayers;
     const E = m.numExperts;
-    if (!Array.isArray(s.layers) || s.layers.length !== L) throw new Problem(`field "layers" has ${Array.isArray(s.layers) ? s.layers.length : 'no'} entries, expected model.numLayers = ${L}`);
+    if (!Array.isArray(s.layers) || s.layers.length !== L)
+      throw new Problem(`field "layers" has ${Array.isArray(s.layers) ? s.layers.length : 'no'} entries, expected model.numLayers = ${L}`);
     s.layers.forEach((l, i) => {
       const at = `layers[${i}]`;
       if (!l || typeof l !== 'object') throw new Problem(`${at} is not an object`);
@@ -69,14 +72,21 @@ export function checkSummary(v: unknown, file: string): RunSummary {
     if (s.intervention !== undefined) {
       // The comparison view draws masked and biased experts from it: pairs within the model's shape.
       const iv = s.intervention;
-      if (!iv || typeof iv !== 'object' || !Array.isArray(iv.mask) || !Array.isArray(iv.bias)) throw new Problem('field "intervention" is not {mask: [...], bias: [...]}');
+      if (!iv || typeof iv !== 'object' || !Array.isArray(iv.mask) || !Array.isArray(iv.bias))
+        throw new Problem('field "intervention" is not {mask: [...], bias: [...]}');
       if (iv.mask.length + iv.bias.length > MAX_CELLS) throw new Problem(`field "intervention" has more than ${MAX_CELLS} entries`);
-      const inShape = (x: unknown, n: number) => Array.isArray(x) && x.length === n && isInt(x[0], 0, L - 1) && isInt(x[1], 0, E - 1) && (n === 2 || (typeof x[2] === 'number' && Number.isFinite(x[2])));
+      const inShape = (x: unknown, n: number) =>
+        Array.isArray(x) &&
+        x.length === n &&
+        isInt(x[0], 0, L - 1) &&
+        isInt(x[1], 0, E - 1) &&
+        (n === 2 || (typeof x[2] === 'number' && Number.isFinite(x[2])));
       iv.mask.forEach((x, i) => {
         if (!inShape(x, 2)) throw new Problem(`field "intervention.mask[${i}]" is ${JSON.stringify(x)}, not a [layer, expert] pair of this model`);
       });
       iv.bias.forEach((x, i) => {
-        if (!inShape(x, 3)) throw new Problem(`field "intervention.bias[${i}]" is ${JSON.stringify(x)}, not a [layer, expert, finite bias] triple of this model`);
+        if (!inShape(x, 3))
+          throw new Problem(`field "intervention.bias[${i}]" is ${JSON.stringify(x)}, not a [layer, expert, finite bias] triple of this model`);
       });
     }
     return s as RunSummary;

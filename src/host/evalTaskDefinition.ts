@@ -13,7 +13,8 @@ export function evalTaskDefinitionProblems(def: Record<string, unknown>): string
   for (const k of STRING_FIELDS) {
     const v = def[k];
     if (v === undefined && k !== 'dataset') continue;
-    if (typeof v !== 'string' || v.trim() === '' || v.includes('\0')) problems.push(`field "${k}" must be a non-empty string, found ${JSON.stringify(v) ?? 'nothing'}`);
+    if (typeof v !== 'string' || v.trim() === '' || v.includes('\0'))
+      problems.push(`field "${k}" must be a non-empty string, found ${JSON.stringify(v) ?? 'nothing'}`);
   }
   if (def.shots !== undefined && !(Number.isInteger(def.shots) && (def.shots as number) >= 0 && (def.shots as number) <= 5)) {
     problems.push(`field "shots" must be an integer from 0 to 5, found ${JSON.stringify(def.shots)}`);

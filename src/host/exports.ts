@@ -17,10 +17,7 @@ export async function saveExport(m: { format: 'svg' | 'png' | 'csv' | 'json'; na
     saveLabel: `Export ${m.format.toUpperCase()}`,
   });
   if (!uri) return;
-  const bytes =
-    m.format === 'png'
-      ? Buffer.from(m.data.replace(/^data:image\/png;base64,/, ''), 'base64')
-      : Buffer.from(m.data, 'utf8');
+  const bytes = m.format === 'png' ? Buffer.from(m.data.replace(/^data:image\/png;base64,/, ''), 'base64') : Buffer.from(m.data, 'utf8');
   await vscode.workspace.fs.writeFile(uri, bytes);
   void vscode.window.showInformationMessage(`MoE Scope: exported ${vscode.workspace.asRelativePath(uri)}`);
 }

@@ -56,7 +56,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const sweepView = new SweepViewProvider();
   const sweepTasks = new SweepTaskProvider(context.extensionPath, (outDir, code) => {
     sweepView.refresh();
-    void vscode.window.showInformationMessage(`MoE Scope: sweep ${path.basename(outDir)} ${code === 0 ? 'finished' : `stopped (exit status ${code})`}; see the Sweeps view.`);
+    void vscode.window.showInformationMessage(
+      `MoE Scope: sweep ${path.basename(outDir)} ${code === 0 ? 'finished' : `stopped (exit status ${code})`}; see the Sweeps view.`,
+    );
   });
 
   context.subscriptions.push(
@@ -244,7 +246,10 @@ async function pickSweepTask(provider: SweepTaskProvider, uri?: vscode.Uri): Pro
       const text = Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8');
       if (/"models"\s*:/.test(text) && /"data"\s*:/.test(text)) specs.push(f.fsPath);
     }
-    const items = [...specs.map((f) => ({ label: path.relative(folder.uri.fsPath, f), file: f })), { label: '$(folder-opened) Choose a SPEC file...', file: '' }];
+    const items = [
+      ...specs.map((f) => ({ label: path.relative(folder.uri.fsPath, f), file: f })),
+      { label: '$(folder-opened) Choose a SPEC file...', file: '' },
+    ];
     const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: sweep SPEC to run' });
     if (!pick) return undefined;
     spec = pick.file;

@@ -13,14 +13,7 @@ import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
 import type { ModelManager } from './modelManager';
 import { readSettings } from './settings';
 import { saveExport } from './exports';
-import {
-  ANSWER_LETTERS,
-  EngineFailure,
-  type HostToTraceView,
-  type TracePayload,
-  type TraceResult,
-  type TraceViewToHost,
-} from '../shared/protocol';
+import { ANSWER_LETTERS, EngineFailure, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../shared/protocol';
 
 export const TRACE_VIEW_TYPE = 'moeScope.trace';
 
@@ -145,7 +138,11 @@ export class TraceController implements vscode.Disposable {
     this.post({ type: 'trace-started', requestId, label: 'running every expert on every token...' });
     try {
       const result = await this.models.withBusy(() =>
-        this.models.client.call('trace', { input: { text: last.question!.text }, options: { includeProbs: true, includeLastLogits: false, allExperts: true } }, controller.signal),
+        this.models.client.call(
+          'trace',
+          { input: { text: last.question!.text }, options: { includeProbs: true, includeLastLogits: false, allExperts: true } },
+          controller.signal,
+        ),
       );
       if (requestId !== this.requestSeq) return;
       if (this.current) this.current.result = result;
@@ -200,11 +197,16 @@ export class TraceController implements vscode.Disposable {
       if (!this.panel.visible) this.panel.reveal(vscode.ViewColumn.Beside, true);
       return;
     }
-    const panel = vscode.window.createWebviewPanel(TRACE_VIEW_TYPE, 'MoE Trace', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: webviewResourceRoots(this.context.extensionUri),
-    });
+    const panel = vscode.window.createWebviewPanel(
+      TRACE_VIEW_TYPE,
+      'MoE Trace',
+      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+      {
+        enableScripts: true,
+        retainContextWhenHidden: true,
+        localResourceRoots: webviewResourceRoots(this.context.extensionUri),
+      },
+    );
     this.adopt(panel);
   }
 
@@ -217,12 +219,16 @@ export class TraceController implements vscode.Disposable {
     panel.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
     panel.webview.html = renderWebviewHtml(panel.webview, this.context.extensionUri, 'trace', 'MoE Trace');
     panel.webview.onDidReceiveMessage((m: TraceViewToHost) => this.onMessage(m), null, this.disposables);
-    panel.onDidDispose(() => {
-      if (this.panel !== panel) return;
-      this.panel = null;
-      this.inFlight?.abort();
-      this.highlightToken(null);
-    }, null, this.disposables);
+    panel.onDidDispose(
+      () => {
+        if (this.panel !== panel) return;
+        this.panel = null;
+        this.inFlight?.abort();
+        this.highlightToken(null);
+      },
+      null,
+      this.disposables,
+    );
   }
 
   private onMessage(m: TraceViewToHost): void {

@@ -56,8 +56,7 @@ function splitsOf(items: { split: string }[]): string[] {
 
 /** categories.json beside the data: at the tree root, which is the folder opened or one or two levels up. */
 async function findCategories(dir: string, shape: TreeListing['shape']): Promise<{ categories?: Record<string, MmluSubjectCategory>; issue?: ParseIssue }> {
-  const candidates =
-    shape === 'data-folder' ? [dir] : shape === 'split-folders' ? [dir, dirname(dir)] : [dirname(dir), dirname(dirname(dir))];
+  const candidates = shape === 'data-folder' ? [dir] : shape === 'split-folders' ? [dir, dirname(dir)] : [dirname(dir), dirname(dirname(dir))];
   for (const c of candidates) {
     const file = join(c, 'categories.json');
     let text: string;
@@ -92,7 +91,9 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
   if (info.isDirectory()) {
     const tree = await readTree(path, split);
     if (!tree) {
-      throw new InputError(path, `not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files`,
+      throw new InputError(
+        path,
+        `not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files`,
       );
     }
     if (tree.files.length === 0) {
@@ -112,7 +113,11 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     };
   }
 
-  if (!info.isFile()) throw new InputError(path, `not a regular file (${info.isFIFO() ? 'a FIFO' : 'a special file'}); MMLU data is a folder or a .csv, .jsonl, .json or .parquet file`);
+  if (!info.isFile())
+    throw new InputError(
+      path,
+      `not a regular file (${info.isFIFO() ? 'a FIFO' : 'a special file'}); MMLU data is a folder or a .csv, .jsonl, .json or .parquet file`,
+    );
   const format = formatOfFile(path);
   if (!format) throw new InputError(path, `unknown dataset format: expected a folder, .csv, .jsonl, .json, .ndjson or .parquet`);
   const bytes = new Uint8Array(await readFile(path));
@@ -175,7 +180,10 @@ async function jsonlLooksLikeMmlu(path: string): Promise<boolean> {
     handle = await open(path, 'r');
     const buf = Buffer.alloc(JSONL_PEEK_BYTES);
     const { bytesRead } = await handle.read(buf, 0, JSONL_PEEK_BYTES, 0);
-    const text = buf.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '');
+    const text = buf
+      .subarray(0, bytesRead)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '');
     const first = text.split('\n').find((l) => l.trim() !== '');
     if (first === undefined) return false;
     return readCaisRecord(JSON.parse(first)).ok;

@@ -6,15 +6,7 @@
  * understood, so that exports from other tools open without conversion; the rows are then read by name.
  */
 import { parseCsv } from './csv';
-import {
-  answerIndexOfLetter,
-  assignIds,
-  fileStem,
-  normalizeSplit,
-  subjectSplitFromCsvName,
-  type AnswerIndex,
-  type QuestionDraft,
-} from './common';
+import { answerIndexOfLetter, assignIds, fileStem, normalizeSplit, subjectSplitFromCsvName, type AnswerIndex, type QuestionDraft } from './common';
 import type { MmluQuestion, ParseIssue } from './types';
 
 export type CsvLayout =

@@ -45,11 +45,7 @@ function readMetadata(buffer: ArrayBuffer, file: string): FileMetaData {
  * (test-00000-of-00001.parquet), else `fallback.split`, else "test". A file that is not Parquet or lacks
  * a required column throws an Error naming the file; bad rows become issues.
  */
-export async function parseParquet(
-  bytes: Uint8Array | ArrayBuffer,
-  file: string,
-  fallback: { subject?: string; split?: string } = {},
-): Promise<ParquetResult> {
+export async function parseParquet(bytes: Uint8Array | ArrayBuffer, file: string, fallback: { subject?: string; split?: string } = {}): Promise<ParquetResult> {
   const buffer = toArrayBuffer(bytes);
   const metadata = readMetadata(buffer, file);
   const columns = parquetColumns(metadata);

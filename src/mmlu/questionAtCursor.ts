@@ -26,9 +26,7 @@ export interface FoundQuestion {
   subject?: string;
 }
 
-export type CursorResult =
-  | { ok: true; question: FoundQuestion; range: [number, number] }
-  | { ok: false; message: string };
+export type CursorResult = { ok: true; question: FoundQuestion; range: [number, number] } | { ok: false; message: string };
 
 const NOT_A_QUESTION = 'The selection is not an MMLU question';
 const EXPECTED_ANY =
@@ -285,8 +283,7 @@ function inPlainText(text: string, start: number, end: number): CursorResult {
   }
   const units = findUnits(text);
   const hit =
-    units.find((u) => u.range[0] <= start && start <= u.range[1]) ??
-    (end > start ? units.find((u) => u.range[0] >= start && u.range[0] < end) : undefined);
+    units.find((u) => u.range[0] <= start && start <= u.range[1]) ?? (end > start ? units.find((u) => u.range[0] >= start && u.range[0] < end) : undefined);
   if (!hit) return fail(null, EXPECTED_ANY);
   return { ok: true, question: hit.question, range: hit.range };
 }

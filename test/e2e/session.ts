@@ -89,11 +89,15 @@ async function startElectron(opts: SessionOptions): Promise<Session> {
     const cli = process.env.MOE_E2E_VSCODE_CLI; // set by electron.ts: [cli, ...args] as JSON
     if (!cli) throw new Error('MOE_E2E_VSCODE_CLI is not set (needed to install a VSIX)');
     const [cmd, ...pre] = JSON.parse(cli) as string[];
-    const r = spawnSync(cmd!, [...pre, '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--install-extension', resolve(opts.extensionVsix), '--force'], {
-      env,
-      encoding: 'utf8',
-      timeout: 180_000,
-    });
+    const r = spawnSync(
+      cmd!,
+      [...pre, '--user-data-dir', userDataDir, '--extensions-dir', extensionsDir, '--install-extension', resolve(opts.extensionVsix), '--force'],
+      {
+        env,
+        encoding: 'utf8',
+        timeout: 180_000,
+      },
+    );
     if (r.status !== 0) throw new Error(`installing ${opts.extensionVsix} failed:\n${r.stdout}\n${r.stderr}`);
   }
   const logFile = join(tmp, 'vscode.log');
@@ -112,7 +116,12 @@ async function startElectron(opts: SessionOptions): Promise<Session> {
     '--disable-gpu',
     '--new-window',
   ];
-  let app: ElectronApplication | undefined = await _electron.launch({ executablePath: exe, args, env: env as Record<string, string>, timeout: h.TIMEOUTS.workbench });
+  let app: ElectronApplication | undefined = await _electron.launch({
+    executablePath: exe,
+    args,
+    env: env as Record<string, string>,
+    timeout: h.TIMEOUTS.workbench,
+  });
   const pid = app.process().pid!;
   const log: string[] = [];
   app.process().stdout?.on('data', (d: Buffer) => log.push(d.toString()));
@@ -148,4 +157,3 @@ async function startElectron(opts: SessionOptions): Promise<Session> {
     throw new Error(`VS Code (electron) did not open its workbench: ${(e as Error).message}\n${tail}`);
   }
 }
-

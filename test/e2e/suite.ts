@@ -64,9 +64,7 @@ function extensionLog(lines = 40): string {
     }
   };
   walk(join(session.userDataDir, 'logs'));
-  return found
-    .map((f) => `${f}:\n${readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n')}`)
-    .join('\n');
+  return found.map((f) => `${f}:\n${readFileSync(f, 'utf8').split('\n').slice(-lines).join('\n')}`).join('\n');
 }
 
 function safeList(d: string): string[] {
@@ -89,7 +87,10 @@ async function traceView(state: 'ready' | 'error' | 'loading', timeoutMs: number
     const s = await root.getAttribute('data-state').catch(() => null);
     if (s === state) return wv;
     if (s === 'error' && state !== 'error') {
-      const msg = await wv.locator('[data-testid=trace-error]').textContent().catch(() => '');
+      const msg = await wv
+        .locator('[data-testid=trace-error]')
+        .textContent()
+        .catch(() => '');
       throw new Error(`the trace view shows an error instead of "${state}": ${msg}`);
     }
     if (Date.now() > deadline) throw new Error(`trace view did not reach data-state=${state} in ${timeoutMs} ms (last: ${s})`);
@@ -105,7 +106,10 @@ async function selectQuestion(line?: number): Promise<{ line: number; prompt: st
   await h.openFile(page, ws.questionsFile);
   await h.selectLines(page, l);
   // The prompt the extension builds for that row: the harness format, zero-shot, ending in "Answer:".
-  const lineStart = text.split('\n').slice(0, l - 1).reduce((n, s) => n + s.length + 1, 0);
+  const lineStart = text
+    .split('\n')
+    .slice(0, l - 1)
+    .reduce((n, s) => n + s.length + 1, 0);
   const found = findQuestionAtCursor({ text, fileName: file, selectionStart: lineStart, selectionEnd: lineStart + 1 });
   assert.ok(found.ok, `line ${l} of ${ws.questionsFile} is not a question: ${!found.ok && found.message}`);
   return { line: l, prompt: `${promptHeader(found.question.subject)}${formatItem(found.question)}\nAnswer:` };
@@ -115,7 +119,11 @@ async function traceReadyChecks(wv: FrameLocator, prompt: string): Promise<void>
   assert.equal(await wv.locator('[data-testid=layer-label]').count(), DEMO_LAYERS, 'one layer label per layer');
   const tokens = await wv.locator('[data-testid=token]').count();
   assert.ok(tokens > 10, `token count ${tokens} > 10`);
-  assert.equal(tokens, cliTokenCount(ws.modelDir, prompt, ws.cacheDir), 'the panel shows one token per prompt token (as `moe-scope trace` tokenizes the prompt)');
+  assert.equal(
+    tokens,
+    cliTokenCount(ws.modelDir, prompt, ws.cacheDir),
+    'the panel shows one token per prompt token (as `moe-scope trace` tokenizes the prompt)',
+  );
   const probs = wv.locator('[data-testid=answer-prob]');
   assert.equal(await probs.count(), 4, 'four answer probabilities');
   assert.deepEqual(await probs.evaluateAll((els) => els.map((e) => e.getAttribute('data-letter'))), LETTERS);
@@ -182,10 +190,15 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     await h.selectLines(page, 1);
     await h.runCommand(page, 'MoE: Trace selection');
     await traceView('loading', 30_000);
-    const pids = await h.waitFor('an inference process', () => {
-      const p = h.findProcesses('inference-process.js', session!.processRoot);
-      return p.length ? p : undefined;
-    }, 30_000, 50);
+    const pids = await h.waitFor(
+      'an inference process',
+      () => {
+        const p = h.findProcesses('inference-process.js', session!.processRoot);
+        return p.length ? p : undefined;
+      },
+      30_000,
+      50,
+    );
     for (const pid of pids) process.kill(pid, 'SIGKILL');
     const wv = await traceView('error', 60_000);
     const msg = (await wv.locator('[data-testid=trace-error]').textContent()) ?? '';
@@ -230,7 +243,11 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     const summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as { questions: number; neverActivatedTotal?: number; layers?: unknown };
     assert.equal(summary.questions, 6, '3 subjects x limitPerSubject 2');
     // The task's terminal reports the same count.
-    await h.waitFor('the task output "Finished: 6 questions"', async () => (await h.terminalText(page)).includes(`Finished: ${summary.questions} questions`), 30_000);
+    await h.waitFor(
+      'the task output "Finished: 6 questions"',
+      async () => (await h.terminalText(page)).includes(`Finished: ${summary.questions} questions`),
+      30_000,
+    );
     await h.runCommand(page, 'MoE: Show evaluation summary');
     const sv = await h.webviewFrame(page, 'MoE Summary');
     const q = sv.locator('[data-testid=summary-questions]');
@@ -251,9 +268,14 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
   });
 
   step('h: from the finished run, prune never-activated experts, run the experiment, open the comparison', 900_000, async () => {
-    const baseline = safeList(ws.runsDir).map((r) => join(ws.runsDir, r)).find((d) => existsSync(join(d, 'summary.json')) && !d.includes('--'));
+    const baseline = safeList(ws.runsDir)
+      .map((r) => join(ws.runsDir, r))
+      .find((d) => existsSync(join(d, 'summary.json')) && !d.includes('--'));
     assert.ok(baseline, 'a finished baseline run from step d');
-    const base = JSON.parse(readFileSync(join(baseline, 'summary.json'), 'utf8')) as { layers: { layer: number; neverActivated: number[] }[]; accuracy: { micro: number } };
+    const base = JSON.parse(readFileSync(join(baseline, 'summary.json'), 'utf8')) as {
+      layers: { layer: number; neverActivated: number[] }[];
+      accuracy: { micro: number };
+    };
     // The summary view's own button starts the experiment for the run it shows.
     await h.runCommand(page, 'MoE: Show evaluation summary');
     const sv = await h.webviewFrame(page, 'MoE Summary');
@@ -266,12 +288,19 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     await words.waitFor({ timeout: h.TIMEOUTS.webview });
     const expDir = `${baseline}--prune-never-activated`;
     const manifest = JSON.parse(readFileSync(join(expDir, 'manifest.json'), 'utf8')) as { intervention: { mask: [number, number][] } };
-    assert.deepEqual(manifest.intervention.mask, base.layers.flatMap((l) => l.neverActivated.map((e) => [l.layer, e])), 'the experiment masks exactly the never-activated experts');
+    assert.deepEqual(
+      manifest.intervention.mask,
+      base.layers.flatMap((l) => l.neverActivated.map((e) => [l.layer, e])),
+      'the experiment masks exactly the never-activated experts',
+    );
     const exp = JSON.parse(readFileSync(join(expDir, 'summary.json'), 'utf8')) as { complete: boolean; questions: number; accuracy: { micro: number } };
     assert.equal(exp.complete, true);
     assert.match((await words.textContent()) ?? '', new RegExp(`^Of ${exp.questions} questions answered by both`));
     const d = exp.accuracy.micro - base.accuracy.micro;
-    assert.equal((await cv.locator('[data-testid=compare-micro-delta]').textContent())?.trim(), `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`);
+    assert.equal(
+      (await cv.locator('[data-testid=compare-micro-delta]').textContent())?.trim(),
+      `${d > 0 ? '+' : d < 0 ? '−' : '±'}${(100 * Math.abs(d)).toFixed(1)} pt`,
+    );
     assert.equal(await cv.locator('.diff-cell[data-masked=true]').count(), manifest.intervention.mask.length, 'masked experts crossed out in the heatmap');
     // Room for the README's picture: the comparison's group maximised, side bars and panel hidden.
     await h.runCommand(page, 'View: Maximize Editor Group and Hide Side Bars');
@@ -284,13 +313,28 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     await cv.locator('[data-testid=compare-view]').evaluate((el) => el.scrollIntoView());
     // Back to the usual layout for the next steps' pictures: other editor groups (when there were any,
     // the toggle is offered only then) and the side bar with the heatmap.
-    if (await h.runCommand(page, 'View: Toggle Maximize Editor Group', 5_000).then(() => true, () => false)) console.log('# restored the editor groups');
+    if (
+      await h.runCommand(page, 'View: Toggle Maximize Editor Group', 5_000).then(
+        () => true,
+        () => false,
+      )
+    )
+      console.log('# restored the editor groups');
     await h.runCommand(page, 'MoE: Open expert heatmap');
     await h.runCommand(page, 'View: Toggle Panel Visibility');
   });
 
   step('i: "MoE: Run sweep..." on a SPEC runs the sweep task; the Sweeps view lists its experiments with accuracy', 600_000, async () => {
-    const spec = { data: '../mmlu', limit: 1, batchSize: 2, shards: 2, provider: 'cpu', cache: ws.cacheDir, models: [{ name: 'demo', path: ws.modelDir }], shots: [0, 1] };
+    const spec = {
+      data: '../mmlu',
+      limit: 1,
+      batchSize: 2,
+      shards: 2,
+      provider: 'cpu',
+      cache: ws.cacheDir,
+      models: [{ name: 'demo', path: ws.modelDir }],
+      shots: [0, 1],
+    };
     mkdirSync(join(ws.root, 'sweeps'), { recursive: true });
     writeFileSync(join(ws.root, 'sweeps', 'tiny.json'), JSON.stringify(spec, null, 2));
     await h.openFile(page, 'sweeps/tiny.json');
@@ -307,9 +351,17 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
       h.TIMEOUTS.evaluation,
       1000,
     );
-    assert.deepEqual(rows.map((r) => r.questions), [3, 3], '3 subjects x limit 1');
+    assert.deepEqual(
+      rows.map((r) => r.questions),
+      [3, 3],
+      '3 subjects x limit 1',
+    );
     // Per-experiment progress in the task terminal.
-    await h.waitFor('per-experiment progress in the terminal', async () => /demo\.onnxruntime\.1shot\.answer\.none: 2\/2 shards finished/.test(await h.terminalText(page)), 30_000);
+    await h.waitFor(
+      'per-experiment progress in the terminal',
+      async () => /demo\.onnxruntime\.1shot\.answer\.none: 2\/2 shards finished/.test(await h.terminalText(page)),
+      30_000,
+    );
     // The Sweeps view: one row per experiment with its accuracy and never-activated count.
     await h.runCommand(page, 'MoE: Open expert heatmap'); // reveals the MoE Scope side bar, where the Sweeps view is
     await h.runCommand(page, 'MoE: Refresh sweeps');

@@ -17,7 +17,12 @@ export function testPython(): string {
   try {
     execFileSync(candidate, ['-c', 'import torch, transformers, safetensors'], { stdio: 'pipe' });
   } catch (e) {
-    throw new Error(`${candidate} cannot import torch, transformers and safetensors: run 'bash scripts/setup-python.sh' (${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n').pop()})`);
+    throw new Error(
+      `${candidate} cannot import torch, transformers and safetensors: run 'bash scripts/setup-python.sh' (${String((e as { stderr?: Buffer }).stderr ?? e)
+        .trim()
+        .split('\n')
+        .pop()})`,
+    );
   }
   return candidate;
 }

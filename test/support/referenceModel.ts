@@ -24,7 +24,7 @@ export type TensorGetter = (name: string) => RefTensor;
 
 export type HfConfig = Record<string, unknown>;
 
-export type RefModelType = "olmoe" | "mixtral" | "qwen2_moe" | "qwen3_moe";
+export type RefModelType = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
 
 export interface ReferenceOptions {
   /** Existence test for tensor names. Without it, existence is probed by calling getTensor inside try/catch. */
@@ -61,7 +61,7 @@ export interface ResolvedRefConfig {
   clipQkv: number | null;
   /** OLMoE only: RMSNorm over the full q and k projections before the head split. */
   /** "full": OLMoE, over the whole projection; "per-head": Qwen3, over each head. */
-  qkNorm: "full" | "per-head" | null;
+  qkNorm: 'full' | 'per-head' | null;
   /** q/k/v projection biases (qwen2_moe qkv_bias, default true; olmoe attention_bias). */
   qkvBias: boolean;
   /** o_proj bias (olmoe attention_bias only). */
@@ -94,12 +94,12 @@ export interface ReferenceResult {
 // Config
 // ---------------------------------------------------------------------------------------------
 
-const SUPPORTED: readonly RefModelType[] = ["olmoe", "mixtral", "qwen2_moe", "qwen3_moe"];
+const SUPPORTED: readonly RefModelType[] = ['olmoe', 'mixtral', 'qwen2_moe', 'qwen3_moe'];
 
 function optNumber(config: HfConfig, key: string): number | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`config.${key} must be a finite number, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new Error(`config.${key} must be a finite number, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -112,71 +112,71 @@ function reqInt(config: HfConfig, key: string): number {
 function optBool(config: HfConfig, key: string): boolean | undefined {
   const v = config[key];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== "boolean") throw new Error(`config.${key} must be a boolean, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new Error(`config.${key} must be a boolean, got ${JSON.stringify(v)}`);
   return v;
 }
 
 export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
   const modelType = config.model_type as RefModelType;
   if (!SUPPORTED.includes(modelType)) {
-    throw new Error(`reference model: unsupported model_type ${JSON.stringify(config.model_type)} (supported: ${SUPPORTED.join(", ")})`);
+    throw new Error(`reference model: unsupported model_type ${JSON.stringify(config.model_type)} (supported: ${SUPPORTED.join(', ')})`);
   }
   const act = config.hidden_act;
-  if (act !== undefined && act !== null && act !== "silu") throw new Error(`reference model: hidden_act ${JSON.stringify(act)} unsupported (only silu)`);
+  if (act !== undefined && act !== null && act !== 'silu') throw new Error(`reference model: hidden_act ${JSON.stringify(act)} unsupported (only silu)`);
 
-  const hiddenSize = reqInt(config, "hidden_size");
-  const numLayers = reqInt(config, "num_hidden_layers");
-  const numHeads = reqInt(config, "num_attention_heads");
+  const hiddenSize = reqInt(config, 'hidden_size');
+  const numLayers = reqInt(config, 'num_hidden_layers');
+  const numHeads = reqInt(config, 'num_attention_heads');
   // HF defaults when the key is absent: OlmoeConfig None -> num_heads, MixtralConfig 8, Qwen2MoeConfig 16.
   // Qwen3MoeConfig 4.
-  const kvDefault = modelType === "mixtral" ? 8 : modelType === "qwen2_moe" ? 16 : modelType === "qwen3_moe" ? 4 : numHeads;
-  const numKvHeads = optNumber(config, "num_key_value_heads") ?? kvDefault;
+  const kvDefault = modelType === 'mixtral' ? 8 : modelType === 'qwen2_moe' ? 16 : modelType === 'qwen3_moe' ? 4 : numHeads;
+  const numKvHeads = optNumber(config, 'num_key_value_heads') ?? kvDefault;
   if (!Number.isInteger(numKvHeads) || numKvHeads <= 0 || numHeads % numKvHeads !== 0) {
     throw new Error(`num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
   }
-  const headDim = optNumber(config, "head_dim") ?? hiddenSize / numHeads;
+  const headDim = optNumber(config, 'head_dim') ?? hiddenSize / numHeads;
   if (!Number.isInteger(headDim) || headDim % 2 !== 0) throw new Error(`head_dim must be an even integer, got ${headDim}`);
 
   const numExperts =
-    modelType === "mixtral"
-      ? optNumber(config, "num_local_experts") ?? optNumber(config, "num_experts") ?? 8
-      : optNumber(config, "num_experts") ?? optNumber(config, "num_local_experts") ?? (modelType === "olmoe" ? 64 : modelType === "qwen3_moe" ? 128 : 60);
-  const topK = optNumber(config, "num_experts_per_tok") ?? (modelType === "mixtral" ? 2 : modelType === "qwen2_moe" ? 4 : 8);
+    modelType === 'mixtral'
+      ? (optNumber(config, 'num_local_experts') ?? optNumber(config, 'num_experts') ?? 8)
+      : (optNumber(config, 'num_experts') ?? optNumber(config, 'num_local_experts') ?? (modelType === 'olmoe' ? 64 : modelType === 'qwen3_moe' ? 128 : 60));
+  const topK = optNumber(config, 'num_experts_per_tok') ?? (modelType === 'mixtral' ? 2 : modelType === 'qwen2_moe' ? 4 : 8);
   if (!Number.isInteger(topK) || topK <= 0 || topK > numExperts) throw new Error(`num_experts_per_tok ${topK} invalid for ${numExperts} experts`);
 
   // Mixtral always renormalises the top-k; OLMoE and Qwen2-MoE read norm_topk_prob (HF default false).
-  const normTopKProb = modelType === "mixtral" ? true : optBool(config, "norm_topk_prob") ?? false;
+  const normTopKProb = modelType === 'mixtral' ? true : (optBool(config, 'norm_topk_prob') ?? false);
 
-  const qwen = modelType === "qwen2_moe" || modelType === "qwen3_moe";
-  const expertIntermediateSize = qwen ? reqInt(config, "moe_intermediate_size") : reqInt(config, "intermediate_size");
-  const sharedExpertIntermediateSize = modelType === "qwen2_moe" ? reqInt(config, "shared_expert_intermediate_size") : null;
-  const denseIntermediateSize = qwen ? optNumber(config, "intermediate_size") ?? null : null;
+  const qwen = modelType === 'qwen2_moe' || modelType === 'qwen3_moe';
+  const expertIntermediateSize = qwen ? reqInt(config, 'moe_intermediate_size') : reqInt(config, 'intermediate_size');
+  const sharedExpertIntermediateSize = modelType === 'qwen2_moe' ? reqInt(config, 'shared_expert_intermediate_size') : null;
+  const denseIntermediateSize = qwen ? (optNumber(config, 'intermediate_size') ?? null) : null;
 
-  const rmsNormEps = optNumber(config, "rms_norm_eps") ?? (qwen ? 1e-6 : 1e-5);
+  const rmsNormEps = optNumber(config, 'rms_norm_eps') ?? (qwen ? 1e-6 : 1e-5);
 
   // rope: legacy rope_theta / rope_scaling, or the newer rope_parameters dict.
   const ropeParams = (config.rope_parameters ?? null) as Record<string, unknown> | null;
   const ropeScaling = (config.rope_scaling ?? null) as Record<string, unknown> | null;
   for (const rp of [ropeParams, ropeScaling]) {
     if (rp === null) continue;
-    const kind = rp.rope_type ?? rp.type ?? "default";
-    if (kind !== "default") throw new Error(`reference model: rope type ${JSON.stringify(kind)} unsupported (only default)`);
+    const kind = rp.rope_type ?? rp.type ?? 'default';
+    if (kind !== 'default') throw new Error(`reference model: rope type ${JSON.stringify(kind)} unsupported (only default)`);
   }
-  const ropeThetaFromParams = ropeParams && typeof ropeParams.rope_theta === "number" ? ropeParams.rope_theta : undefined;
-  const ropeTheta = optNumber(config, "rope_theta") ?? ropeThetaFromParams ?? (modelType === "mixtral" ? 1e6 : 10000);
-  const prf = optNumber(config, "partial_rotary_factor");
-  if (prf !== undefined && prf !== 1) throw new Error("reference model: partial_rotary_factor != 1 unsupported");
+  const ropeThetaFromParams = ropeParams && typeof ropeParams.rope_theta === 'number' ? ropeParams.rope_theta : undefined;
+  const ropeTheta = optNumber(config, 'rope_theta') ?? ropeThetaFromParams ?? (modelType === 'mixtral' ? 1e6 : 10000);
+  const prf = optNumber(config, 'partial_rotary_factor');
+  if (prf !== undefined && prf !== 1) throw new Error('reference model: partial_rotary_factor != 1 unsupported');
 
-  const tieWordEmbeddings = optBool(config, "tie_word_embeddings") ?? false;
+  const tieWordEmbeddings = optBool(config, 'tie_word_embeddings') ?? false;
 
-  const clipQkv = modelType === "olmoe" ? optNumber(config, "clip_qkv") ?? null : null;
-  const attentionBias = modelType === "olmoe" || modelType === "qwen3_moe" ? optBool(config, "attention_bias") ?? false : false;
-  const qkvBias = modelType === "qwen2_moe" ? optBool(config, "qkv_bias") ?? true : attentionBias;
+  const clipQkv = modelType === 'olmoe' ? (optNumber(config, 'clip_qkv') ?? null) : null;
+  const attentionBias = modelType === 'olmoe' || modelType === 'qwen3_moe' ? (optBool(config, 'attention_bias') ?? false) : false;
+  const qkvBias = modelType === 'qwen2_moe' ? (optBool(config, 'qkv_bias') ?? true) : attentionBias;
 
   let slidingWindow: number | null = null;
-  if (modelType === "mixtral") {
-    slidingWindow = optNumber(config, "sliding_window") ?? null;
-  } else if (qwen && optBool(config, "use_sliding_window") === true) {
+  if (modelType === 'mixtral') {
+    slidingWindow = optNumber(config, 'sliding_window') ?? null;
+  } else if (qwen && optBool(config, 'use_sliding_window') === true) {
     throw new Error(`reference model: ${modelType} use_sliding_window=true unsupported`);
   }
 
@@ -188,7 +188,7 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
     }
     // Qwen2MoeDecoderLayer / Qwen3MoeDecoderLayer: sparse iff (l not in mlp_only_layers) and num_experts > 0 and (l + 1) % decoder_sparse_step == 0.
     const mlpOnly = Array.isArray(config.mlp_only_layers) ? (config.mlp_only_layers as unknown[]) : [];
-    const step = optNumber(config, "decoder_sparse_step") ?? 1;
+    const step = optNumber(config, 'decoder_sparse_step') ?? 1;
     sparseLayers.push(!mlpOnly.includes(l) && numExperts > 0 && (l + 1) % step === 0);
   }
   if (sparseLayers.includes(false) && denseIntermediateSize === null) {
@@ -212,7 +212,7 @@ export function resolveRefConfig(config: HfConfig): ResolvedRefConfig {
     ropeTheta,
     tieWordEmbeddings,
     clipQkv,
-    qkNorm: modelType === "olmoe" ? "full" : modelType === "qwen3_moe" ? "per-head" : null,
+    qkNorm: modelType === 'olmoe' ? 'full' : modelType === 'qwen3_moe' ? 'per-head' : null,
     qkvBias,
     oBias: attentionBias,
     slidingWindow,
@@ -414,7 +414,7 @@ function attention(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, xs: F
   const bk = cfg.qkvBias ? ws.vector(`${p}.k_proj.bias`, kvDim) : undefined;
   const bv = cfg.qkvBias ? ws.vector(`${p}.v_proj.bias`, kvDim) : undefined;
   const bo = cfg.oBias ? ws.vector(`${p}.o_proj.bias`, H) : undefined;
-  const normLen = (full: number) => (cfg.qkNorm === "full" ? full : D);
+  const normLen = (full: number) => (cfg.qkNorm === 'full' ? full : D);
   const qNormW = cfg.qkNorm ? ws.vector(`${p}.q_norm.weight`, normLen(qDim)) : undefined;
   const kNormW = cfg.qkNorm ? ws.vector(`${p}.k_norm.weight`, normLen(kvDim)) : undefined;
 
@@ -426,7 +426,7 @@ function attention(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, xs: F
     let q = matVec(wq, xs[t], bq);
     let k = matVec(wk, xs[t], bk);
     const v = matVec(wv, xs[t], bv);
-    if (qNormW && kNormW && cfg.qkNorm === "full") {
+    if (qNormW && kNormW && cfg.qkNorm === 'full') {
       // OLMoE QK-norm over the FULL projections, before the head split and before RoPE.
       q = rmsNorm(q, qNormW, cfg.rmsNormEps);
       k = rmsNorm(k, kNormW, cfg.rmsNormEps);
@@ -491,9 +491,9 @@ function layerExperts(cfg: ResolvedRefConfig, ws: WeightStore, layer: number): L
   const { hiddenSize: H, numExperts: E, expertIntermediateSize: I } = cfg;
   const l = `model.layers.${layer}`;
   const perExpert =
-    cfg.modelType === "mixtral"
-      ? { prefix: `${l}.block_sparse_moe`, gate: "w1", up: "w3", down: "w2" }
-      : { prefix: `${l}.mlp`, gate: "gate_proj", up: "up_proj", down: "down_proj" };
+    cfg.modelType === 'mixtral'
+      ? { prefix: `${l}.block_sparse_moe`, gate: 'w1', up: 'w3', down: 'w2' }
+      : { prefix: `${l}.mlp`, gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
   const name = (e: number, part: string) => `${perExpert.prefix}.experts.${e}.${part}.weight`;
 
   if (ws.has(name(0, perExpert.gate))) {
@@ -541,7 +541,7 @@ function moeBlock(cfg: ResolvedRefConfig, ws: WeightStore, layer: number, expert
     const y = swiGlu(experts.expert(e), x);
     for (let i = 0; i < out.length; i++) out[i] += routing.weights[j] * y[i];
   });
-  if (cfg.modelType === "qwen2_moe") {
+  if (cfg.modelType === 'qwen2_moe') {
     const p = `model.layers.${layer}.mlp`;
     const S = cfg.sharedExpertIntermediateSize!;
     const H = cfg.hiddenSize;
@@ -578,10 +578,10 @@ export function referenceForward(config: HfConfig, getTensor: TensorGetter, toke
   const cfg = resolveRefConfig(config);
   const ws = new WeightStore(getTensor, options.hasTensor);
   const H = cfg.hiddenSize;
-  if (tokenIds.length === 0) throw new Error("reference model: no tokens");
+  if (tokenIds.length === 0) throw new Error('reference model: no tokens');
 
-  const vocab = ws.raw("model.embed_tokens.weight").shape[0];
-  const embedT = ws.get("model.embed_tokens.weight", [vocab, H]);
+  const vocab = ws.raw('model.embed_tokens.weight').shape[0];
+  const embedT = ws.get('model.embed_tokens.weight', [vocab, H]);
   let xs: Float64Array[] = tokenIds.map((id) => {
     if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new Error(`reference model: token id ${id} outside [0, ${vocab})`);
     return Float64Array.from(embedT.data.subarray(id * H, (id + 1) * H));
@@ -599,7 +599,12 @@ export function referenceForward(config: HfConfig, getTensor: TensorGetter, toke
     const inNorm = ws.vector(`${p}.input_layernorm.weight`, H);
     const postNorm = ws.vector(`${p}.post_attention_layernorm.weight`, H);
 
-    const attnOut = attention(cfg, ws, l, xs.map((x) => rmsNorm(x, inNorm, cfg.rmsNormEps)));
+    const attnOut = attention(
+      cfg,
+      ws,
+      l,
+      xs.map((x) => rmsNorm(x, inNorm, cfg.rmsNormEps)),
+    );
     xs = xs.map((x, t) => add(x, attnOut[t]));
 
     const mlpIn = xs.map((x) => rmsNorm(x, postNorm, cfg.rmsNormEps));
@@ -629,8 +634,8 @@ export function referenceForward(config: HfConfig, getTensor: TensorGetter, toke
     xs = xs.map((x, t) => add(x, outs[t]));
   }
 
-  const finalNorm = ws.vector("model.norm.weight", H);
-  const lmHead = cfg.tieWordEmbeddings ? ws.matrix("model.embed_tokens.weight", vocab, H) : ws.matrix("lm_head.weight", vocab, H);
+  const finalNorm = ws.vector('model.norm.weight', H);
+  const lmHead = cfg.tieWordEmbeddings ? ws.matrix('model.embed_tokens.weight', vocab, H) : ws.matrix('lm_head.weight', vocab, H);
   const logits = xs.map((x) => matVec(lmHead, rmsNorm(x, finalNorm, cfg.rmsNormEps)));
 
   const expertOutputs = (layer: number, token: number, expert: number): Float64Array => {

@@ -15,7 +15,11 @@ export async function requireWebGpu(): Promise<WebGpuAdapterInfo> {
   if (!process.env.MOE_WEBGPU_SYSTEM) {
     let out: string;
     try {
-      out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-lavapipe.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 });
+      out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-lavapipe.sh')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        timeout: 300_000,
+      });
     } catch (e) {
       throw new Error(`WebGPU tests need lavapipe and scripts/setup-lavapipe.sh failed: ${(e as Error).message.split('\n')[0]}`);
     }

@@ -73,16 +73,44 @@ const w0 = [0.6, 0.3];
 const w1 = [0.7, 0.1];
 const w1a = [0.5, 0.5];
 const Q1 = makeRecord('q1', 'algebra', true, [1, 3], 3, [
-  [[[3, 0], w0, 0.5005], [[2, 0], w0, 0.5005], [[0, 2], w0, 0.5005], [[0, 1], w0, 0.2505]],
-  [[[0, 1], w1, 0.9005], [[1, 0], w1, 0.9005], [[1, 2], w1, 0.9005], [[2, 1], w1a, 0.9005]],
+  [
+    [[3, 0], w0, 0.5005],
+    [[2, 0], w0, 0.5005],
+    [[0, 2], w0, 0.5005],
+    [[0, 1], w0, 0.2505],
+  ],
+  [
+    [[0, 1], w1, 0.9005],
+    [[1, 0], w1, 0.9005],
+    [[1, 2], w1, 0.9005],
+    [[2, 1], w1a, 0.9005],
+  ],
 ]);
 const Q2 = makeRecord('q2', 'algebra', false, [1, 3], 3, [
-  [[[3, 1], w0, 0.5005], [[2, 1], w0, 0.5005], [[1, 2], w0, 0.5005], [[1, 0], w0, 0.2505]],
-  [[[0, 1], w1, 0.9005], [[0, 1], w1, 0.9005], [[1, 0], w1, 0.9005], [[2, 0], w1a, 0.9005]],
+  [
+    [[3, 1], w0, 0.5005],
+    [[2, 1], w0, 0.5005],
+    [[1, 2], w0, 0.5005],
+    [[1, 0], w0, 0.2505],
+  ],
+  [
+    [[0, 1], w1, 0.9005],
+    [[0, 1], w1, 0.9005],
+    [[1, 0], w1, 0.9005],
+    [[2, 0], w1a, 0.9005],
+  ],
 ]);
 const Q3 = makeRecord('q3', 'biology', true, [0, 2], 2, [
-  [[[2, 0], w0, 0.5005], [[0, 2], w0, 0.5005], [[0, 1], w0, 0.2505]],
-  [[[1, 2], w1, 0.9005], [[2, 1], w1, 0.9005], [[2, 1], w1a, 0.9005]],
+  [
+    [[2, 0], w0, 0.5005],
+    [[0, 2], w0, 0.5005],
+    [[0, 1], w0, 0.2505],
+  ],
+  [
+    [[1, 2], w1, 0.9005],
+    [[2, 1], w1, 0.9005],
+    [[2, 1], w1a, 0.9005],
+  ],
 ]);
 const FIXTURE = [Q1, Q2, Q3];
 
@@ -234,7 +262,7 @@ test('co-activation P(b | a) rows', () => {
   closeArray(question.layers[0]!.coactivation, [0, 0, 1, 0, 0, 0, 1, 0, 4 / 6, 2 / 6, 0, 0, 0, 0, 0, 0], 'question l0');
 });
 
-test('subject specialisation: share of the subject\'s (token, slot) assignments times k', () => {
+test("subject specialisation: share of the subject's (token, slot) assignments times k", () => {
   // all, algebra = Q1 + Q2 (8 tokens, 16 assignments per layer):
   //   layer 0: e0 4 + 1 = 5, e1 1 + 4 = 5, e2 2 + 2 = 4, e3 1 + 1 = 2 -> x 2/16 -> [0.625, 0.625, 0.5, 0.25]
   //   layer 1: e0 2 + 4 = 6, e1 4 + 3 = 7, e2 2 + 1 = 3, e3 0        -> [0.75, 0.875, 0.375, 0]
@@ -245,7 +273,12 @@ test('subject specialisation: share of the subject\'s (token, slot) assignments 
   closeArray(all.subjectSpecialisation['biology']![0]!, [1, 1 / 3, 2 / 3, 0], 'biology l0');
   closeArray(all.subjectSpecialisation['biology']![1]!, [0, 1, 1, 0], 'biology l1');
   for (const perLayer of Object.values(all.subjectSpecialisation)) {
-    for (const row of perLayer) close(row.reduce((a, b) => a + b, 0), 2, 'a layer sums to k');
+    for (const row of perLayer)
+      close(
+        row.reduce((a, b) => a + b, 0),
+        2,
+        'a layer sums to k',
+      );
   }
   // answer, biology: the single answer token [0,1] in layer 0 -> [1, 1, 0, 0].
   closeArray(summary('answer').subjectSpecialisation['biology']![0]!, [1, 1, 0, 0], 'biology answer l0');
@@ -305,13 +338,38 @@ test('accuracy micro vs macro, per subject and per category', () => {
 test('definitions: one per metric, each naming the token scope where it depends on it', () => {
   const s = summary('question');
   const keys = [
-    'tokenScope', 'questions', 'accuracyMicro', 'accuracyMacro', 'accuracyPerSubject', 'accuracyPerCategory',
-    'activationCounts', 'neverActivated', 'neverActivatedTotal', 'entropyNormalized', 'entropyQuantiles',
-    'meanTop1Weight', 'meanTopKMass', 'expertAccuracy', 'expertAccuracyCount', 'expertAccuracyTokenWeighted',
-    'coactivation', 'subjectSpecialisation',
+    'tokenScope',
+    'questions',
+    'accuracyMicro',
+    'accuracyMacro',
+    'accuracyPerSubject',
+    'accuracyPerCategory',
+    'activationCounts',
+    'neverActivated',
+    'neverActivatedTotal',
+    'entropyNormalized',
+    'entropyQuantiles',
+    'meanTop1Weight',
+    'meanTopKMass',
+    'expertAccuracy',
+    'expertAccuracyCount',
+    'expertAccuracyTokenWeighted',
+    'coactivation',
+    'subjectSpecialisation',
   ];
   assert.deepEqual(Object.keys(s.definitions).sort(), keys.sort());
-  for (const k of ['activationCounts', 'neverActivated', 'neverActivatedTotal', 'entropyNormalized', 'entropyQuantiles', 'meanTop1Weight', 'meanTopKMass', 'expertAccuracyTokenWeighted', 'coactivation', 'subjectSpecialisation']) {
+  for (const k of [
+    'activationCounts',
+    'neverActivated',
+    'neverActivatedTotal',
+    'entropyNormalized',
+    'entropyQuantiles',
+    'meanTop1Weight',
+    'meanTopKMass',
+    'expertAccuracyTokenWeighted',
+    'coactivation',
+    'subjectSpecialisation',
+  ]) {
     assert.match(s.definitions[k]!, /the question's own tokens/, k);
   }
   assert.match(s.definitions['entropyQuantiles']!, /1000 bins of width 0\.001/);
@@ -334,7 +392,6 @@ test('an empty accumulator summarises to zeros, not NaN', () => {
 
 // ---------------------------------------------------------------------------------------------------
 // Merging and deltas
-
 
 function randomRecord(random: () => number, id: string, shape: AccumulatorShape, subjects: string[]): RoutingRecord {
   const { numLayers: L, numExperts: E, topK: K } = shape;
@@ -403,7 +460,10 @@ test('merge is associative: batch deltas merged in any grouping equal one accumu
     // And the summaries agree.
     const sw = summarizeAccumulator(whole);
     const sm = summarizeAccumulator(shuffled);
-    assert.deepEqual(sm.layers.map((l) => l.activationCounts), sw.layers.map((l) => l.activationCounts));
+    assert.deepEqual(
+      sm.layers.map((l) => l.activationCounts),
+      sw.layers.map((l) => l.activationCounts),
+    );
     assert.deepEqual(sm.accuracy, sw.accuracy);
     sm.layers.forEach((l, i) => close(l.entropyNormalized, sw.layers[i]!.entropyNormalized, 'entropy', 1e-12));
   }
@@ -426,7 +486,11 @@ test('encode/decode round trip is exact, floats included', () => {
   }
   const random = rng(7);
   const shape: AccumulatorShape = { numLayers: 2, numExperts: 8, topK: 2 };
-  const acc = accumulate(Array.from({ length: 9 }, (_, i) => randomRecord(random, `x${i}`, shape, ['b', 'a'])), 'all', shape);
+  const acc = accumulate(
+    Array.from({ length: 9 }, (_, i) => randomRecord(random, `x${i}`, shape, ['b', 'a'])),
+    'all',
+    shape,
+  );
   const decoded = decodeDelta(encodeDelta(acc));
   assertAccumulatorsEqual(decoded, acc);
   assert.deepEqual(decoded.entropySum, acc.entropySum); // exact: JSON numbers round-trip doubles
@@ -477,8 +541,22 @@ test('addRecord validates the record and leaves the accumulator unchanged when i
   };
   // The bad slot is the last token of the last layer, so a partial fold would already have happened.
   const last = Q2.topExperts.length - 1;
-  assert.throws(() => addRecord(acc, withExperts((e) => (e[last] = 4))), /not in \[0, 4\)/);
-  assert.throws(() => addRecord(acc, withExperts((e) => (e[last] = e[last - 1]!))), /chosen twice/);
+  assert.throws(
+    () =>
+      addRecord(
+        acc,
+        withExperts((e) => (e[last] = 4)),
+      ),
+    /not in \[0, 4\)/,
+  );
+  assert.throws(
+    () =>
+      addRecord(
+        acc,
+        withExperts((e) => (e[last] = e[last - 1]!)),
+      ),
+    /chosen twice/,
+  );
   assert.throws(() => addRecord(acc, { ...Q2, entropy: [...Array.from(Q2.entropy).slice(0, -1), NaN] }), /entropy/);
   assert.throws(() => addRecord(acc, { ...Q2, topWeights: [...Array.from(Q2.topWeights).slice(0, -1), Infinity] }), /weight/);
   assert.throws(() => addRecord(acc, { ...Q2, numExperts: 5 }), /shape/);
@@ -491,7 +569,14 @@ test('addRecord validates the record and leaves the accumulator unchanged when i
   // answer-position expert accuracy reads it.
   const q = accumulate([Q1], 'question');
   const qSnapshot = cloneAccumulator(q);
-  assert.throws(() => addRecord(q, withExperts((e) => (e[last] = 9))), /not in/);
+  assert.throws(
+    () =>
+      addRecord(
+        q,
+        withExperts((e) => (e[last] = 9)),
+      ),
+    /not in/,
+  );
   assert.deepStrictEqual(q, qSnapshot);
 });
 

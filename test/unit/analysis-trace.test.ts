@@ -43,7 +43,10 @@ test('expertCounts over every token and over a range', () => {
 
 test('entropy normalised by ln(E), per token and as per-layer means', () => {
   const h = entropyNormalized(routing);
-  [[0.5, 0.25, 1.0], [0.75, 0.0, 0.5]].forEach((row, l) => row.forEach((v, t) => close(h[l]![t]!, v, `h[${l}][${t}]`)));
+  [
+    [0.5, 0.25, 1.0],
+    [0.75, 0.0, 0.5],
+  ].forEach((row, l) => row.forEach((v, t) => close(h[l]![t]!, v, `h[${l}][${t}]`)));
   const means = meanEntropyNormalized(routing);
   close(means[0]!, 1.75 / 3, 'layer 0 mean');
   close(means[1]!, 1.25 / 3, 'layer 1 mean');
@@ -83,7 +86,10 @@ test('a trace agrees with the run accumulator over the same tokens', () => {
   const acc = createAccumulator({ numLayers: 2, numExperts: 4, topK: 2 }, 'all');
   addRecord(acc, { questionId: 'q', subject: 's', correct: true, ...routing, questionTokens: [0, 2], answerToken: 2 });
   const s = summarizeAccumulator(acc);
-  assert.deepEqual(s.layers.map((l) => l.activationCounts), expertCounts(routing));
+  assert.deepEqual(
+    s.layers.map((l) => l.activationCounts),
+    expertCounts(routing),
+  );
   s.layers.forEach((l, i) => {
     close(l.entropyNormalized, meanEntropyNormalized(routing)[i]!, `entropy ${i}`);
     coactivation(routing, i).forEach((v, j) => close(l.coactivation[j]!, v, `coactivation ${i} ${j}`));

@@ -20,7 +20,10 @@ test('answerBars: four probabilities summing to ~100%, gold and predicted marked
   answerBars(el, { probs: [0.1, 0.2, 0.6, 0.1], gold: 'B' });
   const rows = el.querySelectorAll('[data-testid="answer-prob"]');
   assert.equal(rows.length, 4);
-  assert.deepEqual(Array.from(rows, (r) => r.getAttribute('data-letter')), ['A', 'B', 'C', 'D']);
+  assert.deepEqual(
+    Array.from(rows, (r) => r.getAttribute('data-letter')),
+    ['A', 'B', 'C', 'D'],
+  );
   const pcts = Array.from(rows, (r) => parseFloat(r.querySelector('.prob-label')!.textContent!));
   assert.ok(Math.abs(pcts.reduce((a, b) => a + b, 0) - 100) < 0.5, `sum ${pcts}`);
   const gold = el.querySelectorAll('[data-gold="true"]');
@@ -59,12 +62,20 @@ test('gateDistribution: one bar per expert, the chosen ones marked, the uniform 
   const base = (1 * 3 + 2) * 8;
   const chosen = Array.from(r.topExperts.subarray(base, base + 8));
   gateDistribution(el, {
-    layer: 1, token: 2, tokenText: 'x', numExperts: 64,
-    probs: r.probs!.subarray((1 * 3 + 2) * 64, (1 * 3 + 3) * 64), chosen, weights: Array.from(r.topWeights.subarray(base, base + 8)),
+    layer: 1,
+    token: 2,
+    tokenText: 'x',
+    numExperts: 64,
+    probs: r.probs!.subarray((1 * 3 + 2) * 64, (1 * 3 + 3) * 64),
+    chosen,
+    weights: Array.from(r.topWeights.subarray(base, base + 8)),
   });
   assert.equal(el.querySelectorAll('rect.bar').length, 64);
   const marked = Array.from(el.querySelectorAll('[data-chosen="true"]'), (b) => Number(b.getAttribute('data-expert'))).sort((a, b) => a - b);
-  assert.deepEqual(marked, chosen.slice().sort((a, b) => a - b));
+  assert.deepEqual(
+    marked,
+    chosen.slice().sort((a, b) => a - b),
+  );
   assert.equal(el.querySelectorAll('.uniform-line').length, 1);
 });
 
@@ -103,7 +114,10 @@ test('expertHeatmap: marks exactly the never-activated experts; click calls back
   const svg = el.querySelector('[data-testid="heatmap"]');
   assert.ok(svg);
   assert.equal(el.querySelectorAll('rect.cell[data-layer]').length, 64);
-  const never = Array.from(el.querySelectorAll('rect.cell[data-never="true"]'), (c) => `${c.getAttribute('data-layer')}:${c.getAttribute('data-expert')}`).sort();
+  const never = Array.from(
+    el.querySelectorAll('rect.cell[data-never="true"]'),
+    (c) => `${c.getAttribute('data-layer')}:${c.getAttribute('data-expert')}`,
+  ).sort();
   const expected: string[] = [];
   counts.forEach((row, l) => row.forEach((c, e) => c === 0 && expected.push(`${l}:${e}`)));
   assert.deepEqual(never, expected.sort());

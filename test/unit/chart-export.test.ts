@@ -9,10 +9,13 @@ import { syntheticRouting } from '../../webview/testing/synthetic';
 const env = setupDom();
 
 test('toCsv: quoting, empty cells, formula injection guarded', () => {
-  const csv = toCsv(['a', 'b', 'c'], [
-    ['x,y', 'say "hi"', null],
-    ['=HYPERLINK("x")', -1.5, 'line\nbreak'],
-  ]);
+  const csv = toCsv(
+    ['a', 'b', 'c'],
+    [
+      ['x,y', 'say "hi"', null],
+      ['=HYPERLINK("x")', -1.5, 'line\nbreak'],
+    ],
+  );
   assert.equal(csv, 'a,b,c\r\n"x,y","say ""hi""",\r\n"\'=HYPERLINK(""x"")",-1.5,"line\nbreak"\r\n');
 });
 

@@ -15,10 +15,16 @@ test('routingMap: one layer label per layer and one token header per token, with
   routingMap(host, { routing: p.result.routing, tokens }, {});
   const labels = host.querySelectorAll('[data-testid="layer-label"]');
   assert.equal(labels.length, 16);
-  assert.deepEqual(Array.from(labels, (l) => l.textContent), Array.from({ length: 16 }, (_, i) => `L${i}`));
+  assert.deepEqual(
+    Array.from(labels, (l) => l.textContent),
+    Array.from({ length: 16 }, (_, i) => `L${i}`),
+  );
   const heads = host.querySelectorAll('[data-testid="token"]');
   assert.equal(heads.length, 40);
-  assert.deepEqual(Array.from(heads, (h) => h.textContent), tokens.map(visibleToken));
+  assert.deepEqual(
+    Array.from(heads, (h) => h.textContent),
+    tokens.map(visibleToken),
+  );
   assert.ok(host.querySelector('canvas.rm-tile'), 'cells are drawn on canvas tiles');
   assert.equal(host.querySelectorAll('canvas.rm-tile').length, 1);
 });
@@ -30,9 +36,20 @@ test('routingMap: whitespace is made visible in token headers', () => {
   assert.equal(visibleToken(''), '∅');
   const host = env.document.createElement('div');
   env.app.append(host);
-  const routing = { numLayers: 2, numTokens: 3, numExperts: 4, topK: 2, topExperts: new Uint16Array(12), topWeights: new Float32Array(12).fill(0.5), entropy: new Float32Array(6) };
+  const routing = {
+    numLayers: 2,
+    numTokens: 3,
+    numExperts: 4,
+    topK: 2,
+    topExperts: new Uint16Array(12),
+    topWeights: new Float32Array(12).fill(0.5),
+    entropy: new Float32Array(6),
+  };
   routingMap(host, { routing, tokens: [' A', '\n', 'x y'] });
-  assert.deepEqual(Array.from(host.querySelectorAll('[data-testid="token"]'), (t) => t.textContent), ['·A', '⏎', 'x·y']);
+  assert.deepEqual(
+    Array.from(host.querySelectorAll('[data-testid="token"]'), (t) => t.textContent),
+    ['·A', '⏎', 'x·y'],
+  );
 });
 
 test('routingMap: update() rebuilds headers for a new trace; highlightToken marks one header', () => {

@@ -19,12 +19,7 @@ const host = () => {
 const num = (el: Element, attr: string) => Number(el.getAttribute(attr));
 
 /** A 4 x 4 symmetric matrix with a known largest |off-diagonal| value (-0.6, experts 1 and 3). */
-const M4 = [
-  1, 0.2, -0.1, 0.05,
-  0.2, 1, 0.3, -0.6,
-  -0.1, 0.3, 1, 0,
-  0.05, -0.6, 0, 1,
-];
+const M4 = [1, 0.2, -0.1, 0.05, 0.2, 1, 0.3, -0.6, -0.1, 0.3, 1, 0, 0.05, -0.6, 0, 1];
 
 test('similarityMatrix: E x E cells carry their values; the diagonal is dimmed; colours scale to the largest |off-diagonal| value', () => {
   const el = host();
@@ -94,7 +89,11 @@ test('similarityMatrix: new values of the same size update the drawn cells in pl
   assert.match(first.getAttribute('class')!, /\bneg\b/);
   assert.equal(u.scaleMax(), 0.3);
   assert.equal(el.querySelector('[data-testid="similarity-heatmap"]')!.getAttribute('data-layer'), '7');
-  assert.match(el.querySelector('[data-testid="similarity-hover"]')!.textContent!, /layer 7, expert 1 × expert 3: 0\.3000 b/, 'the cursor stays and shows the new value');
+  assert.match(
+    el.querySelector('[data-testid="similarity-hover"]')!.textContent!,
+    /layer 7, expert 1 × expert 3: 0\.3000 b/,
+    'the cursor stays and shows the new value',
+  );
   assert.match(el.querySelector('[data-testid="similarity-legend"]')!.textContent!, /\+0\.3000/);
   u({ numExperts: 3, values: [1, 0.5, 0.2, 0.5, 1, -0.1, 0.2, -0.1, 1], label: 'c' });
   assert.equal(el.querySelectorAll('rect.cell[data-a]').length, 9);
@@ -117,22 +116,29 @@ test('depthCurves: one point per layer per series, gaps for missing values, lege
   const el = host();
   const layers = [0, 1, 2, 3, 4, 5];
   const clicked: number[] = [];
-  const u = depthCurves(el, {
-    layers,
-    series: [
-      { key: 'gate', label: 'gate_proj', values: [0.1, 0.2, 0.3, 0.2, 0.1, 0.05] },
-      { key: 'up', label: 'up_proj', values: [0.05, 0.1, null, 0.15, 0.12, 0.1] },
-      { key: 'router', label: 'router rows', values: [0.3, 0.25, 0.2, 0.15, 0.1, Number.NaN] },
-    ],
-    yLabel: 'mean off-diagonal cosine',
-    refs: [{ value: 0, label: '0' }],
-  }, { testid: 'similarity-by-depth', onLayerClick: (l) => clicked.push(l), selectedLayer: 2 });
+  const u = depthCurves(
+    el,
+    {
+      layers,
+      series: [
+        { key: 'gate', label: 'gate_proj', values: [0.1, 0.2, 0.3, 0.2, 0.1, 0.05] },
+        { key: 'up', label: 'up_proj', values: [0.05, 0.1, null, 0.15, 0.12, 0.1] },
+        { key: 'router', label: 'router rows', values: [0.3, 0.25, 0.2, 0.15, 0.1, Number.NaN] },
+      ],
+      yLabel: 'mean off-diagonal cosine',
+      refs: [{ value: 0, label: '0' }],
+    },
+    { testid: 'similarity-by-depth', onLayerClick: (l) => clicked.push(l), selectedLayer: 2 },
+  );
   const svg = el.querySelector('[data-testid="similarity-by-depth"]')!;
   assert.ok(svg);
   assert.equal(svg.querySelectorAll('[data-testid="depth-point"][data-series="gate"]').length, 6);
   assert.equal(svg.querySelectorAll('[data-testid="depth-point"][data-series="up"]').length, 5);
   assert.equal(svg.querySelectorAll('[data-testid="depth-point"][data-series="router"]').length, 5);
-  assert.deepEqual(Array.from(svg.querySelectorAll('[data-testid="depth-point"][data-series="gate"]'), (p) => num(p, 'data-layer')), layers);
+  assert.deepEqual(
+    Array.from(svg.querySelectorAll('[data-testid="depth-point"][data-series="gate"]'), (p) => num(p, 'data-layer')),
+    layers,
+  );
   assert.equal(num(svg.querySelector('[data-testid="depth-point"][data-series="gate"][data-layer="2"]')!, 'data-value'), 0.3);
   // the gap: the up_proj line has two pieces
   assert.equal(svg.querySelector('g.series[data-series="up"] path.depth-line')!.getAttribute('d')!.match(/M/g)!.length, 2);
@@ -151,10 +157,17 @@ test('depthCurves: one point per layer per series, gaps for missing values, lege
 
 test('depthCurves: markLast marks the last layer only', () => {
   const el = host();
-  depthCurves(el, { layers: [0, 1, 2, 3], series: [{ key: 's', label: 's', values: [0.6, 0.58, 0.55, 0.64] }], yLabel: 'y' }, { testid: 'diversity-by-depth', markLast: true });
+  depthCurves(
+    el,
+    { layers: [0, 1, 2, 3], series: [{ key: 's', label: 's', values: [0.6, 0.58, 0.55, 0.64] }], yLabel: 'y' },
+    { testid: 'diversity-by-depth', markLast: true },
+  );
   const pts = el.querySelectorAll('[data-testid="depth-point"]');
   assert.equal(pts.length, 4);
-  assert.deepEqual(Array.from(el.querySelectorAll('[data-last="true"]'), (p) => num(p, 'data-layer')), [3]);
+  assert.deepEqual(
+    Array.from(el.querySelectorAll('[data-last="true"]'), (p) => num(p, 'data-layer')),
+    [3],
+  );
   assert.equal(el.querySelector('[data-testid="last-layer-mark"]')!.getAttribute('data-layer'), '3');
   assert.match(el.querySelector('[data-testid="last-layer-mark"]')!.textContent!, /last layer/);
 });
@@ -212,10 +225,17 @@ test('rankPairHeatmap: draws normVersusScore counts of hand-made data cell by ce
     assert.equal(num(c, 'data-count'), HAND.counts[k] ?? 0, `cell ${k}`);
   }
   // rows sum to the number of tokens
-  for (let r = 0; r < 4; r++) assert.equal(Array.from(svg.querySelectorAll(`[data-score-rank="${r}"]`)).reduce((a, c) => a + num(c, 'data-count'), 0), 3);
+  for (let r = 0; r < 4; r++)
+    assert.equal(
+      Array.from(svg.querySelectorAll(`[data-score-rank="${r}"]`)).reduce((a, c) => a + num(c, 'data-count'), 0),
+      3,
+    );
   // counts are written in the cells, the fullest cells are the most opaque, and the top-k block is outlined
   assert.deepEqual(Array.from(svg.querySelectorAll('text.cell-value'), (t) => t.textContent).slice(0, 4), ['2', '1', '0', '0']);
-  assert.ok(num(svg.querySelector('[data-score-rank="0"][data-norm-rank="0"]')!, 'fill-opacity') > num(svg.querySelector('[data-score-rank="0"][data-norm-rank="1"]')!, 'fill-opacity'));
+  assert.ok(
+    num(svg.querySelector('[data-score-rank="0"][data-norm-rank="0"]')!, 'fill-opacity') >
+      num(svg.querySelector('[data-score-rank="0"][data-norm-rank="1"]')!, 'fill-opacity'),
+  );
   assert.ok(svg.querySelector('[data-testid="topk-emphasis"]'));
   assert.match(svg.querySelector('[data-score-rank="1"][data-norm-rank="3"] title')!.textContent!, /score rank 2, norm rank 4: 2 of 3 tokens/);
 });
@@ -235,13 +255,30 @@ test('rankPairHeatmap: top 8 x 8 of 64 experts, or all 64 x 64 with the top-left
 });
 
 test('similarityByDepth feeds the diversity chart: one point per layer, the last marked', () => {
-  const stats: ExpertOutputStats = { numLayers: 3, numTokens: 2, numExperts: 2, norms: new Float32Array(12), meanAngularSimilarity: Float32Array.from([0.6, 0.62, 0.55, 0.57, 0.66, 0.7]) };
+  const stats: ExpertOutputStats = {
+    numLayers: 3,
+    numTokens: 2,
+    numExperts: 2,
+    norms: new Float32Array(12),
+    meanAngularSimilarity: Float32Array.from([0.6, 0.62, 0.55, 0.57, 0.66, 0.7]),
+  };
   const d = similarityByDepth(stats);
   const el = host();
-  depthCurves(el, { layers: [0, 1, 2], series: [{ key: 'similarity', label: 'sim', values: d }], yLabel: 'mean angular similarity', refs: [{ value: 0.5, label: 'orthogonal (0.5)' }] },
-    { testid: 'diversity-by-depth', markLast: true, legend: false });
+  depthCurves(
+    el,
+    {
+      layers: [0, 1, 2],
+      series: [{ key: 'similarity', label: 'sim', values: d }],
+      yLabel: 'mean angular similarity',
+      refs: [{ value: 0.5, label: 'orthogonal (0.5)' }],
+    },
+    { testid: 'diversity-by-depth', markLast: true, legend: false },
+  );
   const pts = Array.from(el.querySelectorAll('[data-testid="depth-point"]'));
-  assert.deepEqual(pts.map((p) => Number(num(p, 'data-value').toFixed(4))), [0.61, 0.56, 0.68]);
+  assert.deepEqual(
+    pts.map((p) => Number(num(p, 'data-value').toFixed(4))),
+    [0.61, 0.56, 0.68],
+  );
   assert.equal(pts[2]!.getAttribute('data-last'), 'true');
   assert.equal(el.querySelectorAll('[data-testid="depth-ref"]').length, 1);
 });

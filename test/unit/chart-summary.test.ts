@@ -24,11 +24,17 @@ test('accuracyBySubject: one bar per subject, grouped by category, sortable', ()
   assert.equal(el.querySelectorAll('[data-testid="category-row"]').length, cats.size);
   u.setSort('accuracy');
   const order = Array.from(el.querySelectorAll('[data-testid="subject-bar"]'), (b) => b.getAttribute('data-subject'));
-  const expected = subjects.slice().sort((a, b) => b.accuracy - a.accuracy || a.subject.localeCompare(b.subject)).map((s) => s.subject);
+  const expected = subjects
+    .slice()
+    .sort((a, b) => b.accuracy - a.accuracy || a.subject.localeCompare(b.subject))
+    .map((s) => s.subject);
   assert.deepEqual(order, expected);
   assert.equal(el.querySelectorAll('[data-testid="category-row"]').length, 0);
   u.setSort('name');
-  assert.deepEqual(Array.from(el.querySelectorAll('[data-testid="subject-bar"]'), (b) => b.getAttribute('data-subject')), subjects.map((s) => s.subject).sort());
+  assert.deepEqual(
+    Array.from(el.querySelectorAll('[data-testid="subject-bar"]'), (b) => b.getAttribute('data-subject')),
+    subjects.map((s) => s.subject).sort(),
+  );
   assert.ok(el.querySelector('[data-testid="micro-line"]'));
 });
 
@@ -71,5 +77,8 @@ test('neverActivatedByLayer: one bar per layer with the count', () => {
   neverActivatedByLayer(el, { layers, numExperts: 64 });
   const bars = el.querySelectorAll('[data-testid="never-bar"]');
   assert.equal(bars.length, 16);
-  assert.deepEqual(Array.from(bars, (b) => Number(b.getAttribute('data-count'))), layers.map((l) => l.count));
+  assert.deepEqual(
+    Array.from(bars, (b) => Number(b.getAttribute('data-count'))),
+    layers.map((l) => l.count),
+  );
 });

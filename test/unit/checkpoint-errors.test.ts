@@ -102,7 +102,12 @@ function rewriteTensors(dir: string, edit: (tensors: { name: string; dtype: 'F32
 
 test('a missing tensor is named with its expected shape', async () => {
   const dir = copyModel();
-  rewriteTensors(dir, (ts) => ts.splice(ts.findIndex((t) => t.name === 'model.layers.1.self_attn.k_norm.weight'), 1));
+  rewriteTensors(dir, (ts) =>
+    ts.splice(
+      ts.findIndex((t) => t.name === 'model.layers.1.self_attn.k_norm.weight'),
+      1,
+    ),
+  );
   assert.match(await loadError(dir), /tensor "model\.layers\.1\.self_attn\.k_norm\.weight" is missing \(expected shape \[64\]/);
 });
 

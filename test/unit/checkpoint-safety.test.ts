@@ -85,7 +85,11 @@ test('a FIFO in place of a checkpoint file is refused at once instead of hanging
     fs.rmSync(path.join(dir, name));
     const r = spawnSync('mkfifo', [path.join(dir, name)]);
     assert.equal(r.status, 0, `mkfifo is needed for this test: ${r.stderr}`);
-    assert.throws(() => Checkpoint.open(dir), (e: Error) => e instanceof CheckpointError && e.message === `${path.join(dir, name)}: not a regular file (a FIFO); a checkpoint folder holds ordinary files`);
+    assert.throws(
+      () => Checkpoint.open(dir),
+      (e: Error) =>
+        e instanceof CheckpointError && e.message === `${path.join(dir, name)}: not a regular file (a FIFO); a checkpoint folder holds ordinary files`,
+    );
   }
 });
 
@@ -93,7 +97,10 @@ test('a tensor name in two safetensors files is refused naming both files', asyn
   const dir = copyModel();
   fs.copyFileSync(path.join(dir, 'model.safetensors'), path.join(dir, 'model-extra.safetensors'));
   const msg = await loadError(dir);
-  assert.match(msg, /tensor ".*" is in two files, .*model-extra\.safetensors and .*model\.safetensors|tensor ".*" is in two files, .*model\.safetensors and .*model-extra\.safetensors/);
+  assert.match(
+    msg,
+    /tensor ".*" is in two files, .*model-extra\.safetensors and .*model\.safetensors|tensor ".*" is in two files, .*model\.safetensors and .*model-extra\.safetensors/,
+  );
 });
 
 test('config counts that disagree with the tensors are refused before anything is allocated for them', async () => {

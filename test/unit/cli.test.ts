@@ -33,7 +33,11 @@ test('make-demo-model is deterministic and writes the Hugging Face layout', () =
 test('trace --json prints ids, tokens, routerProbs, topExperts, topWeights and lastLogits that match the reference', () => {
   const dir = tempDir('cli-model');
   assert.equal(run(['make-demo-model', '--out', dir, '--corpus', DEMO_CORPUS]).status, 0);
-  const out = execFileSync(process.execPath, [cli, 'trace', '--model', dir, '--text', 'What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:', '--json', '--provider', 'cpu', '--cache', tempDir('cache')], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const out = execFileSync(
+    process.execPath,
+    [cli, 'trace', '--model', dir, '--text', 'What is 2 + 2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:', '--json', '--provider', 'cpu', '--cache', tempDir('cache')],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  );
   const j = JSON.parse(out);
   const T = j.ids.length;
   assert.equal(j.tokens.length, T);
@@ -48,7 +52,11 @@ test('trace --json prints ids, tokens, routerProbs, topExperts, topWeights and l
   assert.deepEqual(j.topExperts[7][3], ref.topExperts[7][3]);
   // The weights applied are the softmax values of the chosen experts (OLMoE does not renormalise).
   assert.ok(Math.abs(j.topWeights[7][3][0] - j.routerProbs[7][3][j.topExperts[7][3][0]]) < 1e-6);
-  const ids = execFileSync(process.execPath, [cli, 'trace', '--model', dir, '--ids', j.ids.join(','), '--json', '--provider', 'cpu', '--cache', tempDir('cache')], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const ids = execFileSync(
+    process.execPath,
+    [cli, 'trace', '--model', dir, '--ids', j.ids.join(','), '--json', '--provider', 'cpu', '--cache', tempDir('cache')],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  );
   assert.deepEqual(JSON.parse(ids).topExperts, j.topExperts, '--ids gives the same routing as --text');
 });
 
@@ -69,7 +77,10 @@ test('analyze-weights --json gives per-layer E x E similarity matrices with a un
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.numExperts, 8);
-  assert.deepEqual(j.layers.map((l: { layer: number }) => l.layer), [0, 31]);
+  assert.deepEqual(
+    j.layers.map((l: { layer: number }) => l.layer),
+    [0, 31],
+  );
   for (const l of j.layers) {
     for (const key of ['gate', 'up', 'down', 'all', 'router']) {
       assert.equal(l[key].length, 64, key);

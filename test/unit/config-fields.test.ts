@@ -16,10 +16,47 @@ import { makeModel, tempDir } from '../support/models';
 const FILE = '/models/x/config.json';
 
 const BASE: Record<string, HfConfig> = {
-  olmoe: { model_type: 'olmoe', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 16, num_experts: 8, num_experts_per_tok: 2, vocab_size: 128 },
-  mixtral: { model_type: 'mixtral', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 16, num_local_experts: 4, vocab_size: 128 },
-  qwen2_moe: { model_type: 'qwen2_moe', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, moe_intermediate_size: 16, shared_expert_intermediate_size: 8, num_experts: 8, vocab_size: 128 },
-  qwen3_moe: { model_type: 'qwen3_moe', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, moe_intermediate_size: 16, num_local_experts: 16, vocab_size: 128 },
+  olmoe: {
+    model_type: 'olmoe',
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    intermediate_size: 16,
+    num_experts: 8,
+    num_experts_per_tok: 2,
+    vocab_size: 128,
+  },
+  mixtral: {
+    model_type: 'mixtral',
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    intermediate_size: 16,
+    num_local_experts: 4,
+    vocab_size: 128,
+  },
+  qwen2_moe: {
+    model_type: 'qwen2_moe',
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    moe_intermediate_size: 16,
+    shared_expert_intermediate_size: 8,
+    num_experts: 8,
+    vocab_size: 128,
+  },
+  qwen3_moe: {
+    model_type: 'qwen3_moe',
+    hidden_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 16,
+    moe_intermediate_size: 16,
+    num_local_experts: 16,
+    vocab_size: 128,
+  },
 };
 
 function arch(config: HfConfig): MoeArchitecture {
@@ -39,7 +76,12 @@ function refused(config: HfConfig, ...patterns: RegExp[]): void {
 }
 
 test('RoPE theta: rope_parameters, top-level rope_theta, else the family default transformers uses', () => {
-  for (const [family, fallback] of [['olmoe', 10000], ['mixtral', 1e6], ['qwen2_moe', 10000], ['qwen3_moe', 10000]] as const) {
+  for (const [family, fallback] of [
+    ['olmoe', 10000],
+    ['mixtral', 1e6],
+    ['qwen2_moe', 10000],
+    ['qwen3_moe', 10000],
+  ] as const) {
     const base = BASE[family];
     assert.equal(arch(base).rope.theta, fallback, `${family} default`);
     assert.equal(arch({ ...base, rope_theta: 123456 }).rope.theta, 123456, `${family} top-level`);
@@ -99,7 +141,15 @@ test('fields that change the math and are not implemented are refused by name an
 });
 
 test('honoured fields: what transformers 5 writes by default loads', () => {
-  const q3 = arch({ ...BASE.qwen3_moe, norm_topk_prob: true, mlp_only_layers: [], decoder_sparse_step: 1, use_sliding_window: false, sliding_window: 4096, attention_bias: false });
+  const q3 = arch({
+    ...BASE.qwen3_moe,
+    norm_topk_prob: true,
+    mlp_only_layers: [],
+    decoder_sparse_step: 1,
+    use_sliding_window: false,
+    sliding_window: 4096,
+    attention_bias: false,
+  });
   assert.equal(q3.family, 'qwen3_moe');
   assert.equal(q3.qkNorm, 'per-head');
   assert.equal(q3.numExperts, 16, 'num_local_experts, as transformers saves Qwen3-MoE');
@@ -128,7 +178,10 @@ test('loading a checkpoint whose config.json says rope_theta 0 or a negative rms
     fs.writeFileSync(file, JSON.stringify({ ...original, ...edit }));
     const engine = new Engine();
     try {
-      await assert.rejects(engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache') }), (e: Error) => e instanceof EngineFailure && e.code === 'bad-model' && pattern.test(e.message));
+      await assert.rejects(
+        engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache') }),
+        (e: Error) => e instanceof EngineFailure && e.code === 'bad-model' && pattern.test(e.message),
+      );
     } finally {
       await engine.dispose();
     }
@@ -141,13 +194,22 @@ test('linear and yarn RoPE are read from either spelling; rope_scaling replaces 
   const linear = arch({ ...b, rope_scaling: { type: 'linear', factor: 4 } }).rope;
   assert.equal(linear.type, 'linear');
   linear.invFreq.forEach((f, i) => assert.ok(Math.abs(f - plain.invFreq[i]! / 4) < 1e-15));
-  const yarn = arch({ ...b, max_position_embeddings: 4096, rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4, original_max_position_embeddings: 1024 } }).rope;
+  const yarn = arch({
+    ...b,
+    max_position_embeddings: 4096,
+    rope_parameters: { rope_type: 'yarn', rope_theta: 10000, factor: 4, original_max_position_embeddings: 1024 },
+  }).rope;
   assert.equal(yarn.type, 'yarn');
   assert.ok(Math.abs(yarn.attentionScale - (0.1 * Math.log(4) + 1)) < 1e-12, 'default attention factor 0.1 ln(factor) + 1');
   // The highest frequencies are extrapolated (kept), the lowest interpolated (divided by factor).
   assert.equal(yarn.invFreq[0], plain.invFreq[0]);
   assert.ok(Math.abs(yarn.invFreq.at(-1)! - plain.invFreq.at(-1)! / 4) < 1e-18);
-  const replaced = arch({ ...b, rope_theta: 5e5, rope_parameters: { rope_type: 'default', rope_theta: 5e5 }, rope_scaling: { type: 'linear', factor: 2 } }).rope;
+  const replaced = arch({
+    ...b,
+    rope_theta: 5e5,
+    rope_parameters: { rope_type: 'default', rope_theta: 5e5 },
+    rope_scaling: { type: 'linear', factor: 2 },
+  }).rope;
   assert.equal(replaced.type, 'linear');
   assert.equal(replaced.theta, 5e5);
   assert.equal(replaced.thetaSource, 'rope_theta');

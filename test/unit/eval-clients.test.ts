@@ -65,7 +65,10 @@ test('two tasks on two models at once: separate processes, each run scored only 
   }
   assert.equal(pool.size, 0);
   // What an in-process engine on each model alone computes: no record was scored on the other model.
-  for (const [model, dir] of [[modelA, dirA], [modelB, dirB]] as const) {
+  for (const [model, dir] of [
+    [modelA, dirA],
+    [modelB, dirB],
+  ] as const) {
     const alone = tempDir('alone');
     const engine = new Engine();
     try {

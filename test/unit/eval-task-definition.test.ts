@@ -4,8 +4,31 @@ import assert from 'node:assert/strict';
 import { evalTaskDefinitionProblems } from '../../src/host/evalTaskDefinition';
 
 test('a sound definition has no problems; each bad field is named with what was found', () => {
-  assert.deepEqual(evalTaskDefinitionProblems({ type: 'moe-scope-eval', dataset: 'data/mmlu', shots: 5, limit: 0, tokenScope: 'answer', subjects: ['anatomy'], model: '/m', runDir: 'runs/x', split: 'test' }), []);
-  const problems = evalTaskDefinitionProblems({ type: 'moe-scope-eval', dataset: 5, shots: 'five', limit: -1, tokenScope: 'some', subjects: 'anatomy', model: {}, runDir: '', split: null });
+  assert.deepEqual(
+    evalTaskDefinitionProblems({
+      type: 'moe-scope-eval',
+      dataset: 'data/mmlu',
+      shots: 5,
+      limit: 0,
+      tokenScope: 'answer',
+      subjects: ['anatomy'],
+      model: '/m',
+      runDir: 'runs/x',
+      split: 'test',
+    }),
+    [],
+  );
+  const problems = evalTaskDefinitionProblems({
+    type: 'moe-scope-eval',
+    dataset: 5,
+    shots: 'five',
+    limit: -1,
+    tokenScope: 'some',
+    subjects: 'anatomy',
+    model: {},
+    runDir: '',
+    split: null,
+  });
   assert.deepEqual(problems, [
     'field "dataset" must be a non-empty string, found 5',
     'field "split" must be a non-empty string, found null',

@@ -99,6 +99,10 @@ test('an expert whose down projection is scaled up by 5 shows a 5x larger output
   }
   const ns = normVersusScore(after.routing, after.expertOutputs!);
   assert.equal(ns.length, 3);
-  assert.equal(ns[1].counts.reduce((a, b) => a + b, 0), T * E, 'every (token, expert) counted once');
+  assert.equal(
+    ns[1].counts.reduce((a, b) => a + b, 0),
+    T * E,
+    'every (token, expert) counted once',
+  );
   assert.equal(similarityByDepth(after.expertOutputs!).length, 3);
 });

@@ -35,16 +35,31 @@ test('every reader error class is an InputError', () => {
 test('readers report through InputError with the file: checkpoint, safetensors, tokenizer, categories, run manifest', async () => {
   const dir = tempDir('inputs');
   fs.writeFileSync(path.join(dir, 'config.json'), '{\n  "model_type": "olmoe",\n  oops\n}');
-  assert.throws(() => Checkpoint.open(dir), (e: Error) => e instanceof InputError && e.message.startsWith(`${path.join(dir, 'config.json')}:3: not valid JSON`));
+  assert.throws(
+    () => Checkpoint.open(dir),
+    (e: Error) => e instanceof InputError && e.message.startsWith(`${path.join(dir, 'config.json')}:3: not valid JSON`),
+  );
   fs.writeFileSync(path.join(dir, 'config.json'), 'null');
-  assert.throws(() => Checkpoint.open(dir), (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'config.json')}: the top level must be a JSON object, not null`);
+  assert.throws(
+    () => Checkpoint.open(dir),
+    (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'config.json')}: the top level must be a JSON object, not null`,
+  );
   fs.writeFileSync(path.join(dir, 'x.safetensors'), 'abc');
-  assert.throws(() => SafetensorsFile.open(path.join(dir, 'x.safetensors')), (e: Error) => e instanceof InputError && (e as InputError).file === path.join(dir, 'x.safetensors'));
+  assert.throws(
+    () => SafetensorsFile.open(path.join(dir, 'x.safetensors')),
+    (e: Error) => e instanceof InputError && (e as InputError).file === path.join(dir, 'x.safetensors'),
+  );
   fs.writeFileSync(path.join(dir, 'tokenizer.json'), '[]');
   await assert.rejects(loadTokenizer(dir), (e: Error) => e instanceof InputError && (e as InputError).file.endsWith('tokenizer.json'));
-  assert.throws(() => parseCategories('{"subcategories": 1}', path.join(dir, 'categories.json')), (e: Error) => e instanceof InputError);
+  assert.throws(
+    () => parseCategories('{"subcategories": 1}', path.join(dir, 'categories.json')),
+    (e: Error) => e instanceof InputError,
+  );
   fs.writeFileSync(path.join(dir, 'manifest.json'), '[1]');
-  assert.throws(() => readManifest(dir), (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'manifest.json')}: not a run manifest (expected an object, found an array)`);
+  assert.throws(
+    () => readManifest(dir),
+    (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'manifest.json')}: not a run manifest (expected an object, found an array)`,
+  );
 });
 
 test('readJson: syntax errors with their line, size limits before reading, FIFOs and folders refused, missing files named', async () => {
@@ -52,8 +67,14 @@ test('readJson: syntax errors with their line, size limits before reading, FIFOs
   const f = path.join(dir, 'a.json');
   fs.writeFileSync(f, '{\n"a": 1,\n"b": oops\n}\n');
   for (const read of [readJson, readJsonAsync]) {
-    await assert.rejects(async () => read(f), (e: Error) => e instanceof InputError && (e as InputError).place === 3 && e.message.startsWith(`${f}:3: not valid JSON`));
-    await assert.rejects(async () => read(path.join(dir, 'none.json')), (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'none.json')}: no such file`);
+    await assert.rejects(
+      async () => read(f),
+      (e: Error) => e instanceof InputError && (e as InputError).place === 3 && e.message.startsWith(`${f}:3: not valid JSON`),
+    );
+    await assert.rejects(
+      async () => read(path.join(dir, 'none.json')),
+      (e: Error) => e instanceof InputError && e.message === `${path.join(dir, 'none.json')}: no such file`,
+    );
     await assert.rejects(async () => read(dir), /not a regular file \(a folder\)/);
   }
   fs.writeFileSync(f, JSON.stringify({ big: 'x'.repeat(1000) }));
@@ -61,7 +82,10 @@ test('readJson: syntax errors with their line, size limits before reading, FIFOs
   assert.deepEqual(Object.keys(readJson(f) as object), ['big']);
   const fifo = path.join(dir, 'fifo.json');
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo is needed for this test');
-  await assert.rejects(readJsonAsync(fifo, { error: SummaryError }), (e: Error) => e instanceof SummaryError && e.message === `${fifo}: not a regular file (a FIFO)`);
+  await assert.rejects(
+    readJsonAsync(fifo, { error: SummaryError }),
+    (e: Error) => e instanceof SummaryError && e.message === `${fifo}: not a regular file (a FIFO)`,
+  );
 });
 
 test('MMLU data: a FIFO is refused at once, a missing path is named, both as InputError', async () => {

@@ -42,6 +42,10 @@ test('a hand-written mapping, and the errors name file and line', () => {
   assert.match(String(reason), /^invalid JSON/);
   assert.deepEqual(bad('[]'), ['c.json', 1, 'expected an object with "subcategories" and "categories" objects']);
   assert.deepEqual(bad('{"subcategories": {},\n"categories": {\n"A": ["x"],\n"B": ["x"]}}'), ['c.json', 4, 'subcategory "x" is listed under both "A" and "B"']);
-  assert.deepEqual(bad('{"subcategories": {\n"s": ["x", "y"]},\n"categories": {"A": ["x"], "B": ["y"]}}'), ['c.json', 2, 'subject "s" falls into several categories: A, B']);
+  assert.deepEqual(bad('{"subcategories": {\n"s": ["x", "y"]},\n"categories": {"A": ["x"], "B": ["y"]}}'), [
+    'c.json',
+    2,
+    'subject "s" falls into several categories: A, B',
+  ]);
   assert.deepEqual(bad('{"subcategories": {\n"s": []}, "categories": {}}'), ['c.json', 2, 'subject "s" must list at least one subcategory']);
 });

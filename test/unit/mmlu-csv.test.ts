@@ -79,8 +79,18 @@ test('csv: a quote inside an unquoted field is kept as a character and reported 
   // Unambiguous (it cannot open a quoted section); Python's csv and pandas read it the same way.
   const { records, issues, warnings } = parseCsv('a,b\nab"c,d?"\ne,f\n', 'q.csv');
   assert.deepEqual(issues, []);
-  assert.deepEqual(records.map((r) => r.fields), [['a', 'b'], ['ab"c', 'd?"'], ['e', 'f']]);
-  assert.deepEqual(warnings.map((w) => [w.file, w.line]), [['q.csv', 2]]);
+  assert.deepEqual(
+    records.map((r) => r.fields),
+    [
+      ['a', 'b'],
+      ['ab"c', 'd?"'],
+      ['e', 'f'],
+    ],
+  );
+  assert.deepEqual(
+    warnings.map((w) => [w.file, w.line]),
+    [['q.csv', 2]],
+  );
   assert.match(warnings[0].reason, /quote inside an unquoted field at line 2, column 3/);
   assert.equal(records[1].warning, warnings[0]);
 });
@@ -90,7 +100,10 @@ test('csv: text after a closing quote is an issue', () => {
   assert.equal(issues.length, 1);
   assert.equal(issues[0].line, 1);
   assert.match(issues[0].reason, /after a closing quote/);
-  assert.deepEqual(records.map((r) => r.fields), [['d', 'e']]);
+  assert.deepEqual(
+    records.map((r) => r.fields),
+    [['d', 'e']],
+  );
 });
 
 test('csv: a missing closing quote that pairs with a later quote is reported and the swallowed rows recovered', () => {
@@ -173,7 +186,10 @@ test('mmlu csv: malformed rows are reported with file, line and reason; good row
       [10, 'Last good?', 3, 'astronomy/dev/3'],
     ],
   );
-  assert.deepEqual(r.warnings.map((w) => [w.file, w.line]), [['astronomy_dev.csv', 7]]);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.file, w.line]),
+    [['astronomy_dev.csv', 7]],
+  );
 });
 
 test('mmlu csv: a header row is read by name (letters or indices, list-valued choices)', () => {
@@ -184,14 +200,20 @@ test('mmlu csv: a header row is read by name (letters or indices, list-valued ch
 
   // pandas writes an unnamed index column and numpy reprs for array cells.
   const cais = parseMmluCsv(
-    ",question,subject,choices,answer\n0,Q?,anatomy,\"['x' 'y, z' \"\"w\"\" 'v']\",3\n1,R?,anatomy,\"[\"\"1\"\", \"\"2\"\", \"\"3\"\", \"\"4\"\"]\",0\n2,S?,anatomy,\"['only', 'three', 'x']\",1\n",
+    ',question,subject,choices,answer\n0,Q?,anatomy,"[\'x\' \'y, z\' ""w"" \'v\']",3\n1,R?,anatomy,"[""1"", ""2"", ""3"", ""4""]",0\n2,S?,anatomy,"[\'only\', \'three\', \'x\']",1\n',
     'export.csv',
   );
-  assert.deepEqual(cais.questions.map((q) => [q.subject, q.question, q.choices, q.answer]), [
-    ['anatomy', 'Q?', ['x', 'y, z', 'w', 'v'], 3],
-    ['anatomy', 'R?', ['1', '2', '3', '4'], 0],
-  ]);
-  assert.deepEqual(cais.issues.map((i) => i.line), [4]);
+  assert.deepEqual(
+    cais.questions.map((q) => [q.subject, q.question, q.choices, q.answer]),
+    [
+      ['anatomy', 'Q?', ['x', 'y, z', 'w', 'v'], 3],
+      ['anatomy', 'R?', ['1', '2', '3', '4'], 0],
+    ],
+  );
+  assert.deepEqual(
+    cais.issues.map((i) => i.line),
+    [4],
+  );
   assert.match(cais.issues[0].reason, /expected 4 choices, found 3/);
 });
 

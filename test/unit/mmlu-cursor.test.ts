@@ -22,12 +22,7 @@ function ok(r: CursorResult) {
 // ---------------------------------------------------------------------------------------------------
 // CSV
 
-const CSV_ROWS = [
-  'What is 2+2?,3,4,5,6,B',
-  '"A quoted, multi-line',
-  'question with ""quotes""?",x,"y, z",w,v,D',
-  'Last?,a,b,c,d,A',
-];
+const CSV_ROWS = ['What is 2+2?,3,4,5,6,B', '"A quoted, multi-line', 'question with ""quotes""?",x,"y, z",w,v,D', 'Last?,a,b,c,d,A'];
 const CSV = `\uFEFF${CSV_ROWS.join('\r\n')}\r\n\r\n`;
 
 test('csv: the record under the cursor, including a quoted multi-line record, with its extent', () => {
@@ -72,9 +67,15 @@ test('csv: not a question row, with a message saying why and what was expected',
   const text = 'Good?,a,b,c,d,A\nonly,three,fields\nBad?,a,b,c,d,Z\n\n"never closed,a\n';
   const blank = at(text, 'x_test.csv', 'Z\n');
   assert.equal(blank.ok, false);
-  assert.match(!blank.ok ? blank.message : '', /^The selection is not an MMLU question: the cursor is not on a CSV row \(line 4\); expected a CSV row "question,A,B,C,D,answer"/);
+  assert.match(
+    !blank.ok ? blank.message : '',
+    /^The selection is not an MMLU question: the cursor is not on a CSV row \(line 4\); expected a CSV row "question,A,B,C,D,answer"/,
+  );
   const short = at(text, 'x_test.csv', 'three');
-  assert.match(!short.ok ? short.message : '', /the CSV row at line 2 does not read as a question \(expected 6 fields \(question, A, B, C, D, answer\), found 3\)/);
+  assert.match(
+    !short.ok ? short.message : '',
+    /the CSV row at line 2 does not read as a question \(expected 6 fields \(question, A, B, C, D, answer\), found 3\)/,
+  );
   const letter = at(text, 'x_test.csv', 'Bad');
   assert.match(!letter.ok ? letter.message : '', /answer "Z" is not one of A, B, C, D/);
   const open = at(text, 'x_test.csv', 'never');
@@ -112,7 +113,10 @@ test('jsonl: the line under the cursor, its extent without the line break', () =
 
 test('jsonl: bad JSON, a wrong schema and an empty line each get a message', () => {
   const bad = at(JSONL, 'mmlu.jsonl', 'broken');
-  assert.match(!bad.ok ? bad.message : '', /^The selection is not an MMLU question: line 3 is not valid JSON \(.+\); expected a JSONL line with question, choices/);
+  assert.match(
+    !bad.ok ? bad.message : '',
+    /^The selection is not an MMLU question: line 3 is not valid JSON \(.+\); expected a JSONL line with question, choices/,
+  );
   const schema = at(JSONL, 'mmlu.jsonl', 'No choices');
   assert.match(!schema.ok ? schema.message : '', /line 4 does not have the question schema \(missing "choices"\)/);
   const empty = findQuestionAtCursor({ text: JSONL, fileName: 'mmlu.jsonl', selectionStart: JSONL.length, selectionEnd: JSONL.length });

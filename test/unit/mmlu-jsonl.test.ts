@@ -27,7 +27,10 @@ test('jsonl: cais rows, answer as index or letter, split from the file name, ids
 
 test('jsonl: a "split" field wins over the file name; without either the fallback or "test" applies', () => {
   const r = parseJsonl(`${row({ ...good, split: 'dev' })}\n${row(good)}\n`, 'test.jsonl');
-  assert.deepEqual(r.questions.map((q) => q.split), ['dev', 'test']);
+  assert.deepEqual(
+    r.questions.map((q) => q.split),
+    ['dev', 'test'],
+  );
   assert.equal(parseJsonl(row(good), 'mine.jsonl', { split: 'dev' }).questions[0].split, 'dev');
   assert.equal(parseJsonl(row(good), 'mine.jsonl').questions[0].split, 'test');
 });
@@ -62,10 +65,13 @@ test('jsonl: malformed lines are reported with file, line and reason; good lines
   assert.match(reasons[6], /"choices"\[2\] must be a string, found 3/);
   assert.match(reasons[7], /empty question/);
   assert.match(reasons[8], /missing "question"/);
-  assert.deepEqual(r.questions.map((q) => [q.source.line, q.question]), [
-    [1, 'Q?'],
-    [12, 'Last good'],
-  ]);
+  assert.deepEqual(
+    r.questions.map((q) => [q.source.line, q.question]),
+    [
+      [1, 'Q?'],
+      [12, 'Last good'],
+    ],
+  );
 });
 
 test('jsonl: a JSON array file is named as such', () => {

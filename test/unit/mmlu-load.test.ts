@@ -70,7 +70,10 @@ test('the other tree shapes: split folders directly, and a single split folder',
 
 test('split option: a tree reads only that folder; a missing split is an error listing what exists', async () => {
   const dev = await loadDataset(FIXTURE, { split: 'dev' });
-  assert.deepEqual(dev.questions.map((q) => q.split), ['dev', 'dev', 'dev']);
+  assert.deepEqual(
+    dev.questions.map((q) => q.split),
+    ['dev', 'dev', 'dev'],
+  );
   assert.deepEqual(dev.files, ['data/dev/garden_botany_dev.csv', 'data/dev/kitchen_science_dev.csv']);
   const val = await loadDataset(FIXTURE, { split: 'validation' });
   assert.equal(val.questions.length, 1);
@@ -84,7 +87,10 @@ test('single files by extension; the file name gives subject and split; split fi
   const csv = await loadDataset(join(FIXTURE, 'data/test/garden_botany_test.csv'));
   assert.equal(csv.format, 'mmlu-csv');
   assert.deepEqual(csv.files, ['garden_botany_test.csv']);
-  assert.deepEqual(csv.questions.map((q) => q.id), ['garden_botany/test/0', 'garden_botany/test/1', 'garden_botany/test/2']);
+  assert.deepEqual(
+    csv.questions.map((q) => q.id),
+    ['garden_botany/test/0', 'garden_botany/test/1', 'garden_botany/test/2'],
+  );
   await assert.rejects(loadDataset(join(FIXTURE, 'data/test/garden_botany_test.csv'), { split: 'dev' }), /holds no questions of split "dev" \(it has: test\)/);
 
   const dir = await tempDir();
@@ -92,9 +98,15 @@ test('single files by extension; the file name gives subject and split; split fi
   await writeFile(join(dir, 'mixed.jsonl'), [{ ...row, split: 'dev' }, row].map((r) => JSON.stringify(r)).join('\n'));
   // Row 1 states its split; row 2 does not, and counts as test. The option filters, never relabels.
   const dev = await loadDataset(join(dir, 'mixed.jsonl'), { split: 'dev' });
-  assert.deepEqual(dev.questions.map((q) => [q.split, q.source.line]), [['dev', 1]]);
+  assert.deepEqual(
+    dev.questions.map((q) => [q.split, q.source.line]),
+    [['dev', 1]],
+  );
   const tst = await loadDataset(join(dir, 'mixed.jsonl'), { split: 'test' });
-  assert.deepEqual(tst.questions.map((q) => [q.split, q.source.line]), [['test', 2]]);
+  assert.deepEqual(
+    tst.questions.map((q) => [q.split, q.source.line]),
+    [['test', 2]],
+  );
   await assert.rejects(loadDataset(join(dir, 'mixed.jsonl'), { split: 'val' }), /mixed\.jsonl: holds no questions of split "val" \(it has: dev, test\)/);
   await writeFile(join(dir, 'unlabelled.jsonl'), JSON.stringify(row));
   await assert.rejects(loadDataset(join(dir, 'unlabelled.jsonl'), { split: 'dev' }), /holds no questions of split "dev"/);
@@ -119,7 +131,16 @@ test('fingerprint: same bytes same print wherever they live; a changed byte, a r
 
   const x = new TextEncoder().encode('x');
   const y = new TextEncoder().encode('y');
-  assert.equal(computeFingerprint([{ relPath: 'p', bytes: x }, { relPath: 'q', bytes: y }]), computeFingerprint([{ relPath: 'q', bytes: y }, { relPath: 'p', bytes: x }]));
+  assert.equal(
+    computeFingerprint([
+      { relPath: 'p', bytes: x },
+      { relPath: 'q', bytes: y },
+    ]),
+    computeFingerprint([
+      { relPath: 'q', bytes: y },
+      { relPath: 'p', bytes: x },
+    ]),
+  );
   assert.notEqual(computeFingerprint([{ relPath: 'p', bytes: x }]), computeFingerprint([{ relPath: 'r', bytes: x }]));
   // Neither moving a byte between a name and its content, nor from one file's end to the next file's
   // start, may hash alike.
@@ -127,7 +148,16 @@ test('fingerprint: same bytes same print wherever they live; a changed byte, a r
   assert.notEqual(computeFingerprint([{ relPath: 'p', bytes: enc('qx') }]), computeFingerprint([{ relPath: 'pq', bytes: enc('x') }]));
   const xy = new TextEncoder().encode('xy');
   const empty = new Uint8Array(0);
-  assert.notEqual(computeFingerprint([{ relPath: 'p', bytes: xy }, { relPath: 'q', bytes: empty }]), computeFingerprint([{ relPath: 'p', bytes: x }, { relPath: 'q', bytes: y }]));
+  assert.notEqual(
+    computeFingerprint([
+      { relPath: 'p', bytes: xy },
+      { relPath: 'q', bytes: empty },
+    ]),
+    computeFingerprint([
+      { relPath: 'p', bytes: x },
+      { relPath: 'q', bytes: y },
+    ]),
+  );
 });
 
 test('invalid UTF-8 is a warning with byte offset and line; the rows are still read', async () => {
@@ -138,7 +168,10 @@ test('invalid UTF-8 is a warning with byte offset and line; the rows are still r
   const ds = await loadDataset(join(dir, 'virology_test.csv'));
   assert.equal(ds.questions.length, 2);
   assert.equal(ds.questions[1].question, 'Second \uFFFD?');
-  assert.deepEqual(ds.warnings?.map((w) => [w.line, w.reason]), [[2, `invalid UTF-8 at byte offset ${good.length}; the bad bytes were read as U+FFFD`]]);
+  assert.deepEqual(
+    ds.warnings?.map((w) => [w.line, w.reason]),
+    [[2, `invalid UTF-8 at byte offset ${good.length}; the bad bytes were read as U+FFFD`]],
+  );
 });
 
 test('a broken categories.json is an issue naming the file and line; the questions still load', async () => {
@@ -148,7 +181,10 @@ test('a broken categories.json is an issue naming the file and line; the questio
   const ds = await loadDataset(dir);
   assert.equal(ds.questions.length, 10);
   assert.equal(ds.categories, undefined);
-  assert.deepEqual(ds.issues.map((i) => [i.file, i.line]), [[join(dir, 'categories.json'), 3]]);
+  assert.deepEqual(
+    ds.issues.map((i) => [i.file, i.line]),
+    [[join(dir, 'categories.json'), 3]],
+  );
   assert.match(ds.issues[0].reason, /subcategory "chemistry" of "kitchen_science" belongs to no category/);
 });
 
@@ -158,7 +194,11 @@ function caisParquet(columns: string[]): ArrayBuffer {
   const schema: SchemaElement[] = [{ name: 'root', num_children: columns.length }];
   for (const c of columns) {
     if (c === 'choices') {
-      schema.push({ name: 'choices', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 }, { name: 'list', repetition_type: 'REPEATED', num_children: 1 }, str('element'));
+      schema.push(
+        { name: 'choices', repetition_type: 'OPTIONAL', converted_type: 'LIST', num_children: 1 },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+        str('element'),
+      );
     } else if (c === 'answer') {
       schema.push({ name: 'answer', type: 'INT64', repetition_type: 'OPTIONAL' });
     } else {

@@ -47,9 +47,18 @@ test('parquet: cais schema read back exactly; split from the file name', async (
 });
 
 test('parquet: a split column wins; the argument applies when neither column nor name says', async () => {
-  const buf = caisParquet([{ ...ok, split: 'dev' }, { ...ok, split: 'test' }], true);
+  const buf = caisParquet(
+    [
+      { ...ok, split: 'dev' },
+      { ...ok, split: 'test' },
+    ],
+    true,
+  );
   const r = await parseParquet(buf, 'x/test-00000-of-00001.parquet');
-  assert.deepEqual(r.questions.map((q) => q.split), ['dev', 'test']);
+  assert.deepEqual(
+    r.questions.map((q) => q.split),
+    ['dev', 'test'],
+  );
   const plain = await parseParquet(caisParquet([ok]), 'mine.parquet', { split: 'dev' });
   assert.equal(plain.questions[0].split, 'dev');
 });
@@ -72,14 +81,20 @@ test('parquet: bad rows are issues naming the row; good rows kept', async () => 
   assert.match(r.issues[1].reason, /^row 3: "answer" must be 0-3/);
   assert.match(r.issues[2].reason, /^row 4: "question" must be a string, found null/);
   assert.match(r.issues[3].reason, /^row 5: "choices"\[1\] must be a string/);
-  assert.deepEqual(r.questions.map((q) => [q.source.line, q.question]), [
-    [1, ok.question],
-    [6, 'Last'],
-  ]);
+  assert.deepEqual(
+    r.questions.map((q) => [q.source.line, q.question]),
+    [
+      [1, ok.question],
+      [6, 'Last'],
+    ],
+  );
 });
 
 test('parquet: not Parquet, or without the cais columns: an error naming the file', async () => {
-  await assert.rejects(parseParquet(new TextEncoder().encode('question,A\n'), '/d/fake.parquet'), /\/d\/fake\.parquet: not a readable Parquet file \(11 bytes\)/);
+  await assert.rejects(
+    parseParquet(new TextEncoder().encode('question,A\n'), '/d/fake.parquet'),
+    /\/d\/fake\.parquet: not a readable Parquet file \(11 bytes\)/,
+  );
   const other = parquetWriteBuffer({ columnData: [{ name: 'text', data: ['x'] }] });
   await assert.rejects(parseParquet(other, 'o.parquet'), /o\.parquet: Parquet file lacks the column\(s\) question, choices, answer .*it has: text/);
 });

@@ -228,7 +228,12 @@ test('real MMLU: the target of every 5-shot prompt (all splits) is found again a
 test('real MMLU: the question at the cursor in a CSV file is the one the loader read from that line', async () => {
   const { ds } = await loadTree();
   // Files with CRLF, mixed line endings, quoted line breaks and the loose quote.
-  for (const rel of ['data/test/nutrition_test.csv', 'data/dev/college_mathematics_dev.csv', 'data/val/college_medicine_val.csv', 'data/test/high_school_physics_test.csv']) {
+  for (const rel of [
+    'data/test/nutrition_test.csv',
+    'data/dev/college_mathematics_dev.csv',
+    'data/val/college_medicine_val.csv',
+    'data/test/high_school_physics_test.csv',
+  ]) {
     const file = join(MMLU, rel);
     const text = await readFile(file, 'utf8');
     // Line starts found independently of the CSV parser: after every LF, and after a CR not followed by LF.

@@ -85,7 +85,11 @@ test('a 5-shot evaluation on that checkpoint scores with continuations, records 
 
   // Every recorded question's log-probabilities equal a direct trace of its full 5-shot prompt: the batched
   // path (cached prefix, padded batch, each row's own keys and values) adds nothing and loses nothing.
-  const records = fs.readFileSync(path.join(runDir, 'records.jsonl'), 'utf8').split('\n').filter(Boolean).flatMap((l) => JSON.parse(l).questions) as { id: string; logProbs: number[]; shotsUsed: number }[];
+  const records = fs
+    .readFileSync(path.join(runDir, 'records.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((l) => JSON.parse(l).questions) as { id: string; logProbs: number[]; shotsUsed: number }[];
   assert.equal(records.length, 3);
   const test_ = (await loadDataset(DEMO_CORPUS, { split: 'test' })).questions.filter((q) => q.subject === subject);
   const dev = (await loadDataset(DEMO_CORPUS, { split: 'dev' })).questions.filter((q) => q.subject === subject && q.split === 'dev');
@@ -93,7 +97,9 @@ test('a 5-shot evaluation on that checkpoint scores with continuations, records 
     assert.equal(rec.shotsUsed, 5);
     const q = test_.find((x) => x.id === rec.id)!;
     const direct = await engine.trace({ text: buildPrompt(q, dev, 5).text }, { includeProbs: false, includeLastLogits: false });
-    rec.logProbs.forEach((lp, i) => assert.ok(Math.abs(lp - direct.answerLogProbs[i]) < TOL, `${rec.id} letter ${'ABCD'[i]}: recorded ${lp}, traced ${direct.answerLogProbs[i]}`));
+    rec.logProbs.forEach((lp, i) =>
+      assert.ok(Math.abs(lp - direct.answerLogProbs[i]) < TOL, `${rec.id} letter ${'ABCD'[i]}: recorded ${lp}, traced ${direct.answerLogProbs[i]}`),
+    );
   }
 });
 

@@ -9,7 +9,13 @@ import { tempDir } from '../support/models';
 
 /** A sound summary of L layers x E experts with `questions` questions. */
 function summary(questions: number, L = 2, E = 4): Record<string, unknown> {
-  const layer = (l: number) => ({ layer: l, activationCounts: Array(E).fill(1), neverActivated: [], expertAccuracy: Array(E).fill(null), expertAccuracyCount: Array(E).fill(0) });
+  const layer = (l: number) => ({
+    layer: l,
+    activationCounts: Array(E).fill(1),
+    neverActivated: [],
+    expertAccuracy: Array(E).fill(null),
+    expertAccuracyCount: Array(E).fill(0),
+  });
   return {
     version: 1,
     model: { path: '/m', family: 'olmoe', numLayers: L, numExperts: E, topK: 2, demo: true },
@@ -63,7 +69,11 @@ test('summaries are bounded: absurd dimensions, arrays that disagree with them, 
     const s = summary(1);
     spoil(s);
     const dir = run(tempDir('bounds'), name, JSON.stringify(s), 1);
-    assert.throws(() => readSummary(dir), (e: Error) => expected.test(e.message) && e.message.includes(path.join(dir, 'summary.json')), name);
+    assert.throws(
+      () => readSummary(dir),
+      (e: Error) => expected.test(e.message) && e.message.includes(path.join(dir, 'summary.json')),
+      name,
+    );
     await assert.rejects(readSummaryAsync(dir), expected, name);
   }
   assert.throws(() => checkSummary(null, 'f.json'), /^Error: f\.json: not an object$|f\.json: not an object/);
@@ -83,7 +93,10 @@ test('listRuns lists run folders with a manifest, newest first, showing damaged 
   fs.utimesSync(good, 20, 20);
   run(root, 'no-manifest', JSON.stringify(summary(2)), 1);
   const runs = await listRuns(root);
-  assert.deepEqual(runs.map((r) => path.basename(r.dir)), ['good', 'bad']);
+  assert.deepEqual(
+    runs.map((r) => path.basename(r.dir)),
+    ['good', 'bad'],
+  );
   assert.equal(runs[0].summary?.questions, 5);
   assert.ok(runs[0].manifest);
   assert.equal(runs[1].summary, null);

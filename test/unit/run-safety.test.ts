@@ -20,8 +20,27 @@ const cache = tempDir('cache');
 const hashCache = path.join(tempDir('hashes'), 'hashes.json');
 const env = { ...process.env, XDG_CACHE_HOME: path.dirname(hashCache) };
 
-const evalArgs = (out: string, extra: string[] = [], m = model) =>
-  ['eval', '--model', m, '--data', DEMO_CORPUS, '--out', out, '--limit', '3', '--shots', '1', '--batch-size', '2', '--provider', 'cpu', '--cache', cache, '--quiet', ...extra];
+const evalArgs = (out: string, extra: string[] = [], m = model) => [
+  'eval',
+  '--model',
+  m,
+  '--data',
+  DEMO_CORPUS,
+  '--out',
+  out,
+  '--limit',
+  '3',
+  '--shots',
+  '1',
+  '--batch-size',
+  '2',
+  '--provider',
+  'cpu',
+  '--cache',
+  cache,
+  '--quiet',
+  ...extra,
+];
 const runCli = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env, input });
 
 function recordedIds(runDir: string): string[] {
@@ -41,7 +60,10 @@ function deadPid(): number {
 test('the run lock refuses a second holder at once, naming the first', () => {
   const dir = tempDir('lock');
   const first = acquireRunLock(dir);
-  assert.throws(() => acquireRunLock(dir), (e: Error) => e instanceof RunFolderError && e.message.includes(`process ${process.pid} on ${os.hostname()}, started `));
+  assert.throws(
+    () => acquireRunLock(dir),
+    (e: Error) => e instanceof RunFolderError && e.message.includes(`process ${process.pid} on ${os.hostname()}, started `),
+  );
   first.release();
   assert.equal(fs.existsSync(path.join(dir, LOCK)), false, 'released');
   const again = acquireRunLock(dir);
@@ -77,18 +99,27 @@ test('many processes finding the same stale lock at once: exactly one takes it o
      try { acquireRunLock(${JSON.stringify(dir)}); process.stdout.write('won'); setTimeout(() => {}, 1500); }
      catch (e) { process.stdout.write('refused: ' + e.message); }`,
   );
-  const build = spawnSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'), [path.join(REPO_ROOT, 'src', 'eval', 'runLock.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${runLockModule}`, '--log-level=warning'], { encoding: 'utf8' });
+  const build = spawnSync(
+    path.join(REPO_ROOT, 'node_modules', '.bin', 'esbuild'),
+    [path.join(REPO_ROOT, 'src', 'eval', 'runLock.ts'), '--bundle', '--platform=node', '--format=cjs', `--outfile=${runLockModule}`, '--log-level=warning'],
+    { encoding: 'utf8' },
+  );
   assert.equal(build.status, 0, build.stderr);
   const results = await Promise.all(
-    Array.from({ length: 6 }, () => new Promise<string>((resolve) => {
-      const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let out = '';
-      c.stdout.on('data', (d) => (out += d));
-      c.on('exit', () => resolve(out));
-    })),
+    Array.from(
+      { length: 6 },
+      () =>
+        new Promise<string>((resolve) => {
+          const c = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          c.stdout.on('data', (d) => (out += d));
+          c.on('exit', () => resolve(out));
+        }),
+    ),
   );
   assert.equal(results.filter((r) => r === 'won').length, 1, results.join('\n'));
-  for (const r of results.filter((x) => x !== 'won')) assert.match(r, /refused: .*(in use by another evaluation|being locked by another process right now|could not take over a stale lock)/);
+  for (const r of results.filter((x) => x !== 'won'))
+    assert.match(r, /refused: .*(in use by another evaluation|being locked by another process right now|could not take over a stale lock)/);
 });
 
 test('two concurrent writers on one run folder: the second is refused naming the first, the first records each question once', async () => {
@@ -176,9 +207,16 @@ test('a damaged line in the middle of records.jsonl is set aside with its line n
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /set aside damaged record at .*records\.jsonl:3 into records\.rejects\.jsonl \(not valid JSON/);
   assert.match(r.stderr, /records\.jsonl:5 into records\.rejects\.jsonl \(field "questions" is not an array\)/);
-  const rejects = fs.readFileSync(path.join(dir, 'records.rejects.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const rejects = fs
+    .readFileSync(path.join(dir, 'records.rejects.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
   assert.match(r.stderr, /records\.jsonl:7 into records\.rejects\.jsonl \(question no_such_subject\/test\/0 is not one of this run's questions\)/);
-  assert.deepEqual(rejects.map((x) => x.line), [3, 5, 7]);
+  assert.deepEqual(
+    rejects.map((x) => x.line),
+    [3, 5, 7],
+  );
   const ids = recordedIds(dir);
   assert.equal(ids.length, 18);
   assert.equal(new Set(ids).size, 18);
@@ -186,11 +224,20 @@ test('a damaged line in the middle of records.jsonl is set aside with its line n
   assert.ok(!ids.includes('no_such_subject/test/0'));
   const sum = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'summary.json'), 'utf8'));
   assert.equal(sum(dir).accuracy.micro, sum(whole).accuracy.micro);
-  assert.deepEqual(sum(dir).layers.map((l: { activationCounts: number[] }) => l.activationCounts), sum(whole).layers.map((l: { activationCounts: number[] }) => l.activationCounts));
+  assert.deepEqual(
+    sum(dir).layers.map((l: { activationCounts: number[] }) => l.activationCounts),
+    sum(whole).layers.map((l: { activationCounts: number[] }) => l.activationCounts),
+  );
 });
 
 test('numeric options are validated, naming the option', () => {
-  for (const [opt, value] of [['batch-size', 'abc'], ['batch-size', '0'], ['limit', 'abc'], ['limit', '1e3'], ['shots', '1.5']]) {
+  for (const [opt, value] of [
+    ['batch-size', 'abc'],
+    ['batch-size', '0'],
+    ['limit', 'abc'],
+    ['limit', '1e3'],
+    ['shots', '1.5'],
+  ]) {
     const r = runCli(evalArgs(tempDir('run-opt'), [`--${opt}`, value]));
     assert.equal(r.status, 2, `--${opt} ${value}: ${r.stderr}`);
     assert.match(r.stderr, new RegExp(`--${opt} must be an integer from \\d+ to \\d+, not "${value.replace('.', '\\.')}"`));
@@ -239,7 +286,16 @@ test('the fingerprint comparison is generic: any field a later feature adds is c
     format: 'moe-scope.run',
     version: 2,
     createdAt: 'then',
-    model: { path: '/a/model', family: 'olmoe', numLayers: 2, numExperts: 64, topK: 8, configSha256: 'c', demo: true, files: { 'model.safetensors': { size: 1, sha256: 'x' } } },
+    model: {
+      path: '/a/model',
+      family: 'olmoe',
+      numLayers: 2,
+      numExperts: 64,
+      topK: 8,
+      configSha256: 'c',
+      demo: true,
+      files: { 'model.safetensors': { size: 1, sha256: 'x' } },
+    },
     loaded: { dtype: 'float32', executionProvider: 'cpu', device: 'cpu' },
     dataset: { path: '/a/data', split: 'test', fingerprint: 'f' },
     shots: 5,
@@ -254,7 +310,11 @@ test('the fingerprint comparison is generic: any field a later feature adds is c
   assert.deepEqual(manifestMismatch(m, withIntervention), ['interventions (absent vs [{"layer":3,"expert":7,"mode":"ablate"}])']);
   const otherEngine = { ...m, loaded: { ...m.loaded, engine: 'pytorch', dtype: 'bfloat16' } } as RunManifest;
   assert.deepEqual(manifestMismatch(m, otherEngine), ['loaded.dtype ("float32" vs "bfloat16")', 'loaded.engine (absent vs "pytorch")']);
-  const otherGpu = { ...m, loaded: { ...m.loaded, device: 'cuda:1' }, model: { ...m.model, engine: { kind: 'pytorch', device: 'cuda:1', dtype: 'float32' } } } as RunManifest;
+  const otherGpu = {
+    ...m,
+    loaded: { ...m.loaded, device: 'cuda:1' },
+    model: { ...m.model, engine: { kind: 'pytorch', device: 'cuda:1', dtype: 'float32' } },
+  } as RunManifest;
   const gpu0 = { ...m, model: { ...m.model, engine: { kind: 'pytorch', device: 'cuda:0', dtype: 'float32' } } } as RunManifest;
   assert.deepEqual(manifestMismatch(gpu0, otherGpu), [], 'another device of the same kind resumes');
 });

@@ -20,9 +20,17 @@ test('paths, demo notes, provider notes and errors from files are text pieces; o
     providerDecisions: [{ provider: 'cuda', used: false, why: `why ${hostile}` }],
   } as unknown as ModelInfo;
   const pieces = statusTooltip('error', info, `error ${hostile}`);
-  const markdown = pieces.filter((p): p is { markdown: string } => 'markdown' in p).map((p) => p.markdown).join('');
+  const markdown = pieces
+    .filter((p): p is { markdown: string } => 'markdown' in p)
+    .map((p) => p.markdown)
+    .join('');
   const text = pieces.filter((p): p is { text: string } => 'text' in p).map((p) => p.text);
   assert.ok(!markdown.includes('command:') && !markdown.includes('<img') && !markdown.includes('/models/'), markdown);
-  for (const expected of [info.path, info.providerNote, info.demo!.note, info.adapterName, `Not CUDA: why ${hostile}`, `error ${hostile}`]) assert.ok(text.includes(expected!), `${expected} is a text piece`);
-  assert.deepEqual(statusTooltip('ready', null, 'old error').filter((p) => 'text' in p), [], 'no stale error when not in error state');
+  for (const expected of [info.path, info.providerNote, info.demo!.note, info.adapterName, `Not CUDA: why ${hostile}`, `error ${hostile}`])
+    assert.ok(text.includes(expected!), `${expected} is a text piece`);
+  assert.deepEqual(
+    statusTooltip('ready', null, 'old error').filter((p) => 'text' in p),
+    [],
+    'no stale error when not in error state',
+  );
 });

@@ -12,7 +12,6 @@ import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type 
 
 const SPECIALS = ['<|endoftext|>', '<|padding|>'];
 
-
 /** Contents of every CSV file of the given splits, in file-name order. */
 function readSplitTexts(...splits: string[]): string[] {
   const root = mmluDataDir();
@@ -70,7 +69,11 @@ function renderQuestion(row: string[]): string {
  */
 function assertOffsetsTile(tok: MoeTokenizer, text: string, enc: Encoded, label = JSON.stringify(text.slice(0, 50))): void {
   assert.equal(enc.ids.length, enc.tokens.length, `${label}: ids and tokens differ in length`);
-  assert.deepEqual(enc.tokens.map((t) => t.id), enc.ids, `${label}: token ids differ from ids`);
+  assert.deepEqual(
+    enc.tokens.map((t) => t.id),
+    enc.ids,
+    `${label}: token ids differ from ids`,
+  );
   const textTokens = enc.tokens.filter((t) => !(t.special && t.start === t.end));
   let pos = 0;
   let group: typeof textTokens = [];
@@ -82,7 +85,11 @@ function assertOffsetsTile(tok: MoeTokenizer, text: string, enc: Encoded, label 
     const texts = JSON.stringify(group.map((t) => t.text));
     assert.equal(start, pos, `${label}: gap or overlap before ${texts}: starts at ${start}, previous token ended at ${pos}`);
     const decoded = tok.decode(group.map((t) => t.id));
-    assert.equal(decoded, text.slice(start, end), `${label}: ${texts} decode to ${JSON.stringify(decoded)} but cover ${JSON.stringify(text.slice(start, end))}`);
+    assert.equal(
+      decoded,
+      text.slice(start, end),
+      `${label}: ${texts} decode to ${JSON.stringify(decoded)} but cover ${JSON.stringify(text.slice(start, end))}`,
+    );
     if (group.length > 1) {
       for (const t of group) assert.ok(t.text.includes('\uFFFD'), `${label}: ${JSON.stringify(t.text)} shares a range without being a partial character`);
     } else {
@@ -173,7 +180,9 @@ after(() => {
 
 describe('trainByteLevelBpe', () => {
   test('trains the 4096-token demo vocabulary on MMLU dev+val (time reported, not asserted)', (t) => {
-    t.diagnostic(`trained ${demo.stats.vocabSize} tokens (${demo.stats.merges} merges) on ${(demo.stats.corpusBytes / 1e6).toFixed(2)} MB, ${demo.stats.distinctWords} distinct words, in ${demoMs.toFixed(0)} ms`);
+    t.diagnostic(
+      `trained ${demo.stats.vocabSize} tokens (${demo.stats.merges} merges) on ${(demo.stats.corpusBytes / 1e6).toFixed(2)} MB, ${demo.stats.distinctWords} distinct words, in ${demoMs.toFixed(0)} ms`,
+    );
     assert.equal(demo.stats.vocabSize, 4096);
     assert.equal(demo.stats.stoppedBecause, 'vocab-full');
   });
@@ -201,7 +210,11 @@ describe('trainByteLevelBpe', () => {
       ],
     );
     const ids = Object.values(j.model.vocab).sort((a, b) => a - b);
-    assert.deepEqual(ids, Array.from({ length: 4096 }, (_, i) => i), 'vocab ids are exactly 0..4095');
+    assert.deepEqual(
+      ids,
+      Array.from({ length: 4096 }, (_, i) => i),
+      'vocab ids are exactly 0..4095',
+    );
     for (let b = 0; b < 256; b++) assert.ok(BYTE_TO_UNICODE[b]! in j.model.vocab, `byte ${b} missing`);
     // The answer letters are the first four merges.
     assert.deepEqual(j.model.merges.slice(0, 4), ['Ġ A', 'Ġ B', 'Ġ C', 'Ġ D']);
@@ -353,7 +366,10 @@ describe('loadTokenizer on the trained demo tokenizer', () => {
       if (text.includes('\ud800')) {
         // TextEncoder semantics: a lone surrogate is encoded as U+FFFD, and comes back as such.
         assert.equal(tok.decode(enc.ids), 'x\ufffdy');
-        assert.deepEqual(enc.tokens.map((t) => [t.start, t.end]), [[0, 1], ...enc.tokens.slice(1, -1).map(() => [1, 2]), [2, 3]]);
+        assert.deepEqual(
+          enc.tokens.map((t) => [t.start, t.end]),
+          [[0, 1], ...enc.tokens.slice(1, -1).map(() => [1, 2]), [2, 3]],
+        );
         continue;
       }
       assert.equal(tok.decode(enc.ids), text);
@@ -387,7 +403,11 @@ describe('other tokenizer layouts', () => {
   test('a post-processor that adds BOS and EOS: empty ranges at 0 and at the end', () => {
     const template = {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<|padding|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }],
+      single: [
+        { SpecialToken: { id: '<|padding|>', type_id: 0 } },
+        { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: '<|endoftext|>', type_id: 0 } },
+      ],
       pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
       special_tokens: {
         '<|padding|>': { id: '<|padding|>', ids: [1], tokens: ['<|padding|>'] },
@@ -440,7 +460,10 @@ describe('other tokenizer layouts', () => {
     assert.equal(pos, text.length);
     const fl = enc.tokens.filter((x) => x.start === 0);
     assert.ok(fl.length >= 1 && fl.every((x) => x.end >= 1));
-    assert.ok(enc.tokens.some((x) => x.text.includes('fl') || x.text === 'f'), 'the ligature was normalised to f+l');
+    assert.ok(
+      enc.tokens.some((x) => x.text.includes('fl') || x.text === 'f'),
+      'the ligature was normalised to f+l',
+    );
     // "é" written as e + combining acute is one cluster: every token touching it maps to both units.
     const e = text.indexOf('e\u0301');
     for (const x of enc.tokens.filter((y) => y.start <= e && y.end > e)) assert.ok(x.end >= e + 2);
@@ -509,7 +532,7 @@ describe('other tokenizer layouts', () => {
     const merges: string[] = [];
     for (const m of bl.merges) {
       const [a, b] = m.split(' ').map(respell);
-      if (a !== undefined && b !== undefined && (a + b) in vocab) merges.push(`${a} ${b}`);
+      if (a !== undefined && b !== undefined && a + b in vocab) merges.push(`${a} ${b}`);
     }
     const json: Json = {
       version: '1.0',
@@ -518,7 +541,13 @@ describe('other tokenizer layouts', () => {
         { id: 1, content: '<s>', special: true, normalized: false, lstrip: false, rstrip: false, single_word: false },
         { id: 2, content: '</s>', special: true, normalized: false, lstrip: false, rstrip: false, single_word: false },
       ],
-      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          { type: 'Prepend', prepend: '▁' },
+          { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+        ],
+      },
       pre_tokenizer: null,
       post_processor: {
         type: 'TemplateProcessing',
@@ -639,6 +668,9 @@ describe('loadTokenizer errors', () => {
     const base = t.encode('Answer:').ids;
     ['A', 'B', 'C', 'D'].forEach((letter, i) => assert.deepEqual(scoring.letterTokenIds[i], t.encode(`Answer: ${letter}`).ids.slice(base.length)));
     assert.equal(scoring.letterTokenIds[0].length, 1, '" A" was made one token');
-    assert.deepEqual(scoring.letterTokenIds[2].map((id) => t.idToToken(id)), ['Ġ', 'C']);
+    assert.deepEqual(
+      scoring.letterTokenIds[2].map((id) => t.idToToken(id)),
+      ['Ġ', 'C'],
+    );
   });
 });

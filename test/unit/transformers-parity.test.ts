@@ -20,7 +20,18 @@ import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/model
 
 const TOL = 1e-4;
 /** Every variant hf_reference.py writes; the test fails if one is missing. */
-const VARIANTS = ['olmoe', 'olmoe-bf16-sharded', 'mixtral-gqa', 'mixtral-sliding', 'qwen2_moe', 'qwen3_moe', 'qwen3_moe-yarn', 'qwen3_moe-sliding', 'olmoe-linear-legacy', 'qwen3_moe-bf16-sharded'];
+const VARIANTS = [
+  'olmoe',
+  'olmoe-bf16-sharded',
+  'mixtral-gqa',
+  'mixtral-sliding',
+  'qwen2_moe',
+  'qwen3_moe',
+  'qwen3_moe-yarn',
+  'qwen3_moe-sliding',
+  'olmoe-linear-legacy',
+  'qwen3_moe-bf16-sharded',
+];
 
 interface HfReference {
   name: string;
@@ -44,7 +55,17 @@ before(async () => {
   assert.ok(ids.length > 20, 'the sample question is long enough for the sliding window to matter');
   execFileSync(
     python,
-    [path.join(REPO_ROOT, 'test', 'support', 'hf_reference.py'), '--out', root, '--vocab', String(vocab), '--ids', JSON.stringify(ids), '--tokenizer-dir', tokDir],
+    [
+      path.join(REPO_ROOT, 'test', 'support', 'hf_reference.py'),
+      '--out',
+      root,
+      '--vocab',
+      String(vocab),
+      '--ids',
+      JSON.stringify(ids),
+      '--tokenizer-dir',
+      tokDir,
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } },
   );
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(root, 'variants.json'), 'utf8')), VARIANTS);
@@ -89,14 +110,16 @@ for (const name of VARIANTS) {
         }
       }
     }
-    t.diagnostic(`${name}: max |logit diff| ${maxLogit.toExponential(2)}, max |router prob diff| ${maxProb.toExponential(2)}, top-k differences ${topkDiffs} over ${L * T} (layer, token) places`);
+    t.diagnostic(
+      `${name}: max |logit diff| ${maxLogit.toExponential(2)}, max |router prob diff| ${maxProb.toExponential(2)}, top-k differences ${topkDiffs} over ${L * T} (layer, token) places`,
+    );
     assert.ok(maxLogit < TOL, `${name}: last-position logits differ from transformers ${ref.transformers} by ${maxLogit}`);
     assert.ok(maxProb < TOL, `${name}: router probabilities differ from transformers ${ref.transformers} by ${maxProb}`);
     assert.equal(topkDiffs, 0, `${name}: top-${K} expert sets differ from transformers' at ${topkDiffs} (layer, token) places`);
   });
 }
 
-test("a Mixtral checkpoint with rope_parameters uses its theta (1e6), not 10000", () => {
+test('a Mixtral checkpoint with rope_parameters uses its theta (1e6), not 10000', () => {
   const dir = path.join(root, 'mixtral-gqa');
   const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(config.rope_theta, undefined, 'transformers 5 writes no top-level rope_theta');
@@ -168,7 +191,11 @@ test('the RoPE variants above were read as what they are', () => {
 });
 
 test('Qwen3-MoE dense layers (decoder_sparse_step, mlp_only_layers) are refused by name', async () => {
-  assert.equal(Checkpoint.open(path.join(root, 'qwen3_moe-sliding')).arch.slidingWindow, 9, 'use_sliding_window is honoured (checked against transformers above)');
+  assert.equal(
+    Checkpoint.open(path.join(root, 'qwen3_moe-sliding')).arch.slidingWindow,
+    9,
+    'use_sliding_window is honoured (checked against transformers above)',
+  );
   assert.match(await loadError(variantWith('qwen3_moe', (c) => void (c.decoder_sparse_step = 2))), /"decoder_sparse_step": 2/);
   assert.match(await loadError(variantWith('qwen3_moe', (c) => void (c.mlp_only_layers = [0]))), /"mlp_only_layers": \[0\]/);
 });
@@ -176,7 +203,10 @@ test('Qwen3-MoE dense layers (decoder_sparse_step, mlp_only_layers) are refused 
 test('the top-level and rope_parameters theta must agree', () => {
   const dir = variantWith('mixtral-gqa', (c) => void (c.rope_theta = 10000));
   try {
-    assert.throws(() => Checkpoint.open(dir), (e: Error) => e instanceof CheckpointError && /rope_theta.*10000.*rope_parameters\.rope_theta.*1000000/.test(e.message));
+    assert.throws(
+      () => Checkpoint.open(dir),
+      (e: Error) => e instanceof CheckpointError && /rope_theta.*10000.*rope_parameters\.rope_theta.*1000000/.test(e.message),
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

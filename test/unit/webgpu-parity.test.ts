@@ -34,7 +34,13 @@ const TOL: Record<ComputeDType, { prob: number; logitAbs: number; logitRel: numb
 // Fewer tokens than the CPU parity test: lavapipe runs the dense experts on 2 CPU cores.
 const TEXT = SAMPLE_QUESTION.slice(0, 160);
 
-async function trace(dir: string, executionProvider: 'cpu' | 'webgpu', dtype?: ComputeDType, experts?: ExpertFormulation, ids?: number[]): Promise<TraceResult> {
+async function trace(
+  dir: string,
+  executionProvider: 'cpu' | 'webgpu',
+  dtype?: ComputeDType,
+  experts?: ExpertFormulation,
+  ids?: number[],
+): Promise<TraceResult> {
   const engine = new Engine();
   try {
     const info = await engine.load(dir, { executionProvider, cacheDir: tempDir('cache'), webgpuDType: dtype, webgpuExperts: experts });
@@ -94,7 +100,17 @@ function compare(cpu: TraceResult, gpu: TraceResult, tol: (typeof TOL)['float32'
     maxLogit = Math.max(maxLogit, d);
     worstLogitExcess = Math.max(worstLogitExcess, d - (tol.logitAbs + tol.logitRel * Math.abs(a)));
   }
-  return { maxProb, maxLogit, logitsCompared: flips === 0, worstLogitExcess: flips ? -1 : worstLogitExcess, nearTies, topkDiffs, downstream, decisions: L * T, firstFlipToken: reachFrom };
+  return {
+    maxProb,
+    maxLogit,
+    logitsCompared: flips === 0,
+    worstLogitExcess: flips ? -1 : worstLogitExcess,
+    nearTies,
+    topkDiffs,
+    downstream,
+    decisions: L * T,
+    firstFlipToken: reachFrom,
+  };
 }
 
 const families: { family: DemoFamily; name: string }[] = [
@@ -110,15 +126,23 @@ for (const { family, name } of families) {
     const dir = makeModel({ family });
     const cpu = await trace(dir, 'cpu');
     // Both expert formulations in float32; float16 for the default one (what users get).
-    const runs: [ComputeDType, ExpertFormulation][] = [['float32', 'dense-gated'], ['float32', 'grouped']];
+    const runs: [ComputeDType, ExpertFormulation][] = [
+      ['float32', 'dense-gated'],
+      ['float32', 'grouped'],
+    ];
     if (adapter.shaderF16) runs.push(['float16', WEBGPU_DEFAULT_EXPERTS]);
     for (const [dtype, experts] of runs) {
       const gpu = await trace(dir, 'webgpu', dtype, experts);
       const tol = TOL[dtype];
       const d = compare(cpu, gpu, tol);
-      t.diagnostic(`${family} ${dtype} ${experts} on ${adapter.name}: max |dp| ${d.maxProb.toExponential(2)}, max |dlogit| ${d.maxLogit.toExponential(2)}, near-ties ${d.nearTies} of ${d.decisions} top-k decisions, ${d.downstream} cells downstream of a near-tie flip not compared${d.logitsCompared ? '' : ' (logits not compared)'}, other top-k differences ${d.topkDiffs}`);
+      t.diagnostic(
+        `${family} ${dtype} ${experts} on ${adapter.name}: max |dp| ${d.maxProb.toExponential(2)}, max |dlogit| ${d.maxLogit.toExponential(2)}, near-ties ${d.nearTies} of ${d.decisions} top-k decisions, ${d.downstream} cells downstream of a near-tie flip not compared${d.logitsCompared ? '' : ' (logits not compared)'}, other top-k differences ${d.topkDiffs}`,
+      );
       assert.ok(d.maxProb < tol.prob, `${dtype} ${experts}: router probabilities differ by ${d.maxProb} (tolerance ${tol.prob})`);
-      assert.ok(d.worstLogitExcess <= 0, `${dtype} ${experts}: last-position logits differ by up to ${d.maxLogit} (tolerance ${tol.logitAbs} + ${tol.logitRel} x |logit|)`);
+      assert.ok(
+        d.worstLogitExcess <= 0,
+        `${dtype} ${experts}: last-position logits differ by up to ${d.maxLogit} (tolerance ${tol.logitAbs} + ${tol.logitRel} x |logit|)`,
+      );
       assert.equal(d.topkDiffs, 0, `${dtype} ${experts}: top-k expert sets differ beyond near-ties`);
       if (dtype === 'float32') assert.equal(d.nearTies, 0, `float32 ${experts}: top-k sets differ`);
       if (!d.logitsCompared) {
@@ -135,7 +159,9 @@ for (const { family, name } of families) {
               end = start + Math.min(end - start - 1, p.firstFlipToken);
               continue;
             }
-            t.diagnostic(`${family} ${dtype} ${experts}: logits on tokens ${start}..${end - 1} (no flip): max |dlogit| ${p.maxLogit.toExponential(2)}, max |dp| ${p.maxProb.toExponential(2)}`);
+            t.diagnostic(
+              `${family} ${dtype} ${experts}: logits on tokens ${start}..${end - 1} (no flip): max |dlogit| ${p.maxLogit.toExponential(2)}, max |dp| ${p.maxProb.toExponential(2)}`,
+            );
             assert.ok(p.worstLogitExcess <= 0, `${dtype} ${experts}: logits without a routing flip differ by up to ${p.maxLogit}`);
             checked = true;
           }

@@ -73,7 +73,8 @@ test('WebGPU asked for by name on a GPU too small for the model: a clear provide
   try {
     await assert.rejects(
       engine.load(dir, { executionProvider: 'webgpu', cacheDir: tempDir('cache') }),
-      (e: Error) => e instanceof EngineFailure && e.code === 'provider-unavailable' && /needs about .* and .* has 1 MiB/.test(e.message) && /"cpu"/.test(e.message),
+      (e: Error) =>
+        e instanceof EngineFailure && e.code === 'provider-unavailable' && /needs about .* and .* has 1 MiB/.test(e.message) && /"cpu"/.test(e.message),
     );
   } finally {
     delete process.env.MOE_SCOPE_GPU_MEMORY_BYTES;
@@ -87,7 +88,10 @@ test('moe-scope doctor --json: provider, adapter, dtype and cpuOpTypes', async (
   const dir = makeModel({ family: 'olmoe' });
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCommand('doctor', ['--model', dir, '--provider', 'webgpu', '--cache', tempDir('cache'), '--json'], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  const code = await runCommand('doctor', ['--model', dir, '--provider', 'webgpu', '--cache', tempDir('cache'), '--json'], {
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+  });
   assert.equal(code, 0, err.join('\n'));
   const r = JSON.parse(out.join('\n')) as InferenceEnvironmentReport;
   assert.equal(r.engine, 'onnxruntime');
@@ -95,12 +99,18 @@ test('moe-scope doctor --json: provider, adapter, dtype and cpuOpTypes', async (
   assert.equal(r.adapter?.name, adapter.name);
   assert.equal(r.dtype, adapter.shaderF16 ? 'float16' : 'float32');
   assert.equal(r.expertFormulation, 'dense-gated');
-  assert.deepEqual(r.decisions.map((d) => [d.provider, d.used]), [['webgpu', true]]);
+  assert.deepEqual(
+    r.decisions.map((d) => [d.provider, d.used]),
+    [['webgpu', true]],
+  );
   assert.ok((r.nodesByProvider.WebGpuExecutionProvider ?? 0) > 100);
   for (const op of ['MoE', 'MatMul', 'Gemm', 'Softmax', 'TopK']) assert.equal(r.cpuOpTypes[op], undefined, `${op} on the CPU`);
 
   const cpuOut: string[] = [];
-  assert.equal(await runCommand('doctor', ['--model', dir, '--provider', 'cpu', '--cache', tempDir('cache'), '--json'], { out: (s) => cpuOut.push(s), err: () => {} }), 0);
+  assert.equal(
+    await runCommand('doctor', ['--model', dir, '--provider', 'cpu', '--cache', tempDir('cache'), '--json'], { out: (s) => cpuOut.push(s), err: () => {} }),
+    0,
+  );
   const c = JSON.parse(cpuOut.join('\n')) as InferenceEnvironmentReport;
   assert.equal(c.provider, 'cpu');
   assert.equal(c.expertFormulation, 'moe-op');
@@ -113,7 +123,11 @@ test('moe-scope doctor --engine auto: the engine choice and its reason (PyTorch 
   const dir = makeModel({ family: 'mixtral' });
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCommand('doctor', ['--model', dir, '--engine', 'auto', '--python', python, '--provider', 'cpu', '--cache', tempDir('cache'), '--json'], { out: (s) => out.push(s), err: (s) => err.push(s) });
+  const code = await runCommand(
+    'doctor',
+    ['--model', dir, '--engine', 'auto', '--python', python, '--provider', 'cpu', '--cache', tempDir('cache'), '--json'],
+    { out: (s) => out.push(s), err: (s) => err.push(s) },
+  );
   assert.equal(code, 0, err.join('\n'));
   const r = JSON.parse(out.join('\n')) as InferenceEnvironmentReport;
   assert.ok(r.python, 'the PyTorch check is in the report');

@@ -30,7 +30,10 @@ test('heatmap view: empty until data arrives; trace source shows the heatmap and
   const perLayer = neverActivatedPerLayer(trace);
   assert.equal(host.querySelector('[data-testid="never-activated-total"]')!.textContent, String(perLayer.reduce((a, b) => a + b, 0)));
   assert.equal(host.querySelectorAll('[data-testid="never-activated-layer"]').length, 16);
-  assert.equal(host.querySelectorAll('rect.cell[data-never="true"]').length, perLayer.reduce((a, b) => a + b, 0));
+  assert.equal(
+    host.querySelectorAll('rect.cell[data-never="true"]').length,
+    perLayer.reduce((a, b) => a + b, 0),
+  );
 });
 
 test('heatmap view: switching to run posts select-source; clicking an expert shows accuracy, count, top subjects and the definition', () => {
@@ -49,7 +52,10 @@ test('heatmap view: switching to run posts select-source; clicking an expert sho
   assert.ok(d);
   const acc = summary.layers[layer]!.expertAccuracy[expert]!;
   assert.match(d.querySelector('[data-testid="expert-accuracy"]')!.textContent!, new RegExp(`${(acc * 100).toFixed(1)}%`));
-  assert.match(d.querySelector('[data-testid="expert-accuracy-count"]')!.textContent!, new RegExp(`^${summary.layers[layer]!.expertAccuracyCount[expert]} questions`));
+  assert.match(
+    d.querySelector('[data-testid="expert-accuracy-count"]')!.textContent!,
+    new RegExp(`^${summary.layers[layer]!.expertAccuracyCount[expert]} questions`),
+  );
   assert.equal(d.querySelectorAll('[data-testid="expert-top-subjects"] li').length, 3);
   assert.match(d.querySelector('[data-testid="expert-accuracy-definition"]')!.textContent!, /answer position/);
   // host switches back

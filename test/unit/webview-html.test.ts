@@ -41,7 +41,13 @@ test('buildWebviewHtml: no remote http(s) URLs besides the webview resource orig
   const html = buildWebviewHtml(parts);
   const urls = html.match(/https?:\/\/[^\s"';]+/g) ?? [];
   for (const u of urls) assert.ok(u.startsWith(parts.cspSource), `unexpected URL ${u}`);
-  const local = buildWebviewHtml({ ...parts, cspSource: 'vscode-webview://x', mainScriptUri: 'vscode-webview://x/m.js', elementsScriptUri: 'vscode-webview://x/e.js', codiconsCssUri: 'vscode-webview://x/c.css' });
+  const local = buildWebviewHtml({
+    ...parts,
+    cspSource: 'vscode-webview://x',
+    mainScriptUri: 'vscode-webview://x/m.js',
+    elementsScriptUri: 'vscode-webview://x/e.js',
+    codiconsCssUri: 'vscode-webview://x/c.css',
+  });
   assert.equal((local.match(/https?:\/\//g) ?? []).length, 0);
 });
 
@@ -58,7 +64,10 @@ test('makeNonce: fresh, long, alphanumeric; bad nonces rejected', () => {
 test('renderWebviewHtml: uses asWebviewUri for dist resources and a new nonce each call', async () => {
   const { renderWebviewHtml } = await import('../../src/host/webviewHtml');
   class FakeUri {
-    constructor(readonly scheme: string, readonly path: string) {}
+    constructor(
+      readonly scheme: string,
+      readonly path: string,
+    ) {}
     with(c: { path?: string }) {
       return new FakeUri(this.scheme, c.path ?? this.path);
     }

@@ -37,7 +37,8 @@ const analysis = syntheticWeightAnalysis({ numLayers: L, numExperts: E, dim: 24 
 
 function heatValues(host: Element): Map<string, number> {
   const out = new Map<string, number>();
-  for (const c of Array.from(host.querySelectorAll('[data-testid="similarity-heatmap"] rect.cell[data-a]'))) out.set(`${c.getAttribute('data-a')},${c.getAttribute('data-b')}`, num(c, 'data-value'));
+  for (const c of Array.from(host.querySelectorAll('[data-testid="similarity-heatmap"] rect.cell[data-a]')))
+    out.set(`${c.getAttribute('data-a')},${c.getAttribute('data-b')}`, num(c, 'data-value'));
   return out;
 }
 
@@ -70,7 +71,13 @@ test('structure view: layer and matrix selectors switch the heatmap; clicking a 
   assert.equal(vals.get('2,9'), analysis.layers[3]!.router[2 * E + 9]);
   assert.equal(host.querySelector('[data-testid="similarity-heatmap"]')!.getAttribute('data-layer'), '3');
   assert.match(host.querySelector('[data-testid="matrix-definition"]')!.textContent!, /router/);
-  for (const [key, field] of [['neuronRowMean', 'neuronRowMean'], ['neuronColMean', 'neuronColMean'], ['gate', 'gate'], ['up', 'up'], ['down', 'down']] as const) {
+  for (const [key, field] of [
+    ['neuronRowMean', 'neuronRowMean'],
+    ['neuronColMean', 'neuronColMean'],
+    ['gate', 'gate'],
+    ['up', 'up'],
+    ['down', 'down'],
+  ] as const) {
     choose(host, 'structure-matrix', key);
     vals = heatValues(host);
     assert.equal(vals.get('1,4'), analysis.layers[3]![field][1 * E + 4], key);
@@ -103,7 +110,10 @@ test('structure view: depth curves have one point per layer per series with the 
   }
   assert.equal(depth.querySelectorAll('[data-testid="depth-legend"] .legend-item').length, 5);
   const r2 = Array.from(host.querySelectorAll('[data-testid="r2-by-depth"] [data-testid="depth-point"]'));
-  assert.deepEqual(r2.map((p) => num(p, 'data-value')), analysis.layers.map((l) => l.routerVsExpertR2));
+  assert.deepEqual(
+    r2.map((p) => num(p, 'data-value')),
+    analysis.layers.map((l) => l.routerVsExpertR2),
+  );
   const sc = host.querySelector('[data-testid="router-scatter"]')!;
   assert.equal(sc.querySelectorAll('[data-testid="pair-point"]').length, (E * (E - 1)) / 2);
   assert.match(sc.querySelector('[data-testid="scatter-r2"]')!.textContent!, new RegExp(`R² = ${analysis.layers[0]!.routerVsExpertR2.toFixed(3)}`));
@@ -112,12 +122,23 @@ test('structure view: depth curves have one point per layer per series with the 
   assert.ok(Math.abs(num(sc.querySelector('[data-testid="fit-line"]')!, 'data-slope') - fit.slope) < 1e-9);
   assert.ok(Math.abs(num(sc.querySelector('[data-testid="fit-line"]')!, 'data-intercept') - fit.intercept) < 1e-9);
   // hover in the matrix rings the same pair in the scatter
-  host.querySelector('[data-testid="similarity-heatmap"] rect.cell[data-a="4"][data-b="1"]')!.dispatchEvent(new env.window.Event('mousemove', { bubbles: true }));
+  host
+    .querySelector('[data-testid="similarity-heatmap"] rect.cell[data-a="4"][data-b="1"]')!
+    .dispatchEvent(new env.window.Event('mousemove', { bubbles: true }));
   assert.match(host.querySelector('[data-testid="similarity-hover"]')!.textContent!, /layer 0, expert 4 × expert 1: /);
   assert.equal(sc.querySelector('circle.pair-ring')!.getAttribute('visibility'), 'visible');
   // every measure is defined on the page
   const defs = host.querySelector('[data-testid="structure-definitions"]')!.textContent!;
-  for (const re of [/cos\(a, b\) = a·b/, /flattened/, /row-mean vector/, /column-mean/, /Ordinary least squares/, /R² = 1 − SS_res \/ SS_tot/, /1 by definition/]) assert.match(defs, re);
+  for (const re of [
+    /cos\(a, b\) = a·b/,
+    /flattened/,
+    /row-mean vector/,
+    /column-mean/,
+    /Ordinary least squares/,
+    /R² = 1 − SS_res \/ SS_tot/,
+    /1 by definition/,
+  ])
+    assert.match(defs, re);
 });
 
 test('structure view: exports post the matrix as CSV and JSON, named by layer and matrix', () => {
@@ -275,7 +296,10 @@ test('trace view: with expertOutputs, norm vs score draws the hand-checkable cou
   const share = nvs.querySelector('[data-testid="norm-share-by-layer"]')!;
   assert.equal(num(share.querySelector('[data-series="top1"][data-testid="depth-point"]')!, 'data-value'), HAND_EXPERT_OUTPUTS.top);
   assert.equal(num(share.querySelector('[data-series="topk"][data-testid="depth-point"]')!, 'data-value'), HAND_EXPERT_OUTPUTS.inTopK);
-  assert.deepEqual(Array.from(share.querySelectorAll('[data-testid="depth-ref"]'), (r) => num(r, 'data-value')), [1 / 4, 2 / 4]);
+  assert.deepEqual(
+    Array.from(share.querySelectorAll('[data-testid="depth-ref"]'), (r) => num(r, 'data-value')),
+    [1 / 4, 2 / 4],
+  );
   assert.match(nvs.querySelector('[data-testid="rank-pair-title"]')!.textContent!, /66\.7% of tokens \(chance 25\.0%\).*100\.0% \(chance 50\.0%\)/);
   assert.match(nvs.querySelector('[data-testid="norm-vs-score-definition"]')!.textContent!, /UNWEIGHTED|unweighted/);
   // diversity: the mean of the three tokens' values, one layer, marked as the last
@@ -295,7 +319,10 @@ test('trace view: diversity by depth marks the last of 16 layers; layer choice m
   v.handle({ type: 'trace', payload: p });
   const div = host.querySelector('[data-testid="diversity-by-depth"]')!;
   assert.equal(div.querySelectorAll('[data-testid="depth-point"]').length, 16);
-  assert.deepEqual(Array.from(div.querySelectorAll('[data-last="true"]'), (e) => e.getAttribute('data-layer')), ['15']);
+  assert.deepEqual(
+    Array.from(div.querySelectorAll('[data-last="true"]'), (e) => e.getAttribute('data-layer')),
+    ['15'],
+  );
   assert.match(div.querySelector('[data-testid="last-layer-mark"]')!.textContent!, /last layer \(L15\)/);
   const nvs = host.querySelector('[data-testid="norm-vs-score"]')!;
   assert.equal(nvs.querySelectorAll('[data-testid="rank-pair-cell"]').length, 64, 'top 8 x 8 by default');
@@ -329,7 +356,10 @@ test('trace view: the all-experts results survive a reload (derived numbers in t
   createTraceView(host2, fakeApi<TraceViewState>(api.state));
   assert.equal(host2.querySelector('[data-testid="analyze-experts"]'), null);
   assert.equal(host2.querySelector('[data-testid="rank-pair-heatmap"]')!.getAttribute('data-layer'), '5');
-  assert.deepEqual(Array.from(host2.querySelectorAll('[data-testid="rank-pair-cell"]'), (c) => c.getAttribute('data-count')), before);
+  assert.deepEqual(
+    Array.from(host2.querySelectorAll('[data-testid="rank-pair-cell"]'), (c) => c.getAttribute('data-count')),
+    before,
+  );
   assert.equal(host2.querySelectorAll('[data-testid="diversity-by-depth"] [data-testid="depth-point"]').length, 16);
   // a new ordinary trace replaces them with the button again
   const host3 = mount();

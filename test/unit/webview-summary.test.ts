@@ -35,7 +35,10 @@ test('summary view: charts, never-activated per layer, token scope and every def
   assert.ok(host.querySelector('[data-testid="heatmap"]'));
   assert.equal(host.querySelectorAll('rect.cell[data-never="true"]').length, s.neverActivatedTotal);
   const perLayer = Array.from(host.querySelectorAll('[data-testid="never-activated-layer"]'), (li) => li.textContent);
-  assert.deepEqual(perLayer, s.layers.map((l) => `L${l.layer}: ${l.neverActivated.length}`));
+  assert.deepEqual(
+    perLayer,
+    s.layers.map((l) => `L${l.layer}: ${l.neverActivated.length}`),
+  );
   assert.equal(host.querySelectorAll('[data-testid="never-bar"]').length, 16);
   assert.equal(host.querySelectorAll('[data-testid="entropy-layer"]').length, 16);
   assert.ok(host.querySelector('[data-testid="entropy-by-layer"] [data-testid="uniform-line"]'));

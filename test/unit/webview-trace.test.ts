@@ -115,7 +115,10 @@ test('trace view: hover posts hover-token once per change; host highlight-token 
   const tok = host.querySelectorAll('[data-testid="token"]')[7]!;
   tok.dispatchEvent(new env.window.Event('mouseover', { bubbles: true }));
   tok.dispatchEvent(new env.window.Event('mouseover', { bubbles: true }));
-  assert.deepEqual(api.posted.filter((m) => (m as { type: string }).type === 'hover-token'), [{ type: 'hover-token', index: 7 }]);
+  assert.deepEqual(
+    api.posted.filter((m) => (m as { type: string }).type === 'hover-token'),
+    [{ type: 'hover-token', index: 7 }],
+  );
   v.handle({ type: 'highlight-token', index: 4 });
   assert.equal(host.querySelector('.rm-token.is-highlighted')!.getAttribute('data-index'), '4');
   const canvas = host.querySelector('[data-testid="routing-grid"]')!;
@@ -195,7 +198,21 @@ test('trace view: the answer caption states how the letters were scored', () => 
     const host = mount();
     const v = createTraceView(host, fakeApi<TraceViewState>());
     const p = syntheticTrace({ requestId: 1, numTokens: 20 });
-    p.result.model = { ...p.result.model, answerScoring: { method, letterTokenIds: method === 'continuation' ? [[5, 6], [5, 7], [5, 8], [5, 9]] : [[6], [7], [8], [9]] } };
+    p.result.model = {
+      ...p.result.model,
+      answerScoring: {
+        method,
+        letterTokenIds:
+          method === 'continuation'
+            ? [
+                [5, 6],
+                [5, 7],
+                [5, 8],
+                [5, 9],
+              ]
+            : [[6], [7], [8], [9]],
+      },
+    };
     v.handle({ type: 'trace', payload: p });
     const caption = host.querySelector('[data-testid="answer-caption"]')!;
     assert.equal(caption.getAttribute('data-scoring'), method);

@@ -49,7 +49,12 @@ test('trace view renders hostile question and token text as text', () => {
 test('heatmap view renders hostile labels and subjects as text', () => {
   const host = mount();
   const v = createHeatmapView(host, fakeApi<HeatmapViewState>());
-  const s = syntheticSummary({ subjects: [[XSS_SCRIPT, XSS_IMG], [XSS_IMG, null]] });
+  const s = syntheticSummary({
+    subjects: [
+      [XSS_SCRIPT, XSS_IMG],
+      [XSS_IMG, null],
+    ],
+  });
   const run = heatmapFromSummary(s, XSS);
   v.handle({ type: 'heatmap', trace: null, run });
   assertNoInjectedElements(host);
@@ -63,7 +68,13 @@ test('heatmap view renders hostile labels and subjects as text', () => {
 test('summary view renders hostile subjects, categories, paths and definitions as text', () => {
   const host = mount();
   const v = createSummaryView(host, fakeApi<SummaryViewState>());
-  const s = syntheticSummary({ subjects: [[XSS_SCRIPT, XSS_IMG], [XSS_IMG, 'STEM'], ['ok', null]] });
+  const s = syntheticSummary({
+    subjects: [
+      [XSS_SCRIPT, XSS_IMG],
+      [XSS_IMG, 'STEM'],
+      ['ok', null],
+    ],
+  });
   s.definitions = { ...s.definitions, [XSS_IMG]: XSS };
   s.dataset.path = XSS;
   s.tokenScopeDefinition = XSS_SCRIPT;

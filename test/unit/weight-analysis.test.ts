@@ -113,7 +113,9 @@ const MATS = ['gate', 'up', 'down'] as const;
 // The independent computation: whole vectors from Checkpoint.readExpert, textbook formulas, plain loops.
 
 function cosPlain(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
+  let dot = 0,
+    na = 0,
+    nb = 0;
   for (let i = 0; i < a.length; i++) {
     dot += a[i] * b[i];
     na += a[i] * a[i];
@@ -159,10 +161,11 @@ function referenceLayer(dir: string, layer: number) {
   // R^2 from the fitted line's residuals (not from the correlation the module uses).
   const xs: number[] = [];
   const ys: number[] = [];
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
-    xs.push(cos.all[i * n + j]);
-    ys.push(cos.router[i * n + j]);
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) {
+      xs.push(cos.all[i * n + j]);
+      ys.push(cos.router[i * n + j]);
+    }
   const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
   const my = ys.reduce((a, b) => a + b, 0) / ys.length;
   const slope = xs.reduce((a, x, k) => a + (x - mx) * (ys[k] - my), 0) / xs.reduce((a, x) => a + (x - mx) ** 2, 0);
@@ -175,7 +178,14 @@ function referenceLayer(dir: string, layer: number) {
     return s / (n * (n - 1));
   };
   const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((a, x) => a + x * x, 0));
-  return { cos, r2: 1 - ssRes / ssTot, slope, intercept, offMean, norms: { gate: ex.map((x) => norm(x.gate)), up: ex.map((x) => norm(x.up)), down: ex.map((x) => norm(x.down)), router: rows.map(norm) } };
+  return {
+    cos,
+    r2: 1 - ssRes / ssTot,
+    slope,
+    intercept,
+    offMean,
+    norms: { gate: ex.map((x) => norm(x.gate)), up: ex.map((x) => norm(x.up)), down: ex.map((x) => norm(x.down)), router: rows.map(norm) },
+  };
 }
 
 function close(actual: number[], expected: number[], tol: number, what: string): void {
@@ -203,7 +213,12 @@ function assertMatchesReference(got: LayerWeightAnalysis, dir: string, tol = 1e-
   const n = Math.round(Math.sqrt(got.all.length));
   assert.equal(got.routerVsExpertFit.pairs, (n * (n - 1)) / 2);
   for (const k of ['gate', 'up', 'down', 'all', 'router'] as const) close([got.meanOffDiagonal[k]], [ref.offMean(ref.cos[k])], tol, `${L} mean ${k}`);
-  close([got.meanOffDiagonal.neuronRowMean, got.meanOffDiagonal.neuronColMean], [ref.offMean(ref.cos.neuronRowMean), ref.offMean(ref.cos.neuronColMean)], tol, `${L} mean neuron`);
+  close(
+    [got.meanOffDiagonal.neuronRowMean, got.meanOffDiagonal.neuronColMean],
+    [ref.offMean(ref.cos.neuronRowMean), ref.offMean(ref.cos.neuronColMean)],
+    tol,
+    `${L} mean neuron`,
+  );
   for (const k of ['gate', 'up', 'down', 'router'] as const) close(got.norms[k], ref.norms[k], 1e-6 * Math.max(...ref.norms[k]), `${L} norms ${k}`);
 }
 
@@ -238,7 +253,8 @@ const planted = readAll(olmoeBase);
     // 9 := 9 minus its projection on 8 (Gram-Schmidt), per matrix.
     const a = get(8, m);
     const b = get(9, m);
-    let ab = 0, aa = 0;
+    let ab = 0,
+      aa = 0;
     for (let i = 0; i < a.length; i++) {
       ab += a[i] * b[i];
       aa += a[i] * a[i];
@@ -257,7 +273,7 @@ const planted = readAll(olmoeBase);
     for (let e = 0; e < E; e++) planted.get(expertName(1, e, m))!.data.forEach((_, i, arr) => (arr[i] = C[e][i % K] * signs[i]));
   }
   const rsigns = Array.from({ length: H }, () => (rng.uniform() < 0.5 ? -1 : 1));
-  planted.get(routerName(1))!.data.forEach((_, i, arr) => (arr[i] = C[Math.floor(i / H)][i % H % K] * rsigns[i % H]));
+  planted.get(routerName(1))!.data.forEach((_, i, arr) => (arr[i] = C[Math.floor(i / H)][(i % H) % K] * rsigns[i % H]));
 }
 const plantedDir = writeModel(olmoeBase, planted);
 const plantedResult = analyzeCheckpointWeights(Checkpoint.open(plantedDir));
@@ -323,13 +339,24 @@ test('every field matches a plain full-vector computation (OLMoE, planted and ra
   const random = await analyzeCheckpointWeights(Checkpoint.open(olmoeBase));
   for (const l of random.layers) assertMatchesReference(l, olmoeBase);
   assert.deepEqual(res.byDepth.layer, [0, 1]);
-  assert.deepEqual(res.byDepth.all, res.layers.map((l) => l.meanOffDiagonal.all));
-  assert.deepEqual(res.byDepth.routerVsExpertR2, res.layers.map((l) => l.routerVsExpertR2));
+  assert.deepEqual(
+    res.byDepth.all,
+    res.layers.map((l) => l.meanOffDiagonal.all),
+  );
+  assert.deepEqual(
+    res.byDepth.routerVsExpertR2,
+    res.layers.map((l) => l.routerVsExpertR2),
+  );
 });
 
 test('Mixtral names (w1/w3/w2, block_sparse_moe) and an expert count that is not a multiple of 4', async () => {
   const dir = makeModel(
-    { family: 'mixtral', vocabSize: 300, seed: 'weight-analysis-mixtral', overrides: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, experts: 6, topK: 2, intermediate: 12 } },
+    {
+      family: 'mixtral',
+      vocabSize: 300,
+      seed: 'weight-analysis-mixtral',
+      overrides: { hidden: 16, layers: 2, heads: 4, kvHeads: 2, experts: 6, topK: 2, intermediate: 12 },
+    },
     scratch('wa-mixtral'),
   );
   const res = await analyzeCheckpointWeights(Checkpoint.open(dir), undefined, undefined, undefined, { chunkElements: 50 });
@@ -397,14 +424,22 @@ test('worker threads give the same numbers as the calling thread (F32, BF16, F16
     for (const l of single.layers) assertMatchesReference(l, dir);
     if (what === 'f32') assertSameLayers(single, whole, 0, 'threads 1 vs default');
     // These matrices fit in one tile, so some threads get no work and must contribute nothing.
-    for (const [threads, chunkElements] of [[2, N], [3, 77]]) {
+    for (const [threads, chunkElements] of [
+      [2, N],
+      [3, 77],
+    ]) {
       const r = await analyzeCheckpointWeights(ck, undefined, undefined, undefined, { threads, chunkElements });
       assertSameLayers(r, single, 1e-12, `${what}, ${threads} threads, chunk ${chunkElements}`);
     }
   }
   // Larger matrices so that chunks really span several tiles per thread: gate [64, 200] = 12800 values.
   const wide = makeModel(
-    { family: 'olmoe', vocabSize: 300, seed: 'weight-analysis-wide', overrides: { hidden: 200, layers: 1, heads: 2, kvHeads: 2, experts: 6, topK: 2, intermediate: 64 } },
+    {
+      family: 'olmoe',
+      vocabSize: 300,
+      seed: 'weight-analysis-wide',
+      overrides: { hidden: 200, layers: 1, heads: 2, kvHeads: 2, experts: 6, topK: 2, intermediate: 64 },
+    },
     scratch('wa-wide'),
   );
   const ck = Checkpoint.open(wide);
@@ -421,11 +456,17 @@ test('worker threads give the same numbers as the calling thread (F32, BF16, F16
 test('layer subsets, bad layer numbers, progress and cancellation', async () => {
   const ck = Checkpoint.open(plantedDir);
   const only1 = await analyzeCheckpointWeights(ck, [1, 1]);
-  assert.deepEqual(only1.layers.map((l) => l.layer), [1]);
+  assert.deepEqual(
+    only1.layers.map((l) => l.layer),
+    [1],
+  );
   assertSameLayers(only1, { ...(await plantedResult), layers: [(await plantedResult).layers[1]] }, 0, 'subset');
 
   for (const bad of [[2], [-1], [0.5]]) {
-    await assert.rejects(analyzeCheckpointWeights(ck, bad), (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && /layers 0\.\.1/.test(e.message));
+    await assert.rejects(
+      analyzeCheckpointWeights(ck, bad),
+      (e: unknown) => e instanceof EngineFailure && e.code === 'bad-input' && /layers 0\.\.1/.test(e.message),
+    );
   }
 
   const seen: number[] = [];
@@ -466,7 +507,10 @@ test('cache: second call is served from cacheDir; subsets add layers; a changed 
 
   const only1 = await cachedWeightAnalysis(ck, cacheDir, [1], undefined, onProgress);
   assert.deepEqual(computed, [1]);
-  assert.deepEqual(only1.layers.map((l) => l.layer), [1]);
+  assert.deepEqual(
+    only1.layers.map((l) => l.layer),
+    [1],
+  );
   const files = fs.readdirSync(cacheDir);
   assert.equal(files.length, 1, `one cache file: ${files}`);
 
@@ -500,8 +544,24 @@ test('pairRegression: exact line, noise-free constant, and a textbook example', 
   const line = pairRegression(x, y, 3);
   assert.ok(Math.abs(line.r2 - 1) < 1e-12 && Math.abs(line.slope - 3) < 1e-12 && Math.abs(line.intercept + 1) < 1e-12, JSON.stringify(line));
   assert.equal(line.pairs, 3);
-  assert.equal(pairRegression(x, x.map(() => 0.5), 3).r2, 0, 'no variance in y');
-  assert.equal(pairRegression(x.map(() => 0.5), x, 3).r2, 0, 'no variance in x');
+  assert.equal(
+    pairRegression(
+      x,
+      x.map(() => 0.5),
+      3,
+    ).r2,
+    0,
+    'no variance in y',
+  );
+  assert.equal(
+    pairRegression(
+      x.map(() => 0.5),
+      x,
+      3,
+    ).r2,
+    0,
+    'no variance in x',
+  );
   // Pairs x = (1, 2, 3), y = (1, 3, 2): slope 0.5, intercept 1, R^2 = 0.25.
   const tx = [0, 1, 2, 1, 0, 3, 2, 3, 0];
   const ty = [0, 1, 3, 1, 0, 2, 3, 2, 0];

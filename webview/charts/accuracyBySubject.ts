@@ -25,8 +25,7 @@ export interface AccuracyBySubjectOptions {
 export type AccuracyBySubjectUpdate = ChartUpdate<AccuracyBySubjectData> & SvgChart & { setSort(sort: SubjectSort): void };
 
 type Row =
-  | { kind: 'category'; category: string; questions: number; correct: number; accuracy: number; subjects: number }
-  | { kind: 'subject'; s: SubjectSummary };
+  { kind: 'category'; category: string; questions: number; correct: number; accuracy: number; subjects: number } | { kind: 'subject'; s: SubjectSummary };
 
 export function subjectLabel(subject: string): string {
   return subject.replace(/_/g, ' ');
@@ -75,51 +74,121 @@ export function accuracyBySubject(container: HTMLElement, data: AccuracyBySubjec
     const rowH = 18;
     const m = { top: 22, right: 110, bottom: 8, left: Math.min(260, Math.max(140, width * 0.32)) };
     const height = m.top + rows.length * rowH + m.bottom;
-    const x = scaleLinear().domain([0, 1]).range([m.left, width - m.right]);
+    const x = scaleLinear()
+      .domain([0, 1])
+      .range([m.left, width - m.right]);
     const root = h(doc, 'div', { class: 'subject-chart' });
     container.append(root);
-    const svg = select(root).append('svg').attr('class', 'chart subjects').attr('data-testid', 'accuracy-by-subject')
-      .attr('width', width).attr('height', height).attr('viewBox', `0 0 ${width} ${height}`)
-      .attr('role', 'img').attr('aria-label', `Accuracy of ${current.subjects.length} subjects`);
+    const svg = select(root)
+      .append('svg')
+      .attr('class', 'chart subjects')
+      .attr('data-testid', 'accuracy-by-subject')
+      .attr('width', width)
+      .attr('height', height)
+      .attr('viewBox', `0 0 ${width} ${height}`)
+      .attr('role', 'img')
+      .attr('aria-label', `Accuracy of ${current.subjects.length} subjects`);
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis');
     for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-      axis.append('line').attr('class', 'grid').attr('x1', x(t)).attr('x2', x(t)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
-      axis.append('text').attr('x', x(t)).attr('y', m.top - 8).attr('text-anchor', 'middle').text(`${t * 100}%`);
+      axis
+        .append('line')
+        .attr('class', 'grid')
+        .attr('x1', x(t))
+        .attr('x2', x(t))
+        .attr('y1', m.top - 4)
+        .attr('y2', height - m.bottom);
+      axis
+        .append('text')
+        .attr('x', x(t))
+        .attr('y', m.top - 8)
+        .attr('text-anchor', 'middle')
+        .text(`${t * 100}%`);
     }
-    const g = svg.selectAll('g.row').data(rows).join('g')
+    const g = svg
+      .selectAll('g.row')
+      .data(rows)
+      .join('g')
       .attr('class', (r) => (r.kind === 'category' ? 'row category' : 'row subject'))
       .attr('transform', (_r, i) => `translate(0,${m.top + i * rowH})`);
     g.filter((r) => r.kind === 'category').each(function (r) {
       if (r.kind !== 'category') return;
       const s = select(this).attr('data-testid', 'category-row').attr('data-category', r.category);
       s.append('rect').attr('class', 'category-bg').attr('x', 0).attr('y', 0).attr('width', width).attr('height', rowH);
-      s.append('text').attr('class', 'category-label').attr('x', 4).attr('y', rowH / 2).attr('dy', '0.32em').text(r.category);
-      s.append('text').attr('class', 'value').attr('x', width - m.right + 6).attr('y', rowH / 2).attr('dy', '0.32em')
+      s.append('text')
+        .attr('class', 'category-label')
+        .attr('x', 4)
+        .attr('y', rowH / 2)
+        .attr('dy', '0.32em')
+        .text(r.category);
+      s.append('text')
+        .attr('class', 'value')
+        .attr('x', width - m.right + 6)
+        .attr('y', rowH / 2)
+        .attr('dy', '0.32em')
         .text(`${formatPercent(r.accuracy)} · ${r.subjects} subj.`);
-      s.append('rect').attr('class', 'category-mark').attr('x', x(r.accuracy) - 1).attr('y', 2).attr('width', 2).attr('height', rowH - 4);
+      s.append('rect')
+        .attr('class', 'category-mark')
+        .attr('x', x(r.accuracy) - 1)
+        .attr('y', 2)
+        .attr('width', 2)
+        .attr('height', rowH - 4);
     });
     g.filter((r) => r.kind === 'subject').each(function (r) {
       if (r.kind !== 'subject') return;
-      const s = select(this).attr('data-testid', 'subject-bar').attr('data-subject', r.s.subject).attr('tabindex', options.onSubjectClick ? 0 : null);
+      const s = select(this)
+        .attr('data-testid', 'subject-bar')
+        .attr('data-subject', r.s.subject)
+        .attr('tabindex', options.onSubjectClick ? 0 : null);
       s.append('title').text(`${r.s.subject}: ${r.s.correct} of ${r.s.questions} correct (${formatPercent(r.s.accuracy)})`);
-      s.append('text').attr('class', 'subject-label').attr('x', m.left - 6).attr('y', rowH / 2).attr('dy', '0.32em').attr('text-anchor', 'end')
+      s.append('text')
+        .attr('class', 'subject-label')
+        .attr('x', m.left - 6)
+        .attr('y', rowH / 2)
+        .attr('dy', '0.32em')
+        .attr('text-anchor', 'end')
         .text(subjectLabel(r.s.subject));
-      s.append('rect').attr('class', 'bar').attr('x', x(0)).attr('y', 3).attr('height', rowH - 6)
+      s.append('rect')
+        .attr('class', 'bar')
+        .attr('x', x(0))
+        .attr('y', 3)
+        .attr('height', rowH - 6)
         .attr('width', Math.max(0, x(Math.max(0, Math.min(1, r.s.accuracy))) - x(0)));
-      s.append('text').attr('class', 'value').attr('x', width - m.right + 6).attr('y', rowH / 2).attr('dy', '0.32em')
+      s.append('text')
+        .attr('class', 'value')
+        .attr('x', width - m.right + 6)
+        .attr('y', rowH / 2)
+        .attr('dy', '0.32em')
         .text(`${formatPercent(r.s.accuracy)} (n=${r.s.questions})`);
       if (options.onSubjectClick) s.on('click', () => options.onSubjectClick!(r.s.subject));
     });
     const ref = svg.append('g').attr('class', 'refs');
-    ref.append('line').attr('class', 'chance-line').attr('x1', x(0.25)).attr('x2', x(0.25)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
+    ref
+      .append('line')
+      .attr('class', 'chance-line')
+      .attr('x1', x(0.25))
+      .attr('x2', x(0.25))
+      .attr('y1', m.top - 4)
+      .attr('y2', height - m.bottom);
     if (current.micro !== undefined) {
-      ref.append('line').attr('class', 'ref-line').attr('data-testid', 'micro-line')
-        .attr('x1', x(current.micro)).attr('x2', x(current.micro)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
+      ref
+        .append('line')
+        .attr('class', 'ref-line')
+        .attr('data-testid', 'micro-line')
+        .attr('x1', x(current.micro))
+        .attr('x2', x(current.micro))
+        .attr('y1', m.top - 4)
+        .attr('y2', height - m.bottom);
     }
-    root.append(h(doc, 'p', { class: 'caption' },
-      `Dotted line: chance (25%).${current.micro !== undefined ? ` Solid line: micro accuracy ${formatPercent(current.micro)}.` : ''}` +
-      (sort === 'category' ? ' Category rows show accuracy over all questions of the category (tick on the axis).' : '')));
+    root.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Dotted line: chance (25%).${current.micro !== undefined ? ` Solid line: micro accuracy ${formatPercent(current.micro)}.` : ''}` +
+          (sort === 'category' ? ' Category rows show accuracy over all questions of the category (tick on the axis).' : ''),
+      ),
+    );
   }
 
   render();

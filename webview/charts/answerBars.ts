@@ -48,10 +48,13 @@ export function answerBars(container: HTMLElement, data: AnswerBarsData, options
     const rowH = 26;
     const m = { top: 4, right: 150, left: 28 };
     const height = m.top + rowH * 4 + 4;
-    const x = scaleLinear().domain([0, 1]).range([0, width - m.left - m.right]);
+    const x = scaleLinear()
+      .domain([0, 1])
+      .range([0, width - m.left - m.right]);
     const root = h(doc, 'div', { class: 'answer-bars', 'data-testid': 'answer-bars' });
     container.append(root);
-    const svg = select(root).append('svg')
+    const svg = select(root)
+      .append('svg')
       .attr('class', 'chart')
       .attr('width', width)
       .attr('height', height)
@@ -59,7 +62,10 @@ export function answerBars(container: HTMLElement, data: AnswerBarsData, options
       .attr('role', 'list')
       .attr('aria-label', 'Answer probabilities');
     svgEl = svg.node();
-    const rows = svg.selectAll('g.answer').data(ANSWER_LETTERS).join('g')
+    const rows = svg
+      .selectAll('g.answer')
+      .data(ANSWER_LETTERS)
+      .join('g')
       .attr('class', (_l, i) => `answer${i === goldIdx ? ' gold' : ''}${i === predicted ? ' predicted' : ''}`)
       .attr('data-testid', 'answer-prob')
       .attr('data-letter', (l) => l)
@@ -70,22 +76,58 @@ export function answerBars(container: HTMLElement, data: AnswerBarsData, options
       .attr('transform', (_l, i) => `translate(0,${m.top + i * rowH})`);
     rows.append('title').text((l, i) => {
       const lp = current.logProbs?.[i];
-      return `${l}: ${formatPercent(probs[i]!)} among A-D${lp !== undefined ? `; full-vocabulary log-prob ${lp.toFixed(3)}` : ''}` +
-        `${i === goldIdx ? ' (gold answer)' : ''}${i === predicted ? ' (predicted)' : ''}`;
+      return (
+        `${l}: ${formatPercent(probs[i]!)} among A-D${lp !== undefined ? `; full-vocabulary log-prob ${lp.toFixed(3)}` : ''}` +
+        `${i === goldIdx ? ' (gold answer)' : ''}${i === predicted ? ' (predicted)' : ''}`
+      );
     });
-    rows.append('text').attr('class', 'letter').attr('x', 8).attr('y', rowH / 2).attr('dy', '0.32em').text((l) => l);
-    rows.append('rect').attr('class', 'track').attr('x', m.left).attr('y', 4).attr('height', rowH - 8).attr('width', x(1)).attr('rx', 2);
-    rows.append('rect').attr('class', 'bar').attr('x', m.left).attr('y', 4).attr('height', rowH - 8)
-      .attr('width', (_l, i) => Math.max(0, x(probs[i]!))).attr('rx', 2);
-    rows.append('text').attr('class', 'prob-label').attr('x', m.left + x(1) + 8).attr('y', rowH / 2).attr('dy', '0.32em')
+    rows
+      .append('text')
+      .attr('class', 'letter')
+      .attr('x', 8)
+      .attr('y', rowH / 2)
+      .attr('dy', '0.32em')
+      .text((l) => l);
+    rows
+      .append('rect')
+      .attr('class', 'track')
+      .attr('x', m.left)
+      .attr('y', 4)
+      .attr('height', rowH - 8)
+      .attr('width', x(1))
+      .attr('rx', 2);
+    rows
+      .append('rect')
+      .attr('class', 'bar')
+      .attr('x', m.left)
+      .attr('y', 4)
+      .attr('height', rowH - 8)
+      .attr('width', (_l, i) => Math.max(0, x(probs[i]!)))
+      .attr('rx', 2);
+    rows
+      .append('text')
+      .attr('class', 'prob-label')
+      .attr('x', m.left + x(1) + 8)
+      .attr('y', rowH / 2)
+      .attr('dy', '0.32em')
       .text((_l, i) => formatPercent(probs[i]!));
-    rows.append('text').attr('class', 'answer-tags').attr('x', m.left + x(1) + 62).attr('y', rowH / 2).attr('dy', '0.32em')
+    rows
+      .append('text')
+      .attr('class', 'answer-tags')
+      .attr('x', m.left + x(1) + 62)
+      .attr('y', rowH / 2)
+      .attr('dy', '0.32em')
       .text((_l, i) => [i === goldIdx ? '✓ gold' : '', i === predicted ? '◀ predicted' : ''].filter(Boolean).join('  '));
     const scoring = current.scoring ?? 'single-token';
-    const caption = h(doc, 'p', { class: 'caption', 'data-scoring': scoring },
+    const caption = h(
+      doc,
+      'p',
+      { class: 'caption', 'data-scoring': scoring },
       goldIdx < 0
         ? `Predicted ${ANSWER_LETTERS[predicted]}. ${SCORING_CAPTIONS[scoring]}`
-        : `Predicted ${ANSWER_LETTERS[predicted]}, gold ${ANSWER_LETTERS[goldIdx]}: ${predicted === goldIdx ? 'correct' : 'wrong'}. ` + SCORING_CAPTIONS[scoring]);
+        : `Predicted ${ANSWER_LETTERS[predicted]}, gold ${ANSWER_LETTERS[goldIdx]}: ${predicted === goldIdx ? 'correct' : 'wrong'}. ` +
+            SCORING_CAPTIONS[scoring],
+    );
     caption.setAttribute('data-testid', 'answer-caption');
     root.append(caption);
   }

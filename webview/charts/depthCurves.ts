@@ -106,46 +106,106 @@ export function depthCurves(container: HTMLElement, data: DepthCurvesData, optio
       lo -= pad;
       hi += pad;
     }
-    const x = scalePoint<number>().domain(layers).range([m.left, width - m.right]).padding(0.5);
-    const y = scaleLinear().domain([lo, hi]).range([height - m.bottom, m.top]);
+    const x = scalePoint<number>()
+      .domain(layers)
+      .range([m.left, width - m.right])
+      .padding(0.5);
+    const y = scaleLinear()
+      .domain([lo, hi])
+      .range([height - m.bottom, m.top]);
     if (!current.yDomain) y.nice(5);
     xOf = (l) => x(l);
     bandW = Math.max(4, layers.length > 1 ? x.step() * 0.8 : 12);
 
     const root = h(doc, 'div', { class: 'depth-chart' });
     container.append(root);
-    const svg = select(root).append('svg')
+    const svg = select(root)
+      .append('svg')
       .attr('class', 'chart depth')
       .attr('data-testid', options.testid ?? 'depth-curves')
-      .attr('width', width).attr('height', height).attr('viewBox', `0 0 ${width} ${height}`)
+      .attr('width', width)
+      .attr('height', height)
+      .attr('viewBox', `0 0 ${width} ${height}`)
       .attr('role', 'img')
-      .attr('aria-label', options.ariaLabel ??
-        `${current.yLabel} per layer: ${series.map((s) => `${s.label} ${s.values.map((v, i) => `L${layers[i]} ${finite(v) ? fmt(v) : 'none'}`).join(', ')}`).join('; ')}`);
+      .attr(
+        'aria-label',
+        options.ariaLabel ??
+          `${current.yLabel} per layer: ${series.map((s) => `${s.label} ${s.values.map((v, i) => `L${layers[i]} ${finite(v) ? fmt(v) : 'none'}`).join(', ')}`).join('; ')}`,
+      );
     svgEl = svg.node();
 
     const axis = svg.append('g').attr('class', 'axis');
     for (const t of y.ticks(5)) {
-      axis.append('line').attr('class', 'grid').attr('x1', m.left).attr('x2', width - m.right).attr('y1', y(t)).attr('y2', y(t));
-      axis.append('text').attr('x', m.left - 6).attr('y', y(t)).attr('dy', '0.32em').attr('text-anchor', 'end').text(String(Number(t.toPrecision(6))));
+      axis
+        .append('line')
+        .attr('class', 'grid')
+        .attr('x1', m.left)
+        .attr('x2', width - m.right)
+        .attr('y1', y(t))
+        .attr('y2', y(t));
+      axis
+        .append('text')
+        .attr('x', m.left - 6)
+        .attr('y', y(t))
+        .attr('dy', '0.32em')
+        .attr('text-anchor', 'end')
+        .text(String(Number(t.toPrecision(6))));
     }
     const every = layers.length > 48 ? 4 : layers.length > 24 ? 2 : 1;
-    axis.selectAll('text.xl').data(layers.filter((_l, i) => i % every === 0 || i === layers.length - 1)).join('text').attr('class', 'xl')
-      .attr('x', (l) => x(l)!).attr('y', height - m.bottom + 14).attr('text-anchor', 'middle').text((l) => `L${l}`);
-    axis.append('text').attr('class', 'axis-title').attr('x', (m.left + width - m.right) / 2).attr('y', height - 4).attr('text-anchor', 'middle').text('layer');
-    axis.append('text').attr('class', 'axis-title').attr('transform', `translate(11,${(m.top + height - m.bottom) / 2}) rotate(-90)`).attr('text-anchor', 'middle')
+    axis
+      .selectAll('text.xl')
+      .data(layers.filter((_l, i) => i % every === 0 || i === layers.length - 1))
+      .join('text')
+      .attr('class', 'xl')
+      .attr('x', (l) => x(l)!)
+      .attr('y', height - m.bottom + 14)
+      .attr('text-anchor', 'middle')
+      .text((l) => `L${l}`);
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('x', (m.left + width - m.right) / 2)
+      .attr('y', height - 4)
+      .attr('text-anchor', 'middle')
+      .text('layer');
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('transform', `translate(11,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
+      .attr('text-anchor', 'middle')
       .text(current.yLabel);
 
     // the selected layer: a neutral band behind the lines (a coloured line would look like a series)
-    svg.append('rect').attr('class', 'layer-marker').attr('data-testid', 'layer-marker').attr('visibility', 'hidden')
-      .attr('y', m.top).attr('height', Math.max(0, height - m.bottom - m.top)).attr('width', Math.max(4, layers.length > 1 ? x.step() * 0.8 : 12));
+    svg
+      .append('rect')
+      .attr('class', 'layer-marker')
+      .attr('data-testid', 'layer-marker')
+      .attr('visibility', 'hidden')
+      .attr('y', m.top)
+      .attr('height', Math.max(0, height - m.bottom - m.top))
+      .attr('width', Math.max(4, layers.length > 1 ? x.step() * 0.8 : 12));
 
     // reference lines, labelled in the right margin
     const rg = svg.append('g').attr('class', 'refs');
     for (const r of refs) {
       if (!finite(r.value) || r.value < y.domain()[0]! || r.value > y.domain()[1]!) continue;
-      const g = rg.append('g').attr('class', `ref ${r.className ?? ''}`.trim()).attr('data-testid', 'depth-ref').attr('data-value', r.value);
-      g.append('line').attr('class', 'ref-line-dashed').attr('x1', m.left).attr('x2', width - m.right).attr('y1', y(r.value)).attr('y2', y(r.value));
-      g.append('text').attr('class', 'ref-label').attr('x', width - m.right + 4).attr('y', y(r.value)).attr('dy', '0.32em').text(r.label);
+      const g = rg
+        .append('g')
+        .attr('class', `ref ${r.className ?? ''}`.trim())
+        .attr('data-testid', 'depth-ref')
+        .attr('data-value', r.value);
+      g.append('line')
+        .attr('class', 'ref-line-dashed')
+        .attr('x1', m.left)
+        .attr('x2', width - m.right)
+        .attr('y1', y(r.value))
+        .attr('y2', y(r.value));
+      g.append('text')
+        .attr('class', 'ref-label')
+        .attr('x', width - m.right + 4)
+        .attr('y', y(r.value))
+        .attr('dy', '0.32em')
+        .text(r.label);
     }
 
     // series: the line (gaps at missing values), then the dots
@@ -163,27 +223,46 @@ export function depthCurves(container: HTMLElement, data: DepthCurvesData, optio
         d += `${pen ? 'L' : 'M'}${x(l)!.toFixed(1)},${y(v).toFixed(1)}`;
         pen = true;
       });
-      g.append('path').attr('class', 'depth-line').attr('d', d || 'M0,0').attr('visibility', d ? null : 'hidden');
-      const pts = layers.map((l, i) => ({ l, v: s.values[i], last: i === layers.length - 1 })).filter((p): p is { l: number; v: number; last: boolean } => finite(p.v));
-      g.selectAll('circle').data(pts).join('circle')
+      g.append('path')
+        .attr('class', 'depth-line')
+        .attr('d', d || 'M0,0')
+        .attr('visibility', d ? null : 'hidden');
+      const pts = layers
+        .map((l, i) => ({ l, v: s.values[i], last: i === layers.length - 1 }))
+        .filter((p): p is { l: number; v: number; last: boolean } => finite(p.v));
+      g.selectAll('circle')
+        .data(pts)
+        .join('circle')
         .attr('class', (p) => (p.last && options.markLast ? 'depth-point last' : 'depth-point'))
         .attr('data-testid', 'depth-point')
         .attr('data-series', s.key)
         .attr('data-layer', (p) => p.l)
         .attr('data-value', (p) => p.v)
         .attr('data-last', (p) => (p.last && options.markLast ? 'true' : null))
-        .attr('cx', (p) => x(p.l)!).attr('cy', (p) => y(p.v)).attr('r', 3.2);
+        .attr('cx', (p) => x(p.l)!)
+        .attr('cy', (p) => y(p.v))
+        .attr('r', 3.2);
     });
 
     if (markLabel && layers.length) {
       const l = layers[layers.length - 1]!;
       const g = svg.append('g').attr('class', 'last-mark').attr('data-testid', 'last-layer-mark').attr('data-layer', l);
-      g.append('line').attr('class', 'last-band').attr('x1', x(l)!).attr('x2', x(l)!).attr('y1', m.top - 4).attr('y2', height - m.bottom);
+      g.append('line')
+        .attr('class', 'last-band')
+        .attr('x1', x(l)!)
+        .attr('x2', x(l)!)
+        .attr('y1', m.top - 4)
+        .attr('y2', height - m.bottom);
       for (const s of series) {
         const v = s.values[layers.length - 1];
         if (finite(v)) g.append('circle').attr('class', 'last-ring').attr('cx', x(l)!).attr('cy', y(v)).attr('r', 7);
       }
-      g.append('text').attr('class', 'last-label').attr('x', x(l)!).attr('y', m.top - 8).attr('text-anchor', 'end').text(markLabel);
+      g.append('text')
+        .attr('class', 'last-label')
+        .attr('x', x(l)!)
+        .attr('y', m.top - 8)
+        .attr('text-anchor', 'end')
+        .text(markLabel);
     }
 
     // legend (one row or more, above the plot)
@@ -192,7 +271,10 @@ export function depthCurves(container: HTMLElement, data: DepthCurvesData, optio
       legendRows.forEach((row, ri) => {
         let lx = m.left;
         for (const it of row) {
-          const g = lg.append('g').attr('class', `legend-item series ${it.s.className ?? `series-${it.i}`}`).attr('data-series', it.s.key)
+          const g = lg
+            .append('g')
+            .attr('class', `legend-item series ${it.s.className ?? `series-${it.i}`}`)
+            .attr('data-series', it.s.key)
             .attr('transform', `translate(${lx},${8 + ri * 16})`);
           g.append('line').attr('class', 'depth-line').attr('x1', 0).attr('x2', 22).attr('y1', 0).attr('y2', 0);
           g.append('circle').attr('class', 'depth-point').attr('cx', 11).attr('cy', 0).attr('r', 2.6);
@@ -204,13 +286,24 @@ export function depthCurves(container: HTMLElement, data: DepthCurvesData, optio
 
     // hit columns: tooltip with every series' value at that layer; click selects the layer
     const bw = layers.length > 1 ? x.step() : width - m.left - m.right;
-    svg.append('g').attr('class', 'hits').selectAll('rect').data(layers.map((l, i) => ({ l, i }))).join('rect')
+    svg
+      .append('g')
+      .attr('class', 'hits')
+      .selectAll('rect')
+      .data(layers.map((l, i) => ({ l, i })))
+      .join('rect')
       .attr('class', options.onLayerClick ? 'layer-hit clickable' : 'layer-hit')
       .attr('data-layer', (d) => d.l)
-      .attr('x', (d) => x(d.l)! - bw / 2).attr('width', bw).attr('y', m.top).attr('height', height - m.bottom - m.top)
+      .attr('x', (d) => x(d.l)! - bw / 2)
+      .attr('width', bw)
+      .attr('y', m.top)
+      .attr('height', height - m.bottom - m.top)
       .on('click', (_ev, d) => options.onLayerClick?.(d.l))
       .append('title')
-      .text((d) => `Layer ${d.l}${d.i === layers.length - 1 && markLabel ? ` (${markLabel})` : ''}: ${series.map((s) => `${s.label} ${finite(s.values[d.i]) ? fmt(s.values[d.i] as number) : '–'}`).join(', ')}`);
+      .text(
+        (d) =>
+          `Layer ${d.l}${d.i === layers.length - 1 && markLabel ? ` (${markLabel})` : ''}: ${series.map((s) => `${s.label} ${finite(s.values[d.i]) ? fmt(s.values[d.i] as number) : '–'}`).join(', ')}`,
+      );
     applySelection();
   }
 

@@ -87,13 +87,23 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
     for (let l = 0; l < L; l++) {
       const row = h(doc, 'div', { class: 'spark-row', 'data-layer': l });
       const svg = svgEl<SVGSVGElement>('svg', {
-        class: 'sparkline', 'data-testid': 'entropy-sparkline', 'data-layer': String(l), preserveAspectRatio: 'none', role: 'img',
+        class: 'sparkline',
+        'data-testid': 'entropy-sparkline',
+        'data-layer': String(l),
+        preserveAspectRatio: 'none',
+        role: 'img',
       });
       const title = svgEl<SVGTitleElement>('title', {});
       const uni = svgEl<SVGLineElement>('line', { class: 'uniform-line', 'data-testid': 'uniform-line', x1: '0', 'vector-effect': 'non-scaling-stroke' });
       const meanLine = svgEl<SVGLineElement>('line', { class: 'mean-line', x1: '0', 'vector-effect': 'non-scaling-stroke' });
       const path = svgEl<SVGPathElement>('path', { class: 'spark-path', 'vector-effect': 'non-scaling-stroke' });
-      const marker = svgEl<SVGLineElement>('line', { class: 'spark-marker', y1: '0', y2: String(VB_H), 'vector-effect': 'non-scaling-stroke', visibility: 'hidden' });
+      const marker = svgEl<SVGLineElement>('line', {
+        class: 'spark-marker',
+        y1: '0',
+        y2: String(VB_H),
+        'vector-effect': 'non-scaling-stroke',
+        visibility: 'hidden',
+      });
       markers.push(marker);
       svg.append(title, uni, meanLine, path, marker);
       svg.addEventListener('mousemove', (e: MouseEvent) => {
@@ -140,7 +150,10 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       r.svg.setAttribute('viewBox', `0 0 ${xMax} ${VB_H}`);
       r.svg.setAttribute('aria-label', `Layer ${l}: mean normalised entropy ${mean.toFixed(3)}`);
       r.title.textContent = `Layer ${l}: mean H/ln E = ${mean.toFixed(3)} over ${T} tokens`;
-      for (const [line, y] of [[r.uni, yOf(1)], [r.meanLine, yOf(Number.isFinite(mean) ? mean : 0)]] as const) {
+      for (const [line, y] of [
+        [r.uni, yOf(1)],
+        [r.meanLine, yOf(Number.isFinite(mean) ? mean : 0)],
+      ] as const) {
         line.setAttribute('x2', xMax);
         line.setAttribute('y1', String(y));
         line.setAttribute('y2', String(y));

@@ -24,7 +24,11 @@ export interface ExpertAccuracyStripOptions {
 
 export type ExpertAccuracyStripUpdate = ChartUpdate<ExpertAccuracyStripData> & SvgChart;
 
-export function expertAccuracyStrip(container: HTMLElement, data: ExpertAccuracyStripData, options: ExpertAccuracyStripOptions = {}): ExpertAccuracyStripUpdate {
+export function expertAccuracyStrip(
+  container: HTMLElement,
+  data: ExpertAccuracyStripData,
+  options: ExpertAccuracyStripOptions = {},
+): ExpertAccuracyStripUpdate {
   const doc = container.ownerDocument;
   let current = data;
   let svgEl: SVGSVGElement | null = null;
@@ -36,43 +40,120 @@ export function expertAccuracyStrip(container: HTMLElement, data: ExpertAccuracy
     const rowH = 24;
     const m = { top: 22, right: 70, bottom: 26, left: 40 };
     const height = m.top + layers.length * rowH + m.bottom;
-    const x = scaleLinear().domain([0, 1]).range([m.left, width - m.right]);
+    const x = scaleLinear()
+      .domain([0, 1])
+      .range([m.left, width - m.right]);
     const maxCount = max(layers, (l) => max(l.count)) ?? 1;
-    const r = scaleSqrt().domain([0, Math.max(1, maxCount)]).range([1.5, 7]);
-    const opacity = scaleSqrt().domain([0, Math.max(1, maxCount)]).range([0.25, 0.9]);
+    const r = scaleSqrt()
+      .domain([0, Math.max(1, maxCount)])
+      .range([1.5, 7]);
+    const opacity = scaleSqrt()
+      .domain([0, Math.max(1, maxCount)])
+      .range([0.25, 0.9]);
     const root = h(doc, 'div', { class: 'strip-chart' });
-    const hoverLine = h(doc, 'p', { class: 'caption strip-hover', 'data-testid': 'strip-hover', 'aria-live': 'polite' }, 'Hover a dot to see the expert, its accuracy and the number of questions it rests on.');
+    const hoverLine = h(
+      doc,
+      'p',
+      { class: 'caption strip-hover', 'data-testid': 'strip-hover', 'aria-live': 'polite' },
+      'Hover a dot to see the expert, its accuracy and the number of questions it rests on.',
+    );
     container.append(root);
-    const svg = select(root).append('svg').attr('class', 'chart strip').attr('data-testid', 'expert-accuracy-strip')
-      .attr('width', width).attr('height', height).attr('viewBox', `0 0 ${width} ${height}`)
-      .attr('role', 'img').attr('aria-label', 'Per-expert accuracy per layer');
+    const svg = select(root)
+      .append('svg')
+      .attr('class', 'chart strip')
+      .attr('data-testid', 'expert-accuracy-strip')
+      .attr('width', width)
+      .attr('height', height)
+      .attr('viewBox', `0 0 ${width} ${height}`)
+      .attr('role', 'img')
+      .attr('aria-label', 'Per-expert accuracy per layer');
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis');
     for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-      axis.append('line').attr('class', 'grid').attr('x1', x(t)).attr('x2', x(t)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
-      axis.append('text').attr('x', x(t)).attr('y', m.top - 8).attr('text-anchor', 'middle').text(`${t * 100}%`);
+      axis
+        .append('line')
+        .attr('class', 'grid')
+        .attr('x1', x(t))
+        .attr('x2', x(t))
+        .attr('y1', m.top - 4)
+        .attr('y2', height - m.bottom);
+      axis
+        .append('text')
+        .attr('x', x(t))
+        .attr('y', m.top - 8)
+        .attr('text-anchor', 'middle')
+        .text(`${t * 100}%`);
     }
-    axis.append('text').attr('class', 'axis-title').attr('x', (m.left + width - m.right) / 2).attr('y', height - 6).attr('text-anchor', 'middle')
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('x', (m.left + width - m.right) / 2)
+      .attr('y', height - 6)
+      .attr('text-anchor', 'middle')
       .text('per-expert accuracy (dot size and opacity: number of questions)');
-    svg.append('line').attr('class', 'chance-line').attr('x1', x(0.25)).attr('x2', x(0.25)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
+    svg
+      .append('line')
+      .attr('class', 'chance-line')
+      .attr('x1', x(0.25))
+      .attr('x2', x(0.25))
+      .attr('y1', m.top - 4)
+      .attr('y2', height - m.bottom);
     if (current.reference !== undefined) {
-      svg.append('line').attr('class', 'ref-line').attr('x1', x(current.reference)).attr('x2', x(current.reference)).attr('y1', m.top - 4).attr('y2', height - m.bottom);
+      svg
+        .append('line')
+        .attr('class', 'ref-line')
+        .attr('x1', x(current.reference))
+        .attr('x2', x(current.reference))
+        .attr('y1', m.top - 4)
+        .attr('y2', height - m.bottom);
     }
-    const rows = svg.append('g').selectAll('g.strip-row').data(layers).join('g').attr('class', 'strip-row')
-      .attr('data-testid', 'strip-row').attr('data-layer', (l) => l.layer)
+    const rows = svg
+      .append('g')
+      .selectAll('g.strip-row')
+      .data(layers)
+      .join('g')
+      .attr('class', 'strip-row')
+      .attr('data-testid', 'strip-row')
+      .attr('data-layer', (l) => l.layer)
       .attr('transform', (_l, i) => `translate(0,${m.top + i * rowH})`);
-    rows.append('line').attr('class', 'strip-base').attr('x1', m.left).attr('x2', width - m.right).attr('y1', rowH / 2).attr('y2', rowH / 2);
-    rows.append('text').attr('class', 'axis').attr('x', m.left - 6).attr('y', rowH / 2).attr('dy', '0.32em').attr('text-anchor', 'end').text((l) => `L${l.layer}`);
-    rows.append('text').attr('class', 'axis').attr('x', width - m.right + 6).attr('y', rowH / 2).attr('dy', '0.32em')
+    rows
+      .append('line')
+      .attr('class', 'strip-base')
+      .attr('x1', m.left)
+      .attr('x2', width - m.right)
+      .attr('y1', rowH / 2)
+      .attr('y2', rowH / 2);
+    rows
+      .append('text')
+      .attr('class', 'axis')
+      .attr('x', m.left - 6)
+      .attr('y', rowH / 2)
+      .attr('dy', '0.32em')
+      .attr('text-anchor', 'end')
+      .text((l) => `L${l.layer}`);
+    rows
+      .append('text')
+      .attr('class', 'axis')
+      .attr('x', width - m.right + 6)
+      .attr('y', rowH / 2)
+      .attr('dy', '0.32em')
       .text((l) => `${l.accuracy.filter((a) => a !== null).length} used`);
     rows.each(function (l) {
       const pts = l.accuracy
         .map((a, e) => (a === null || a === undefined ? null : { layer: l.layer, expert: e, accuracy: a, count: Number(l.count[e] ?? 0) }))
         .filter((p): p is { layer: number; expert: number; accuracy: number; count: number } => p !== null)
         .sort((a, b) => b.count - a.count);
-      select(this).selectAll('circle').data(pts).join('circle')
-        .attr('class', 'dot').attr('data-testid', 'strip-dot').attr('data-expert', (p) => p.expert).attr('data-count', (p) => p.count)
-        .attr('cx', (p) => x(p.accuracy)).attr('cy', rowH / 2).attr('r', (p) => r(p.count))
+      select(this)
+        .selectAll('circle')
+        .data(pts)
+        .join('circle')
+        .attr('class', 'dot')
+        .attr('data-testid', 'strip-dot')
+        .attr('data-expert', (p) => p.expert)
+        .attr('data-count', (p) => p.count)
+        .attr('cx', (p) => x(p.accuracy))
+        .attr('cy', rowH / 2)
+        .attr('r', (p) => r(p.count))
         .attr('fill-opacity', (p) => opacity(p.count).toFixed(3))
         .each(function (p) {
           (this as SVGCircleElement).style.fill = expertColor(p.expert, current.numExperts);
@@ -83,12 +164,19 @@ export function expertAccuracyStrip(container: HTMLElement, data: ExpertAccuracy
         })
         .on('mouseleave', () => options.onHover?.(null))
         .on('click', (_ev, p) => options.onClick?.(p.layer, p.expert))
-        .append('title').text((p) => `layer ${p.layer}, expert ${p.expert}: ${formatPercent(p.accuracy)} over ${p.count} questions`);
+        .append('title')
+        .text((p) => `layer ${p.layer}, expert ${p.expert}: ${formatPercent(p.accuracy)} over ${p.count} questions`);
     });
     root.append(hoverLine);
-    root.append(h(doc, 'p', { class: 'caption' },
-      `Dotted line: chance (25%).${current.reference !== undefined ? ` Solid line: overall accuracy ${formatPercent(current.reference)}.` : ''} ` +
-      'Experts never used at the answer position have no accuracy and no dot.'));
+    root.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Dotted line: chance (25%).${current.reference !== undefined ? ` Solid line: overall accuracy ${formatPercent(current.reference)}.` : ''} ` +
+          'Experts never used at the answer position have no accuracy and no dot.',
+      ),
+    );
   }
 
   render();

@@ -49,22 +49,34 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
     const ch = Math.max(8, Math.min(16, cw * 1.2));
     const height = m.top + L * ch + m.bottom;
     const maxCount = max(current.counts, (row) => max(row)) ?? 0;
-    const op = scaleSqrt().domain([0, Math.max(1, maxCount)]).range([0.12, 1]).clamp(true);
+    const op = scaleSqrt()
+      .domain([0, Math.max(1, maxCount)])
+      .range([0.12, 1])
+      .clamp(true);
 
     const root = h(doc, 'div', { class: 'heatmap-wrap' });
     container.append(root);
-    const svg = select(root).append('svg')
+    const svg = select(root)
+      .append('svg')
       .attr('class', 'chart heatmap')
       .attr('data-testid', 'heatmap')
       .attr('width', width)
       .attr('height', height)
       .attr('viewBox', `0 0 ${width} ${height}`)
       .attr('role', 'grid')
-      .attr('aria-label', options.ariaLabel ?? `Expert ${unit} per layer: ${L} layers by ${E} experts. Hatched cells: never activated. Arrow keys move, Enter selects.`);
+      .attr(
+        'aria-label',
+        options.ariaLabel ?? `Expert ${unit} per layer: ${L} layers by ${E} experts. Hatched cells: never activated. Arrow keys move, Enter selects.`,
+      );
     svgEl = svg.node();
     const defs = svg.append('defs');
-    const pat = defs.append('pattern').attr('id', `${uid}-hatch`).attr('patternUnits', 'userSpaceOnUse')
-      .attr('width', 4).attr('height', 4).attr('patternTransform', 'rotate(45)');
+    const pat = defs
+      .append('pattern')
+      .attr('id', `${uid}-hatch`)
+      .attr('patternUnits', 'userSpaceOnUse')
+      .attr('width', 4)
+      .attr('height', 4)
+      .attr('patternTransform', 'rotate(45)');
     pat.append('rect').attr('class', 'hatch-bg').attr('width', 4).attr('height', 4);
     pat.append('line').attr('class', 'hatch-line').attr('x1', 0).attr('y1', 0).attr('x2', 0).attr('y2', 4);
     const grad = defs.append('linearGradient').attr('id', `${uid}-legend`);
@@ -73,19 +85,35 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
 
     // expert ticks (top) and layer labels (left)
     const step = E > 32 ? 8 : E > 8 ? 4 : 1;
-    svg.append('g').attr('class', 'axis').selectAll('text')
-      .data(Array.from({ length: E }, (_, i) => i).filter((i) => i % step === 0)).join('text')
-      .attr('x', (i) => m.left + i * cw + cw / 2).attr('y', m.top - 6).attr('text-anchor', 'middle').text((i) => String(i));
-    svg.append('g').attr('class', 'axis').selectAll('text')
-      .data(Array.from({ length: L }, (_, i) => i)).join('text')
-      .attr('x', m.left - 4).attr('y', (l) => m.top + l * ch + ch / 2).attr('dy', '0.32em').attr('text-anchor', 'end')
+    svg
+      .append('g')
+      .attr('class', 'axis')
+      .selectAll('text')
+      .data(Array.from({ length: E }, (_, i) => i).filter((i) => i % step === 0))
+      .join('text')
+      .attr('x', (i) => m.left + i * cw + cw / 2)
+      .attr('y', m.top - 6)
+      .attr('text-anchor', 'middle')
+      .text((i) => String(i));
+    svg
+      .append('g')
+      .attr('class', 'axis')
+      .selectAll('text')
+      .data(Array.from({ length: L }, (_, i) => i))
+      .join('text')
+      .attr('x', m.left - 4)
+      .attr('y', (l) => m.top + l * ch + ch / 2)
+      .attr('dy', '0.32em')
+      .attr('text-anchor', 'end')
       .attr('data-testid', 'heatmap-layer-label')
       .text((l) => (ch >= 10 || l % 2 === 0 ? `L${l}` : ''));
 
     const cells: { layer: number; expert: number; count: number }[] = [];
     for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) cells.push({ layer: l, expert: e, count: Number(current.counts[l]?.[e] ?? 0) });
     const g = svg.append('g').attr('class', 'cells');
-    g.selectAll('rect').data(cells).join('rect')
+    g.selectAll('rect')
+      .data(cells)
+      .join('rect')
       .attr('class', (d) => (d.count > 0 ? 'cell' : 'cell never'))
       .attr('data-layer', (d) => d.layer)
       .attr('data-expert', (d) => d.expert)
@@ -105,25 +133,36 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
       .on('keydown', (ev: KeyboardEvent, d) => onKey(ev, d.layer, d.expert))
       .append('title')
       .text((d) => `layer ${d.layer}, expert ${d.expert}: ${d.count} ${unit}${d.count > 0 ? '' : ' (never activated)'}`);
-    svg.append('rect').attr('class', 'selection').attr('visibility', 'hidden')
-      .attr('width', Math.max(2, cw)).attr('height', ch).attr('fill', 'none');
+    svg.append('rect').attr('class', 'selection').attr('visibility', 'hidden').attr('width', Math.max(2, cw)).attr('height', ch).attr('fill', 'none');
 
     // legend: count ramp, then the never-activated swatch (on a second line when narrow)
     const ly = m.top + L * ch + 12;
     const lg = svg.append('g').attr('class', 'legend').attr('transform', `translate(${m.left},${ly})`);
     const lw = Math.max(60, Math.min(160, (width - m.left - m.right) * 0.35));
     lg.append('text').attr('x', 0).attr('y', 8).attr('dy', '0.32em').text('1');
-    lg.append('rect').attr('class', 'legend-ramp').attr('x', 12).attr('y', 2).attr('width', lw).attr('height', 12)
-      .attr('fill', `url(#${uid}-legend)`);
+    lg.append('rect').attr('class', 'legend-ramp').attr('x', 12).attr('y', 2).attr('width', lw).attr('height', 12).attr('fill', `url(#${uid}-legend)`);
     const maxLabel = `${maxCount} ${unit}`;
-    lg.append('text').attr('x', 16 + lw).attr('y', 8).attr('dy', '0.32em').text(maxLabel);
+    lg.append('text')
+      .attr('x', 16 + lw)
+      .attr('y', 8)
+      .attr('dy', '0.32em')
+      .text(maxLabel);
     const afterRamp = 16 + lw + maxLabel.length * 6 + 16;
     const wrap = afterRamp + 110 > width - m.left - m.right;
     const nx = wrap ? 0 : afterRamp;
     const ny = wrap ? 20 : 2;
-    lg.append('rect').attr('class', 'cell never legend-never').attr('x', nx).attr('y', ny).attr('width', 12).attr('height', 12)
+    lg.append('rect')
+      .attr('class', 'cell never legend-never')
+      .attr('x', nx)
+      .attr('y', ny)
+      .attr('width', 12)
+      .attr('height', 12)
       .style('fill', `url(#${uid}-hatch)`);
-    lg.append('text').attr('x', nx + 16).attr('y', ny + 6).attr('dy', '0.32em').text('never activated');
+    lg.append('text')
+      .attr('x', nx + 16)
+      .attr('y', ny + 6)
+      .attr('dy', '0.32em')
+      .text('never activated');
     if (wrap) svg.attr('height', height + 20).attr('viewBox', `0 0 ${width} ${height + 20}`);
     geom = { left: m.left, top: m.top, cw, ch };
     applySelection();
@@ -166,12 +205,24 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
     let l = layer;
     let e = expert;
     switch (ev.key) {
-      case 'ArrowLeft': e = Math.max(0, e - 1); break;
-      case 'ArrowRight': e = Math.min(E - 1, e + 1); break;
-      case 'ArrowUp': l = Math.max(0, l - 1); break;
-      case 'ArrowDown': l = Math.min(L - 1, l + 1); break;
-      case 'Home': e = 0; break;
-      case 'End': e = E - 1; break;
+      case 'ArrowLeft':
+        e = Math.max(0, e - 1);
+        break;
+      case 'ArrowRight':
+        e = Math.min(E - 1, e + 1);
+        break;
+      case 'ArrowUp':
+        l = Math.max(0, l - 1);
+        break;
+      case 'ArrowDown':
+        l = Math.min(L - 1, l + 1);
+        break;
+      case 'Home':
+        e = 0;
+        break;
+      case 'End':
+        e = E - 1;
+        break;
       case 'Enter':
       case ' ':
         ev.preventDefault();

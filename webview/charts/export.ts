@@ -72,8 +72,7 @@ export function serializeSvg(svg: SVGSVGElement, options: { background?: string 
       options.background !== undefined
         ? options.background
         : view && typeof view.getComputedStyle === 'function'
-          ? view.getComputedStyle(doc.body).getPropertyValue('--vscode-editor-background').trim() ||
-            view.getComputedStyle(doc.body).backgroundColor
+          ? view.getComputedStyle(doc.body).getPropertyValue('--vscode-editor-background').trim() || view.getComputedStyle(doc.body).backgroundColor
           : null;
     if (bg) {
       const rect = doc.createElementNS(SVG_NS, 'rect');
@@ -82,7 +81,9 @@ export function serializeSvg(svg: SVGSVGElement, options: { background?: string 
       rect.setAttribute('fill', bg);
       clone.insertBefore(rect, clone.firstChild);
     }
-    const XS = (view as unknown as { XMLSerializer?: typeof XMLSerializer } | null)?.XMLSerializer ?? (globalThis as { XMLSerializer?: typeof XMLSerializer }).XMLSerializer;
+    const XS =
+      (view as unknown as { XMLSerializer?: typeof XMLSerializer } | null)?.XMLSerializer ??
+      (globalThis as { XMLSerializer?: typeof XMLSerializer }).XMLSerializer;
     const text = XS ? new XS().serializeToString(clone) : clone.outerHTML;
     return `<?xml version="1.0" encoding="UTF-8"?>\n${text}`;
   } finally {
@@ -137,11 +138,7 @@ export function toCsv(header: readonly string[], rows: Iterable<readonly CsvCell
 
 /** JSON with typed arrays written as plain arrays. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_k, v) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as unknown as ArrayLike<number>) : v),
-    2,
-  );
+  return JSON.stringify(value, (_k, v) => (ArrayBuffer.isView(v) && !(v instanceof DataView) ? Array.from(v as unknown as ArrayLike<number>) : v), 2);
 }
 
 export function exportMessage(format: ExportFormat, name: string, data: string): ExportMessage {

@@ -46,10 +46,14 @@ export function gateDistribution(container: HTMLElement, data: GateDistributionD
     container.append(root);
     if (!d.probs) {
       root.append(
-        h(doc, 'p', { class: 'note', 'data-testid': 'gate-probs-missing' },
+        h(
+          doc,
+          'p',
+          { class: 'note', 'data-testid': 'gate-probs-missing' },
           d.missingReason ??
             'This trace does not include the full gate distribution (routing.probs), only the top-k choice. ' +
-              'Trace again with full probabilities to see all experts.'),
+              'Trace again with full probabilities to see all experts.',
+        ),
       );
       const list = h(doc, 'ol', { class: 'gate-topk' });
       d.chosen.forEach((e, i) => list.append(h(doc, 'li', {}, `expert ${e}: weight ${(d.weights[i] ?? 0).toFixed(4)}`)));
@@ -64,10 +68,16 @@ export function gateDistribution(container: HTMLElement, data: GateDistributionD
     const width = options.width ?? Math.max(320, measureWidth(container, 640));
     const height = options.height ?? 180;
     const m = { top: 12, right: 12, bottom: 30, left: 44 };
-    const x = scaleBand<number>().domain(ids).range([m.left, width - m.right]).paddingInner(0.15);
+    const x = scaleBand<number>()
+      .domain(ids)
+      .range([m.left, width - m.right])
+      .paddingInner(0.15);
     const uniform = 1 / E;
     const yMax = Math.max(uniform * 1.5, max(probs) ?? 0) * 1.08;
-    const y = scaleLinear().domain([0, yMax]).nice().range([height - m.bottom, m.top]);
+    const y = scaleLinear()
+      .domain([0, yMax])
+      .nice()
+      .range([height - m.bottom, m.top]);
     const svg = select(root)
       .append('svg')
       .attr('class', 'chart')
@@ -80,12 +90,28 @@ export function gateDistribution(container: HTMLElement, data: GateDistributionD
     // y axis: a few ticks
     const ticks = y.ticks(4);
     const ga = svg.append('g').attr('class', 'axis');
-    ga.selectAll('line').data(ticks).join('line')
-      .attr('class', 'grid').attr('x1', m.left).attr('x2', width - m.right).attr('y1', (t) => y(t)).attr('y2', (t) => y(t));
-    ga.selectAll('text').data(ticks).join('text')
-      .attr('x', m.left - 6).attr('y', (t) => y(t)).attr('dy', '0.32em').attr('text-anchor', 'end').text((t) => t.toFixed(3));
-    svg.append('g').attr('class', 'bars')
-      .selectAll('rect').data(ids).join('rect')
+    ga.selectAll('line')
+      .data(ticks)
+      .join('line')
+      .attr('class', 'grid')
+      .attr('x1', m.left)
+      .attr('x2', width - m.right)
+      .attr('y1', (t) => y(t))
+      .attr('y2', (t) => y(t));
+    ga.selectAll('text')
+      .data(ticks)
+      .join('text')
+      .attr('x', m.left - 6)
+      .attr('y', (t) => y(t))
+      .attr('dy', '0.32em')
+      .attr('text-anchor', 'end')
+      .text((t) => t.toFixed(3));
+    svg
+      .append('g')
+      .attr('class', 'bars')
+      .selectAll('rect')
+      .data(ids)
+      .join('rect')
       .attr('class', (e) => (chosen.has(e) ? 'bar chosen' : 'bar'))
       .attr('data-expert', (e) => e)
       .attr('data-chosen', (e) => (chosen.has(e) ? 'true' : null))
@@ -100,21 +126,49 @@ export function gateDistribution(container: HTMLElement, data: GateDistributionD
       .append('title')
       .text((e) => `expert ${e}: p = ${probs[e]!.toFixed(4)}${chosen.has(e) ? ` (chosen, weight ${(d.weights[d.chosen.indexOf(e)] ?? 0).toFixed(4)})` : ''}`);
     // chosen markers above bars
-    svg.append('g').attr('class', 'chosen-marks')
-      .selectAll('text').data(ids.filter((e) => chosen.has(e))).join('text')
-      .attr('x', (e) => x(e)! + x.bandwidth() / 2).attr('y', (e) => y(probs[e]!) - 3).attr('text-anchor', 'middle').attr('class', 'chosen-mark')
+    svg
+      .append('g')
+      .attr('class', 'chosen-marks')
+      .selectAll('text')
+      .data(ids.filter((e) => chosen.has(e)))
+      .join('text')
+      .attr('x', (e) => x(e)! + x.bandwidth() / 2)
+      .attr('y', (e) => y(probs[e]!) - 3)
+      .attr('text-anchor', 'middle')
+      .attr('class', 'chosen-mark')
       .text('▾');
-    svg.append('line').attr('class', 'uniform-line')
-      .attr('x1', m.left).attr('x2', width - m.right).attr('y1', y(uniform)).attr('y2', y(uniform));
-    svg.append('text').attr('class', 'uniform-label').attr('x', width - m.right).attr('y', y(uniform) - 4).attr('text-anchor', 'end')
+    svg
+      .append('line')
+      .attr('class', 'uniform-line')
+      .attr('x1', m.left)
+      .attr('x2', width - m.right)
+      .attr('y1', y(uniform))
+      .attr('y2', y(uniform));
+    svg
+      .append('text')
+      .attr('class', 'uniform-label')
+      .attr('x', width - m.right)
+      .attr('y', y(uniform) - 4)
+      .attr('text-anchor', 'end')
       .text(`uniform 1/${E}`);
     // x labels: every 8th expert in id order, or rank ordinal
     const step = E > 16 ? 8 : 1;
-    svg.append('g').attr('class', 'axis')
-      .selectAll('text').data(ids.filter((_e, i) => i % step === 0)).join('text')
-      .attr('x', (e) => x(e)! + x.bandwidth() / 2).attr('y', height - m.bottom + 14).attr('text-anchor', 'middle')
+    svg
+      .append('g')
+      .attr('class', 'axis')
+      .selectAll('text')
+      .data(ids.filter((_e, i) => i % step === 0))
+      .join('text')
+      .attr('x', (e) => x(e)! + x.bandwidth() / 2)
+      .attr('y', height - m.bottom + 14)
+      .attr('text-anchor', 'middle')
       .text((e) => (order === 'rank' ? `#${ids.indexOf(e) + 1}` : String(e)));
-    svg.append('text').attr('class', 'axis-title').attr('x', (m.left + width - m.right) / 2).attr('y', height - 4).attr('text-anchor', 'middle')
+    svg
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('x', (m.left + width - m.right) / 2)
+      .attr('y', height - 4)
+      .attr('text-anchor', 'middle')
       .text(order === 'rank' ? 'experts by gate probability (rank)' : 'expert id');
   }
 

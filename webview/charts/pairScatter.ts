@@ -107,21 +107,38 @@ export function pairScatter(container: HTMLElement, data: PairScatterData, optio
     const height = options.height ?? Math.min(360, Math.round(width * 0.78));
     const root = h(doc, 'div', { class: 'pair-scatter' });
     container.append(root);
-    const svg = select(root).append('svg')
+    const svg = select(root)
+      .append('svg')
       .attr('class', 'chart scatter')
       .attr('data-testid', options.testid ?? 'pair-scatter')
-      .attr('width', width).attr('height', height).attr('viewBox', `0 0 ${width} ${height}`)
+      .attr('width', width)
+      .attr('height', height)
+      .attr('viewBox', `0 0 ${width} ${height}`)
       .attr('role', 'img');
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis').node()!;
     const pairs: { a: number; b: number }[] = [];
     for (let a = 0; a < E; a++) for (let b = a + 1; b < E; b++) pairs.push({ a, b });
-    const circles = svg.append('g').attr('class', 'points').selectAll('circle').data(pairs).join('circle')
-      .attr('class', 'pair-point').attr('data-testid', 'pair-point')
-      .attr('data-a', (p) => p.a).attr('data-b', (p) => p.b).attr('r', E > 32 ? 2 : 3);
+    const circles = svg
+      .append('g')
+      .attr('class', 'points')
+      .selectAll('circle')
+      .data(pairs)
+      .join('circle')
+      .attr('class', 'pair-point')
+      .attr('data-testid', 'pair-point')
+      .attr('data-a', (p) => p.a)
+      .attr('data-b', (p) => p.b)
+      .attr('r', E > 32 ? 2 : 3);
     points = (circles.nodes() as SVGCircleElement[]).map((el) => ({ el, title: el.appendChild(doc.createElementNS('http://www.w3.org/2000/svg', 'title')) }));
     const fitLine = svg.append('line').attr('class', 'fit-line').attr('data-testid', 'fit-line').node()!;
-    const fitLabel = svg.append('text').attr('class', 'fit-label').attr('data-testid', 'scatter-r2').attr('x', m.left + 4).attr('y', m.top - 10).node()!;
+    const fitLabel = svg
+      .append('text')
+      .attr('class', 'fit-label')
+      .attr('data-testid', 'scatter-r2')
+      .attr('x', m.left + 4)
+      .attr('y', m.top - 10)
+      .node()!;
     ring = svg.append('circle').attr('class', 'pair-ring').attr('r', 6).attr('visibility', 'hidden').node();
     frame = { E, width, height, axis, fitLine, fitLabel };
   }
@@ -137,29 +154,86 @@ export function pairScatter(container: HTMLElement, data: PairScatterData, optio
       const d = (hi - lo) * 0.06 || Math.max(1e-3, Math.abs(hi) * 0.1);
       return [lo - d, hi + d];
     };
-    const x = scaleLinear().domain(pad(extent(p.x.filter((_v, i) => ok[i])) as [number, number])).range([m.left, width - m.right]).nice(5);
-    const y = scaleLinear().domain(pad(extent(p.y.filter((_v, i) => ok[i])) as [number, number])).range([height - m.bottom, m.top]).nice(5);
+    const x = scaleLinear()
+      .domain(pad(extent(p.x.filter((_v, i) => ok[i])) as [number, number]))
+      .range([m.left, width - m.right])
+      .nice(5);
+    const y = scaleLinear()
+      .domain(pad(extent(p.y.filter((_v, i) => ok[i])) as [number, number]))
+      .range([height - m.bottom, m.top])
+      .nice(5);
     const r2 = current.r2 ?? fit.r2;
     const n = ok.filter(Boolean).length;
     svgEl.setAttribute('data-pairs', String(p.a.length));
-    svgEl.setAttribute('aria-label', `${current.yLabel} against ${current.xLabel} over ${n} expert pairs${current.layer !== undefined ? ` of layer ${current.layer}` : ''}; R² ${r2.toFixed(3)}`);
+    svgEl.setAttribute(
+      'aria-label',
+      `${current.yLabel} against ${current.xLabel} over ${n} expert pairs${current.layer !== undefined ? ` of layer ${current.layer}` : ''}; R² ${r2.toFixed(3)}`,
+    );
 
     clear(frame.axis);
     const axis = select(frame.axis);
     for (const t of x.ticks(5)) {
-      axis.append('line').attr('class', 'grid').attr('x1', x(t)).attr('x2', x(t)).attr('y1', m.top).attr('y2', height - m.bottom);
-      axis.append('text').attr('x', x(t)).attr('y', height - m.bottom + 14).attr('text-anchor', 'middle').text(String(Number(t.toPrecision(6))));
+      axis
+        .append('line')
+        .attr('class', 'grid')
+        .attr('x1', x(t))
+        .attr('x2', x(t))
+        .attr('y1', m.top)
+        .attr('y2', height - m.bottom);
+      axis
+        .append('text')
+        .attr('x', x(t))
+        .attr('y', height - m.bottom + 14)
+        .attr('text-anchor', 'middle')
+        .text(String(Number(t.toPrecision(6))));
     }
     for (const t of y.ticks(5)) {
-      axis.append('line').attr('class', 'grid').attr('x1', m.left).attr('x2', width - m.right).attr('y1', y(t)).attr('y2', y(t));
-      axis.append('text').attr('x', m.left - 6).attr('y', y(t)).attr('dy', '0.32em').attr('text-anchor', 'end').text(String(Number(t.toPrecision(6))));
+      axis
+        .append('line')
+        .attr('class', 'grid')
+        .attr('x1', m.left)
+        .attr('x2', width - m.right)
+        .attr('y1', y(t))
+        .attr('y2', y(t));
+      axis
+        .append('text')
+        .attr('x', m.left - 6)
+        .attr('y', y(t))
+        .attr('dy', '0.32em')
+        .attr('text-anchor', 'end')
+        .text(String(Number(t.toPrecision(6))));
     }
     const [x0, x1] = x.domain() as [number, number];
-    if (x0 <= 0 && x1 >= 0) axis.append('line').attr('class', 'zero-line').attr('x1', x(0)).attr('x2', x(0)).attr('y1', m.top).attr('y2', height - m.bottom);
+    if (x0 <= 0 && x1 >= 0)
+      axis
+        .append('line')
+        .attr('class', 'zero-line')
+        .attr('x1', x(0))
+        .attr('x2', x(0))
+        .attr('y1', m.top)
+        .attr('y2', height - m.bottom);
     const [y0, y1] = y.domain() as [number, number];
-    if (y0 <= 0 && y1 >= 0) axis.append('line').attr('class', 'zero-line').attr('x1', m.left).attr('x2', width - m.right).attr('y1', y(0)).attr('y2', y(0));
-    axis.append('text').attr('class', 'axis-title').attr('x', (m.left + width - m.right) / 2).attr('y', height - 6).attr('text-anchor', 'middle').text(current.xLabel);
-    axis.append('text').attr('class', 'axis-title').attr('transform', `translate(12,${(m.top + height - m.bottom) / 2}) rotate(-90)`).attr('text-anchor', 'middle').text(current.yLabel);
+    if (y0 <= 0 && y1 >= 0)
+      axis
+        .append('line')
+        .attr('class', 'zero-line')
+        .attr('x1', m.left)
+        .attr('x2', width - m.right)
+        .attr('y1', y(0))
+        .attr('y2', y(0));
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('x', (m.left + width - m.right) / 2)
+      .attr('y', height - 6)
+      .attr('text-anchor', 'middle')
+      .text(current.xLabel);
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('transform', `translate(12,${(m.top + height - m.bottom) / 2}) rotate(-90)`)
+      .attr('text-anchor', 'middle')
+      .text(current.yLabel);
 
     points.forEach((pt, i) => {
       if (!ok[i]) {

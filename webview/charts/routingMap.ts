@@ -78,8 +78,19 @@ function packColor(hex: string): number {
  * token grid origin at device x = x0 (token t starts at x0 + t * cellW * s) and y = y0.
  */
 function paintCells(
-  buf: Uint32Array, W: number, H: number, r: Routing, colors: Uint32Array,
-  first: number, last: number, x0: number, y0: number, s: number, cellW: number, cellH: number, gap: number,
+  buf: Uint32Array,
+  W: number,
+  H: number,
+  r: Routing,
+  colors: Uint32Array,
+  first: number,
+  last: number,
+  x0: number,
+  y0: number,
+  s: number,
+  cellW: number,
+  cellH: number,
+  gap: number,
 ): void {
   const T = r.numTokens;
   const k = r.topK;
@@ -159,8 +170,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     role: 'grid',
     'aria-roledescription': 'routing map',
     'aria-label':
-      options.ariaLabel ??
-      'Routing map: tokens by layers. Arrow keys move between cells, Enter shows the gate distribution, Shift+Enter reveals the token.',
+      options.ariaLabel ?? 'Routing map: tokens by layers. Arrow keys move between cells, Enter shows the gate distribution, Shift+Enter reveals the token.',
   });
   const colMark = h(doc, 'div', { class: 'rm-mark rm-col-highlight', hidden: true });
   const hoverMark = h(doc, 'div', { class: 'rm-mark rm-hover', hidden: true });
@@ -305,13 +315,14 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
       if (i < keepFrom || i > keepTo) releaseTile(i);
     });
     drawMs = performance.now() - t0;
-    if (pending) idle(() => {
-      const v = viewport();
-      const f = Math.floor(v.left / tileW);
-      const l = Math.floor((v.left + v.width) / tileW);
-      const a = Math.ceil(v.width / tileW);
-      for (let i = f - a; i <= l + a; i++) if (i >= 0) paintTile(i);
-    });
+    if (pending)
+      idle(() => {
+        const v = viewport();
+        const f = Math.floor(v.left / tileW);
+        const l = Math.floor((v.left + v.width) / tileW);
+        const a = Math.ceil(v.width / tileW);
+        for (let i = f - a; i <= l + a; i++) if (i >= 0) paintTile(i);
+      });
   }
 
   function idle(fn: () => void): void {
@@ -399,8 +410,14 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
       list.append(sw, h(doc, 'span', { class: 'rm-tt-expert' }, `expert ${row.expert}`), h(doc, 'span', { class: 'rm-tt-weight' }, row.weight.toFixed(3)));
     }
     tooltip.append(list);
-    tooltip.append(h(doc, 'div', { class: 'rm-tt-foot' },
-      `top-${d.rows.length} weight sum ${sum.toFixed(3)}${d.entropy === null ? '' : ` · entropy ${d.entropy.toFixed(3)} of ln E`}`));
+    tooltip.append(
+      h(
+        doc,
+        'div',
+        { class: 'rm-tt-foot' },
+        `top-${d.rows.length} weight sum ${sum.toFixed(3)}${d.entropy === null ? '' : ` · entropy ${d.entropy.toFixed(3)} of ln E`}`,
+      ),
+    );
   }
 
   function placeTooltip(clientX: number, clientY: number): void {
@@ -472,14 +489,30 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     const c: Cell = cursor ? { ...cursor } : { layer: 0, token: firstVisibleToken() };
     const page = Math.max(1, Math.floor((scroller.clientWidth || 800) / cellW) - 1);
     switch (e.key) {
-      case 'ArrowLeft': c.token = Math.max(0, c.token - 1); break;
-      case 'ArrowRight': c.token = Math.min(r.numTokens - 1, c.token + 1); break;
-      case 'ArrowUp': c.layer = Math.max(0, c.layer - 1); break;
-      case 'ArrowDown': c.layer = Math.min(r.numLayers - 1, c.layer + 1); break;
-      case 'Home': c.token = 0; break;
-      case 'End': c.token = r.numTokens - 1; break;
-      case 'PageUp': c.token = Math.max(0, c.token - page); break;
-      case 'PageDown': c.token = Math.min(r.numTokens - 1, c.token + page); break;
+      case 'ArrowLeft':
+        c.token = Math.max(0, c.token - 1);
+        break;
+      case 'ArrowRight':
+        c.token = Math.min(r.numTokens - 1, c.token + 1);
+        break;
+      case 'ArrowUp':
+        c.layer = Math.max(0, c.layer - 1);
+        break;
+      case 'ArrowDown':
+        c.layer = Math.min(r.numLayers - 1, c.layer + 1);
+        break;
+      case 'Home':
+        c.token = 0;
+        break;
+      case 'End':
+        c.token = r.numTokens - 1;
+        break;
+      case 'PageUp':
+        c.token = Math.max(0, c.token - page);
+        break;
+      case 'PageDown':
+        c.token = Math.min(r.numTokens - 1, c.token + page);
+        break;
       case 'Enter':
       case ' ':
         e.preventDefault();

@@ -122,7 +122,8 @@ export function similarityMatrix(container: HTMLElement, data: SimilarityMatrixD
 
     const root = h(doc, 'div', { class: 'similarity-matrix' });
     container.append(root);
-    const svg = select(root).append('svg')
+    const svg = select(root)
+      .append('svg')
       .attr('class', 'chart similarity')
       .attr('data-testid', 'similarity-heatmap')
       .attr('data-experts', E)
@@ -143,18 +144,47 @@ export function similarityMatrix(container: HTMLElement, data: SimilarityMatrixD
     const step = E > 32 ? 8 : E > 16 ? 4 : E > 8 ? 2 : 1;
     const ticks = Array.from({ length: E }, (_, i) => i).filter((i) => i % step === 0);
     const axis = svg.append('g').attr('class', 'axis');
-    axis.selectAll('text.xt').data(ticks).join('text').attr('class', 'xt')
-      .attr('x', (i) => m.left + i * cw + cw / 2).attr('y', m.top - 6).attr('text-anchor', 'middle').text((i) => String(i));
-    axis.selectAll('text.yt').data(ticks).join('text').attr('class', 'yt')
-      .attr('x', m.left - 5).attr('y', (i) => m.top + i * cw + cw / 2).attr('dy', '0.32em').attr('text-anchor', 'end').text((i) => String(i));
-    axis.append('text').attr('class', 'axis-title').attr('x', m.left + side / 2).attr('y', 10).attr('text-anchor', 'middle').text('expert b');
-    axis.append('text').attr('class', 'axis-title').attr('transform', `translate(10,${m.top + side / 2}) rotate(-90)`).attr('text-anchor', 'middle').text('expert a');
+    axis
+      .selectAll('text.xt')
+      .data(ticks)
+      .join('text')
+      .attr('class', 'xt')
+      .attr('x', (i) => m.left + i * cw + cw / 2)
+      .attr('y', m.top - 6)
+      .attr('text-anchor', 'middle')
+      .text((i) => String(i));
+    axis
+      .selectAll('text.yt')
+      .data(ticks)
+      .join('text')
+      .attr('class', 'yt')
+      .attr('x', m.left - 5)
+      .attr('y', (i) => m.top + i * cw + cw / 2)
+      .attr('dy', '0.32em')
+      .attr('text-anchor', 'end')
+      .text((i) => String(i));
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('x', m.left + side / 2)
+      .attr('y', 10)
+      .attr('text-anchor', 'middle')
+      .text('expert b');
+    axis
+      .append('text')
+      .attr('class', 'axis-title')
+      .attr('transform', `translate(10,${m.top + side / 2}) rotate(-90)`)
+      .attr('text-anchor', 'middle')
+      .text('expert a');
 
     svg.append('rect').attr('class', 'matrix-bg').attr('x', m.left).attr('y', m.top).attr('width', side).attr('height', side);
     const cells: { a: number; b: number }[] = [];
     for (let a = 0; a < E; a++) for (let b = 0; b < E; b++) cells.push({ a, b });
     const g = svg.append('g').attr('class', 'cells');
-    cellEls = g.selectAll('rect').data(cells).join('rect')
+    cellEls = g
+      .selectAll('rect')
+      .data(cells)
+      .join('rect')
       .attr('data-a', (d) => d.a)
       .attr('data-b', (d) => d.b)
       .attr('x', (d) => m.left + d.b * cw)
@@ -164,32 +194,60 @@ export function similarityMatrix(container: HTMLElement, data: SimilarityMatrixD
       .nodes() as Element[];
     tip = g.append('title').text(`${current.label}: hover a cell`).node();
     if (cw >= 30) {
-      g.selectAll('text').data(cells).join('text').attr('class', (d) => (d.a === d.b ? 'cell-value diag' : 'cell-value'))
-        .attr('x', (d) => m.left + d.b * cw + (cw - gap) / 2).attr('y', (d) => m.top + d.a * cw + (cw - gap) / 2)
-        .attr('dy', '0.32em').attr('text-anchor', 'middle');
+      g.selectAll('text')
+        .data(cells)
+        .join('text')
+        .attr('class', (d) => (d.a === d.b ? 'cell-value diag' : 'cell-value'))
+        .attr('x', (d) => m.left + d.b * cw + (cw - gap) / 2)
+        .attr('y', (d) => m.top + d.a * cw + (cw - gap) / 2)
+        .attr('dy', '0.32em')
+        .attr('text-anchor', 'middle');
     }
-    mark = svg.append('rect').attr('class', 'hover-mark').attr('visibility', 'hidden')
-      .attr('width', Math.max(2, cw)).attr('height', Math.max(2, cw)).attr('fill', 'none').node();
+    mark = svg
+      .append('rect')
+      .attr('class', 'hover-mark')
+      .attr('visibility', 'hidden')
+      .attr('width', Math.max(2, cw))
+      .attr('height', Math.max(2, cw))
+      .attr('fill', 'none')
+      .node();
 
     // legend: the diverging ramp, its ends and the dimmed diagonal
     const ly = m.top + side + 14;
     const lw = Math.max(120, Math.min(220, side * 0.45));
     const lg = svg.append('g').attr('class', 'legend').attr('data-testid', 'similarity-legend').attr('transform', `translate(${m.left},${ly})`);
     lg.append('rect').attr('class', 'legend-ramp').attr('x', 0).attr('y', 0).attr('width', lw).attr('height', 10).attr('fill', `url(#${uid}-legend)`);
-    lg.append('line').attr('class', 'legend-zero').attr('x1', lw / 2).attr('x2', lw / 2).attr('y1', -2).attr('y2', 12);
+    lg.append('line')
+      .attr('class', 'legend-zero')
+      .attr('x1', lw / 2)
+      .attr('x2', lw / 2)
+      .attr('y1', -2)
+      .attr('y2', 12);
     const lmin = lg.append('text').attr('class', 'legend-min').attr('x', 0).attr('y', 24).attr('text-anchor', 'start').node()!;
-    lg.append('text').attr('x', lw / 2).attr('y', 24).attr('text-anchor', 'middle').text('0');
+    lg.append('text')
+      .attr('x', lw / 2)
+      .attr('y', 24)
+      .attr('text-anchor', 'middle')
+      .text('0');
     const lmax = lg.append('text').attr('class', 'legend-max').attr('x', lw).attr('y', 24).attr('text-anchor', 'end').node()!;
     const lcap = lg.append('text').attr('x', 0).attr('y', 38).node()!;
     legendEls = { min: lmin, max: lmax, caption: lcap };
     const dx = lw + 18;
     if (dx + 150 <= side) {
       lg.append('rect').attr('class', 'legend-diag').attr('x', dx).attr('y', 0).attr('width', 10).attr('height', 10);
-      lg.append('text').attr('x', dx + 15).attr('y', 5).attr('dy', '0.32em').text('diagonal: self, 1 by definition');
+      lg.append('text')
+        .attr('x', dx + 15)
+        .attr('y', 5)
+        .attr('dy', '0.32em')
+        .text('diagonal: self, 1 by definition');
     }
 
-    readout = h(doc, 'p', { class: 'caption similarity-readout', 'data-testid': 'similarity-hover', 'aria-live': 'polite' },
-      'Hover a cell (or focus the matrix and use the arrow keys) to see the expert pair and its value.');
+    readout = h(
+      doc,
+      'p',
+      { class: 'caption similarity-readout', 'data-testid': 'similarity-hover', 'aria-live': 'polite' },
+      'Hover a cell (or focus the matrix and use the arrow keys) to see the expert pair and its value.',
+    );
     root.append(readout);
 
     g.on('mousemove', (ev: MouseEvent) => {
@@ -203,14 +261,29 @@ export function similarityMatrix(container: HTMLElement, data: SimilarityMatrixD
       const c = cursor ?? { a: 0, b: 0 };
       let { a, b } = c;
       switch (ev.key) {
-        case 'ArrowLeft': b = Math.max(0, b - 1); break;
-        case 'ArrowRight': b = Math.min(E - 1, b + 1); break;
-        case 'ArrowUp': a = Math.max(0, a - 1); break;
-        case 'ArrowDown': a = Math.min(E - 1, a + 1); break;
-        case 'Home': b = 0; break;
-        case 'End': b = E - 1; break;
-        case 'Escape': show(null, true); return;
-        default: return;
+        case 'ArrowLeft':
+          b = Math.max(0, b - 1);
+          break;
+        case 'ArrowRight':
+          b = Math.min(E - 1, b + 1);
+          break;
+        case 'ArrowUp':
+          a = Math.max(0, a - 1);
+          break;
+        case 'ArrowDown':
+          a = Math.min(E - 1, a + 1);
+          break;
+        case 'Home':
+          b = 0;
+          break;
+        case 'End':
+          b = E - 1;
+          break;
+        case 'Escape':
+          show(null, true);
+          return;
+        default:
+          return;
       }
       ev.preventDefault();
       show({ a, b }, true);
@@ -227,7 +300,10 @@ export function similarityMatrix(container: HTMLElement, data: SimilarityMatrixD
     svgEl?.setAttribute('data-scale-max', String(M));
     if (current.layer !== undefined) svgEl?.setAttribute('data-layer', String(current.layer));
     else svgEl?.removeAttribute('data-layer');
-    svgEl?.setAttribute('aria-label', `${current.label}${current.layer !== undefined ? `, layer ${current.layer}` : ''}: ${E} by ${E} experts. Arrow keys move a cursor over the cells.`);
+    svgEl?.setAttribute(
+      'aria-label',
+      `${current.label}${current.layer !== undefined ? `, layer ${current.layer}` : ''}: ${E} by ${E} experts. Arrow keys move a cursor over the cells.`,
+    );
     const texts = svgEl ? Array.from(svgEl.querySelectorAll('g.cells text.cell-value')) : [];
     for (let i = 0; i < cellEls.length; i++) {
       const a = Math.floor(i / E);

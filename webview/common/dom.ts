@@ -6,12 +6,7 @@
 export type Attrs = Record<string, string | number | boolean | null | undefined>;
 
 /** Creates an element in the document of `parentOrDoc`; `text` is set as textContent. */
-export function h<K extends keyof HTMLElementTagNameMap>(
-  doc: Document,
-  tag: K,
-  attrs?: Attrs,
-  text?: string,
-): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(doc: Document, tag: K, attrs?: Attrs, text?: string): HTMLElementTagNameMap[K];
 export function h(doc: Document, tag: string, attrs?: Attrs, text?: string): HTMLElement;
 export function h(doc: Document, tag: string, attrs: Attrs = {}, text?: string): HTMLElement {
   const el = doc.createElement(tag);
@@ -74,7 +69,10 @@ export function injectStyles(doc: Document, id: string, cssText: string): void {
 /** Makes whitespace in a token visible: "·" for spaces, "⏎" for newlines, "→" for tabs. */
 export function visibleToken(text: string): string {
   if (text.length === 0) return '∅';
-  return text.replace(/\r\n|\n|\r/g, '⏎').replace(/\t/g, '→').replace(/ /g, '·');
+  return text
+    .replace(/\r\n|\n|\r/g, '⏎')
+    .replace(/\t/g, '→')
+    .replace(/ /g, '·');
 }
 
 export function formatPercent(fraction: number, digits = 1): string {

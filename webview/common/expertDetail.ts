@@ -28,26 +28,43 @@ export function expertAccuracyDefinition(topK: number | null): string {
 }
 
 export function expertDetail(doc: Document, d: ExpertDetailInput): HTMLElement {
-  const el = h(doc, 'section', { class: 'card expert-detail', 'data-testid': 'expert-detail', 'data-layer': d.layer, 'data-expert': d.expert, 'aria-live': 'polite' });
+  const el = h(doc, 'section', {
+    class: 'card expert-detail',
+    'data-testid': 'expert-detail',
+    'data-layer': d.layer,
+    'data-expert': d.expert,
+    'aria-live': 'polite',
+  });
   const title = h(doc, 'h3', {});
   const sw = h(doc, 'span', { class: 'swatch' });
   sw.style.backgroundColor = expertColor(d.expert, d.numExperts);
   append(title, sw, ` Layer ${d.layer} · expert ${d.expert}`);
   el.append(title);
-  const scope = d.tokenScope ? TOKEN_SCOPE_LABELS[d.tokenScope] : d.source === 'trace' ? 'every token of this trace' : 'the run\'s token scope';
+  const scope = d.tokenScope ? TOKEN_SCOPE_LABELS[d.tokenScope] : d.source === 'trace' ? 'every token of this trace' : "the run's token scope";
   const facts = h(doc, 'dl', { class: 'defs' });
-  append(facts,
+  append(
+    facts,
     h(doc, 'dt', {}, 'Activations'),
-    h(doc, 'dd', { 'data-testid': 'expert-count' }, `${d.count} (token, slot) assignment${d.count === 1 ? '' : 's'}, counting ${scope}${d.count === 0 ? ' — never activated' : ''}`),
+    h(
+      doc,
+      'dd',
+      { 'data-testid': 'expert-count' },
+      `${d.count} (token, slot) assignment${d.count === 1 ? '' : 's'}, counting ${scope}${d.count === 0 ? ' — never activated' : ''}`,
+    ),
   );
   if (d.source === 'run') {
     const acc = d.accuracy;
-    append(facts,
+    append(
+      facts,
       h(doc, 'dt', {}, 'Per-expert accuracy'),
-      h(doc, 'dd', { 'data-testid': 'expert-accuracy' },
+      h(
+        doc,
+        'dd',
+        { 'data-testid': 'expert-accuracy' },
         acc === null || acc === undefined
-          ? 'none: no question\'s answer position used this expert'
-          : `${formatPercent(acc)} over ${d.accuracyCount ?? 0} question${d.accuracyCount === 1 ? '' : 's'}`),
+          ? "none: no question's answer position used this expert"
+          : `${formatPercent(acc)} over ${d.accuracyCount ?? 0} question${d.accuracyCount === 1 ? '' : 's'}`,
+      ),
       h(doc, 'dt', {}, 'Rests on'),
       h(doc, 'dd', { 'data-testid': 'expert-accuracy-count' }, `${d.accuracyCount ?? 0} questions`),
     );
@@ -63,9 +80,18 @@ export function expertDetail(doc: Document, d: ExpertDetailInput): HTMLElement {
       append(li, h(doc, 'span', { class: 'subject' }, s.subject.replace(/_/g, ' ')), h(doc, 'span', { class: 'muted' }, ` ${s.share.toFixed(3)}`));
       ol.append(li);
     }
-    el.append(ol, h(doc, 'p', { class: 'caption' },
-      `Share: the expert's share of the subject's (token, slot) assignments in this layer times k (uniform routing gives k/E${d.topK ? ` = ${(d.topK / d.numExperts).toFixed(3)}` : ''}).`));
+    el.append(
+      ol,
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Share: the expert's share of the subject's (token, slot) assignments in this layer times k (uniform routing gives k/E${d.topK ? ` = ${(d.topK / d.numExperts).toFixed(3)}` : ''}).`,
+      ),
+    );
   }
-  el.append(h(doc, 'p', { class: 'caption definition', 'data-testid': 'expert-accuracy-definition' }, d.accuracyDefinition ?? expertAccuracyDefinition(d.topK)));
+  el.append(
+    h(doc, 'p', { class: 'caption definition', 'data-testid': 'expert-accuracy-definition' }, d.accuracyDefinition ?? expertAccuracyDefinition(d.topK)),
+  );
   return el;
 }

@@ -87,8 +87,18 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     const d = state.source === 'run' ? state.run : state.trace;
     if (!d) {
       const empty = h(doc, 'div', { class: 'empty-state', 'data-testid': 'heatmap-empty' });
-      append(empty, icon(doc, state.source === 'run' ? 'beaker' : 'symbol-class'),
-        h(doc, 'p', {}, state.source === 'run' ? 'No evaluation run loaded. Open a run summary to see its expert activations.' : 'No trace yet. Trace a question to see its expert activations.'));
+      append(
+        empty,
+        icon(doc, state.source === 'run' ? 'beaker' : 'symbol-class'),
+        h(
+          doc,
+          'p',
+          {},
+          state.source === 'run'
+            ? 'No evaluation run loaded. Open a run summary to see its expert activations.'
+            : 'No trace yet. Trace a question to see its expert activations.',
+        ),
+      );
       body.append(empty);
       save();
       return;
@@ -98,19 +108,26 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     const perLayer = neverActivatedPerLayer(d);
     const total = perLayer.reduce((a, b) => a + b, 0);
     const summary = h(doc, 'p', { class: 'hv-total' });
-    append(summary, h(doc, 'strong', { 'data-testid': 'never-activated-total' }, String(total)),
-      ` of ${d.numLayers * d.numExperts} (layer, expert) pairs never activated`);
+    append(
+      summary,
+      h(doc, 'strong', { 'data-testid': 'never-activated-total' }, String(total)),
+      ` of ${d.numLayers * d.numExperts} (layer, expert) pairs never activated`,
+    );
     const hmHost = h(doc, 'div', { class: 'hv-heatmap' });
-    const tools = exportButtons(doc, {
-      name: `heatmap-${d.source}`,
-      svg: () => chart?.svg() ?? null,
-      csv: () => {
-        const rows: (string | number)[][] = [];
-        for (let l = 0; l < d.numLayers; l++) for (let e = 0; e < d.numExperts; e++) rows.push([l, e, d.counts[l]?.[e] ?? 0]);
-        return toCsv(['layer', 'expert', 'count'], rows);
+    const tools = exportButtons(
+      doc,
+      {
+        name: `heatmap-${d.source}`,
+        svg: () => chart?.svg() ?? null,
+        csv: () => {
+          const rows: (string | number)[][] = [];
+          for (let l = 0; l < d.numLayers; l++) for (let e = 0; e < d.numExperts; e++) rows.push([l, e, d.counts[l]?.[e] ?? 0]);
+          return toCsv(['layer', 'expert', 'count'], rows);
+        },
+        json: () => d,
       },
-      json: () => d,
-    }, post);
+      post,
+    );
     body.append(summary, tools, hmHost);
     chart = expertHeatmap(hmHost, d, {
       onCellClick: (layer, expert) => {
@@ -142,18 +159,20 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
       return;
     }
     chart?.select(s);
-    detailHost.append(expertDetail(doc, {
-      layer: s.layer,
-      expert: s.expert,
-      numExperts: d.numExperts,
-      topK: null,
-      count: Number(d.counts[s.layer]?.[s.expert] ?? 0),
-      source: d.source,
-      tokenScope: d.tokenScope,
-      accuracy: d.expertAccuracy?.[s.layer]?.[s.expert] ?? null,
-      accuracyCount: d.expertAccuracyCount?.[s.layer]?.[s.expert] ?? 0,
-      topSubjects: d.topSubjects?.[s.layer]?.[s.expert] ?? [],
-    }));
+    detailHost.append(
+      expertDetail(doc, {
+        layer: s.layer,
+        expert: s.expert,
+        numExperts: d.numExperts,
+        topK: null,
+        count: Number(d.counts[s.layer]?.[s.expert] ?? 0),
+        source: d.source,
+        tokenScope: d.tokenScope,
+        accuracy: d.expertAccuracy?.[s.layer]?.[s.expert] ?? null,
+        accuracyCount: d.expertAccuracyCount?.[s.layer]?.[s.expert] ?? 0,
+        topSubjects: d.topSubjects?.[s.layer]?.[s.expert] ?? [],
+      }),
+    );
   }
 
   function handle(msg: HostToHeatmapView): void {

@@ -22,8 +22,17 @@ export type StructureStatus = 'loading' | 'ready' | 'error';
 
 /** Matrices of the protocol; the up/down neuron-level ones are shown only when the analysis carries them (older cached results may not). */
 export type MatrixKey =
-  | 'gate' | 'up' | 'down' | 'all' | 'router' | 'neuronRowMean' | 'neuronColMean'
-  | 'neuronUpRowMean' | 'neuronUpColMean' | 'neuronDownRowMean' | 'neuronDownColMean';
+  | 'gate'
+  | 'up'
+  | 'down'
+  | 'all'
+  | 'router'
+  | 'neuronRowMean'
+  | 'neuronColMean'
+  | 'neuronUpRowMean'
+  | 'neuronUpColMean'
+  | 'neuronDownRowMean'
+  | 'neuronDownColMean';
 
 interface MatrixSpec {
   key: MatrixKey;
@@ -35,36 +44,101 @@ interface MatrixSpec {
   get(l: LayerWeightSimilarity): unknown;
 }
 
-const FLAT_COS = 'Cosine similarity cos(a, b) = a·b / (|a| |b|) between two experts\' flattened weight matrices (every value, row-major): 1 = same direction, 0 = orthogonal, −1 = opposite.';
-const NEURON_ORDER = 'The order of neurons inside an expert is arbitrary (permuting them changes nothing the expert computes), so per-neuron vectors are only comparable between experts that share an origin, e.g. experts upcycled from one dense FFN.';
+const FLAT_COS =
+  "Cosine similarity cos(a, b) = a·b / (|a| |b|) between two experts' flattened weight matrices (every value, row-major): 1 = same direction, 0 = orthogonal, −1 = opposite.";
+const NEURON_ORDER =
+  'The order of neurons inside an expert is arbitrary (permuting them changes nothing the expert computes), so per-neuron vectors are only comparable between experts that share an origin, e.g. experts upcycled from one dense FFN.';
 
 export const MATRICES: readonly MatrixSpec[] = [
-  { key: 'gate', option: 'gate_proj (w1)', label: 'cosine similarity of gate_proj', get: (l) => l.gate,
-    definition: `gate_proj (w1, intermediate × hidden). ${FLAT_COS}` },
-  { key: 'up', option: 'up_proj (w3)', label: 'cosine similarity of up_proj', get: (l) => l.up,
-    definition: `up_proj (w3, intermediate × hidden). ${FLAT_COS}` },
-  { key: 'down', option: 'down_proj (w2)', label: 'cosine similarity of down_proj', get: (l) => l.down,
-    definition: `down_proj (w2, hidden × intermediate). ${FLAT_COS}` },
-  { key: 'all', option: 'all expert weights', label: 'cosine similarity of all expert weights', get: (l) => l.all,
-    definition: `All three matrices concatenated, [gate_proj; up_proj; down_proj]. ${FLAT_COS} A matrix with larger weights counts for more.` },
-  { key: 'router', option: 'router rows', label: 'cosine similarity of router rows', get: (l) => l.router,
-    definition: 'Cosine similarity between two rows of the layer\'s router (gate) weight [E × hidden]: each row is the direction an expert "listens" to. Similar rows mean the two experts tend to be scored alike.' },
-  { key: 'neuronRowMean', option: 'neuron row means', label: 'cosine similarity of gate_proj row means', get: (l) => l.neuronRowMean,
-    definition: `Neuron level: each expert's vector of gate_proj row means (one value per intermediate neuron: the mean of its input weights), compared by cosine similarity. ${NEURON_ORDER}` },
-  { key: 'neuronColMean', option: 'neuron column means', label: 'cosine similarity of gate_proj column means', get: (l) => l.neuronColMean,
-    definition: 'Neuron level: each expert\'s vector of gate_proj column means (one value per hidden input dimension: the mean over the expert\'s neurons), compared by cosine similarity. Does not depend on the order of neurons.' },
-  { key: 'neuronUpRowMean', option: 'up_proj row means', label: 'cosine similarity of up_proj row means', get: (l) => l.neuronUp?.rowMean,
-    definition: `Neuron level: each expert's vector of up_proj row means (one per intermediate neuron), compared by cosine similarity. ${NEURON_ORDER}` },
-  { key: 'neuronUpColMean', option: 'up_proj column means', label: 'cosine similarity of up_proj column means', get: (l) => l.neuronUp?.colMean,
-    definition: 'Neuron level: each expert\'s vector of up_proj column means (one per hidden dimension), compared by cosine similarity.' },
-  { key: 'neuronDownRowMean', option: 'down_proj row means', label: 'cosine similarity of down_proj row means', get: (l) => l.neuronDown?.rowMean,
-    definition: 'Neuron level: each expert\'s vector of down_proj row means (one per hidden output dimension), compared by cosine similarity.' },
-  { key: 'neuronDownColMean', option: 'down_proj column means', label: 'cosine similarity of down_proj column means', get: (l) => l.neuronDown?.colMean,
-    definition: `Neuron level: each expert's vector of down_proj column means (one per intermediate neuron), compared by cosine similarity. ${NEURON_ORDER}` },
+  {
+    key: 'gate',
+    option: 'gate_proj (w1)',
+    label: 'cosine similarity of gate_proj',
+    get: (l) => l.gate,
+    definition: `gate_proj (w1, intermediate × hidden). ${FLAT_COS}`,
+  },
+  {
+    key: 'up',
+    option: 'up_proj (w3)',
+    label: 'cosine similarity of up_proj',
+    get: (l) => l.up,
+    definition: `up_proj (w3, intermediate × hidden). ${FLAT_COS}`,
+  },
+  {
+    key: 'down',
+    option: 'down_proj (w2)',
+    label: 'cosine similarity of down_proj',
+    get: (l) => l.down,
+    definition: `down_proj (w2, hidden × intermediate). ${FLAT_COS}`,
+  },
+  {
+    key: 'all',
+    option: 'all expert weights',
+    label: 'cosine similarity of all expert weights',
+    get: (l) => l.all,
+    definition: `All three matrices concatenated, [gate_proj; up_proj; down_proj]. ${FLAT_COS} A matrix with larger weights counts for more.`,
+  },
+  {
+    key: 'router',
+    option: 'router rows',
+    label: 'cosine similarity of router rows',
+    get: (l) => l.router,
+    definition:
+      'Cosine similarity between two rows of the layer\'s router (gate) weight [E × hidden]: each row is the direction an expert "listens" to. Similar rows mean the two experts tend to be scored alike.',
+  },
+  {
+    key: 'neuronRowMean',
+    option: 'neuron row means',
+    label: 'cosine similarity of gate_proj row means',
+    get: (l) => l.neuronRowMean,
+    definition: `Neuron level: each expert's vector of gate_proj row means (one value per intermediate neuron: the mean of its input weights), compared by cosine similarity. ${NEURON_ORDER}`,
+  },
+  {
+    key: 'neuronColMean',
+    option: 'neuron column means',
+    label: 'cosine similarity of gate_proj column means',
+    get: (l) => l.neuronColMean,
+    definition:
+      "Neuron level: each expert's vector of gate_proj column means (one value per hidden input dimension: the mean over the expert's neurons), compared by cosine similarity. Does not depend on the order of neurons.",
+  },
+  {
+    key: 'neuronUpRowMean',
+    option: 'up_proj row means',
+    label: 'cosine similarity of up_proj row means',
+    get: (l) => l.neuronUp?.rowMean,
+    definition: `Neuron level: each expert's vector of up_proj row means (one per intermediate neuron), compared by cosine similarity. ${NEURON_ORDER}`,
+  },
+  {
+    key: 'neuronUpColMean',
+    option: 'up_proj column means',
+    label: 'cosine similarity of up_proj column means',
+    get: (l) => l.neuronUp?.colMean,
+    definition: "Neuron level: each expert's vector of up_proj column means (one per hidden dimension), compared by cosine similarity.",
+  },
+  {
+    key: 'neuronDownRowMean',
+    option: 'down_proj row means',
+    label: 'cosine similarity of down_proj row means',
+    get: (l) => l.neuronDown?.rowMean,
+    definition: "Neuron level: each expert's vector of down_proj row means (one per hidden output dimension), compared by cosine similarity.",
+  },
+  {
+    key: 'neuronDownColMean',
+    option: 'down_proj column means',
+    label: 'cosine similarity of down_proj column means',
+    get: (l) => l.neuronDown?.colMean,
+    definition: `Neuron level: each expert's vector of down_proj column means (one per intermediate neuron), compared by cosine similarity. ${NEURON_ORDER}`,
+  },
 ];
 const CORE_KEYS: readonly MatrixKey[] = ['gate', 'up', 'down', 'all', 'router', 'neuronRowMean', 'neuronColMean'];
 const DEPTH_KEYS = ['gate', 'up', 'down', 'all', 'router'] as const;
-const DEPTH_LABELS: Record<(typeof DEPTH_KEYS)[number], string> = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj', all: 'all weights', router: 'router rows' };
+const DEPTH_LABELS: Record<(typeof DEPTH_KEYS)[number], string> = {
+  gate: 'gate_proj',
+  up: 'up_proj',
+  down: 'down_proj',
+  all: 'all weights',
+  router: 'router rows',
+};
 
 /** One layer as the view uses it: every matrix checked to be E x E numbers (else absent). */
 export interface StructureLayer {
@@ -104,11 +178,13 @@ export function structureModel(a: WeightAnalysis): StructureModel {
         if (m) matrices[spec.key] = m;
       }
       const mo = (l.meanOffDiagonal ?? {}) as Partial<Record<string, unknown>>;
-      const meanOff = Object.fromEntries(DEPTH_KEYS.map((k) => {
-        const v = num(mo[k]);
-        const m = matrices[k];
-        return [k, Number.isFinite(v) ? v : m ? meanOffDiagonal(m, E) : NaN];
-      })) as StructureLayer['meanOff'];
+      const meanOff = Object.fromEntries(
+        DEPTH_KEYS.map((k) => {
+          const v = num(mo[k]);
+          const m = matrices[k];
+          return [k, Number.isFinite(v) ? v : m ? meanOffDiagonal(m, E) : NaN];
+        }),
+      ) as StructureLayer['meanOff'];
       return { layer: Number.isFinite(Number(l.layer)) ? Number(l.layer) : i, matrices, r2: num(l.routerVsExpertR2), meanOff };
     })
     .sort((x, y) => x.layer - y.layer);
@@ -207,9 +283,16 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
   const metaEl = h(doc, 'div', { class: 'st-meta', 'data-testid': 'structure-meta' });
   const titleRow = h(doc, 'div', { class: 'st-title-row' });
   titleRow.append(title, labelEl);
-  header.append(titleRow, metaEl,
-    h(doc, 'p', { class: 'muted st-intro' },
-      'Static analyses of the checkpoint\'s weights alone (no forward pass), after "A Closer Look into Mixture-of-Experts in Large Language Models" (Lo et al.): how alike the experts of a layer are, and whether the router\'s view of the experts follows their weights.'));
+  header.append(
+    titleRow,
+    metaEl,
+    h(
+      doc,
+      'p',
+      { class: 'muted st-intro' },
+      'Static analyses of the checkpoint\'s weights alone (no forward pass), after "A Closer Look into Mixture-of-Experts in Large Language Models" (Lo et al.): how alike the experts of a layer are, and whether the router\'s view of the experts follows their weights.',
+    ),
+  );
   const loadingEl = h(doc, 'section', { class: 'st-loading', hidden: true });
   const progressText = h(doc, 'p', { class: 'muted', 'data-testid': 'structure-progress' }, 'Waiting for the weight analysis…');
   loadingEl.append(h(doc, 'vscode-progress-bar', { indeterminate: true, 'aria-label': 'Analysing the expert weights' }), progressText);
@@ -229,7 +312,7 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     clearTimeout(saveTimer);
     saveTimer = undefined;
     if (model && packed?.for !== model) packed = { for: model, value: packModel(model) };
-    api.setState({ v: 1, status, message, modelLabel, analysis: model ? packed?.value ?? null : null, layer: layerId, matrix: matrixKey, scale });
+    api.setState({ v: 1, status, message, modelLabel, analysis: model ? (packed?.value ?? null) : null, layer: layerId, matrix: matrixKey, scale });
   }
 
   function save(): void {
@@ -254,10 +337,12 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     clear(metaEl);
     if (!model) return;
     const L = model.layers.length;
-    append(metaEl,
+    append(
+      metaEl,
       h(doc, 'span', {}, `${model.numExperts} experts per layer · ${L} layer${L === 1 ? '' : 's'} analysed`),
       h(doc, 'span', { class: 'muted' }, `${(model.ms / 1000).toFixed(1)} s`),
-      model.modelPath ? h(doc, 'span', { class: 'muted st-path', title: model.modelPath }, model.modelPath) : null);
+      model.modelPath ? h(doc, 'span', { class: 'muted st-path', title: model.modelPath }, model.modelPath) : null,
+    );
   }
 
   const currentLayer = (): StructureLayer | null => model?.layers.find((l) => l.layer === layerId) ?? model?.layers[0] ?? null;
@@ -277,7 +362,13 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     return { tools, body };
   }
 
-  function selectEl(testid: string, label: string, options: [string, string, boolean?][], value: string, onChange: (v: string) => void): { wrap: HTMLElement; set(v: string): void } {
+  function selectEl(
+    testid: string,
+    label: string,
+    options: [string, string, boolean?][],
+    value: string,
+    onChange: (v: string) => void,
+  ): { wrap: HTMLElement; set(v: string): void } {
     const wrap = h(doc, 'label', { class: 'inline-select' });
     const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
     const opts = options.map(([v, text, disabled]) => h(doc, 'vscode-option', { value: v, selected: v === value, disabled: !!disabled }, text));
@@ -323,70 +414,150 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
 
     // 1. similarity matrix of one layer
     const sm = section('Expert similarity', 'symbol-structure', 'structure-matrix-section');
-    const ls = selectEl('structure-layer', 'Layer', m.layers.map((l) => [String(l.layer), `L${l.layer}`]), String(layerId), (v) => selectLayer(Number(v)));
+    const ls = selectEl(
+      'structure-layer',
+      'Layer',
+      m.layers.map((l) => [String(l.layer), `L${l.layer}`]),
+      String(layerId),
+      (v) => selectLayer(Number(v)),
+    );
     layerSelect = ls;
-    const ms = selectEl('structure-matrix', 'Matrix', available().map((s) => [s.key, s.option]), matrixKey, (v) => {
-      if (!MATRICES.some((s) => s.key === v)) return;
-      matrixKey = v as MatrixKey;
-      renderMatrix();
-      save();
-    });
-    const ss = selectEl('structure-scale', 'Colour scale', [['data', 'data range'], ['fixed', '−1 … 1']], scale, (v) => {
-      scale = v === 'fixed' ? 'fixed' : 'data';
-      matrix?.setScale(scale);
-      save();
-    });
-    sm.tools.append(ls.wrap, ms.wrap, ss.wrap, exportButtons(doc, {
-      name: 'similarity',
-      svg: () => matrix?.svg() ?? null,
-      csv: () => {
-        const l = currentLayer();
-        const mat = l?.matrices[matrixKey];
-        const rows: (number | string)[][] = [];
-        if (l && mat) for (let a = 0; a < E; a++) for (let b = 0; b < E; b++) rows.push([l.layer, matrixKey, a, b, mat[a * E + b]!]);
-        return toCsv(['layer', 'matrix', 'expert_a', 'expert_b', 'similarity'], rows);
+    const ms = selectEl(
+      'structure-matrix',
+      'Matrix',
+      available().map((s) => [s.key, s.option]),
+      matrixKey,
+      (v) => {
+        if (!MATRICES.some((s) => s.key === v)) return;
+        matrixKey = v as MatrixKey;
+        renderMatrix();
+        save();
       },
-      json: () => {
-        const l = currentLayer();
-        return { modelPath: m.modelPath, numExperts: E, layer: l?.layer, matrix: matrixKey, definition: spec(matrixKey).definition, values: l?.matrices[matrixKey] ?? null };
+    );
+    const ss = selectEl(
+      'structure-scale',
+      'Colour scale',
+      [
+        ['data', 'data range'],
+        ['fixed', '−1 … 1'],
+      ],
+      scale,
+      (v) => {
+        scale = v === 'fixed' ? 'fixed' : 'data';
+        matrix?.setScale(scale);
+        save();
       },
-    }, (msg) => post({ ...msg, name: `${base()}-${matrixKey}-${msg.name}` })));
+    );
+    sm.tools.append(
+      ls.wrap,
+      ms.wrap,
+      ss.wrap,
+      exportButtons(
+        doc,
+        {
+          name: 'similarity',
+          svg: () => matrix?.svg() ?? null,
+          csv: () => {
+            const l = currentLayer();
+            const mat = l?.matrices[matrixKey];
+            const rows: (number | string)[][] = [];
+            if (l && mat) for (let a = 0; a < E; a++) for (let b = 0; b < E; b++) rows.push([l.layer, matrixKey, a, b, mat[a * E + b]!]);
+            return toCsv(['layer', 'matrix', 'expert_a', 'expert_b', 'similarity'], rows);
+          },
+          json: () => {
+            const l = currentLayer();
+            return {
+              modelPath: m.modelPath,
+              numExperts: E,
+              layer: l?.layer,
+              matrix: matrixKey,
+              definition: spec(matrixKey).definition,
+              values: l?.matrices[matrixKey] ?? null,
+            };
+          },
+        },
+        (msg) => post({ ...msg, name: `${base()}-${matrixKey}-${msg.name}` }),
+      ),
+    );
     const mGrid = h(doc, 'div', { class: 'st-matrix-grid' });
     matrixHost = h(doc, 'div', { class: 'st-matrix' });
     const side = h(doc, 'aside', { class: 'st-matrix-side card' });
     matrixTitle = h(doc, 'h3', { 'data-testid': 'matrix-title' });
     matrixDef = h(doc, 'p', { class: 'caption', 'data-testid': 'matrix-definition' });
     statsEl = h(doc, 'dl', { class: 'defs st-stats', 'data-testid': 'matrix-stats' });
-    side.append(matrixTitle, matrixDef, statsEl, h(doc, 'p', { class: 'caption' },
-      'Reading the matrix: row a, column b is the similarity of experts a and b (symmetric). Red: the two experts point the same way; blue: opposite ways; ' +
-      'background colour: unrelated (orthogonal). Red blocks along the diagonal are groups of related experts. Hover a cell to find the pair in the scatter below.'));
+    side.append(
+      matrixTitle,
+      matrixDef,
+      statsEl,
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        'Reading the matrix: row a, column b is the similarity of experts a and b (symmetric). Red: the two experts point the same way; blue: opposite ways; ' +
+          'background colour: unrelated (orthogonal). Red blocks along the diagonal are groups of related experts. Hover a cell to find the pair in the scatter below.',
+      ),
+    );
     mGrid.append(matrixHost, side);
     sm.body.append(mGrid);
 
     // 2. mean off-diagonal similarity by depth
     const dp = section('Similarity by depth', 'graph-line', 'structure-depth-section');
     const depthHost = h(doc, 'div', {});
-    dp.tools.append(exportButtons(doc, {
-      name: 'similarity-by-depth',
-      svg: () => byDepth?.svg() ?? null,
-      csv: () => toCsv(['layer', ...DEPTH_KEYS.map((k) => `mean_offdiag_${k}`), 'router_vs_expert_r2'],
-        m.layers.map((l) => [l.layer, ...DEPTH_KEYS.map((k) => l.meanOff[k]), l.r2])),
-      json: () => ({ layers: m.layers.map((l) => ({ layer: l.layer, meanOffDiagonal: l.meanOff, routerVsExpertR2: l.r2 })) }),
-    }, post));
-    dp.body.append(h(doc, 'p', { class: 'caption' },
-      `Per layer, the mean similarity over the ${E * (E - 1)} ordered pairs of different experts (the diagonal left out). ` +
-      'Near 0: the experts point in unrelated directions; clearly above 0: they share structure. Click a layer to show it above.'), depthHost);
-    const depthChart = () => depthCurves(depthHost, {
-      layers: m.layers.map((l) => l.layer),
-      series: DEPTH_KEYS.map((k) => ({ key: k, label: DEPTH_LABELS[k], values: m.layers.map((l) => l.meanOff[k]) })),
-      yLabel: 'mean off-diagonal cosine',
-      refs: [{ value: 0, label: '0', className: 'neutral' }],
-    }, { testid: 'similarity-by-depth', selectedLayer: layerId, onLayerClick: selectLayer, format: formatSimilarity, height: 240, width: Math.min(900, widths.depth) });
+    dp.tools.append(
+      exportButtons(
+        doc,
+        {
+          name: 'similarity-by-depth',
+          svg: () => byDepth?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['layer', ...DEPTH_KEYS.map((k) => `mean_offdiag_${k}`), 'router_vs_expert_r2'],
+              m.layers.map((l) => [l.layer, ...DEPTH_KEYS.map((k) => l.meanOff[k]), l.r2]),
+            ),
+          json: () => ({ layers: m.layers.map((l) => ({ layer: l.layer, meanOffDiagonal: l.meanOff, routerVsExpertR2: l.r2 })) }),
+        },
+        post,
+      ),
+    );
+    dp.body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Per layer, the mean similarity over the ${E * (E - 1)} ordered pairs of different experts (the diagonal left out). ` +
+          'Near 0: the experts point in unrelated directions; clearly above 0: they share structure. Click a layer to show it above.',
+      ),
+      depthHost,
+    );
+    const depthChart = () =>
+      depthCurves(
+        depthHost,
+        {
+          layers: m.layers.map((l) => l.layer),
+          series: DEPTH_KEYS.map((k) => ({ key: k, label: DEPTH_LABELS[k], values: m.layers.map((l) => l.meanOff[k]) })),
+          yLabel: 'mean off-diagonal cosine',
+          refs: [{ value: 0, label: '0', className: 'neutral' }],
+        },
+        {
+          testid: 'similarity-by-depth',
+          selectedLayer: layerId,
+          onLayerClick: selectLayer,
+          format: formatSimilarity,
+          height: 240,
+          width: Math.min(900, widths.depth),
+        },
+      );
 
     // 3. router rows vs expert weights
     const rv = section('Router rows vs expert weights', 'git-compare', 'structure-router-section');
-    rv.body.append(h(doc, 'p', { class: 'caption' },
-      'Do experts with similar weights also get similar router rows? Each dot is a pair of experts of the selected layer; the line is the least-squares fit and R² the share of the variance of router-row similarity it explains (1 = fully, 0 = not at all).'));
+    rv.body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        'Do experts with similar weights also get similar router rows? Each dot is a pair of experts of the selected layer; the line is the least-squares fit and R² the share of the variance of router-row similarity it explains (1 = fully, 0 = not at all).',
+      ),
+    );
     const grid = h(doc, 'div', { class: 'st-grid' });
     const left = h(doc, 'div', { class: 'st-panel' });
     const right = h(doc, 'div', { class: 'st-panel' });
@@ -394,47 +565,98 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     rv.body.append(grid);
     const lHead = h(doc, 'div', { class: 'st-panel-head' });
     scatterCaption = h(doc, 'h3', { 'data-testid': 'router-r2' });
-    lHead.append(scatterCaption, exportButtons(doc, {
-      name: 'router-scatter',
-      svg: () => scatter?.svg() ?? null,
-      csv: () => {
-        const l = currentLayer();
-        const x = l?.matrices.all;
-        const y = l?.matrices.router;
-        if (!l || !x || !y) return toCsv(['layer', 'expert_a', 'expert_b', 'all_similarity', 'router_similarity'], []);
-        const p = upperPairs(E, x, y);
-        return toCsv(['layer', 'expert_a', 'expert_b', 'all_similarity', 'router_similarity'], p.a.map((a, i) => [l.layer, a, p.b[i]!, p.x[i]!, p.y[i]!]));
-      },
-    }, (msg) => post({ ...msg, name: `${base()}-${msg.name}` })));
+    lHead.append(
+      scatterCaption,
+      exportButtons(
+        doc,
+        {
+          name: 'router-scatter',
+          svg: () => scatter?.svg() ?? null,
+          csv: () => {
+            const l = currentLayer();
+            const x = l?.matrices.all;
+            const y = l?.matrices.router;
+            if (!l || !x || !y) return toCsv(['layer', 'expert_a', 'expert_b', 'all_similarity', 'router_similarity'], []);
+            const p = upperPairs(E, x, y);
+            return toCsv(
+              ['layer', 'expert_a', 'expert_b', 'all_similarity', 'router_similarity'],
+              p.a.map((a, i) => [l.layer, a, p.b[i]!, p.x[i]!, p.y[i]!]),
+            );
+          },
+        },
+        (msg) => post({ ...msg, name: `${base()}-${msg.name}` }),
+      ),
+    );
     scatterHost = h(doc, 'div', {});
     left.append(lHead, scatterHost);
     const rHead = h(doc, 'div', { class: 'st-panel-head' });
     const r2Host = h(doc, 'div', {});
-    rHead.append(h(doc, 'h3', {}, 'R² by depth'), exportButtons(doc, {
-      name: 'r2-by-depth',
-      svg: () => r2Chart?.svg() ?? null,
-      csv: () => toCsv(['layer', 'router_vs_expert_r2'], m.layers.map((l) => [l.layer, l.r2])),
-    }, post));
+    rHead.append(
+      h(doc, 'h3', {}, 'R² by depth'),
+      exportButtons(
+        doc,
+        {
+          name: 'r2-by-depth',
+          svg: () => r2Chart?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['layer', 'router_vs_expert_r2'],
+              m.layers.map((l) => [l.layer, l.r2]),
+            ),
+        },
+        post,
+      ),
+    );
     right.append(rHead, r2Host);
-    const r2 = () => depthCurves(r2Host, {
-      layers: m.layers.map((l) => l.layer),
-      series: [{ key: 'r2', label: 'R² router vs all-weights similarity', values: m.layers.map((l) => l.r2) }],
-      yLabel: 'R²',
-      yDomain: [0, 1],
-    }, { testid: 'r2-by-depth', selectedLayer: layerId, onLayerClick: selectLayer, height: 240, width: Math.min(460, widths.r2) });
+    const r2 = () =>
+      depthCurves(
+        r2Host,
+        {
+          layers: m.layers.map((l) => l.layer),
+          series: [{ key: 'r2', label: 'R² router vs all-weights similarity', values: m.layers.map((l) => l.r2) }],
+          yLabel: 'R²',
+          yDomain: [0, 1],
+        },
+        { testid: 'r2-by-depth', selectedLayer: layerId, onLayerClick: selectLayer, height: 240, width: Math.min(460, widths.r2) },
+      );
 
     // 4. definitions
     const df = section('Definitions', 'book', 'structure-definitions-section');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'structure-definitions' });
     const defs: [string, string][] = [
-      ['Cosine similarity', 'cos(a, b) = a·b / (|a| |b|) for two vectors a and b; 1 = same direction, 0 = orthogonal, −1 = opposite. A vector of zeros gets 0. Cosine ignores scale: it compares directions, not sizes.'],
-      ['Expert weight similarity', 'gate_proj (w1), up_proj (w3), down_proj (w2): the cosine similarity of two experts\' flattened weight matrices (all of the matrix\'s values as one vector). "All": of the three matrices concatenated.'],
-      ['Neuron-level similarity', 'For an expert\'s gate_proj matrix W (one row per intermediate neuron, one column per hidden dimension): the row-mean vector (mean of each row: one value per neuron) and the column-mean vector (mean of each column: one value per hidden dimension). Neuron row / column means: the cosine similarity of two experts\' row-mean / column-mean vectors. ' + NEURON_ORDER],
-      ['Router rows', 'The router (gate) of a layer is a matrix with one row per expert; the router-row similarity of two experts is the cosine similarity of their rows.'],
-      ['Diagonal', 'An expert compared with itself: 1 by definition (0 only for an all-zero matrix). Drawn dimmed and left out of the colour scale and of every mean.'],
-      ['Mean off-diagonal similarity', `The mean of a similarity matrix over the E(E−1) = ${E * (E - 1)} ordered pairs of different experts, per layer; "Similarity by depth" plots it over the layers.`],
-      ['Router-vs-expert R²', `Ordinary least squares with intercept of y = router-row similarity on x = expert-weight similarity ("all") over the E(E−1)/2 = ${(E * (E - 1)) / 2} pairs a < b of a layer; R² = 1 − SS_res / SS_tot (the squared Pearson correlation). 0 when x or y has no variance.`],
-      ['Colour scale', 'Red: positive similarity, blue: negative, opacity proportional to |value|. "Data range" scales to the largest |off-diagonal| value of the matrix shown (real experts are often nearly orthogonal, so a −1 … 1 scale would look empty); "−1 … 1" uses the full range of cosine.'],
+      [
+        'Cosine similarity',
+        'cos(a, b) = a·b / (|a| |b|) for two vectors a and b; 1 = same direction, 0 = orthogonal, −1 = opposite. A vector of zeros gets 0. Cosine ignores scale: it compares directions, not sizes.',
+      ],
+      [
+        'Expert weight similarity',
+        'gate_proj (w1), up_proj (w3), down_proj (w2): the cosine similarity of two experts\' flattened weight matrices (all of the matrix\'s values as one vector). "All": of the three matrices concatenated.',
+      ],
+      [
+        'Neuron-level similarity',
+        "For an expert's gate_proj matrix W (one row per intermediate neuron, one column per hidden dimension): the row-mean vector (mean of each row: one value per neuron) and the column-mean vector (mean of each column: one value per hidden dimension). Neuron row / column means: the cosine similarity of two experts' row-mean / column-mean vectors. " +
+          NEURON_ORDER,
+      ],
+      [
+        'Router rows',
+        'The router (gate) of a layer is a matrix with one row per expert; the router-row similarity of two experts is the cosine similarity of their rows.',
+      ],
+      [
+        'Diagonal',
+        'An expert compared with itself: 1 by definition (0 only for an all-zero matrix). Drawn dimmed and left out of the colour scale and of every mean.',
+      ],
+      [
+        'Mean off-diagonal similarity',
+        `The mean of a similarity matrix over the E(E−1) = ${E * (E - 1)} ordered pairs of different experts, per layer; "Similarity by depth" plots it over the layers.`,
+      ],
+      [
+        'Router-vs-expert R²',
+        `Ordinary least squares with intercept of y = router-row similarity on x = expert-weight similarity ("all") over the E(E−1)/2 = ${(E * (E - 1)) / 2} pairs a < b of a layer; R² = 1 − SS_res / SS_tot (the squared Pearson correlation). 0 when x or y has no variance.`,
+      ],
+      [
+        'Colour scale',
+        'Red: positive similarity, blue: negative, opacity proportional to |value|. "Data range" scales to the largest |off-diagonal| value of the matrix shown (real experts are often nearly orthogonal, so a −1 … 1 scale would look empty); "−1 … 1" uses the full range of cosine.',
+      ],
     ];
     for (const [t, d] of defs) append(dl, h(doc, 'dt', {}, t), h(doc, 'dd', {}, d));
     df.body.append(dl);
@@ -465,7 +687,9 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
       matrix?.destroy();
       matrix = null;
       clear(matrixHost);
-      matrixHost.append(h(doc, 'p', { class: 'note', 'data-testid': 'matrix-missing' }, `This analysis has no ${s.option} matrix for layer ${l?.layer ?? '?'}.`));
+      matrixHost.append(
+        h(doc, 'p', { class: 'note', 'data-testid': 'matrix-missing' }, `This analysis has no ${s.option} matrix for layer ${l?.layer ?? '?'}.`),
+      );
       return;
     }
     let best = { a: -1, b: -1, v: -Infinity };
@@ -476,11 +700,16 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
         if (v > best.v) best = { a, b, v };
         if (v < worst.v) worst = { a, b, v };
       }
-    append(statsEl,
-      h(doc, 'dt', {}, 'Mean off-diagonal'), h(doc, 'dd', { 'data-testid': 'stat-mean' }, formatSimilarity(meanOffDiagonal(mat, E))),
-      h(doc, 'dt', {}, 'Most similar pair'), h(doc, 'dd', { 'data-testid': 'stat-max' }, best.a >= 0 ? `experts ${best.a} & ${best.b}: ${formatSimilarity(best.v)}` : '–'),
-      h(doc, 'dt', {}, 'Least similar pair'), h(doc, 'dd', { 'data-testid': 'stat-min' }, worst.a >= 0 ? `experts ${worst.a} & ${worst.b}: ${formatSimilarity(worst.v)}` : '–'),
-      h(doc, 'dt', {}, 'Router vs experts'), h(doc, 'dd', {}, `R² ${Number.isFinite(l.r2) ? l.r2.toFixed(3) : '–'} in this layer`),
+    append(
+      statsEl,
+      h(doc, 'dt', {}, 'Mean off-diagonal'),
+      h(doc, 'dd', { 'data-testid': 'stat-mean' }, formatSimilarity(meanOffDiagonal(mat, E))),
+      h(doc, 'dt', {}, 'Most similar pair'),
+      h(doc, 'dd', { 'data-testid': 'stat-max' }, best.a >= 0 ? `experts ${best.a} & ${best.b}: ${formatSimilarity(best.v)}` : '–'),
+      h(doc, 'dt', {}, 'Least similar pair'),
+      h(doc, 'dd', { 'data-testid': 'stat-min' }, worst.a >= 0 ? `experts ${worst.a} & ${worst.b}: ${formatSimilarity(worst.v)}` : '–'),
+      h(doc, 'dt', {}, 'Router vs experts'),
+      h(doc, 'dd', {}, `R² ${Number.isFinite(l.r2) ? l.r2.toFixed(3) : '–'} in this layer`),
     );
     const data = { numExperts: E, values: mat, label: s.label, layer: l.layer };
     if (matrix) {
@@ -507,7 +736,15 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     const y = l?.matrices.router;
     if (l && x && y && E >= 2 && scatter) {
       scatterCaption.textContent = `Layer ${l.layer}: R² = ${Number.isFinite(l.r2) ? l.r2.toFixed(3) : '–'} over ${(E * (E - 1)) / 2} pairs`;
-      scatter({ numExperts: E, x, y, layer: l.layer, xLabel: 'expert similarity (all weights)', yLabel: 'router-row similarity', r2: Number.isFinite(l.r2) ? l.r2 : null });
+      scatter({
+        numExperts: E,
+        x,
+        y,
+        layer: l.layer,
+        xLabel: 'expert similarity (all weights)',
+        yLabel: 'router-row similarity',
+        r2: Number.isFinite(l.r2) ? l.r2 : null,
+      });
       if (hoverPair) scatter.highlight(hoverPair);
       return;
     }
@@ -516,15 +753,25 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     clear(scatterHost);
     if (!l || !x || !y || E < 2) {
       scatterCaption.textContent = `Layer ${l?.layer ?? '?'}: R² ${l && Number.isFinite(l.r2) ? l.r2.toFixed(3) : '–'}`;
-      scatterHost.append(h(doc, 'p', { class: 'note', 'data-testid': 'scatter-missing' }, 'The analysis of this layer lacks the "all" or the router similarity matrix.'));
+      scatterHost.append(
+        h(doc, 'p', { class: 'note', 'data-testid': 'scatter-missing' }, 'The analysis of this layer lacks the "all" or the router similarity matrix.'),
+      );
       return;
     }
     scatterCaption.textContent = `Layer ${l.layer}: R² = ${Number.isFinite(l.r2) ? l.r2.toFixed(3) : '–'} over ${(E * (E - 1)) / 2} pairs`;
-    scatter = pairScatter(scatterHost, {
-      numExperts: E, x, y, layer: l.layer,
-      xLabel: 'expert similarity (all weights)', yLabel: 'router-row similarity',
-      r2: Number.isFinite(l.r2) ? l.r2 : null,
-    }, { testid: 'router-scatter', width: Math.min(460, widths.scatter) });
+    scatter = pairScatter(
+      scatterHost,
+      {
+        numExperts: E,
+        x,
+        y,
+        layer: l.layer,
+        xLabel: 'expert similarity (all weights)',
+        yLabel: 'router-row similarity',
+        r2: Number.isFinite(l.r2) ? l.r2 : null,
+      },
+      { testid: 'router-scatter', width: Math.min(460, widths.scatter) },
+    );
     if (hoverPair) scatter.highlight(hoverPair);
   }
 

@@ -63,8 +63,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
   const doc = container.ownerDocument;
   const post = (m: SummaryViewToHost) => api.postMessage(m);
   const saved = api.getState();
-  const state: SummaryViewState =
-    saved && saved.v === 1 ? saved : { v: 1, summary: null, runDir: '', sort: 'category', entropyScale: 'full', selected: null };
+  const state: SummaryViewState = saved && saved.v === 1 ? saved : { v: 1, summary: null, runDir: '', sort: 'category', entropyScale: 'full', selected: null };
   let charts: { destroy(): void }[] = [];
   let heat: ExpertHeatmapUpdate | null = null;
   let detailHost: HTMLElement | null = null;
@@ -101,16 +100,24 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
 
   function figure(label: string, value: string, testid: string, sub?: string): HTMLElement {
     const c = h(doc, 'div', { class: 'card figure' });
-    append(c, h(doc, 'div', { class: 'figure-label muted' }, label), h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
-      sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null);
+    append(
+      c,
+      h(doc, 'div', { class: 'figure-label muted' }, label),
+      h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
+      sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null,
+    );
     return c;
   }
 
   function renderEmpty(): void {
     clear(root);
     const e = h(doc, 'div', { class: 'empty-state', 'data-testid': 'summary-empty' });
-    append(e, icon(doc, 'graph'), h(doc, 'p', {}, 'No run summary loaded.'),
-      h(doc, 'p', { class: 'muted' }, 'Run "MoE Scope: Evaluate MMLU" or open a run folder to see its summary.'));
+    append(
+      e,
+      icon(doc, 'graph'),
+      h(doc, 'p', {}, 'No run summary loaded.'),
+      h(doc, 'p', { class: 'muted' }, 'Run "MoE Scope: Evaluate MMLU" or open a run folder to see its summary.'),
+    );
     root.append(e);
   }
 
@@ -129,30 +136,56 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const header = h(doc, 'header', { class: 'sv-header' });
     const title = h(doc, 'h1', {}, 'MMLU evaluation summary');
     const meta = h(doc, 'div', { class: 'sv-meta' });
-    append(meta,
-      h(doc, 'span', { class: 'chip outline', 'data-testid': 'summary-model' }, `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`),
+    append(
+      meta,
+      h(
+        doc,
+        'span',
+        { class: 'chip outline', 'data-testid': 'summary-model' },
+        `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`,
+      ),
       h(doc, 'span', { class: 'muted', title: s.model.path }, s.model.path),
       h(doc, 'span', { 'data-testid': 'summary-dataset' }, `${s.dataset.split} split · ${s.shots}-shot · ${s.dataset.path}`),
       s.answerScoring
-        ? h(doc, 'span', { class: 'chip outline', 'data-testid': 'summary-answer-scoring', title: ANSWER_SCORING_DEFINITIONS[s.answerScoring] },
-            s.answerScoring === 'single-token' ? 'letters scored as single tokens' : 'letters scored as full continuations')
+        ? h(
+            doc,
+            'span',
+            { class: 'chip outline', 'data-testid': 'summary-answer-scoring', title: ANSWER_SCORING_DEFINITIONS[s.answerScoring] },
+            s.answerScoring === 'single-token' ? 'letters scored as single tokens' : 'letters scored as full continuations',
+          )
         : null,
       state.runDir ? h(doc, 'span', { class: 'muted', title: state.runDir }, `run: ${state.runDir}`) : null,
     );
     header.append(title, meta);
     if (s.complete) {
       const actions = h(doc, 'div', { class: 'sv-actions' });
-      const btn = h(doc, 'vscode-button', { 'data-testid': 'new-experiment', title: 'Prune or steer experts based on this run and compare the result with it' }, 'New experiment from this run…');
+      const btn = h(
+        doc,
+        'vscode-button',
+        { 'data-testid': 'new-experiment', title: 'Prune or steer experts based on this run and compare the result with it' },
+        'New experiment from this run…',
+      );
       btn.addEventListener('click', () => post({ type: 'new-experiment' }));
       actions.append(btn);
       header.append(actions);
     }
     if (s.intervention) {
-      header.append(h(doc, 'p', { class: 'note', 'data-testid': 'summary-intervention' }, `Router intervention: ${s.intervention.description ?? ''} (${s.intervention.mask.length} experts masked, ${s.intervention.bias.length} router biases).`));
+      header.append(
+        h(
+          doc,
+          'p',
+          { class: 'note', 'data-testid': 'summary-intervention' },
+          `Router intervention: ${s.intervention.description ?? ''} (${s.intervention.mask.length} experts masked, ${s.intervention.bias.length} router biases).`,
+        ),
+      );
     }
     if (s.model.demo) {
       const w = h(doc, 'div', { class: 'warning', 'data-testid': 'demo-note' });
-      append(w, icon(doc, 'warning'), h(doc, 'span', {}, 'demo model: random weights. Accuracy and routing statistics of this run say nothing about a trained model.'));
+      append(
+        w,
+        icon(doc, 'warning'),
+        h(doc, 'span', {}, 'demo model: random weights. Accuracy and routing statistics of this run say nothing about a trained model.'),
+      );
       header.append(w);
     }
     if (!s.complete) {
@@ -165,7 +198,8 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     // --- key figures ---
     const figs = h(doc, 'div', { class: 'sv-figures' });
     const meanEntropy = s.layers.length ? s.layers.reduce((a, l) => a + l.entropyNormalized, 0) / s.layers.length : NaN;
-    append(figs,
+    append(
+      figs,
       figure('Questions', String(s.questions), 'summary-questions', `${Object.keys(s.accuracy.perSubject).length} subjects`),
       figure('Accuracy (micro)', formatPercent(s.accuracy.micro), 'summary-accuracy-micro', 'over all questions'),
       figure('Accuracy (macro)', formatPercent(s.accuracy.macro), 'summary-accuracy-macro', 'mean over subjects'),
@@ -182,29 +216,59 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const subjects = Object.values(s.accuracy.perSubject);
     let subjChart: AccuracyBySubjectUpdate | null = null;
     acc.tools.append(
-      selectEl('subject-sort', 'Sort', [['category', 'by category'], ['accuracy', 'by accuracy'], ['name', 'by name'], ['questions', 'by size']], state.sort, (v) => {
-        state.sort = (['category', 'accuracy', 'name', 'questions'] as const).find((x) => x === v) ?? 'category';
-        subjChart?.setSort(state.sort);
-        save();
-      }),
-      exportButtons(doc, {
-        name: 'accuracy-by-subject',
-        svg: () => subjChart?.svg() ?? null,
-        csv: () => toCsv(['subject', 'category', 'questions', 'correct', 'accuracy'], subjects.map((x) => [x.subject, x.category, x.questions, x.correct, x.accuracy])),
-      }, post),
+      selectEl(
+        'subject-sort',
+        'Sort',
+        [
+          ['category', 'by category'],
+          ['accuracy', 'by accuracy'],
+          ['name', 'by name'],
+          ['questions', 'by size'],
+        ],
+        state.sort,
+        (v) => {
+          state.sort = (['category', 'accuracy', 'name', 'questions'] as const).find((x) => x === v) ?? 'category';
+          subjChart?.setSort(state.sort);
+          save();
+        },
+      ),
+      exportButtons(
+        doc,
+        {
+          name: 'accuracy-by-subject',
+          svg: () => subjChart?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['subject', 'category', 'questions', 'correct', 'accuracy'],
+              subjects.map((x) => [x.subject, x.category, x.questions, x.correct, x.accuracy]),
+            ),
+        },
+        post,
+      ),
     );
     const cats = Object.entries(s.accuracy.perCategory);
     if (cats.length) {
       const table = h(doc, 'table', { class: 'plain sv-categories', 'data-testid': 'category-table' });
       const thead = h(doc, 'thead');
       const hr = h(doc, 'tr');
-      append(hr, h(doc, 'th', {}, 'Category'), h(doc, 'th', { class: 'num' }, 'Subjects'), h(doc, 'th', { class: 'num' }, 'Questions'), h(doc, 'th', { class: 'num' }, 'Accuracy'));
+      append(
+        hr,
+        h(doc, 'th', {}, 'Category'),
+        h(doc, 'th', { class: 'num' }, 'Subjects'),
+        h(doc, 'th', { class: 'num' }, 'Questions'),
+        h(doc, 'th', { class: 'num' }, 'Accuracy'),
+      );
       thead.append(hr);
       const tbody = h(doc, 'tbody');
       for (const [name, c] of cats.sort((a, b) => b[1].accuracy - a[1].accuracy)) {
         const tr = h(doc, 'tr', { 'data-testid': 'category-row', 'data-category': name });
-        append(tr, h(doc, 'td', {}, name), h(doc, 'td', { class: 'num' }, String(c.subjects)), h(doc, 'td', { class: 'num' }, String(c.questions)),
-          h(doc, 'td', { class: 'num' }, formatPercent(c.accuracy)));
+        append(
+          tr,
+          h(doc, 'td', {}, name),
+          h(doc, 'td', { class: 'num' }, String(c.subjects)),
+          h(doc, 'td', { class: 'num' }, String(c.questions)),
+          h(doc, 'td', { class: 'num' }, formatPercent(c.accuracy)),
+        );
         tbody.append(tr);
       }
       table.append(thead, tbody);
@@ -218,31 +282,54 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     // --- activations ---
     const act = section('Expert activations', 'symbol-class', 'summary-activations');
     const counts = s.layers.map((l) => l.activationCounts);
-    act.tools.append(exportButtons(doc, {
-      name: 'expert-activations',
-      svg: () => heat?.svg() ?? null,
-      csv: () => {
-        const rows: (string | number | null)[][] = [];
-        for (const l of s.layers)
-          for (let e = 0; e < E; e++)
-            rows.push([l.layer, e, l.activationCounts[e] ?? 0, l.neverActivated.includes(e) ? 'true' : '', l.expertAccuracy[e] ?? null, l.expertAccuracyCount[e] ?? 0]);
-        return toCsv(['layer', 'expert', 'activations', 'never_activated', 'expert_accuracy', 'expert_accuracy_count'], rows);
-      },
-    }, post));
-    act.body.append(h(doc, 'p', { class: 'caption' },
-      `(token, slot) assignments per layer and expert, counting ${TOKEN_SCOPE_LABELS[s.tokenScope] ?? s.tokenScope}. Hatched: never activated. Click a cell for the expert's accuracy.`));
+    act.tools.append(
+      exportButtons(
+        doc,
+        {
+          name: 'expert-activations',
+          svg: () => heat?.svg() ?? null,
+          csv: () => {
+            const rows: (string | number | null)[][] = [];
+            for (const l of s.layers)
+              for (let e = 0; e < E; e++)
+                rows.push([
+                  l.layer,
+                  e,
+                  l.activationCounts[e] ?? 0,
+                  l.neverActivated.includes(e) ? 'true' : '',
+                  l.expertAccuracy[e] ?? null,
+                  l.expertAccuracyCount[e] ?? 0,
+                ]);
+            return toCsv(['layer', 'expert', 'activations', 'never_activated', 'expert_accuracy', 'expert_accuracy_count'], rows);
+          },
+        },
+        post,
+      ),
+    );
+    act.body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `(token, slot) assignments per layer and expert, counting ${TOKEN_SCOPE_LABELS[s.tokenScope] ?? s.tokenScope}. Hatched: never activated. Click a cell for the expert's accuracy.`,
+      ),
+    );
     const grid = h(doc, 'div', { class: 'sv-activation-grid' });
     const heatHost = h(doc, 'div', { class: 'sv-heatmap' });
     const side = h(doc, 'div', { class: 'sv-never' });
     grid.append(heatHost, side);
     act.body.append(grid);
-    heat = expertHeatmap(heatHost, { numLayers: L, numExperts: E, counts }, {
-      onCellClick: (layer, expert) => {
-        state.selected = { layer, expert };
-        renderDetail();
-        save();
+    heat = expertHeatmap(
+      heatHost,
+      { numLayers: L, numExperts: E, counts },
+      {
+        onCellClick: (layer, expert) => {
+          state.selected = { layer, expert };
+          renderDetail();
+          save();
+        },
       },
-    });
+    );
     charts.push(heat);
     const neverTitle = h(doc, 'h3', {}, 'Never activated per layer');
     const neverHost = h(doc, 'div', {});
@@ -251,7 +338,9 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       neverList.append(h(doc, 'li', { 'data-testid': 'never-activated-layer', 'data-layer': l.layer }, `L${l.layer}: ${l.neverActivated.length}`));
     }
     side.append(neverTitle, neverHost, neverList);
-    charts.push(neverActivatedByLayer(neverHost, { layers: s.layers.map((l) => ({ layer: l.layer, count: l.neverActivated.length })), numExperts: E }, { height: 150 }));
+    charts.push(
+      neverActivatedByLayer(neverHost, { layers: s.layers.map((l) => ({ layer: l.layer, count: l.neverActivated.length })), numExperts: E }, { height: 150 }),
+    );
     detailHost = h(doc, 'div', { class: 'sv-detail' });
     act.body.append(detailHost);
     renderDetail();
@@ -260,57 +349,103 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const ent = section('Gate entropy per layer', 'pulse', 'summary-entropy');
     let entChart: EntropyByLayerUpdate | null = null;
     ent.tools.append(
-      selectEl('entropy-scale', 'Scale', [['full', '0 – 1'], ['zoom', 'zoom']], state.entropyScale, (v) => {
-        state.entropyScale = v === 'zoom' ? 'zoom' : 'full';
-        entChart?.setScale(state.entropyScale);
-        save();
-      }),
-      exportButtons(doc, {
-        name: 'entropy-by-layer',
-        svg: () => entChart?.svg() ?? null,
-        csv: () => toCsv(['layer', 'mean', 'p05', 'p25', 'p50', 'p75', 'p95', 'mean_top1_weight', 'mean_topk_mass'],
-          s.layers.map((l) => [l.layer, l.entropyNormalized, l.entropyQuantiles.p05, l.entropyQuantiles.p25, l.entropyQuantiles.p50, l.entropyQuantiles.p75, l.entropyQuantiles.p95, l.meanTop1Weight, l.meanTopKMass])),
-      }, post),
+      selectEl(
+        'entropy-scale',
+        'Scale',
+        [
+          ['full', '0 – 1'],
+          ['zoom', 'zoom'],
+        ],
+        state.entropyScale,
+        (v) => {
+          state.entropyScale = v === 'zoom' ? 'zoom' : 'full';
+          entChart?.setScale(state.entropyScale);
+          save();
+        },
+      ),
+      exportButtons(
+        doc,
+        {
+          name: 'entropy-by-layer',
+          svg: () => entChart?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['layer', 'mean', 'p05', 'p25', 'p50', 'p75', 'p95', 'mean_top1_weight', 'mean_topk_mass'],
+              s.layers.map((l) => [
+                l.layer,
+                l.entropyNormalized,
+                l.entropyQuantiles.p05,
+                l.entropyQuantiles.p25,
+                l.entropyQuantiles.p50,
+                l.entropyQuantiles.p75,
+                l.entropyQuantiles.p95,
+                l.meanTop1Weight,
+                l.meanTopKMass,
+              ]),
+            ),
+        },
+        post,
+      ),
     );
     const entHost = h(doc, 'div', {});
     ent.body.append(entHost);
-    entChart = entropyByLayer(entHost, { layers: s.layers.map((l) => ({ layer: l.layer, mean: l.entropyNormalized, quantiles: l.entropyQuantiles })), numExperts: E }, { scale: state.entropyScale });
+    entChart = entropyByLayer(
+      entHost,
+      { layers: s.layers.map((l) => ({ layer: l.layer, mean: l.entropyNormalized, quantiles: l.entropyQuantiles })), numExperts: E },
+      { scale: state.entropyScale },
+    );
     charts.push(entChart);
 
     // --- per-expert accuracy ---
     const strip = section('Per-expert accuracy', 'target', 'summary-expert-accuracy');
     let stripChart: ExpertAccuracyStripUpdate | null = null;
-    strip.tools.append(exportButtons(doc, {
-      name: 'expert-accuracy',
-      svg: () => stripChart?.svg() ?? null,
-      csv: () => {
-        const rows: (string | number | null)[][] = [];
-        for (const l of s.layers) for (let e = 0; e < E; e++) rows.push([l.layer, e, l.expertAccuracy[e] ?? null, l.expertAccuracyCount[e] ?? 0]);
-        return toCsv(['layer', 'expert', 'accuracy', 'questions'], rows);
-      },
-    }, post));
-    strip.body.append(h(doc, 'p', { class: 'caption', 'data-testid': 'expert-accuracy-definition' }, defs.expertAccuracy ?? 'Per-expert accuracy: accuracy over the questions whose answer-position routing used the expert.'));
+    strip.tools.append(
+      exportButtons(
+        doc,
+        {
+          name: 'expert-accuracy',
+          svg: () => stripChart?.svg() ?? null,
+          csv: () => {
+            const rows: (string | number | null)[][] = [];
+            for (const l of s.layers) for (let e = 0; e < E; e++) rows.push([l.layer, e, l.expertAccuracy[e] ?? null, l.expertAccuracyCount[e] ?? 0]);
+            return toCsv(['layer', 'expert', 'accuracy', 'questions'], rows);
+          },
+        },
+        post,
+      ),
+    );
+    strip.body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption', 'data-testid': 'expert-accuracy-definition' },
+        defs.expertAccuracy ?? 'Per-expert accuracy: accuracy over the questions whose answer-position routing used the expert.',
+      ),
+    );
     const stripHost = h(doc, 'div', {});
     strip.body.append(stripHost);
-    stripChart = expertAccuracyStrip(stripHost, {
-      layers: s.layers.map((l) => ({ layer: l.layer, accuracy: l.expertAccuracy, count: l.expertAccuracyCount })),
-      numExperts: E,
-      reference: s.accuracy.micro,
-    }, {
-      onClick: (layer, expert) => {
-        state.selected = { layer, expert };
-        renderDetail();
-        detailHost?.scrollIntoView?.({ block: 'nearest' });
-        save();
+    stripChart = expertAccuracyStrip(
+      stripHost,
+      {
+        layers: s.layers.map((l) => ({ layer: l.layer, accuracy: l.expertAccuracy, count: l.expertAccuracyCount })),
+        numExperts: E,
+        reference: s.accuracy.micro,
       },
-    });
+      {
+        onClick: (layer, expert) => {
+          state.selected = { layer, expert };
+          renderDetail();
+          detailHost?.scrollIntoView?.({ block: 'nearest' });
+          save();
+        },
+      },
+    );
     charts.push(stripChart);
 
     // --- definitions ---
     const def = section('Definitions', 'book', 'summary-definitions');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'definitions' });
-    append(dl, h(doc, 'dt', {}, 'Token scope of this run'), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': 'tokenScope.label' },
-      scopeSentence(s)));
+    append(dl, h(doc, 'dt', {}, 'Token scope of this run'), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': 'tokenScope.label' }, scopeSentence(s)));
     for (const [key, text] of Object.entries(defs)) {
       append(dl, h(doc, 'dt', {}, definitionTitle(key)), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': key }, text));
     }
@@ -318,9 +453,15 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
 
     // --- footer ---
     const foot = h(doc, 'footer', { class: 'sv-footer muted' });
-    foot.append(h(doc, 'span', {},
-      `${s.tokens.computed} tokens computed (${s.tokens.padding} padding, ${s.tokens.prefixReusedTokens} from reused prefixes) · ` +
-      `${Math.round(s.elapsedSeconds)} s · dataset fingerprint ${s.dataset.fingerprint}`));
+    foot.append(
+      h(
+        doc,
+        'span',
+        {},
+        `${s.tokens.computed} tokens computed (${s.tokens.padding} padding, ${s.tokens.prefixReusedTokens} from reused prefixes) · ` +
+          `${Math.round(s.elapsedSeconds)} s · dataset fingerprint ${s.dataset.fingerprint}`,
+      ),
+    );
     root.append(foot);
   }
 
@@ -341,19 +482,21 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       .filter((x) => x.share > 0)
       .sort((a, b) => b.share - a.share)
       .slice(0, 5);
-    detailHost.append(expertDetail(doc, {
-      layer: sel.layer,
-      expert: sel.expert,
-      numExperts: s.model.numExperts,
-      topK: s.model.topK,
-      count: layer.activationCounts[sel.expert] ?? 0,
-      source: 'run',
-      tokenScope: s.tokenScope,
-      accuracy: layer.expertAccuracy[sel.expert] ?? null,
-      accuracyCount: layer.expertAccuracyCount[sel.expert] ?? 0,
-      topSubjects: top,
-      accuracyDefinition: s.definitions?.expertAccuracy,
-    }));
+    detailHost.append(
+      expertDetail(doc, {
+        layer: sel.layer,
+        expert: sel.expert,
+        numExperts: s.model.numExperts,
+        topK: s.model.topK,
+        count: layer.activationCounts[sel.expert] ?? 0,
+        source: 'run',
+        tokenScope: s.tokenScope,
+        accuracy: layer.expertAccuracy[sel.expert] ?? null,
+        accuracyCount: layer.expertAccuracyCount[sel.expert] ?? 0,
+        topSubjects: top,
+        accuracyDefinition: s.definitions?.expertAccuracy,
+      }),
+    );
   }
 
   function handle(msg: HostToSummaryView): void {

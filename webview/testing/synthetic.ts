@@ -8,7 +8,6 @@ import { mulberry32 } from '../../src/engine/demo/random';
 
 export { mulberry32 };
 
-
 function gaussian(rnd: () => number): number {
   const u = Math.max(1e-12, rnd());
   const v = rnd();
@@ -23,8 +22,7 @@ const SHOT =
   'A. momentum\nB. mass\nC. kinetic energy\nD. charge\nAnswer: C\n\n';
 
 export const SYNTHETIC_QUESTION =
-  'A 2 kg block slides down a frictionless incline of height 5 m. What is its speed at the bottom?\n' +
-  'A. 5 m/s\nB. 7 m/s\nC. 10 m/s\nD. 14 m/s\nAnswer:';
+  'A 2 kg block slides down a frictionless incline of height 5 m. What is its speed at the bottom?\n' + 'A. 5 m/s\nB. 7 m/s\nC. 10 m/s\nD. 14 m/s\nAnswer:';
 
 /** Splits text into GPT-style word tokens (leading space kept, newlines separate). */
 export function wordTokens(text: string, maxTokens = Infinity): TokenSpan[] {
@@ -50,7 +48,13 @@ export function syntheticPrompt(numTokens: number, question = SYNTHETIC_QUESTION
   return { text, tokens: tokens.map((t) => ({ ...t, start: t.start - start, end: t.end - start })) };
 }
 
-export function syntheticRouting(numLayers: number, numTokens: number, numExperts: number, topK: number, opts: { seed?: number; includeProbs?: boolean; temperature?: number } = {}): Routing {
+export function syntheticRouting(
+  numLayers: number,
+  numTokens: number,
+  numExperts: number,
+  topK: number,
+  opts: { seed?: number; includeProbs?: boolean; temperature?: number } = {},
+): Routing {
   const rnd = mulberry32(opts.seed ?? 1);
   const temp = opts.temperature ?? 0.7;
   const probs = new Float32Array(numLayers * numTokens * numExperts);
@@ -69,7 +73,7 @@ export function syntheticRouting(numLayers: number, numTokens: number, numExpert
         if (logits[e]! > mx) mx = logits[e]!;
       }
       let sum = 0;
-      for (let e = 0; e < numExperts; e++) sum += (logits[e] = Math.exp(logits[e]! - mx));
+      for (let e = 0; e < numExperts; e++) sum += logits[e] = Math.exp(logits[e]! - mx);
       let h = 0;
       const base = (l * numTokens + t) * numExperts;
       for (let e = 0; e < numExperts; e++) {
@@ -111,7 +115,19 @@ export function syntheticModel(numLayers = 16, numExperts = 64, topK = 8, demo =
   };
 }
 
-export function syntheticTrace(opts: { requestId?: number; numTokens?: number; numLayers?: number; numExperts?: number; topK?: number; question?: string; seed?: number; includeProbs?: boolean; demo?: boolean } = {}): TracePayload {
+export function syntheticTrace(
+  opts: {
+    requestId?: number;
+    numTokens?: number;
+    numLayers?: number;
+    numExperts?: number;
+    topK?: number;
+    question?: string;
+    seed?: number;
+    includeProbs?: boolean;
+    demo?: boolean;
+  } = {},
+): TracePayload {
   const L = opts.numLayers ?? 16;
   const T = opts.numTokens ?? 120;
   const E = opts.numExperts ?? 64;
@@ -135,13 +151,25 @@ export function syntheticTrace(opts: { requestId?: number; numTokens?: number; n
 }
 
 const SUBJECTS: [string, string][] = [
-  ['abstract_algebra', 'STEM'], ['anatomy', 'other'], ['astronomy', 'STEM'], ['business_ethics', 'other'],
-  ['college_biology', 'STEM'], ['college_physics', 'STEM'], ['high_school_physics', 'STEM'], ['econometrics', 'social sciences'],
-  ['high_school_geography', 'social sciences'], ['sociology', 'social sciences'], ['philosophy', 'humanities'],
-  ['world_religions', 'humanities'], ['formal_logic', 'humanities'], ['virology', 'other'],
+  ['abstract_algebra', 'STEM'],
+  ['anatomy', 'other'],
+  ['astronomy', 'STEM'],
+  ['business_ethics', 'other'],
+  ['college_biology', 'STEM'],
+  ['college_physics', 'STEM'],
+  ['high_school_physics', 'STEM'],
+  ['econometrics', 'social sciences'],
+  ['high_school_geography', 'social sciences'],
+  ['sociology', 'social sciences'],
+  ['philosophy', 'humanities'],
+  ['world_religions', 'humanities'],
+  ['formal_logic', 'humanities'],
+  ['virology', 'other'],
 ];
 
-export function syntheticSummary(opts: { numLayers?: number; numExperts?: number; topK?: number; seed?: number; subjects?: [string, string | null][] } = {}): RunSummary {
+export function syntheticSummary(
+  opts: { numLayers?: number; numExperts?: number; topK?: number; seed?: number; subjects?: [string, string | null][] } = {},
+): RunSummary {
   const L = opts.numLayers ?? 16;
   const E = opts.numExperts ?? 64;
   const K = opts.topK ?? 8;
@@ -206,7 +234,7 @@ export function syntheticSummary(opts: { numLayers?: number; numExperts?: number
     definitions: {
       tokenScope: 'Token scope of the routing statistics: the answer position.',
       accuracyMicro: 'Micro accuracy: correctly answered questions / all questions.',
-      accuracyMacro: 'Macro accuracy: the mean over subjects of each subject\'s accuracy.',
+      accuracyMacro: "Macro accuracy: the mean over subjects of each subject's accuracy.",
       neverActivated: 'Per layer: experts with zero (token, slot) assignments.',
       entropyNormalized: 'Per layer: mean gate entropy divided by ln(E).',
       expertAccuracy: 'Per layer and expert e: among the questions whose top-k experts at the answer position include e, the fraction answered correctly.',
@@ -220,8 +248,7 @@ export function heatmapFromTrace(p: TracePayload, label = 'trace'): HeatmapData 
   const r = p.result.routing;
   const counts = Array.from({ length: r.numLayers }, () => new Array<number>(r.numExperts).fill(0));
   for (let l = 0; l < r.numLayers; l++)
-    for (let t = 0; t < r.numTokens; t++)
-      for (let s = 0; s < r.topK; s++) counts[l]![r.topExperts[(l * r.numTokens + t) * r.topK + s]!]!++;
+    for (let t = 0; t < r.numTokens; t++) for (let s = 0; s < r.topK; s++) counts[l]![r.topExperts[(l * r.numTokens + t) * r.topK + s]!]!++;
   return { source: 'trace', label, numLayers: r.numLayers, numExperts: r.numExperts, counts };
 }
 
@@ -236,7 +263,12 @@ export function heatmapFromSummary(s: RunSummary, label = 'run'): HeatmapData {
     expertAccuracyCount: s.layers.map((l) => l.expertAccuracyCount),
     topSubjects: s.layers.map((l) =>
       l.activationCounts.map((_c, e) =>
-        Object.entries(s.subjectSpecialisation).map(([subject, m]) => ({ subject, share: m[l.layer]![e]! })).sort((a, b) => b.share - a.share).slice(0, 3))),
+        Object.entries(s.subjectSpecialisation)
+          .map(([subject, m]) => ({ subject, share: m[l.layer]![e]! }))
+          .sort((a, b) => b.share - a.share)
+          .slice(0, 3),
+      ),
+    ),
     tokenScope: s.tokenScope,
   };
 }

@@ -74,7 +74,13 @@ function toF32(v: unknown): Float32Array {
 
 /** The all-experts statistics with typed arrays restored (postMessage / JSON may turn them into arrays or objects). */
 export function coerceExpertOutputs(s: ExpertOutputStats): ExpertOutputStats {
-  return { numLayers: s.numLayers, numTokens: s.numTokens, numExperts: s.numExperts, norms: toF32(s.norms), meanAngularSimilarity: toF32(s.meanAngularSimilarity) };
+  return {
+    numLayers: s.numLayers,
+    numTokens: s.numTokens,
+    numExperts: s.numExperts,
+    norms: toF32(s.norms),
+    meanAngularSimilarity: toF32(s.meanAngularSimilarity),
+  };
 }
 
 /** Derives both analyses from a trace; null when the trace has no expertOutputs. */
@@ -101,7 +107,8 @@ function packSummary(s: ExpertOutputsSummary): ExpertOutputsSaved['summary'] {
   const { normScore, ...rest } = s;
   const E2 = s.numExperts * s.numExperts;
   if (!normScore) return rest;
-  if (normScore.length * E2 > MAX_PERSISTED_COUNTS) return { ...rest, normScoreNote: 'The rank-pair counts were too large to keep when the panel was reloaded. Run the analysis again to see them.' };
+  if (normScore.length * E2 > MAX_PERSISTED_COUNTS)
+    return { ...rest, normScoreNote: 'The rank-pair counts were too large to keep when the panel was reloaded. Run the analysis again to see them.' };
   const buf = new Float32Array(normScore.length * E2);
   normScore.forEach((l, i) => buf.set(l.counts, i * E2));
   return { ...rest, counts: packArray(buf), top: normScore.map((l) => l.topScoredHasLargestNorm), inTopK: normScore.map((l) => l.topScoredNormInTopK) };
@@ -113,7 +120,12 @@ function unpackSummary(p: NonNullable<ExpertOutputsSaved['summary']>): ExpertOut
   if (counts && top && inTopK) {
     const E2 = p.numExperts * p.numExperts;
     const buf = unpackArray(counts) as Float32Array;
-    normScore = top.map((t, l) => ({ layer: l, counts: Array.from(buf.subarray(l * E2, (l + 1) * E2)), topScoredHasLargestNorm: t, topScoredNormInTopK: inTopK[l] ?? 0 }));
+    normScore = top.map((t, l) => ({
+      layer: l,
+      counts: Array.from(buf.subarray(l * E2, (l + 1) * E2)),
+      topScoredHasLargestNorm: t,
+      topScoredNormInTopK: inTopK[l] ?? 0,
+    }));
   }
   return { ...rest, diversity: rest.diversity ?? [], normScore };
 }
@@ -140,10 +152,14 @@ export function expertOutputsSection(
 
   const postExport = (m: ExportMessage) => post({ ...m, name: `${opts.baseName()}-${m.name}` });
   const body = parts.body;
-  const sectionExport = exportButtons(doc, {
-    name: 'expert-outputs',
-    json: () => (summary ? { definitions: DEFINITIONS, ...summary } : null),
-  }, postExport);
+  const sectionExport = exportButtons(
+    doc,
+    {
+      name: 'expert-outputs',
+      json: () => (summary ? { definitions: DEFINITIONS, ...summary } : null),
+    },
+    postExport,
+  );
   parts.tools.append(sectionExport);
 
   function destroyCharts(): void {
@@ -151,7 +167,13 @@ export function expertOutputsSection(
     rankChart = shareChart = diversityChart = null;
   }
 
-  function selectEl(testid: string, label: string, options: [string, string][], value: string, onChange: (v: string) => void): { wrap: HTMLElement; set(v: string): void } {
+  function selectEl(
+    testid: string,
+    label: string,
+    options: [string, string][],
+    value: string,
+    onChange: (v: string) => void,
+  ): { wrap: HTMLElement; set(v: string): void } {
     const wrap = h(doc, 'label', { class: 'inline-select' });
     const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
     const os = options.map(([v, text]) => h(doc, 'vscode-option', { value: v, selected: v === value }, text));
@@ -194,7 +216,7 @@ export function expertOutputsSection(
     absent.text.textContent =
       `This trace ran only the ${k} chosen experts per token. The all-experts analysis runs every expert on every token ` +
       `(all ${E} instead of ${k}: about E/k = ${E}/${k} ${Number.isInteger(factor) ? '=' : '≈'} ${Number.isFinite(factor) ? Number(factor.toFixed(1)) : '?'} times the MoE cost of a normal trace) ` +
-      'and records each expert\'s unweighted output, to show whether the router prefers experts with large outputs and how diverse the experts\' outputs are at each depth.';
+      "and records each expert's unweighted output, to show whether the router prefers experts with large outputs and how diverse the experts' outputs are at each depth.";
     button = absent.button;
     buttonNote = absent.note;
     body.append(absent.box);
@@ -213,8 +235,14 @@ export function expertOutputsSection(
     const { numLayers: L, numExperts: E, numTokens: T, topK: K } = s;
     if (layer >= L || layer < 0) layer = 0;
     const layers = Array.from({ length: L }, (_, i) => i);
-    body.append(h(doc, 'p', { class: 'caption' },
-      `Every expert was run on every token: ${T} tokens × ${E} experts × ${L} layers. "Output" means an expert's UNWEIGHTED output, before the router's weight is applied.`));
+    body.append(
+      h(
+        doc,
+        'p',
+        { class: 'caption' },
+        `Every expert was run on every token: ${T} tokens × ${E} experts × ${L} layers. "Output" means an expert's UNWEIGHTED output, before the router's weight is applied.`,
+      ),
+    );
 
     // (a) gate score vs output norm
     const a = h(doc, 'div', { class: 'eo-block', 'data-testid': 'norm-vs-score' });
@@ -227,23 +255,46 @@ export function expertOutputsSection(
       a.append(h(doc, 'p', { class: 'note', 'data-testid': 'norm-vs-score-missing' }, s.normScoreNote ?? 'Not available for this trace.'));
     } else {
       const ns = s.normScore;
-      const ls = selectEl('norm-layer', 'Layer', layers.map((l) => [String(l), `L${l}`]), String(layer), (v) => selectLayer(Number(v)));
+      const ls = selectEl(
+        'norm-layer',
+        'Layer',
+        layers.map((l) => [String(l), `L${l}`]),
+        String(layer),
+        (v) => selectLayer(Number(v)),
+      );
       layerSel = ls;
-      const rs = selectEl('rank-range', 'Ranks', [['top', `top ${Math.min(TOP_RANKS, E)}`], ['all', `all ${E}`]], ranks, (v) => {
-        ranks = v === 'all' ? 'all' : 'top';
-        rankChart?.setRanks(ranks === 'all' ? 'all' : TOP_RANKS);
-        opts.onChange();
-      });
-      aTools.append(ls.wrap, rs.wrap, exportButtons(doc, {
-        name: 'norm-vs-score',
-        svg: () => rankChart?.svg() ?? null,
-        csv: () => {
-          const rows: number[][] = [];
-          for (const l of ns) for (let r = 0; r < E; r++) for (let n = 0; n < E; n++) rows.push([l.layer, r + 1, n + 1, l.counts[r * E + n] ?? 0]);
-          return toCsv(['layer', 'score_rank', 'norm_rank', 'tokens'], rows);
+      const rs = selectEl(
+        'rank-range',
+        'Ranks',
+        [
+          ['top', `top ${Math.min(TOP_RANKS, E)}`],
+          ['all', `all ${E}`],
+        ],
+        ranks,
+        (v) => {
+          ranks = v === 'all' ? 'all' : 'top';
+          rankChart?.setRanks(ranks === 'all' ? 'all' : TOP_RANKS);
+          opts.onChange();
         },
-        json: () => ({ definition: DEFINITIONS.rankPairs, numTokens: T, numExperts: E, topK: K, layers: ns }),
-      }, postExport));
+      );
+      aTools.append(
+        ls.wrap,
+        rs.wrap,
+        exportButtons(
+          doc,
+          {
+            name: 'norm-vs-score',
+            svg: () => rankChart?.svg() ?? null,
+            csv: () => {
+              const rows: number[][] = [];
+              for (const l of ns) for (let r = 0; r < E; r++) for (let n = 0; n < E; n++) rows.push([l.layer, r + 1, n + 1, l.counts[r * E + n] ?? 0]);
+              return toCsv(['layer', 'score_rank', 'norm_rank', 'tokens'], rows);
+            },
+            json: () => ({ definition: DEFINITIONS.rankPairs, numTokens: T, numExperts: E, topK: K, layers: ns }),
+          },
+          postExport,
+        ),
+      );
       const grid = h(doc, 'div', { class: 'eo-grid' });
       const left = h(doc, 'div', { class: 'eo-panel' });
       const right = h(doc, 'div', { class: 'eo-panel' });
@@ -252,29 +303,47 @@ export function expertOutputsSection(
       rankCaption = h(doc, 'p', { class: 'eo-panel-title', 'data-testid': 'rank-pair-title' });
       const rankHost = h(doc, 'div', {});
       left.append(rankCaption, rankHost);
-      rankChart = rankPairHeatmap(rankHost, { layer, numExperts: E, numTokens: T, topK: K, counts: ns[layer]!.counts }, { ranks: ranks === 'all' ? 'all' : TOP_RANKS, size: 280 });
+      rankChart = rankPairHeatmap(
+        rankHost,
+        { layer, numExperts: E, numTokens: T, topK: K, counts: ns[layer]!.counts },
+        { ranks: ranks === 'all' ? 'all' : TOP_RANKS, size: 280 },
+      );
       const shareHead = h(doc, 'div', { class: 'eo-panel-head' });
-      shareHead.append(h(doc, 'p', { class: 'eo-panel-title' }, 'Share of tokens per layer'), exportButtons(doc, {
-        name: 'norm-share-by-layer',
-        svg: () => shareChart?.svg() ?? null,
-        csv: () => toCsv(['layer', 'top_scored_has_largest_norm', 'top_scored_norm_in_top_k', 'chance_1_over_E', 'chance_k_over_E'],
-          ns.map((l) => [l.layer, l.topScoredHasLargestNorm, l.topScoredNormInTopK, 1 / E, K / E])),
-      }, postExport));
+      shareHead.append(
+        h(doc, 'p', { class: 'eo-panel-title' }, 'Share of tokens per layer'),
+        exportButtons(
+          doc,
+          {
+            name: 'norm-share-by-layer',
+            svg: () => shareChart?.svg() ?? null,
+            csv: () =>
+              toCsv(
+                ['layer', 'top_scored_has_largest_norm', 'top_scored_norm_in_top_k', 'chance_1_over_E', 'chance_k_over_E'],
+                ns.map((l) => [l.layer, l.topScoredHasLargestNorm, l.topScoredNormInTopK, 1 / E, K / E]),
+              ),
+          },
+          postExport,
+        ),
+      );
       const shareHost = h(doc, 'div', {});
       right.append(shareHead, shareHost);
-      shareChart = depthCurves(shareHost, {
-        layers,
-        series: [
-          { key: 'top1', label: 'top-scored expert has the largest norm', values: ns.map((l) => l.topScoredHasLargestNorm) },
-          { key: 'topk', label: `its norm is among the ${K} largest`, values: ns.map((l) => l.topScoredNormInTopK) },
-        ],
-        yLabel: 'share of tokens',
-        yDomain: [0, 1],
-        refs: [
-          { value: 1 / E, label: `chance 1/${E}`, className: 'series-0' },
-          { value: K / E, label: `chance ${K}/${E}`, className: 'series-1' },
-        ],
-      }, { testid: 'norm-share-by-layer', width: 540, height: 250, selectedLayer: layer, onLayerClick: selectLayer, format: (v) => formatPercent(v) });
+      shareChart = depthCurves(
+        shareHost,
+        {
+          layers,
+          series: [
+            { key: 'top1', label: 'top-scored expert has the largest norm', values: ns.map((l) => l.topScoredHasLargestNorm) },
+            { key: 'topk', label: `its norm is among the ${K} largest`, values: ns.map((l) => l.topScoredNormInTopK) },
+          ],
+          yLabel: 'share of tokens',
+          yDomain: [0, 1],
+          refs: [
+            { value: 1 / E, label: `chance 1/${E}`, className: 'series-0' },
+            { value: K / E, label: `chance ${K}/${E}`, className: 'series-1' },
+          ],
+        },
+        { testid: 'norm-share-by-layer', width: 540, height: 250, selectedLayer: layer, onLayerClick: selectLayer, format: (v) => formatPercent(v) },
+      );
       a.append(h(doc, 'p', { class: 'caption', 'data-testid': 'norm-vs-score-definition' }, `${DEFINITIONS.rankPairs} ${DEFINITIONS.share}`));
       updateRankCaption();
     }
@@ -282,11 +351,22 @@ export function expertOutputsSection(
     // (b) diversity by depth
     const b = h(doc, 'div', { class: 'eo-block', 'data-testid': 'diversity-section' });
     const bHead = h(doc, 'div', { class: 'eo-head' });
-    bHead.append(h(doc, 'h3', {}, 'Expert diversity by depth'), exportButtons(doc, {
-      name: 'diversity-by-depth',
-      svg: () => diversityChart?.svg() ?? null,
-      csv: () => toCsv(['layer', 'mean_angular_similarity'], s.diversity.map((v, l) => [l, v])),
-    }, postExport));
+    bHead.append(
+      h(doc, 'h3', {}, 'Expert diversity by depth'),
+      exportButtons(
+        doc,
+        {
+          name: 'diversity-by-depth',
+          svg: () => diversityChart?.svg() ?? null,
+          csv: () =>
+            toCsv(
+              ['layer', 'mean_angular_similarity'],
+              s.diversity.map((v, l) => [l, v]),
+            ),
+        },
+        postExport,
+      ),
+    );
     b.append(bHead);
     body.append(b);
     if (s.diversity.length !== L) {
@@ -294,12 +374,16 @@ export function expertOutputsSection(
     } else {
       const host = h(doc, 'div', {});
       b.append(host);
-      diversityChart = depthCurves(host, {
-        layers,
-        series: [{ key: 'similarity', label: 'mean angular similarity of different experts\' outputs', values: s.diversity }],
-        yLabel: 'mean angular similarity',
-        refs: [{ value: 0.5, label: 'orthogonal (0.5)', className: 'neutral' }],
-      }, { testid: 'diversity-by-depth', width: 640, height: 220, markLast: `last layer (L${L - 1})`, legend: false, format: (v) => v.toFixed(4) });
+      diversityChart = depthCurves(
+        host,
+        {
+          layers,
+          series: [{ key: 'similarity', label: "mean angular similarity of different experts' outputs", values: s.diversity }],
+          yLabel: 'mean angular similarity',
+          refs: [{ value: 0.5, label: 'orthogonal (0.5)', className: 'neutral' }],
+        },
+        { testid: 'diversity-by-depth', width: 640, height: 220, markLast: `last layer (L${L - 1})`, legend: false, format: (v) => v.toFixed(4) },
+      );
       b.append(h(doc, 'p', { class: 'caption', 'data-testid': 'diversity-definition' }, DEFINITIONS.diversity));
     }
   }
@@ -308,7 +392,8 @@ export function expertOutputsSection(
     const l = summary?.normScore?.[layer];
     if (!rankCaption || !l || !summary) return;
     const E = summary.numExperts;
-    rankCaption.textContent = `Layer ${layer}: the top-scored expert has the largest norm for ${formatPercent(l.topScoredHasLargestNorm)} of tokens (chance ${formatPercent(1 / E)}), ` +
+    rankCaption.textContent =
+      `Layer ${layer}: the top-scored expert has the largest norm for ${formatPercent(l.topScoredHasLargestNorm)} of tokens (chance ${formatPercent(1 / E)}), ` +
       `a norm among the ${summary.topK} largest for ${formatPercent(l.topScoredNormInTopK)} (chance ${formatPercent(summary.topK / E)}).`;
   }
 
@@ -367,8 +452,8 @@ export const DEFINITIONS = {
     'Rank pairs: per token, rank all experts by gate probability (score rank 1 = highest, from the full softmax) and by the L2 norm of their unweighted output (norm rank 1 = largest). ' +
     'Cell (r, n) counts the tokens where the expert of score rank r has norm rank n; each row sums to the number of tokens, and with no relation between score and norm every cell holds T/E tokens on average. Mass in the top-left corner means the router picks experts with large outputs.',
   share:
-    'Share per layer: the fraction of tokens whose top-scored expert also has the largest output norm (chance 1/E), and whose top-scored expert\'s norm is among the k largest (chance k/E), drawn against those chance levels.',
+    "Share per layer: the fraction of tokens whose top-scored expert also has the largest output norm (chance 1/E), and whose top-scored expert's norm is among the k largest (chance k/E), drawn against those chance levels.",
   diversity:
-    'Diversity: for each token and layer, the angular similarity 1 − arccos(cos(o_a, o_b)) / π of every pair of different experts\' outputs o_a, o_b, averaged over the pairs and then over the tokens. 1 = the same direction, 0.5 = orthogonal, 0 = opposite; lower similarity means more diverse experts. ' +
+    "Diversity: for each token and layer, the angular similarity 1 − arccos(cos(o_a, o_b)) / π of every pair of different experts' outputs o_a, o_b, averaged over the pairs and then over the tokens. 1 = the same direction, 0.5 = orthogonal, 0 = opposite; lower similarity means more diverse experts. " +
     '"A Closer Look into Mixture-of-Experts" finds diversity rising with depth, with the last layer an outlier (marked).',
 } as const;

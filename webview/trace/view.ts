@@ -6,13 +6,7 @@
  * The page skeleton (sections, toolbars, selects) is built once; a new trace only updates the charts in
  * place, so rendering a trace touches no web-component set-up and forces no layout.
  */
-import {
-  ANSWER_LETTERS,
-  type HostToTraceView,
-  type TracePayload,
-  type TraceResult,
-  type TraceViewToHost,
-} from '../../src/shared/protocol';
+import { ANSWER_LETTERS, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../../src/shared/protocol';
 import { answerBars, type AnswerBarsUpdate } from '../charts/answerBars';
 import { entropySparklines, type EntropySparklinesUpdate } from '../charts/entropySparklines';
 import { toCsv } from '../charts/export';
@@ -84,8 +78,12 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   const root = h(doc, 'main', { class: 'trace-view', 'data-testid': 'trace-view', 'data-state': 'empty' });
   const header = h(doc, 'header', { class: 'tv-header', hidden: true });
   const emptyEl = h(doc, 'section', { class: 'empty-state', 'data-testid': 'trace-empty' });
-  append(emptyEl, icon(doc, 'symbol-class'), h(doc, 'p', {}, 'No trace yet.'),
-    h(doc, 'p', { class: 'muted' }, 'Select an MMLU question and run "MoE: Trace selection" (Ctrl+Alt+M) to see which experts every token is routed to.'));
+  append(
+    emptyEl,
+    icon(doc, 'symbol-class'),
+    h(doc, 'p', {}, 'No trace yet.'),
+    h(doc, 'p', { class: 'muted' }, 'Select an MMLU question and run "MoE: Trace selection" (Ctrl+Alt+M) to see which experts every token is routed to.'),
+  );
   const loadingEl = h(doc, 'section', { class: 'tv-loading', 'data-testid': 'trace-loading', hidden: true });
   const loadingLabel = h(doc, 'p', { class: 'muted' }, 'Tracing…');
   loadingEl.append(h(doc, 'vscode-progress-bar', { indeterminate: true, 'aria-label': 'Tracing' }), loadingLabel);
@@ -127,72 +125,124 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
 
   // answer probabilities
   const ans = section('Answer probabilities', 'checklist', 'answer-section');
-  ans.tools.append(exportButtons(doc, {
-    name: 'answer',
-    svg: () => bars?.svg() ?? null,
-    csv: () => {
-      const r = payload!.result;
-      return toCsv(['letter', 'probability', 'log_prob_full_vocab', 'gold'],
-        ANSWER_LETTERS.map((l, i) => [l, r.answerProbs[i], r.answerLogProbs[i], payload!.question?.gold === l ? 'true' : '']));
-    },
-  }, (m) => post({ ...m, name: `${base()}-${m.name}` })));
+  ans.tools.append(
+    exportButtons(
+      doc,
+      {
+        name: 'answer',
+        svg: () => bars?.svg() ?? null,
+        csv: () => {
+          const r = payload!.result;
+          return toCsv(
+            ['letter', 'probability', 'log_prob_full_vocab', 'gold'],
+            ANSWER_LETTERS.map((l, i) => [l, r.answerProbs[i], r.answerLogProbs[i], payload!.question?.gold === l ? 'true' : '']),
+          );
+        },
+      },
+      (m) => post({ ...m, name: `${base()}-${m.name}` }),
+    ),
+  );
 
   // routing map
   const rm = section('Routing map', 'type-hierarchy', 'routing-section', [
-    select('rm-zoom', 'Columns', [['compact', 'compact'], ['normal', 'normal'], ['wide', 'wide']],
-      Object.keys(CELL_WIDTHS).find((k) => CELL_WIDTHS[k] === cellWidth) ?? 'normal', (v) => {
+    select(
+      'rm-zoom',
+      'Columns',
+      [
+        ['compact', 'compact'],
+        ['normal', 'normal'],
+        ['wide', 'wide'],
+      ],
+      Object.keys(CELL_WIDTHS).find((k) => CELL_WIDTHS[k] === cellWidth) ?? 'normal',
+      (v) => {
         cellWidth = CELL_WIDTHS[v] ?? 16;
         if (payload) mountMap();
         scheduleSave();
-      }),
+      },
+    ),
   ]);
-  rm.tools.append(exportButtons(doc, {
-    name: 'routing',
-    canvas: () => map?.renderFull(2) ?? null,
-    csv: () => routingCsv(),
-    json: () => ({ tokens: payload!.result.tokens, routing: { ...payload!.result.routing, probs: undefined } }),
-  }, (m) => post({ ...m, name: `${base()}-${m.name}` })));
+  rm.tools.append(
+    exportButtons(
+      doc,
+      {
+        name: 'routing',
+        canvas: () => map?.renderFull(2) ?? null,
+        csv: () => routingCsv(),
+        json: () => ({ tokens: payload!.result.tokens, routing: { ...payload!.result.routing, probs: undefined } }),
+      },
+      (m) => post({ ...m, name: `${base()}-${m.name}` }),
+    ),
+  );
   const legend = h(doc, 'p', { class: 'caption' });
   const mapHost = h(doc, 'div', { class: 'rm-host' });
   rm.body.append(legend, mapHost);
 
   // gate distribution
   const gd = section('Gate distribution', 'graph', 'gate-section', [
-    select('gate-order', 'Order', [['expert', 'expert id'], ['rank', 'probability']], gateOrder, (v) => {
-      gateOrder = v === 'rank' ? 'rank' : 'expert';
-      gate?.setOrder(gateOrder);
-      scheduleSave();
-    }),
+    select(
+      'gate-order',
+      'Order',
+      [
+        ['expert', 'expert id'],
+        ['rank', 'probability'],
+      ],
+      gateOrder,
+      (v) => {
+        gateOrder = v === 'rank' ? 'rank' : 'expert';
+        gate?.setOrder(gateOrder);
+        scheduleSave();
+      },
+    ),
   ]);
-  const gateExport = exportButtons(doc, {
-    name: 'gate',
-    svg: () => gate?.svg() ?? null,
-    csv: () => gateCsv(),
-  }, (m) => post({ ...m, name: `${base()}-${m.name.replace(/^gate/, `gate-L${selected?.layer}-T${selected?.token}`)}` }));
+  const gateExport = exportButtons(
+    doc,
+    {
+      name: 'gate',
+      svg: () => gate?.svg() ?? null,
+      csv: () => gateCsv(),
+    },
+    (m) => post({ ...m, name: `${base()}-${m.name.replace(/^gate/, `gate-L${selected?.layer}-T${selected?.token}`)}` }),
+  );
   gd.tools.append(gateExport);
   gd.body.setAttribute('data-testid', 'gate-details');
 
   // entropy
   const en = section('Gate entropy per layer', 'pulse', 'entropy-section', [
-    select('entropy-scale', 'Scale', [['full', '0 – 1'], ['zoom', 'zoom']], entropyScale, (v) => {
-      entropyScale = v === 'zoom' ? 'zoom' : 'full';
-      sparks?.setScale(entropyScale);
-      scheduleSave();
-    }),
+    select(
+      'entropy-scale',
+      'Scale',
+      [
+        ['full', '0 – 1'],
+        ['zoom', 'zoom'],
+      ],
+      entropyScale,
+      (v) => {
+        entropyScale = v === 'zoom' ? 'zoom' : 'full';
+        sparks?.setScale(entropyScale);
+        scheduleSave();
+      },
+    ),
   ]);
-  en.tools.append(exportButtons(doc, {
-    name: 'entropy',
-    svg: () => sparks?.svg() ?? null,
-    csv: () => {
-      const r = payload!.result;
-      const R = r.routing;
-      const ln = Math.log(R.numExperts);
-      const rows: (string | number)[][] = [];
-      for (let l = 0; l < R.numLayers; l++)
-        for (let t = 0; t < R.numTokens; t++) rows.push([l, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, R.entropy[l * R.numTokens + t]! / ln]);
-      return toCsv(['layer', 'token', 'token_text', 'entropy_nats', 'entropy_normalised'], rows);
-    },
-  }, (m) => post({ ...m, name: `${base()}-${m.name}` })));
+  en.tools.append(
+    exportButtons(
+      doc,
+      {
+        name: 'entropy',
+        svg: () => sparks?.svg() ?? null,
+        csv: () => {
+          const r = payload!.result;
+          const R = r.routing;
+          const ln = Math.log(R.numExperts);
+          const rows: (string | number)[][] = [];
+          for (let l = 0; l < R.numLayers; l++)
+            for (let t = 0; t < R.numTokens; t++)
+              rows.push([l, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, R.entropy[l * R.numTokens + t]! / ln]);
+          return toCsv(['layer', 'token', 'token_text', 'entropy_nats', 'entropy_normalised'], rows);
+        },
+      },
+      (m) => post({ ...m, name: `${base()}-${m.name}` }),
+    ),
+  );
   const entropyCaption = h(doc, 'p', { class: 'caption' });
   const sparkHost = h(doc, 'div', {});
   en.body.append(entropyCaption, sparkHost);
@@ -262,8 +312,14 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     const q = h(doc, 'div', { class: 'question-text', 'data-testid': 'question-text', tabindex: 0, 'aria-label': 'Question text' }, qText);
     const info = h(doc, 'div', { class: 'model-info', 'data-testid': 'model-info' });
     const provider = `${m.executionProvider.toUpperCase()}${m.providerNote ? ` (${m.providerNote})` : ''}`;
-    append(info,
-      h(doc, 'span', { class: 'chip outline', 'data-testid': 'model-family' }, `${m.family}${m.modelType && m.modelType !== m.family ? ` · ${m.modelType}` : ''}`),
+    append(
+      info,
+      h(
+        doc,
+        'span',
+        { class: 'chip outline', 'data-testid': 'model-family' },
+        `${m.family}${m.modelType && m.modelType !== m.family ? ` · ${m.modelType}` : ''}`,
+      ),
       h(doc, 'span', {}, `${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}`),
       h(doc, 'span', { class: 'muted' }, m.normTopKProb ? 'weights renormalised' : 'weights not renormalised (sum < 1)'),
       h(doc, 'span', { 'data-testid': 'execution-provider' }, `execution provider: ${provider}`),
@@ -304,24 +360,30 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     const chosen = Array.from(R.topExperts.subarray(b, b + R.topK));
     const weights = Array.from(R.topWeights.subarray(b, b + R.topK));
     const probs = R.probs.subarray((layer * R.numTokens + token) * E, (layer * R.numTokens + token + 1) * E);
-    return toCsv(['expert', 'probability', 'chosen', 'weight'],
-      Array.from(probs, (pr, e) => [e, pr, chosen.includes(e) ? 'true' : '', chosen.includes(e) ? weights[chosen.indexOf(e)]! : '']));
+    return toCsv(
+      ['expert', 'probability', 'chosen', 'weight'],
+      Array.from(probs, (pr, e) => [e, pr, chosen.includes(e) ? 'true' : '', chosen.includes(e) ? weights[chosen.indexOf(e)]! : '']),
+    );
   }
 
   function mountMap(): void {
     map?.destroy();
     const r = payload!.result;
-    map = routingMap(mapHost, { routing: r.routing, tokens: tokenTexts() }, {
-      cellWidth,
-      onCellClick: (layer, token) => {
-        selected = { layer, token };
-        map?.select(selected);
-        renderGate();
-        scheduleSave();
+    map = routingMap(
+      mapHost,
+      { routing: r.routing, tokens: tokenTexts() },
+      {
+        cellWidth,
+        onCellClick: (layer, token) => {
+          selected = { layer, token };
+          map?.select(selected);
+          renderGate();
+          scheduleSave();
+        },
+        onTokenHover: (t) => hoverToken(t, 'map'),
+        onTokenActivate: (t) => post({ type: 'reveal-token', index: t }),
       },
-      onTokenHover: (t) => hoverToken(t, 'map'),
-      onTokenActivate: (t) => post({ type: 'reveal-token', index: t }),
-    });
+    );
     if (selected) map.select(selected);
     mapHost.querySelector('.rm-scroll')?.addEventListener('scroll', scheduleSave, { passive: true });
   }
@@ -359,8 +421,14 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     if (!payload) return;
     const R = payload.result.routing;
     if (!selected || selected.layer >= R.numLayers || selected.token >= R.numTokens) {
-      body.append(h(doc, 'p', { class: 'muted', 'data-testid': 'gate-hint' },
-        'Click a cell of the routing map (or focus the map and press Enter) to see that token\'s full gate distribution in that layer.'));
+      body.append(
+        h(
+          doc,
+          'p',
+          { class: 'muted', 'data-testid': 'gate-hint' },
+          "Click a cell of the routing map (or focus the map and press Enter) to see that token's full gate distribution in that layer.",
+        ),
+      );
       return;
     }
     const { layer, token } = selected;
@@ -373,10 +441,12 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     const ent = R.entropy[layer * R.numTokens + token]! / Math.log(E);
     const mass = weights.reduce((a, w) => a + w, 0);
     const title = h(doc, 'p', { class: 'gate-title' });
-    append(title,
+    append(
+      title,
       'Token ',
       h(doc, 'code', { 'data-testid': 'gate-token' }, tokText),
-      ` (#${token}), layer ${layer}: top-${R.topK} mass ${mass.toFixed(3)}, entropy ${ent.toFixed(3)} of ln ${E}.`);
+      ` (#${token}), layer ${layer}: top-${R.topK} mass ${mass.toFixed(3)}, entropy ${ent.toFixed(3)} of ln ${E}.`,
+    );
     const chartHost = h(doc, 'div', {});
     body.append(title, chartHost);
     const missingReason = probsLostOnReload

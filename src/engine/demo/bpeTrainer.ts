@@ -189,7 +189,7 @@ class Trainer {
       for (let i = 0; i + 1 < old.length && !hit; i++) hit = old[i] === a && old[i + 1] === b;
       if (!hit) continue;
       const next: number[] = [];
-      for (let i = 0; i < old.length; ) {
+      for (let i = 0; i < old.length;) {
         if (i + 1 < old.length && old[i] === a && old[i + 1] === b) {
           next.push(c);
           i += 2;
@@ -289,7 +289,8 @@ export function trainByteLevelBpe(texts: readonly string[], options: BpeTrainOpt
 
   const symbolsOf = byteSymbols();
   const forbidden = new Set((options.forbiddenTokens ?? []).map((f) => Array.from(Buffer.from(f, 'utf8'), (b) => symbolsOf[b]).join('')));
-  for (const f of options.forbiddenTokens ?? []) if (required.includes(f)) throw new Error(`trainByteLevelBpe: ${JSON.stringify(f)} is both required and forbidden`);
+  for (const f of options.forbiddenTokens ?? [])
+    if (required.includes(f)) throw new Error(`trainByteLevelBpe: ${JSON.stringify(f)} is both required and forbidden`);
   let stoppedBecause: BpeTrainStats['stoppedBecause'] = 'vocab-full';
   while (!full()) {
     const best = t.popBest();
@@ -342,7 +343,10 @@ export function trainByteLevelBpe(texts: readonly string[], options: BpeTrainOpt
 
   const eos = options.eosToken ?? (specials.includes('<|endoftext|>') ? '<|endoftext|>' : specials[0]);
   const pad = options.padToken ?? (specials.includes('<|padding|>') ? '<|padding|>' : undefined);
-  for (const [role, tok] of [['eosToken', eos], ['padToken', pad]] as const) {
+  for (const [role, tok] of [
+    ['eosToken', eos],
+    ['padToken', pad],
+  ] as const) {
     if (tok !== undefined && !specials.includes(tok)) throw new Error(`trainByteLevelBpe: ${role} ${JSON.stringify(tok)} is not among specialTokens`);
   }
   const tokenizerConfig: Record<string, unknown> = {

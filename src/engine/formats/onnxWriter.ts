@@ -56,7 +56,13 @@ export class OnnxGraphBuilder {
   }
 
   /** Adds a node and returns its output names (one per `numOutputs`). */
-  opN(opType: string, inputs: string[], numOutputs: number, attrs: Record<string, AttrValue> = {}, opts: { domain?: string; outputs?: string[]; name?: string } = {}): string[] {
+  opN(
+    opType: string,
+    inputs: string[],
+    numOutputs: number,
+    attrs: Record<string, AttrValue> = {},
+    opts: { domain?: string; outputs?: string[]; name?: string } = {},
+  ): string[] {
     const outs = opts.outputs ?? Array.from({ length: numOutputs }, () => this.fresh(opType.toLowerCase()));
     for (const o of outs) this.taken.add(o);
     this.nodes.push({

@@ -70,8 +70,7 @@ const UNICODE_TO_BYTE: ReadonlyMap<string, number> = new Map(BYTE_TO_UNICODE.map
 
 function buildByteToUnicode(): string[] {
   const table = new Array<string>(256);
-  const keepsItsOwnCodePoint = (b: number) =>
-    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const keepsItsOwnCodePoint = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   let shifted = 0;
   for (let b = 0; b < 256; b++) {
     table[b] = String.fromCharCode(keepsItsOwnCodePoint(b) ? b : 256 + shifted++);
@@ -102,7 +101,7 @@ function pushUtf8(cp: number, out: number[]): number {
 
 function utf8Bytes(s: string): number[] {
   const out: number[] = [];
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     const cp = s.codePointAt(i)!;
     pushUtf8(cp, out);
     i += cp > 0xffff ? 2 : 1;
@@ -161,7 +160,7 @@ interface Aligned {
 function identityAligned(text: string, base: number): Aligned {
   const starts = new Array<number>(text.length);
   const ends = new Array<number>(text.length);
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const cp = text.codePointAt(i)!;
     const n = cp > 0xffff ? 2 : 1;
     for (let k = 0; k < n; k++) {
@@ -225,7 +224,7 @@ function mapRuns(a: Aligned, runEnds: number[], f: (run: string) => string): Ali
 
 function codePointEnds(text: string): number[] {
   const out: number[] = [];
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     i += text.codePointAt(i)! > 0xffff ? 2 : 1;
     out.push(i);
   }
@@ -345,7 +344,7 @@ class ByteStream {
   starts: number[] = [];
   ends: number[] = [];
   pushAligned(a: Aligned): void {
-    for (let i = 0; i < a.text.length; ) {
+    for (let i = 0; i < a.text.length;) {
       const cp = a.text.codePointAt(i)!;
       const n = cp > 0xffff ? 2 : 1;
       const s = a.starts[i]!;
@@ -384,7 +383,7 @@ function makeAddedSplitter(contents: readonly string[]): (text: string) => Split
     if (byFirst.size === 0) return [{ text, start: 0, added: false }];
     const out: Split = [];
     let last = 0;
-    for (let i = 0; i < text.length; ) {
+    for (let i = 0; i < text.length;) {
       const match = byFirst.get(text[i]!)?.find((c) => text.startsWith(c, i));
       if (match) {
         if (i > last) out.push({ text: text.slice(last, i), start: last, added: false });
@@ -792,11 +791,7 @@ export class MoeTokenizer {
   }
 
   /** Matches each token's bytes against the rebuilt stream to find its source range. */
-  private alignTextTokens(
-    text: string,
-    ids: readonly number[],
-    tokenStrings: readonly string[],
-  ): { spans: EncodedToken[]; exact: boolean } {
+  private alignTextTokens(text: string, ids: readonly number[], tokenStrings: readonly string[]): { spans: EncodedToken[]; exact: boolean } {
     const { stream, exact: streamExact } = this.buildStream(text);
     let exact = streamExact;
     const L = stream.bytes.length;
