@@ -78,7 +78,10 @@ function sameAsReference(dir: string, ref: Outcome, label: string): boolean {
   const got = outcome(dir);
   const seen = new Set<string>();
   let dup = 0;
-  for (const id of got.ids) seen.has(id) ? dup++ : seen.add(id);
+  for (const id of got.ids) {
+    if (seen.has(id)) dup++;
+    else seen.add(id);
+  }
   const missing = ref.ids.filter((id) => !seen.has(id)).length;
   lost += missing;
   duplicated += dup;

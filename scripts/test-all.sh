@@ -94,6 +94,13 @@ else
   failed=$((failed + 1))
 fi
 
+# ------------------------------------------------------------------------------------------- lint
+if run_step "lint (eslint + prettier --check)" npm run --silent lint; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+fi
+
 if [ "$built" = 1 ]; then
   # ------------------------------------------------------------------------------------ unit tests
   mapfile -t unit < <(find dist-test -name '*.test.js' -not -path 'dist-test/e2e/*' | sort)

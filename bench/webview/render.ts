@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
 import { heatmapFromSummary, heatmapFromTrace, syntheticSummary, syntheticTrace } from '../../webview/testing/synthetic';
-import { ROOT, newPage, startWebviewSite } from './site';
+import { ROOT, newPage, startWebviewSite, type BenchWindow, type EncodedPayload } from './site';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -32,7 +32,7 @@ const SCROLL_FRAMES = opt('--scroll-frames', 180);
 const BUDGET_MS = 200;
 
 /** Typed arrays travel to the page as base64 and are rebuilt there (as VS Code's postMessage delivers them). */
-function encodePayload(p: TracePayload): unknown {
+function encodePayload(p: TracePayload): EncodedPayload {
   const r = p.result.routing;
   const b64 = (a: Float32Array | Uint16Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
   return {
@@ -45,9 +45,9 @@ function encodePayload(p: TracePayload): unknown {
 }
 
 async function loadPayload(pg: Page, p: TracePayload): Promise<void> {
-  await pg.evaluate((enc: any) => {
-    const dec = (s: string, T: any) => {
-      const bin = atob(s);
+  await pg.evaluate((enc: EncodedPayload) => {
+    const dec = (s: string | Uint16Array | Float32Array, T: Uint16ArrayConstructor | Float32ArrayConstructor) => {
+      const bin = atob(s as string);
       const u8 = new Uint8Array(bin.length);
       for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
       return new T(u8.buffer);
@@ -57,7 +57,7 @@ async function loadPayload(pg: Page, p: TracePayload): Promise<void> {
     r.topWeights = dec(r.topWeights, Float32Array);
     r.entropy = dec(r.entropy, Float32Array);
     if (r.probs) r.probs = dec(r.probs, Float32Array);
-    (window as any).__payload = enc;
+    (window as unknown as BenchWindow).__payload = enc;
   }, encodePayload(p));
 }
 
@@ -77,7 +77,7 @@ function stats(xs: number[]) {
 
 async function measureRender(pg: Page, reps: number) {
   return pg.evaluate(async (n: number) => {
-    const w = window as any;
+    const w = window as unknown as BenchWindow;
     const view = w.__moeTraceView;
     const out: { frame: number; sync: number; canvas: number; tokens: number }[] = [];
     for (let i = 0; i < n; i++) {
@@ -103,7 +103,7 @@ async function measureRender(pg: Page, reps: number) {
       out.push({
         frame: t1 - t0,
         sync: tSync - t0,
-        canvas: view.map()?.lastDrawMs() ?? NaN,
+        canvas: view?.map()?.lastDrawMs() ?? NaN,
         tokens: document.querySelectorAll('[data-testid="token"]').length,
       });
     }
@@ -113,14 +113,14 @@ async function measureRender(pg: Page, reps: number) {
 
 async function measureScroll(pg: Page, frames: number) {
   return pg.evaluate(async (n: number) => {
-    const w = window as any;
+    const w = window as unknown as BenchWindow;
     const view = w.__moeTraceView;
     const sc = document.querySelector('.rm-scroll') as HTMLElement;
     sc.scrollLeft = 0;
     const intervals: number[] = [];
     const draws: number[] = [];
     let longTasks = 0;
-    let po: PerformanceObserver | null = null;
+    let po: PerformanceObserver | null;
     try {
       po = new PerformanceObserver((l) => (longTasks += l.getEntries().length));
       po.observe({ type: 'longtask', buffered: false } as PerformanceObserverInit);
@@ -135,7 +135,7 @@ async function measureScroll(pg: Page, frames: number) {
       const step = (ts: number) => {
         if (last >= 0) {
           intervals.push(ts - last);
-          draws.push(view.map()?.lastDrawMs() ?? NaN);
+          draws.push(view?.map()?.lastDrawMs() ?? NaN);
         }
         last = ts;
         if (++i > n) return resolve();
@@ -216,11 +216,11 @@ async function main(): Promise<void> {
     await pg.locator('[data-testid="routing-grid"]').focus();
     await pg.keyboard.press('Enter'); // open a gate distribution so its export bar is live
     await pg.evaluate(() => {
-      (window as any).__posted.length = 0;
+      (window as unknown as BenchWindow).__posted.length = 0;
       for (const b of document.querySelectorAll('[data-export]')) if (!(b as HTMLElement).closest('[hidden]')) (b as HTMLElement).click();
     });
     await pg.waitForTimeout(1500);
-    const rawExports = (await pg.evaluate(() => (window as any).__posted.filter((m: { type: string }) => m.type === 'export'))) as {
+    const rawExports = (await pg.evaluate(() => (window as unknown as BenchWindow).__posted.filter((m: { type: string }) => m.type === 'export'))) as {
       format: string;
       name: string;
       data: string;
@@ -237,7 +237,7 @@ async function main(): Promise<void> {
       ok: m.format === 'png' ? /^iVBORw0KGgo/.test(m.data) : m.data.length > 0,
     }));
     const browserVersion = ctx.browser()?.version() ?? (await pg.evaluate(() => navigator.userAgent));
-    const csp = (await pg.evaluate(() => (window as any).__csp)) as unknown[];
+    const csp = (await pg.evaluate(() => (window as unknown as BenchWindow).__csp)) as unknown[];
     const pageErrors = (pg as unknown as { __errors: string[] }).__errors;
     const render = stats(measured.map((s) => s.frame));
     const result = {
@@ -297,7 +297,9 @@ async function main(): Promise<void> {
       for (const theme of ['dark', 'light'] as const) {
         const tp = await newPage(ctx, origin, 'trace', theme, { width: 1280, height: 900 });
         await loadPayload(tp, shotPayload);
-        await tp.evaluate(() => window.dispatchEvent(new MessageEvent('message', { data: { type: 'trace', payload: (window as any).__payload } })));
+        await tp.evaluate(() =>
+          window.dispatchEvent(new MessageEvent('message', { data: { type: 'trace', payload: (window as unknown as BenchWindow).__payload } })),
+        );
         const box = await tp.locator('[data-testid="routing-grid"]').boundingBox();
         if (box) {
           await tp.mouse.click(box.x + 30 * 16 + 8, box.y + 5 * 18 + 9);
@@ -341,7 +343,7 @@ async function main(): Promise<void> {
         await sp.screenshot({ path: sf, fullPage: true, scale: 'css' });
         shots.push(sf);
         const errs = (sp as unknown as { __errors: string[] }).__errors;
-        const spCsp = (await sp.evaluate(() => (window as any).__csp)) as unknown[];
+        const spCsp = (await sp.evaluate(() => (window as unknown as BenchWindow).__csp)) as unknown[];
         if (errs.length || spCsp.length) console.log('summary page problems', errs, spCsp);
         await sp.close();
       }

@@ -130,6 +130,24 @@ export async function startWebviewSite(views: readonly WebviewKind[], deviceScal
   };
 }
 
+/** A trace payload whose typed arrays cross into the page as base64 strings and are rebuilt there. */
+type Wire = string | Uint16Array | Float32Array;
+export interface EncodedPayload {
+  result: { routing: { topExperts: Wire; topWeights: Wire; entropy: Wire; probs?: Wire }; expertOutputs?: { norms: Wire; meanAngularSimilarity: Wire } };
+}
+
+/** What the served shell adds to the page's window (see the inline script above), for page.evaluate callbacks. */
+export type BenchWindow = Window & {
+  /** Messages the view posted to the host (export messages carry format, name and data). */
+  __posted: { type: string; format: string; name: string; data: string }[];
+  __csp: unknown[];
+  __errors: unknown[];
+  __payload?: object;
+  __nextRequestId?: number;
+  /** The trace view's test hook (webview/trace). */
+  __moeTraceView?: { map(): { lastDrawMs(): number } | null };
+};
+
 /** Opens one view; page errors are kept on the page object (__errors) for the caller to report. */
 export async function newPage(
   ctx: BrowserContext,
@@ -148,7 +166,7 @@ export async function newPage(
   (pg as unknown as { __errors: string[] }).__errors = errors;
   await pg.addInitScript(INIT_SCRIPT);
   await pg.goto(`${origin}/${view}-${theme}.html`);
-  await pg.waitForFunction(() => (window as any).__posted?.some((m: { type: string }) => m.type === 'ready'));
+  await pg.waitForFunction(() => (window as unknown as BenchWindow).__posted?.some((m: { type: string }) => m.type === 'ready'));
   await pg.evaluate(() => customElements.whenDefined('vscode-button'));
   return pg;
 }

@@ -16,7 +16,7 @@ import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
 import { syntheticTrace } from '../../webview/testing/synthetic';
 import { syntheticTraceWithExperts, syntheticWeightAnalysis } from '../../webview/testing/syntheticStructure';
-import { ROOT, newPage, startWebviewSite } from './site';
+import { ROOT, newPage, startWebviewSite, type BenchWindow, type EncodedPayload } from './site';
 
 const CROPS = process.env.SHOT_CROPS;
 
@@ -42,9 +42,9 @@ async function postTrace(pg: Page, p: TracePayload): Promise<void> {
       expertOutputs: eo ? { ...eo, norms: b64(eo.norms), meanAngularSimilarity: b64(eo.meanAngularSimilarity) } : undefined,
     },
   };
-  await pg.evaluate((e: any) => {
-    const dec = (s: string, T: any) => {
-      const bin = atob(s);
+  await pg.evaluate((e: EncodedPayload) => {
+    const dec = (s: string | Uint16Array | Float32Array, T: Uint16ArrayConstructor | Float32ArrayConstructor) => {
+      const bin = atob(s as string);
       const u8 = new Uint8Array(bin.length);
       for (let i = 0; i < bin.length; i++) u8[i] = bin.charCodeAt(i);
       return new T(u8.buffer);
@@ -66,7 +66,7 @@ async function postTrace(pg: Page, p: TracePayload): Promise<void> {
 /** Clicks every visible export button and checks what was posted (PNG: real PNG bytes; others: non-empty). */
 async function exportSmoke(pg: Page, label: string): Promise<number> {
   await pg.evaluate(() => {
-    (window as any).__posted.length = 0;
+    (window as unknown as BenchWindow).__posted.length = 0;
     for (const b of document.querySelectorAll('[data-export]')) if (!(b as HTMLElement).closest('[hidden]')) (b as HTMLElement).click();
   });
   await pg.waitForTimeout(2500);
@@ -74,7 +74,7 @@ async function exportSmoke(pg: Page, label: string): Promise<number> {
     () => Array.from(document.querySelectorAll('[data-export]')).filter((b) => !(b as HTMLElement).closest('[hidden]')).length,
   )) as number;
   const posted = (await pg.evaluate(() =>
-    (window as any).__posted
+    (window as unknown as BenchWindow).__posted
       .filter((m: { type: string }) => m.type === 'export')
       .map((m: { format: string; name: string; data: string }) => ({
         format: m.format,
@@ -90,8 +90,8 @@ async function exportSmoke(pg: Page, label: string): Promise<number> {
 
 async function problems(pg: Page, label: string): Promise<number> {
   const errs = (pg as unknown as { __errors: string[] }).__errors;
-  const csp = (await pg.evaluate(() => (window as any).__csp)) as unknown[];
-  const pageErrs = (await pg.evaluate(() => (window as any).__errors)) as unknown[];
+  const csp = (await pg.evaluate(() => (window as unknown as BenchWindow).__csp)) as unknown[];
+  const pageErrs = (await pg.evaluate(() => (window as unknown as BenchWindow).__errors)) as unknown[];
   if (errs.length || csp.length || pageErrs.length) console.log(`${label}: problems`, { errs, csp, pageErrs });
   return errs.length + csp.length + pageErrs.length;
 }
@@ -182,7 +182,9 @@ async function main(): Promise<void> {
       await asec.screenshot({ path: af, scale: 'css' });
       shots.push(af);
       await ap.locator('[data-testid="analyze-experts"]').click();
-      const posted = (await ap.evaluate(() => (window as any).__posted.filter((m: { type: string }) => m.type === 'analyze-experts').length)) as number;
+      const posted = (await ap.evaluate(
+        () => (window as unknown as BenchWindow).__posted.filter((m: { type: string }) => m.type === 'analyze-experts').length,
+      )) as number;
       if (posted !== 1) {
         console.log(`trace-experts-absent-${theme}: the button posted ${posted} analyze-experts messages`);
         issues++;

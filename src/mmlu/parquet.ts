@@ -7,6 +7,7 @@ import { parquetMetadata, parquetReadObjects, parquetSchema, type AsyncBuffer, t
 import { assignIds, normalizeSplit, splitFromDataFileName, type QuestionDraft } from './common';
 import { readCaisRecord } from './jsonl';
 import type { MmluQuestion, ParseIssue } from './types';
+import { InputError } from '../shared/inputError';
 
 const REQUIRED = ['question', 'choices', 'answer'] as const;
 const WANTED = ['question', 'subject', 'choices', 'answer', 'split'];
@@ -36,7 +37,7 @@ function readMetadata(buffer: ArrayBuffer, file: string): FileMetaData {
   try {
     return parquetMetadata(buffer);
   } catch (e) {
-    throw new Error(`${file}: not a readable Parquet file (${buffer.byteLength} bytes): ${(e as Error).message}`);
+    throw new InputError(file, `not a readable Parquet file (${buffer.byteLength} bytes): ${(e as Error).message}`, null, { cause: e });
   }
 }
 
@@ -60,7 +61,7 @@ export async function parseParquet(bytes: Uint8Array | ArrayBuffer, file: string
   try {
     rows = await parquetReadObjects({ file: buffer as AsyncBuffer, metadata, columns: WANTED.filter((c) => columns.includes(c)) });
   } catch (e) {
-    throw new Error(`${file}: cannot decode the Parquet data: ${(e as Error).message}`);
+    throw new InputError(file, `cannot decode the Parquet data: ${(e as Error).message}`, null, { cause: e });
   }
   const fileSplit = splitFromDataFileName(file) ?? (fallback.split ? normalizeSplit(fallback.split) : 'test');
   const issues: ParseIssue[] = [];

@@ -11,8 +11,9 @@ export class InputError extends Error {
     readonly problem: string,
     /** A 1-based line number, or a description such as 'field "model.numExperts"'. */
     readonly place: number | string | null = null,
+    options?: { cause?: unknown },
   ) {
-    super(place === null ? `${file}: ${problem}` : typeof place === 'number' ? `${file}:${place}: ${problem}` : `${file}: ${place}: ${problem}`);
+    super(place === null ? `${file}: ${problem}` : typeof place === 'number' ? `${file}:${place}: ${problem}` : `${file}: ${place}: ${problem}`, options);
     this.name = new.target.name;
   }
 

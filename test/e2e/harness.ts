@@ -347,7 +347,7 @@ export async function startCodeServer(opts: CodeServerOptions): Promise<CodeServ
   } catch (e) {
     const tail = server.logTail();
     await server.stop();
-    throw new Error(`code-server did not start: ${(e as Error).message}\n--- code-server log ---\n${tail}`);
+    throw new Error(`code-server did not start: ${(e as Error).message}\n--- code-server log ---\n${tail}`, { cause: e });
   }
   return server;
 }
@@ -496,7 +496,7 @@ export async function runCommand(page: Page, title: string, timeoutMs: number = 
       if (Date.now() > deadline) {
         const labels = await quickPickLabels(page);
         await closeQuickInput(page);
-        throw new Error(`command "${title}" not found in the palette (shown: ${JSON.stringify(labels)}): ${(e as Error).message}`);
+        throw new Error(`command "${title}" not found in the palette (shown: ${JSON.stringify(labels)}): ${(e as Error).message}`, { cause: e });
       }
       await sleep(1000);
     }

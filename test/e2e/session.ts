@@ -154,6 +154,6 @@ async function startElectron(opts: SessionOptions): Promise<Session> {
   } catch (e) {
     const tail = session.logTail();
     await session.stop();
-    throw new Error(`VS Code (electron) did not open its workbench: ${(e as Error).message}\n${tail}`);
+    throw new Error(`VS Code (electron) did not open its workbench: ${(e as Error).message}\n${tail}`, { cause: e });
   }
 }

@@ -16,7 +16,7 @@ export function mmluDir(): string {
     cached = execFileSync('bash', [path.join(ROOT, 'scripts', 'unpack-mmlu.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
   } catch (e) {
     const stderr = String((e as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`MMLU data unavailable: ${stderr || (e as Error).message}`);
+    throw new Error(`MMLU data unavailable: ${stderr || (e as Error).message}`, { cause: e });
   }
   return cached;
 }

@@ -22,6 +22,7 @@ export function testPython(): string {
         .trim()
         .split('\n')
         .pop()})`,
+      { cause: e },
     );
   }
   return candidate;

@@ -243,7 +243,7 @@ class WeightStore {
   has(name: string): boolean {
     if (this.hasTensor) return this.hasTensor(name);
     if (!this.cache.has(name)) {
-      let t: RefTensor | null = null;
+      let t: RefTensor | null;
       try {
         t = this.getTensor(name) ?? null;
       } catch {

@@ -21,7 +21,7 @@ export async function requireWebGpu(): Promise<WebGpuAdapterInfo> {
         timeout: 300_000,
       });
     } catch (e) {
-      throw new Error(`WebGPU tests need lavapipe and scripts/setup-lavapipe.sh failed: ${(e as Error).message.split('\n')[0]}`);
+      throw new Error(`WebGPU tests need lavapipe and scripts/setup-lavapipe.sh failed: ${(e as Error).message.split('\n')[0]}`, { cause: e });
     }
     for (const line of out.split('\n')) {
       const m = /^(VK_DRIVER_FILES|XDG_RUNTIME_DIR)=(.*)$/.exec(line.trim());

@@ -55,6 +55,7 @@ test('newestRunSummary picks the most recently written sound summary, skipping u
 });
 
 test('summaries are bounded: absurd dimensions, arrays that disagree with them, non-numbers and oversized files are refused naming file and field', async () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each case corrupts a different field of parsed JSON
   const cases: [string, (s: Record<string, any>) => void, RegExp][] = [
     ['layers', (s) => (s.model.numLayers = 1e9), /field "model\.numLayers" is 1000000000/],
     ['cells', (s) => ((s.model.numLayers = 1024), (s.model.numExperts = 4096)), /exceed 1048576 cells/],

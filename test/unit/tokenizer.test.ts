@@ -333,6 +333,7 @@ describe('loadTokenizer on the trained demo tokenizer', () => {
       if (r.length !== 6) continue;
       const text = renderQuestion(r);
       const fresh = [...text].filter((ch) => ch.charCodeAt(0) > 0x7f && !chars.has(ch));
+      // eslint-disable-next-line no-control-regex -- "not ASCII" is exactly the range \x00-\x7f
       if (fresh.length === 0 && (i >= rows.length || !/[^\x00-\x7f]/.test(text))) continue;
       for (const ch of fresh) chars.add(ch);
       unicode.push(text);

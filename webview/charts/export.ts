@@ -148,6 +148,7 @@ export function exportMessage(format: ExportFormat, name: string, data: string):
 /** A file name without path separators or control characters. */
 export function safeFileName(name: string): string {
   const n = name
+    // eslint-disable-next-line no-control-regex -- control characters are what must not reach a file name
     .replace(/[\\/:*?"<>|\u0000-\u001f]+/g, '-')
     .replace(/\.{2,}/g, '')
     .replace(/-{2,}/g, '-')

@@ -185,10 +185,10 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
   root.append(labels, scroller, tooltip, live);
   container.append(root);
 
-  let tokenEls: HTMLElement[] = [];
+  const tokenEls: HTMLElement[] = [];
   let chunks: HTMLElement[] = [];
   let chunkTokens = -1;
-  let tiles: { el: HTMLCanvasElement; painted: boolean }[] = [];
+  const tiles: { el: HTMLCanvasElement; painted: boolean }[] = [];
   let builtLayers = -1;
   /** One pixel buffer reused by every tile of the same size. */
   let scratch: { img: ImageData; buf: Uint32Array } | null = null;

@@ -38,7 +38,7 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
   const doc = container.ownerDocument;
   const post = (m: HeatmapViewToHost) => api.postMessage(m);
   const saved = api.getState();
-  let state: HeatmapViewState = saved && saved.v === 1 ? saved : { v: 1, source: 'trace', trace: null, run: null, selected: null };
+  const state: HeatmapViewState = saved && saved.v === 1 ? saved : { v: 1, source: 'trace', trace: null, run: null, selected: null };
   let chart: ExpertHeatmapUpdate | null = null;
   let never: NeverActivatedUpdate | null = null;
   let detailHost: HTMLElement | null = null;
