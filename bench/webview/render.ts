@@ -15,7 +15,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
-import { heatmapFromSummary, heatmapFromTrace, syntheticSummary, syntheticTrace } from '../../webview/testing/synthetic';
+import { heatmapFromSummary, heatmapFromTrace } from '../../src/analysis/heatmap';
+import { syntheticSummary, syntheticTrace } from '../../test/support/synthetic';
 import { ROOT, newPage, startWebviewSite, type BenchWindow, type EncodedPayload } from './site';
 
 const args = process.argv.slice(2);
@@ -319,7 +320,7 @@ async function main(): Promise<void> {
           },
           {
             type: 'heatmap',
-            trace: heatmapFromTrace(shotPayload, 'Trace: high school physics, question 12'),
+            trace: heatmapFromTrace(shotPayload.result.routing, 'Trace: high school physics, question 12'),
             run: heatmapFromSummary(summary, 'Run: olmoe-1b-7b, MMLU test, 5-shot'),
           },
         );

@@ -14,8 +14,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import type { TracePayload } from '../../src/shared/protocol';
-import { syntheticTrace } from '../../webview/testing/synthetic';
-import { syntheticTraceWithExperts, syntheticWeightAnalysis } from '../../webview/testing/syntheticStructure';
+import { syntheticTrace } from '../../test/support/synthetic';
+import { syntheticTraceWithExperts, syntheticWeightAnalysis } from '../../test/support/syntheticStructure';
 import { ROOT, newPage, startWebviewSite, type BenchWindow, type EncodedPayload } from './site';
 
 const CROPS = process.env.SHOT_CROPS;

@@ -50,6 +50,7 @@ import type { Checkpoint } from './checkpoint';
 import { DTYPE_BYTES, f16ToF32, type SafetensorsDType } from './formats/dtypes';
 import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../shared/protocol';
 import { summarizeByDepth } from '../analysis/weightDepth';
+import { meanOffDiagonal, pairRegression } from '../analysis/pairStats';
 
 export { summarizeByDepth };
 
@@ -248,13 +249,13 @@ async function analyzeLayer(
     neuronColMean: list(neuron.gate.col),
     routerVsExpertR2: fit.r2,
     meanOffDiagonal: {
-      gate: meanOffDiagonal(cos.gate, E),
-      up: meanOffDiagonal(cos.up, E),
-      down: meanOffDiagonal(cos.down, E),
-      all: meanOffDiagonal(cos.all, E),
-      router: meanOffDiagonal(cos.router, E),
-      neuronRowMean: meanOffDiagonal(neuron.gate.row, E),
-      neuronColMean: meanOffDiagonal(neuron.gate.col, E),
+      gate: meanOffDiagonal(cos.gate, E, 0),
+      up: meanOffDiagonal(cos.up, E, 0),
+      down: meanOffDiagonal(cos.down, E, 0),
+      all: meanOffDiagonal(cos.all, E, 0),
+      router: meanOffDiagonal(cos.router, E, 0),
+      neuronRowMean: meanOffDiagonal(neuron.gate.row, E, 0),
+      neuronColMean: meanOffDiagonal(neuron.gate.col, E, 0),
     },
     neuronUp: { rowMean: list(neuron.up.row), colMean: list(neuron.up.col) },
     neuronDown: { rowMean: list(neuron.down.row), colMean: list(neuron.down.col) },
@@ -816,50 +817,6 @@ function cosineFromGram(g: Float64Array, n: number): Float64Array {
     }
   }
   return out;
-}
-
-function meanOffDiagonal(m: Float64Array, n: number): number {
-  if (n < 2) return 0;
-  let s = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j) s += m[i * n + j];
-  return s / (n * (n - 1));
-}
-
-/** OLS y = intercept + slope x over the pairs i < j; see the module comment for the degenerate cases. */
-export function pairRegression(x: ArrayLike<number>, y: ArrayLike<number>, n: number): { slope: number; intercept: number; r2: number; pairs: number } {
-  let count = 0,
-    sx = 0,
-    sy = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      sx += x[i * n + j];
-      sy += y[i * n + j];
-      count++;
-    }
-  }
-  if (count === 0) return { slope: 0, intercept: 0, r2: 0, pairs: 0 };
-  const mx = sx / count;
-  const my = sy / count;
-  // Centred sums: the raw-moment formula loses everything when all similarities are close to each other.
-  let sxx = 0,
-    syy = 0,
-    sxy = 0;
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      const dx = x[i * n + j] - mx;
-      const dy = y[i * n + j] - my;
-      sxx += dx * dx;
-      syy += dy * dy;
-      sxy += dx * dy;
-    }
-  }
-  // Relative thresholds: exact zero tests miss variances that are pure rounding noise.
-  const tiny = 1e-24 * count;
-  if (sxx <= tiny) return { slope: 0, intercept: my, r2: 0, pairs: count };
-  const slope = sxy / sxx;
-  const intercept = my - slope * mx;
-  const r2 = syy <= tiny ? 0 : Math.min(1, (sxy * sxy) / (sxx * syy));
-  return { slope, intercept, r2, pairs: count };
 }
 
 // ---------------------------------------------------------------------------------------------------

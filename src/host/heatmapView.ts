@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
 import { saveExport } from './exports';
-import { expertCounts } from '../analysis/trace';
+import { heatmapFromSummary, heatmapFromTrace } from '../analysis/heatmap';
 import type { HeatmapData, HeatmapViewToHost, HostToHeatmapView, RunSummary, TraceResult } from '../shared/protocol';
 
 export const HEATMAP_VIEW_ID = 'moeScope.heatmap';
@@ -35,8 +35,7 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
   }
 
   setTrace(result: TraceResult, label: string): void {
-    const r = result.routing;
-    this.trace = { source: 'trace', label, numLayers: r.numLayers, numExperts: r.numExperts, topK: r.topK, counts: expertCounts(r) };
+    this.trace = heatmapFromTrace(result.routing, label);
     this.push({ type: 'select-source', source: 'trace' });
   }
 
@@ -58,32 +57,4 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
   dispose(): void {
     this.view = null;
   }
-}
-
-/** Per expert: the three subjects with the highest specialisation (share of the subject's assignments x k). */
-export function heatmapFromSummary(s: RunSummary, label: string): HeatmapData {
-  const L = s.layers.length;
-  const E = s.model.numExperts;
-  const subjects = Object.keys(s.subjectSpecialisation);
-  const topSubjects = Array.from({ length: L }, (_, l) =>
-    Array.from({ length: E }, (_, e) =>
-      subjects
-        .map((subject) => ({ subject, share: s.subjectSpecialisation[subject]?.[l]?.[e] ?? 0 }))
-        .filter((x) => x.share > 0)
-        .sort((a, b) => b.share - a.share)
-        .slice(0, 3),
-    ),
-  );
-  return {
-    source: 'run',
-    label,
-    numLayers: L,
-    numExperts: E,
-    topK: s.model.topK,
-    counts: s.layers.map((l) => l.activationCounts),
-    expertAccuracy: s.layers.map((l) => l.expertAccuracy),
-    expertAccuracyCount: s.layers.map((l) => l.expertAccuracyCount),
-    topSubjects,
-    tokenScope: s.tokenScope,
-  };
 }

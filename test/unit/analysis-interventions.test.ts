@@ -12,7 +12,7 @@ import {
   topAccuracyExperts,
   validateIntervention,
 } from '../../src/analysis/interventions';
-import { syntheticSummary } from '../../webview/testing/synthetic';
+import { syntheticSummary } from '../support/synthetic';
 
 const SHAPE = { numLayers: 4, numExperts: 8, topK: 2 };
 

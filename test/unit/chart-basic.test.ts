@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setupDom } from '../../webview/testing/domEnv';
-import { syntheticRouting } from '../../webview/testing/synthetic';
+import { setupDom } from '../support/domEnv';
+import { syntheticRouting } from '../support/synthetic';
 import { answerBars } from '../../webview/charts/answerBars';
 import { gateDistribution } from '../../webview/charts/gateDistribution';
 import { entropySparklines } from '../../webview/charts/entropySparklines';

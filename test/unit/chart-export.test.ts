@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setupDom } from '../../webview/testing/domEnv';
+import { setupDom } from '../support/domEnv';
 import { exportMessage, safeFileName, serializeSvg, toCsv, toJson } from '../../webview/charts/export';
 import { answerBars } from '../../webview/charts/answerBars';
 import { coerceRouting, packRouting, unpackRouting } from '../../webview/common/arrays';
-import { syntheticRouting } from '../../webview/testing/synthetic';
+import { syntheticRouting } from '../support/synthetic';
 
 const env = setupDom();
 

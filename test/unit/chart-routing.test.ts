@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setupDom } from '../../webview/testing/domEnv';
-import { syntheticTrace } from '../../webview/testing/synthetic';
+import { setupDom } from '../support/domEnv';
+import { syntheticTrace } from '../support/synthetic';
 import { routingMap } from '../../webview/charts/routingMap';
 import { visibleToken } from '../../webview/common/dom';
 

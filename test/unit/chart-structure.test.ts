@@ -4,11 +4,12 @@ import { test } from 'node:test';
 import { normVersusScore, similarityByDepth } from '../../src/analysis/expertOutputs';
 import type { ExpertOutputStats } from '../../src/shared/protocol';
 import { depthCurves } from '../../webview/charts/depthCurves';
-import { olsFit, pairScatter, upperPairs } from '../../webview/charts/pairScatter';
+import { meanOffDiagonal, olsFit, upperPairs } from '../../src/analysis/pairStats';
+import { pairScatter } from '../../webview/charts/pairScatter';
 import { rankPairHeatmap } from '../../webview/charts/rankPairHeatmap';
-import { maxAbsOffDiagonal, meanOffDiagonal, similarityMatrix } from '../../webview/charts/similarityMatrix';
-import { setupDom } from '../../webview/testing/domEnv';
-import { HAND_EXPERT_OUTPUTS as HAND, syntheticWeightAnalysis } from '../../webview/testing/syntheticStructure';
+import { maxAbsOffDiagonal, similarityMatrix } from '../../webview/charts/similarityMatrix';
+import { setupDom } from '../support/domEnv';
+import { HAND_EXPERT_OUTPUTS as HAND, syntheticWeightAnalysis } from '../support/syntheticStructure';
 
 const env = setupDom();
 const host = () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setupDom } from '../../webview/testing/domEnv';
-import { syntheticSummary } from '../../webview/testing/synthetic';
+import { setupDom } from '../support/domEnv';
+import { syntheticSummary } from '../support/synthetic';
 import { accuracyBySubject, rowsFor } from '../../webview/charts/accuracyBySubject';
 import { entropyByLayer } from '../../webview/charts/entropyByLayer';
 import { expertAccuracyStrip } from '../../webview/charts/expertAccuracyStrip';

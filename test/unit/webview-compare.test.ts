@@ -5,8 +5,8 @@ import { compareRuns, mcnemarInWords } from '../../src/analysis/compare';
 import type { RunComparison, RunSummary } from '../../src/shared/protocol';
 import { createCompareView, type CompareViewState } from '../../webview/compare/view';
 import { deltaDomain } from '../../webview/charts/accuracyDelta';
-import { fakeApi, setupDom, XSS_IMG, XSS_SCRIPT } from '../../webview/testing/domEnv';
-import { syntheticSummary } from '../../webview/testing/synthetic';
+import { fakeApi, setupDom, XSS_IMG, XSS_SCRIPT } from '../support/domEnv';
+import { syntheticSummary } from '../support/synthetic';
 
 const env = setupDom();
 const mount = () => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createHeatmapView, neverActivatedPerLayer, type HeatmapViewState } from '../../webview/heatmap/view';
-import { fakeApi, setupDom } from '../../webview/testing/domEnv';
-import { heatmapFromSummary, heatmapFromTrace, syntheticSummary, syntheticTrace } from '../../webview/testing/synthetic';
+import { heatmapFromSummary, heatmapFromTrace, neverActivatedPerLayer } from '../../src/analysis/heatmap';
+import { createHeatmapView, type HeatmapViewState } from '../../webview/heatmap/view';
+import { fakeApi, setupDom } from '../support/domEnv';
+import { syntheticSummary, syntheticTrace } from '../support/synthetic';
 
 const env = setupDom();
 const mount = () => {
@@ -10,7 +11,7 @@ const mount = () => {
   env.app.append(host);
   return host;
 };
-const trace = heatmapFromTrace(syntheticTrace({ numTokens: 30 }), 'trace of question 1');
+const trace = heatmapFromTrace(syntheticTrace({ numTokens: 30 }).result.routing, 'trace of question 1');
 const summary = syntheticSummary();
 const run = heatmapFromSummary(summary, 'run 2024-01-01');
 

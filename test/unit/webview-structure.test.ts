@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TraceViewToHost, WeightAnalysis } from '../../src/shared/protocol';
 import { createStructureView, structureModel, type StructureViewState } from '../../webview/structure/view';
-import { fakeApi, setupDom, XSS, XSS_IMG, XSS_SCRIPT } from '../../webview/testing/domEnv';
-import { syntheticTrace } from '../../webview/testing/synthetic';
-import { HAND_EXPERT_OUTPUTS, handTrace, syntheticTraceWithExperts, syntheticWeightAnalysis } from '../../webview/testing/syntheticStructure';
+import { fakeApi, setupDom, XSS, XSS_IMG, XSS_SCRIPT } from '../support/domEnv';
+import { syntheticTrace } from '../support/synthetic';
+import { HAND_EXPERT_OUTPUTS, handTrace, syntheticTraceWithExperts, syntheticWeightAnalysis } from '../support/syntheticStructure';
 import { createTraceView, type TraceViewState } from '../../webview/trace/view';
 
 const env = setupDom();

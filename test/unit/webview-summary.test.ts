@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TOKEN_SCOPE_LABELS } from '../../src/shared/protocol';
 import { createSummaryView, type SummaryViewState } from '../../webview/summary/view';
-import { fakeApi, setupDom } from '../../webview/testing/domEnv';
-import { syntheticSummary } from '../../webview/testing/synthetic';
+import { fakeApi, setupDom } from '../support/domEnv';
+import { syntheticSummary } from '../support/synthetic';
 
 const env = setupDom();
 const mount = () => {

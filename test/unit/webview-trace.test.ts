@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { TraceViewToHost } from '../../src/shared/protocol';
-import { fakeApi, setupDom } from '../../webview/testing/domEnv';
-import { syntheticTrace } from '../../webview/testing/synthetic';
+import { fakeApi, setupDom } from '../support/domEnv';
+import { syntheticTrace } from '../support/synthetic';
 import { createTraceView, type TraceViewState } from '../../webview/trace/view';
 
 const env = setupDom();

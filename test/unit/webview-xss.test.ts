@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createHeatmapView, type HeatmapViewState } from '../../webview/heatmap/view';
 import { createSummaryView, type SummaryViewState } from '../../webview/summary/view';
-import { fakeApi, setupDom, XSS, XSS_IMG, XSS_SCRIPT } from '../../webview/testing/domEnv';
-import { heatmapFromSummary, syntheticSummary, syntheticTrace } from '../../webview/testing/synthetic';
+import { fakeApi, setupDom, XSS, XSS_IMG, XSS_SCRIPT } from '../support/domEnv';
+import { heatmapFromSummary } from '../../src/analysis/heatmap';
+import { syntheticSummary, syntheticTrace } from '../support/synthetic';
 import { createTraceView, type TraceViewState } from '../../webview/trace/view';
 
 const env = setupDom();

@@ -12,13 +12,8 @@ import { writeSafetensors, type TensorToWrite } from '../../src/engine/formats/s
 import { bf16ToF32, f32ToBf16 } from '../../src/engine/formats/dtypes';
 import { SeededRandom } from '../../src/engine/demo/random';
 import { EngineFailure } from '../../src/shared/protocol';
-import {
-  analyzeCheckpointWeights,
-  cachedWeightAnalysis,
-  pairRegression,
-  type CheckpointWeightAnalysis,
-  type LayerWeightAnalysis,
-} from '../../src/engine/weightAnalysis';
+import { analyzeCheckpointWeights, cachedWeightAnalysis, type CheckpointWeightAnalysis, type LayerWeightAnalysis } from '../../src/engine/weightAnalysis';
+import { pairRegression } from '../../src/analysis/pairStats';
 import { makeModel, tempDir } from '../support/models';
 
 const dirs: string[] = [];

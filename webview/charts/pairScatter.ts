@@ -6,6 +6,7 @@
  * dots (a layer switch creates no elements but the axis ticks).
  */
 import { extent, scaleLinear, select } from 'd3';
+import { olsFit, upperPairs, type LinearFit } from '../../src/analysis/pairStats';
 import { clear, h, measureWidth } from '../common/dom';
 import { formatSimilarity } from './similarityMatrix';
 import type { ChartUpdate, SvgChart } from './types';
@@ -29,70 +30,17 @@ export interface PairScatterOptions {
   testid?: string;
 }
 
-export interface OlsFit {
-  slope: number;
-  intercept: number;
-  /** 1 - SS_res / SS_tot; 0 when x or y has no variance. */
-  r2: number;
-  n: number;
-}
-
 export type PairScatterUpdate = ChartUpdate<PairScatterData> &
   SvgChart & {
     highlight(pair: { a: number; b: number } | null): void;
-    fit(): OlsFit;
+    fit(): LinearFit;
   };
-
-/** Ordinary least squares with intercept of y on x (pairs with a non-finite coordinate skipped). */
-export function olsFit(xs: ArrayLike<number>, ys: ArrayLike<number>): OlsFit {
-  let n = 0;
-  let sx = 0;
-  let sy = 0;
-  for (let i = 0; i < xs.length; i++) {
-    const x = Number(xs[i]);
-    const y = Number(ys[i]);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    n++;
-    sx += x;
-    sy += y;
-  }
-  if (n < 2) return { slope: 0, intercept: n ? sy / n : 0, r2: 0, n };
-  const mx = sx / n;
-  const my = sy / n;
-  let sxx = 0;
-  let sxy = 0;
-  let syy = 0;
-  for (let i = 0; i < xs.length; i++) {
-    const x = Number(xs[i]);
-    const y = Number(ys[i]);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    sxx += (x - mx) ** 2;
-    sxy += (x - mx) * (y - my);
-    syy += (y - my) ** 2;
-  }
-  if (sxx <= 0 || syy <= 0) return { slope: 0, intercept: my, r2: 0, n };
-  const slope = sxy / sxx;
-  return { slope, intercept: my - slope * mx, r2: (sxy * sxy) / (sxx * syy), n };
-}
-
-/** The pairs a < b of an E x E matrix pair, as parallel arrays. */
-export function upperPairs(E: number, x: ArrayLike<number>, y: ArrayLike<number>): { a: number[]; b: number[]; x: number[]; y: number[] } {
-  const out = { a: [] as number[], b: [] as number[], x: [] as number[], y: [] as number[] };
-  for (let a = 0; a < E; a++)
-    for (let b = a + 1; b < E; b++) {
-      out.a.push(a);
-      out.b.push(b);
-      out.x.push(Number(x[a * E + b]));
-      out.y.push(Number(y[a * E + b]));
-    }
-  return out;
-}
 
 export function pairScatter(container: HTMLElement, data: PairScatterData, options: PairScatterOptions = {}): PairScatterUpdate {
   const doc = container.ownerDocument;
   let current = data;
   let svgEl: SVGSVGElement | null = null;
-  let fit: OlsFit = { slope: 0, intercept: 0, r2: 0, n: 0 };
+  let fit: LinearFit = { slope: 0, intercept: 0, r2: 0, pairs: 0 };
   let ring: SVGCircleElement | null = null;
   let place: (a: number, b: number) => [number, number] | null = () => null;
   /** Built once per expert count: one circle (and title) per pair, repositioned by paint(). */
@@ -246,7 +194,7 @@ export function pairScatter(container: HTMLElement, data: PairScatterData, optio
       pt.title.textContent = `experts ${p.a[i]} and ${p.b[i]}: ${current.xLabel} ${formatSimilarity(p.x[i]!)}, ${current.yLabel} ${formatSimilarity(p.y[i]!)}`;
     });
     const fl = frame.fitLine;
-    fl.setAttribute('visibility', fit.n >= 2 ? 'visible' : 'hidden');
+    fl.setAttribute('visibility', fit.pairs >= 2 ? 'visible' : 'hidden');
     fl.setAttribute('data-slope', String(fit.slope));
     fl.setAttribute('data-intercept', String(fit.intercept));
     fl.setAttribute('x1', String(x(x0)));

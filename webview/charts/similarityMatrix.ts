@@ -65,21 +65,6 @@ export function maxAbsOffDiagonal(values: ArrayLike<number>, E: number): number 
   return m;
 }
 
-/** Mean over the E(E-1) ordered pairs a != b (NaN for fewer than two experts). */
-export function meanOffDiagonal(values: ArrayLike<number>, E: number): number {
-  let s = 0;
-  let n = 0;
-  for (let a = 0; a < E; a++)
-    for (let b = 0; b < E; b++) {
-      if (a === b) continue;
-      const v = Number(values[a * E + b]);
-      if (!Number.isFinite(v)) continue;
-      s += v;
-      n++;
-    }
-  return n ? s / n : NaN;
-}
-
 let instance = 0;
 const MAX_OPACITY = 0.92;
 

@@ -3,6 +3,7 @@
  * experts per layer, and the detail of a clicked expert.
  */
 import { TOKEN_SCOPE_LABELS, type HeatmapData, type HeatmapViewToHost, type HostToHeatmapView } from '../../src/shared/protocol';
+import { neverActivatedPerLayer } from '../../src/analysis/heatmap';
 import { toCsv } from '../charts/export';
 import { expertHeatmap, type ExpertHeatmapUpdate } from '../charts/expertHeatmap';
 import { neverActivatedByLayer, type NeverActivatedUpdate } from '../charts/neverActivatedByLayer';
@@ -24,14 +25,6 @@ export interface HeatmapViewState {
 export interface HeatmapView {
   handle(message: HostToHeatmapView): void;
   destroy(): void;
-}
-
-export function neverActivatedPerLayer(d: HeatmapData): number[] {
-  return Array.from({ length: d.numLayers }, (_, l) => {
-    let n = 0;
-    for (let e = 0; e < d.numExperts; e++) if (!(Number(d.counts[l]?.[e] ?? 0) > 0)) n++;
-    return n;
-  });
 }
 
 export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<HeatmapViewState>): HeatmapView {

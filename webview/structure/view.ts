@@ -11,8 +11,9 @@
 import type { HostToStructureView, LayerWeightSimilarity, StructureViewToHost, WeightAnalysis } from '../../src/shared/protocol';
 import { depthCurves, type DepthCurvesUpdate } from '../charts/depthCurves';
 import { toCsv } from '../charts/export';
-import { pairScatter, upperPairs, type PairScatterUpdate } from '../charts/pairScatter';
-import { formatSimilarity, meanOffDiagonal, similarityMatrix, type SimilarityMatrixUpdate, type SimilarityScale } from '../charts/similarityMatrix';
+import { meanOffDiagonal, upperPairs } from '../../src/analysis/pairStats';
+import { pairScatter, type PairScatterUpdate } from '../charts/pairScatter';
+import { formatSimilarity, similarityMatrix, type SimilarityMatrixUpdate, type SimilarityScale } from '../charts/similarityMatrix';
 import { packArray, unpackArray, type PackedArray } from '../common/arrays';
 import { append, clear, h, icon, measureWidth, observeWidth } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';

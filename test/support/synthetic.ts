@@ -3,7 +3,7 @@
  * into word tokens, OLMoE-shaped routing (near-uniform softmax over E experts, top-k without
  * renormalisation), a run summary and heatmap data. No model involved.
  */
-import type { HeatmapData, ModelInfo, Routing, RunSummary, TokenSpan, TracePayload } from '../../src/shared/protocol';
+import type { ModelInfo, Routing, RunSummary, TokenSpan, TracePayload } from '../../src/shared/protocol';
 import { mulberry32 } from '../../src/engine/demo/random';
 
 export { mulberry32 };
@@ -241,34 +241,5 @@ export function syntheticSummary(
     },
     tokens: { computed: 123456, padding: 789, prefixReusedTokens: 45678 },
     elapsedSeconds: 4321,
-  };
-}
-
-export function heatmapFromTrace(p: TracePayload, label = 'trace'): HeatmapData {
-  const r = p.result.routing;
-  const counts = Array.from({ length: r.numLayers }, () => new Array<number>(r.numExperts).fill(0));
-  for (let l = 0; l < r.numLayers; l++)
-    for (let t = 0; t < r.numTokens; t++) for (let s = 0; s < r.topK; s++) counts[l]![r.topExperts[(l * r.numTokens + t) * r.topK + s]!]!++;
-  return { source: 'trace', label, numLayers: r.numLayers, numExperts: r.numExperts, counts };
-}
-
-export function heatmapFromSummary(s: RunSummary, label = 'run'): HeatmapData {
-  return {
-    source: 'run',
-    label,
-    numLayers: s.model.numLayers,
-    numExperts: s.model.numExperts,
-    counts: s.layers.map((l) => l.activationCounts),
-    expertAccuracy: s.layers.map((l) => l.expertAccuracy),
-    expertAccuracyCount: s.layers.map((l) => l.expertAccuracyCount),
-    topSubjects: s.layers.map((l) =>
-      l.activationCounts.map((_c, e) =>
-        Object.entries(s.subjectSpecialisation)
-          .map(([subject, m]) => ({ subject, share: m[l.layer]![e]! }))
-          .sort((a, b) => b.share - a.share)
-          .slice(0, 3),
-      ),
-    ),
-    tokenScope: s.tokenScope,
   };
 }

@@ -5,8 +5,7 @@
  * the router-vs-expert R² is real (computed by OLS over the pairs, like the engine does) and varies by layer.
  */
 import type { ExpertOutputStats, LayerWeightSimilarity, TracePayload, WeightAnalysis } from '../../src/shared/protocol';
-import { olsFit, upperPairs } from '../charts/pairScatter';
-import { meanOffDiagonal } from '../charts/similarityMatrix';
+import { meanOffDiagonal, olsFit, upperPairs } from '../../src/analysis/pairStats';
 import { mulberry32, syntheticTrace } from './synthetic';
 import { summarizeByDepth } from '../../src/analysis/weightDepth';
 
@@ -73,7 +72,7 @@ export function syntheticWeightAnalysis(opts: { numLayers?: number; numExperts?:
       neuronUp: { rowMean: cosineMatrix(make(0.05, 0.2)), colMean: cosineMatrix(make(0.25 + 0.2 * depth, 0.1)) },
       neuronDown: { rowMean: cosineMatrix(make(0.2 + 0.2 * depth, 0.1)), colMean: cosineMatrix(make(0.05, 0.2)) },
       routerVsExpertR2: fit.r2,
-      routerVsExpertFit: { slope: fit.slope, intercept: fit.intercept, r2: fit.r2, pairs: fit.n },
+      routerVsExpertFit: { slope: fit.slope, intercept: fit.intercept, r2: fit.r2, pairs: fit.pairs },
       norms: { gate: frob(gate), up: frob(up), down: frob(down), router: frob(router) },
       meanOffDiagonal: {
         gate: meanOffDiagonal(m.gate, E),

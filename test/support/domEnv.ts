@@ -3,7 +3,7 @@
  * Canvas getContext returns null under linkedom, so canvas drawing is skipped and the DOM parts checked.
  */
 import { parseHTML } from 'linkedom';
-import type { VsCodeApiLike } from '../common/vscode';
+import type { VsCodeApiLike } from '../../webview/common/vscode';
 
 export interface DomEnv {
   window: Window & typeof globalThis;
