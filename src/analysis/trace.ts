@@ -121,19 +121,32 @@ export function meanEntropyNormalized(routing: RoutingView, tokenRange?: TokenRa
   return layerStats(routing, tokenRange).map((s) => s.entropyNormalized);
 }
 
-/** The k experts of one token in one layer with the weights applied to them, in the routing's slot order. */
-export function tokenRoute(routing: RoutingView, layer: number, token: number): { experts: number[]; weights: number[] } {
+export interface TokenRoute {
+  /** The k experts in the routing's slot order. */
+  experts: number[];
+  /** The weights applied to them. */
+  weights: number[];
+  /** Their sum: the top-k mass (1 when renormalised). */
+  mass: number;
+  /** Gate entropy / ln(numExperts), as in entropyNormalized. */
+  entropyNormalized: number;
+}
+
+/** One token in one layer: its k experts with their weights, their mass and the normalised gate entropy. */
+export function tokenRoute(routing: RoutingView, layer: number, token: number): TokenRoute {
   const { numLayers: L, numTokens: T, topK: K } = routing;
   if (!Number.isInteger(layer) || layer < 0 || layer >= L) throw new Error(`layer ${layer} is not within [0, ${L})`);
   if (!Number.isInteger(token) || token < 0 || token >= T) throw new Error(`token ${token} is not within [0, ${T})`);
   const base = (layer * T + token) * K;
   const experts: number[] = [];
   const weights: number[] = [];
+  let mass = 0;
   for (let s = 0; s < K; s++) {
     experts.push(routing.topExperts[base + s]!);
     weights.push(routing.topWeights[base + s]!);
+    mass += routing.topWeights[base + s]!;
   }
-  return { experts, weights };
+  return { experts, weights, mass, entropyNormalized: routing.entropy[layer * T + token]! / Math.log(routing.numExperts) };
 }
 
 /**

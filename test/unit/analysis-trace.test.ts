@@ -66,10 +66,15 @@ test('layerStats: top-1 weight, top-k mass and distinct experts', () => {
   assert.equal(layerStats(routing, [0, 0])[0]!.meanTop1Weight, 0);
 });
 
-test('tokenRoute returns the experts and weights of one token', () => {
+test('tokenRoute returns the experts, weights, top-k mass and normalised entropy of one token', () => {
   const r = tokenRoute(routing, 1, 1);
   assert.deepEqual(r.experts, [3, 1]);
   close(r.weights[0]!, 0.9, 'w0');
+  close(r.mass, 1.0, 'mass');
+  close(r.entropyNormalized, 0.0, 'entropy');
+  const q = tokenRoute(routing, 0, 1);
+  close(q.mass, 0.8, 'mass of layer 0, token 1');
+  close(q.entropyNormalized, 0.25, 'entropy of layer 0, token 1');
   assert.throws(() => tokenRoute(routing, 2, 0), /layer 2/);
   assert.throws(() => tokenRoute(routing, 0, 3), /token 3/);
 });

@@ -4,6 +4,7 @@ import { setupDom } from '../support/domEnv';
 import { syntheticRouting } from '../support/synthetic';
 import { answerBars } from '../../webview/charts/answerBars';
 import { gateDistribution } from '../../webview/charts/gateDistribution';
+import { entropyNormalized, meanEntropyNormalized } from '../../src/analysis/trace';
 import { entropySparklines } from '../../webview/charts/entropySparklines';
 import { expertHeatmap } from '../../webview/charts/expertHeatmap';
 import { expertColor, expertPalette } from '../../webview/charts/palette';
@@ -93,7 +94,8 @@ test('entropySparklines: one sparkline per layer with the uniform line and the m
   const E = 64;
   const entropy = new Float32Array(L * T);
   for (let l = 0; l < L; l++) for (let t = 0; t < T; t++) entropy[l * T + t] = Math.log(E) * (l === 0 ? 0.5 : 0.9);
-  const u = entropySparklines(el, { entropy, numLayers: L, numTokens: T, numExperts: E });
+  const routing = { numLayers: L, numTokens: T, numExperts: E, topK: 0, topExperts: new Uint16Array(0), topWeights: new Float32Array(0), entropy };
+  const u = entropySparklines(el, { normalized: entropyNormalized(routing), means: meanEntropyNormalized(routing), numExperts: E });
   const lines = el.querySelectorAll('[data-testid="entropy-sparkline"]');
   assert.equal(lines.length, L);
   for (const s of Array.from(lines)) assert.equal(s.querySelectorAll('[data-testid="uniform-line"]').length, 1);

@@ -7,10 +7,10 @@ import { clear, h } from '../common/dom';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface EntropySparklinesData {
-  /** Entropy in nats, [layers][tokens] flattened (Routing.entropy). */
-  entropy: ArrayLike<number>;
-  numLayers: number;
-  numTokens: number;
+  /** Gate entropy / ln E, [layer][token] (src/analysis/trace entropyNormalized). */
+  normalized: readonly (readonly number[])[];
+  /** Per layer mean over the tokens (src/analysis/trace meanEntropyNormalized). */
+  means: readonly number[];
   numExperts: number;
 }
 
@@ -33,19 +33,14 @@ export type EntropySparklinesUpdate = ChartUpdate<EntropySparklinesData> &
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const VB_H = 100;
 
-export function normalisedEntropy(d: EntropySparklinesData): Float64Array {
-  const out = new Float64Array(d.numLayers * d.numTokens);
-  const ln = d.numExperts > 1 ? Math.log(d.numExperts) : 1;
-  for (let i = 0; i < out.length; i++) out[i] = Number(d.entropy[i] ?? 0) / ln;
-  return out;
-}
+const tokenCount = (d: EntropySparklinesData): number => d.normalized[0]?.length ?? 0;
 
 export function entropySparklines(container: HTMLElement, data: EntropySparklinesData, options: EntropySparklinesOptions = {}): EntropySparklinesUpdate {
   const doc = container.ownerDocument;
   const rowH = options.rowHeight ?? 26;
   let current = data;
   let scale = options.scale ?? 'full';
-  let norm = normalisedEntropy(current);
+  let norm: readonly (readonly number[])[] = current.normalized;
   let layerMeans: number[] = [];
   let markers: SVGLineElement[] = [];
   let highlighted: number | null = null;
@@ -108,7 +103,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       svg.append(title, uni, meanLine, path, marker);
       svg.addEventListener('mousemove', (e: MouseEvent) => {
         const rect = svg.getBoundingClientRect();
-        const T = current.numTokens;
+        const T = tokenCount(current);
         if (!rect.width || T === 0) return;
         const t = Math.min(T - 1, Math.max(0, Math.floor(((e.clientX - rect.left) / rect.width) * T)));
         options.onHoverToken?.(t);
@@ -124,28 +119,23 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
   }
 
   function render(): void {
-    norm = normalisedEntropy(current);
-    const { numLayers: L, numTokens: T } = current;
+    norm = current.normalized;
+    const L = norm.length;
+    const T = tokenCount(current);
     lo = 0;
-    if (scale === 'zoom' && norm.length) {
+    if (scale === 'zoom' && L * T) {
       let m = 1;
-      for (const v of norm) if (v < m) m = v;
+      for (const row of norm) for (const v of row) if (v < m) m = v;
       lo = Math.max(0, Math.floor((m - 0.02) * 50) / 50);
     }
     if (builtFor !== L) build(L);
     axisText!.textContent = `H / ln ${current.numExperts} over tokens · dashed line = uniform (1.0)${lo > 0 ? ` · y from ${lo.toFixed(2)} to 1` : ' · y from 0 to 1'}`;
-    layerMeans = [];
+    layerMeans = current.means.slice();
     const xMax = String(Math.max(1, T));
     for (let l = 0; l < L; l++) {
-      let sum = 0;
       const parts: string[] = new Array(T);
-      for (let t = 0; t < T; t++) {
-        const v = norm[l * T + t]!;
-        sum += v;
-        parts[t] = `${t === 0 ? 'M' : 'L'}${t + 0.5},${yOf(v).toFixed(1)}`;
-      }
-      const mean = T ? sum / T : NaN;
-      layerMeans.push(mean);
+      for (let t = 0; t < T; t++) parts[t] = `${t === 0 ? 'M' : 'L'}${t + 0.5},${yOf(norm[l]![t]!).toFixed(1)}`;
+      const mean = layerMeans[l]!;
       const r = rows[l]!;
       r.svg.setAttribute('viewBox', `0 0 ${xMax} ${VB_H}`);
       r.svg.setAttribute('aria-label', `Layer ${l}: mean normalised entropy ${mean.toFixed(3)}`);
@@ -177,7 +167,8 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
 
   /** A self-contained SVG (labels included) for export. */
   function composeSvg(): SVGSVGElement {
-    const { numLayers: L, numTokens: T } = current;
+    const L = norm.length;
+    const T = tokenCount(current);
     const labelW = 40;
     const meanW = 60;
     const plotW = 600;
@@ -203,7 +194,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       mk('text', { x: labelW - 6, y: y0 + rh / 2, 'text-anchor': 'end', dy: '0.32em', class: 'axis' }, `L${l}`);
       mk('line', { x1: labelW, x2: labelW + plotW, y1: yy(1), y2: yy(1), class: 'uniform-line' });
       let d = '';
-      for (let t = 0; t < T; t++) d += `${t === 0 ? 'M' : 'L'}${(labelW + ((t + 0.5) / T) * plotW).toFixed(1)},${yy(norm[l * T + t]!).toFixed(1)}`;
+      for (let t = 0; t < T; t++) d += `${t === 0 ? 'M' : 'L'}${(labelW + ((t + 0.5) / T) * plotW).toFixed(1)},${yy(norm[l]![t]!).toFixed(1)}`;
       mk('path', { d: d || 'M0,0', class: 'spark-path' });
       mk('text', { x: labelW + plotW + 6, y: y0 + rh / 2, dy: '0.32em', class: 'axis' }, layerMeans[l]!.toFixed(3));
     }
@@ -213,7 +204,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
   render();
   const update = ((next: EntropySparklinesData) => {
     current = next;
-    if (highlighted !== null && highlighted >= next.numTokens) highlighted = null;
+    if (highlighted !== null && highlighted >= tokenCount(next)) highlighted = null;
     render();
   }) as EntropySparklinesUpdate;
   update.highlightToken = (i) => {

@@ -12,6 +12,7 @@
  * textContent); off-screen headers skip rendering via content-visibility.
  */
 import type { Routing } from '../../src/shared/protocol';
+import { tokenRoute } from '../../src/analysis/trace';
 import { clear, h, visibleToken } from '../common/dom';
 import { cssVar } from '../common/theme';
 import { expertPalette } from './palette';
@@ -384,14 +385,11 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     return { layer, token };
   }
 
-  function describe(c: Cell): { title: string; rows: { expert: number; weight: number }[]; entropy: number | null } {
-    const r = current.routing;
-    const base = (c.layer * r.numTokens + c.token) * r.topK;
-    const rows = [];
-    for (let j = 0; j < r.topK; j++) rows.push({ expert: r.topExperts[base + j]!, weight: r.topWeights[base + j]! });
-    const e = r.entropy[c.layer * r.numTokens + c.token];
-    const entropy = e === undefined || r.numExperts < 2 ? null : e / Math.log(r.numExperts);
-    return { title: visibleToken(current.tokens[c.token] ?? ''), rows, entropy };
+  function describe(c: Cell): { title: string; rows: { expert: number; weight: number }[]; mass: number; entropy: number | null } {
+    const route = tokenRoute(current.routing, c.layer, c.token);
+    const rows = route.experts.map((expert, j) => ({ expert, weight: route.weights[j]! }));
+    const entropy = Number.isFinite(route.entropyNormalized) ? route.entropyNormalized : null;
+    return { title: visibleToken(current.tokens[c.token] ?? ''), rows, mass: route.mass, entropy };
   }
 
   function fillTooltip(c: Cell): void {
@@ -402,9 +400,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     head.append(h(doc, 'span', { class: 'rm-tt-token' }, d.title), h(doc, 'span', { class: 'rm-tt-meta' }, ` token #${c.token} · layer ${c.layer}`));
     tooltip.append(head);
     const list = h(doc, 'div', { class: 'rm-tt-list' });
-    let sum = 0;
     for (const row of d.rows) {
-      sum += row.weight;
       const sw = h(doc, 'span', { class: 'swatch' });
       sw.style.backgroundColor = palette[row.expert % palette.length]!;
       list.append(sw, h(doc, 'span', { class: 'rm-tt-expert' }, `expert ${row.expert}`), h(doc, 'span', { class: 'rm-tt-weight' }, row.weight.toFixed(3)));
@@ -415,7 +411,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
         doc,
         'div',
         { class: 'rm-tt-foot' },
-        `top-${d.rows.length} weight sum ${sum.toFixed(3)}${d.entropy === null ? '' : ` · entropy ${d.entropy.toFixed(3)} of ln E`}`,
+        `top-${d.rows.length} weight sum ${d.mass.toFixed(3)}${d.entropy === null ? '' : ` · entropy ${d.entropy.toFixed(3)} of ln E`}`,
       ),
     );
   }

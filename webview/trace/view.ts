@@ -7,6 +7,7 @@
  * place, so rendering a trace touches no web-component set-up and forces no layout.
  */
 import { ANSWER_LETTERS, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../../src/shared/protocol';
+import { entropyNormalized, meanEntropyNormalized, tokenRoute } from '../../src/analysis/trace';
 import { answerBars, type AnswerBarsUpdate } from '../charts/answerBars';
 import { entropySparklines, type EntropySparklinesUpdate } from '../charts/entropySparklines';
 import { toCsv } from '../charts/export';
@@ -232,11 +233,10 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         csv: () => {
           const r = payload!.result;
           const R = r.routing;
-          const ln = Math.log(R.numExperts);
+          const normalized = entropyNormalized(R);
           const rows: (string | number)[][] = [];
           for (let l = 0; l < R.numLayers; l++)
-            for (let t = 0; t < R.numTokens; t++)
-              rows.push([l, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, R.entropy[l * R.numTokens + t]! / ln]);
+            for (let t = 0; t < R.numTokens; t++) rows.push([l, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, normalized[l]![t]!]);
           return toCsv(['layer', 'token', 'token_text', 'entropy_nats', 'entropy_normalised'], rows);
         },
       },
@@ -356,9 +356,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     if (!selected || !R.probs) return toCsv(['expert', 'probability', 'chosen', 'weight'], []);
     const { layer, token } = selected;
     const E = R.numExperts;
-    const b = (layer * R.numTokens + token) * R.topK;
-    const chosen = Array.from(R.topExperts.subarray(b, b + R.topK));
-    const weights = Array.from(R.topWeights.subarray(b, b + R.topK));
+    const { experts: chosen, weights } = tokenRoute(R, layer, token);
     const probs = R.probs.subarray((layer * R.numTokens + token) * E, (layer * R.numTokens + token + 1) * E);
     return toCsv(
       ['expert', 'probability', 'chosen', 'weight'],
@@ -407,7 +405,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     entropyCaption.textContent =
       `Normalised entropy H / ln ${R.numExperts} of each token's full gate softmax: 1.0 (dashed line) means the router spreads ` +
       `probability evenly over all ${R.numExperts} experts; lower means a more decided router. Grey line: layer mean.`;
-    const entropyData = { entropy: R.entropy, numLayers: R.numLayers, numTokens: R.numTokens, numExperts: R.numExperts };
+    const entropyData = { normalized: entropyNormalized(R), means: meanEntropyNormalized(R), numExperts: R.numExperts };
     if (sparks) sparks(entropyData);
     else sparks = entropySparklines(sparkHost, entropyData, { scale: entropyScale, onHoverToken: (t) => hoverToken(t, 'sparkline') });
   }
@@ -433,13 +431,9 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     }
     const { layer, token } = selected;
     const E = R.numExperts;
-    const b = (layer * R.numTokens + token) * R.topK;
-    const chosen = Array.from(R.topExperts.subarray(b, b + R.topK));
-    const weights = Array.from(R.topWeights.subarray(b, b + R.topK));
+    const { experts: chosen, weights, mass, entropyNormalized: ent } = tokenRoute(R, layer, token);
     const probs = R.probs ? R.probs.subarray((layer * R.numTokens + token) * E, (layer * R.numTokens + token + 1) * E) : null;
     const tokText = visibleToken(payload.result.tokens[token]?.text ?? '');
-    const ent = R.entropy[layer * R.numTokens + token]! / Math.log(E);
-    const mass = weights.reduce((a, w) => a + w, 0);
     const title = h(doc, 'p', { class: 'gate-title' });
     append(
       title,
