@@ -16,30 +16,33 @@ export interface LinearFit {
  * the slope is 0 and the intercept the mean of y; without variance in y R² is 0.
  */
 export function olsFit(xs: ArrayLike<number>, ys: ArrayLike<number>): LinearFit {
-  let count = 0;
-  let sx = 0;
-  let sy = 0;
+  const px: number[] = [];
+  const py: number[] = [];
   for (let i = 0; i < xs.length; i++) {
     const x = Number(xs[i]);
     const y = Number(ys[i]);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    count++;
-    sx += x;
-    sy += y;
+    if (Number.isFinite(x) && Number.isFinite(y)) {
+      px.push(x);
+      py.push(y);
+    }
   }
+  const count = px.length;
   if (count === 0) return { slope: 0, intercept: 0, r2: 0, pairs: 0 };
+  let sx = 0;
+  let sy = 0;
+  for (let i = 0; i < count; i++) {
+    sx += px[i]!;
+    sy += py[i]!;
+  }
   const mx = sx / count;
   const my = sy / count;
   // Centred sums: the raw-moment formula loses everything when all similarities are close to each other.
   let sxx = 0;
   let syy = 0;
   let sxy = 0;
-  for (let i = 0; i < xs.length; i++) {
-    const x = Number(xs[i]);
-    const y = Number(ys[i]);
-    if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-    const dx = x - mx;
-    const dy = y - my;
+  for (let i = 0; i < count; i++) {
+    const dx = px[i]! - mx;
+    const dy = py[i]! - my;
     sxx += dx * dx;
     syy += dy * dy;
     sxy += dx * dy;

@@ -30,27 +30,18 @@ test('heatmapFromTrace: (token, slot) counts per layer with the trace shape', ()
   assert.deepEqual(neverActivatedPerLayer(d), [1, 1]);
 });
 
+/** Shares per layer and expert, written as 'layer 0 values | layer 1 values'. */
+const layers = (text: string): number[][] => text.split('|').map((row) => row.trim().split(/\s+/).map(Number));
+
 test('heatmapFromSummary: run counts and accuracy per layer, the three most specialised subjects with a share > 0', () => {
   const base = syntheticSummary({ numLayers: 2, numExperts: 4, topK: 2 });
   const s: RunSummary = {
     ...base,
     subjectSpecialisation: {
-      physics: [
-        [0.9, 0, 0.1, 0.2],
-        [0.1, 0.2, 0.3, 0.4],
-      ],
-      history: [
-        [0.5, 0, 0.3, 0.1],
-        [0.4, 0.3, 0.2, 0.1],
-      ],
-      law: [
-        [0.7, 0, 0.2, 0.05],
-        [0.2, 0.1, 0.1, 0.0],
-      ],
-      music: [
-        [0.1, 0, 0.4, 0.3],
-        [0.3, 0.4, 0.4, 0.5],
-      ],
+      physics: layers('0.9 0 0.1 0.2 | 0.1 0.2 0.3 0.4'),
+      history: layers('0.5 0 0.3 0.1 | 0.4 0.3 0.2 0.1'),
+      law: layers('0.7 0 0.2 0.05 | 0.2 0.1 0.1 0'),
+      music: layers('0.1 0 0.4 0.3 | 0.3 0.4 0.4 0.5'),
     },
   };
   const d = heatmapFromSummary(s, 'run A');
