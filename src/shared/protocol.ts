@@ -353,6 +353,23 @@ export type EngineMethod = keyof EngineMethods;
 /** The method names at run time (the PyTorch worker's copy is checked against this list). */
 export const ENGINE_METHODS = ['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown'] as const satisfies readonly EngineMethod[];
 
+/** One handler per method, typed by EngineMethods: a method added there does not compile until an engine handles it. */
+export type EngineHandlers = {
+  [M in EngineMethod]: (params: EngineMethods[M]['params'], signal?: AbortSignal) => Promise<EngineMethods[M]['result']> | EngineMethods[M]['result'];
+};
+
+/** Runs `method`'s handler; a name that is not a method (it came off the wire) is a bad-input failure. */
+export async function dispatchEngineMethod<M extends EngineMethod>(
+  handlers: EngineHandlers,
+  method: M,
+  params: EngineMethods[M]['params'],
+  signal?: AbortSignal,
+): Promise<EngineMethods[M]['result']> {
+  if (!Object.hasOwn(handlers, method)) throw new EngineFailure('bad-input', `unknown method ${String(method)}`);
+  const handler: EngineHandlers[M] = handlers[method];
+  return handler(params, signal);
+}
+
 export type EngineRequest = {
   [M in EngineMethod]: { type: 'request'; id: number; method: M; params: EngineMethods[M]['params'] };
 }[EngineMethod];
