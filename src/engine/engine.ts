@@ -104,10 +104,6 @@ export class Engine implements InferenceBackend {
     );
   }
 
-  get modelInfo(): ModelInfo | null {
-    return this.info;
-  }
-
   async load(modelPath: string, options: LoadOptions): Promise<ModelInfo> {
     const t0 = Date.now();
     let ckpt: Checkpoint;

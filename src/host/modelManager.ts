@@ -22,8 +22,6 @@ export class ModelManager implements vscode.Disposable {
   private busy = 0;
   private lastError = '';
   private readonly status: vscode.StatusBarItem;
-  private readonly changed = new vscode.EventEmitter<ModelInfo | null>();
-  readonly onDidChangeModel = this.changed.event;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -126,7 +124,6 @@ export class ModelManager implements vscode.Disposable {
         void vscode.window.showWarningMessage(`MoE Scope: ${info.providerNote}`);
       }
       this.setState('ready');
-      this.changed.fire(info);
       return info;
     } catch (e) {
       this.lastError = (e as Error).message;
@@ -159,9 +156,9 @@ export class ModelManager implements vscode.Disposable {
     this.setState('stopped');
   }
 
+  /** A setting that selects the model or engine changed: the next request starts afresh with the new choice. */
   invalidate(): void {
     this.restart();
-    this.changed.fire(null);
   }
 
   private setState(s: EngineState): void {
@@ -195,19 +192,12 @@ export class ModelManager implements vscode.Disposable {
   dispose(): void {
     void this.client.dispose();
     this.status.dispose();
-    this.changed.dispose();
   }
 }
 
 /** Runs the bundled command line in a child process (never on the extension host's thread). */
-export function runCli(context: vscode.ExtensionContext, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`moe-scope ${args[0]} failed: ${err.trim() || `exit code ${code}`}`))));
-    child.on('error', reject);
-  });
+export async function runCli(context: vscode.ExtensionContext, args: string[]): Promise<void> {
+  await runCliOutput(context, args);
 }
 
 /** Runs the bundled command line and returns its standard output (e.g. `env --json`). */

@@ -74,12 +74,18 @@ test('the client knows the model its process loaded, and shares a load in flight
   await client.dispose();
 });
 
-test('a process that dies takes its model with it; the next request starts a fresh one and loads the model again', async () => {
+/** A client whose process has loaded `modelPath`. */
+async function loadedClient(modelPath: string): Promise<{ client: EngineClient; script: Script }> {
   const { factory, script } = scripted();
   const client = new EngineClient({ channel: factory });
-  const loaded = client.load('/m', cpu);
+  const loaded = client.load(modelPath, cpu);
   script.answer(lastId(script), 'ok');
   await loaded;
+  return { client, script };
+}
+
+test('a process that dies takes its model with it; the next request starts a fresh one and loads the model again', async () => {
+  const { client, script } = await loadedClient('/m');
   script.events[0].onExit('exited with code 1');
   assert.equal(client.model, null);
   assert.equal(client.currentLoad('/m', cpu), null);
