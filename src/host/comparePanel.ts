@@ -51,10 +51,7 @@ export class ComparePanels implements vscode.Disposable {
     const key = `${runA}\n${runB}`;
     panel.title = `MoE Compare: ${path.basename(runB)} vs ${path.basename(runA)}`;
     panel.iconPath = panelIcon(this.context.extensionUri);
-    const channel = new WebviewChannel<HostToCompareView, CompareViewToHost>(panel.webview, {
-      extensionUri: this.context.extensionUri,
-      view: 'compare',
-      title: 'MoE Compare',
+    const channel = new WebviewChannel<HostToCompareView, CompareViewToHost>(panel.webview, this.context.extensionUri, 'compare', 'MoE Compare', {
       saveExport,
       onReady: () => this.push(channel, runA, runB),
     });

@@ -18,10 +18,7 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
   constructor(private readonly context: vscode.ExtensionContext) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
-    const channel = new WebviewChannel<HostToHeatmapView, HeatmapViewToHost>(view.webview, {
-      extensionUri: this.context.extensionUri,
-      view: 'heatmap',
-      title: 'Expert heatmap',
+    const channel = new WebviewChannel<HostToHeatmapView, HeatmapViewToHost>(view.webview, this.context.extensionUri, 'heatmap', 'Expert heatmap', {
       saveExport,
       onReady: () => this.push(),
     });

@@ -41,14 +41,17 @@ export class StructurePanel implements vscode.Disposable {
         panelOptions(this.context.extensionUri),
       );
       this.panel.iconPath = panelIcon(this.context.extensionUri);
-      this.channel = new WebviewChannel(this.panel.webview, {
-        extensionUri: this.context.extensionUri,
-        view: 'structure',
-        title: 'MoE Expert structure',
-        saveExport,
-        // One message of each kind is enough while the view loads: the newest progress, result or failure.
-        keep: (held, next) => held.type !== next.type,
-      });
+      this.channel = new WebviewChannel<HostToStructureView, StructureViewToHost>(
+        this.panel.webview,
+        this.context.extensionUri,
+        'structure',
+        'MoE Expert structure',
+        {
+          saveExport,
+          // One message of each kind is enough while the view loads: the newest progress, result or failure.
+          keep: (held, next) => held.type !== next.type,
+        },
+      );
       this.panel.onDidDispose(() => {
         this.channel?.dispose();
         this.panel = null;

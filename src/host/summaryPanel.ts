@@ -50,10 +50,7 @@ export class SummaryPanels implements vscode.Disposable {
   private wire(panel: vscode.WebviewPanel, runDir: string): void {
     panel.title = `MoE Summary: ${path.basename(runDir)}`;
     panel.iconPath = panelIcon(this.context.extensionUri);
-    const channel = new WebviewChannel<HostToSummaryView, SummaryViewToHost>(panel.webview, {
-      extensionUri: this.context.extensionUri,
-      view: 'summary',
-      title: 'MoE Summary',
+    const channel = new WebviewChannel<HostToSummaryView, SummaryViewToHost>(panel.webview, this.context.extensionUri, 'summary', 'MoE Summary', {
       saveExport,
       onReady: () => this.push(runDir),
       onMessage: (m) => {

@@ -218,10 +218,7 @@ export class TraceController implements vscode.Disposable {
     this.panel?.dispose();
     this.panel = panel;
     panel.iconPath = panelIcon(this.context.extensionUri);
-    const channel = new WebviewChannel<HostToTraceView, TraceViewToHost>(panel.webview, {
-      extensionUri: this.context.extensionUri,
-      view: 'trace',
-      title: 'MoE Trace',
+    const channel = new WebviewChannel<HostToTraceView, TraceViewToHost>(panel.webview, this.context.extensionUri, 'trace', 'MoE Trace', {
       saveExport,
       onMessage: (m) => this.onMessage(m),
       // A restored panel kept a slimmed state; the last trace in full (gate probabilities too) comes back.

@@ -45,10 +45,7 @@ export class ReadyQueue<T> {
 /** The webview API the channel uses (vscode.Webview has it; tests pass a fake). */
 export type ChannelWebview = Pick<vscode.Webview, 'options' | 'html' | 'cspSource' | 'asWebviewUri' | 'postMessage' | 'onDidReceiveMessage'>;
 
-export interface WebviewChannelOptions<ToView, FromView extends { type: string }> {
-  extensionUri: vscode.Uri;
-  view: WebviewKind;
-  title: string;
+export interface WebviewChannelHandlers<ToView, FromView extends { type: string }> {
   saveExport: (m: ExportMessage) => Thenable<void> | Promise<void>;
   /** The view's own messages (everything but ready and export). */
   onMessage?: (m: Exclude<FromView, ViewToHostCommon>) => void;
@@ -62,13 +59,17 @@ export class WebviewChannel<ToView, FromView extends { type: string }> implement
   private readonly queue: ReadyQueue<ToView>;
   private readonly subscription: vscode.Disposable;
 
+  /** Loads dist/webview/<view>/main.js into the webview, titled `title`. */
   constructor(
     webview: ChannelWebview,
-    private readonly opts: WebviewChannelOptions<ToView, FromView>,
+    extensionUri: vscode.Uri,
+    view: WebviewKind,
+    title: string,
+    private readonly handlers: WebviewChannelHandlers<ToView, FromView>,
   ) {
-    this.queue = new ReadyQueue((m) => void webview.postMessage(m), opts.keep);
-    webview.options = webviewOptions(opts.extensionUri);
-    webview.html = renderWebviewHtml(webview as vscode.Webview, opts.extensionUri, opts.view, opts.title);
+    this.queue = new ReadyQueue((m) => void webview.postMessage(m), handlers.keep);
+    webview.options = webviewOptions(extensionUri);
+    webview.html = renderWebviewHtml(webview as vscode.Webview, extensionUri, view, title);
     this.subscription = webview.onDidReceiveMessage((m: FromView | ViewToHostCommon) => this.receive(m));
   }
 
@@ -82,9 +83,9 @@ export class WebviewChannel<ToView, FromView extends { type: string }> implement
   }
 
   private receive(m: FromView | ViewToHostCommon): void {
-    if (m.type === 'ready') this.opts.onReady?.(this.queue.markReady());
-    else if (m.type === 'export') void this.opts.saveExport(m as ExportMessage);
-    else this.opts.onMessage?.(m as Exclude<FromView, ViewToHostCommon>);
+    if (m.type === 'ready') this.handlers.onReady?.(this.queue.markReady());
+    else if (m.type === 'export') void this.handlers.saveExport(m as ExportMessage);
+    else this.handlers.onMessage?.(m as Exclude<FromView, ViewToHostCommon>);
   }
 
   dispose(): void {

@@ -78,10 +78,7 @@ test('ReadyQueue: keep decides which held messages survive a newer one', () => {
 test('WebviewChannel: sets options and the CSP shell, holds messages until the view says ready', () => {
   const fake = fakeWebview();
   const readies: number[] = [];
-  const channel = new WebviewChannel<HostToTraceView, SummaryViewToHost>(fake.webview, {
-    extensionUri: fakeUri('/ext'),
-    view: 'trace',
-    title: 'MoE Trace',
+  const channel = new WebviewChannel<HostToTraceView, SummaryViewToHost>(fake.webview, fakeUri('/ext'), 'trace', 'MoE Trace', {
     saveExport: async () => {},
     onReady: (flushed) => readies.push(flushed),
   });
@@ -112,10 +109,7 @@ test('WebviewChannel: export goes to the saver, the view own messages to onMessa
   const fake = fakeWebview();
   const saved: ExportMessage[] = [];
   const own: SummaryViewToHost[] = [];
-  new WebviewChannel<HostToTraceView, SummaryViewToHost>(fake.webview, {
-    extensionUri: fakeUri('/ext'),
-    view: 'summary',
-    title: 'MoE Summary',
+  new WebviewChannel<HostToTraceView, SummaryViewToHost>(fake.webview, fakeUri('/ext'), 'summary', 'MoE Summary', {
     saveExport: async (m) => {
       saved.push(m);
     },
