@@ -3,13 +3,12 @@ import { Engine } from '../engine/engine';
 import { EngineClient } from '../host/engineClient';
 import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../host/pythonWorker';
 import type { EngineKind, InferenceBackend } from '../shared/protocol';
+import { UsageError } from './command';
 
 export interface CliBackend extends InferenceBackend {
   kind: EngineKind;
   dispose(): Promise<void>;
 }
-
-export class EngineOptionError extends Error {}
 
 export const ENGINE_OPTIONS = { engine: { type: 'string' }, python: { type: 'string' } } as const;
 
@@ -19,7 +18,7 @@ export async function openBackend(
   log: (level: 'info' | 'warn' | 'error', m: string) => void,
 ): Promise<CliBackend> {
   const setting = engineOption ?? 'onnxruntime';
-  if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new EngineOptionError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
+  if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
   const python = defaultPython(pythonOption);
   let kind = setting as EngineKind | 'auto';
   if (kind === 'auto') {

@@ -1,38 +1,39 @@
-/** The command line's dataset and evaluation commands (kept apart from the model commands in main.ts). */
+/** The command line's one command table (model, dataset, evaluation, sweep and experiment commands) and its help text. */
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CliContext } from './main';
-import { CommandUsageError, type Command } from './command';
+import { UsageError, type CliContext, type Command } from './command';
+import { MODEL_COMMANDS } from './modelCommands';
 import { loadDataset } from '../mmlu/load';
 import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
-import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
+import { ENGINE_OPTIONS, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
 import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
-import { SWEEP_USAGE, SweepUsageError, sweepCommand } from './sweepCommand';
+import { SWEEP_USAGE, sweepCommand } from './sweepCommand';
 import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
 
 /** An integer option in [min, max], or a usage error naming the option and what it got. */
 export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {
   const v = raw === undefined ? NaN : Number(raw);
   if (raw === undefined || !/^\s*-?\d+\s*$/.test(raw) || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new CommandUsageError(`--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(raw ?? '')}`);
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, not ${JSON.stringify(raw ?? '')}`);
   }
   return v;
 }
 
 const COMMANDS: Record<string, Command> = {
+  ...MODEL_COMMANDS,
   'dataset-info': {
     usage:
       'dataset-info --data PATH [--split S] [--json]\n      Count the questions and subjects of MMLU data (original CSV tree or file, cais/mmlu JSONL or Parquet).',
     async run(args, ctx) {
       const { values } = parseArgs({ args, options: { data: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean', default: false } } });
-      if (!values.data) throw new CommandUsageError('--data PATH is required');
+      if (!values.data) throw new UsageError('--data PATH is required');
       const ds = await loadDataset(path.resolve(values.data), { split: values.split });
       const perSplit: Record<string, number> = {};
       const subjects = new Set<string>();
@@ -94,24 +95,22 @@ const COMMANDS: Record<string, Command> = {
           'router-bias': { type: 'string' },
         },
       });
-      for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new CommandUsageError(`--${k} is required`);
+      for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
       let shard: ShardSpec | undefined;
       try {
         shard = values.shard === undefined ? undefined : parseShard(values.shard);
       } catch (e) {
-        throw new CommandUsageError((e as Error).message);
+        throw new UsageError((e as Error).message);
       }
       const shots = integerOption('shots', values.shots, 0, 5);
       const limit = integerOption('limit', values.limit, 0, 1_000_000);
       const batchSize = integerOption('batch-size', values['batch-size'], 1, 4096);
       const scope = values['token-scope'];
-      if (!isTokenScope(scope)) throw new CommandUsageError('--token-scope must be all, question or answer');
+      if (!isTokenScope(scope)) throw new UsageError('--token-scope must be all, question or answer');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError('--provider must be auto, cuda, webgpu or cpu');
       const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
-        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
-      });
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
       return runEvalCommand(
         engine,
         {
@@ -145,8 +144,8 @@ const COMMANDS: Record<string, Command> = {
       "      disjoint shards of one run (same model, data and options). Records and summary equal the unsharded run's.",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
-      if (!values.out) throw new CommandUsageError('--out RUN_DIR is required');
-      if (positionals.length === 0) throw new CommandUsageError('give the shard folders to merge');
+      if (!values.out) throw new UsageError('--out RUN_DIR is required');
+      if (positionals.length === 0) throw new UsageError('give the shard folders to merge');
       const out = path.resolve(values.out);
       fs.mkdirSync(out, { recursive: true });
       let lock;
@@ -173,14 +172,7 @@ const COMMANDS: Record<string, Command> = {
   },
   sweep: {
     usage: SWEEP_USAGE,
-    async run(args, ctx) {
-      try {
-        return await sweepCommand(args, ctx);
-      } catch (e) {
-        if (e instanceof SweepUsageError) throw new CommandUsageError(e.message);
-        throw e;
-      }
-    },
+    run: (args, ctx) => sweepCommand(args, ctx),
   },
   doctor: {
     usage:
@@ -199,11 +191,11 @@ const COMMANDS: Record<string, Command> = {
           json: { type: 'boolean', default: false },
         },
       });
-      if (!values.model) throw new CommandUsageError('--model DIR is required');
+      if (!values.model) throw new UsageError('--model DIR is required');
       const provider = values.provider as ExecutionProviderSetting;
-      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
       const engine = values.engine as EngineSetting;
-      if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new CommandUsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
+      if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
       const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
       return 0;
@@ -240,19 +232,21 @@ COMMANDS.env = {
   },
 };
 
+/** The help text's command list: every command's usage, in table order. */
 export function commandTable(): string {
   return Object.values(COMMANDS)
     .map((c) => `  ${c.usage}\n`)
     .join('');
 }
 
+/** Runs a command of the table (null: no such command); a usage error is printed with the command's usage, exit code 2. */
 export async function runCommand(name: string, args: string[], ctx: CliContext): Promise<number | null> {
+  if (!Object.hasOwn(COMMANDS, name)) return null;
   const c = COMMANDS[name];
-  if (!c) return null;
   try {
     return await c.run(args, ctx);
   } catch (e) {
-    if (e instanceof CommandUsageError) {
+    if (e instanceof UsageError) {
       ctx.err(`moe-scope ${name}: ${e.message}\n\n  ${c.usage}`);
       return 2;
     }

@@ -1,7 +1,7 @@
 /** Runs one evaluation from the command line (eval and experiment): Ctrl+C cancels after the batch in flight. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CliContext } from './main';
+import type { CliContext } from './command';
 import type { CliBackend } from './backend';
 import { Checkpoint } from '../engine/checkpoint';
 import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';

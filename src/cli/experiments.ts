@@ -1,9 +1,9 @@
 /** `moe-scope experiment` (derive an intervention from a run and evaluate under it) and `moe-scope compare`. */
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { CommandUsageError, type Command } from './command';
+import { UsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
-import { ENGINE_OPTIONS, EngineOptionError, openBackend } from './backend';
+import { ENGINE_OPTIONS, openBackend } from './backend';
 import { prepareExperiment } from '../eval/experiment';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
@@ -14,27 +14,27 @@ import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProvider
 export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string }): ExperimentSpec {
   const given = (['prune', 'prune-below-count', 'steer-top-accuracy'] as const).filter((k) => v[k] !== undefined);
   if (given.length !== 1)
-    throw new CommandUsageError(
+    throw new UsageError(
       `give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,... or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`,
     );
-  if (v.bias !== undefined && given[0] !== 'steer-top-accuracy') throw new CommandUsageError('--bias goes with --steer-top-accuracy');
+  if (v.bias !== undefined && given[0] !== 'steer-top-accuracy') throw new UsageError('--bias goes with --steer-top-accuracy');
   switch (given[0]) {
     case 'prune':
       return v.prune === 'never-activated' ? { kind: 'prune-never-activated' } : { kind: 'prune', experts: parseMaskSpec(v.prune!, '--prune') };
     case 'prune-below-count': {
       const n = Number(v['prune-below-count']);
-      if (!Number.isInteger(n) || n < 1) throw new CommandUsageError(`--prune-below-count must be a positive integer, got "${v['prune-below-count']}"`);
+      if (!Number.isInteger(n) || n < 1) throw new UsageError(`--prune-below-count must be a positive integer, got "${v['prune-below-count']}"`);
       return { kind: 'prune-below-count', count: n };
     }
     case 'steer-top-accuracy': {
       const p = Number(v['steer-top-accuracy']);
       if (!(p > 0 && p <= 1))
-        throw new CommandUsageError(
+        throw new UsageError(
           `--steer-top-accuracy must be a fraction in (0, 1], e.g. 0.1 for the top 10% of experts per layer; got "${v['steer-top-accuracy']}"`,
         );
-      if (v.bias === undefined) throw new CommandUsageError("--steer-top-accuracy needs --bias B (added to those experts' router logits)");
+      if (v.bias === undefined) throw new UsageError("--steer-top-accuracy needs --bias B (added to those experts' router logits)");
       const b = Number(v.bias);
-      if (!Number.isFinite(b) || b === 0) throw new CommandUsageError(`--bias must be a non-zero number, got "${v.bias}"`);
+      if (!Number.isFinite(b) || b === 0) throw new UsageError(`--bias must be a non-zero number, got "${v.bias}"`);
       return { kind: 'steer-top-accuracy', fraction: p, bias: b };
     }
   }
@@ -67,13 +67,13 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
           ...ENGINE_OPTIONS,
         },
       });
-      if (!values.baseline) throw new CommandUsageError('--baseline RUN is required');
-      if (!values.out) throw new CommandUsageError('--out RUN2 is required');
+      if (!values.baseline) throw new UsageError('--baseline RUN is required');
+      if (!values.out) throw new UsageError('--out RUN2 is required');
       const spec = experimentSpecFromOptions(values);
       const provider = values.provider as ExecutionProviderSetting;
-      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new CommandUsageError('--provider must be auto, cuda, webgpu or cpu');
+      if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError('--provider must be auto, cuda, webgpu or cpu');
       const batchSize = Number(values['batch-size']);
-      if (!Number.isInteger(batchSize) || batchSize < 1) throw new CommandUsageError('--batch-size must be a positive integer');
+      if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError('--batch-size must be a positive integer');
       const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });
       const L = exp.baseline.summary.model.numLayers;
       ctx.err(`experiment: ${describeIntervention(exp.intervention, L)}`);
@@ -84,9 +84,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
         return 0;
       }
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m)).catch((e) => {
-        throw e instanceof EngineOptionError ? new CommandUsageError(e.message) : e;
-      });
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
       return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },
@@ -97,7 +95,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
-      if (positionals.length !== 2) throw new CommandUsageError(`give two run folders, got ${positionals.length}`);
+      if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
         const summary = readSummary(dir);

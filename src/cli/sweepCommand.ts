@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CliContext } from './main';
+import { UsageError, type CliContext } from './command';
 import { readSpec, SpecError } from '../sweep/spec';
 import { buildPlan, readPlan, writePlan, writeSweepSummary, type ExperimentRow, type SweepPlan } from '../sweep/plan';
 import { mergeExperiment, runLocal } from '../sweep/local';
@@ -17,8 +17,6 @@ export const SWEEP_USAGE =
   '      array and a dependent merge job (--submit submits them, otherwise prints the commands).\n' +
   '  sweep --merge --out SWEEP_DIR [--experiment NAME]\n' +
   '      Merge the experiments whose shards are all finished; write SWEEP_DIR/sweep-summary.json.';
-
-export class SweepUsageError extends Error {}
 
 /** The repository (or installed package) folder that holds dist/cli.js and python/. */
 function packageRoot(cli: string): string {
@@ -56,14 +54,14 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
       'max-retries': { type: 'string', default: '3' },
     },
   });
-  if (!values.out) throw new SweepUsageError('--out SWEEP_DIR is required');
+  if (!values.out) throw new UsageError('--out SWEEP_DIR is required');
   const out = path.resolve(values.out);
 
   if (values.merge) {
     const plan = readPlan(out);
     const exps = values.experiment ? plan.experiments.filter((e) => e.name === values.experiment) : plan.experiments;
     if (values.experiment && exps.length === 0)
-      throw new SweepUsageError(`--experiment ${values.experiment}: not an experiment of ${out} (${plan.experiments.map((e) => e.name).join(', ')})`);
+      throw new UsageError(`--experiment ${values.experiment}: not an experiment of ${out} (${plan.experiments.map((e) => e.name).join(', ')})`);
     let allMerged = true;
     for (const e of exps) {
       const m = mergeExperiment(plan, e);
@@ -74,14 +72,13 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
     return allMerged ? 0 : 1;
   }
 
-  if (positionals.length !== 1) throw new SweepUsageError('give exactly one SPEC.json');
+  if (positionals.length !== 1) throw new UsageError('give exactly one SPEC.json');
   const backend = values.backend!;
-  if (!['local', 'ray', 'slurm'].includes(backend)) throw new SweepUsageError(`--backend must be local, ray or slurm, not "${backend}"`);
-  if (values['ray-address'] && backend !== 'ray') throw new SweepUsageError('--ray-address only applies to --backend ray');
-  if (values.submit && backend !== 'slurm') throw new SweepUsageError('--submit only applies to --backend slurm');
+  if (!['local', 'ray', 'slurm'].includes(backend)) throw new UsageError(`--backend must be local, ray or slurm, not "${backend}"`);
+  if (values['ray-address'] && backend !== 'ray') throw new UsageError('--ray-address only applies to --backend ray');
+  if (values.submit && backend !== 'slurm') throw new UsageError('--submit only applies to --backend slurm');
   const maxRetries = Number(values['max-retries']);
-  if (!Number.isInteger(maxRetries) || maxRetries < 0)
-    throw new SweepUsageError(`--max-retries must be a non-negative integer, got "${values['max-retries']}"`);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new UsageError(`--max-retries must be a non-negative integer, got "${values['max-retries']}"`);
   let spec;
   try {
     spec = readSpec(positionals[0]);

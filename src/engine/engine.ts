@@ -18,8 +18,11 @@ import {
   EngineFailure,
   ROUTING_POSITIONS,
   type EngineMethod,
+  type EngineHandlers,
   type EngineMethods,
   type InferenceBackend,
+  dispatchEngineMethod,
+  type WeightAnalysis,
   type LoadOptions,
   type ModelInfo,
   type RouterIntervention,
@@ -77,36 +80,28 @@ export class Engine implements InferenceBackend {
 
   constructor(private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void = () => {}) {}
 
-  async call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
-    const p = params as never;
-    switch (method) {
-      case 'load':
-        return (await this.load((p as EngineMethods['load']['params']).modelPath, (p as EngineMethods['load']['params']).options)) as never;
-      case 'tokenize':
-        return this.tokenize((p as EngineMethods['tokenize']['params']).texts) as never;
-      case 'trace': {
-        const tp = p as EngineMethods['trace']['params'];
-        return (await this.trace(tp.input, tp.options, signal)) as never;
-      }
-      case 'score':
-        return (await this.score(p, signal)) as never;
-      case 'analyzeWeights': {
-        const ckpt = this.requireCheckpoint();
-        const layers = (p as EngineMethods['analyzeWeights']['params']).layers;
-        return (await cachedWeightAnalysis(ckpt, path.join(this.cacheDir, 'weight-analysis'), layers, signal, (l) =>
-          this.log('info', `analysed the weights of layer ${l}`),
-        )) as never;
-      }
-      case 'shutdown':
-        await this.dispose();
-        return { ok: true } as never;
-      default:
-        throw new EngineFailure('bad-input', `unknown method ${String(method)}`);
-    }
+  /** The protocol's methods, one handler each (the inference process and the CLI call through here). */
+  private readonly handlers: EngineHandlers = {
+    load: (p) => this.load(p.modelPath, p.options),
+    tokenize: (p) => this.tokenize(p.texts),
+    trace: (p, signal) => this.trace(p.input, p.options, signal),
+    score: (p, signal) => this.score(p, signal),
+    analyzeWeights: (p, signal) => this.analyzeWeights(p.layers, signal),
+    shutdown: async () => {
+      await this.dispose();
+      return { ok: true };
+    },
+  };
+
+  call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
+    return dispatchEngineMethod(this.handlers, method, params, signal);
   }
 
-  get modelInfo(): ModelInfo | null {
-    return this.info;
+  /** Static expert-structure analysis of the loaded checkpoint's weights, cached in the cache folder. */
+  analyzeWeights(layers: number[] | undefined, signal?: AbortSignal): Promise<WeightAnalysis> {
+    return cachedWeightAnalysis(this.requireCheckpoint(), path.join(this.cacheDir, 'weight-analysis'), layers, signal, (l) =>
+      this.log('info', `analysed the weights of layer ${l}`),
+    );
   }
 
   async load(modelPath: string, options: LoadOptions): Promise<ModelInfo> {

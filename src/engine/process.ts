@@ -26,7 +26,7 @@ process.on('message', (raw: unknown) => {
 async function handle(req: EngineRequest, signal: AbortSignal): Promise<void> {
   try {
     if (signal.aborted) throw new EngineFailure('cancelled', 'the request was cancelled');
-    const result = await engine.call(req.method, req.params as never, signal);
+    const result = await engine.call(req.method, req.params, signal);
     send({ type: 'response', id: req.id, ok: true, result });
     if (req.method === 'shutdown') setImmediate(() => process.exit(0));
   } catch (e) {

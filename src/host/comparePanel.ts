@@ -1,7 +1,7 @@
 /** "MoE: Compare runs": a webview panel comparing two run folders (accuracy, McNemar, activation change). */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import { panelIcon, panelOptions, WebviewChannel } from './webviewChannel';
 import { saveExport } from './exports';
 import { readManifest, readQuestionResults, readSummary } from '../eval/runFolder';
 import { compareRuns } from '../analysis/compare';
@@ -20,7 +20,7 @@ export function loadComparison(runA: string, runB: string): RunComparison {
 }
 
 export class ComparePanels implements vscode.Disposable {
-  private readonly open = new Map<string, vscode.WebviewPanel>();
+  private readonly open = new Map<string, { panel: vscode.WebviewPanel; channel: WebviewChannel<HostToCompareView, CompareViewToHost> }>();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -39,33 +39,32 @@ export class ComparePanels implements vscode.Disposable {
     const key = `${runA}\n${runB}`;
     const existing = this.open.get(key);
     if (existing) {
-      existing.reveal();
-      this.push(existing, runA, runB);
+      existing.panel.reveal();
+      this.push(existing.channel, runA, runB);
       return;
     }
-    const panel = vscode.window.createWebviewPanel(COMPARE_VIEW_TYPE, '', vscode.ViewColumn.Active, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: webviewResourceRoots(this.context.extensionUri),
-    });
+    const panel = vscode.window.createWebviewPanel(COMPARE_VIEW_TYPE, '', vscode.ViewColumn.Active, panelOptions(this.context.extensionUri));
     this.wire(panel, runA, runB);
   }
 
   private wire(panel: vscode.WebviewPanel, runA: string, runB: string): void {
     const key = `${runA}\n${runB}`;
-    this.open.set(key, panel);
     panel.title = `MoE Compare: ${path.basename(runB)} vs ${path.basename(runA)}`;
-    panel.iconPath = vscode.Uri.joinPath(this.context.extensionUri, 'media', 'moe-scope.svg');
-    panel.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
-    panel.webview.html = renderWebviewHtml(panel.webview, this.context.extensionUri, 'compare', 'MoE Compare');
-    panel.webview.onDidReceiveMessage((m: CompareViewToHost) => {
-      if (m.type === 'ready') this.push(panel, runA, runB);
-      else if (m.type === 'export') void saveExport(m);
+    panel.iconPath = panelIcon(this.context.extensionUri);
+    const channel = new WebviewChannel<HostToCompareView, CompareViewToHost>(panel.webview, this.context.extensionUri, 'compare', 'MoE Compare', {
+      saveExport,
+      onReady: () => this.push(channel, runA, runB),
     });
-    panel.onDidDispose(() => this.open.delete(key));
+    this.open.set(key, { panel, channel });
+    panel.onDidDispose(() => {
+      channel.dispose();
+      this.open.delete(key);
+    });
   }
 
-  private push(panel: vscode.WebviewPanel, runA: string, runB: string): void {
+  /** A view still loading gets the comparison when it says ready. */
+  private push(channel: WebviewChannel<HostToCompareView, CompareViewToHost>, runA: string, runB: string): void {
+    if (!channel.isReady) return;
     let comparison: RunComparison;
     try {
       comparison = loadComparison(runA, runB);
@@ -73,11 +72,11 @@ export class ComparePanels implements vscode.Disposable {
       void vscode.window.showErrorMessage(`MoE Scope: cannot compare ${path.basename(runA)} and ${path.basename(runB)}: ${(e as Error).message}`);
       return;
     }
-    void panel.webview.postMessage({ type: 'comparison', comparison } satisfies HostToCompareView);
+    channel.post({ type: 'comparison', comparison });
   }
 
   dispose(): void {
-    for (const p of this.open.values()) p.dispose();
+    for (const { panel } of this.open.values()) panel.dispose();
     for (const d of this.disposables) d.dispose();
   }
 }

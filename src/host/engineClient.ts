@@ -1,10 +1,12 @@
 /**
- * The extension host's side of an inference process: starts it, matches responses to requests by id,
- * and survives its death. When the process dies, every pending request fails with a message saying so,
- * and the next request starts a fresh process and reloads the last model before running.
+ * The extension host's side of an inference process, and the one owner of its lifecycle: it starts the
+ * process, knows which model it has loaded (or is loading), matches responses to requests by id, and
+ * survives its death. When the process dies, every pending request fails with a message saying so, and
+ * the next request starts a fresh process and reloads the last model before running. Callers that show
+ * engine state (ModelManager's status bar) ask it rather than keep their own copy.
  * The process itself is behind an EngineChannel: the forked Node process of the ONNX Runtime engine
- * (here) or the PyTorch worker (pythonWorker.ts); the bookkeeping is the same for both.
- * No vscode import: the command line and tests use it too.
+ * (nodeChannel, here) or the PyTorch worker (pythonChannel, pythonWorker.ts); the bookkeeping is the same.
+ * No vscode import: the command line's benchmarks, the evaluation pool and tests use it too.
  */
 import { fork } from 'node:child_process';
 import * as path from 'node:path';
@@ -90,7 +92,10 @@ export class EngineClient implements InferenceBackend {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private lastLoad: { modelPath: string; options: LoadOptions } | null = null;
+  /** The load on the running process, done or in flight; null when there is none or it failed. */
   private loaded: Promise<ModelInfo> | null = null;
+  /** What that load returned, once it has. */
+  private info: ModelInfo | null = null;
   private disposed = false;
   private channelKey = '';
 
@@ -100,18 +105,34 @@ export class EngineClient implements InferenceBackend {
     return this.child?.pid;
   }
 
-  get isRunning(): boolean {
-    return this.child !== null;
+  /** The model the running process has loaded; null before a load finishes, after one fails and once the process ends. */
+  get model(): ModelInfo | null {
+    return this.info;
+  }
+
+  /** The running process's load of this model with these options, done or in flight; null if it has none. */
+  currentLoad(modelPath: string, options: LoadOptions): Promise<ModelInfo> | null {
+    if (!this.child || !this.loaded || !this.lastLoad) return null;
+    const same = this.lastLoad.modelPath === modelPath && JSON.stringify(this.lastLoad.options) === JSON.stringify(options);
+    return same ? this.loaded : null;
   }
 
   /** Loads a model; remembered so that a restarted process loads it again before its first request. */
   load(modelPath: string, options: LoadOptions): Promise<ModelInfo> {
     this.lastLoad = { modelPath, options };
-    this.loaded = this.send('load', { modelPath, options });
-    this.loaded.catch(() => {
-      this.loaded = null;
-    });
-    return this.loaded;
+    this.info = null;
+    const loaded = this.send('load', { modelPath, options });
+    this.loaded = loaded;
+    // Registered before the caller's own await, so `model` is set when the caller resumes.
+    loaded.then(
+      (info) => {
+        if (this.loaded === loaded) this.info = info;
+      },
+      () => {
+        if (this.loaded === loaded) this.loaded = null;
+      },
+    );
+    return loaded;
   }
 
   async call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']> {
@@ -186,10 +207,16 @@ export class EngineClient implements InferenceBackend {
   private kill(reason: string): void {
     const child = this.child;
     if (!child) return;
-    this.child = null;
-    this.loaded = null;
+    this.forgetProcess();
     this.failAll(`The inference process was stopped (${reason}).`);
     child.kill();
+  }
+
+  /** The process is gone: so is its model (lastLoad stays, for the next process to load). */
+  private forgetProcess(): void {
+    this.child = null;
+    this.loaded = null;
+    this.info = null;
   }
 
   private ensureChild(): EngineChannel {
@@ -204,8 +231,7 @@ export class EngineClient implements InferenceBackend {
         onLog: log,
         onExit: (how) => {
           if (this.child !== child) return;
-          this.child = null;
-          this.loaded = null;
+          this.forgetProcess();
           this.failAll(`The inference process ${how}. Your request was not completed; the next request starts a fresh process.`);
           this.options.onExit?.(how);
         },

@@ -3,7 +3,7 @@
  * usage for the current trace and for the selected evaluation run, switchable.
  */
 import * as vscode from 'vscode';
-import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import { WebviewChannel } from './webviewChannel';
 import { saveExport } from './exports';
 import { heatmapFromSummary, heatmapFromTrace } from '../analysis/heatmap';
 import type { HeatmapData, HeatmapViewToHost, HostToHeatmapView, RunSummary, TraceResult } from '../shared/protocol';
@@ -11,26 +11,21 @@ import type { HeatmapData, HeatmapViewToHost, HostToHeatmapView, RunSummary, Tra
 export const HEATMAP_VIEW_ID = 'moeScope.heatmap';
 
 export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.Disposable {
-  private view: vscode.WebviewView | null = null;
-  private ready = false;
+  private channel: WebviewChannel<HostToHeatmapView, HeatmapViewToHost> | null = null;
   private trace: HeatmapData | null = null;
   private run: HeatmapData | null = null;
 
   constructor(private readonly context: vscode.ExtensionContext) {}
 
   resolveWebviewView(view: vscode.WebviewView): void {
-    this.view = view;
-    this.ready = false;
-    view.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
-    view.webview.html = renderWebviewHtml(view.webview, this.context.extensionUri, 'heatmap', 'Expert heatmap');
-    view.webview.onDidReceiveMessage((m: HeatmapViewToHost) => {
-      if (m.type === 'ready') {
-        this.ready = true;
-        this.push();
-      } else if (m.type === 'export') void saveExport(m);
+    const channel = new WebviewChannel<HostToHeatmapView, HeatmapViewToHost>(view.webview, this.context.extensionUri, 'heatmap', 'Expert heatmap', {
+      saveExport,
+      onReady: () => this.push(),
     });
+    this.channel = channel;
     view.onDidDispose(() => {
-      this.view = null;
+      channel.dispose();
+      if (this.channel === channel) this.channel = null;
     });
   }
 
@@ -48,13 +43,15 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
     await vscode.commands.executeCommand(`${HEATMAP_VIEW_ID}.focus`);
   }
 
+  /** Nothing is held for a view still loading: it gets the current state when it says ready. */
   private push(extra?: HostToHeatmapView): void {
-    if (!this.view || !this.ready) return;
-    void this.view.webview.postMessage({ type: 'heatmap', trace: this.trace, run: this.run } satisfies HostToHeatmapView);
-    if (extra) void this.view.webview.postMessage(extra);
+    if (!this.channel?.isReady) return;
+    this.channel.post({ type: 'heatmap', trace: this.trace, run: this.run });
+    if (extra) this.channel.post(extra);
   }
 
   dispose(): void {
-    this.view = null;
+    this.channel?.dispose();
+    this.channel = null;
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Owns the inference process used for traces, the model it has loaded, and the status-bar item that
- * shows the model, the execution provider actually in use and the engine state.
+ * Chooses the model and engine for traces and shows them in the status bar (the model, the execution
+ * provider actually in use and the engine state). The inference process and what it has loaded belong
+ * to its EngineClient (`client`); this class asks it rather than keep a copy.
  */
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
@@ -17,15 +18,10 @@ type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stoppe
 
 export class ModelManager implements vscode.Disposable {
   readonly client: EngineClient;
-  private info: ModelInfo | null = null;
-  private loading: Promise<ModelInfo> | null = null;
-  private loadedKey = '';
   private state: EngineState = 'no-model';
   private busy = 0;
   private lastError = '';
   private readonly status: vscode.StatusBarItem;
-  private readonly changed = new vscode.EventEmitter<ModelInfo | null>();
-  readonly onDidChangeModel = this.changed.event;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -36,8 +32,6 @@ export class ModelManager implements vscode.Disposable {
       onLog: (level, m) => (level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : output.info(m)),
       onExit: (how) => {
         output.warn(`inference process ${how}`);
-        this.info = null;
-        this.loadedKey = '';
         this.setState('stopped');
       },
     });
@@ -52,8 +46,9 @@ export class ModelManager implements vscode.Disposable {
     return this.context.extensionPath;
   }
 
+  /** The model the trace process has loaded (its client's answer). */
   get model(): ModelInfo | null {
-    return this.info;
+    return this.client.model;
   }
 
   /** The model folder to use, asking the user on first run when none is configured. */
@@ -115,33 +110,26 @@ export class ModelManager implements vscode.Disposable {
       throw e;
     }
     applySelection(this.client, selection, this.context.extensionPath);
-    const key = JSON.stringify([modelPath, s.executionProvider, s.cacheDir, selection.kind, selection.python]);
-    if (this.info && this.loadedKey === key && this.client.isRunning) return this.info;
-    if (this.loading && this.loadedKey === key) return this.loading;
-    this.loadedKey = key;
+    const options = { executionProvider: s.executionProvider, cacheDir: s.cacheDir };
+    const current = this.client.currentLoad(modelPath, options);
+    if (current) return current;
     this.setState('loading');
-    this.loading = this.client.load(modelPath, { executionProvider: s.executionProvider, cacheDir: s.cacheDir });
     try {
-      this.info = await this.loading;
+      const info = await this.client.load(modelPath, options);
       this.output.info(
-        `loaded ${this.info.path} (${this.info.family}) with ${engineLabel(this.info.engine)} on ${this.info.device ?? this.info.executionProvider} (${this.info.dtype}) in ${this.info.loadMs} ms; engine choice: ${selection.why}`,
+        `loaded ${info.path} (${info.family}) with ${engineLabel(info.engine)} on ${info.device ?? info.executionProvider} (${info.dtype}) in ${info.loadMs} ms; engine choice: ${selection.why}`,
       );
-      if (this.info.providerNote) {
-        this.output.warn(this.info.providerNote);
-        void vscode.window.showWarningMessage(`MoE Scope: ${this.info.providerNote}`);
+      if (info.providerNote) {
+        this.output.warn(info.providerNote);
+        void vscode.window.showWarningMessage(`MoE Scope: ${info.providerNote}`);
       }
       this.setState('ready');
-      this.changed.fire(this.info);
-      return this.info;
+      return info;
     } catch (e) {
-      this.info = null;
-      this.loadedKey = '';
       this.lastError = (e as Error).message;
       if (e instanceof EngineFailure && e.code === 'provider-unavailable') void this.offerCpu(e.message);
       this.setState('error');
       throw e;
-    } finally {
-      this.loading = null;
     }
   }
 
@@ -159,20 +147,18 @@ export class ModelManager implements vscode.Disposable {
       return await work();
     } finally {
       this.busy--;
-      if (this.busy === 0 && this.state === 'busy') this.setState(this.info ? 'ready' : 'stopped');
+      if (this.busy === 0 && this.state === 'busy') this.setState(this.client.model ? 'ready' : 'stopped');
     }
   }
 
   restart(): void {
     this.client.restart();
-    this.info = null;
-    this.loadedKey = '';
     this.setState('stopped');
   }
 
+  /** A setting that selects the model or engine changed: the next request starts afresh with the new choice. */
   invalidate(): void {
     this.restart();
-    this.changed.fire(null);
   }
 
   private setState(s: EngineState): void {
@@ -181,7 +167,7 @@ export class ModelManager implements vscode.Disposable {
   }
 
   private render(): void {
-    const m = this.info;
+    const m = this.client.model;
     const configured = readSettings().modelPath;
     const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
     const ep = m ? providerLabel(m) : '';
@@ -206,19 +192,12 @@ export class ModelManager implements vscode.Disposable {
   dispose(): void {
     void this.client.dispose();
     this.status.dispose();
-    this.changed.dispose();
   }
 }
 
 /** Runs the bundled command line in a child process (never on the extension host's thread). */
-export function runCli(context: vscode.ExtensionContext, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = fork(path.join(context.extensionPath, 'dist', 'cli.js'), args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let err = '';
-    child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`moe-scope ${args[0]} failed: ${err.trim() || `exit code ${code}`}`))));
-    child.on('error', reject);
-  });
+export async function runCli(context: vscode.ExtensionContext, args: string[]): Promise<void> {
+  await runCliOutput(context, args);
 }
 
 /** Runs the bundled command line and returns its standard output (e.g. `env --json`). */

@@ -110,7 +110,7 @@ interface WireTrace extends Omit<TraceResult, 'tokens' | 'answerProbs' | 'text'>
 }
 
 /** The worker sends token ids and offsets as flat typed arrays; the host rebuilds the protocol's spans. */
-export function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
+function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
   if (method === 'tokenize') {
     const { texts } = params as EngineMethods['tokenize']['params'];
     return spansOf(texts, result as WireTokenize);

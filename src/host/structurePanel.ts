@@ -5,7 +5,7 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import { panelIcon, panelOptions, WebviewChannel } from './webviewChannel';
 import { saveExport } from './exports';
 import type { ModelManager } from './modelManager';
 import type { HostToStructureView, StructureViewToHost } from '../shared/protocol';
@@ -14,8 +14,7 @@ export const STRUCTURE_VIEW_TYPE = 'moeScope.structure';
 
 export class StructurePanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
-  private pending: HostToStructureView[] = [];
+  private channel: WebviewChannel<HostToStructureView, StructureViewToHost> | null = null;
   private abort: AbortController | null = null;
 
   private readonly serializer: vscode.Disposable;
@@ -35,22 +34,28 @@ export class StructurePanel implements vscode.Disposable {
 
   async show(): Promise<void> {
     if (!this.panel) {
-      this.panel = vscode.window.createWebviewPanel(STRUCTURE_VIEW_TYPE, 'MoE Expert structure', vscode.ViewColumn.Active, {
-        enableScripts: true,
-        retainContextWhenHidden: true,
-        localResourceRoots: webviewResourceRoots(this.context.extensionUri),
-      });
-      this.panel.iconPath = vscode.Uri.joinPath(this.context.extensionUri, 'media', 'moe-scope.svg');
-      this.ready = false;
-      this.panel.webview.html = renderWebviewHtml(this.panel.webview, this.context.extensionUri, 'structure', 'MoE Expert structure');
-      this.panel.webview.onDidReceiveMessage((m: StructureViewToHost) => {
-        if (m.type === 'ready') {
-          this.ready = true;
-          for (const p of this.pending.splice(0)) void this.panel?.webview.postMessage(p);
-        } else if (m.type === 'export') void saveExport(m);
-      });
+      this.panel = vscode.window.createWebviewPanel(
+        STRUCTURE_VIEW_TYPE,
+        'MoE Expert structure',
+        vscode.ViewColumn.Active,
+        panelOptions(this.context.extensionUri),
+      );
+      this.panel.iconPath = panelIcon(this.context.extensionUri);
+      this.channel = new WebviewChannel<HostToStructureView, StructureViewToHost>(
+        this.panel.webview,
+        this.context.extensionUri,
+        'structure',
+        'MoE Expert structure',
+        {
+          saveExport,
+          // One message of each kind is enough while the view loads: the newest progress, result or failure.
+          keep: (held, next) => held.type !== next.type,
+        },
+      );
       this.panel.onDidDispose(() => {
+        this.channel?.dispose();
         this.panel = null;
+        this.channel = null;
         this.abort?.abort();
       });
     } else this.panel.reveal();
@@ -58,8 +63,7 @@ export class StructurePanel implements vscode.Disposable {
   }
 
   private post(m: HostToStructureView): void {
-    if (this.ready) void this.panel?.webview.postMessage(m);
-    else this.pending = [...this.pending.filter((p) => p.type !== m.type), m];
+    this.channel?.post(m);
   }
 
   private async compute(): Promise<void> {

@@ -1,7 +1,7 @@
 /** "MoE: Show evaluation summary": a webview panel over a run folder's summary.json, refreshed as it changes. */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import { panelIcon, panelOptions, WebviewChannel } from './webviewChannel';
 import { saveExport } from './exports';
 import { readSummaryAsync, SUMMARY } from '../eval/runFolder';
 import type { HostToSummaryView, RunSummary, SummaryViewToHost } from '../shared/protocol';
@@ -9,7 +9,10 @@ import type { HostToSummaryView, RunSummary, SummaryViewToHost } from '../shared
 export const SUMMARY_VIEW_TYPE = 'moeScope.summary';
 
 export class SummaryPanels implements vscode.Disposable {
-  private readonly open = new Map<string, { panel: vscode.WebviewPanel; watcher: vscode.FileSystemWatcher; ready: boolean }>();
+  private readonly open = new Map<
+    string,
+    { panel: vscode.WebviewPanel; watcher: vscode.FileSystemWatcher; channel: WebviewChannel<HostToSummaryView, SummaryViewToHost> }
+  >();
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -35,32 +38,31 @@ export class SummaryPanels implements vscode.Disposable {
       this.push(runDir);
       return;
     }
-    const panel = vscode.window.createWebviewPanel(SUMMARY_VIEW_TYPE, `MoE Summary: ${path.basename(runDir)}`, vscode.ViewColumn.Active, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: webviewResourceRoots(this.context.extensionUri),
-    });
+    const panel = vscode.window.createWebviewPanel(
+      SUMMARY_VIEW_TYPE,
+      `MoE Summary: ${path.basename(runDir)}`,
+      vscode.ViewColumn.Active,
+      panelOptions(this.context.extensionUri),
+    );
     this.wire(panel, runDir);
   }
 
   private wire(panel: vscode.WebviewPanel, runDir: string): void {
     panel.title = `MoE Summary: ${path.basename(runDir)}`;
-    panel.iconPath = vscode.Uri.joinPath(this.context.extensionUri, 'media', 'moe-scope.svg');
-    panel.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
-    panel.webview.html = renderWebviewHtml(panel.webview, this.context.extensionUri, 'summary', 'MoE Summary');
+    panel.iconPath = panelIcon(this.context.extensionUri);
+    const channel = new WebviewChannel<HostToSummaryView, SummaryViewToHost>(panel.webview, this.context.extensionUri, 'summary', 'MoE Summary', {
+      saveExport,
+      onReady: () => this.push(runDir),
+      onMessage: (m) => {
+        if (m.type === 'new-experiment') this.onNewExperiment(runDir);
+      },
+    });
     const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(runDir), SUMMARY));
-    const entry = { panel, watcher, ready: false };
-    this.open.set(runDir, entry);
+    this.open.set(runDir, { panel, watcher, channel });
     watcher.onDidChange(() => this.push(runDir));
     watcher.onDidCreate(() => this.push(runDir));
-    panel.webview.onDidReceiveMessage((m: SummaryViewToHost) => {
-      if (m.type === 'ready') {
-        entry.ready = true;
-        this.push(runDir);
-      } else if (m.type === 'export') void saveExport(m);
-      else if (m.type === 'new-experiment') this.onNewExperiment(runDir);
-    });
     panel.onDidDispose(() => {
+      channel.dispose();
       watcher.dispose();
       this.open.delete(runDir);
     });
@@ -79,7 +81,8 @@ export class SummaryPanels implements vscode.Disposable {
   /** The summary is a workspace file: read without blocking the extension host, and checked. */
   private async pushAsync(runDir: string): Promise<void> {
     const entry = this.open.get(runDir);
-    if (!entry?.ready) return;
+    // A view still loading gets the summary when it says ready.
+    if (!entry?.channel.isReady) return;
     let summary: RunSummary | null;
     try {
       summary = await readSummaryAsync(runDir);
@@ -88,7 +91,7 @@ export class SummaryPanels implements vscode.Disposable {
       return;
     }
     if (!summary) return;
-    void entry.panel.webview.postMessage({ type: 'summary', summary, runDir } satisfies HostToSummaryView);
+    entry.channel.post({ type: 'summary', summary, runDir });
     this.onShown(summary, runDir);
   }
 

@@ -9,11 +9,19 @@ import * as vscode from 'vscode';
 import { findQuestionAtCursor } from '../mmlu/questionAtCursor';
 import { pyStrip } from '../mmlu/prompt';
 import { buildTracePrompt, docRangesOfToken, tokenAtDocOffset, type Segment } from './tracePrompt';
-import { renderWebviewHtml, webviewResourceRoots } from './webviewHtml';
+import { panelIcon, panelOptions, WebviewChannel } from './webviewChannel';
 import type { ModelManager } from './modelManager';
 import { readSettings } from './settings';
 import { saveExport } from './exports';
-import { ANSWER_LETTERS, EngineFailure, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../shared/protocol';
+import {
+  ANSWER_LETTERS,
+  EngineFailure,
+  type HostToTraceView,
+  type TracePayload,
+  type TraceResult,
+  type TraceViewToHost,
+  type ViewToHostCommon,
+} from '../shared/protocol';
 
 export const TRACE_VIEW_TYPE = 'moeScope.trace';
 
@@ -27,8 +35,7 @@ interface Current {
 
 export class TraceController implements vscode.Disposable {
   private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
-  private queue: HostToTraceView[] = [];
+  private channel: WebviewChannel<HostToTraceView, TraceViewToHost> | null = null;
   private requestSeq = 0;
   private inFlight: AbortController | null = null;
   private current: Current | null = null;
@@ -201,11 +208,7 @@ export class TraceController implements vscode.Disposable {
       TRACE_VIEW_TYPE,
       'MoE Trace',
       { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
-      {
-        enableScripts: true,
-        retainContextWhenHidden: true,
-        localResourceRoots: webviewResourceRoots(this.context.extensionUri),
-      },
+      panelOptions(this.context.extensionUri),
     );
     this.adopt(panel);
   }
@@ -214,15 +217,24 @@ export class TraceController implements vscode.Disposable {
   private adopt(panel: vscode.WebviewPanel): void {
     this.panel?.dispose();
     this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.context.extensionUri, 'media', 'moe-scope.svg');
-    panel.webview.options = { enableScripts: true, localResourceRoots: webviewResourceRoots(this.context.extensionUri) };
-    panel.webview.html = renderWebviewHtml(panel.webview, this.context.extensionUri, 'trace', 'MoE Trace');
-    panel.webview.onDidReceiveMessage((m: TraceViewToHost) => this.onMessage(m), null, this.disposables);
+    panel.iconPath = panelIcon(this.context.extensionUri);
+    const channel = new WebviewChannel<HostToTraceView, TraceViewToHost>(panel.webview, this.context.extensionUri, 'trace', 'MoE Trace', {
+      saveExport,
+      onMessage: (m) => this.onMessage(m),
+      // A restored panel kept a slimmed state; the last trace in full (gate probabilities too) comes back.
+      onReady: (flushed) => {
+        if (flushed === 0 && this.lastPayload) channel.post({ type: 'trace', payload: this.lastPayload });
+      },
+      // Only the newest state matters while the view is still loading.
+      keep: (held) => held.type === 'highlight-token',
+    });
+    this.channel = channel;
     panel.onDidDispose(
       () => {
+        channel.dispose();
         if (this.panel !== panel) return;
         this.panel = null;
+        this.channel = null;
         this.inFlight?.abort();
         this.highlightToken(null);
       },
@@ -231,22 +243,13 @@ export class TraceController implements vscode.Disposable {
     );
   }
 
-  private onMessage(m: TraceViewToHost): void {
+  private onMessage(m: Exclude<TraceViewToHost, ViewToHostCommon>): void {
     switch (m.type) {
-      case 'ready':
-        this.ready = true;
-        // A restored panel kept a slimmed state; the last trace in full (gate probabilities too) comes back.
-        if (this.queue.length === 0 && this.lastPayload) this.queue.push({ type: 'trace', payload: this.lastPayload });
-        for (const q of this.queue.splice(0)) void this.panel?.webview.postMessage(q);
-        break;
       case 'hover-token':
         this.highlightToken(m.index);
         break;
       case 'reveal-token':
         this.highlightToken(m.index);
-        break;
-      case 'export':
-        void saveExport(m);
         break;
       case 'retry':
         void this.traceSelection();
@@ -258,10 +261,7 @@ export class TraceController implements vscode.Disposable {
   }
 
   private post(m: HostToTraceView): void {
-    if (!this.panel) return;
-    // Only the newest state matters while the view is still loading.
-    if (!this.ready) this.queue = [...this.queue.filter((q) => q.type === 'highlight-token'), m];
-    else void this.panel.webview.postMessage(m);
+    this.channel?.post(m);
   }
 
   dispose(): void {

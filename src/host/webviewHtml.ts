@@ -1,5 +1,5 @@
 /**
- * The HTML shell of the three webviews. Strict Content-Security-Policy: nothing remote, scripts only with
+ * The HTML shell of the webviews. Strict Content-Security-Policy: nothing remote, scripts only with
  * the per-render nonce, styles from the extension's own files or with the nonce (the views inject their
  * CSS as <style nonce>; @vscode-elements/elements uses constructable stylesheets, which CSP does not
  * govern, and sets inline styles only through the CSSOM, so no 'unsafe-inline' is needed).
@@ -75,7 +75,7 @@ export function buildWebviewHtml(p: WebviewHtmlParts): string {
 `;
 }
 
-function joinUri(base: vscode.Uri, ...segments: string[]): vscode.Uri {
+export function joinUri(base: vscode.Uri, ...segments: string[]): vscode.Uri {
   const path = `${base.path.replace(/\/+$/, '')}/${segments.join('/')}`;
   return base.with({ path });
 }

@@ -353,6 +353,23 @@ export type EngineMethod = keyof EngineMethods;
 /** The method names at run time (the PyTorch worker's copy is checked against this list). */
 export const ENGINE_METHODS = ['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown'] as const satisfies readonly EngineMethod[];
 
+/** One handler per method, typed by EngineMethods: a method added there does not compile until an engine handles it. */
+export type EngineHandlers = {
+  [M in EngineMethod]: (params: EngineMethods[M]['params'], signal?: AbortSignal) => Promise<EngineMethods[M]['result']> | EngineMethods[M]['result'];
+};
+
+/** Runs `method`'s handler; a name that is not a method (it came off the wire) is a bad-input failure. */
+export async function dispatchEngineMethod<M extends EngineMethod>(
+  handlers: EngineHandlers,
+  method: M,
+  params: EngineMethods[M]['params'],
+  signal?: AbortSignal,
+): Promise<EngineMethods[M]['result']> {
+  if (!Object.hasOwn(handlers, method)) throw new EngineFailure('bad-input', `unknown method ${String(method)}`);
+  const handler: EngineHandlers[M] = handlers[method];
+  return handler(params, signal);
+}
+
 export type EngineRequest = {
   [M in EngineMethod]: { type: 'request'; id: number; method: M; params: EngineMethods[M]['params'] };
 }[EngineMethod];
@@ -564,6 +581,22 @@ export interface McNemarResult {
 // ---------------------------------------------------------------------------------------------------
 // Extension host <-> webviews
 
+export type ExportFormat = 'svg' | 'png' | 'csv' | 'json';
+
+/** A chart or its data to save where the user chooses. data: UTF-8 text for svg/csv/json; base64 (with or without a data: prefix) for png. */
+export interface ExportMessage {
+  type: 'export';
+  format: ExportFormat;
+  name: string;
+  data: string;
+}
+
+/**
+ * What every view can send: 'ready' once its script runs (the host holds its messages until then) and
+ * 'export'. The host's webview channel (src/host/webviewChannel.ts) answers both; each view adds its own.
+ */
+export type ViewToHostCommon = { type: 'ready' } | ExportMessage;
+
 /** A trace as sent to the trace panel: the question text travels as data and is rendered as text. */
 export interface TracePayload {
   requestId: number;
@@ -580,11 +613,9 @@ export type HostToTraceView =
   | { type: 'theme-changed' };
 
 export type TraceViewToHost =
-  | { type: 'ready' }
+  | ViewToHostCommon
   | { type: 'hover-token'; index: number | null }
   | { type: 'reveal-token'; index: number }
-  /** data: UTF-8 text for svg/csv/json; base64 (with or without a data: prefix) for png. */
-  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string }
   | { type: 'retry' }
   /** Re-run the current trace in the all-experts analysis mode (every expert on every token). */
   | { type: 'analyze-experts' };
@@ -608,26 +639,22 @@ export interface HeatmapData {
 
 export type HostToHeatmapView = { type: 'heatmap'; trace: HeatmapData | null; run: HeatmapData | null } | { type: 'select-source'; source: 'trace' | 'run' };
 
-export type HeatmapViewToHost =
-  | { type: 'ready' }
-  | { type: 'select-source'; source: 'trace' | 'run' }
-  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+export type HeatmapViewToHost = ViewToHostCommon | { type: 'select-source'; source: 'trace' | 'run' };
 
 export type HostToStructureView =
   | { type: 'structure-progress'; message: string }
   | { type: 'structure'; analysis: WeightAnalysis; modelLabel: string }
   | { type: 'structure-failed'; message: string };
-export type StructureViewToHost = { type: 'ready' } | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+export type StructureViewToHost = ViewToHostCommon;
 
 export type HostToSummaryView = { type: 'summary'; summary: RunSummary; runDir: string };
 export type SummaryViewToHost =
-  | { type: 'ready' }
+  | ViewToHostCommon
   /** "New experiment from this run..." */
-  | { type: 'new-experiment' }
-  | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+  | { type: 'new-experiment' };
 
 export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
-export type CompareViewToHost = { type: 'ready' } | { type: 'export'; format: 'svg' | 'png' | 'csv' | 'json'; name: string; data: string };
+export type CompareViewToHost = ViewToHostCommon;
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides

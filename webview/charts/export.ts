@@ -8,14 +8,9 @@
  * outside VS Code; PNG rasterises that SVG (or takes a canvas as is).
  */
 
-export type ExportFormat = 'svg' | 'png' | 'csv' | 'json';
+import type { ExportFormat, ExportMessage } from '../../src/shared/protocol';
 
-export interface ExportMessage {
-  type: 'export';
-  format: ExportFormat;
-  name: string;
-  data: string;
-}
+export type { ExportFormat, ExportMessage };
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 

@@ -115,3 +115,66 @@ export function nextFrame(fn: () => void): number {
   fn();
   return 0;
 }
+
+export interface Section {
+  el: HTMLElement;
+  /** The row beside the title (selects, export buttons). */
+  tools: HTMLElement;
+  body: HTMLElement;
+}
+
+/** A titled section (codicon and h2, a tools row, a body), appended to `parent`. */
+export function section(parent: Element, title: string, iconName: string, testid: string, tools: HTMLElement[] = []): Section {
+  const doc = parent.ownerDocument;
+  const el = h(doc, 'section', { class: 'section', 'data-testid': testid });
+  const head = h(doc, 'div', { class: 'section-head' });
+  const h2 = h(doc, 'h2', {});
+  append(h2, icon(doc, iconName), title);
+  const toolRow = h(doc, 'div', { class: 'section-tools' });
+  toolRow.append(...tools);
+  head.append(h2, toolRow);
+  const body = h(doc, 'div', { class: 'section-body' });
+  el.append(head, body);
+  parent.append(el);
+  return { el, tools: toolRow, body };
+}
+
+export interface LabeledSelect {
+  wrap: HTMLElement;
+  /** Shows another value without firing onChange. */
+  set(value: string): void;
+}
+
+/** A labelled vscode-single-select; options are [value, text, disabled?]. */
+export function labeledSelect(
+  doc: Document,
+  testid: string,
+  label: string,
+  options: [value: string, text: string, disabled?: boolean][],
+  value: string,
+  onChange: (v: string) => void,
+): LabeledSelect {
+  const wrap = h(doc, 'label', { class: 'inline-select' });
+  const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
+  const opts = options.map(([v, text, disabled]) => h(doc, 'vscode-option', { value: v, selected: v === value, disabled: !!disabled }, text));
+  sel.append(...opts);
+  sel.addEventListener('change', () => onChange(String((sel as unknown as { value: string }).value)));
+  append(wrap, h(doc, 'span', { class: 'muted' }, label), sel);
+  const set = (v: string) => {
+    (sel as unknown as { value: string }).value = v;
+    opts.forEach((o) => o.toggleAttribute('selected', o.getAttribute('value') === v));
+  };
+  return { wrap, set };
+}
+
+/** A headline figure card: label, value (with a test id) and an optional line under it. */
+export function figure(doc: Document, label: string, value: string, testid: string, sub?: string): HTMLElement {
+  const c = h(doc, 'div', { class: 'card figure' });
+  append(
+    c,
+    h(doc, 'div', { class: 'figure-label muted' }, label),
+    h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
+    sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null,
+  );
+  return c;
+}

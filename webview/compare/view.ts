@@ -8,7 +8,7 @@ import { mcnemarInWords, formatP } from '../../src/analysis/compare';
 import { accuracyDelta, type AccuracyDeltaUpdate } from '../charts/accuracyDelta';
 import { activationDiffHeatmap, type ActivationDiffUpdate } from '../charts/activationDiffHeatmap';
 import { toCsv } from '../charts/export';
-import { append, clear, formatPercent, h, icon, observeWidth } from '../common/dom';
+import { append, clear, figure, formatPercent, h, icon, observeWidth, section } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
 
@@ -34,30 +34,6 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
   clear(container);
   const root = h(doc, 'main', { class: 'compare-view', 'data-testid': 'compare-view' });
   container.append(root);
-
-  function section(title: string, iconName: string, testid: string): { tools: HTMLElement; body: HTMLElement } {
-    const el = h(doc, 'section', { class: 'section', 'data-testid': testid });
-    const head = h(doc, 'div', { class: 'section-head' });
-    const h2 = h(doc, 'h2', {});
-    append(h2, icon(doc, iconName), title);
-    const tools = h(doc, 'div', { class: 'section-tools' });
-    head.append(h2, tools);
-    const body = h(doc, 'div', { class: 'section-body' });
-    el.append(head, body);
-    root.append(el);
-    return { tools, body };
-  }
-
-  function figure(label: string, value: string, testid: string, sub?: string): HTMLElement {
-    const c = h(doc, 'div', { class: 'card figure' });
-    append(
-      c,
-      h(doc, 'div', { class: 'figure-label muted' }, label),
-      h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
-      sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null,
-    );
-    return c;
-  }
 
   function render(): void {
     for (const c of charts) c.destroy();
@@ -110,13 +86,13 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     const figs = h(doc, 'div', { class: 'sv-figures' });
     append(
       figs,
-      figure('Accuracy (micro)', points(c.accuracy.micro.delta), 'compare-micro-delta', `${pct(c.accuracy.micro.a)} → ${pct(c.accuracy.micro.b)}`),
-      figure('Accuracy (macro)', points(c.accuracy.macro.delta), 'compare-macro-delta', `${pct(c.accuracy.macro.a)} → ${pct(c.accuracy.macro.b)}`),
-      figure('McNemar exact p', formatP(c.mcnemar.pValue), 'compare-p-value', `b01 ${c.mcnemar.b01} · b10 ${c.mcnemar.b10}`),
-      figure('Paired questions', String(c.mcnemar.paired), 'compare-paired', 'answered by both runs'),
+      figure(doc, 'Accuracy (micro)', points(c.accuracy.micro.delta), 'compare-micro-delta', `${pct(c.accuracy.micro.a)} → ${pct(c.accuracy.micro.b)}`),
+      figure(doc, 'Accuracy (macro)', points(c.accuracy.macro.delta), 'compare-macro-delta', `${pct(c.accuracy.macro.a)} → ${pct(c.accuracy.macro.b)}`),
+      figure(doc, 'McNemar exact p', formatP(c.mcnemar.pValue), 'compare-p-value', `b01 ${c.mcnemar.b01} · b10 ${c.mcnemar.b10}`),
+      figure(doc, 'Paired questions', String(c.mcnemar.paired), 'compare-paired', 'answered by both runs'),
     );
     root.append(figs);
-    const mc = section("McNemar's exact test", 'law', 'compare-mcnemar');
+    const mc = section(root, "McNemar's exact test", 'law', 'compare-mcnemar');
     mc.body.append(h(doc, 'p', { class: 'cv-words', 'data-testid': 'mcnemar-words' }, mcnemarInWords(c.mcnemar, A, B)));
     const table = h(doc, 'table', { class: 'plain cv-table', 'data-testid': 'mcnemar-table' });
     const head = h(doc, 'tr');
@@ -147,7 +123,7 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     );
 
     // --- accuracy deltas ---
-    const acc = section('Accuracy change by subject', 'checklist', 'compare-subjects');
+    const acc = section(root, 'Accuracy change by subject', 'checklist', 'compare-subjects');
     let subjChart: AccuracyDeltaUpdate | null = null;
     const subjectRows = c.accuracy.perSubject.map((x) => ({ ...x, label: x.subject }));
     acc.tools.append(
@@ -188,7 +164,7 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     charts.push(subjChart);
 
     // --- activation difference ---
-    const act = section('Change in expert activation', 'symbol-class', 'compare-activation');
+    const act = section(root, 'Change in expert activation', 'symbol-class', 'compare-activation');
     let heat: ActivationDiffUpdate | null = null;
     const { numLayers: L, numExperts: E } = c.activation;
     act.tools.append(

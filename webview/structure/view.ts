@@ -15,7 +15,7 @@ import { meanOffDiagonal, upperPairs } from '../../src/analysis/pairStats';
 import { pairScatter, type PairScatterUpdate } from '../charts/pairScatter';
 import { formatSimilarity, similarityMatrix, type SimilarityMatrixUpdate, type SimilarityScale } from '../charts/similarityMatrix';
 import { packArray, unpackArray, type PackedArray } from '../common/arrays';
-import { append, clear, h, icon, measureWidth, observeWidth } from '../common/dom';
+import { append, clear, h, icon, labeledSelect, measureWidth, observeWidth, section } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
 
@@ -350,39 +350,6 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
   const spec = (k: MatrixKey) => MATRICES.find((m) => m.key === k)!;
   const available = (): MatrixSpec[] => (model ? MATRICES.filter((m) => CORE_KEYS.includes(m.key) || model!.layers.some((l) => l.matrices[m.key])) : []);
 
-  function section(titleText: string, iconName: string, testid: string): { tools: HTMLElement; body: HTMLElement } {
-    const el = h(doc, 'section', { class: 'section', 'data-testid': testid });
-    const head = h(doc, 'div', { class: 'section-head' });
-    const h2 = h(doc, 'h2', {});
-    append(h2, icon(doc, iconName), titleText);
-    const tools = h(doc, 'div', { class: 'section-tools' });
-    head.append(h2, tools);
-    const body = h(doc, 'div', { class: 'section-body' });
-    el.append(head, body);
-    content.append(el);
-    return { tools, body };
-  }
-
-  function selectEl(
-    testid: string,
-    label: string,
-    options: [string, string, boolean?][],
-    value: string,
-    onChange: (v: string) => void,
-  ): { wrap: HTMLElement; set(v: string): void } {
-    const wrap = h(doc, 'label', { class: 'inline-select' });
-    const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
-    const opts = options.map(([v, text, disabled]) => h(doc, 'vscode-option', { value: v, selected: v === value, disabled: !!disabled }, text));
-    sel.append(...opts);
-    sel.addEventListener('change', () => onChange(String((sel as unknown as { value: string }).value)));
-    append(wrap, h(doc, 'span', { class: 'muted' }, label), sel);
-    const set = (v: string) => {
-      (sel as unknown as { value: string }).value = v;
-      opts.forEach((o) => o.toggleAttribute('selected', o.getAttribute('value') === v));
-    };
-    return { wrap, set };
-  }
-
   // --- content (rebuilt when an analysis arrives or the width changes) ------------------------------------
   let layerSelect: { set(v: string): void } | null = null;
   let matrixDef: HTMLElement | null = null;
@@ -414,8 +381,9 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     const base = () => `structure-L${layerId}`;
 
     // 1. similarity matrix of one layer
-    const sm = section('Expert similarity', 'symbol-structure', 'structure-matrix-section');
-    const ls = selectEl(
+    const sm = section(content, 'Expert similarity', 'symbol-structure', 'structure-matrix-section');
+    const ls = labeledSelect(
+      doc,
       'structure-layer',
       'Layer',
       m.layers.map((l) => [String(l.layer), `L${l.layer}`]),
@@ -423,7 +391,8 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
       (v) => selectLayer(Number(v)),
     );
     layerSelect = ls;
-    const ms = selectEl(
+    const ms = labeledSelect(
+      doc,
       'structure-matrix',
       'Matrix',
       available().map((s) => [s.key, s.option]),
@@ -435,7 +404,8 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
         save();
       },
     );
-    const ss = selectEl(
+    const ss = labeledSelect(
+      doc,
       'structure-scale',
       'Colour scale',
       [
@@ -502,7 +472,7 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
     sm.body.append(mGrid);
 
     // 2. mean off-diagonal similarity by depth
-    const dp = section('Similarity by depth', 'graph-line', 'structure-depth-section');
+    const dp = section(content, 'Similarity by depth', 'graph-line', 'structure-depth-section');
     const depthHost = h(doc, 'div', {});
     dp.tools.append(
       exportButtons(
@@ -550,7 +520,7 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
       );
 
     // 3. router rows vs expert weights
-    const rv = section('Router rows vs expert weights', 'git-compare', 'structure-router-section');
+    const rv = section(content, 'Router rows vs expert weights', 'git-compare', 'structure-router-section');
     rv.body.append(
       h(
         doc,
@@ -622,7 +592,7 @@ export function createStructureView(container: HTMLElement, api: VsCodeApiLike<S
       );
 
     // 4. definitions
-    const df = section('Definitions', 'book', 'structure-definitions-section');
+    const df = section(content, 'Definitions', 'book', 'structure-definitions-section');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'structure-definitions' });
     const defs: [string, string][] = [
       [

@@ -1,21 +1,14 @@
-import type { HostToSummaryView } from '../../src/shared/protocol';
 import chartsCss from '../charts/charts.css';
 import baseCss from '../common/base.css';
-import { captureNonce, injectStyles } from '../common/dom';
-import { getVsCodeApi } from '../common/vscode';
+import { startView } from '../common/startView';
 import summaryCss from './summary.css';
-import { createSummaryView, type SummaryViewState } from './view';
+import { createSummaryView } from './view';
 
-captureNonce(document);
-injectStyles(document, 'ms-base', baseCss);
-injectStyles(document, 'ms-charts', chartsCss);
-injectStyles(document, 'ms-summary', summaryCss);
-
-const api = getVsCodeApi<SummaryViewState>();
-const view = createSummaryView(document.getElementById('app') ?? document.body, api);
-window.addEventListener('message', (e: MessageEvent<HostToSummaryView>) => {
-  const msg = e.data;
-  if (!msg || typeof msg !== 'object' || typeof (msg as { type?: unknown }).type !== 'string') return;
-  view.handle(msg);
-});
-api.postMessage({ type: 'ready' });
+startView(
+  [
+    ['ms-base', baseCss],
+    ['ms-charts', chartsCss],
+    ['ms-summary', summaryCss],
+  ],
+  createSummaryView,
+);

@@ -10,7 +10,7 @@ import { expertAccuracyStrip, type ExpertAccuracyStripUpdate } from '../charts/e
 import { expertHeatmap, type ExpertHeatmapUpdate } from '../charts/expertHeatmap';
 import { toCsv } from '../charts/export';
 import { neverActivatedByLayer } from '../charts/neverActivatedByLayer';
-import { append, clear, formatPercent, h, icon, observeWidth } from '../common/dom';
+import { append, clear, figure, formatPercent, h, icon, labeledSelect, observeWidth, section } from '../common/dom';
 import { expertDetail } from '../common/expertDetail';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
@@ -74,39 +74,6 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
 
   function save(): void {
     api.setState({ ...state, summary: state.summary ? slim(state.summary) : null });
-  }
-
-  function section(title: string, iconName: string, testid: string): { el: HTMLElement; tools: HTMLElement; body: HTMLElement } {
-    const el = h(doc, 'section', { class: 'section', 'data-testid': testid });
-    const head = h(doc, 'div', { class: 'section-head' });
-    const h2 = h(doc, 'h2', {});
-    append(h2, icon(doc, iconName), title);
-    const tools = h(doc, 'div', { class: 'section-tools' });
-    head.append(h2, tools);
-    const body = h(doc, 'div', { class: 'section-body' });
-    el.append(head, body);
-    root.append(el);
-    return { el, tools, body };
-  }
-
-  function selectEl(testid: string, label: string, options: [string, string][], value: string, onChange: (v: string) => void): HTMLElement {
-    const wrap = h(doc, 'label', { class: 'inline-select' });
-    const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
-    for (const [v, text] of options) sel.append(h(doc, 'vscode-option', { value: v, selected: v === value }, text));
-    sel.addEventListener('change', () => onChange((sel as unknown as { value: string }).value));
-    append(wrap, h(doc, 'span', { class: 'muted' }, label), sel);
-    return wrap;
-  }
-
-  function figure(label: string, value: string, testid: string, sub?: string): HTMLElement {
-    const c = h(doc, 'div', { class: 'card figure' });
-    append(
-      c,
-      h(doc, 'div', { class: 'figure-label muted' }, label),
-      h(doc, 'div', { class: 'figure-value', 'data-testid': testid }, value),
-      sub ? h(doc, 'div', { class: 'figure-sub muted' }, sub) : null,
-    );
-    return c;
   }
 
   function renderEmpty(): void {
@@ -200,11 +167,11 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const meanEntropy = s.layers.length ? s.layers.reduce((a, l) => a + l.entropyNormalized, 0) / s.layers.length : NaN;
     append(
       figs,
-      figure('Questions', String(s.questions), 'summary-questions', `${Object.keys(s.accuracy.perSubject).length} subjects`),
-      figure('Accuracy (micro)', formatPercent(s.accuracy.micro), 'summary-accuracy-micro', 'over all questions'),
-      figure('Accuracy (macro)', formatPercent(s.accuracy.macro), 'summary-accuracy-macro', 'mean over subjects'),
-      figure('Never-activated experts', String(s.neverActivatedTotal), 'never-activated-total', `of ${L * E} (layer, expert) pairs`),
-      figure('Mean gate entropy', Number.isFinite(meanEntropy) ? meanEntropy.toFixed(3) : '–', 'summary-mean-entropy', `H / ln ${E}; 1 = uniform`),
+      figure(doc, 'Questions', String(s.questions), 'summary-questions', `${Object.keys(s.accuracy.perSubject).length} subjects`),
+      figure(doc, 'Accuracy (micro)', formatPercent(s.accuracy.micro), 'summary-accuracy-micro', 'over all questions'),
+      figure(doc, 'Accuracy (macro)', formatPercent(s.accuracy.macro), 'summary-accuracy-macro', 'mean over subjects'),
+      figure(doc, 'Never-activated experts', String(s.neverActivatedTotal), 'never-activated-total', `of ${L * E} (layer, expert) pairs`),
+      figure(doc, 'Mean gate entropy', Number.isFinite(meanEntropy) ? meanEntropy.toFixed(3) : '–', 'summary-mean-entropy', `H / ln ${E}; 1 = uniform`),
     );
     root.append(figs);
     const scope = h(doc, 'p', { class: 'note sv-scope', 'data-testid': 'summary-token-scope' });
@@ -212,11 +179,12 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     root.append(scope);
 
     // --- accuracy ---
-    const acc = section('Accuracy by subject', 'checklist', 'summary-subjects');
+    const acc = section(root, 'Accuracy by subject', 'checklist', 'summary-subjects');
     const subjects = Object.values(s.accuracy.perSubject);
     let subjChart: AccuracyBySubjectUpdate | null = null;
     acc.tools.append(
-      selectEl(
+      labeledSelect(
+        doc,
         'subject-sort',
         'Sort',
         [
@@ -231,7 +199,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
           subjChart?.setSort(state.sort);
           save();
         },
-      ),
+      ).wrap,
       exportButtons(
         doc,
         {
@@ -280,7 +248,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     charts.push(subjChart);
 
     // --- activations ---
-    const act = section('Expert activations', 'symbol-class', 'summary-activations');
+    const act = section(root, 'Expert activations', 'symbol-class', 'summary-activations');
     const counts = s.layers.map((l) => l.activationCounts);
     act.tools.append(
       exportButtons(
@@ -346,10 +314,11 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     renderDetail();
 
     // --- entropy ---
-    const ent = section('Gate entropy per layer', 'pulse', 'summary-entropy');
+    const ent = section(root, 'Gate entropy per layer', 'pulse', 'summary-entropy');
     let entChart: EntropyByLayerUpdate | null = null;
     ent.tools.append(
-      selectEl(
+      labeledSelect(
+        doc,
         'entropy-scale',
         'Scale',
         [
@@ -362,7 +331,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
           entChart?.setScale(state.entropyScale);
           save();
         },
-      ),
+      ).wrap,
       exportButtons(
         doc,
         {
@@ -397,7 +366,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     charts.push(entChart);
 
     // --- per-expert accuracy ---
-    const strip = section('Per-expert accuracy', 'target', 'summary-expert-accuracy');
+    const strip = section(root, 'Per-expert accuracy', 'target', 'summary-expert-accuracy');
     let stripChart: ExpertAccuracyStripUpdate | null = null;
     strip.tools.append(
       exportButtons(
@@ -443,7 +412,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     charts.push(stripChart);
 
     // --- definitions ---
-    const def = section('Definitions', 'book', 'summary-definitions');
+    const def = section(root, 'Definitions', 'book', 'summary-definitions');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'definitions' });
     append(dl, h(doc, 'dt', {}, 'Token scope of this run'), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': 'tokenScope.label' }, scopeSentence(s)));
     for (const [key, text] of Object.entries(defs)) {

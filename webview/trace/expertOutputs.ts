@@ -16,7 +16,7 @@ import { depthCurves, type DepthCurvesUpdate } from '../charts/depthCurves';
 import { toCsv, type ExportMessage } from '../charts/export';
 import { rankPairHeatmap, type RankPairUpdate } from '../charts/rankPairHeatmap';
 import { packArray, unpackArray, type PackedArray } from '../common/arrays';
-import { append, clear, formatPercent, h } from '../common/dom';
+import { clear, formatPercent, h, labeledSelect } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 
 export interface ExpertOutputsSummary {
@@ -167,28 +167,6 @@ export function expertOutputsSection(
     rankChart = shareChart = diversityChart = null;
   }
 
-  function selectEl(
-    testid: string,
-    label: string,
-    options: [string, string][],
-    value: string,
-    onChange: (v: string) => void,
-  ): { wrap: HTMLElement; set(v: string): void } {
-    const wrap = h(doc, 'label', { class: 'inline-select' });
-    const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
-    const os = options.map(([v, text]) => h(doc, 'vscode-option', { value: v, selected: v === value }, text));
-    sel.append(...os);
-    sel.addEventListener('change', () => onChange(String((sel as unknown as { value: string }).value)));
-    append(wrap, h(doc, 'span', { class: 'muted' }, label), sel);
-    return {
-      wrap,
-      set: (v) => {
-        (sel as unknown as { value: string }).value = v;
-        os.forEach((o) => o.toggleAttribute('selected', o.getAttribute('value') === v));
-      },
-    };
-  }
-
   /** Built once and reused for every trace without the analysis (no web-component set-up per trace). */
   let absent: { box: HTMLElement; text: HTMLElement; button: HTMLElement; note: HTMLElement } | null = null;
 
@@ -255,7 +233,8 @@ export function expertOutputsSection(
       a.append(h(doc, 'p', { class: 'note', 'data-testid': 'norm-vs-score-missing' }, s.normScoreNote ?? 'Not available for this trace.'));
     } else {
       const ns = s.normScore;
-      const ls = selectEl(
+      const ls = labeledSelect(
+        doc,
         'norm-layer',
         'Layer',
         layers.map((l) => [String(l), `L${l}`]),
@@ -263,7 +242,8 @@ export function expertOutputsSection(
         (v) => selectLayer(Number(v)),
       );
       layerSel = ls;
-      const rs = selectEl(
+      const rs = labeledSelect(
+        doc,
         'rank-range',
         'Ranks',
         [

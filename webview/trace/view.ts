@@ -14,7 +14,7 @@ import { toCsv } from '../charts/export';
 import { gateDistribution, type GateDistributionUpdate } from '../charts/gateDistribution';
 import { routingMap, type RoutingMapUpdate } from '../charts/routingMap';
 import { coerceTraceResult, packRouting, unpackRouting, type PackedRouting } from '../common/arrays';
-import { append, clear, h, icon, visibleToken } from '../common/dom';
+import { append, clear, h, icon, labeledSelect, section, visibleToken } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
 import { expertOutputsSection, type ExpertOutputsSaved } from './expertOutputs';
@@ -99,33 +99,10 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   root.append(header, loadingEl, errorEl, emptyEl, content);
   container.append(root);
 
-  function section(title: string, iconName: string, testid: string, tools: HTMLElement[] = []): { el: HTMLElement; tools: HTMLElement; body: HTMLElement } {
-    const el = h(doc, 'section', { class: 'section', 'data-testid': testid });
-    const head = h(doc, 'div', { class: 'section-head' });
-    const h2 = h(doc, 'h2', {});
-    append(h2, icon(doc, iconName), title);
-    const t = h(doc, 'div', { class: 'section-tools' });
-    t.append(...tools);
-    head.append(h2, t);
-    const body = h(doc, 'div', { class: 'section-body' });
-    el.append(head, body);
-    content.append(el);
-    return { el, tools: t, body };
-  }
-
-  function select(testid: string, label: string, options: [string, string][], value: string, onChange: (v: string) => void): HTMLElement {
-    const wrap = h(doc, 'label', { class: 'inline-select' });
-    const sel = h(doc, 'vscode-single-select', { 'data-testid': testid, 'aria-label': label });
-    for (const [v, text] of options) sel.append(h(doc, 'vscode-option', { value: v, selected: v === value }, text));
-    sel.addEventListener('change', () => onChange((sel as unknown as { value: string }).value));
-    append(wrap, h(doc, 'span', { class: 'muted' }, label), sel);
-    return wrap;
-  }
-
   const base = () => `trace-${payload?.requestId ?? 0}`;
 
   // answer probabilities
-  const ans = section('Answer probabilities', 'checklist', 'answer-section');
+  const ans = section(content, 'Answer probabilities', 'checklist', 'answer-section');
   ans.tools.append(
     exportButtons(
       doc,
@@ -145,8 +122,9 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   );
 
   // routing map
-  const rm = section('Routing map', 'type-hierarchy', 'routing-section', [
-    select(
+  const rm = section(content, 'Routing map', 'type-hierarchy', 'routing-section', [
+    labeledSelect(
+      doc,
       'rm-zoom',
       'Columns',
       [
@@ -160,7 +138,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         if (payload) mountMap();
         scheduleSave();
       },
-    ),
+    ).wrap,
   ]);
   rm.tools.append(
     exportButtons(
@@ -179,8 +157,9 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   rm.body.append(legend, mapHost);
 
   // gate distribution
-  const gd = section('Gate distribution', 'graph', 'gate-section', [
-    select(
+  const gd = section(content, 'Gate distribution', 'graph', 'gate-section', [
+    labeledSelect(
+      doc,
       'gate-order',
       'Order',
       [
@@ -193,7 +172,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         gate?.setOrder(gateOrder);
         scheduleSave();
       },
-    ),
+    ).wrap,
   ]);
   const gateExport = exportButtons(
     doc,
@@ -208,8 +187,9 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   gd.body.setAttribute('data-testid', 'gate-details');
 
   // entropy
-  const en = section('Gate entropy per layer', 'pulse', 'entropy-section', [
-    select(
+  const en = section(content, 'Gate entropy per layer', 'pulse', 'entropy-section', [
+    labeledSelect(
+      doc,
       'entropy-scale',
       'Scale',
       [
@@ -222,7 +202,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         sparks?.setScale(entropyScale);
         scheduleSave();
       },
-    ),
+    ).wrap,
   ]);
   en.tools.append(
     exportButtons(
@@ -248,7 +228,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   en.body.append(entropyCaption, sparkHost);
 
   // expert outputs (all-experts analysis mode)
-  const eo = section('Expert outputs (all experts)', 'layers', 'expert-outputs-section');
+  const eo = section(content, 'Expert outputs (all experts)', 'layers', 'expert-outputs-section');
   const savedEarly = api.getState();
   const experts = expertOutputsSection(doc, eo, (m) => post(m), {
     baseName: base,
