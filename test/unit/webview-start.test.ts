@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fakeApi, setupDom } from '../../webview/testing/domEnv';
+import { fakeApi, setupDom } from '../support/domEnv';
 import { startView } from '../../webview/common/startView';
 import type { HostToSummaryView } from '../../src/shared/protocol';
 
