@@ -37,10 +37,21 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
       detail: "Add a bias to the router logits of each layer's most accurate experts.",
     },
   ];
-  const pick = await vscode.window.showQuickPick(items, { title: 'MoE Scope: new experiment', placeHolder: 'What should the experiment change?' });
+  const pick = await vscode.window.showQuickPick(items, {
+    title: 'MoE Scope: new experiment',
+    placeHolder: 'What should the experiment change?',
+    // A wizard of several steps: a webview taking the focus (a trace following the cursor) must not cancel it.
+    ignoreFocusOut: true,
+  });
   if (!pick) return undefined;
   const number = async (prompt: string, value: string, check: (n: number) => string | undefined) => {
-    const v = await vscode.window.showInputBox({ title: 'MoE Scope: new experiment', prompt, value, validateInput: (s) => check(Number(s)) });
+    const v = await vscode.window.showInputBox({
+      title: 'MoE Scope: new experiment',
+      prompt,
+      value,
+      ignoreFocusOut: true,
+      validateInput: (s) => check(Number(s)),
+    });
     return v === undefined ? undefined : Number(v);
   };
   switch (pick.rule) {
@@ -55,6 +66,7 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
         title: 'MoE Scope: new experiment',
         prompt: 'Experts to mask, as LAYER:EXPERT pairs separated by commas',
         placeHolder: '0:3,5:17',
+        ignoreFocusOut: true,
         validateInput: (s) => {
           try {
             parseMaskSpec(s, 'experts');
@@ -93,6 +105,7 @@ async function confirm(iv: RouterIntervention, summary: RunSummary): Promise<boo
   const pick = await vscode.window.showQuickPick([run, { label: 'per layer', kind: vscode.QuickPickItemKind.Separator, run: false }, ...rows], {
     title: `MoE Scope: experiment on ${summary.questions} questions (${summary.model.numLayers} layers x ${E} experts, top-${summary.model.topK})`,
     placeHolder: 'Preview: what the experiment changes per layer. Choose "Run experiment" to start.',
+    ignoreFocusOut: true,
   });
   return !!pick?.run;
 }

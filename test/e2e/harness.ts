@@ -531,6 +531,8 @@ export async function pickQuickItem(page: Page, labelPrefix: string, timeoutMs: 
     .first();
   await row.waitFor({ state: 'visible', timeout: timeoutMs });
   await row.click();
+  // The pick is taken when its row goes away; a following pick must not find this widget still closing.
+  await row.waitFor({ state: 'hidden', timeout: timeoutMs });
 }
 
 export async function closeQuickInput(page: Page): Promise<void> {
