@@ -33,7 +33,7 @@ const nodeCommon = {
 const nodeEntries = Object.fromEntries(
   Object.entries({
     extension: 'src/host/extension.ts',
-    'inference-process': 'src/engine/process.ts',
+    'inference-process': 'src/engines/onnxruntime/process.ts',
     cli: 'src/cli/main.ts',
   }).filter(([, f]) => existsSync(f)),
 );

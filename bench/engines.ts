@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDemoModel } from '../src/engine/demo/makeDemoModel';
+import { makeDemoModel } from '../src/engines/onnxruntime/demo/makeDemoModel';
 import { openBackend } from '../src/cli/backend';
 import { runEvaluation } from '../src/eval/runner';
 import { traceBench } from './gpu/traceBench';

@@ -12,9 +12,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDemoModel } from '../src/engine/demo/makeDemoModel';
-import { Engine } from '../src/engine/engine';
-import { loadTokenizer } from '../src/engine/formats/tokenizer';
+import { makeDemoModel } from '../src/engines/onnxruntime/demo/makeDemoModel';
+import { Engine } from '../src/engines/onnxruntime/engine';
+import { loadTokenizer } from '../src/engines/onnxruntime/formats/tokenizer';
 import { runEvaluation, selectQuestions, planEvaluation } from '../src/eval/runner';
 import type { InferenceBackend } from '../src/shared/protocol';
 import { mmluDir } from '../test/support/mmlu';

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeDemoModel } from '../src/engine/demo/makeDemoModel';
+import { makeDemoModel } from '../src/engines/onnxruntime/demo/makeDemoModel';
 import { BENCH_ROOT } from './common';
 
 const { values } = parseArgs({ options: { kills: { type: 'string', default: '10' }, seed: { type: 'string', default: '1' } } });

@@ -16,8 +16,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { Checkpoint } from '../src/engine/checkpoint';
-import { analyzeCheckpointWeights } from '../src/engine/weightAnalysis';
+import { Checkpoint } from '../src/engines/onnxruntime/checkpoint';
+import { analyzeCheckpointWeights } from '../src/engines/onnxruntime/weightAnalysis';
 
 const SHAPE = { hidden: 2048, intermediate: 1024, experts: 64, topK: 8, heads: 16, layers: 2, vocab: 1024 };
 const TARGET_MIB = 3 * 1024;

@@ -47,7 +47,7 @@ def read_config(model_dir: str) -> dict:
 
 
 def routing_rule(config: dict, file: str) -> dict:
-    """numExperts, topK, normTopKProb, sharedExperts per family, as src/engine/families.ts reads them."""
+    """numExperts, topK, normTopKProb, sharedExperts per family, as src/engines/onnxruntime/families.ts reads them."""
     family = config.get("model_type")
     if family not in FAMILIES:
         raise EngineFailure("bad-model", f"{file}: model_type {family!r} is not supported (supported: {', '.join(FAMILIES)})")

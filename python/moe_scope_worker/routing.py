@@ -1,4 +1,4 @@
-"""Router logits -> what the MoE layer did with them, the same definition as src/engine/routing.ts:
+"""Router logits -> what the MoE layer did with them, the same definition as src/engines/onnxruntime/routing.ts:
 softmax over all experts, the k largest (ties to the lower expert id), the weights actually applied
 (raw softmax values, or rescaled to sum to 1 when the family renormalises), and gate entropy in nats."""
 from __future__ import annotations

@@ -1,7 +1,7 @@
 /** The command line's engine choice: --engine onnxruntime|pytorch|auto and --python PATH (env MOE_SCOPE_PYTHON). */
-import { Engine } from '../engine/engine';
-import { EngineClient } from '../host/engineClient';
-import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../host/pythonWorker';
+import { Engine } from '../engines/onnxruntime/engine';
+import { EngineClient } from '../engines/client/engineClient';
+import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../engines/client/pythonWorker';
 import type { EngineKind, InferenceBackend } from '../shared/protocol';
 import { UsageError } from './command';
 

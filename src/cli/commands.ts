@@ -10,12 +10,12 @@ import { EXPERIMENT_COMMANDS } from './experiments';
 import { ENGINE_OPTIONS, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
-import { inferenceEnvironment, describeEnvironment } from '../engine/doctor';
+import { inferenceEnvironment, describeEnvironment } from '../engines/onnxruntime/doctor';
 import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
 import { SWEEP_USAGE, sweepCommand } from './sweepCommand';
-import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../host/pythonWorker';
+import { checkPython, chooseEngine, defaultPython, formatEnvironment } from '../engines/client/pythonWorker';
 
 /** An integer option in [min, max], or a usage error naming the option and what it got. */
 export function integerOption(name: string, raw: string | undefined, min: number, max: number): number {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CliContext } from './command';
 import type { CliBackend } from './backend';
-import { Checkpoint } from '../engine/checkpoint';
+import { Checkpoint } from '../engines/onnxruntime/checkpoint';
 import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';
 import { RunLockHeldError } from '../eval/runLock';
 import { isEmptyIntervention, normalizeIntervention, parseBiasJson, parseMaskSpec, validateIntervention } from '../analysis/interventions';

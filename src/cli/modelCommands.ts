@@ -5,8 +5,8 @@ import * as fs from 'node:fs';
 import { ENGINE_OPTIONS, openBackend } from './backend';
 import { UsageError, type CliContext, type Command } from './command';
 import { interventionFromOptions } from './evalRun';
-import { Engine } from '../engine/engine';
-import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engine/demo/makeDemoModel';
+import { Engine } from '../engines/onnxruntime/engine';
+import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engines/onnxruntime/demo/makeDemoModel';
 import { ANSWER_SCORING_DEFINITIONS, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
 import { describeIntervention } from '../analysis/interventions';
 

@@ -7,8 +7,8 @@
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
-import { nodeChannel, type ChannelFactory, type EngineClient } from './engineClient';
-import { checkPython, chooseEngine, pythonChannel } from './pythonWorker';
+import { nodeChannel, type ChannelFactory, type EngineClient } from '../engines/client/engineClient';
+import { checkPython, chooseEngine, pythonChannel } from '../engines/client/pythonWorker';
 import { readSettings } from './settings';
 import { EngineFailure, type EngineKind, type PythonEnvironment } from '../shared/protocol';
 

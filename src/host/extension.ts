@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { ModelManager, runCliOutput } from './modelManager';
 import { engineLabel, probePython, resolvePython, selectEngine } from './engineSelection';
-import { formatEnvironment } from './pythonWorker';
+import { formatEnvironment } from '../engines/client/pythonWorker';
 import { TraceController } from './tracePanel';
 import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
-import { EngineClient } from './engineClient';
+import { EngineClient } from '../engines/client/engineClient';
 import { statusTooltip } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';

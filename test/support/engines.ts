@@ -1,8 +1,8 @@
 /** Both inference processes behind the same EngineClient, for suites that must hold for each engine. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EngineClient, type EngineClientOptions } from '../../src/host/engineClient';
-import { pythonChannel } from '../../src/host/pythonWorker';
+import { EngineClient, type EngineClientOptions } from '../../src/engines/client/engineClient';
+import { pythonChannel } from '../../src/engines/client/pythonWorker';
 import type { EngineKind } from '../../src/shared/protocol';
 import { REPO_ROOT } from './models';
 import { testPython } from './python';

@@ -2,8 +2,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { makeDemoModel, type DemoModelOptions } from '../../src/engine/demo/makeDemoModel';
-import { Checkpoint } from '../../src/engine/checkpoint';
+import { makeDemoModel, type DemoModelOptions } from '../../src/engines/onnxruntime/demo/makeDemoModel';
+import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
 import { referenceForward, type ReferenceResult } from './referenceModel';
 
 /** Tests run from the repository root (npm test, scripts/run-test.sh). */

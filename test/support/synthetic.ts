@@ -4,7 +4,7 @@
  * renormalisation), a run summary and heatmap data. No model involved.
  */
 import type { ModelInfo, Routing, RunSummary, TokenSpan, TracePayload } from '../../src/shared/protocol';
-import { mulberry32 } from '../../src/engine/demo/random';
+import { mulberry32 } from '../../src/engines/onnxruntime/demo/random';
 
 export { mulberry32 };
 

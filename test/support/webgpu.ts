@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { probeWebGpu } from '../../src/engine/webgpu';
+import { probeWebGpu } from '../../src/engines/onnxruntime/webgpu';
 import type { WebGpuAdapterInfo } from '../../src/shared/protocol';
 import { REPO_ROOT } from './models';
 

@@ -16,7 +16,7 @@ import {
   type RunAccumulator,
 } from '../../src/analysis/accumulator';
 import type { RoutingRecord } from '../../src/analysis/types';
-import { mulberry32 as rng } from '../../src/engine/demo/random';
+import { mulberry32 as rng } from '../../src/engines/onnxruntime/demo/random';
 
 // ---------------------------------------------------------------------------------------------------
 // A hand-checkable fixture: 2 layers, 4 experts, top-2, three questions.

@@ -3,9 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
-import { Checkpoint } from '../../src/engine/checkpoint';
-import { SafetensorsFile, writeSafetensors } from '../../src/engine/formats/safetensors';
+import { Engine } from '../../src/engines/onnxruntime/engine';
+import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
+import { SafetensorsFile, writeSafetensors } from '../../src/engines/onnxruntime/formats/safetensors';
 import { EngineFailure } from '../../src/shared/protocol';
 import { makeModel, tempDir } from '../support/models';
 

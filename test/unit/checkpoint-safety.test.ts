@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
-import { Checkpoint, CheckpointError } from '../../src/engine/checkpoint';
-import { removeAbandonedBuilds } from '../../src/engine/runtime';
+import { Engine } from '../../src/engines/onnxruntime/engine';
+import { Checkpoint, CheckpointError } from '../../src/engines/onnxruntime/checkpoint';
+import { removeAbandonedBuilds } from '../../src/engines/onnxruntime/runtime';
 import { EngineFailure } from '../../src/shared/protocol';
 import { makeModel, tempDir } from '../support/models';
 

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { familyFor, ConfigError, type HfConfig, type MoeArchitecture } from '../../src/engine/families';
-import { Engine } from '../../src/engine/engine';
+import { familyFor, ConfigError, type HfConfig, type MoeArchitecture } from '../../src/engines/onnxruntime/families';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { EngineFailure } from '../../src/shared/protocol';
 import { makeModel, tempDir } from '../support/models';
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkPython, chooseEngine } from '../../src/host/pythonWorker';
+import { checkPython, chooseEngine } from '../../src/engines/client/pythonWorker';
 import { providerLabel } from '../../src/host/providerLabel';
 import type { PythonEnvironment } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT } from '../support/models';

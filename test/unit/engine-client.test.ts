@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineClient, type ChannelEvents, type ChannelFactory } from '../../src/host/engineClient';
+import { EngineClient, type ChannelEvents, type ChannelFactory } from '../../src/engines/client/engineClient';
 import { EngineFailure, type HostToEngine, type LoadOptions, type ModelInfo } from '../../src/shared/protocol';
 
 interface Script {

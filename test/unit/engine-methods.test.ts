@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { dispatchEngineMethod, EngineFailure, type EngineHandlers, type EngineMethod } from '../../src/shared/protocol';
 
 const failure = (code: string) => (e: unknown) => e instanceof EngineFailure && e.code === code;

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EvalClientPool } from '../../src/host/evalClients';
+import { EvalClientPool } from '../../src/engines/client/evalClients';
 import { runEvaluation, type EvalOptions } from '../../src/eval/runner';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
 
 const entry = path.join(REPO_ROOT, 'dist', 'inference-process.js');

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { runEvaluation, type EvalOptions } from '../../src/eval/runner';
 import type { EngineKind, RunSummary } from '../../src/shared/protocol';
 import { ENGINE_KINDS } from '../support/engines';

@@ -11,7 +11,7 @@ import { partitionBatches, parseShard, SUBJECT_BOUNDARY_SLACK, type WeightedBatc
 import { acquireRunLock } from '../../src/eval/runLock';
 import type { RunSummary } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
-import { mulberry32 } from '../../src/engine/demo/random';
+import { mulberry32 } from '../../src/engines/onnxruntime/demo/random';
 
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 

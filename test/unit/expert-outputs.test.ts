@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
-import { SafetensorsFile, writeSafetensors } from '../../src/engine/formats/safetensors';
+import { Engine } from '../../src/engines/onnxruntime/engine';
+import { SafetensorsFile, writeSafetensors } from '../../src/engines/onnxruntime/formats/safetensors';
 import { normVersusScore, similarityByDepth } from '../../src/analysis/expertOutputs';
 import { makeModel, reference, tempDir, SAMPLE_QUESTION } from '../support/models';
 

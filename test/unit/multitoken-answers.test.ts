@@ -8,7 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { runEvaluation } from '../../src/eval/runner';
 import { ANSWER_SCORING_DEFINITIONS, type RunSummary } from '../../src/shared/protocol';
 import { loadDataset } from '../../src/mmlu/load';

@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EngineClient } from '../../src/host/engineClient';
-import { pythonChannel } from '../../src/host/pythonWorker';
+import { EngineClient } from '../../src/engines/client/engineClient';
+import { pythonChannel } from '../../src/engines/client/pythonWorker';
 import { EngineFailure, type RouterIntervention } from '../../src/shared/protocol';
 import * as path from 'node:path';
 import { makeModel, reference, REPO_ROOT, SAMPLE_QUESTION } from '../support/models';

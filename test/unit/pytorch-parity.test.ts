@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DemoModelOptions } from '../../src/engine/demo/makeDemoModel';
+import type { DemoModelOptions } from '../../src/engines/onnxruntime/demo/makeDemoModel';
 import type { TraceResult } from '../../src/shared/protocol';
 import { makeModel, tempDir, SAMPLE_QUESTION } from '../support/models';
 import { engineClient } from '../support/engines';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { ENGINE_ERROR_CODES, ENGINE_METHODS, ENGINE_TO_HOST_TYPES, HOST_TO_ENGINE_TYPES, ROUTING_POSITIONS, type ModelInfo } from '../../src/shared/protocol';
-import { FrameReader, decodeFrameBody, encodeFrame } from '../../src/host/frames';
+import { FrameReader, decodeFrameBody, encodeFrame } from '../../src/engines/client/frames';
 import { REPO_ROOT } from '../support/models';
 import { testPython } from '../support/python';
 

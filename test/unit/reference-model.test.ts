@@ -10,7 +10,7 @@ import {
   type RefTensor,
   type ReferenceResult,
 } from '../support/referenceModel';
-import { mulberry32 as prng } from '../../src/engine/demo/random';
+import { mulberry32 as prng } from '../../src/engines/onnxruntime/demo/random';
 
 // ---------------------------------------------------------------------------------------------
 // Tiny in-memory checkpoints

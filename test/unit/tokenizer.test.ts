@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ANSWER_LETTER_TOKENS, trainByteLevelBpe, writeTokenizerFiles, type BpeTrainResult } from '../../src/engine/demo/bpeTrainer';
+import { ANSWER_LETTER_TOKENS, trainByteLevelBpe, writeTokenizerFiles, type BpeTrainResult } from '../../src/engines/onnxruntime/demo/bpeTrainer';
 import { mmluDataDir } from '../support/mmlu';
-import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type Encoded } from '../../src/engine/formats/tokenizer';
+import { BYTE_TO_UNICODE, loadTokenizer, MoeTokenizer, TokenizerLoadError, type Encoded } from '../../src/engines/onnxruntime/formats/tokenizer';
 
 // ---------------------------------------------------------------------------------------------------
 // Fixtures

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { findQuestionAtCursor } from '../../src/mmlu/questionAtCursor';
 import { buildTracePrompt, docRangesOfToken, tokenAtDocOffset } from '../../src/host/tracePrompt';
-import { loadTokenizer } from '../../src/engine/formats/tokenizer';
+import { loadTokenizer } from '../../src/engines/onnxruntime/formats/tokenizer';
 import { makeModel, DEMO_CORPUS } from '../support/models';
 
 const csvFile = path.join(DEMO_CORPUS, 'data', 'test', 'high_school_biology_test.csv');

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import type { ExpertFormulation, RouterIntervention } from '../../src/shared/protocol';
 import { makeModel, reference, tempDir, SAMPLE_QUESTION } from '../support/models';
 import { requireWebGpu } from '../support/webgpu';

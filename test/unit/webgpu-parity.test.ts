@@ -19,11 +19,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine } from '../../src/engine/engine';
-import { placementOf } from '../../src/engine/webgpu';
+import { Engine } from '../../src/engines/onnxruntime/engine';
+import { placementOf } from '../../src/engines/onnxruntime/webgpu';
 import type { ComputeDType, ExpertFormulation, TraceResult } from '../../src/shared/protocol';
-import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engine/runtime';
-import type { DemoFamily } from '../../src/engine/demo/makeDemoModel';
+import { WEBGPU_DEFAULT_EXPERTS } from '../../src/engines/onnxruntime/runtime';
+import type { DemoFamily } from '../../src/engines/onnxruntime/demo/makeDemoModel';
 import { makeModel, tempDir, SAMPLE_QUESTION } from '../support/models';
 import { requireWebGpu } from '../support/webgpu';
 

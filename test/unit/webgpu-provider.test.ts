@@ -5,11 +5,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parsePlacementLog, estimateWebGpuMemory, resetWebGpuProbe } from '../../src/engine/webgpu';
+import { parsePlacementLog, estimateWebGpuMemory, resetWebGpuProbe } from '../../src/engines/onnxruntime/webgpu';
 import { providerLabel } from '../../src/host/providerLabel';
 // Not src/cli/main: it runs the CLI when it is the bundle's main module.
 import { runCommand } from '../../src/cli/commands';
-import { Engine } from '../../src/engine/engine';
+import { Engine } from '../../src/engines/onnxruntime/engine';
 import { EngineFailure, type InferenceEnvironmentReport } from '../../src/shared/protocol';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -7,12 +7,17 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Checkpoint } from '../../src/engine/checkpoint';
-import { writeSafetensors, type TensorToWrite } from '../../src/engine/formats/safetensors';
-import { bf16ToF32, f32ToBf16 } from '../../src/engine/formats/dtypes';
-import { SeededRandom } from '../../src/engine/demo/random';
+import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
+import { writeSafetensors, type TensorToWrite } from '../../src/engines/onnxruntime/formats/safetensors';
+import { bf16ToF32, f32ToBf16 } from '../../src/engines/onnxruntime/formats/dtypes';
+import { SeededRandom } from '../../src/engines/onnxruntime/demo/random';
 import { EngineFailure } from '../../src/shared/protocol';
-import { analyzeCheckpointWeights, cachedWeightAnalysis, type CheckpointWeightAnalysis, type LayerWeightAnalysis } from '../../src/engine/weightAnalysis';
+import {
+  analyzeCheckpointWeights,
+  cachedWeightAnalysis,
+  type CheckpointWeightAnalysis,
+  type LayerWeightAnalysis,
+} from '../../src/engines/onnxruntime/weightAnalysis';
 import { pairRegression } from '../../src/analysis/pairStats';
 import { makeModel, tempDir } from '../support/models';
 

@@ -21,8 +21,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { InputError } from '../../shared/inputError';
-import type { AnswerLetter, AnswerScoring, TokenSpan } from '../../shared/protocol';
+import { InputError } from '../../../shared/inputError';
+import type { AnswerLetter, AnswerScoring, TokenSpan } from '../../../shared/protocol';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';

@@ -46,9 +46,9 @@
  */
 import * as path from 'node:path';
 import type { Checkpoint } from '../checkpoint';
-import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../../shared/protocol';
-import { summarizeByDepth } from '../../analysis/weightDepth';
-import { meanOffDiagonal, pairRegression } from '../../analysis/pairStats';
+import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../../../shared/protocol';
+import { summarizeByDepth } from '../../../analysis/weightDepth';
+import { meanOffDiagonal, pairRegression } from '../../../analysis/pairStats';
 import { checkpointKey, readCache, writeCache } from './cache';
 import { cosineFromGram, gramOfRows } from './kernels';
 import { defaultThreads, KernelPool } from './pool';

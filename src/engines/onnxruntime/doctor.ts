@@ -12,7 +12,7 @@ import { onnx } from 'onnx-proto';
 import { Checkpoint } from './checkpoint';
 import { createRuntime, sessionProviders } from './runtime';
 import { placementOf } from './webgpu';
-import { checkPython, chooseEngine, defaultPython } from '../host/pythonWorker';
+import { checkPython, chooseEngine, defaultPython } from '../client/pythonWorker';
 import {
   EngineFailure,
   ENGINE_KINDS,
@@ -22,7 +22,7 @@ import {
   type ExecutionProviderSetting,
   type InferenceEnvironmentReport,
   type PythonEnvironment,
-} from '../shared/protocol';
+} from '../../shared/protocol';
 
 export interface DoctorOptions {
   provider: ExecutionProviderSetting;

@@ -6,7 +6,7 @@
 import * as ort from 'onnxruntime-node';
 import { Checkpoint } from './checkpoint';
 import { createRuntime, createExpertSession, createInterventionSession, type Runtime } from './runtime';
-import { InterventionError, interventionKey, interventionRows, isEmptyIntervention, validateIntervention } from '../analysis/interventions';
+import { InterventionError, interventionKey, interventionRows, isEmptyIntervention, validateIntervention } from '../../analysis/interventions';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
 import { cachedWeightAnalysis } from './weightAnalysis';
@@ -35,7 +35,7 @@ import {
   type TokenizeResult,
   type TraceOptions,
   type TraceResult,
-} from '../shared/protocol';
+} from '../../shared/protocol';
 
 export interface EngineTokenizer {
   encode(text: string): { ids: number[]; tokens: { id: number; text: string; start: number; end: number }[] };

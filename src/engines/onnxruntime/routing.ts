@@ -3,7 +3,7 @@
  * (ties to the lower expert id), their weights (raw softmax values, or rescaled to sum to 1 when the
  * family renormalises), and the gate entropy of the full distribution.
  */
-import type { Routing } from '../shared/protocol';
+import type { Routing } from '../../shared/protocol';
 
 export interface RoutingRule {
   numExperts: number;

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Checkpoint } from '../checkpoint';
-import type { LayerWeightSimilarity } from '../../shared/protocol';
+import type { LayerWeightSimilarity } from '../../../shared/protocol';
 
 /** Bumped whenever a definition or the result shape changes, so cached results are recomputed. */
 export const WEIGHT_ANALYSIS_VERSION = 1;

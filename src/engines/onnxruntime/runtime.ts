@@ -22,7 +22,7 @@ import {
   type ExpertFormulation,
   type ProviderDecision,
   type WebGpuAdapterInfo,
-} from '../shared/protocol';
+} from '../../shared/protocol';
 
 export interface RuntimeOptions {
   executionProvider: ExecutionProviderSetting;

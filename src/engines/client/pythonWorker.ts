@@ -18,8 +18,8 @@ import {
   type TokenSpan,
   type TokenizeResult,
   type TraceResult,
-} from '../shared/protocol';
-import { softmax4 } from '../engine/routing';
+} from '../../shared/protocol';
+import { softmax4 } from '../onnxruntime/routing';
 
 /** The folder holding the moe_scope_worker package: MOE_SCOPE_WORKER_DIR, else python/ next to dist/ or src/. */
 export function workerDir(): string {

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { OnnxGraphBuilder } from './formats/onnxWriter';
-import type { WebGpuAdapterInfo } from '../shared/protocol';
+import type { WebGpuAdapterInfo } from '../../shared/protocol';
 
 let cached: Promise<WebGpuAdapterInfo> | null = null;
 

@@ -20,7 +20,7 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
-} from '../shared/protocol';
+} from '../../shared/protocol';
 
 /** One running inference process, as the client sees it. */
 export interface EngineChannel {

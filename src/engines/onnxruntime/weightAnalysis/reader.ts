@@ -5,7 +5,7 @@
 import * as fsp from 'node:fs/promises';
 import type { Checkpoint } from '../checkpoint';
 import { DTYPE_BYTES, type SafetensorsDType } from '../formats/dtypes';
-import { EngineFailure } from '../../shared/protocol';
+import { EngineFailure } from '../../../shared/protocol';
 
 export type ExpertMatrixKind = 'gate' | 'up' | 'down';
 export const KINDS: readonly ExpertMatrixKind[] = ['gate', 'up', 'down'];

@@ -3,8 +3,8 @@
  * architecture, and where each tensor lives in the checkpoint. The graph builder knows only
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
-import { InputError } from '../shared/inputError';
-import type { ModelFamilyName } from '../shared/protocol';
+import { InputError } from '../../shared/inputError';
+import type { ModelFamilyName } from '../../shared/protocol';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
 
 export interface MoeArchitecture {

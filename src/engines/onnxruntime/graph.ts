@@ -17,7 +17,7 @@
 import { OnnxGraphBuilder, type OnnxElemType } from './formats/onnxWriter';
 import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
-import type { ComputeDType, ExpertFormulation } from '../shared/protocol';
+import type { ComputeDType, ExpertFormulation } from '../../shared/protocol';
 import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
 
 export interface GraphOptions {

@@ -6,8 +6,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { InputError } from '../shared/inputError';
-import { readJson, parseJsonText } from '../shared/readJson';
+import { InputError } from '../../shared/inputError';
+import { readJson, parseJsonText } from '../../shared/readJson';
 import { SafetensorsFile, SafetensorsError, type SafetensorsTensorInfo } from './formats/safetensors';
 import { FLOAT_DTYPES, toFloat32 } from './formats/dtypes';
 import { familyFor, ConfigError, type FamilyDescriptor, type MoeArchitecture, type TensorNames, type HfConfig } from './families';

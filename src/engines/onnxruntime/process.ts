@@ -4,7 +4,7 @@
  * time, in arrival order; a cancel message aborts the matching request, queued or running.
  */
 import { Engine } from './engine';
-import { EngineFailure, type EngineRequest, type EngineToHost, type HostToEngine } from '../shared/protocol';
+import { EngineFailure, type EngineRequest, type EngineToHost, type HostToEngine } from '../../shared/protocol';
 
 const send = (m: EngineToHost) => process.send?.(m);
 const engine = new Engine((level, message) => send({ type: 'log', level, message }));

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { Checkpoint } from './checkpoint';
 import type { ExternalRef } from './formats/onnxWriter';
 import { fromFloat32 } from './formats/dtypes';
-import { EngineFailure, type ComputeDType, type ExecutionProvider } from '../shared/protocol';
+import { EngineFailure, type ComputeDType, type ExecutionProvider } from '../../shared/protocol';
 
 /**
  * How fc1 of the MoE operator is laid out. The CPU kernel only accepts fused SwiGLU with gate and up

@@ -6,7 +6,7 @@
  * Every number in the header is checked against the file size before anything is read, so a truncated
  * or lying file yields an error naming the file, the tensor and the offsets instead of a crash or a hang.
  */
-import { InputError } from '../../shared/inputError';
+import { InputError } from '../../../shared/inputError';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPE_BYTES, type SafetensorsDType, isSafetensorsDType, toFloat32, fromFloat32 } from './dtypes';
