@@ -10,6 +10,7 @@
  */
 import { scaleLinear, scalePoint, select } from 'd3';
 import { clear, h, measureWidth } from '../common/dom';
+import { horizontalGrid } from './gridlines';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface DepthSeries {
@@ -135,22 +136,7 @@ export function depthCurves(container: HTMLElement, data: DepthCurvesData, optio
     svgEl = svg.node();
 
     const axis = svg.append('g').attr('class', 'axis');
-    for (const t of y.ticks(5)) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', m.left)
-        .attr('x2', width - m.right)
-        .attr('y1', y(t))
-        .attr('y2', y(t));
-      axis
-        .append('text')
-        .attr('x', m.left - 6)
-        .attr('y', y(t))
-        .attr('dy', '0.32em')
-        .attr('text-anchor', 'end')
-        .text(String(Number(t.toPrecision(6))));
-    }
+    horizontalGrid(axis, y.ticks(5), y, m.left, width - m.right, (t) => String(Number(t.toPrecision(6))));
     const every = layers.length > 48 ? 4 : layers.length > 24 ? 2 : 1;
     axis
       .selectAll('text.xl')

@@ -4,6 +4,7 @@
  */
 import { scaleLinear, select } from 'd3';
 import { clear, h, measureWidth } from '../common/dom';
+import { horizontalGrid } from './gridlines';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface EntropyByLayerData {
@@ -61,22 +62,7 @@ export function entropyByLayer(container: HTMLElement, data: EntropyByLayerData,
       .attr('aria-label', `Mean normalised gate entropy per layer; ${layers.map((l) => `L${l.layer} ${l.mean.toFixed(3)}`).join(', ')}`);
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis');
-    for (const t of y.ticks(5)) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', m.left)
-        .attr('x2', width - m.right)
-        .attr('y1', y(t))
-        .attr('y2', y(t));
-      axis
-        .append('text')
-        .attr('x', m.left - 6)
-        .attr('y', y(t))
-        .attr('dy', '0.32em')
-        .attr('text-anchor', 'end')
-        .text(t.toFixed(2));
-    }
+    horizontalGrid(axis, y.ticks(5), y, m.left, width - m.right, (t) => t.toFixed(2));
     layers.forEach((l, i) => {
       if (n <= 24 || l.layer % 2 === 0)
         axis

@@ -7,6 +7,7 @@
 import { max, scaleLinear, scaleSqrt, select } from 'd3';
 import { clear, formatPercent, h, measureWidth } from '../common/dom';
 import { expertColor } from './palette';
+import { verticalGrid } from './gridlines';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface ExpertAccuracyStripData {
@@ -69,21 +70,7 @@ export function expertAccuracyStrip(
       .attr('aria-label', 'Per-expert accuracy per layer');
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis');
-    for (const t of [0, 0.25, 0.5, 0.75, 1]) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', x(t))
-        .attr('x2', x(t))
-        .attr('y1', m.top - 4)
-        .attr('y2', height - m.bottom);
-      axis
-        .append('text')
-        .attr('x', x(t))
-        .attr('y', m.top - 8)
-        .attr('text-anchor', 'middle')
-        .text(`${t * 100}%`);
-    }
+    verticalGrid(axis, [0, 0.25, 0.5, 0.75, 1], x, m.top - 4, height - m.bottom, m.top - 8, (t) => `${t * 100}%`);
     axis
       .append('text')
       .attr('class', 'axis-title')

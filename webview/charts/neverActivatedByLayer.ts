@@ -1,6 +1,7 @@
 /** Number of never-activated experts per layer as bars, out of E (the top of the axis). */
 import { scaleBand, scaleLinear, select } from 'd3';
 import { clear, h, measureWidth } from '../common/dom';
+import { horizontalGrid } from './gridlines';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface NeverActivatedData {
@@ -48,22 +49,7 @@ export function neverActivatedByLayer(container: HTMLElement, data: NeverActivat
       .attr('aria-label', `Never-activated experts per layer, ${total} in all`);
     svgEl = svg.node();
     const axis = svg.append('g').attr('class', 'axis');
-    for (const t of [0, current.numExperts / 2, current.numExperts]) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', m.left)
-        .attr('x2', width - m.right)
-        .attr('y1', y(t))
-        .attr('y2', y(t));
-      axis
-        .append('text')
-        .attr('x', m.left - 4)
-        .attr('y', y(t))
-        .attr('dy', '0.32em')
-        .attr('text-anchor', 'end')
-        .text(String(t));
-    }
+    horizontalGrid(axis, [0, current.numExperts / 2, current.numExperts], y, m.left, width - m.right, String, 4);
     const bars = svg
       .append('g')
       .selectAll('g')

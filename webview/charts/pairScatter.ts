@@ -9,6 +9,7 @@ import { extent, scaleLinear, select } from 'd3';
 import { olsFit, upperPairs, type LinearFit } from '../../src/analysis/pairStats';
 import { clear, h, measureWidth } from '../common/dom';
 import { formatSimilarity } from './similarityMatrix';
+import { horizontalGrid, verticalGrid } from './gridlines';
 import type { ChartUpdate, SvgChart } from './types';
 
 export interface PairScatterData {
@@ -120,37 +121,9 @@ export function pairScatter(container: HTMLElement, data: PairScatterData, optio
 
     clear(frame.axis);
     const axis = select(frame.axis);
-    for (const t of x.ticks(5)) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', x(t))
-        .attr('x2', x(t))
-        .attr('y1', m.top)
-        .attr('y2', height - m.bottom);
-      axis
-        .append('text')
-        .attr('x', x(t))
-        .attr('y', height - m.bottom + 14)
-        .attr('text-anchor', 'middle')
-        .text(String(Number(t.toPrecision(6))));
-    }
-    for (const t of y.ticks(5)) {
-      axis
-        .append('line')
-        .attr('class', 'grid')
-        .attr('x1', m.left)
-        .attr('x2', width - m.right)
-        .attr('y1', y(t))
-        .attr('y2', y(t));
-      axis
-        .append('text')
-        .attr('x', m.left - 6)
-        .attr('y', y(t))
-        .attr('dy', '0.32em')
-        .attr('text-anchor', 'end')
-        .text(String(Number(t.toPrecision(6))));
-    }
+    const tickLabel = (t: number) => String(Number(t.toPrecision(6)));
+    verticalGrid(axis, x.ticks(5), x, m.top, height - m.bottom, height - m.bottom + 14, tickLabel);
+    horizontalGrid(axis, y.ticks(5), y, m.left, width - m.right, tickLabel);
     const [x0, x1] = x.domain() as [number, number];
     if (x0 <= 0 && x1 >= 0)
       axis
