@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { EvalOptions } from '../src/eval/runner';
 
 export const BENCH_ROOT = process.cwd();
 export const RESULTS_DIR = path.join(BENCH_ROOT, 'bench', 'results');
@@ -23,4 +24,20 @@ export function runBenchmark(main: () => Promise<void>): void {
     console.error(e);
     process.exit(1);
   });
+}
+
+/** The 5-shot evaluation every CPU benchmark times on the demo model: two demo subjects, answer scope, batch 8. */
+export function demoEvalOptions(model: string, work: string, runName: string, limitPerSubject: number): EvalOptions {
+  return {
+    modelPath: model,
+    load: { executionProvider: 'cpu', cacheDir: path.join(work, 'cache') },
+    dataPath: path.join(BENCH_ROOT, 'media', 'demo-data', 'mmlu'),
+    split: 'test',
+    shots: 5,
+    subjects: ['high_school_biology', 'marketing'],
+    limitPerSubject,
+    tokenScope: 'answer',
+    batchSize: 8,
+    runDir: path.join(work, runName),
+  };
 }

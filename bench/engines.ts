@@ -11,7 +11,7 @@ import { makeDemoModel } from '../src/engines/onnxruntime/demo/makeDemoModel';
 import { openBackend } from '../src/cli/backend';
 import { runEvaluation } from '../src/eval/runner';
 import { traceBench } from './gpu/traceBench';
-import { BENCH_ROOT, machineInfo, runBenchmark, writeResult } from './common';
+import { BENCH_ROOT, demoEvalOptions, machineInfo, runBenchmark, writeResult } from './common';
 
 const ROOT = BENCH_ROOT;
 const quick = process.argv.includes('--quick');
@@ -25,18 +25,7 @@ async function evalThroughput(engine: string, model: string, work: string) {
     await backend.call('load', { modelPath: model, options: { executionProvider: 'cpu', cacheDir: path.join(work, 'cache') } });
     const loadSeconds = (Date.now() - t0) / 1000;
     const t1 = Date.now();
-    const out = await runEvaluation(backend, {
-      modelPath: model,
-      load: { executionProvider: 'cpu', cacheDir: path.join(work, 'cache') },
-      dataPath: path.join(ROOT, 'media', 'demo-data', 'mmlu'),
-      split: 'test',
-      shots: 5,
-      subjects: ['high_school_biology', 'marketing'],
-      limitPerSubject: quick ? 8 : 24,
-      tokenScope: 'answer',
-      batchSize: 8,
-      runDir: path.join(work, `run-${engine}`),
-    });
+    const out = await runEvaluation(backend, demoEvalOptions(model, work, `run-${engine}`, quick ? 8 : 24));
     const seconds = (Date.now() - t1) / 1000;
     const s = out.summary;
     return {

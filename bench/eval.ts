@@ -18,7 +18,7 @@ import { loadTokenizer } from '../src/engines/onnxruntime/formats/tokenizer';
 import { runEvaluation, selectQuestions, planEvaluation } from '../src/eval/runner';
 import type { InferenceBackend } from '../src/shared/protocol';
 import { mmluDir } from '../test/support/mmlu';
-import { BENCH_ROOT, machineInfo, runBenchmark, writeResult } from './common';
+import { BENCH_ROOT, demoEvalOptions, machineInfo, runBenchmark, writeResult } from './common';
 
 const ROOT = BENCH_ROOT;
 const MMLU = mmluDir();
@@ -39,19 +39,7 @@ async function throughput(work: string) {
   try {
     for (const reusePrefix of [true, false]) {
       const t0 = Date.now();
-      const out = await runEvaluation(engine, {
-        modelPath: model,
-        load: { executionProvider: 'cpu', cacheDir: path.join(work, 'cache') },
-        dataPath: path.join(ROOT, 'media', 'demo-data', 'mmlu'),
-        split: 'test',
-        shots: 5,
-        subjects: ['high_school_biology', 'marketing'],
-        limitPerSubject: quick ? 8 : 32,
-        tokenScope: 'answer',
-        batchSize: 8,
-        runDir: path.join(work, `run-${reusePrefix}`),
-        reusePrefix,
-      });
+      const out = await runEvaluation(engine, { ...demoEvalOptions(model, work, `run-${reusePrefix}`, quick ? 8 : 32), reusePrefix });
       const seconds = (Date.now() - t0) / 1000;
       const s = out.summary;
       rows.push({
