@@ -9,7 +9,68 @@
 // ---------------------------------------------------------------------------------------------------
 // Model and routing data
 
-export type ModelFamilyName = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'qwen3_moe';
+/**
+ * The MoE decoder families transformers implements (its `model_type`, text variants where a family is
+ * multimodal). Which engine runs which is in the README's family table; an engine refuses the others by name.
+ */
+export const MOE_FAMILIES = [
+  'olmoe',
+  'flex_olmo',
+  'mixtral',
+  'qwen2_moe',
+  'qwen3_moe',
+  'qwen3_next',
+  'qwen3_5_moe',
+  'deepseek_v2',
+  'deepseek_v3',
+  'gpt_oss',
+  'granitemoe',
+  'granitemoeshared',
+  'granitemoehybrid',
+  'jetmoe',
+  'phimoe',
+  'dbrx',
+  'llama4',
+  'glm4_moe',
+  'ernie4_5_moe',
+  'hunyuan_v1_moe',
+  'dots1',
+  'minimax',
+  'jamba',
+  'lfm2_moe',
+  'longcat_flash',
+  'afmoe',
+  'cohere2_moe',
+  'exaone_moe',
+  'mimo_v2_flash',
+  'kimi_linear',
+] as const;
+export type ModelFamilyName = (typeof MOE_FAMILIES)[number];
+/**
+ * How a family's router chooses experts and what weight each chosen expert's output receives
+ * (../shared/notes/families.md, "Routing kinds"):
+ * softmax-topk: softmax over all experts, top-k, raw probabilities (OLMoE);
+ * softmax-topk-renorm: the same renormalised over the k (Mixtral);
+ * softmax-bias-choice: a bias added only to choose, weights from the unbiased softmax (ERNIE 4.5, LongCat);
+ * softmax-group-scaled: softmax, greedy or group-limited top-k, times a scaling factor (DeepSeek-V2);
+ * sigmoid-bias-group: sigmoid scores + correction bias to choose, group-limited, renormalised x scaling (DeepSeek-V3);
+ * topk-sigmoid-input: top-k of logits then sigmoid, the weight scales the expert's input (Llama 4);
+ * sparsemixer: two masked softmaxes, top-2 (PhiMoE).
+ */
+export type RoutingKind =
+  'softmax-topk' | 'softmax-topk-renorm' | 'softmax-bias-choice' | 'softmax-group-scaled' | 'sigmoid-bias-group' | 'topk-sigmoid-input' | 'sparsemixer';
+/** What a model's routing is, as the engine observed it (shown on screen beside the routing). */
+export interface RoutingDescription {
+  kind: RoutingKind;
+  /** The function that turns router logits into the full distribution the charts and entropy use. */
+  scoreFunction: 'softmax' | 'sigmoid';
+  /** Routed scaling factor folded into the applied weights (1 when the family has none). */
+  routedScalingFactor: number;
+  /** Identity ("zero") experts appended after the real ones (LongCat-Flash); 0 otherwise. */
+  zeroExperts: number;
+  /** In words: what an applied weight is for this family, e.g. "softmax probability, renormalised over the top-k". */
+  appliedWeight: string;
+}
 export type ExecutionProviderSetting = 'auto' | 'cuda' | 'webgpu' | 'cpu';
 /** Where the model runs: an ONNX Runtime execution provider, or (PyTorch engine) mps on Apple GPUs. */
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu' | 'mps';
@@ -102,6 +163,15 @@ export interface ModelInfo {
   normTopKProb: boolean;
   /** Shared experts per layer (Qwen2-MoE); 0 for OLMoE and Mixtral. */
   sharedExperts: number;
+  /**
+   * The decoder-layer index of each routing row (length numLayers: numLayers counts routing rows, i.e. MoE
+   * layers). Absent in files written before dense layers were supported: then row i is decoder layer i.
+   */
+  moeLayers?: number[];
+  /** Decoder layers in all (MoE, dense and other kinds); absent means numLayers. */
+  numDecoderLayers?: number;
+  /** How this family routes (absent in files written before it was recorded). */
+  routing?: RoutingDescription;
   executionProvider: ExecutionProvider;
   /** Why the provider in use differs from the one asked for, e.g. "CUDA provider not installed". */
   providerNote?: string;
