@@ -6,7 +6,8 @@ import json
 import os
 import struct
 
-from .protocol import FAMILIES, EngineFailure
+from . import families
+from .protocol import EngineFailure
 
 _DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
@@ -46,31 +47,39 @@ def read_config(model_dir: str) -> dict:
     return config
 
 
-def routing_rule(config: dict, file: str) -> dict:
-    """numExperts, topK, normTopKProb, sharedExperts per family, as src/engines/onnxruntime/families.ts reads them."""
-    family = config.get("model_type")
-    if family not in FAMILIES:
-        raise EngineFailure("bad-model", f"{file}: model_type {family!r} is not supported (supported: {', '.join(FAMILIES)})")
-    key = "num_local_experts" if family == "mixtral" else "num_experts"
+def load_config(model_dir: str, raw: dict):
+    """transformers' own config object for the checkpoint (its text part for multimodal families), after the
+    model_type has been checked against the families this engine runs."""
+    file = os.path.join(model_dir, "config.json")
+    families.family_of(raw.get("model_type"), file)
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EngineFailure("bad-model", f"{file}: transformers could not read it: {e}") from e
+    return config
+
+
+def routing_rule(config, file: str) -> dict:
+    """The family, its routing description and the sizes the engine checks inputs against. Experts, top-k
+    and MoE layers are read from the loaded model (capture.py), not from config field names."""
+    family = families.family_of(getattr(config, "model_type", None), file)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    families.check_routing_fields(family, text, file)
 
     def integer(name: str, default=None) -> int:
-        v = config.get(name, default)
+        v = getattr(text, name, default)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise EngineFailure("bad-model", f"{file}: {name} must be a positive integer, got {v!r}")
         return v
 
-    experts = integer(key)
-    top_k = integer("num_experts_per_tok", {"olmoe": 8, "mixtral": 2, "qwen2_moe": 4}[family])
-    if top_k > experts:
-        raise EngineFailure("bad-model", f"{file}: num_experts_per_tok ({top_k}) exceeds {key} ({experts})")
-    shared = config.get("shared_expert_intermediate_size") if family == "qwen2_moe" else None
     return {
         "family": family,
-        "numExperts": experts,
-        "topK": top_k,
-        "normTopKProb": True if family == "mixtral" else config.get("norm_topk_prob") is True,
-        "sharedExperts": 1 if isinstance(shared, int) and shared > 0 else 0,
-        "numLayers": integer("num_hidden_layers"),
+        "modelType": config.model_type,
+        "routing": families.describe(family, text),
+        "sharedExperts": families.shared_experts(family, text),
+        "logitsScale": families.logits_scale(family, text),
         "hiddenSize": integer("hidden_size"),
         "vocabSize": integer("vocab_size"),
         "maxPositions": integer("max_position_embeddings", 4096),

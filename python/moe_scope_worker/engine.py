@@ -13,7 +13,8 @@ import torch
 from . import checkpoint
 from .framing import View
 from .protocol import ROUTING_POSITIONS, EngineFailure
-from .routing import log_softmax_at, routing_from_logits
+from .capture import RoutingCapture
+from .routing import log_softmax_at, routing_from_observed
 from .tokenizer import WorkerTokenizer
 from .interventions import RouterInterventions
 
@@ -69,7 +70,8 @@ class Engine:
         model_dir = checkpoint.resolve_model_dir(model_path)
         config_file = os.path.join(model_dir, "config.json")
         config = checkpoint.read_config(model_dir)
-        rule = checkpoint.routing_rule(config, config_file)
+        hf_config = checkpoint.load_config(model_dir, config)
+        rule = checkpoint.routing_rule(hf_config, config_file)
         tokenizer = WorkerTokenizer(model_dir)
         answer_scoring = tokenizer.answer_scoring()
         if answer_scoring["method"] != "single-token":
@@ -108,15 +110,17 @@ class Engine:
             raise EngineFailure("bad-model", f"{model_dir}: transformers could not load it: {e}") from e
         model.eval()
         self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
-        self._install_cancel_hooks(model)
-        self.interventions = RouterInterventions(self._decoder(model).layers, rule)
+        self.capture = RoutingCapture(model, rule["family"], hf_config.get_text_config(), rule["routing"])
+        self._install_cancel_hooks(self.capture.decoder_layers)
         self.model, self.tokenizer, self.rule, self.device = model, tokenizer, rule, device
+        self._probe(rule)
+        self.interventions = RouterInterventions(self.capture, rule["numExperts"], rule["topK"])
         self.answer_ids = answer_ids
         demo = config.get("moe_scope_demo")
         self.info = {
             "path": model_dir,
             "family": rule["family"],
-            "modelType": rule["family"],
+            "modelType": rule["modelType"],
             "numLayers": rule["numLayers"],
             "numExperts": rule["numExperts"],
             "topK": rule["topK"],
@@ -125,6 +129,9 @@ class Engine:
             "maxPositions": rule["maxPositions"],
             "normTopKProb": rule["normTopKProb"],
             "sharedExperts": rule["sharedExperts"],
+            "moeLayers": self.capture.moe_layers,
+            "numDecoderLayers": len(self.capture.decoder_layers),
+            "routing": rule["routing"],
             "executionProvider": device.type,
             "dtype": str(dtype).replace("torch.", ""),
             "answerScoring": answer_scoring,
@@ -135,6 +142,20 @@ class Engine:
         if isinstance(demo, str):
             self.info["demo"] = {"note": demo}
         return self.info
+
+    def _probe(self, rule: dict) -> None:
+        """One forward of two tokens: the experts per layer and the k the model chooses, as observed (the
+        config's field names differ per family; what the experts receive does not)."""
+        with torch.inference_mode():
+            self.capture.begin()
+            self._decoder(self.model)(input_ids=torch.tensor([[0, 1]], device=self.device), use_cache=False)
+            index, _, logits = self.capture.end()
+        rule["numLayers"] = len(self.capture.rows)
+        rule["numExperts"] = int(logits.shape[-1])
+        rule["topK"] = int(index.shape[-1])
+        kind = rule["routing"]["kind"]
+        rule["normTopKProb"] = kind in ("softmax-topk-renorm", "softmax-bias-choice") and rule["family"] != "longcat_flash" or (
+            kind == "sigmoid-bias-group" and "renormalised" in rule["routing"]["appliedWeight"])
 
     def _from_pretrained(self, auto, model_dir, dtype, device, kwargs):
         """Straight onto the device when accelerate is there (device_map), else through host memory."""
@@ -150,19 +171,25 @@ class Engine:
             model = auto.from_pretrained(model_dir, torch_dtype=dtype, **placement, **kwargs)
         return model if placement else model.to(device)
 
-    def _install_cancel_hooks(self, model) -> None:
+    def _install_cancel_hooks(self, layers) -> None:
         """A cancel takes effect between decoder layers, not only between requests."""
 
         def check(_module, _args):
             if self.cancel_check():
                 raise Cancelled()
 
-        for layer in self._decoder(model).layers:
+        for layer in layers:
             layer.register_forward_pre_hook(check)
 
     @staticmethod
     def _decoder(model):
-        return getattr(model, model.base_model_prefix)
+        """The decoder without its LM head (whose forward returns last_hidden_state)."""
+        base = getattr(model, model.base_model_prefix, None)
+        if not isinstance(base, torch.nn.Module):
+            base = getattr(model, "model", None)
+        if base is None:
+            raise EngineFailure("bad-model", f"{type(model).__name__}: no decoder ({model.base_model_prefix}) to run without the LM head")
+        return base
 
     def unload(self) -> None:
         self.model = None
@@ -195,7 +222,8 @@ class Engine:
 
     def _forward(self, batch: list[list[int]], past, prefix_len: int, want_cache: bool, pad_to: int = 0):
         """Right-padded batch after an optional shared cache of prefix_len positions. Returns the final
-        hidden states [B,S,H], router logits [L, B*S, E] and the new cache."""
+        hidden states [B,S,H], the routing observed (experts [L,B*S,K], applied weights [L,B*S,K], router
+        logits [L,B*S,E]; capture.py) and the new cache."""
         B = len(batch)
         S = max(pad_to, max(len(r) for r in batch))
         ids = torch.zeros((B, S), dtype=torch.long)
@@ -205,27 +233,20 @@ class Engine:
             ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[b, prefix_len : prefix_len + len(row)] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
-        out = self._decoder(self.model)(
-            input_ids=ids,
-            attention_mask=mask,
-            past_key_values=past,
-            use_cache=want_cache,
-            output_router_logits=True,
-        )
-        return out.last_hidden_state, self.router_logits(out, B * S), out.past_key_values if want_cache else None
+        self.capture.begin()
+        out = self._decoder(self.model)(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=want_cache)
+        return out.last_hidden_state, self.capture.end(), out.past_key_values if want_cache else None
 
-    def router_logits(self, out, rows: int) -> torch.Tensor:
-        """THE place router logits come from: transformers' output_router_logits, one [tokens, experts]
-        tensor per MoE layer, stacked to [layers, tokens, experts]. Under a router intervention these are
-        the changed logits the experts were chosen from (interventions.py)."""
-        logits = getattr(out, "router_logits", None)
-        if not logits:
-            raise EngineFailure("internal", f"{type(self.model).__name__} returned no router logits (output_router_logits)")
-        logits = [l.reshape(rows, -1) if l.dim() == 3 else l for l in logits]
-        return torch.stack(logits)
+    def _routing(self, router, want_probs: bool = False, select=None):
+        index, weights, logits = router
+        if select is not None:
+            index, weights, logits = index[:, select], weights[:, select], logits[:, select]
+        return routing_from_observed(index, weights, logits, self.rule["routing"]["scoreFunction"], want_probs)
 
     def _answer_log_probs(self, hidden_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.get_output_embeddings()(hidden_rows)
+        if self.rule["logitsScale"] != 1.0:
+            logits = logits * self.rule["logitsScale"]
         return log_softmax_at(logits, self.answer_ids), logits
 
     # -- trace --------------------------------------------------------------------------------
@@ -252,7 +273,7 @@ class Engine:
         with torch.inference_mode():
             hidden, router, _ = self._forward([ids], None, 0, False)
             logp, logits = self._answer_log_probs(hidden[0, -1:])
-            probs, top_e, top_w, ent = routing_from_logits(router, self.rule["topK"], self.rule["normTopKProb"], bool(options.get("includeProbs")))
+            probs, top_e, top_w, ent = self._routing(router, bool(options.get("includeProbs")))
         routing = self._routing_dict(len(ids), top_e.cpu().numpy(), top_w.cpu().numpy(), ent.cpu().numpy(), None if probs is None else probs.cpu().numpy())
         lp = [float(x) for x in logp[0].cpu()]
         self._check_finite(lp, "trace")
@@ -319,7 +340,7 @@ class Engine:
                     self.prefix = None
                     hidden, router, cache = self._forward([pids], None, 0, True)
                     computed += len(pids)
-                    _, e, w, h = routing_from_logits(router, K, self.rule["normTopKProb"], False)
+                    _, e, w, h = self._routing(router)
                     prefix = {"key": pspec.get("key"), "ids": pids, "intervention": iv_key, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
                     self.prefix = prefix
             P = len(prefix["ids"]) if prefix else 0
@@ -370,7 +391,7 @@ class Engine:
             sel = last
         else:
             sel = torch.cat([torch.arange(b * S, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
-        _, e, w, h = routing_from_logits(router[:, sel], K, self.rule["normTopKProb"], False)
+        _, e, w, h = self._routing(router, select=sel)
         return e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy(), logp.cpu().numpy()
 
     def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K):

@@ -1,12 +1,6 @@
-"""Router interventions (expert ablation and router steering) for the PyTorch engine: per layer, values
-added to the router logits before softmax and top-k; -inf removes an expert, so the probabilities
-renormalise over the others. Same semantics and checks as src/analysis/interventions.ts.
-
-transformers 5's MoE routers (OlmoeTopKRouter, MixtralTopKRouter, Qwen2MoeTopKRouter, ...) compute
-logits, softmax and top-k in one forward and return (router_logits, top-k weights, top-k indices). A
-forward hook on each router, registered FIRST (prepend) so that transformers' own output recorder sees
-its result, recomputes all three from the changed logits: the experts run with the changed routing and
-output_router_logits reports the logits actually used."""
+"""Router interventions (expert ablation and router steering) for the PyTorch engine, per routing row
+(MoE layer): a masked expert is never chosen, a steering bias is added where the family chooses. The
+checks are src/analysis/interventions.ts's; where the values go in is capture.py's."""
 from __future__ import annotations
 
 import math
@@ -14,16 +8,6 @@ import math
 import torch
 
 from .protocol import EngineFailure
-
-
-def find_router(layer):
-    """The router of a decoder layer (mlp.gate, or block_sparse_moe.gate in older Mixtral code); None
-    for a dense layer."""
-    for block_name in ("mlp", "block_sparse_moe"):
-        router = getattr(getattr(layer, block_name, None), "gate", None)
-        if router is not None and isinstance(getattr(router, "weight", None), torch.Tensor) and hasattr(router, "top_k"):
-            return router
-    return None
 
 
 def validate(iv, num_layers: int, num_experts: int, top_k: int, source: str = "router intervention") -> None:
@@ -57,33 +41,16 @@ def validate(iv, num_layers: int, num_experts: int, top_k: int, source: str = "r
 
 
 class RouterInterventions:
-    def __init__(self, layers, rule: dict):
-        self.num_layers, self.num_experts = rule["numLayers"], rule["numExperts"]
-        self.top_k, self.norm = rule["topK"], rule["normTopKProb"]
-        self.offsets: torch.Tensor | None = None
+    """Masks and steering biases, per routing row, applied where each family chooses (capture.py): a masked
+    expert gets -inf on its router logit and, where the family chooses with a correction bias, on that bias
+    too; a steering bias is added to the router logits, or for sigmoid routers that choose with a
+    correction bias, to that bias (so it changes the choice and not the sigmoid weights)."""
+
+    def __init__(self, capture, num_experts: int, top_k: int):
+        self.capture = capture
+        self.num_layers, self.num_experts, self.top_k = len(capture.rows), num_experts, top_k
+        self.bias_on_choice = capture.description["kind"] == "sigmoid-bias-group" and capture.has_choice_bias()
         self.key = ""
-        hooked = 0
-        for i, layer in enumerate(layers):
-            router = find_router(layer)
-            if router is not None:
-                router.register_forward_hook(self._hook(i), prepend=True)
-                hooked += 1
-        self.hooked = hooked
-
-    def _hook(self, layer: int):
-        def hook(_module, _args, output):
-            if self.offsets is None:
-                return None
-            if not isinstance(output, tuple) or len(output) != 3:
-                raise EngineFailure("internal", f"router of layer {layer} returned {type(output).__name__}, not (logits, weights, indices): unsupported transformers version for interventions")
-            logits = output[0] + self.offsets[layer].to(device=output[0].device, dtype=output[0].dtype)
-            probs = torch.softmax(logits.float(), dim=-1)
-            top, idx = torch.topk(probs, self.top_k, dim=-1)
-            if self.norm:
-                top = top / top.sum(dim=-1, keepdim=True)
-            return logits, top.to(output[1].dtype), idx
-
-        return hook
 
     @staticmethod
     def key_of(iv) -> str:
@@ -97,15 +64,19 @@ class RouterInterventions:
         if key == self.key:
             return key
         if not key:
-            self.offsets, self.key = None, ""
+            self.capture.set_offsets(None, None, None)
+            self.key = ""
             return key
         validate(iv, self.num_layers, self.num_experts, self.top_k)
-        if self.hooked == 0:
-            raise EngineFailure("bad-input", "router intervention: no router module was found to hook in this model")
-        off = torch.zeros((self.num_layers, self.num_experts), dtype=torch.float32)
+        logits = torch.zeros((self.num_layers, self.num_experts), dtype=torch.float32)
+        choice = torch.zeros((self.num_layers, self.num_experts), dtype=torch.float32)
+        masked = torch.zeros((self.num_layers, self.num_experts), dtype=torch.bool)
         for layer, expert, bias in iv.get("bias", []):
-            off[layer, expert] += bias
+            (choice if self.bias_on_choice else logits)[layer, expert] += bias
         for layer, expert in iv.get("mask", []):
-            off[layer, expert] = float("-inf")
-        self.offsets, self.key = off, key
+            logits[layer, expert] = float("-inf")
+            choice[layer, expert] = float("-inf")
+            masked[layer, expert] = True
+        self.capture.set_offsets(logits, choice, masked if masked.any() else None)
+        self.key = key
         return key

@@ -15,10 +15,16 @@ ROUTING_POSITIONS = ("all", "item", "last")
 # Keys of ModelInfo this worker fills (optional ones included).
 MODEL_INFO_KEYS = (
     "path", "family", "modelType", "numLayers", "numExperts", "topK", "hiddenSize", "vocabSize",
-    "maxPositions", "normTopKProb", "sharedExperts", "executionProvider", "providerNote", "dtype",
+    "maxPositions", "normTopKProb", "sharedExperts", "moeLayers", "numDecoderLayers", "routing", "executionProvider", "providerNote", "dtype",
     "answerScoring", "demo", "loadMs", "engine", "device",
 )
-FAMILIES = ("olmoe", "mixtral", "qwen2_moe")
+# MOE_FAMILIES in protocol.ts: the MoE decoder families transformers implements, all run by this worker.
+FAMILIES = (
+    "olmoe", "flex_olmo", "mixtral", "qwen2_moe", "qwen3_moe", "qwen3_next", "qwen3_5_moe", "deepseek_v2", "deepseek_v3", "gpt_oss",
+    "granitemoe", "granitemoeshared", "granitemoehybrid", "jetmoe", "phimoe", "dbrx", "llama4", "glm4_moe", "ernie4_5_moe",
+    "hunyuan_v1_moe", "dots1", "minimax", "jamba", "lfm2_moe", "longcat_flash", "afmoe", "cohere2_moe", "exaone_moe", "mimo_v2_flash",
+    "kimi_linear",
+)
 
 
 class EngineFailure(Exception):
