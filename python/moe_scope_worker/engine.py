@@ -22,6 +22,9 @@ Log = Callable[[str, str], None]
 # Headroom over the weights for activations, KV caches and the allocator.
 MEMORY_MARGIN = 1.15
 # Key/value positions one scoring forward may hold (batch rows x (prefix + item)); larger batches are split.
+# Hybrid stacks (Mamba, linear attention, convolutions) keep caches that are not plain per-layer keys and
+# values: a shared prefix is recomputed with each item instead of copied from a cache.
+PREFIX_RECOMPUTED = ("qwen3_next", "qwen3_5_moe", "granitemoehybrid", "minimax", "jamba", "lfm2_moe", "kimi_linear")
 KV_POSITIONS_PER_FORWARD = int(os.environ.get("MOE_SCOPE_KV_POSITIONS", 65536))
 
 
@@ -332,7 +335,12 @@ class Engine:
         # A prefix's keys and values depend on the routing: reuse them only under the same intervention.
         iv_key = self.interventions.set(params.get("intervention"))
         with torch.inference_mode():
-            if pspec and pspec.get("ids"):
+            inline = None
+            if pspec and pspec.get("ids") and not self._prefix_cache_works():
+                # Hybrid stacks (Mamba, linear attention, convolutions) and MLA keep caches this engine does not
+                # copy per row: each item runs with its prefix, and the prefix's routing comes from that run.
+                inline = self._check_ids(pspec["ids"], "score prefix")
+            elif pspec and pspec.get("ids"):
                 pids = self._check_ids(pspec["ids"], "score prefix")
                 if self.prefix and self.prefix["key"] == pspec.get("key") and self.prefix["ids"] == pids and self.prefix["intervention"] == iv_key:
                     prefix, reused = self.prefix, True
@@ -343,7 +351,7 @@ class Engine:
                     _, e, w, h = self._routing(router)
                     prefix = {"key": pspec.get("key"), "ids": pids, "intervention": iv_key, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
                     self.prefix = prefix
-            P = len(prefix["ids"]) if prefix else 0
+            P = len(prefix["ids"]) if prefix else len(inline) if inline else 0
             rows_ids = []
             for it in items:
                 if not isinstance(it, dict) or not isinstance(it.get("ids"), list) or not it["ids"]:
@@ -354,7 +362,11 @@ class Engine:
             B = len(rows_ids)
             S = max(len(r) for r in rows_ids)
             computed += B * S
-            parts = [self._score_rows(chunk, prefix, P, S, positions, K) for chunk in self._chunks(rows_ids, P, S)]
+            if inline:
+                computed += B * P
+                parts = [self._score_rows([inline + r for r in chunk], None, 0, P + S, positions, K, skip=P) for chunk in self._chunks(rows_ids, 0, P + S)]
+            else:
+                parts = [self._score_rows(chunk, prefix, P, S, positions, K) for chunk in self._chunks(rows_ids, P, S)]
             e, w, h = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
             logp = np.concatenate([p[3] for p in parts])
         if self.dump:
@@ -365,7 +377,7 @@ class Engine:
         if not np.isfinite(logp).all():
             self._check_finite(logp.reshape(-1).tolist(), "score")
         return {
-            "items": self._item_routings(items, rows_ids, positions, prefix, e, w, h, logp, L, K),
+            "items": self._item_routings(items, rows_ids, positions, prefix, e, w, h, logp, L, K, inline=len(inline) if inline else 0),
             "computedTokens": computed,
             "paddingTokens": B * S - sum(len(r) for r in rows_ids),
             "prefixReused": reused,
@@ -378,7 +390,11 @@ class Engine:
         per = max(1, KV_POSITIONS_PER_FORWARD // (P + S))
         return [rows[i : i + per] for i in range(0, len(rows), per)]
 
-    def _score_rows(self, rows, prefix, P: int, S: int, positions: str, K: int):
+    def _prefix_cache_works(self) -> bool:
+        """Whether the prefix's keys and values can be copied per batch row: plain attention caches only."""
+        return self.rule["family"] not in PREFIX_RECOMPUTED
+
+    def _score_rows(self, rows, prefix, P: int, S: int, positions: str, K: int, skip: int = 0):
         """One forward of right-padded rows (all padded to S, as the batch is) after the prefix cache:
         routing of the positions asked for, [L, R, K] / [L, R], and answer log-probs [B, 4], on the host."""
         B = len(rows)
@@ -390,18 +406,19 @@ class Engine:
         if positions == "last":
             sel = last
         else:
-            sel = torch.cat([torch.arange(b * S, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
+            first = skip if positions == "item" else 0
+            sel = torch.cat([torch.arange(b * S + first, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
         _, e, w, h = self._routing(router, select=sel)
         return e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy(), logp.cpu().numpy()
 
-    def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K):
+    def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K, inline: int = 0):
         """One flat array per field for the whole batch, item-major, each item [layers][tokens][slot];
         every item's routing is a View into them."""
         pieces_e, pieces_w, pieces_h, spans = [], [], [], []
         t = 0
-        P = len(prefix["ids"]) if prefix else 0
+        P = len(prefix["ids"]) if prefix else inline
         for b, r in enumerate(rows_ids):
-            n = 1 if positions == "last" else len(r)
+            n = 1 if positions == "last" else len(r) + (inline if positions == "all" else 0)
             ie, iw, ih = e[:, t : t + n], w[:, t : t + n], h[:, t : t + n]
             t += n
             start = P + len(r) - 1 if positions == "last" else (P if positions == "item" else 0)

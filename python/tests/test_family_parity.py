@@ -94,3 +94,14 @@ def test_routing_and_logits_equal_transformers(checkpoints, family):
     assert np.isfinite(np.asarray(r["entropy"])).all()
     # The routing is not degenerate: the tiny routers spread tokens over several experts.
     assert len(set(experts.reshape(-1).tolist())) > K
+    # Batch scoring after a shared prefix (a reused cache, or for hybrid stacks the prefix run with each item)
+    # reports the routing and answer log-probs that tracing the whole prompt does.
+    prefix, items = IDS[:5], [IDS[5:8], IDS[5:]]
+    scored = e.score({"items": [{"key": str(i), "ids": it} for i, it in enumerate(items)], "prefix": {"key": "p", "ids": prefix}, "routingPositions": "all"})
+    for i, it in enumerate(items):
+        whole = e.trace({"input": {"ids": prefix + it}, "options": {}})
+        view = scored["items"][i]["routing"]["topExperts"]
+        got = view.array[view.offset : view.offset + view.count].reshape(L, -1, K)
+        want = np.asarray(whole["routing"]["topExperts"]).reshape(L, -1, K)
+        assert got.shape == want.shape and (np.sort(got, -1) == np.sort(want, -1)).all(), f"item {i}: scored routing differs from the traced prompt"
+        assert np.abs(np.asarray(scored["items"][i]["answerLogProbs"]) - np.asarray(whole["answerLogProbs"])).max() <= 1e-4

@@ -27,19 +27,25 @@ def write_safetensors(path, tensors):
 
 
 def test_routing_rule_per_family_and_clear_errors(tmp_path):
-    base = {"num_hidden_layers": 2, "hidden_size": 8, "vocab_size": 32}
-    olmoe = checkpoint.routing_rule({**base, "model_type": "olmoe", "num_experts": 64, "num_experts_per_tok": 8, "norm_topk_prob": False}, "c.json")
-    assert (olmoe["numExperts"], olmoe["topK"], olmoe["normTopKProb"], olmoe["sharedExperts"]) == (64, 8, False, 0)
-    mixtral = checkpoint.routing_rule({**base, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2}, "c.json")
-    assert (mixtral["numExperts"], mixtral["normTopKProb"]) == (8, True)
-    qwen = checkpoint.routing_rule({**base, "model_type": "qwen2_moe", "num_experts": 4, "num_experts_per_tok": 2, "norm_topk_prob": True, "shared_expert_intermediate_size": 16}, "c.json")
-    assert (qwen["normTopKProb"], qwen["sharedExperts"]) == (True, 1)
-    with pytest.raises(EngineFailure, match="model_type 'llama' is not supported"):
-        checkpoint.routing_rule({**base, "model_type": "llama"}, "c.json")
-    with pytest.raises(EngineFailure, match=r"c.json: num_experts must be a positive integer"):
-        checkpoint.routing_rule({**base, "model_type": "olmoe", "num_experts": "64"}, "c.json")
-    with pytest.raises(EngineFailure, match=r"exceeds num_experts"):
-        checkpoint.routing_rule({**base, "model_type": "olmoe", "num_experts": 4, "num_experts_per_tok": 8}, "c.json")
+    from transformers import AutoConfig
+
+    base = {"num_hidden_layers": 2, "hidden_size": 8, "vocab_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2}
+    olmoe = checkpoint.routing_rule(AutoConfig.for_model("olmoe", **base, num_experts=64, num_experts_per_tok=8, norm_topk_prob=False), "c.json")
+    assert (olmoe["family"], olmoe["routing"]["kind"], olmoe["routing"]["scoreFunction"], olmoe["sharedExperts"]) == ("olmoe", "softmax-topk", "softmax", 0)
+    v3 = checkpoint.routing_rule(AutoConfig.for_model("deepseek_v3", **base, n_shared_experts=2, routed_scaling_factor=2.5), "c.json")
+    assert (v3["routing"]["kind"], v3["routing"]["scoreFunction"], v3["routing"]["routedScalingFactor"], v3["sharedExperts"]) == ("sigmoid-bias-group", "sigmoid", 2.5, 2)
+    qwen = checkpoint.routing_rule(AutoConfig.for_model("qwen2_moe", **base, norm_topk_prob=True, shared_expert_intermediate_size=16), "c.json")
+    assert (qwen["routing"]["kind"], qwen["sharedExperts"]) == ("softmax-topk-renorm", 1)
+    llama4 = checkpoint.routing_rule(AutoConfig.for_model("llama4_text", **base), "c.json")
+    assert (llama4["family"], llama4["modelType"], llama4["routing"]["kind"]) == ("llama4", "llama4_text", "topk-sigmoid-input")
+    longcat = checkpoint.routing_rule(AutoConfig.for_model("longcat_flash", hidden_size=8, vocab_size=32, num_attention_heads=2, num_key_value_heads=2, zero_expert_num=4), "c.json")
+    assert longcat["routing"]["zeroExperts"] == 4
+    with pytest.raises(EngineFailure, match=r"c.json: model_type 'llama' is not an MoE family the PyTorch engine runs \(supported: olmoe, .*kimi_linear\); the ONNX Runtime engine"):
+        checkpoint.routing_rule(AutoConfig.for_model("llama", **base), "c.json")
+    with pytest.raises(EngineFailure, match=r"c.json: topk_method 'noaux_tc' is not one transformers' DeepSeek-V2 router implements"):
+        checkpoint.routing_rule(AutoConfig.for_model("deepseek_v2", **base, topk_method="noaux_tc"), "c.json")
+    with pytest.raises(EngineFailure, match=r"c.json: vocab_size must be a positive integer"):
+        checkpoint.routing_rule(AutoConfig.for_model("olmoe", num_hidden_layers=2, hidden_size=8, vocab_size=0, num_attention_heads=2), "c.json")
 
 
 def test_weight_elements_reads_headers_only_and_names_a_broken_file(tmp_path):

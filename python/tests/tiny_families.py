@@ -9,7 +9,7 @@ import os
 import torch
 
 H, V, HEADS = 64, 300, 4
-MLA = dict(kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, head_dim=8)
+MLA = dict(num_key_value_heads=HEADS, kv_lora_rank=16, q_lora_rank=24, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=16, head_dim=8)
 COMMON = dict(hidden_size=H, vocab_size=V, num_attention_heads=HEADS, num_key_value_heads=2, intermediate_size=96,
               max_position_embeddings=256, tie_word_embeddings=False)
 
