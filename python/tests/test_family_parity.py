@@ -12,7 +12,7 @@ import torch
 
 from moe_scope_worker import engine
 from moe_scope_worker.protocol import FAMILIES
-from tiny_families import TINY, build
+from tiny_families import TINY
 
 # Decoder layers that are MoE in each tiny build (the others are dense, or the model has none there).
 EXPECTED_MOE_LAYERS = {
@@ -26,18 +26,16 @@ EXPECTED_MOE_LAYERS = {
 IDS = [5, 17, 250, 3, 99, 42, 7, 120, 64, 33, 280, 11]
 
 
-@pytest.fixture(scope="session")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("families")
-    return {f: build(f, str(root / f)) for f in TINY}
-
-
-def reference(model_dir: str, family: str, ids: list[int]):
+def reference(model_dir: str, family: str, ids: list[int], prepare=None):
     """transformers' forward: (experts [L,T,K], weights [L,T,K]) per MoE layer as the experts received them,
-    and the last position's logits."""
+    and the last position's logits. `prepare(model)` may change the model first and return a context
+    manager to run the forward in (the interventions test applies its masks by hand there)."""
+    import contextlib
+
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    context = prepare(model) if prepare else contextlib.nullcontext()
     seen = []
     for name, m in model.named_modules():
         if family == "jetmoe" and name.endswith("mlp.router"):
@@ -57,7 +55,7 @@ def reference(model_dir: str, family: str, ids: list[int]):
             m.register_forward_hook(l4)
         elif name.endswith(".experts") and type(m).__name__ != "Llama4TextExperts" and family not in ("jetmoe", "llama4"):
             m.register_forward_pre_hook(lambda _m, args: seen.append((args[1].reshape(-1, args[1].shape[-1]), args[2].reshape(-1, args[1].shape[-1]))))
-    with torch.no_grad():
+    with torch.no_grad(), context:
         out = model(input_ids=torch.tensor([ids]))
     return seen, out.logits[0, -1]
 
