@@ -38,3 +38,22 @@ def test_ties_go_to_the_lower_expert_id():
     assert experts[0, 0].tolist() == [1, 2]
     assert weights[0, 0, 0].item() == weights[0, 0, 1].item()
     assert experts.dtype == torch.int32
+
+
+def test_observed_routing_keeps_the_models_choice_and_orders_slots_by_weight():
+    from moe_scope_worker.routing import routing_from_observed
+
+    index = torch.tensor([[[3, 1], [0, 2]]])
+    weights = torch.tensor([[[0.2, 0.7], [0.5, 0.5]]])
+    logits = torch.tensor([[[0.0, 1.0, -1.0, 2.0], [1.0, 1.0, 1.0, 1.0]]])
+    probs, experts, w, entropy = routing_from_observed(index, weights, logits, "softmax", True)
+    # The model's experts and weights, reordered only: a formula's top-k of these logits would be [3, 1].
+    assert experts[0, 0].tolist() == [1, 3] and w[0, 0].tolist() == [0.699999988079071, 0.20000000298023224]
+    assert experts[0, 1].tolist() == [0, 2], "equal weights keep the model's order"
+    assert abs(entropy[0, 1].item() - math.log(4)) < 1e-6
+    # Sigmoid routers: the distribution is the sigmoid scores normalised to sum to 1.
+    probs, _, _, entropy = routing_from_observed(index, weights, logits, "sigmoid", True)
+    s = torch.sigmoid(logits[0, 0].double())
+    p = s / s.sum()
+    assert torch.allclose(probs[0, 0].double(), p, atol=1e-6)
+    assert abs(entropy[0, 0].item() - float(-(p * p.log()).sum())) < 1e-5
