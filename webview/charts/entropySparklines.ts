@@ -12,6 +12,8 @@ export interface EntropySparklinesData {
   /** Per layer mean over the tokens (src/analysis/trace meanEntropyNormalized). */
   means: readonly number[];
   numExperts: number;
+  /** The decoder layer of each routing row (src/analysis/layers.ts); absent: row i is layer i. */
+  layerOfRow?: readonly number[];
 }
 
 export interface EntropySparklinesOptions {
@@ -39,6 +41,9 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
   const doc = container.ownerDocument;
   const rowH = options.rowHeight ?? 26;
   let current = data;
+  /** Rows are labelled by decoder layer: a model with dense layers has fewer rows than layers. */
+  const layerOf = (row: number): number => current.layerOfRow?.[row] ?? row;
+  const labelsKey = (rows: number): string => `${rows}:${current.layerOfRow?.join(',') ?? ''}`;
   let scale = options.scale ?? 'full';
   let norm: readonly (readonly number[])[] = current.normalized;
   let layerMeans: number[] = [];
@@ -61,7 +66,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
   }
   let rows: Row[] = [];
   let axisText: HTMLElement | null = null;
-  let builtFor = -1;
+  let builtFor = '';
 
   function svgEl<T extends SVGElement>(tag: string, attrs: Record<string, string>): T {
     const el = doc.createElementNS(SVG_NS, tag) as T;
@@ -110,12 +115,12 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       });
       svg.addEventListener('mouseleave', () => options.onHoverToken?.(null));
       const meanText = h(doc, 'span', { class: 'spark-mean', 'data-testid': 'entropy-mean' });
-      row.append(h(doc, 'span', { class: 'spark-label' }, `L${l}`), svg, meanText);
+      row.append(h(doc, 'span', { class: 'spark-label' }, `L${layerOf(l)}`), svg, meanText);
       root.append(row);
       rows.push({ svg, title, uni, meanLine, path, meanText });
     }
     container.append(root);
-    builtFor = L;
+    builtFor = labelsKey(L);
   }
 
   function render(): void {
@@ -128,7 +133,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       for (const row of norm) for (const v of row) if (v < m) m = v;
       lo = Math.max(0, Math.floor((m - 0.02) * 50) / 50);
     }
-    if (builtFor !== L) build(L);
+    if (builtFor !== labelsKey(L)) build(L);
     axisText!.textContent = `H / ln ${current.numExperts} over tokens · dashed line = uniform (1.0)${lo > 0 ? ` · y from ${lo.toFixed(2)} to 1` : ' · y from 0 to 1'}`;
     layerMeans = current.means.slice();
     const xMax = String(Math.max(1, T));
@@ -138,8 +143,8 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
       const mean = layerMeans[l]!;
       const r = rows[l]!;
       r.svg.setAttribute('viewBox', `0 0 ${xMax} ${VB_H}`);
-      r.svg.setAttribute('aria-label', `Layer ${l}: mean normalised entropy ${mean.toFixed(3)}`);
-      r.title.textContent = `Layer ${l}: mean H/ln E = ${mean.toFixed(3)} over ${T} tokens`;
+      r.svg.setAttribute('aria-label', `Layer ${layerOf(l)}: mean normalised entropy ${mean.toFixed(3)}`);
+      r.title.textContent = `Layer ${layerOf(l)}: mean H/ln E = ${mean.toFixed(3)} over ${T} tokens`;
       for (const [line, y] of [
         [r.uni, yOf(1)],
         [r.meanLine, yOf(Number.isFinite(mean) ? mean : 0)],
@@ -191,7 +196,7 @@ export function entropySparklines(container: HTMLElement, data: EntropySparkline
     for (let l = 0; l < L; l++) {
       const y0 = 24 + l * rh;
       const yy = (v: number) => y0 + rh - 3 - ((Math.min(1, Math.max(lo, v)) - lo) / (1 - lo || 1)) * (rh - 6);
-      mk('text', { x: labelW - 6, y: y0 + rh / 2, 'text-anchor': 'end', dy: '0.32em', class: 'axis' }, `L${l}`);
+      mk('text', { x: labelW - 6, y: y0 + rh / 2, 'text-anchor': 'end', dy: '0.32em', class: 'axis' }, `L${layerOf(l)}`);
       mk('line', { x1: labelW, x2: labelW + plotW, y1: yy(1), y2: yy(1), class: 'uniform-line' });
       let d = '';
       for (let t = 0; t < T; t++) d += `${t === 0 ? 'M' : 'L'}${(labelW + ((t + 0.5) / T) * plotW).toFixed(1)},${yy(norm[l]![t]!).toFixed(1)}`;

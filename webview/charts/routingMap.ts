@@ -22,6 +22,8 @@ export interface RoutingMapData {
   routing: Routing;
   /** Token texts (raw; whitespace is made visible for display). */
   tokens: readonly string[];
+  /** The decoder layer of each routing row (src/analysis/layers.ts); absent: row i is layer i. */
+  layerOfRow?: readonly number[];
 }
 
 export interface RoutingMapOptions {
@@ -141,6 +143,8 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
   const tileW = tileTokens * cellW;
 
   let current = data;
+  /** Rows are labelled by decoder layer: a model with dense layers has fewer rows than layers. */
+  const layerOf = (row: number): number => current.layerOfRow?.[row] ?? row;
   let highlighted: number | null = null;
   let selected: Cell | null = null;
   let hover: Cell | null = null;
@@ -190,7 +194,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
   let chunks: HTMLElement[] = [];
   let chunkTokens = -1;
   const tiles: { el: HTMLCanvasElement; painted: boolean }[] = [];
-  let builtLayers = -1;
+  let builtLayers = '';
   /** One pixel buffer reused by every tile of the same size. */
   let scratch: { img: ImageData; buf: Uint32Array } | null = null;
 
@@ -198,12 +202,13 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
 
   function buildDom(): void {
     const r = current.routing;
-    if (builtLayers !== r.numLayers) {
+    const labelsKey = `${r.numLayers}:${current.layerOfRow?.join(',') ?? ''}`;
+    if (builtLayers !== labelsKey) {
       clear(layerList);
       for (let l = 0; l < r.numLayers; l++) {
-        layerList.append(h(doc, 'div', { class: 'rm-layer-label', 'data-testid': 'layer-label', 'data-layer': l }, `L${l}`));
+        layerList.append(h(doc, 'div', { class: 'rm-layer-label', 'data-testid': 'layer-label', 'data-layer': l }, `L${layerOf(l)}`));
       }
-      builtLayers = r.numLayers;
+      builtLayers = labelsKey;
     }
     // Token headers: reuse elements, add or remove the difference. They live in chunks of one tile's
     // width, so off-screen chunks skip style, layout and paint (content-visibility) and the 180° turn of
@@ -397,7 +402,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     const palette = expertPalette(current.routing.numExperts);
     clear(tooltip);
     const head = h(doc, 'div', { class: 'rm-tt-head' });
-    head.append(h(doc, 'span', { class: 'rm-tt-token' }, d.title), h(doc, 'span', { class: 'rm-tt-meta' }, ` token #${c.token} · layer ${c.layer}`));
+    head.append(h(doc, 'span', { class: 'rm-tt-token' }, d.title), h(doc, 'span', { class: 'rm-tt-meta' }, ` token #${c.token} · layer ${layerOf(c.layer)}`));
     tooltip.append(head);
     const list = h(doc, 'div', { class: 'rm-tt-list' });
     for (const row of d.rows) {
@@ -465,7 +470,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
 
   function announce(c: Cell): void {
     const d = describe(c);
-    live.textContent = `Token ${c.token} ${d.title}, layer ${c.layer}: ${d.rows.map((r) => `expert ${r.expert} ${r.weight.toFixed(3)}`).join(', ')}`;
+    live.textContent = `Token ${c.token} ${d.title}, layer ${layerOf(c.layer)}: ${d.rows.map((r) => `expert ${r.expert} ${r.weight.toFixed(3)}`).join(', ')}`;
   }
 
   function revealToken(t: number): void {
@@ -660,7 +665,7 @@ export function routingMap(container: HTMLElement, data: RoutingMapData, options
     ctx.font = `${10 * s}px ${uiFont}`;
     ctx.textBaseline = 'middle';
     ctx.textAlign = 'right';
-    for (let l = 0; l < r.numLayers; l++) ctx.fillText(`L${l}`, (labelW - 6) * s, (headerH + l * cellH + cellH / 2) * s);
+    for (let l = 0; l < r.numLayers; l++) ctx.fillText(`L${layerOf(l)}`, (labelW - 6) * s, (headerH + l * cellH + cellH / 2) * s);
     ctx.fillStyle = fg;
     ctx.font = `${11 * s}px ${monoFont}`;
     ctx.textAlign = 'left';

@@ -8,6 +8,7 @@
  */
 import { ANSWER_LETTERS, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../../src/shared/protocol';
 import { entropyNormalized, meanEntropyNormalized, tokenRoute } from '../../src/analysis/trace';
+import { decoderLayerOfRows } from '../../src/analysis/layers';
 import { answerBars, type AnswerBarsUpdate } from '../charts/answerBars';
 import { entropySparklines, type EntropySparklinesUpdate } from '../charts/entropySparklines';
 import { toCsv } from '../charts/export';
@@ -181,7 +182,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       svg: () => gate?.svg() ?? null,
       csv: () => gateCsv(),
     },
-    (m) => post({ ...m, name: `${base()}-${m.name.replace(/^gate/, `gate-L${selected?.layer}-T${selected?.token}`)}` }),
+    (m) => post({ ...m, name: `${base()}-${m.name.replace(/^gate/, `gate-L${selected ? layerOfRow()[selected.layer] : ''}-T${selected?.token}`)}` }),
   );
   gd.tools.append(gateExport);
   gd.body.setAttribute('data-testid', 'gate-details');
@@ -216,7 +217,8 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
           const normalized = entropyNormalized(R);
           const rows: (string | number)[][] = [];
           for (let l = 0; l < R.numLayers; l++)
-            for (let t = 0; t < R.numTokens; t++) rows.push([l, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, normalized[l]![t]!]);
+            for (let t = 0; t < R.numTokens; t++)
+              rows.push([layerOfRow()[l]!, t, r.tokens[t]?.text ?? '', R.entropy[l * R.numTokens + t]!, normalized[l]![t]!]);
           return toCsv(['layer', 'token', 'token_text', 'entropy_nats', 'entropy_normalised'], rows);
         },
       },
@@ -300,7 +302,17 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         { class: 'chip outline', 'data-testid': 'model-family' },
         `${m.family}${m.modelType && m.modelType !== m.family ? ` · ${m.modelType}` : ''}`,
       ),
-      h(doc, 'span', {}, `${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}`),
+      h(
+        doc,
+        'span',
+        { 'data-testid': 'model-layers' },
+        m.numDecoderLayers && m.numDecoderLayers !== m.numLayers
+          ? `${m.numLayers} MoE layers (${layerOfRow().join(', ')}) of ${m.numDecoderLayers} × ${m.numExperts} experts, top-${m.topK}`
+          : `${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}`,
+      ),
+      ...(m.routing
+        ? [h(doc, 'span', { class: 'muted', 'data-testid': 'model-routing' }, `${m.routing.scoreFunction} router · weight: ${m.routing.appliedWeight}`)]
+        : []),
       h(doc, 'span', { class: 'muted' }, m.normTopKProb ? 'weights renormalised' : 'weights not renormalised (sum < 1)'),
       h(doc, 'span', { 'data-testid': 'execution-provider' }, `execution provider: ${provider}`),
       h(doc, 'span', { class: 'muted' }, `${m.dtype} · ${Math.round(r.ms)} ms`),
@@ -312,6 +324,11 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       append(demo, icon(doc, 'warning'), h(doc, 'span', {}, `demo model: random weights. ${m.demo.note ?? ''}`.trim()));
       header.append(demo);
     }
+  }
+
+  /** The decoder layer of each routing row: what every label and export shows (dense layers have no row). */
+  function layerOfRow(): number[] {
+    return payload ? decoderLayerOfRows({ numLayers: payload.result.routing.numLayers, moeLayers: payload.result.model.moeLayers }) : [];
   }
 
   function tokenTexts(): string[] {
@@ -326,7 +343,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       for (let t = 0; t < r.numTokens; t++)
         for (let s = 0; s < r.topK; s++) {
           const i = (l * r.numTokens + t) * r.topK + s;
-          rows.push([l, t, toks[t] ?? '', s, r.topExperts[i]!, r.topWeights[i]!]);
+          rows.push([layerOfRow()[l]!, t, toks[t] ?? '', s, r.topExperts[i]!, r.topWeights[i]!]);
         }
     return toCsv(['layer', 'token', 'token_text', 'slot', 'expert', 'weight'], rows);
   }
@@ -349,7 +366,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     const r = payload!.result;
     map = routingMap(
       mapHost,
-      { routing: r.routing, tokens: tokenTexts() },
+      { routing: r.routing, tokens: tokenTexts(), layerOfRow: layerOfRow() },
       {
         cellWidth,
         onCellClick: (layer, token) => {
@@ -376,16 +393,16 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     legend.textContent =
       `Columns are tokens, rows are layers. Each cell shows the ${R.topK} experts the token was routed to in that layer, ` +
       'one stripe per expert (colour = expert id, width ∝ gate weight). Hover for details; click or press Enter for the full gate distribution.';
-    if (map) map({ routing: R, tokens: tokenTexts() });
+    if (map) map({ routing: R, tokens: tokenTexts(), layerOfRow: layerOfRow() });
     else mountMap();
     if (selected) map!.select(selected);
 
     renderGate();
 
     entropyCaption.textContent =
-      `Normalised entropy H / ln ${R.numExperts} of each token's full gate softmax: 1.0 (dashed line) means the router spreads ` +
+      `Normalised entropy H / ln ${R.numExperts} of each token's full gate distribution (${r.model.routing?.scoreFunction === 'sigmoid' ? 'sigmoid scores normalised to sum to 1' : 'softmax'}): 1.0 (dashed line) means the router spreads ` +
       `probability evenly over all ${R.numExperts} experts; lower means a more decided router. Grey line: layer mean.`;
-    const entropyData = { normalized: entropyNormalized(R), means: meanEntropyNormalized(R), numExperts: R.numExperts };
+    const entropyData = { normalized: entropyNormalized(R), means: meanEntropyNormalized(R), numExperts: R.numExperts, layerOfRow: layerOfRow() };
     if (sparks) sparks(entropyData);
     else sparks = entropySparklines(sparkHost, entropyData, { scale: entropyScale, onHoverToken: (t) => hoverToken(t, 'sparkline') });
   }
@@ -419,14 +436,18 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       title,
       'Token ',
       h(doc, 'code', { 'data-testid': 'gate-token' }, tokText),
-      ` (#${token}), layer ${layer}: top-${R.topK} mass ${mass.toFixed(3)}, entropy ${ent.toFixed(3)} of ln ${E}.`,
+      ` (#${token}), layer ${layerOfRow()[layer]}: top-${R.topK} mass ${mass.toFixed(3)}, entropy ${ent.toFixed(3)} of ln ${E}.`,
     );
     const chartHost = h(doc, 'div', {});
     body.append(title, chartHost);
     const missingReason = probsLostOnReload
       ? 'The full gate distribution of this trace was too large to keep when the panel was reloaded; only the top-k choice is shown. Trace again to see all experts.'
       : undefined;
-    gate = gateDistribution(chartHost, { layer, token, tokenText: tokText, numExperts: E, probs, chosen, weights, missingReason }, { order: gateOrder });
+    gate = gateDistribution(
+      chartHost,
+      { layer: layerOfRow()[layer] ?? layer, token, tokenText: tokText, numExperts: E, probs, chosen, weights, missingReason },
+      { order: gateOrder },
+    );
     gateExport.hidden = !probs;
   }
 
