@@ -1,4 +1,5 @@
-import type { HeatmapData, RunSummary } from '../shared/protocol';
+import type { HeatmapData, ModelInfo, RunSummary } from '../shared/protocol';
+import { decoderLayerOfRows } from './layers';
 import { expertCounts, type RoutingView } from './trace';
 
 /*
@@ -7,9 +8,10 @@ import { expertCounts, type RoutingView } from './trace';
  */
 
 /** Every token of one traced sequence, counted as (token, slot) assignments. */
-export function heatmapFromTrace(routing: RoutingView, label: string): HeatmapData {
+export function heatmapFromTrace(routing: RoutingView, label: string, model?: Pick<ModelInfo, 'moeLayers'>): HeatmapData {
   const { numLayers, numExperts, topK } = routing;
-  return { source: 'trace', label, numLayers, numExperts, topK, counts: expertCounts(routing) };
+  const layerOfRow = decoderLayerOfRows({ numLayers, moeLayers: model?.moeLayers });
+  return { source: 'trace', label, numLayers, numExperts, topK, layerOfRow, counts: expertCounts(routing) };
 }
 
 /** A run's counts and per-expert accuracy; per expert the three subjects with the highest specialisation (share of the subject's assignments x k). */
@@ -32,6 +34,7 @@ export function heatmapFromSummary(s: RunSummary, label: string): HeatmapData {
     numLayers: L,
     numExperts: E,
     topK: s.model.topK,
+    layerOfRow: decoderLayerOfRows({ numLayers: L, moeLayers: s.model.moeLayers }),
     counts: s.layers.map((l) => l.activationCounts),
     expertAccuracy: s.layers.map((l) => l.expertAccuracy),
     expertAccuracyCount: s.layers.map((l) => l.expertAccuracyCount),

@@ -536,7 +536,17 @@ export function planBatches(plan: EvalPlan, batchSize: number, reusePrefix: bool
 export function finishSummary(
   acc: RunAccumulator,
   manifest: RunManifest,
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo?: unknown; answerScoring: { method: AnswerScoringMethod } },
+  model: {
+    path: string;
+    family: string;
+    numLayers: number;
+    numExperts: number;
+    topK: number;
+    demo?: unknown;
+    moeLayers?: number[];
+    numDecoderLayers?: number;
+    answerScoring: { method: AnswerScoringMethod };
+  },
   complete: boolean,
   tokens: { computed: number; padding: number; prefixReused: number },
   elapsedSeconds: number,
@@ -544,7 +554,16 @@ export function finishSummary(
   const analysis = summarizeAccumulator(acc, { categories: (s: string) => categoryOf(s) ?? undefined });
   return {
     version: 1,
-    model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
+    model: {
+      path: model.path,
+      family: model.family,
+      numLayers: model.numLayers,
+      numExperts: model.numExperts,
+      topK: model.topK,
+      demo: !!model.demo,
+      ...(model.moeLayers ? { moeLayers: model.moeLayers.slice() } : {}),
+      ...(model.numDecoderLayers ? { numDecoderLayers: model.numDecoderLayers } : {}),
+    },
     dataset: manifest.dataset,
     shots: manifest.shots,
     answerScoring: model.answerScoring.method,

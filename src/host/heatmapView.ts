@@ -30,7 +30,7 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
   }
 
   setTrace(result: TraceResult, label: string): void {
-    this.trace = heatmapFromTrace(result.routing, label);
+    this.trace = heatmapFromTrace(result.routing, label, result.model);
     this.push({ type: 'select-source', source: 'trace' });
   }
 

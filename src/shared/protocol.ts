@@ -564,7 +564,17 @@ export interface SubjectSummary {
 
 export interface RunSummary {
   version: 1;
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo: boolean };
+  model: {
+    path: string;
+    family: string;
+    numLayers: number;
+    numExperts: number;
+    topK: number;
+    demo: boolean;
+    /** The decoder layer of each routing row (ModelInfo.moeLayers); absent in runs made before it was recorded. */
+    moeLayers?: number[];
+    numDecoderLayers?: number;
+  };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   /** How the answer letters were scored (see AnswerScoringMethod); absent in runs made before it existed. */
@@ -699,6 +709,8 @@ export interface HeatmapData {
   topK?: number;
   /** [layer][expert] counts. */
   counts: number[][];
+  /** The decoder layer of each row (ModelInfo.moeLayers); absent: row i is layer i. */
+  layerOfRow?: number[];
   /** Present for runs. Accuracies are fractions in [0, 1]. */
   expertAccuracy?: (number | null)[][];
   expertAccuracyCount?: number[][];

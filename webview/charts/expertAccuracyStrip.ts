@@ -15,6 +15,8 @@ export interface ExpertAccuracyStripData {
   numExperts: number;
   /** Overall accuracy, as a reference line. */
   reference?: number;
+  /** The decoder layer of each row (src/analysis/layers.ts); absent: row i is layer i. */
+  layerOfRow?: readonly number[];
 }
 
 export interface ExpertAccuracyStripOptions {
@@ -32,6 +34,8 @@ export function expertAccuracyStrip(
 ): ExpertAccuracyStripUpdate {
   const doc = container.ownerDocument;
   let current = data;
+  /** Rows are labelled by decoder layer: a model with dense layers has fewer rows than layers. */
+  const layerOf = (row: number): number => current.layerOfRow?.[row] ?? row;
   let svgEl: SVGSVGElement | null = null;
 
   function render(): void {
@@ -117,7 +121,7 @@ export function expertAccuracyStrip(
       .attr('y', rowH / 2)
       .attr('dy', '0.32em')
       .attr('text-anchor', 'end')
-      .text((l) => `L${l.layer}`);
+      .text((l) => `L${layerOf(l.layer)}`);
     rows
       .append('text')
       .attr('class', 'axis')
@@ -146,13 +150,13 @@ export function expertAccuracyStrip(
           (this as SVGCircleElement).style.fill = expertColor(p.expert, current.numExperts);
         })
         .on('mouseenter', (_ev, p) => {
-          hoverLine.textContent = `Layer ${p.layer}, expert ${p.expert}: accuracy ${formatPercent(p.accuracy)} over ${p.count} question${p.count === 1 ? '' : 's'}.`;
+          hoverLine.textContent = `Layer ${layerOf(p.layer)}, expert ${p.expert}: accuracy ${formatPercent(p.accuracy)} over ${p.count} question${p.count === 1 ? '' : 's'}.`;
           options.onHover?.(p);
         })
         .on('mouseleave', () => options.onHover?.(null))
         .on('click', (_ev, p) => options.onClick?.(p.layer, p.expert))
         .append('title')
-        .text((p) => `layer ${p.layer}, expert ${p.expert}: ${formatPercent(p.accuracy)} over ${p.count} questions`);
+        .text((p) => `layer ${layerOf(p.layer)}, expert ${p.expert}: ${formatPercent(p.accuracy)} over ${p.count} questions`);
     });
     root.append(hoverLine);
     root.append(

@@ -13,6 +13,8 @@ export interface ExpertHeatmapData {
   numExperts: number;
   /** [layer][expert] counts. */
   counts: readonly (readonly number[])[];
+  /** The decoder layer of each row (src/analysis/layers.ts); absent: row i is layer i. */
+  layerOfRow?: readonly number[];
 }
 
 export interface ExpertHeatmapOptions {
@@ -35,6 +37,8 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
   const uid = `hm${++instance}`;
   const unit = options.unit ?? 'activations';
   let current = data;
+  /** Rows are labelled by decoder layer: a model with dense layers has fewer rows than layers. */
+  const layerOf = (row: number): number => current.layerOfRow?.[row] ?? row;
   let selected: { layer: number; expert: number } | null = null;
   let focusCell = { layer: 0, expert: 0 };
   let svgEl: SVGSVGElement | null = null;
@@ -106,7 +110,7 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
       .attr('dy', '0.32em')
       .attr('text-anchor', 'end')
       .attr('data-testid', 'heatmap-layer-label')
-      .text((l) => (ch >= 10 || l % 2 === 0 ? `L${l}` : ''));
+      .text((l) => (ch >= 10 || l % 2 === 0 ? `L${layerOf(l)}` : ''));
 
     const cells: { layer: number; expert: number; count: number }[] = [];
     for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) cells.push({ layer: l, expert: e, count: Number(current.counts[l]?.[e] ?? 0) });
@@ -128,11 +132,11 @@ export function expertHeatmap(container: HTMLElement, data: ExpertHeatmapData, o
       .attr('fill-opacity', (d) => (d.count > 0 ? op(d.count).toFixed(3) : null))
       // inline style (CSSOM, allowed by the CSP): must beat the stylesheet's fill for .cell
       .style('fill', (d) => (d.count > 0 ? null : `url(#${uid}-hatch)`))
-      .attr('aria-label', (d) => `layer ${d.layer}, expert ${d.expert}: ${d.count} ${unit}${d.count > 0 ? '' : ' (never activated)'}`)
+      .attr('aria-label', (d) => `layer ${layerOf(d.layer)}, expert ${d.expert}: ${d.count} ${unit}${d.count > 0 ? '' : ' (never activated)'}`)
       .on('click', (_ev, d) => activate(d.layer, d.expert))
       .on('keydown', (ev: KeyboardEvent, d) => onKey(ev, d.layer, d.expert))
       .append('title')
-      .text((d) => `layer ${d.layer}, expert ${d.expert}: ${d.count} ${unit}${d.count > 0 ? '' : ' (never activated)'}`);
+      .text((d) => `layer ${layerOf(d.layer)}, expert ${d.expert}: ${d.count} ${unit}${d.count > 0 ? '' : ' (never activated)'}`);
     svg.append('rect').attr('class', 'selection').attr('visibility', 'hidden').attr('width', Math.max(2, cw)).attr('height', ch).attr('fill', 'none');
 
     // legend: count ramp, then the never-activated swatch (on a second line when narrow)

@@ -114,7 +114,7 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
         svg: () => chart?.svg() ?? null,
         csv: () => {
           const rows: (string | number)[][] = [];
-          for (let l = 0; l < d.numLayers; l++) for (let e = 0; e < d.numExperts; e++) rows.push([l, e, d.counts[l]?.[e] ?? 0]);
+          for (let l = 0; l < d.numLayers; l++) for (let e = 0; e < d.numExperts; e++) rows.push([d.layerOfRow?.[l] ?? l, e, d.counts[l]?.[e] ?? 0]);
           return toCsv(['layer', 'expert', 'count'], rows);
         },
         json: () => d,
@@ -132,9 +132,14 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     const neverHead = h(doc, 'h3', { class: 'hv-sub' }, 'Never activated per layer');
     const neverHost = h(doc, 'div', { 'data-testid': 'never-activated-per-layer' });
     const list = h(doc, 'ol', { class: 'visually-hidden' });
-    perLayer.forEach((n, l) => list.append(h(doc, 'li', { 'data-testid': 'never-activated-layer', 'data-layer': l }, `layer ${l}: ${n}`)));
+    const layerOf = (row: number): number => d.layerOfRow?.[row] ?? row;
+    perLayer.forEach((n, l) => list.append(h(doc, 'li', { 'data-testid': 'never-activated-layer', 'data-layer': l }, `layer ${layerOf(l)}: ${n}`)));
     body.append(neverHead, neverHost, list);
-    never = neverActivatedByLayer(neverHost, { layers: perLayer.map((count, layer) => ({ layer, count })), numExperts: d.numExperts }, { height: 130 });
+    never = neverActivatedByLayer(
+      neverHost,
+      { layers: perLayer.map((count, row) => ({ layer: layerOf(row), count })), numExperts: d.numExperts },
+      { height: 130 },
+    );
     detailHost = h(doc, 'div', { class: 'hv-detail' });
     body.append(detailHost);
     renderDetail();
@@ -154,7 +159,7 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     chart?.select(s);
     detailHost.append(
       expertDetail(doc, {
-        layer: s.layer,
+        layer: d.layerOfRow?.[s.layer] ?? s.layer,
         expert: s.expert,
         numExperts: d.numExperts,
         topK: null,

@@ -4,6 +4,7 @@
  * maximum, per-expert accuracy strips with counts, and every definition the numbers rest on.
  */
 import { ANSWER_SCORING_DEFINITIONS, TOKEN_SCOPE_LABELS, type HostToSummaryView, type RunSummary, type SummaryViewToHost } from '../../src/shared/protocol';
+import { decoderLayerOfRows } from '../../src/analysis/layers';
 import { accuracyBySubject, type AccuracyBySubjectUpdate, type SubjectSort } from '../charts/accuracyBySubject';
 import { entropyByLayer, type EntropyByLayerUpdate } from '../charts/entropyByLayer';
 import { expertAccuracyStrip, type ExpertAccuracyStripUpdate } from '../charts/expertAccuracyStrip';
@@ -98,6 +99,9 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const L = s.model.numLayers;
     const E = s.model.numExperts;
     const defs = s.definitions ?? {};
+    // Rows are labelled by decoder layer: a model with dense layers has fewer rows than layers.
+    const layerOfRow = decoderLayerOfRows(s.model);
+    const layerOf = (row: number): number => layerOfRow[row] ?? row;
 
     // --- header ---
     const header = h(doc, 'header', { class: 'sv-header' });
@@ -109,7 +113,9 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
         doc,
         'span',
         { class: 'chip outline', 'data-testid': 'summary-model' },
-        `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`,
+        s.model.numDecoderLayers && s.model.numDecoderLayers !== L
+          ? `${s.model.family} · ${L} MoE layers (${layerOfRow.join(', ')}) of ${s.model.numDecoderLayers} × ${E} experts, top-${s.model.topK}`
+          : `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`,
       ),
       h(doc, 'span', { class: 'muted', title: s.model.path }, s.model.path),
       h(doc, 'span', { 'data-testid': 'summary-dataset' }, `${s.dataset.split} split · ${s.shots}-shot · ${s.dataset.path}`),
@@ -261,7 +267,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
             for (const l of s.layers)
               for (let e = 0; e < E; e++)
                 rows.push([
-                  l.layer,
+                  layerOf(l.layer),
                   e,
                   l.activationCounts[e] ?? 0,
                   l.neverActivated.includes(e) ? 'true' : '',
@@ -289,7 +295,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     act.body.append(grid);
     heat = expertHeatmap(
       heatHost,
-      { numLayers: L, numExperts: E, counts },
+      { numLayers: L, numExperts: E, counts, layerOfRow },
       {
         onCellClick: (layer, expert) => {
           state.selected = { layer, expert };
@@ -303,11 +309,15 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const neverHost = h(doc, 'div', {});
     const neverList = h(doc, 'ul', { class: 'sv-never-list', 'data-testid': 'never-activated-per-layer' });
     for (const l of s.layers) {
-      neverList.append(h(doc, 'li', { 'data-testid': 'never-activated-layer', 'data-layer': l.layer }, `L${l.layer}: ${l.neverActivated.length}`));
+      neverList.append(h(doc, 'li', { 'data-testid': 'never-activated-layer', 'data-layer': l.layer }, `L${layerOf(l.layer)}: ${l.neverActivated.length}`));
     }
     side.append(neverTitle, neverHost, neverList);
     charts.push(
-      neverActivatedByLayer(neverHost, { layers: s.layers.map((l) => ({ layer: l.layer, count: l.neverActivated.length })), numExperts: E }, { height: 150 }),
+      neverActivatedByLayer(
+        neverHost,
+        { layers: s.layers.map((l) => ({ layer: layerOf(l.layer), count: l.neverActivated.length })), numExperts: E },
+        { height: 150 },
+      ),
     );
     detailHost = h(doc, 'div', { class: 'sv-detail' });
     act.body.append(detailHost);
@@ -341,7 +351,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
             toCsv(
               ['layer', 'mean', 'p05', 'p25', 'p50', 'p75', 'p95', 'mean_top1_weight', 'mean_topk_mass'],
               s.layers.map((l) => [
-                l.layer,
+                layerOf(l.layer),
                 l.entropyNormalized,
                 l.entropyQuantiles.p05,
                 l.entropyQuantiles.p25,
@@ -360,7 +370,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     ent.body.append(entHost);
     entChart = entropyByLayer(
       entHost,
-      { layers: s.layers.map((l) => ({ layer: l.layer, mean: l.entropyNormalized, quantiles: l.entropyQuantiles })), numExperts: E },
+      { layers: s.layers.map((l) => ({ layer: layerOf(l.layer), mean: l.entropyNormalized, quantiles: l.entropyQuantiles })), numExperts: E },
       { scale: state.entropyScale },
     );
     charts.push(entChart);
@@ -376,7 +386,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
           svg: () => stripChart?.svg() ?? null,
           csv: () => {
             const rows: (string | number | null)[][] = [];
-            for (const l of s.layers) for (let e = 0; e < E; e++) rows.push([l.layer, e, l.expertAccuracy[e] ?? null, l.expertAccuracyCount[e] ?? 0]);
+            for (const l of s.layers) for (let e = 0; e < E; e++) rows.push([layerOf(l.layer), e, l.expertAccuracy[e] ?? null, l.expertAccuracyCount[e] ?? 0]);
             return toCsv(['layer', 'expert', 'accuracy', 'questions'], rows);
           },
         },
@@ -399,6 +409,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
         layers: s.layers.map((l) => ({ layer: l.layer, accuracy: l.expertAccuracy, count: l.expertAccuracyCount })),
         numExperts: E,
         reference: s.accuracy.micro,
+        layerOfRow,
       },
       {
         onClick: (layer, expert) => {
@@ -453,7 +464,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       .slice(0, 5);
     detailHost.append(
       expertDetail(doc, {
-        layer: sel.layer,
+        layer: decoderLayerOfRows(s.model)[sel.layer] ?? sel.layer,
         expert: sel.expert,
         numExperts: s.model.numExperts,
         topK: s.model.topK,
