@@ -85,8 +85,8 @@ TINY: dict[str, tuple[str, dict]] = {
 BIAS_NAMES = ("e_score_correction_bias", "expert_bias")
 
 
-def build(family: str, out_dir: str, seed: int = 0) -> str:
-    from transformers import AutoConfig, AutoModelForCausalLM
+def tiny_config(family: str):
+    from transformers import AutoConfig
 
     model_type, overrides = TINY[family]
     kwargs = dict(COMMON) if family != "dbrx" else {}
@@ -94,7 +94,13 @@ def build(family: str, out_dir: str, seed: int = 0) -> str:
     kwargs = {k: v for k, v in kwargs.items() if v is not None or k == "pad_token_id"}
     if family == "jetmoe":
         kwargs.pop("num_attention_heads", None)
-    config = AutoConfig.for_model(model_type, **kwargs)
+    return AutoConfig.for_model(model_type, **kwargs)
+
+
+def build(family: str, out_dir: str, seed: int = 0) -> str:
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config(family)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     g = torch.Generator().manual_seed(seed + 1)
