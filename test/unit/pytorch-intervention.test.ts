@@ -1,6 +1,6 @@
 /**
- * Router interventions in the PyTorch engine (python -m moe_scope_worker, a forward hook on every
- * router) against the independent reference forward with the same router-logit offsets (-Infinity for
+ * Router interventions in the PyTorch engine (python -m moe_scope_worker, offsets on each router's
+ * logits; python/moe_scope_worker/capture.py) against the independent reference forward with the same router-logit offsets (-Infinity for
  * masked experts): logits and router probabilities within 1e-4, identical top-k, masked experts never
  * chosen; and the scoring prefix cache is not reused across interventions. Needs .venv (testPython()).
  */
