@@ -28,7 +28,7 @@ def find_decoder_layers(model) -> list:
     """The decoder's ModuleList of layers (layers, or blocks in DBRX), vision towers excluded."""
     best = None
     for name, m in model.named_modules():
-        if isinstance(m, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layers", "blocks") and "vision" not in name:
+        if isinstance(m, torch.nn.ModuleList) and name.rsplit(".", 1)[-1] in ("layers", "blocks") and not any(w in name for w in ("vision", "visual", "audio")):
             if best is None or len(m) > len(best):
                 best = m
     if best is None:

@@ -60,6 +60,33 @@ def reference(model_dir: str, family: str, ids: list[int], prepare=None):
     return seen, out.logits[0, -1]
 
 
+def record_router_logits(num_experts: int, hidden: int, out: dict):
+    """A prepare(model) for reference() that keeps, per decoder layer, the output of the router's
+    [experts, hidden] projection (found by name, called through torch.nn.functional.linear)."""
+    import re
+    from unittest import mock
+
+    import torch.nn.functional as F
+
+    def prepare(model):
+        weights = {}
+        for name, p in model.named_parameters():
+            m = re.search(r"\.(?:layers|blocks)\.(\d+)\.", "." + name)
+            if m and p.dim() == 2 and tuple(p.shape) == (num_experts, hidden) and ("router" in name or ".gate." in name) and "shared" not in name and "attention" not in name:
+                weights[id(p)] = int(m.group(1))
+        linear = F.linear
+
+        def recording_linear(x, weight, bias=None):
+            y = linear(x, weight, bias)
+            if id(weight) in weights:
+                out[weights[id(weight)]] = y.detach()
+            return y
+
+        return mock.patch.object(F, "linear", recording_linear)
+
+    return prepare
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_routing_and_logits_equal_transformers(checkpoints, family):
     e = engine.Engine(lambda level, message: None)
@@ -74,7 +101,8 @@ def test_routing_and_logits_equal_transformers(checkpoints, family):
     L, T, K = r["numLayers"], r["numTokens"], r["topK"]
     experts = np.asarray(r["topExperts"]).reshape(L, T, K)
     weights = np.asarray(r["topWeights"]).reshape(L, T, K)
-    seen, logits = reference(checkpoints[family], family, IDS)
+    router_logits: dict[int, torch.Tensor] = {}
+    seen, logits = reference(checkpoints[family], family, IDS, record_router_logits(info["numExperts"], info["hiddenSize"], router_logits))
     assert len(seen) == L, f"transformers ran {len(seen)} MoE layers, the engine reported {L}"
     worst = 0.0
     for layer, (idx, w) in enumerate(seen):
@@ -89,6 +117,15 @@ def test_routing_and_logits_equal_transformers(checkpoints, family):
     assert np.abs(last - logits[: len(last)].numpy()).max() <= 1e-4
     probs = np.asarray(r["probs"]).reshape(L, T, -1)
     assert np.allclose(probs.sum(-1), 1, atol=1e-5)
+    # The full distribution: the family's score function over transformers' own router logits.
+    assert sorted(router_logits) == info["moeLayers"], f"router projections ran in decoder layers {sorted(router_logits)}"
+    for row, layer in enumerate(info["moeLayers"]):
+        z = router_logits[layer].double().reshape(T, -1)
+        if info["routing"]["scoreFunction"] == "sigmoid":
+            want = torch.sigmoid(z) / torch.sigmoid(z).sum(-1, keepdim=True)
+        else:
+            want = torch.softmax(z, -1)
+        assert np.abs(probs[row] - want.numpy()).max() <= 1e-4, f"decoder layer {layer}: gate distribution differs"
     assert np.isfinite(np.asarray(r["entropy"])).all()
     # The routing is not degenerate: the tiny routers spread tokens over several experts.
     assert len(set(experts.reshape(-1).tolist())) > K
