@@ -109,7 +109,7 @@ class Engine:
         kwargs = dict(local_files_only=True, low_cpu_mem_usage=True)
         try:
             model = self._from_pretrained(AutoModelForCausalLM, model_dir, dtype, device, kwargs)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise EngineFailure("bad-model", f"{model_dir}: transformers could not load it: {e}") from e
         model.eval()
         self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
