@@ -34,7 +34,7 @@ test('trace view: routing map rows, sparklines, model line and CSV exports use t
   v.handle({ type: 'trace', payload: p });
   assert.deepEqual(texts(host, '[data-testid="layer-label"][data-layer]'), ['L1', 'L2']);
   assert.deepEqual(texts(host, '.spark-row[data-layer] .spark-label'), ['L1', 'L2']);
-  assert.match(host.querySelector('[data-testid="model-layers"]')!.textContent!, /2 MoE layers \(1, 2\) of 3/);
+  assert.match(host.querySelector('[data-testid="model-layers"]')!.textContent!, /2 MoE layers \(1, 2\) of 3 .*no routing \(dense or other layers\): 0$/);
   const exports: string[] = [];
   for (const button of host.querySelectorAll('[data-export="csv"]')) button.dispatchEvent(new env.window.Event('click'));
   for (const m of api.posted as TraceViewToHost[]) if (m.type === 'export' && m.format === 'csv') exports.push(m.data);
@@ -72,5 +72,5 @@ test('heatmap and summary views label rows by decoder layer', () => {
     texts(host, '[data-testid="never-activated-layer"]').map((t) => t.split(':')[0]),
     ['L1', 'L2'],
   );
-  assert.match(host.querySelector('[data-testid="summary-model"]')!.textContent!, /2 MoE layers \(1, 2\) of 3/);
+  assert.match(host.querySelector('[data-testid="summary-model"]')!.textContent!, /2 MoE layers \(1, 2\) of 3 .*no routing \(dense or other layers\): 0$/);
 });

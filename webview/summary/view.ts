@@ -114,7 +114,10 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
         'span',
         { class: 'chip outline', 'data-testid': 'summary-model' },
         s.model.numDecoderLayers && s.model.numDecoderLayers !== L
-          ? `${s.model.family} · ${L} MoE layers (${layerOfRow.join(', ')}) of ${s.model.numDecoderLayers} × ${E} experts, top-${s.model.topK}`
+          ? `${s.model.family} · ${L} MoE layers (${layerOfRow.join(', ')}) of ${s.model.numDecoderLayers} × ${E} experts, top-${s.model.topK}; ` +
+              `no routing (dense or other layers): ${Array.from({ length: s.model.numDecoderLayers }, (_, i) => i)
+                .filter((i) => !layerOfRow.includes(i))
+                .join(', ')}`
           : `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`,
       ),
       h(doc, 'span', { class: 'muted', title: s.model.path }, s.model.path),

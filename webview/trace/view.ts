@@ -307,7 +307,8 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         'span',
         { 'data-testid': 'model-layers' },
         m.numDecoderLayers && m.numDecoderLayers !== m.numLayers
-          ? `${m.numLayers} MoE layers (${layerOfRow().join(', ')}) of ${m.numDecoderLayers} × ${m.numExperts} experts, top-${m.topK}`
+          ? `${m.numLayers} MoE layers (${layerOfRow().join(', ')}) of ${m.numDecoderLayers} × ${m.numExperts} experts, top-${m.topK}; ` +
+              `no routing (dense or other layers): ${withoutRouting(m.numDecoderLayers, layerOfRow()).join(', ')}`
           : `${m.numLayers} layers × ${m.numExperts} experts, top-${m.topK}`,
       ),
       ...(m.routing
@@ -324,6 +325,11 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       append(demo, icon(doc, 'warning'), h(doc, 'span', {}, `demo model: random weights. ${m.demo.note ?? ''}`.trim()));
       header.append(demo);
     }
+  }
+
+  /** Decoder layers with no routing row (dense, or another kind of layer): shown as such, never as routing. */
+  function withoutRouting(decoderLayers: number, rows: readonly number[]): number[] {
+    return Array.from({ length: decoderLayers }, (_, i) => i).filter((i) => !rows.includes(i));
   }
 
   /** The decoder layer of each routing row: what every label and export shows (dense layers have no row). */
