@@ -148,7 +148,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         name: 'routing',
         canvas: () => map?.renderFull(2) ?? null,
         csv: () => routingCsv(),
-        json: () => ({ tokens: payload!.result.tokens, routing: { ...payload!.result.routing, probs: undefined } }),
+        json: () => ({ tokens: payload!.result.tokens, layerOfRow: layerOfRow(), routing: { ...payload!.result.routing, probs: undefined } }),
       },
       (m) => post({ ...m, name: `${base()}-${m.name}` }),
     ),
