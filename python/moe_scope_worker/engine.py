@@ -23,7 +23,8 @@ Log = Callable[[str, str], None]
 MEMORY_MARGIN = 1.15
 # Key/value positions one scoring forward may hold (batch rows x (prefix + item)); larger batches are split.
 # Hybrid stacks (Mamba, linear attention, convolutions) keep caches that are not plain per-layer keys and
-# values: a shared prefix is recomputed with each item instead of copied from a cache.
+# values: a shared prefix is recomputed with each item instead of copied from a cache. (Sliding-window and
+# chunked-attention caches are found at load, Engine._probe.)
 PREFIX_RECOMPUTED = ("qwen3_next", "qwen3_5_moe", "granitemoehybrid", "minimax", "jamba", "lfm2_moe", "kimi_linear")
 KV_POSITIONS_PER_FORWARD = int(os.environ.get("MOE_SCOPE_KV_POSITIONS", 65536))
 
@@ -151,8 +152,12 @@ class Engine:
         config's field names differ per family; what the experts receive does not)."""
         with torch.inference_mode():
             self.capture.begin()
-            self._decoder(self.model)(input_ids=torch.tensor([[0, 1]], device=self.device), use_cache=False)
+            out = self._decoder(self.model)(input_ids=torch.tensor([[0, 1]], device=self.device), use_cache=True)
             index, _, logits = self.capture.end()
+        # A prefix cache is copied per batch row only when every layer keeps plain keys and values: sliding
+        # windows, linear attention, Mamba and convolution states are recomputed with each item instead.
+        layers = getattr(out.past_key_values, "layers", None)
+        self.prefix_cache_plain = bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
         rule["numLayers"] = len(self.capture.rows)
         rule["numExperts"] = int(logits.shape[-1])
         rule["topK"] = int(index.shape[-1])
@@ -392,7 +397,7 @@ class Engine:
 
     def _prefix_cache_works(self) -> bool:
         """Whether the prefix's keys and values can be copied per batch row: plain attention caches only."""
-        return self.rule["family"] not in PREFIX_RECOMPUTED
+        return self.prefix_cache_plain and self.rule["family"] not in PREFIX_RECOMPUTED
 
     def _score_rows(self, rows, prefix, P: int, S: int, positions: str, K: int, skip: int = 0):
         """One forward of right-padded rows (all padded to S, as the batch is) after the prefix cache:

@@ -131,7 +131,8 @@ def test_routing_and_logits_equal_transformers(checkpoints, family):
     assert len(set(experts.reshape(-1).tolist())) > K
     # Batch scoring after a shared prefix (a reused cache, or for hybrid stacks the prefix run with each item)
     # reports the routing and answer log-probs that tracing the whole prompt does.
-    prefix, items = IDS[:5], [IDS[5:8], IDS[5:]]
+    # The prefix is longer than the tiny builds' sliding windows (8), so a window-limited cache would show.
+    prefix, items = IDS[:9], [IDS[9:11], IDS[9:]]
     scored = e.score({"items": [{"key": str(i), "ids": it} for i, it in enumerate(items)], "prefix": {"key": "p", "ids": prefix}, "routingPositions": "all"})
     for i, it in enumerate(items):
         whole = e.trace({"input": {"ids": prefix + it}, "options": {}})
