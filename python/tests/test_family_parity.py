@@ -140,4 +140,6 @@ def test_routing_and_logits_equal_transformers(checkpoints, family):
         got = view.array[view.offset : view.offset + view.count].reshape(L, -1, K)
         want = np.asarray(whole["routing"]["topExperts"]).reshape(L, -1, K)
         assert got.shape == want.shape and (np.sort(got, -1) == np.sort(want, -1)).all(), f"item {i}: scored routing differs from the traced prompt"
-        assert np.abs(np.asarray(scored["items"][i]["answerLogProbs"]) - np.asarray(whole["answerLogProbs"])).max() <= 1e-4
+        # fp32 sums in another order (a padded batch after a cache, against one sequence): log-probs near -14
+        # in these random builds agree to about 1e-5 relative.
+        assert np.abs(np.asarray(scored["items"][i]["answerLogProbs"]) - np.asarray(whole["answerLogProbs"])).max() <= 5e-4
