@@ -6,6 +6,8 @@
 import { InputError } from '../../shared/inputError';
 import type { ModelFamilyName } from '../../shared/protocol';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
+import type { GraphRouter, MlaAttention } from './familyFeatures';
+import { EXTENDED_FAMILIES } from './familiesExtended';
 
 export interface MoeArchitecture {
   family: ModelFamilyName;
@@ -38,6 +40,17 @@ export interface MoeArchitecture {
   qkvBias: boolean;
   /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
   slidingWindow: number | null;
+  /** Decoder-layer index of each MoE layer (absent: every layer); the others are dense MLPs of denseIntermediate. */
+  moeLayers?: number[];
+  denseIntermediate?: number;
+  /** Routing the MoE operator's own softmax cannot express, computed in the graph (familyFeatures.ts). */
+  router?: GraphRouter;
+  /** Multi-head latent attention (DeepSeek-V2/V3); headDim is then its rotary part. */
+  mla?: MlaAttention;
+  /** Rotary embedding on the first rotaryDim values of each head only (GLM-4.5); absent: all of headDim. */
+  rotaryDim?: number;
+  /** Rotated pairs are adjacent values (x0, x1), (x2, x3) ... (DeepSeek) instead of the two halves. */
+  ropeInterleaved?: boolean;
 }
 
 export interface ExpertTensorNames {
@@ -60,7 +73,25 @@ export interface LayerTensorNames {
   expert(e: number): ExpertTensorNames;
   /** Newer transformers pack experts: gate_up [E, 2*inter, hidden] (gate rows first), down [E, hidden, inter]. */
   packed?: { gateUp: string; down: string };
-  shared?: { gate: string; up: string; down: string; gateScale: string };
+  /** gateScale absent: the shared expert is added ungated (DeepSeek, GLM-4.5, dots.llm1). */
+  shared?: { gate: string; up: string; down: string; gateScale?: string };
+  /** A dense layer's MLP (SwiGLU of denseIntermediate). */
+  denseMlp?: { gate: string; up: string; down: string };
+  /** A bias added to the router scores only to choose experts (e_score_correction_bias). */
+  routerChoiceBias?: string;
+  /** Q/K/V biases with q absent where the family has none (MLA). */
+  mla?: MlaTensorNames;
+}
+
+export interface MlaTensorNames {
+  /** q_proj when there is no q LoRA, else q_a_proj / q_a_layernorm / q_b_proj. */
+  q?: string;
+  qA?: string;
+  qANorm?: string;
+  qB?: string;
+  kvA: string;
+  kvANorm: string;
+  kvB: string;
 }
 
 export interface TensorNames {
@@ -81,7 +112,7 @@ export type HfConfig = Record<string, unknown>;
 
 export class ConfigError extends InputError {}
 
-function int(config: HfConfig, file: string, key: string, fallback?: number): number {
+export function int(config: HfConfig, file: string, key: string, fallback?: number): number {
   const v = config[key];
   if (v === undefined || v === null) {
     if (fallback !== undefined) return fallback;
@@ -92,7 +123,7 @@ function int(config: HfConfig, file: string, key: string, fallback?: number): nu
 }
 
 /** A finite number > 0 (eps, theta, clip): zero or negative values turn the forward pass into NaN. */
-function positive(config: HfConfig, file: string, key: string, fallback: number): number {
+export function positive(config: HfConfig, file: string, key: string, fallback: number): number {
   const v = config[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(file, `"${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
@@ -100,11 +131,11 @@ function positive(config: HfConfig, file: string, key: string, fallback: number)
 }
 
 /** Refuses a field that changes the math in a way MoE Scope does not implement, naming it and its value. */
-function refuse(file: string, key: string, value: unknown, why: string): never {
+export function refuse(file: string, key: string, value: unknown, why: string): never {
   throw new ConfigError(file, `"${key}": ${JSON.stringify(value)} is not supported: ${why}`);
 }
 
-function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
+export function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
   const v = config[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') throw new ConfigError(file, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
@@ -121,7 +152,7 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   }
 }
 
-function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
   refuseUnsupportedCommon(config, file);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
@@ -165,7 +196,7 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
  * Qwen-style dense layers: decoder_sparse_step N makes only every N-th layer sparse and mlp_only_layers
  * lists dense ones. The graph has an MoE block in every layer, so any dense layer is refused.
  */
-function refuseDenseLayers(config: HfConfig, file: string): void {
+export function refuseDenseLayers(config: HfConfig, file: string): void {
   const mlpOnly = config.mlp_only_layers;
   if (mlpOnly !== undefined && mlpOnly !== null && !(Array.isArray(mlpOnly) && mlpOnly.length === 0)) {
     refuse(file, 'mlp_only_layers', mlpOnly, 'checkpoints with dense (non-MoE) layers are not supported');
@@ -179,7 +210,7 @@ function refuseDenseLayers(config: HfConfig, file: string): void {
  * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
  * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
  */
-function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
+export function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
   const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
   const has = (k: string) => config[k] !== undefined && config[k] !== null;
   if (has(key) && has(alias) && config[key] !== config[alias]) {
@@ -196,7 +227,7 @@ function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'nu
   return int(config, file, used);
 }
 
-function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
+export function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
   const p = `model.layers.${l}`;
   return {
     inputNorm: `${p}.input_layernorm.weight`,
@@ -209,7 +240,7 @@ function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'>
 }
 
 /** OLMoE and Qwen2-MoE name their experts alike: model.layers.N.mlp.experts.M.{gate,up,down}_proj. */
-const mlpExpert =
+export const mlpExpert =
   (p: string) =>
   (e: number): ExpertTensorNames => ({
     gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
@@ -217,7 +248,7 @@ const mlpExpert =
     down: `${p}.mlp.experts.${e}.down_proj.weight`,
   });
 
-const globalNames = (arch: MoeArchitecture) => ({
+export const globalNames = (arch: MoeArchitecture) => ({
   embed: 'model.embed_tokens.weight',
   finalNorm: 'model.norm.weight',
   lmHead: arch.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
@@ -361,7 +392,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
   tensorNames: qkNormMlpTensorNames,
 };
 
-export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE];
+export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE, ...EXTENDED_FAMILIES];
 
 /** Dense relatives users may point at by mistake; named so the message can say what they are. */
 const KNOWN_DENSE = ['olmo', 'olmo2', 'olmo3', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gpt_neox', 'phi3', 'gemma', 'gemma2'];

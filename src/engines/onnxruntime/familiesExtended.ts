@@ -1,0 +1,323 @@
+/**
+ * Families beyond the original four, on the features of familyFeatures.ts: DeepSeek-V3-style routing
+ * (sigmoid scores, a correction bias to choose, group-limited top-k, routed scaling), dense first layers,
+ * ungated shared experts and multi-head latent attention. Imported only by families.ts (its FAMILIES
+ * list); the helpers it uses from there are functions, so the import cycle is harmless.
+ */
+import {
+  common,
+  ConfigError,
+  flag,
+  globalNames,
+  int,
+  llamaStyleLayer,
+  mlpExpert,
+  positive,
+  refuse,
+  type FamilyDescriptor,
+  type HfConfig,
+  type LayerTensorNames,
+  type MoeArchitecture,
+  type TensorNames,
+} from './families';
+import { readRope, RopeConfigError } from './rope';
+import type { GraphRouter, MlaAttention } from './familyFeatures';
+
+/** The rotary settings over `dim` values of each head, partial_rotary_factor already applied by the caller. */
+function ropeOver(config: HfConfig, file: string, dim: number, maxPositions: number, defaultTheta = 10000) {
+  const stripped: HfConfig = { ...config };
+  delete stripped.partial_rotary_factor;
+  if (stripped.rope_parameters && typeof stripped.rope_parameters === 'object' && !Array.isArray(stripped.rope_parameters)) {
+    const params = { ...(stripped.rope_parameters as Record<string, unknown>) };
+    delete params.partial_rotary_factor;
+    stripped.rope_parameters = params;
+  }
+  try {
+    return readRope(stripped, defaultTheta, dim, maxPositions);
+  } catch (e) {
+    if (e instanceof RopeConfigError) throw new ConfigError(file, e.message);
+    throw e;
+  }
+}
+
+/** A field that must be absent or hold the one value the implemented rule matches. */
+function expectValue(config: HfConfig, file: string, key: string, allowed: readonly unknown[], why: string): void {
+  const v = config[key];
+  if (v !== undefined && v !== null && !allowed.includes(v)) refuse(file, key, v, why);
+}
+
+function nonNegativeInt(config: HfConfig, file: string, key: string, fallback: number): number {
+  const v = config[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(file, `"${key}" must be an integer >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** first_k_dense_replace: the first k decoder layers are dense MLPs, the rest MoE. */
+function firstKDense(config: HfConfig, file: string, numLayers: number): number[] {
+  const k = nonNegativeInt(config, file, 'first_k_dense_replace', 0);
+  if (k >= numLayers) throw new ConfigError(file, `"first_k_dense_replace" (${k}) leaves no MoE layer of the ${numLayers}`);
+  expectValue(config, file, 'moe_layer_freq', [1], 'only every layer after first_k_dense_replace being MoE (moe_layer_freq 1) is implemented');
+  return Array.from({ length: numLayers - k }, (_, i) => k + i);
+}
+
+function groupLimits(config: HfConfig, file: string, experts: number, topK: number, score: 'max' | 'top2-sum', maskedScore: number) {
+  const n = int(config, file, 'n_group', 1);
+  const topk = int(config, file, 'topk_group', 1);
+  if (experts % n !== 0) throw new ConfigError(file, `"n_routed_experts" (${experts}) is not a multiple of "n_group" (${n})`);
+  if (topk > n) throw new ConfigError(file, `"topk_group" (${topk}) exceeds "n_group" (${n})`);
+  if (topk * (experts / n) < topK) throw new ConfigError(file, `"topk_group" ${topk} of ${n} groups hold fewer experts than num_experts_per_tok (${topK})`);
+  if (score === 'top2-sum' && experts / n < 2) throw new ConfigError(file, `groups of one expert: the group score sums each group's best two experts`);
+  return { n, topk, score, maskedScore };
+}
+
+/** The DeepSeek-V3 router as DeepseekV3TopkRouter, Glm4MoeTopkRouter and Dots1TopkRouter compute it. */
+function sigmoidBiasGroupRouter(config: HfConfig, file: string, experts: number, topK: number): GraphRouter {
+  expectValue(config, file, 'scoring_func', ['sigmoid'], 'this family routes with sigmoid scores (transformers reads no other scoring_func)');
+  expectValue(config, file, 'topk_method', ['noaux_tc'], 'this family routes with a correction bias and group-limited top-k (noaux_tc)');
+  return {
+    kind: 'sigmoid-bias-group',
+    score: 'sigmoid',
+    choiceBias: true,
+    groups: groupLimits(config, file, experts, topK, 'top2-sum', -Infinity),
+    renormalize: flag(config, file, 'norm_topk_prob', true) ? { p: 1, eps: 1e-20 } : null,
+    routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+  };
+}
+
+/** Dense layers, routed experts (packed or per expert) with a correction bias, ungated shared experts. */
+function deepseekStyleMlp(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'inputNorm' | 'postAttentionNorm' | 'q' | 'k' | 'v' | 'o'> {
+  const p = `model.layers.${l}`;
+  const dense = !(arch.moeLayers ?? []).includes(l);
+  return {
+    router: `${p}.mlp.gate.weight`,
+    routerChoiceBias: !dense && arch.router?.choiceBias ? `${p}.mlp.gate.e_score_correction_bias` : undefined,
+    expert: mlpExpert(p),
+    packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+    shared: arch.sharedExpert
+      ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
+      : undefined,
+    denseMlp: dense ? { gate: `${p}.mlp.gate_proj.weight`, up: `${p}.mlp.up_proj.weight`, down: `${p}.mlp.down_proj.weight` } : undefined,
+  };
+}
+
+/** The shared experts of DeepSeek-style families: one MLP n_shared_experts times moe_intermediate_size wide. */
+function sharedExperts(config: HfConfig, file: string, expertInter: number): { intermediate: number } | null {
+  const n = nonNegativeInt(config, file, 'n_shared_experts', 0);
+  return n > 0 ? { intermediate: n * expertInter } : null;
+}
+
+/** Layer types other than full attention (sliding windows per layer) are not implemented. */
+function requireFullAttention(config: HfConfig, file: string): void {
+  const types = config.layer_types;
+  if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
+    refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+  if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is not implemented for this family');
+}
+
+function deepseekCommon(config: HfConfig, file: string) {
+  const experts = int(config, file, 'n_routed_experts');
+  if (experts < 2) throw new ConfigError(file, `"n_routed_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
+  const topK = int(config, file, 'num_experts_per_tok');
+  const expertInter = int(config, file, 'moe_intermediate_size');
+  const numLayers = int(config, file, 'num_hidden_layers');
+  return { experts, topK, expertInter, moeLayers: firstKDense(config, file, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/** MLA dims and the attention scale (yarn's mscale_all_dim enters it squared, as in transformers). */
+function mlaAttention(config: HfConfig, file: string): MlaAttention {
+  if (flag(config, file, 'attention_bias', false))
+    refuse(file, 'attention_bias', true, 'multi-head latent attention with projection biases is not implemented');
+  const q = config.q_lora_rank;
+  const nopeDim = int(config, file, 'qk_nope_head_dim');
+  const ropeDim = int(config, file, 'qk_rope_head_dim');
+  let scale = 1 / Math.sqrt(nopeDim + ropeDim);
+  const params = (config.rope_scaling ?? config.rope_parameters ?? {}) as Record<string, unknown>;
+  const type = params.rope_type ?? params.type ?? 'default';
+  if (type !== 'default') {
+    const all = typeof params.mscale_all_dim === 'number' ? params.mscale_all_dim : 0;
+    const factor = typeof params.factor === 'number' ? params.factor : 1;
+    if (all) {
+      const m = factor <= 1 ? 1 : 0.1 * all * Math.log(factor) + 1;
+      scale *= m * m;
+    }
+  }
+  return {
+    qLoraRank: q === undefined || q === null ? null : int(config, file, 'q_lora_rank'),
+    kvLoraRank: int(config, file, 'kv_lora_rank'),
+    nopeDim,
+    ropeDim,
+    valueDim: int(config, file, 'v_head_dim'),
+    scale,
+  };
+}
+
+function mlaNames(arch: MoeArchitecture): TensorNames {
+  return {
+    ...globalNames(arch),
+    layer(l) {
+      const p = `model.layers.${l}`;
+      const a = `${p}.self_attn`;
+      return {
+        ...llamaStyleLayer(l),
+        ...deepseekStyleMlp(arch, l),
+        mla:
+          arch.mla!.qLoraRank === null
+            ? { q: `${a}.q_proj.weight`, kvA: `${a}.kv_a_proj_with_mqa.weight`, kvANorm: `${a}.kv_a_layernorm.weight`, kvB: `${a}.kv_b_proj.weight` }
+            : {
+                qA: `${a}.q_a_proj.weight`,
+                qANorm: `${a}.q_a_layernorm.weight`,
+                qB: `${a}.q_b_proj.weight`,
+                kvA: `${a}.kv_a_proj_with_mqa.weight`,
+                kvANorm: `${a}.kv_a_layernorm.weight`,
+                kvB: `${a}.kv_b_proj.weight`,
+              },
+      };
+    },
+  };
+}
+
+function mlaArchitecture(
+  config: HfConfig,
+  file: string,
+  family: 'deepseek_v2' | 'deepseek_v3',
+  router: (experts: number, topK: number) => GraphRouter,
+  interleaved: boolean,
+): MoeArchitecture {
+  const d = deepseekCommon(config, file);
+  const ropeDim = int(config, file, 'qk_rope_head_dim');
+  // The rotary part is what the rotary tables cover: head_dim here means qk_rope_head_dim.
+  const base = common({ ...config, head_dim: ropeDim, num_key_value_heads: config.num_attention_heads }, file, family, d.experts, d.topK, d.expertInter);
+  const arch: MoeArchitecture = {
+    ...base,
+    normTopKProb: false,
+    qkNorm: null,
+    sharedExpert: sharedExperts(config, file, d.expertInter),
+    qkvBias: false,
+    slidingWindow: null,
+    moeLayers: d.moeLayers,
+    denseIntermediate: d.denseIntermediate,
+    router: router(d.experts, d.topK),
+    ropeInterleaved: interleaved,
+    mla: mlaAttention(config, file),
+  };
+  return arch;
+}
+
+export const DEEPSEEK_V3: FamilyDescriptor = {
+  name: 'deepseek_v3',
+  modelTypes: ['deepseek_v3'],
+  architecture(config, file) {
+    return mlaArchitecture(config, file, 'deepseek_v3', (e, k) => sigmoidBiasGroupRouter(config, file, e, k), flag(config, file, 'rope_interleave', true));
+  },
+  tensorNames: mlaNames,
+};
+
+export const DEEPSEEK_V2: FamilyDescriptor = {
+  name: 'deepseek_v2',
+  modelTypes: ['deepseek_v2'],
+  architecture(config, file) {
+    if (flag(config, file, 'mlp_bias', false)) refuse(file, 'mlp_bias', true, 'MLPs with biases are not implemented');
+    return mlaArchitecture(
+      config,
+      file,
+      'deepseek_v2',
+      (experts, topK) => {
+        const method = config.topk_method ?? 'greedy';
+        if (method !== 'greedy' && method !== 'group_limited_greedy')
+          refuse(file, 'topk_method', method, 'DeepSeek-V2 routing is implemented as transformers has it: greedy or group_limited_greedy');
+        expectValue(config, file, 'scoring_func', ['softmax'], 'DeepSeek-V2 routes with softmax scores');
+        return {
+          kind: 'softmax-group-scaled',
+          score: 'softmax',
+          choiceBias: false,
+          // transformers' DeepseekV2TopkRouter ignores norm_topk_prob: the weights are never renormalised.
+          groups: method === 'group_limited_greedy' ? groupLimits(config, file, experts, topK, 'max', 0) : null,
+          renormalize: null,
+          routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+        };
+      },
+      // transformers rotates DeepSeek-V2's rotary part as complex pairs (x0 + i x1, ...).
+      true,
+    );
+  },
+  tensorNames: mlaNames,
+};
+
+function standardAttentionNames(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
+  const p = `model.layers.${l}`;
+  return {
+    ...llamaStyleLayer(l),
+    qNorm: arch.qkNorm ? `${p}.self_attn.q_norm.weight` : undefined,
+    kNorm: arch.qkNorm ? `${p}.self_attn.k_norm.weight` : undefined,
+    qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
+  };
+}
+
+const standardAttentionDeepseekMlpNames = (arch: MoeArchitecture): TensorNames => ({
+  ...globalNames(arch),
+  layer: (l) => ({ ...standardAttentionNames(arch, l), ...deepseekStyleMlp(arch, l) }),
+});
+
+/** GLM-4.5 / 4.6 (Glm4MoeForCausalLM): partial rotary embeddings, optional q/k/v biases and per-head QK-norm. */
+export const GLM4_MOE: FamilyDescriptor = {
+  name: 'glm4_moe',
+  modelTypes: ['glm4_moe'],
+  architecture(config, file) {
+    const d = deepseekCommon(config, file);
+    requireFullAttention(config, file);
+    const params = (config.rope_parameters ?? {}) as Record<string, unknown>;
+    const prf = params.partial_rotary_factor ?? config.partial_rotary_factor ?? 0.5;
+    if (typeof prf !== 'number' || !(prf > 0 && prf <= 1))
+      throw new ConfigError(file, `"partial_rotary_factor" must be a number in (0, 1], got ${JSON.stringify(prf)}`);
+    const base = common(
+      { ...config, partial_rotary_factor: undefined, rope_parameters: { ...params, partial_rotary_factor: undefined } },
+      file,
+      'glm4_moe',
+      d.experts,
+      d.topK,
+      d.expertInter,
+    );
+    const rotaryDim = Math.floor(base.headDim * prf);
+    if (rotaryDim % 2 !== 0) throw new ConfigError(file, `partial_rotary_factor ${prf} of head_dim ${base.headDim} gives an odd rotary width ${rotaryDim}`);
+    return {
+      ...base,
+      rope: ropeOver(config, file, rotaryDim, base.maxPositions),
+      rotaryDim,
+      normTopKProb: false,
+      qkNorm: flag(config, file, 'use_qk_norm', false) ? 'per-head' : null,
+      sharedExpert: sharedExperts(config, file, d.expertInter),
+      qkvBias: flag(config, file, 'attention_bias', false),
+      slidingWindow: null,
+      moeLayers: d.moeLayers,
+      denseIntermediate: d.denseIntermediate,
+      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+    };
+  },
+  tensorNames: standardAttentionDeepseekMlpNames,
+};
+
+/** dots.llm1 (Dots1ForCausalLM): Qwen3-style attention with per-head QK-norm, DeepSeek-V3 routing. */
+export const DOTS1: FamilyDescriptor = {
+  name: 'dots1',
+  modelTypes: ['dots1'],
+  architecture(config, file) {
+    const d = deepseekCommon(config, file);
+    requireFullAttention(config, file);
+    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only dots.llm1 attention without projection biases is implemented');
+    return {
+      ...common(config, file, 'dots1', d.experts, d.topK, d.expertInter),
+      normTopKProb: false,
+      qkNorm: 'per-head',
+      sharedExpert: sharedExperts(config, file, d.expertInter),
+      qkvBias: false,
+      slidingWindow: null,
+      moeLayers: d.moeLayers,
+      denseIntermediate: d.denseIntermediate,
+      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+    };
+  },
+  tensorNames: standardAttentionDeepseekMlpNames,
+};
+
+export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [DEEPSEEK_V2, DEEPSEEK_V3, GLM4_MOE, DOTS1];

@@ -1,0 +1,133 @@
+/**
+ * The ONNX Runtime engine on every family it builds beyond the original four, against transformers
+ * itself: tiny random checkpoints written by transformers (test/support/hf_families.py, routing-bias
+ * buffers non-zero, dense first layers where the family has them), and as the reference the
+ * (top_k_index, top_k_weights) each MoE layer's experts module received in transformers' fp32 forward.
+ * Required: the same top-k set at every (MoE layer, token), each chosen expert's applied weight within
+ * 1e-5, last-position logits within 1e-4, and routing rows labelled by their decoder layer.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Engine } from '../../src/engines/onnxruntime/engine';
+import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
+import { loadTokenizer } from '../../src/engines/onnxruntime/formats/tokenizer';
+import { decoderLayerOfRows } from '../../src/analysis/layers';
+import { testPython } from '../support/python';
+import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/models';
+
+/** Every variant hf_families.py writes, with the routing kind the engine must report. */
+const VARIANTS: Record<string, string> = {
+  deepseek_v3: 'sigmoid-bias-group',
+  deepseek_v2: 'softmax-group-scaled',
+  'deepseek_v2-greedy': 'softmax-group-scaled',
+  glm4_moe: 'sigmoid-bias-group',
+  dots1: 'sigmoid-bias-group',
+};
+const LOGIT_TOL = 1e-4;
+const WEIGHT_TOL = 1e-5;
+
+interface FamilyReference {
+  name: string;
+  modelType: string;
+  transformers: string;
+  numDecoderLayers: number;
+  moeLayers: number[];
+  lastLogits: number[];
+  /** [MoE layer][token][slot] */
+  topIndex: number[][][];
+  topWeights: number[][][];
+}
+
+let root = '';
+let ids: number[] = [];
+
+before(async () => {
+  const python = testPython();
+  root = tempDir('hf-families');
+  const tokDir = makeModel({ family: 'olmoe', overrides: { layers: 1, experts: 2, topK: 1 } });
+  const vocab = (JSON.parse(fs.readFileSync(path.join(tokDir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+  // A shorter prompt than the whole question keeps the references small; 40 tokens exercise every path.
+  ids = (await loadTokenizer(tokDir)).encode(SAMPLE_QUESTION).ids.slice(0, 40);
+  execFileSync(
+    python,
+    [
+      path.join(REPO_ROOT, 'test', 'support', 'hf_families.py'),
+      '--out',
+      root,
+      '--vocab',
+      String(vocab),
+      '--ids',
+      JSON.stringify(ids),
+      '--tokenizer-dir',
+      tokDir,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } },
+  );
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(root, 'variants.json'), 'utf8')), Object.keys(VARIANTS));
+});
+
+after(() => {
+  if (root) fs.rmSync(root, { recursive: true, force: true });
+});
+
+for (const [name, kind] of Object.entries(VARIANTS)) {
+  test(`ONNX engine routes ${name} exactly as transformers' experts received it`, async (t) => {
+    const dir = path.join(root, name);
+    const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as FamilyReference;
+    const ckpt = Checkpoint.open(dir);
+    for (const l of ref.moeLayers) {
+      const bias = ckpt.names.layer(l).routerChoiceBias;
+      if (bias)
+        assert.ok(
+          ckpt.readFloat32(bias).some((v) => v !== 0),
+          `${name}: ${bias} is zero, so a rule ignoring it would pass by accident`,
+        );
+    }
+    const engine = new Engine();
+    try {
+      const info = await engine.load(dir, { executionProvider: 'cpu', cacheDir: path.join(root, 'cache') });
+      assert.deepEqual(info.moeLayers, ref.moeLayers, 'MoE layers');
+      assert.equal(info.numDecoderLayers, ref.numDecoderLayers);
+      assert.equal(info.numLayers, ref.moeLayers.length, 'numLayers counts routing rows');
+      assert.deepEqual(decoderLayerOfRows(info), ref.moeLayers, 'rows are labelled by decoder layer');
+      assert.equal(info.routing?.kind, kind);
+      const r = await engine.trace({ ids }, { includeProbs: true, includeLastLogits: true });
+      const { numLayers: L, numTokens: T, topK: K, numExperts: E } = r.routing;
+      assert.equal(L, ref.moeLayers.length);
+      assert.equal(T, ids.length);
+      let maxLogit = 0;
+      for (let v = 0; v < ref.lastLogits.length; v++) maxLogit = Math.max(maxLogit, Math.abs(r.lastLogits![v] - ref.lastLogits[v]));
+      let setDiffs = 0;
+      let maxWeight = 0;
+      let maxProbSumError = 0;
+      for (let row = 0; row < L; row++) {
+        for (let tok = 0; tok < T; tok++) {
+          const at = (row * T + tok) * K;
+          const ours = new Map<number, number>();
+          for (let s = 0; s < K; s++) ours.set(r.routing.topExperts[at + s], r.routing.topWeights[at + s]);
+          const theirs = ref.topIndex[row][tok];
+          if (ours.size !== K || theirs.some((e) => !ours.has(e))) {
+            setDiffs++;
+            continue;
+          }
+          theirs.forEach((e, s) => (maxWeight = Math.max(maxWeight, Math.abs(ours.get(e)! - ref.topWeights[row][tok][s]))));
+          let sum = 0;
+          for (let e = 0; e < E; e++) sum += r.routing.probs![(row * T + tok) * E + e];
+          maxProbSumError = Math.max(maxProbSumError, Math.abs(sum - 1));
+        }
+      }
+      t.diagnostic(
+        `${name}: top-k set differences ${setDiffs} of ${L * T}, max |weight diff| ${maxWeight.toExponential(2)}, max |logit diff| ${maxLogit.toExponential(2)} (transformers ${ref.transformers})`,
+      );
+      assert.equal(setDiffs, 0, `${name}: top-${K} sets differ from transformers' at ${setDiffs} (layer, token) places`);
+      assert.ok(maxWeight < WEIGHT_TOL, `${name}: applied weights differ from transformers' by ${maxWeight}`);
+      assert.ok(maxLogit < LOGIT_TOL, `${name}: last-position logits differ from transformers' by ${maxLogit}`);
+      assert.ok(maxProbSumError < 1e-5, `${name}: the reported score distribution does not sum to 1 (off by ${maxProbSumError})`);
+    } finally {
+      await engine.dispose();
+    }
+  });
+}

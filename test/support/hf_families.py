@@ -1,0 +1,148 @@
+"""
+Tiny random checkpoints of MoE families written by transformers itself (AutoConfig.for_model +
+AutoModelForCausalLM.from_config + save_pretrained), with the routing each layer's experts module
+actually received in transformers' own fp32 forward as the reference.
+
+    python test/support/hf_families.py --out DIR --vocab V --ids '[1,2,3]' --tokenizer-dir TOK [--only a,b]
+
+For every variant, DIR/<name>/ holds the checkpoint, the tokenizer files copied from TOK and
+reference.json: the last-position logits, and per MoE decoder layer (moeLayers) the (top_k_index,
+top_k_weights) a forward pre-hook on that layer's experts module saw: the selection and the weights the
+experts applied, whatever rule produced them. Routing-bias buffers (e_score_correction_bias) are drawn
+non-zero so that a rule ignoring them would choose other experts. DIR/variants.json lists the variants.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+
+import torch
+import transformers
+from transformers import AutoConfig, AutoModelForCausalLM
+
+BASE = dict(hidden_size=64, num_hidden_layers=3, max_position_embeddings=512, tie_word_embeddings=False, rms_norm_eps=1e-6)
+
+DEEPSEEK_MLA = dict(num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=12)
+
+
+def variants():
+    """name -> (model_type, config kwargs). Dense first layers wherever the family has them."""
+    return {
+        # DeepSeek-V3: MLA with q LoRA, interleaved rotary, sigmoid + correction bias, group-limited top-k,
+        # renormalised x 2.5, one shared expert, first layer dense.
+        "deepseek_v3": ("deepseek_v3", dict(DEEPSEEK_MLA, q_lora_rank=24, intermediate_size=96, moe_intermediate_size=32, n_routed_experts=16,
+                        num_experts_per_tok=4, n_group=4, topk_group=2, first_k_dense_replace=1, n_shared_experts=1, routed_scaling_factor=2.5,
+                        norm_topk_prob=True, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})),
+        # DeepSeek-V2: MLA without q LoRA, softmax, group-limited greedy (max per group), x 1.5, not renormalised.
+        "deepseek_v2": ("deepseek_v2", dict(DEEPSEEK_MLA, q_lora_rank=None, intermediate_size=96, moe_intermediate_size=32, n_routed_experts=8,
+                        num_experts_per_tok=3, n_group=4, topk_group=2, topk_method="group_limited_greedy", first_k_dense_replace=1,
+                        n_shared_experts=2, routed_scaling_factor=1.5)),
+        # DeepSeek-V2 with q LoRA and plain greedy top-k.
+        "deepseek_v2-greedy": ("deepseek_v2", dict(DEEPSEEK_MLA, q_lora_rank=20, intermediate_size=96, moe_intermediate_size=32, n_routed_experts=8,
+                               num_experts_per_tok=2, topk_method="greedy", first_k_dense_replace=0, n_shared_experts=1, routed_scaling_factor=1.0)),
+        # GLM-4.5: partial rotary (0.5), q/k/v biases, per-head QK-norm, sigmoid routing, GQA.
+        "glm4_moe": ("glm4_moe", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96, moe_intermediate_size=32,
+                     n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1, first_k_dense_replace=1, n_shared_experts=1,
+                     routed_scaling_factor=1.5, norm_topk_prob=True, attention_bias=True, use_qk_norm=True)),
+        # dots.llm1: per-head QK-norm, sigmoid routing without renormalisation, two dense layers.
+        "dots1": ("dots1", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96, moe_intermediate_size=32,
+                  n_routed_experts=8, num_experts_per_tok=2, n_group=4, topk_group=2, first_k_dense_replace=1, n_shared_experts=1,
+                  routed_scaling_factor=2.0, norm_topk_prob=False, num_hidden_layers=4)),
+    }
+
+
+def redraw(model, gen):
+    """Fan-in scaled weights (transformers' 0.02 initialisation makes routers almost uniform), non-zero routing biases."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.copy_((1.0 if name.endswith("norm.weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("embed_tokens.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                scale = 1.0 / math.sqrt(p.shape[-1])
+                if re.search(r"\.(gate|router)\.weight$", name):
+                    scale *= 2.0
+                p.copy_(scale * torch.randn(p.shape, generator=gen))
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias") or name.endswith("expert_bias"):
+                b.copy_(0.3 * torch.randn(b.shape, generator=gen))
+
+
+def experts_modules(model):
+    """(decoder layer, module) for every layer's experts module, the callee of experts(hidden, top_k_index, top_k_weights)."""
+    found = []
+    for name, module in model.named_modules():
+        m = re.match(r"^model\.layers\.(\d+)\.[A-Za-z_]+\.experts$", name)
+        if m and type(module).__name__.endswith("Experts"):
+            found.append((int(m.group(1)), module))
+    return sorted(found, key=lambda x: x[0])
+
+
+def main():
+    if int(transformers.__version__.split(".")[0]) < 5:
+        sys.exit(f"hf_families.py needs transformers >= 5 (experts modules called with top_k_index, top_k_weights); found {transformers.__version__}")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--vocab", type=int, required=True)
+    ap.add_argument("--ids", required=True)
+    ap.add_argument("--tokenizer-dir", required=True)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    ids = json.loads(args.ids)
+    chosen = [v for v in args.only.split(",") if v]
+    names = []
+    for i, (name, (model_type, kwargs)) in enumerate(variants().items()):
+        if chosen and name not in chosen:
+            continue
+        torch.manual_seed(i + 1)
+        gen = torch.Generator().manual_seed(i + 1)
+        config = AutoConfig.for_model(model_type, **dict(BASE, vocab_size=args.vocab, **kwargs))
+        model = AutoModelForCausalLM.from_config(config).eval()
+        redraw(model, gen)
+        out_dir = os.path.join(args.out, name)
+        model.save_pretrained(out_dir)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            src = os.path.join(args.tokenizer_dir, f)
+            if os.path.exists(src):
+                shutil.copy(src, os.path.join(out_dir, f))
+        model = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32).eval()
+        seen = {}
+
+        def hook(layer):
+            def pre(module, a, kw):
+                index = a[1] if len(a) > 1 else kw["top_k_index"]
+                weights = a[2] if len(a) > 2 else kw["top_k_weights"]
+                seen[layer] = (index.reshape(len(ids), -1).tolist(), weights.float().reshape(len(ids), -1).tolist())
+            return pre
+
+        modules = experts_modules(model)
+        if not modules:
+            sys.exit(f"{name}: no experts module found to observe")
+        for layer, module in modules:
+            module.register_forward_pre_hook(hook(layer), with_kwargs=True)
+        with torch.no_grad():
+            res = model(torch.tensor([ids]), use_cache=False)
+        layers = [layer for layer, _ in modules]
+        ref = {
+            "name": name,
+            "modelType": model_type,
+            "transformers": transformers.__version__,
+            "numDecoderLayers": config.num_hidden_layers,
+            "moeLayers": layers,
+            "lastLogits": res.logits[0, -1].tolist(),
+            "topIndex": [seen[layer][0] for layer in layers],
+            "topWeights": [seen[layer][1] for layer in layers],
+        }
+        with open(os.path.join(out_dir, "reference.json"), "w") as f:
+            json.dump(ref, f)
+        names.append(name)
+    with open(os.path.join(args.out, "variants.json"), "w") as f:
+        json.dump(names, f)
+
+
+if __name__ == "__main__":
+    main()
