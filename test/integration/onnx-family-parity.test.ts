@@ -25,6 +25,9 @@ const VARIANTS: Record<string, string> = {
   'deepseek_v2-greedy': 'softmax-group-scaled',
   glm4_moe: 'sigmoid-bias-group',
   dots1: 'sigmoid-bias-group',
+  ernie4_5_moe: 'softmax-bias-choice',
+  'qwen2_moe-dense': 'softmax-topk',
+  'qwen3_moe-dense': 'softmax-topk-renorm',
 };
 const LOGIT_TOL = 1e-4;
 const WEIGHT_TOL = 1e-5;

@@ -51,6 +51,15 @@ def variants():
         "dots1": ("dots1", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96, moe_intermediate_size=32,
                   n_routed_experts=8, num_experts_per_tok=2, n_group=4, topk_group=2, first_k_dense_replace=1, n_shared_experts=1,
                   routed_scaling_factor=2.0, norm_topk_prob=False, num_hidden_layers=4)),
+        # ERNIE 4.5: softmax weights, a [1, experts] bias only to choose, renormalised, interleaved rotary, first layer dense.
+        "ernie4_5_moe": ("ernie4_5_moe", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=96, moe_intermediate_size=32,
+                         moe_num_experts=8, moe_k=2, moe_num_shared_experts=1, moe_layer_start_index=1, pad_token_id=None)),
+        # Qwen2-MoE with a dense layer (mlp_only_layers) between MoE layers.
+        "qwen2_moe-dense": ("qwen2_moe", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=96, moe_intermediate_size=32,
+                            shared_expert_intermediate_size=48, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, mlp_only_layers=[1])),
+        # Qwen3-MoE with decoder_sparse_step 2: only layers 1 and 3 are MoE.
+        "qwen3_moe-dense": ("qwen3_moe", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96, moe_intermediate_size=32,
+                            num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=2, num_hidden_layers=4)),
     }
 
 

@@ -172,7 +172,7 @@ export class Checkpoint {
         continue;
       }
       out.push({ name: n.router, shape: [a.numExperts, H] });
-      if (n.routerChoiceBias) out.push({ name: n.routerChoiceBias, shape: [a.numExperts] });
+      if (n.routerChoiceBias) out.push({ name: n.routerChoiceBias, shape: a.router?.choiceBiasAsRow ? [1, a.numExperts] : [a.numExperts] });
       if (this.expertLayout === 'per-expert') {
         for (let e = 0; e < a.numExperts; e++) {
           const x = n.expert(e);

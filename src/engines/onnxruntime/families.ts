@@ -193,17 +193,26 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
 }
 
 /**
- * Qwen-style dense layers: decoder_sparse_step N makes only every N-th layer sparse and mlp_only_layers
- * lists dense ones. The graph has an MoE block in every layer, so any dense layer is refused.
+ * Qwen-style dense layers, as transformers builds them: layer l is MoE unless it is in mlp_only_layers or
+ * (l + 1) is not a multiple of decoder_sparse_step; dense layers are MLPs of intermediate_size.
  */
-export function refuseDenseLayers(config: HfConfig, file: string): void {
-  const mlpOnly = config.mlp_only_layers;
-  if (mlpOnly !== undefined && mlpOnly !== null && !(Array.isArray(mlpOnly) && mlpOnly.length === 0)) {
-    refuse(file, 'mlp_only_layers', mlpOnly, 'checkpoints with dense (non-MoE) layers are not supported');
-  }
-  const step = config.decoder_sparse_step;
-  if (step !== undefined && step !== null && step !== 1)
-    refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
+export function qwenDenseLayers(config: HfConfig, file: string): Pick<MoeArchitecture, 'moeLayers' | 'denseIntermediate'> {
+  const numLayers = int(config, file, 'num_hidden_layers');
+  const mlpOnly = config.mlp_only_layers ?? [];
+  if (!Array.isArray(mlpOnly) || mlpOnly.some((l) => !Number.isInteger(l) || l < 0 || l >= numLayers))
+    throw new ConfigError(file, `"mlp_only_layers" must list decoder layers 0..${numLayers - 1}, got ${JSON.stringify(mlpOnly)}`);
+  const step = int(config, file, 'decoder_sparse_step', 1);
+  const moeLayers = Array.from({ length: numLayers }, (_, l) => l).filter((l) => !mlpOnly.includes(l) && (l + 1) % step === 0);
+  if (moeLayers.length === 0) throw new ConfigError(file, `mlp_only_layers and decoder_sparse_step leave no MoE layer: a dense model`);
+  if (moeLayers.length === numLayers) return {};
+  return { moeLayers, denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/** A dense layer's MLP under model.layers.N.mlp (Qwen, DeepSeek, ERNIE); undefined for MoE layers. */
+export function denseMlpNames(arch: MoeArchitecture, l: number): LayerTensorNames['denseMlp'] {
+  if (!arch.moeLayers || arch.moeLayers.includes(l)) return undefined;
+  const p = `model.layers.${l}.mlp`;
+  return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
 }
 
 /**
@@ -267,6 +276,7 @@ function qkNormMlpTensorNames(arch: MoeArchitecture): TensorNames {
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
         packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        denseMlp: denseMlpNames(arch, l),
       };
     },
   };
@@ -329,7 +339,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
   modelTypes: ['qwen2_moe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    refuseDenseLayers(config, file);
+    const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
     const types = config.layer_types;
     if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
@@ -343,6 +353,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
       sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
       // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
       qkvBias: flag(config, file, 'qkv_bias', true),
+      ...dense,
       slidingWindow: null,
     };
   },
@@ -356,6 +367,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
           router: `${p}.mlp.gate.weight`,
           qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
           expert: mlpExpert(p),
+          denseMlp: denseMlpNames(arch, l),
           shared: arch.sharedExpert
             ? {
                 gate: `${p}.mlp.shared_expert.gate_proj.weight`,
@@ -376,7 +388,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
   modelTypes: ['qwen3_moe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    refuseDenseLayers(config, file);
+    const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
     // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
     const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
@@ -387,6 +399,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
       sharedExpert: null,
       qkvBias: false,
       slidingWindow: window,
+      ...dense,
     };
   },
   tensorNames: qkNormMlpTensorNames,

@@ -7,6 +7,7 @@
 import {
   common,
   ConfigError,
+  denseMlpNames,
   flag,
   globalNames,
   int,
@@ -320,4 +321,65 @@ export const DOTS1: FamilyDescriptor = {
   tensorNames: standardAttentionDeepseekMlpNames,
 };
 
-export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [DEEPSEEK_V2, DEEPSEEK_V3, GLM4_MOE, DOTS1];
+/** ERNIE 4.5 MoE: softmax weights, a bias (moe_statics) only to choose, MoE layers in a start/end/interval band. */
+export const ERNIE4_5_MOE: FamilyDescriptor = {
+  name: 'ernie4_5_moe',
+  modelTypes: ['ernie4_5_moe'],
+  architecture(config, file) {
+    if (flag(config, file, 'use_bias', false)) refuse(file, 'use_bias', true, 'ERNIE 4.5 with projection biases is not implemented');
+    const pick = (key: string, alias: string) => (config[key] !== undefined && config[key] !== null ? key : alias);
+    const experts = int(config, file, pick('moe_num_experts', 'num_experts'));
+    if (experts < 2) throw new ConfigError(file, `"moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
+    const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'));
+    const expertInter = int(config, file, 'moe_intermediate_size');
+    const numLayers = int(config, file, 'num_hidden_layers');
+    const start = nonNegativeInt(config, file, 'moe_layer_start_index', 1);
+    const endRaw = config.moe_layer_end_index ?? -1;
+    const end = endRaw === -1 ? numLayers - 1 : nonNegativeInt(config, file, 'moe_layer_end_index', numLayers - 1);
+    const interval = int(config, file, 'moe_layer_interval', 1);
+    const moeLayers = Array.from({ length: numLayers }, (_, l) => l).filter((l) => (l + 1) % interval === 0 && l >= start && l <= end);
+    if (moeLayers.length === 0) throw new ConfigError(file, `moe_layer_start_index, moe_layer_end_index and moe_layer_interval leave no MoE layer`);
+    const shared = nonNegativeInt(config, file, 'moe_num_shared_experts', 0);
+    const normMin = config.moe_norm_min === undefined || config.moe_norm_min === null ? 1e-12 : positive(config, file, 'moe_norm_min', 1e-12);
+    return {
+      ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter, 500000),
+      normTopKProb: false,
+      qkNorm: null,
+      sharedExpert: shared > 0 ? { intermediate: shared * expertInter } : null,
+      qkvBias: false,
+      slidingWindow: null,
+      moeLayers: moeLayers.length === numLayers ? undefined : moeLayers,
+      denseIntermediate: int(config, file, 'intermediate_size'),
+      // ERNIE rotates adjacent pairs (its rotate_half interleaves).
+      ropeInterleaved: true,
+      router: {
+        kind: 'softmax-bias-choice',
+        score: 'softmax',
+        choiceBias: true,
+        choiceBiasAsRow: true,
+        groups: null,
+        renormalize: { p: 1, eps: 0, min: normMin },
+        routedScaling: 1,
+      },
+    };
+  },
+  tensorNames: (arch) => ({
+    ...globalNames(arch),
+    layer(l) {
+      const p = `model.layers.${l}`;
+      return {
+        ...llamaStyleLayer(l),
+        router: `${p}.mlp.gate.weight`,
+        routerChoiceBias: `${p}.mlp.moe_statics.e_score_correction_bias`,
+        expert: mlpExpert(p),
+        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        shared: arch.sharedExpert
+          ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
+          : undefined,
+        denseMlp: denseMlpNames(arch, l),
+      };
+    },
+  }),
+};
+
+export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [DEEPSEEK_V2, DEEPSEEK_V3, GLM4_MOE, DOTS1, ERNIE4_5_MOE];

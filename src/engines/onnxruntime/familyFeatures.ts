@@ -24,8 +24,13 @@ export interface GraphRouter {
    * Experts outside the chosen groups get `maskedScore` (0 in DeepSeek-V2, -inf in DeepSeek-V3).
    */
   groups: { n: number; topk: number; score: 'max' | 'top2-sum'; maskedScore: number } | null;
-  /** Divide the chosen weights by their sum (+ renormEps), or by their p-norm (DBRX's moe_normalize_expert_weights). */
-  renormalize: { p: number; eps: number } | null;
+  /**
+   * Divide the chosen weights by their sum (+ eps, or at least min: ERNIE's moe_norm_min), or by their
+   * p-norm (DBRX's moe_normalize_expert_weights).
+   */
+  renormalize: { p: number; eps: number; min?: number } | null;
+  /** The choice bias is stored as [1, experts] (ERNIE's moe_statics) rather than [experts]. */
+  choiceBiasAsRow?: boolean;
   /** Multiplies the applied weights (routed_scaling_factor). */
   routedScaling: number;
 }

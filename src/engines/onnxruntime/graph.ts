@@ -225,7 +225,7 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
         numExperts: arch.numExperts,
         topK: arch.topK,
         router: arch.router,
-        choiceBias: n.routerChoiceBias ? toFloat32(w(n.routerChoiceBias, [arch.numExperts])) : undefined,
+        choiceBias: n.routerChoiceBias ? toFloat32(w(n.routerChoiceBias, arch.router.choiceBiasAsRow ? [1, arch.numExperts] : [arch.numExperts])) : undefined,
         interventionBias: interventionRow,
       });
       g.op('Identity', [routed.indices], {}, { output: `topk_index_${l}` });

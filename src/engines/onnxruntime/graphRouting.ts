@@ -70,7 +70,9 @@ export function buildGraphRouting(g: OnnxGraphBuilder, m: GraphRoutingInput): Gr
             g.op('ReduceSum', [g.op('Pow', [g.op('Abs', [weights]), g.constFloat([p], [])]), g.constInt64([-1])], { keepdims: 1 }),
             g.constFloat([1 / p], []),
           ]);
-    weights = g.op('Div', [weights, eps > 0 ? g.op('Add', [norm, g.constFloat([eps], [])]) : norm]);
+    let denominator = eps > 0 ? g.op('Add', [norm, g.constFloat([eps], [])]) : norm;
+    if (r.renormalize.min !== undefined) denominator = g.op('Max', [denominator, g.constFloat([r.renormalize.min], [])]);
+    weights = g.op('Div', [weights, denominator]);
   }
   if (r.routedScaling !== 1) weights = g.op('Mul', [weights, g.constFloat([r.routedScaling], [])]);
   const fill = g.op('Expand', [g.constFloat([-1e30], []), g.op('Shape', [m.logits])]);
