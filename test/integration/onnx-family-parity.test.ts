@@ -28,6 +28,10 @@ const VARIANTS: Record<string, string> = {
   ernie4_5_moe: 'softmax-bias-choice',
   'qwen2_moe-dense': 'softmax-topk',
   'qwen3_moe-dense': 'softmax-topk-renorm',
+  flex_olmo: 'softmax-topk',
+  granitemoe: 'softmax-topk-renorm',
+  granitemoeshared: 'softmax-topk-renorm',
+  hunyuan_v1_moe: 'softmax-topk-renorm',
 };
 const LOGIT_TOL = 1e-4;
 const WEIGHT_TOL = 1e-5;

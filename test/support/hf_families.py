@@ -60,6 +60,19 @@ def variants():
         # Qwen3-MoE with decoder_sparse_step 2: only layers 1 and 3 are MoE.
         "qwen3_moe-dense": ("qwen3_moe", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96, moe_intermediate_size=32,
                             num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, decoder_sparse_step=2, num_hidden_layers=4)),
+        # FlexOlmo: post-norm layers, full-width QK-norm, raw softmax top-k.
+        "flex_olmo": ("flex_olmo", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=32, num_experts=8, num_experts_per_tok=2,
+                      norm_topk_prob=False, pad_token_id=None)),
+        # Granite MoE: embedding, residual, attention and logits multipliers other than 1.
+        "granitemoe": ("granitemoe", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=32, num_local_experts=8, num_experts_per_tok=2,
+                       embedding_multiplier=2.0, residual_multiplier=0.5, attention_multiplier=0.2, logits_scaling=4.0)),
+        # Granite MoE with a shared MLP.
+        "granitemoeshared": ("granitemoeshared", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=32, num_local_experts=8,
+                             num_experts_per_tok=3, shared_intermediate_size=48, embedding_multiplier=1.5, residual_multiplier=0.7,
+                             attention_multiplier=0.25, logits_scaling=2.0)),
+        # HunYuan: QK-norm after the rotary embedding, renormalised softmax top-k, shared MLP.
+        "hunyuan_v1_moe": ("hunyuan_v1_moe", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=32, num_experts=8,
+                           moe_topk=2)),
     }
 
 
@@ -73,7 +86,7 @@ def redraw(model, gen):
                 p.copy_(torch.randn(p.shape, generator=gen))
             else:
                 scale = 1.0 / math.sqrt(p.shape[-1])
-                if re.search(r"\.(gate|router)\.weight$", name):
+                if re.search(r"\.(gate|router|router\.layer|gate\.wg)\.weight$", name):
                     scale *= 2.0
                 p.copy_(scale * torch.randn(p.shape, generator=gen))
         for name, b in model.named_buffers():

@@ -143,7 +143,7 @@ export class Checkpoint {
     const H = a.hiddenSize;
     for (let l = 0; l < a.numLayers; l++) {
       const n = this.names.layer(l);
-      out.push({ name: n.inputNorm, shape: [H] }, { name: n.postAttentionNorm, shape: [H] });
+      out.push({ name: a.postNorm ? n.postFeedforwardNorm! : n.inputNorm, shape: [H] }, { name: n.postAttentionNorm, shape: [H] });
       if (a.mla && n.mla) {
         const m = a.mla;
         const qk = m.nopeDim + m.ropeDim;
@@ -187,6 +187,10 @@ export class Checkpoint {
           { name: n.packed!.gateUp, shape: [a.numExperts, 2 * a.expertIntermediate, H] },
           { name: n.packed!.down, shape: [a.numExperts, H, a.expertIntermediate] },
         );
+      }
+      if (n.sharedFused && a.sharedExpert) {
+        const si = a.sharedExpert.intermediate;
+        out.push({ name: n.sharedFused.gateUp, shape: [2 * si, H] }, { name: n.sharedFused.down, shape: [H, si] });
       }
       if (n.shared && a.sharedExpert) {
         const si = a.sharedExpert.intermediate;

@@ -51,6 +51,12 @@ export interface MoeArchitecture {
   rotaryDim?: number;
   /** Rotated pairs are adjacent values (x0, x1), (x2, x3) ... (DeepSeek) instead of the two halves. */
   ropeInterleaved?: boolean;
+  /** Norms on each sublayer's output instead of its input (FlexOlmo: post_attention / post_feedforward). */
+  postNorm?: boolean;
+  /** Per-head QK-norm applied after the rotary embedding (HunYuan), not before. */
+  qkNormAfterRope?: boolean;
+  /** Granite's scalars: embeddings x embedding, sublayer outputs x residual, attention scores x attention, logits / logitsDivisor. */
+  multipliers?: { embedding: number; residual: number; attention: number; logitsDivisor: number };
 }
 
 export interface ExpertTensorNames {
@@ -75,6 +81,10 @@ export interface LayerTensorNames {
   packed?: { gateUp: string; down: string };
   /** gateScale absent: the shared expert is added ungated (DeepSeek, GLM-4.5, dots.llm1). */
   shared?: { gate: string; up: string; down: string; gateScale?: string };
+  /** Granite's shared MLP: one [2 * intermediate, hidden] projection to gate then up, and down. */
+  sharedFused?: { gateUp: string; down: string };
+  /** FlexOlmo's norm on the MLP's output (postNorm architectures). */
+  postFeedforwardNorm?: string;
   /** A dense layer's MLP (SwiGLU of denseIntermediate). */
   denseMlp?: { gate: string; up: string; down: string };
   /** A bias added to the router scores only to choose experts (e_score_correction_bias). */

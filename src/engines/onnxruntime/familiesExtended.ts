@@ -382,4 +382,142 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
   }),
 };
 
-export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [DEEPSEEK_V2, DEEPSEEK_V3, GLM4_MOE, DOTS1, ERNIE4_5_MOE];
+/** A per-layer list (HunYuan's num_experts / moe_topk may be one) is not implemented: one value for every layer. */
+function singleInt(config: HfConfig, file: string, key: string, fallback?: number): number {
+  if (Array.isArray(config[key])) refuse(file, key, config[key], 'per-layer values are not implemented; one value for every layer is');
+  return int(config, file, key, fallback);
+}
+
+function noAttentionBias(config: HfConfig, file: string, family: string): void {
+  if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, `only ${family} attention without projection biases is implemented`);
+}
+
+/** FlexOlmo: OLMo-2-style post-norm layers (norms on the sublayer outputs), full-width QK-norm, softmax top-k. */
+export const FLEX_OLMO: FamilyDescriptor = {
+  name: 'flex_olmo',
+  modelTypes: ['flex_olmo'],
+  architecture(config, file) {
+    noAttentionBias(config, file, 'FlexOlmo');
+    const experts = singleInt(config, file, 'num_experts');
+    return {
+      ...common(config, file, 'flex_olmo', experts, int(config, file, 'num_experts_per_tok', 5), int(config, file, 'intermediate_size'), 500000),
+      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      qkNorm: 'full',
+      sharedExpert: null,
+      qkvBias: false,
+      slidingWindow: null,
+      postNorm: true,
+    };
+  },
+  tensorNames: (arch) => ({
+    ...globalNames(arch),
+    layer(l) {
+      const p = `model.layers.${l}`;
+      return {
+        ...llamaStyleLayer(l),
+        qNorm: `${p}.self_attn.q_norm.weight`,
+        kNorm: `${p}.self_attn.k_norm.weight`,
+        postFeedforwardNorm: `${p}.post_feedforward_layernorm.weight`,
+        router: `${p}.mlp.gate.weight`,
+        expert: mlpExpert(p),
+        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+      };
+    },
+  }),
+};
+
+function granite(name: 'granitemoe' | 'granitemoeshared'): FamilyDescriptor {
+  return {
+    name,
+    modelTypes: [name],
+    architecture(config, file) {
+      noAttentionBias(config, file, 'Granite MoE');
+      const experts = singleInt(config, file, 'num_local_experts');
+      const shared = name === 'granitemoeshared' ? nonNegativeInt(config, file, 'shared_intermediate_size', 0) : 0;
+      return {
+        ...common(config, file, name, experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size')),
+        // top-k of the logits, then a softmax over those k: the softmax probabilities renormalised over the k.
+        normTopKProb: true,
+        qkNorm: null,
+        sharedExpert: shared > 0 ? { intermediate: shared } : null,
+        qkvBias: false,
+        slidingWindow: null,
+        multipliers: {
+          embedding: positive(config, file, 'embedding_multiplier', 1),
+          residual: positive(config, file, 'residual_multiplier', 1),
+          attention: positive(config, file, 'attention_multiplier', 1),
+          logitsDivisor: positive(config, file, 'logits_scaling', 1),
+        },
+      };
+    },
+    tensorNames: (arch) => ({
+      ...globalNames(arch),
+      layer(l) {
+        const p = `model.layers.${l}`;
+        return {
+          ...llamaStyleLayer(l),
+          router: `${p}.block_sparse_moe.router.layer.weight`,
+          // Granite stores its experts packed only: input_linear [E, 2 * inter, hidden] (gate rows first), output_linear [E, hidden, inter].
+          expert: (e) => ({
+            gate: `${p}.block_sparse_moe.experts.${e}.gate`,
+            up: `${p}.block_sparse_moe.experts.${e}.up`,
+            down: `${p}.block_sparse_moe.experts.${e}.down`,
+          }),
+          packed: { gateUp: `${p}.block_sparse_moe.input_linear.weight`, down: `${p}.block_sparse_moe.output_linear.weight` },
+          sharedFused: arch.sharedExpert ? { gateUp: `${p}.shared_mlp.input_linear.weight`, down: `${p}.shared_mlp.output_linear.weight` } : undefined,
+        };
+      },
+    }),
+  };
+}
+
+export const GRANITEMOE = granite('granitemoe');
+export const GRANITEMOESHARED = granite('granitemoeshared');
+
+/** Hunyuan-A13B (HunYuanMoEV1): QK-norm per head after the rotary embedding, renormalised softmax top-k, a shared MLP. */
+export const HUNYUAN_V1_MOE: FamilyDescriptor = {
+  name: 'hunyuan_v1_moe',
+  modelTypes: ['hunyuan_v1_moe'],
+  architecture(config, file) {
+    noAttentionBias(config, file, 'HunYuan');
+    const experts = singleInt(config, file, 'num_experts');
+    const inter = int(config, file, 'intermediate_size');
+    return {
+      ...common(config, file, 'hunyuan_v1_moe', experts, singleInt(config, file, 'moe_topk'), inter),
+      normTopKProb: true,
+      qkNorm: 'per-head',
+      qkNormAfterRope: true,
+      // transformers builds the shared MLP of every MoE block at intermediate_size.
+      sharedExpert: { intermediate: inter },
+      qkvBias: false,
+      slidingWindow: null,
+    };
+  },
+  tensorNames: (arch) => ({
+    ...globalNames(arch),
+    layer(l) {
+      const p = `model.layers.${l}`;
+      return {
+        ...llamaStyleLayer(l),
+        qNorm: `${p}.self_attn.query_layernorm.weight`,
+        kNorm: `${p}.self_attn.key_layernorm.weight`,
+        router: `${p}.mlp.gate.wg.weight`,
+        expert: mlpExpert(p),
+        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        shared: { gate: `${p}.mlp.shared_mlp.gate_proj.weight`, up: `${p}.mlp.shared_mlp.up_proj.weight`, down: `${p}.mlp.shared_mlp.down_proj.weight` },
+      };
+    },
+  }),
+};
+
+export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [
+  DEEPSEEK_V2,
+  DEEPSEEK_V3,
+  GLM4_MOE,
+  DOTS1,
+  ERNIE4_5_MOE,
+  FLEX_OLMO,
+  GRANITEMOE,
+  GRANITEMOESHARED,
+  HUNYUAN_V1_MOE,
+];

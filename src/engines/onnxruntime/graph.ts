@@ -86,7 +86,7 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const sliceStartsHi = g.constInt64([half]);
   const sliceEndsHi = g.constInt64([R]);
   const lastAxis = g.constInt64([3]);
-  const scale = g.op('Cast', [g.constFloat([1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
+  const scale = g.op('Cast', [g.constFloat([arch.multipliers?.attention ?? 1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
 
   const rmsNorm = (x: string, weightName: string, size: number, output?: string, eps = arch.rmsNormEps) => {
     // Statistics in fp32 whatever the compute dtype, as the reference implementations do.
@@ -136,6 +136,12 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   };
 
   let h = g.op('Reshape', [g.op('Gather', [w(names.embed, [arch.vocabSize, H]), inputIds], { axis: 0 }), g.constInt64([-1, H])]);
+  const m = arch.multipliers;
+  const scaled = (x: string, factor: number | undefined) =>
+    factor === undefined || factor === 1 ? x : g.op('Mul', [x, g.op('Cast', [g.constFloat([factor], [])], { to: T === 'float32' ? 1 : 10 })]);
+  h = scaled(h, m?.embedding);
+  /** A sublayer's output onto the residual stream: post-norm (FlexOlmo) and residual multiplier (Granite) where the family has them. */
+  const addToResidual = (x: string, postNorm: string | undefined) => g.op('Add', [h, scaled(arch.postNorm ? rmsNorm(x, postNorm!, H) : x, m?.residual)]);
   const rep = arch.numHeads / arch.numKvHeads;
 
   const moeLayers = new Set(moeLayersOf(arch));
@@ -145,15 +151,17 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     const pastK = g.input(`past_key_${l}`, 'float32', ['batch', cache.heads, 'past', cache.keyDim]);
     const pastV = g.input(`past_value_${l}`, 'float32', ['batch', cache.heads, 'past', cache.valueDim]);
 
-    const xn = rmsNorm(h, n.inputNorm, H);
+    const xn = arch.postNorm ? h : rmsNorm(h, n.inputNorm, H);
     if (arch.mla) {
       const attnOut = mlaAttention({ g, arch, n, xn, bs, pastK, pastV, bias, layer: l, dtype: T, w, linear, rmsNorm, rope, toCompute });
-      h = g.op('Add', [h, attnOut]);
+      h = addToResidual(attnOut, n.postAttentionNorm);
     } else {
       let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
       let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
       const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
-      if (arch.qkNorm === 'full') {
+      if (arch.qkNormAfterRope) {
+        // normalised after the rotary embedding, below
+      } else if (arch.qkNorm === 'full') {
         q = rmsNorm(q, n.qNorm!, qDim);
         k = rmsNorm(k, n.kNorm!, kvDim);
       } else if (arch.qkNorm === 'per-head') {
@@ -165,8 +173,13 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       q = clip(q);
       k = clip(k);
       const heads = (x: string, shape: string) => g.op('Transpose', [g.op('Reshape', [x, shape])], { perm: [0, 2, 1, 3] });
-      const qh = rope(heads(q, qShape));
-      const kNew = rope(heads(k, kvShape));
+      let qh = rope(heads(q, qShape));
+      let kNew = rope(heads(k, kvShape));
+      if (arch.qkNormAfterRope) {
+        // HunYuan normalises each head's rotated queries and keys (the last axis is head_dim).
+        qh = rmsNorm(qh, n.qNorm!, D);
+        kNew = rmsNorm(kNew, n.kNorm!, D);
+      }
       const vNew = heads(v, kvShape);
       const kAll32 = g.op('Concat', [pastK, T === 'float32' ? kNew : g.op('Cast', [kNew], { to: 1 })], { axis: 2 }, { output: `present_key_${l}` });
       const vAll32 = g.op('Concat', [pastV, T === 'float32' ? vNew : g.op('Cast', [vNew], { to: 1 })], { axis: 2 }, { output: `present_value_${l}` });
@@ -187,15 +200,17 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qh, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scale]), bias]);
       const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vAll]);
       const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), flatQ]);
-      h = g.op('Add', [h, linear(merged, n.o, H, qDim)]);
+      h = addToResidual(linear(merged, n.o, H, qDim), n.postAttentionNorm);
     }
 
     const isMoe = moeLayers.has(l);
     // The MoE block's input and its routed output are outputs too: the all-experts analysis reads them.
-    const xm = rmsNorm(h, n.postAttentionNorm, H, isMoe && T === 'float32' ? `moe_input_${l}` : undefined);
+    const moeInputName = isMoe && T === 'float32' ? `moe_input_${l}` : undefined;
+    // Post-norm layers (FlexOlmo) feed the residual stream itself to the MLP.
+    const xm = arch.postNorm ? g.op('Identity', [h], {}, { output: moeInputName }) : rmsNorm(h, n.postAttentionNorm, H, moeInputName);
     if (!isMoe) {
       // A dense layer: no router, no routing row.
-      h = g.op('Add', [h, swiglu(xm, n.denseMlp!, arch.denseIntermediate!)]);
+      h = addToResidual(swiglu(xm, n.denseMlp!, arch.denseIntermediate!), n.postFeedforwardNorm);
       continue;
     }
     expose(xm, `moe_input_${l}`, ['tokens', H]);
@@ -264,16 +279,25 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
         : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: weightSum ? undefined : moeOutput });
     if (weightSum) moe = g.op('Mul', [moe, weightSum], {}, { output: moeOutput });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
+    if (n.sharedFused && arch.sharedExpert) {
+      // Granite's shared MLP: one projection to [gate | up], SiLU(gate) * up, then down.
+      const si = arch.sharedExpert.intermediate;
+      const both = linear(xm, n.sharedFused.gateUp, 2 * si, H);
+      const gate = g.op('Slice', [both, g.constInt64([0]), g.constInt64([si]), g.constInt64([1])]);
+      const up = g.op('Slice', [both, g.constInt64([si]), g.constInt64([2 * si]), g.constInt64([1])]);
+      moe = g.op('Add', [moe, linear(g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]), n.sharedFused.down, H, si)]);
+    }
     if (n.shared && arch.sharedExpert) {
       const shared = swiglu(xm, n.shared, arch.sharedExpert.intermediate);
       moe = g.op('Add', [moe, n.shared.gateScale ? g.op('Mul', [shared, g.op('Sigmoid', [linear(xm, n.shared.gateScale, 1, H)])]) : shared]);
     }
-    h = g.op('Add', [h, moe]);
+    h = addToResidual(moe, n.postFeedforwardNorm);
   }
 
   const final = rmsNorm(h, names.finalNorm, H);
   const selected = g.op('Gather', [final, logitsIndex], { axis: 0 });
   let logits = linear(selected, names.lmHead, arch.vocabSize, H);
+  if (m?.logitsDivisor !== undefined && m.logitsDivisor !== 1) logits = scaled(logits, 1 / m.logitsDivisor);
   if (T !== 'float32') logits = g.op('Cast', [logits], { to: 1 });
   g.op('Identity', [logits], {}, { output: 'logits' });
   g.output('logits', 'float32', ['selected', arch.vocabSize]);
