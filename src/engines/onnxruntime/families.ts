@@ -4,7 +4,7 @@
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
 import { InputError } from '../../shared/inputError';
-import type { ModelFamilyName } from '../../shared/protocol';
+import { MOE_FAMILIES, type ModelFamilyName } from '../../shared/protocol';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
 import type { GraphRouter, MlaAttention } from './familyFeatures';
 import { EXTENDED_FAMILIES } from './familiesExtended';
@@ -122,6 +122,15 @@ export type HfConfig = Record<string, unknown>;
 
 export class ConfigError extends InputError {}
 
+/**
+ * A checkpoint this engine does not build (a family or a config field it does not implement), as opposed
+ * to a malformed one: `auto` engine selection hands these to the PyTorch engine.
+ */
+export class UnsupportedByEngineError extends ConfigError {}
+
+/** How to run what the ONNX Runtime engine refuses. */
+export const PYTORCH_HINT = 'run it with the PyTorch engine (--engine pytorch, or the setting moeScope.engine "pytorch")';
+
 export function int(config: HfConfig, file: string, key: string, fallback?: number): number {
   const v = config[key];
   if (v === undefined || v === null) {
@@ -142,7 +151,7 @@ export function positive(config: HfConfig, file: string, key: string, fallback: 
 
 /** Refuses a field that changes the math in a way MoE Scope does not implement, naming it and its value. */
 export function refuse(file: string, key: string, value: unknown, why: string): never {
-  throw new ConfigError(file, `"${key}": ${JSON.stringify(value)} is not supported: ${why}`);
+  throw new UnsupportedByEngineError(file, `"${key}": ${JSON.stringify(value)} is not supported by the ONNX Runtime engine: ${why}; ${PYTORCH_HINT}`);
 }
 
 export function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
@@ -179,7 +188,8 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
   try {
     rope = readRope(config, defaultTheta, headDim, maxPositions);
   } catch (e) {
-    if (e instanceof RopeConfigError) throw new ConfigError(file, e.message);
+    if (e instanceof RopeConfigError)
+      throw /is not supported/.test(e.message) ? new UnsupportedByEngineError(file, `${e.message}; ${PYTORCH_HINT}`) : new ConfigError(file, e.message);
     throw e;
   }
   return {
@@ -435,5 +445,13 @@ export function familyFor(config: HfConfig, file: string): FamilyDescriptor {
       `model_type "${type}" is a dense model (no experts): MoE Scope needs a Mixture-of-Experts checkpoint; supported model types: ${supportedModelTypes().join(', ')}`,
     );
   }
-  throw new ConfigError(file, `unsupported model_type "${type}"; supported model types: ${supportedModelTypes().join(', ')}`);
+  if ((MOE_FAMILIES as readonly string[]).includes(type) || type === 'llama4_text' || type === 'qwen3_5_moe_text')
+    throw new UnsupportedByEngineError(
+      file,
+      `model_type "${type}" is a Mixture-of-Experts family the ONNX Runtime engine does not build; ${PYTORCH_HINT}. The ONNX Runtime engine builds: ${supportedModelTypes().join(', ')}`,
+    );
+  throw new ConfigError(
+    file,
+    `unsupported model_type "${type}"; the ONNX Runtime engine builds: ${supportedModelTypes().join(', ')}; the PyTorch engine (--engine pytorch) runs the MoE families transformers implements`,
+  );
 }
