@@ -138,3 +138,25 @@ for (const [name, kind] of Object.entries(VARIANTS)) {
     }
   });
 }
+
+test('the weight analysis covers the MoE layers by decoder-layer index, whatever the expert layout', async () => {
+  for (const name of ['deepseek_v3', 'granitemoeshared', 'qwen3_moe-dense']) {
+    const dir = path.join(root, name);
+    const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as FamilyReference;
+    const engine = new Engine();
+    try {
+      await engine.load(dir, { executionProvider: 'cpu', cacheDir: path.join(root, 'cache') });
+      const analysis = await engine.analyzeWeights(undefined);
+      assert.deepEqual(
+        analysis.layers.map((l) => l.layer),
+        ref.moeLayers,
+        name,
+      );
+      for (const l of analysis.layers) assert.ok(l.all.every(Number.isFinite), `${name} layer ${l.layer}: non-finite similarities`);
+      const dense = Array.from({ length: ref.numDecoderLayers }, (_, i) => i).find((i) => !ref.moeLayers.includes(i));
+      if (dense !== undefined) await assert.rejects(engine.analyzeWeights([dense]), /is a dense layer/);
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
