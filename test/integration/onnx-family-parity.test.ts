@@ -16,10 +16,13 @@ import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
 import { loadTokenizer } from '../../src/engines/onnxruntime/formats/tokenizer';
 import { decoderLayerOfRows } from '../../src/analysis/layers';
 import { testPython } from '../support/python';
+import type { TraceResult } from '../../src/shared/protocol';
 import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/models';
 
 /** Every variant hf_families.py writes, with the routing kind the engine must report. */
 const VARIANTS: Record<string, string> = {
+  olmoe: 'softmax-topk',
+  mixtral: 'softmax-topk-renorm',
   deepseek_v3: 'sigmoid-bias-group',
   deepseek_v2: 'softmax-group-scaled',
   'deepseek_v2-greedy': 'softmax-group-scaled',
@@ -36,16 +39,48 @@ const VARIANTS: Record<string, string> = {
 const LOGIT_TOL = 1e-4;
 const WEIGHT_TOL = 1e-5;
 
-interface FamilyReference {
+interface RoutingReference {
+  lastLogits: number[];
+  /** [MoE layer][token][slot] */
+  topIndex: number[][][];
+  topWeights: number[][][];
+}
+
+interface FamilyReference extends RoutingReference {
   name: string;
   modelType: string;
   transformers: string;
   numDecoderLayers: number;
   moeLayers: number[];
-  lastLogits: number[];
-  /** [MoE layer][token][slot] */
-  topIndex: number[][][];
-  topWeights: number[][][];
+  /** The same forward with one expert masked (its correction bias at -inf), for some variants. */
+  masked?: RoutingReference & { row: number; expert: number };
+}
+
+/** Our routing and last logits against a reference: top-k set differences, weight and logit differences. */
+function compareRouting(r: TraceResult, ref: RoutingReference) {
+  const { numLayers: L, numTokens: T, topK: K, numExperts: E } = r.routing;
+  let maxLogit = 0;
+  for (let v = 0; v < ref.lastLogits.length; v++) maxLogit = Math.max(maxLogit, Math.abs(r.lastLogits![v] - ref.lastLogits[v]));
+  let setDiffs = 0;
+  let maxWeight = 0;
+  let maxProbSumError = 0;
+  for (let row = 0; row < L; row++) {
+    for (let tok = 0; tok < T; tok++) {
+      const at = (row * T + tok) * K;
+      const ours = new Map<number, number>();
+      for (let s = 0; s < K; s++) ours.set(r.routing.topExperts[at + s], r.routing.topWeights[at + s]);
+      const theirs = ref.topIndex[row][tok];
+      if (ours.size !== K || theirs.some((e) => !ours.has(e))) {
+        setDiffs++;
+        continue;
+      }
+      theirs.forEach((e, s) => (maxWeight = Math.max(maxWeight, Math.abs(ours.get(e)! - ref.topWeights[row][tok][s]))));
+      let sum = 0;
+      for (let e = 0; e < E; e++) sum += r.routing.probs![(row * T + tok) * E + e];
+      maxProbSumError = Math.max(maxProbSumError, Math.abs(sum - 1));
+    }
+  }
+  return { setDiffs, maxWeight, maxLogit, maxProbSumError };
 }
 
 let root = '';
@@ -105,34 +140,31 @@ for (const [name, kind] of Object.entries(VARIANTS)) {
       const { numLayers: L, numTokens: T, topK: K, numExperts: E } = r.routing;
       assert.equal(L, ref.moeLayers.length);
       assert.equal(T, ids.length);
-      let maxLogit = 0;
-      for (let v = 0; v < ref.lastLogits.length; v++) maxLogit = Math.max(maxLogit, Math.abs(r.lastLogits![v] - ref.lastLogits[v]));
-      let setDiffs = 0;
-      let maxWeight = 0;
-      let maxProbSumError = 0;
-      for (let row = 0; row < L; row++) {
-        for (let tok = 0; tok < T; tok++) {
-          const at = (row * T + tok) * K;
-          const ours = new Map<number, number>();
-          for (let s = 0; s < K; s++) ours.set(r.routing.topExperts[at + s], r.routing.topWeights[at + s]);
-          const theirs = ref.topIndex[row][tok];
-          if (ours.size !== K || theirs.some((e) => !ours.has(e))) {
-            setDiffs++;
-            continue;
-          }
-          theirs.forEach((e, s) => (maxWeight = Math.max(maxWeight, Math.abs(ours.get(e)! - ref.topWeights[row][tok][s]))));
-          let sum = 0;
-          for (let e = 0; e < E; e++) sum += r.routing.probs![(row * T + tok) * E + e];
-          maxProbSumError = Math.max(maxProbSumError, Math.abs(sum - 1));
-        }
-      }
+      const c = compareRouting(r, ref);
       t.diagnostic(
-        `${name}: top-k set differences ${setDiffs} of ${L * T}, max |weight diff| ${maxWeight.toExponential(2)}, max |logit diff| ${maxLogit.toExponential(2)} (transformers ${ref.transformers})`,
+        `${name}: top-k set differences ${c.setDiffs} of ${L * T}, max |weight diff| ${c.maxWeight.toExponential(2)}, max |logit diff| ${c.maxLogit.toExponential(2)} (transformers ${ref.transformers})`,
       );
-      assert.equal(setDiffs, 0, `${name}: top-${K} sets differ from transformers' at ${setDiffs} (layer, token) places`);
-      assert.ok(maxWeight < WEIGHT_TOL, `${name}: applied weights differ from transformers' by ${maxWeight}`);
-      assert.ok(maxLogit < LOGIT_TOL, `${name}: last-position logits differ from transformers' by ${maxLogit}`);
-      assert.ok(maxProbSumError < 1e-5, `${name}: the reported score distribution does not sum to 1 (off by ${maxProbSumError})`);
+      assert.equal(c.setDiffs, 0, `${name}: top-${K} sets differ from transformers' at ${c.setDiffs} (layer, token) places`);
+      assert.ok(c.maxWeight < WEIGHT_TOL, `${name}: applied weights differ from transformers' by ${c.maxWeight}`);
+      assert.ok(c.maxLogit < LOGIT_TOL, `${name}: last-position logits differ from transformers' by ${c.maxLogit}`);
+      assert.ok(c.maxProbSumError < 1e-5, `${name}: the reported score distribution does not sum to 1 (off by ${c.maxProbSumError})`);
+      assert.ok(E > K);
+
+      if (ref.masked) {
+        const { row, expert } = ref.masked;
+        const chosenBefore = r.routing.topExperts.subarray(row * T * K, (row + 1) * T * K).filter((e) => e === expert).length;
+        assert.ok(chosenBefore > 0, `${name}: the expert to mask (${expert}) was chosen before`);
+        const m = await engine.trace({ ids }, { includeProbs: true, includeLastLogits: true, intervention: { mask: [[row, expert]], bias: [] } });
+        const chosenAfter = m.routing.topExperts.subarray(row * T * K, (row + 1) * T * K).filter((e) => e === expert).length;
+        assert.equal(chosenAfter, 0, `${name}: masked expert ${expert} of routing row ${row} is still chosen`);
+        const cm = compareRouting(m, ref.masked);
+        t.diagnostic(
+          `${name} with expert ${expert} of row ${row} masked (chosen ${chosenBefore} times before): top-k set differences ${cm.setDiffs}, max |weight diff| ${cm.maxWeight.toExponential(2)}, max |logit diff| ${cm.maxLogit.toExponential(2)}`,
+        );
+        assert.equal(cm.setDiffs, 0, `${name} masked: top-${K} sets differ from transformers' with the same mask at ${cm.setDiffs} places`);
+        assert.ok(cm.maxWeight < WEIGHT_TOL, `${name} masked: applied weights differ by ${cm.maxWeight}`);
+        assert.ok(cm.maxLogit < LOGIT_TOL, `${name} masked: logits differ by ${cm.maxLogit}`);
+      }
     } finally {
       await engine.dispose();
     }

@@ -31,6 +31,10 @@ DEEPSEEK_MLA = dict(num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=1
 def variants():
     """name -> (model_type, config kwargs). Dense first layers wherever the family has them."""
     return {
+        # The original four (qwen2_moe / qwen3_moe below, with dense layers) under the same experts-input reference.
+        "olmoe": ("olmoe", dict(num_attention_heads=4, num_key_value_heads=4, intermediate_size=32, num_experts=8, num_experts_per_tok=2,
+                  norm_topk_prob=False, clip_qkv=4.0)),
+        "mixtral": ("mixtral", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=32, num_local_experts=8, num_experts_per_tok=2)),
         # DeepSeek-V3: MLA with q LoRA, interleaved rotary, sigmoid + correction bias, group-limited top-k,
         # renormalised x 2.5, one shared expert, first layer dense.
         "deepseek_v3": ("deepseek_v3", dict(DEEPSEEK_MLA, q_lora_rank=24, intermediate_size=96, moe_intermediate_size=32, n_routed_experts=16,
@@ -76,6 +80,10 @@ def variants():
     }
 
 
+# Variants also traced with one expert masked (the first MoE layer's most chosen expert).
+MASKED = ("deepseek_v3", "ernie4_5_moe")
+
+
 def redraw(model, gen):
     """Fan-in scaled weights (transformers' 0.02 initialisation makes routers almost uniform), non-zero routing biases."""
     with torch.no_grad():
@@ -89,7 +97,7 @@ def redraw(model, gen):
                 if re.search(r"\.(gate|router|router\.layer|gate\.wg)\.weight$", name):
                     scale *= 2.0
                 p.copy_(scale * torch.randn(p.shape, generator=gen))
-        for name, b in model.named_buffers():
+        for name, b in list(model.named_buffers()) + list(model.named_parameters()):
             if name.endswith("e_score_correction_bias") or name.endswith("expert_bias"):
                 b.copy_(0.3 * torch.randn(b.shape, generator=gen))
 
@@ -159,6 +167,24 @@ def main():
             "topIndex": [seen[layer][0] for layer in layers],
             "topWeights": [seen[layer][1] for layer in layers],
         }
+        if name in MASKED:
+            # Masking an expert where the family chooses: its correction bias at -inf in transformers is exactly
+            # "never chosen, the others' weights unchanged", the semantics of MoE Scope's expert mask.
+            row, layer = 0, layers[0]
+            counts = torch.bincount(torch.tensor(seen[layer][0]).flatten(), minlength=1)
+            expert = int(counts.argmax())
+            tensors = list(model.named_buffers()) + list(model.named_parameters())
+            (bias,) = [b for n, b in tensors if n.startswith(f"model.layers.{layer}.") and n.endswith("e_score_correction_bias")]
+            with torch.no_grad():
+                bias.view(-1)[expert] = float("-inf")
+                masked = model(torch.tensor([ids]), use_cache=False)
+            ref["masked"] = {
+                "row": row,
+                "expert": expert,
+                "lastLogits": masked.logits[0, -1].tolist(),
+                "topIndex": [seen[layer][0] for layer in layers],
+                "topWeights": [seen[layer][1] for layer in layers],
+            }
         with open(os.path.join(out_dir, "reference.json"), "w") as f:
             json.dump(ref, f)
         names.append(name)
