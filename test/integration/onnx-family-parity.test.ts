@@ -192,3 +192,41 @@ test('the weight analysis covers the MoE layers by decoder-layer index, whatever
     }
   }
 });
+
+test('a cached prefix (keys and values of MLA, partial-rotary and post-norm layers) gives the routing and answer of one pass', async () => {
+  for (const name of ['deepseek_v3', 'deepseek_v2', 'glm4_moe', 'flex_olmo', 'granitemoeshared']) {
+    const dir = path.join(root, name);
+    const engine = new Engine();
+    try {
+      await engine.load(dir, { executionProvider: 'cpu', cacheDir: path.join(root, 'cache') });
+      const whole = await engine.trace({ ids }, { includeProbs: false, includeLastLogits: false });
+      const cut = 25;
+      // Two items of different lengths after the same prefix: right-padding and the shared cache both in play.
+      const res = await engine.score({
+        prefix: { key: 'p', ids: ids.slice(0, cut) },
+        items: [
+          { key: 'full', ids: ids.slice(cut) },
+          { key: 'short', ids: ids.slice(cut, cut + 5) },
+        ],
+      });
+      const r = res.items[0].routing;
+      const K = r.topK;
+      assert.equal(r.numTokens, ids.length, name);
+      let diffs = 0;
+      let maxWeight = 0;
+      for (let i = 0; i < r.topExperts.length; i++) {
+        if (r.topExperts[i] !== whole.routing.topExperts[i]) diffs++;
+        maxWeight = Math.max(maxWeight, Math.abs(r.topWeights[i] - whole.routing.topWeights[i]));
+      }
+      assert.equal(diffs, 0, `${name}: ${diffs} of ${r.topExperts.length / K} (layer, token, slot) choices differ between the cached prefix and one pass`);
+      assert.ok(maxWeight < 1e-5, `${name}: weights differ by ${maxWeight}`);
+      const maxLogp = Math.max(...whole.answerLogProbs.map((v, i) => Math.abs(v - res.items[0].answerLogProbs[i])));
+      assert.ok(maxLogp < 1e-4, `${name}: answer log-probabilities differ by ${maxLogp}`);
+      const short = await engine.trace({ ids: ids.slice(0, cut + 5) }, { includeProbs: false, includeLastLogits: false });
+      const maxShort = Math.max(...short.answerLogProbs.map((v, i) => Math.abs(v - res.items[1].answerLogProbs[i])));
+      assert.ok(maxShort < 1e-4, `${name}: the padded item's answer differs by ${maxShort}`);
+    } finally {
+      await engine.dispose();
+    }
+  }
+});
