@@ -34,6 +34,7 @@ const VARIANTS: Record<string, string> = {
   flex_olmo: 'softmax-topk',
   granitemoe: 'softmax-topk-renorm',
   granitemoeshared: 'softmax-topk-renorm',
+  dbrx: 'softmax-topk-renorm',
   hunyuan_v1_moe: 'softmax-topk-renorm',
 };
 const LOGIT_TOL = 1e-4;

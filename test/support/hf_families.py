@@ -74,6 +74,11 @@ def variants():
         "granitemoeshared": ("granitemoeshared", dict(num_attention_heads=4, num_key_value_heads=2, intermediate_size=32, num_local_experts=8,
                              num_experts_per_tok=3, shared_intermediate_size=48, embedding_multiplier=1.5, residual_multiplier=0.7,
                              attention_multiplier=0.25, logits_scaling=2.0)),
+        # DBRX: LayerNorm, fused Wqkv with clip_qkv, p-norm (p = 2) renormalisation, stacked w1/v1/w2 experts.
+        "dbrx": ("dbrx", dict(d_model=64, n_heads=4, n_layers=2, max_seq_len=512, hidden_size=None, num_hidden_layers=None,
+                 max_position_embeddings=None, rms_norm_eps=None,
+                 attn_config=dict(kv_n_heads=2, rope_theta=10000.0, clip_qkv=4.0),
+                 ffn_config=dict(ffn_hidden_size=32, moe_num_experts=8, moe_top_k=2, moe_normalize_expert_weights=2.0))),
         # HunYuan: QK-norm after the rotary embedding, renormalised softmax top-k, shared MLP.
         "hunyuan_v1_moe": ("hunyuan_v1_moe", dict(num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=32, num_experts=8,
                            moe_topk=2)),
@@ -89,7 +94,8 @@ def redraw(model, gen):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:
-                p.copy_((1.0 if name.endswith("norm.weight") else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
+                is_norm = "norm" in name.split(".")[-2]
+                p.copy_((1.0 if is_norm else 0.0) + 0.1 * torch.randn(p.shape, generator=gen))
             elif name.endswith("embed_tokens.weight"):
                 p.copy_(torch.randn(p.shape, generator=gen))
             else:
@@ -106,7 +112,7 @@ def experts_modules(model):
     """(decoder layer, module) for every layer's experts module, the callee of experts(hidden, top_k_index, top_k_weights)."""
     found = []
     for name, module in model.named_modules():
-        m = re.match(r"^model\.layers\.(\d+)\.[A-Za-z_]+\.experts$", name)
+        m = re.match(r"^(?:model\.layers|transformer\.blocks)\.(\d+)\.[A-Za-z_]+\.experts$", name)
         if m and type(module).__name__.endswith("Experts"):
             found.append((int(m.group(1)), module))
     return sorted(found, key=lambda x: x[0])
@@ -130,7 +136,10 @@ def main():
             continue
         torch.manual_seed(i + 1)
         gen = torch.Generator().manual_seed(i + 1)
-        config = AutoConfig.for_model(model_type, **dict(BASE, vocab_size=args.vocab, **kwargs))
+        # A None in the variant removes a BASE key the family spells otherwise (DBRX: d_model, n_layers, ...).
+        merged = {k: v for k, v in dict(BASE, vocab_size=args.vocab).items() if not (k in kwargs and kwargs[k] is None)}
+        merged.update({k: v for k, v in kwargs.items() if not (k in BASE and v is None)})
+        config = AutoConfig.for_model(model_type, **merged)
         model = AutoModelForCausalLM.from_config(config).eval()
         redraw(model, gen)
         out_dir = os.path.join(args.out, name)
@@ -161,7 +170,7 @@ def main():
             "name": name,
             "modelType": model_type,
             "transformers": transformers.__version__,
-            "numDecoderLayers": config.num_hidden_layers,
+            "numDecoderLayers": getattr(config, "n_layers", None) or config.num_hidden_layers,
             "moeLayers": layers,
             "lastLogits": res.logits[0, -1].tolist(),
             "topIndex": [seen[layer][0] for layer in layers],

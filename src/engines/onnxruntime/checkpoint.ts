@@ -19,7 +19,7 @@ export interface LocatedTensor extends SafetensorsTensorInfo {
   file: string;
 }
 
-export type ExpertLayout = 'per-expert' | 'packed';
+export type ExpertLayout = 'per-expert' | 'packed' | 'stacked-rows';
 
 export class Checkpoint {
   private constructor(
@@ -106,6 +106,14 @@ export class Checkpoint {
       const n = ln.expert(expert);
       return { gate: this.readFloat32(n.gate), up: this.readFloat32(n.up), down: this.readFloat32(n.down) };
     }
+    if (this.expertLayout === 'stacked-rows') {
+      const rows = ln.stackedRows!;
+      // w2 holds each expert's down projection transposed: [inter, hidden] rows.
+      const downT = this.readSlice(rows.down, expert, inter * h);
+      const down = new Float32Array(h * inter);
+      for (let i = 0; i < inter; i++) for (let j = 0; j < h; j++) down[j * inter + i] = downT[i * h + j];
+      return { gate: this.readSlice(rows.gate, expert, inter * h), up: this.readSlice(rows.up, expert, inter * h), down };
+    }
     const packed = ln.packed!;
     const gateUp = this.readSlice(packed.gateUp, expert, 2 * inter * h);
     return {
@@ -160,6 +168,8 @@ export class Checkpoint {
           { name: n.mla.kvB, shape: [a.numHeads * (m.nopeDim + m.valueDim), m.kvLoraRank] },
           { name: n.o, shape: [H, a.numHeads * m.valueDim] },
         );
+      } else if (n.qkvFused) {
+        out.push({ name: n.qkvFused, shape: [qDim + 2 * kvDim, H] }, { name: n.o, shape: [H, qDim] });
       } else {
         out.push({ name: n.q, shape: [qDim, H] }, { name: n.k, shape: [kvDim, H] }, { name: n.v, shape: [kvDim, H] }, { name: n.o, shape: [H, qDim] });
       }
@@ -182,6 +192,13 @@ export class Checkpoint {
             { name: x.down, shape: [H, a.expertIntermediate] },
           );
         }
+      } else if (this.expertLayout === 'stacked-rows') {
+        const rows = a.numExperts * a.expertIntermediate;
+        out.push(
+          { name: n.stackedRows!.gate, shape: [rows, H] },
+          { name: n.stackedRows!.up, shape: [rows, H] },
+          { name: n.stackedRows!.down, shape: [rows, H] },
+        );
       } else {
         out.push(
           { name: n.packed!.gateUp, shape: [a.numExperts, 2 * a.expertIntermediate, H] },
@@ -261,7 +278,7 @@ function checkCountsAgainstTensors(
   let embed: SafetensorsTensorInfo | null = null;
   const firstMoe = moeLayersOf(arch)[0];
   for (const [name, { info }] of index) {
-    const layer = /(?:^|\.)layers\.(\d+)\./.exec(name);
+    const layer = /(?:^|\.)(?:layers|blocks)\.(\d+)\./.exec(name);
     if (layer) maxLayer = Math.max(maxLayer, Number(layer[1]));
     if (layer && Number(layer[1]) === firstMoe) {
       const expert = /\.experts\.(\d+)\./.exec(name);
@@ -330,6 +347,7 @@ function detectExpertLayout(dir: string, index: Map<string, unknown>, names: Ten
   const l0 = names.layer(first);
   if (index.has(l0.expert(0).gate)) return 'per-expert';
   if (l0.packed && index.has(l0.packed.gateUp)) return 'packed';
+  if (l0.stackedRows && index.has(l0.stackedRows.gate)) return 'stacked-rows';
   throw new CheckpointError(
     dir,
     `no expert weights found for layer ${first}: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,

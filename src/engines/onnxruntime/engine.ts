@@ -416,7 +416,7 @@ export class Engine implements InferenceBackend {
 
   private nonFiniteCause(upToLayer: number): string {
     const ckpt = this.ckpt!;
-    const layerOf = (name: string) => Number(/(?:^|\.)layers\.(\d+)\./.exec(name)?.[1] ?? -1);
+    const layerOf = (name: string) => Number(/(?:^|\.)(?:layers|blocks)\.(\d+)\./.exec(name)?.[1] ?? -1);
     for (const { name } of ckpt.expectedTensors()) {
       if (layerOf(name) > upToLayer) continue;
       const values = ckpt.readFloat32(name);

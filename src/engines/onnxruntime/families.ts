@@ -53,6 +53,8 @@ export interface MoeArchitecture {
   ropeInterleaved?: boolean;
   /** Norms on each sublayer's output instead of its input (FlexOlmo: post_attention / post_feedforward). */
   postNorm?: boolean;
+  /** LayerNorm without bias (DBRX) instead of RMSNorm, everywhere. */
+  layerNorm?: boolean;
   /** Per-head QK-norm applied after the rotary embedding (HunYuan), not before. */
   qkNormAfterRope?: boolean;
   /** Granite's scalars: embeddings x embedding, sublayer outputs x residual, attention scores x attention, logits / logitsDivisor. */
@@ -81,6 +83,10 @@ export interface LayerTensorNames {
   packed?: { gateUp: string; down: string };
   /** gateScale absent: the shared expert is added ungated (DeepSeek, GLM-4.5, dots.llm1). */
   shared?: { gate: string; up: string; down: string; gateScale?: string };
+  /** DBRX: experts as w1 (gate), v1 (up), w2 (down, transposed) each [experts * intermediate, hidden]. */
+  stackedRows?: { gate: string; up: string; down: string };
+  /** DBRX: one [q | k | v] projection (Wqkv). */
+  qkvFused?: string;
   /** Granite's shared MLP: one [2 * intermediate, hidden] projection to gate then up, and down. */
   sharedFused?: { gateUp: string; down: string };
   /** FlexOlmo's norm on the MLP's output (postNorm architectures). */

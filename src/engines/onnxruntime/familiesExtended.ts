@@ -510,7 +510,83 @@ export const HUNYUAN_V1_MOE: FamilyDescriptor = {
   }),
 };
 
+function dict(config: HfConfig, file: string, key: string): HfConfig {
+  const v = config[key];
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ConfigError(file, `"${key}" must be an object, got ${JSON.stringify(v)}`);
+  return v as HfConfig;
+}
+
+/**
+ * DBRX: LayerNorm without bias, one Wqkv projection clamped at clip_qkv, softmax top-k divided by the
+ * p-norm of the k (moe_normalize_expert_weights; p = 1 is the usual renormalisation), experts stored as
+ * w1 / v1 / w2 rows. Its sizes live in attn_config and ffn_config.
+ */
+export const DBRX: FamilyDescriptor = {
+  name: 'dbrx',
+  modelTypes: ['dbrx'],
+  architecture(config, file) {
+    const attn = dict(config, file, 'attn_config');
+    const ffn = dict(config, file, 'ffn_config');
+    const act = dict(ffn, file, 'ffn_act_fn').name ?? 'silu';
+    if (act !== 'silu') refuse(file, 'ffn_config.ffn_act_fn.name', act, 'the experts are computed as down(SiLU(gate(x)) * up(x))');
+    const flat: HfConfig = {
+      ...config,
+      hidden_size: config.d_model,
+      num_attention_heads: config.n_heads,
+      num_key_value_heads: attn.kv_n_heads ?? config.n_heads,
+      num_hidden_layers: config.n_layers,
+      max_position_embeddings: config.max_seq_len,
+      clip_qkv: attn.clip_qkv ?? null,
+      // transformers 5 writes rope_parameters; older files only attn_config.rope_theta.
+      rope_theta: config.rope_parameters ? undefined : attn.rope_theta,
+    };
+    const experts = int(ffn, file, 'moe_num_experts');
+    if (experts < 2) throw new ConfigError(file, `"ffn_config.moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
+    const topK = int(ffn, file, 'moe_top_k', 1);
+    const pRaw = ffn.moe_normalize_expert_weights;
+    const p = pRaw === undefined || pRaw === null ? null : positive(ffn, file, 'moe_normalize_expert_weights', 1);
+    const base = common(flat, file, 'dbrx', experts, topK, int(ffn, file, 'ffn_hidden_size'));
+    return {
+      ...base,
+      normTopKProb: p === 1,
+      qkNorm: null,
+      sharedExpert: null,
+      qkvBias: false,
+      slidingWindow: null,
+      layerNorm: true,
+      // p = 1 (the default) and no renormalisation are the MoE operator's own rules; another p is routed in the graph.
+      router:
+        p === null || p === 1
+          ? undefined
+          : { kind: 'softmax-topk-renorm', score: 'softmax', choiceBias: false, groups: null, renormalize: { p, eps: 0 }, routedScaling: 1 },
+    };
+  },
+  tensorNames: (arch) => ({
+    embed: 'transformer.wte.weight',
+    finalNorm: 'transformer.norm_f.weight',
+    lmHead: arch.tieWordEmbeddings ? 'transformer.wte.weight' : 'lm_head.weight',
+    layer(l) {
+      const p = `transformer.blocks.${l}`;
+      const a = `${p}.norm_attn_norm`;
+      return {
+        inputNorm: `${a}.norm_1.weight`,
+        postAttentionNorm: `${a}.norm_2.weight`,
+        q: `${a}.attn.Wqkv.weight`,
+        k: `${a}.attn.Wqkv.weight`,
+        v: `${a}.attn.Wqkv.weight`,
+        qkvFused: `${a}.attn.Wqkv.weight`,
+        o: `${a}.attn.out_proj.weight`,
+        router: `${p}.ffn.router.layer.weight`,
+        expert: (e) => ({ gate: `${p}.ffn.experts.${e}.w1`, up: `${p}.ffn.experts.${e}.v1`, down: `${p}.ffn.experts.${e}.w2` }),
+        stackedRows: { gate: `${p}.ffn.experts.mlp.w1`, up: `${p}.ffn.experts.mlp.v1`, down: `${p}.ffn.experts.mlp.w2` },
+      };
+    },
+  }),
+};
+
 export const EXTENDED_FAMILIES: readonly FamilyDescriptor[] = [
+  DBRX,
   DEEPSEEK_V2,
   DEEPSEEK_V3,
   GLM4_MOE,

@@ -91,9 +91,11 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const rmsNorm = (x: string, weightName: string, size: number, output?: string, eps = arch.rmsNormEps) => {
     // Statistics in fp32 whatever the compute dtype, as the reference implementations do.
     const x32 = T === 'float32' ? x : g.op('Cast', [x], { to: 1 });
-    const meanSq = g.op('ReduceMean', [g.op('Mul', [x32, x32])], { axes: [-1], keepdims: 1 });
+    // LayerNorm (DBRX, no bias) centres first; RMSNorm does not.
+    const centred = arch.layerNorm ? g.op('Sub', [x32, g.op('ReduceMean', [x32], { axes: [-1], keepdims: 1 })]) : x32;
+    const meanSq = g.op('ReduceMean', [g.op('Mul', [centred, centred])], { axes: [-1], keepdims: 1 });
     const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.constFloat([eps], [])])])]);
-    let normed = g.op('Mul', [x32, inv]);
+    let normed = g.op('Mul', [centred, inv]);
     if (T !== 'float32') normed = g.op('Cast', [normed], { to: 10 });
     return g.op('Mul', [normed, w(weightName, [size])], {}, { output });
   };
@@ -156,9 +158,11 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       const attnOut = mlaAttention({ g, arch, n, xn, bs, pastK, pastV, bias, layer: l, dtype: T, w, linear, rmsNorm, rope, toCompute });
       h = addToResidual(attnOut, n.postAttentionNorm);
     } else {
-      let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
-      let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
-      const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
+      const fused = n.qkvFused ? linear(xn, n.qkvFused, qDim + 2 * kvDim, H) : null;
+      const part = (from: number, to: number) => g.op('Slice', [fused!, g.constInt64([from]), g.constInt64([to]), g.constInt64([1])]);
+      let q = fused ? part(0, qDim) : linear(xn, n.q, qDim, H, n.qkvBias?.q);
+      let k = fused ? part(qDim, qDim + kvDim) : linear(xn, n.k, kvDim, H, n.qkvBias?.k);
+      const v = clip(fused ? part(qDim + kvDim, qDim + 2 * kvDim) : linear(xn, n.v, kvDim, H, n.qkvBias?.v));
       if (arch.qkNormAfterRope) {
         // normalised after the rotary embedding, below
       } else if (arch.qkNorm === 'full') {

@@ -91,6 +91,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     const ln = ckpt.names.layer(l);
     for (let e = 0; e < ckpt.arch.numExperts; e++) Object.values(ln.expert(e)).forEach((n) => expertNames.add(n));
     if (ln.packed) Object.values(ln.packed).forEach((n) => expertNames.add(n));
+    if (ln.stackedRows) Object.values(ln.stackedRows).forEach((n) => expertNames.add(n));
   }
   for (const { name } of ckpt.expectedTensors()) {
     if (expertNames.has(name) || refs.has(name)) continue;
@@ -168,6 +169,7 @@ function requireFiniteWeights(values: Float32Array, name: string, file: string):
 function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {
   const ln = ckpt.names.layer(layer);
   if (ckpt.expertLayout === 'per-expert') return ln.expert(expert)[part];
+  if (ckpt.expertLayout === 'stacked-rows') return `${ln.stackedRows![part]} (expert ${expert})`;
   return `${part === 'down' ? ln.packed!.down : ln.packed!.gateUp} (expert ${expert}, ${part})`;
 }
 
