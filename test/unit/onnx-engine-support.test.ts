@@ -76,6 +76,17 @@ test('routing fields the ONNX Runtime engine does not implement are refused by n
   assert.match(refusal({ ...DEEPSEEK_V3, model_type: 'glm4_moe', layer_types: ['full_attention', 'sliding_attention', 'full_attention'] }), /"layer_types"/);
 });
 
+test('an absurd layer count with dense layers fails with a message instead of listing a billion layers', () => {
+  for (const c of [
+    { ...DEEPSEEK_V3, num_hidden_layers: 1e9 },
+    { ...DEEPSEEK_V3, model_type: 'ernie4_5_moe', moe_num_experts: 8, moe_k: 2, num_hidden_layers: 1e9 },
+  ])
+    assert.throws(
+      () => familyFor(c, 'config.json').architecture(c, 'config.json'),
+      /"num_hidden_layers" is 1000000000: more decoder layers than any checkpoint has/,
+    );
+});
+
 test('what it builds is described: MoE layers, decoder layers and the routing kind', () => {
   const a = familyFor(DEEPSEEK_V3, 'config.json').architecture(DEEPSEEK_V3, 'config.json');
   assert.deepEqual(a.moeLayers, [1, 2]);

@@ -276,7 +276,8 @@ function checkCountsAgainstTensors(
   let maxExpert = -1;
   let packedExperts = -1;
   let embed: SafetensorsTensorInfo | null = null;
-  const firstMoe = moeLayersOf(arch)[0];
+  // Not moeLayersOf(arch): that lists every layer, and num_hidden_layers is not yet checked against the tensors.
+  const firstMoe = arch.moeLayers ? arch.moeLayers[0] : 0;
   for (const [name, { info }] of index) {
     const layer = /(?:^|\.)(?:layers|blocks)\.(\d+)\./.exec(name);
     if (layer) maxLayer = Math.max(maxLayer, Number(layer[1]));

@@ -223,8 +223,9 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
  * (l + 1) is not a multiple of decoder_sparse_step; dense layers are MLPs of intermediate_size.
  */
 export function qwenDenseLayers(config: HfConfig, file: string): Pick<MoeArchitecture, 'moeLayers' | 'denseIntermediate'> {
-  const numLayers = int(config, file, 'num_hidden_layers');
   const mlpOnly = config.mlp_only_layers ?? [];
+  if (Array.isArray(mlpOnly) && mlpOnly.length === 0 && (config.decoder_sparse_step ?? 1) === 1) return {};
+  const numLayers = layerCount(config, file, 'num_hidden_layers');
   if (!Array.isArray(mlpOnly) || mlpOnly.some((l) => !Number.isInteger(l) || l < 0 || l >= numLayers))
     throw new ConfigError(file, `"mlp_only_layers" must list decoder layers 0..${numLayers - 1}, got ${JSON.stringify(mlpOnly)}`);
   const step = int(config, file, 'decoder_sparse_step', 1);
@@ -232,6 +233,16 @@ export function qwenDenseLayers(config: HfConfig, file: string): Pick<MoeArchite
   if (moeLayers.length === 0) throw new ConfigError(file, `mlp_only_layers and decoder_sparse_step leave no MoE layer: a dense model`);
   if (moeLayers.length === numLayers) return {};
   return { moeLayers, denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/**
+ * A layer count to list layers of (dense/MoE patterns), before the tensors have confirmed it: bounded so
+ * that an absurd config.json fails with a message instead of exhausting memory.
+ */
+export function layerCount(config: HfConfig, file: string, key: string): number {
+  const n = int(config, file, key);
+  if (n > 100_000) throw new ConfigError(file, `"${key}" is ${n}: more decoder layers than any checkpoint has`);
+  return n;
 }
 
 /** A dense layer's MLP under model.layers.N.mlp (Qwen, DeepSeek, ERNIE); undefined for MoE layers. */

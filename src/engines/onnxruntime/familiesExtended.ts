@@ -11,6 +11,7 @@ import {
   flag,
   globalNames,
   int,
+  layerCount,
   llamaStyleLayer,
   mlpExpert,
   positive,
@@ -121,7 +122,7 @@ function deepseekCommon(config: HfConfig, file: string) {
   if (experts < 2) throw new ConfigError(file, `"n_routed_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
   const topK = int(config, file, 'num_experts_per_tok');
   const expertInter = int(config, file, 'moe_intermediate_size');
-  const numLayers = int(config, file, 'num_hidden_layers');
+  const numLayers = layerCount(config, file, 'num_hidden_layers');
   return { experts, topK, expertInter, moeLayers: firstKDense(config, file, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
 }
 
@@ -332,7 +333,7 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     if (experts < 2) throw new ConfigError(file, `"moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
     const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'));
     const expertInter = int(config, file, 'moe_intermediate_size');
-    const numLayers = int(config, file, 'num_hidden_layers');
+    const numLayers = layerCount(config, file, 'num_hidden_layers');
     const start = nonNegativeInt(config, file, 'moe_layer_start_index', 1);
     const endRaw = config.moe_layer_end_index ?? -1;
     const end = endRaw === -1 ? numLayers - 1 : nonNegativeInt(config, file, 'moe_layer_end_index', numLayers - 1);
