@@ -1,5 +1,6 @@
 /** The command line's engine choice: --engine onnxruntime|pytorch|auto and --python PATH (env MOE_SCOPE_PYTHON). */
 import { Engine } from '../engines/onnxruntime/engine';
+import { onnxEngineRefusal } from '../engines/onnxruntime/support';
 import { EngineClient } from '../engines/client/engineClient';
 import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../engines/client/pythonWorker';
 import type { EngineKind, InferenceBackend } from '../shared/protocol';
@@ -16,13 +17,15 @@ export async function openBackend(
   engineOption: string | undefined,
   pythonOption: string | undefined,
   log: (level: 'info' | 'warn' | 'error', m: string) => void,
+  /** The checkpoint to be loaded: with --engine auto, one the ONNX Runtime engine refuses goes to PyTorch. */
+  modelPath?: string,
 ): Promise<CliBackend> {
   const setting = engineOption ?? 'onnxruntime';
   if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
   const python = defaultPython(pythonOption);
   let kind = setting as EngineKind | 'auto';
   if (kind === 'auto') {
-    const choice = chooseEngine(await checkPython(python));
+    const choice = chooseEngine(await checkPython(python), modelPath ? await onnxEngineRefusal(modelPath) : null);
     log('info', `engine auto: ${choice.engine} (${choice.why})`);
     kind = choice.engine;
   }

@@ -110,7 +110,7 @@ const COMMANDS: Record<string, Command> = {
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError('--provider must be auto, cuda, webgpu or cpu');
       const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), values.model);
       return runEvalCommand(
         engine,
         {

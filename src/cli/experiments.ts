@@ -84,7 +84,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
         return 0;
       }
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
+      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), exp.options.modelPath);
       return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },

@@ -91,7 +91,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
   const text = values.file !== undefined ? await readTextInput(values.file) : values.text;
   const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
-  const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
+  const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), values.model);
   try {
     const info = await engine.call('load', {
       modelPath: path.resolve(values.model),

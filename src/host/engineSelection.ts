@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { nodeChannel, type ChannelFactory, type EngineClient } from '../engines/client/engineClient';
 import { checkPython, chooseEngine, pythonChannel } from '../engines/client/pythonWorker';
 import { readSettings } from './settings';
+import { onnxEngineRefusal } from '../engines/onnxruntime/support';
 import { EngineFailure, type EngineKind, type PythonEnvironment } from '../shared/protocol';
 
 export interface EngineSelection {
@@ -60,7 +61,8 @@ async function pythonExtensionInterpreter(): Promise<string | null> {
   }
 }
 
-export async function selectEngine(): Promise<EngineSelection> {
+/** `modelPath`: the checkpoint about to be loaded; with engine auto, one the ONNX Runtime engine refuses goes to PyTorch. */
+export async function selectEngine(modelPath?: string): Promise<EngineSelection> {
   const setting = readSettings().engine;
   const { python, source } = await resolvePython();
   if (setting === 'onnxruntime') return { kind: 'onnxruntime', python, pythonSource: source, why: 'moeScope.engine is onnxruntime', environment: null };
@@ -75,7 +77,7 @@ export async function selectEngine(): Promise<EngineSelection> {
     }
     return { kind: 'pytorch', python, pythonSource: source, why: 'moeScope.engine is pytorch', environment: env };
   }
-  const choice = chooseEngine(env);
+  const choice = chooseEngine(env, modelPath ? await onnxEngineRefusal(modelPath) : null);
   return { kind: choice.engine, python, pythonSource: source, why: `auto: ${choice.why}`, environment: env };
 }
 

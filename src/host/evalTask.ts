@@ -238,7 +238,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
         async (progress, token) => {
           token.onCancellationRequested(() => this.abort.abort());
           let reported = 0;
-          const selection = await selectEngine();
+          const selection = await selectEngine(options.modelPath);
           applySelection(this.client, selection, this.models.extensionPath);
           this.line(`engine: ${engineLabel(selection.kind)} (${selection.why})`);
           return runEvaluation(this.client, options, {

@@ -99,7 +99,7 @@ export class ModelManager implements vscode.Disposable {
     const s = readSettings();
     let selection: EngineSelection;
     try {
-      selection = await selectEngine();
+      selection = await selectEngine(modelPath);
     } catch (e) {
       this.lastError = (e as Error).message;
       this.setState('error');

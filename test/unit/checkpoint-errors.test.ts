@@ -46,14 +46,25 @@ test('a folder without config.json', async () => {
   assert.ok(msg.includes(dir));
 });
 
-test('an unsupported model_type lists the supported ones', async () => {
+test('an MoE family the ONNX engine does not build names the PyTorch engine and lists the supported ones', async () => {
   const dir = copyModel();
   const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
   fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'jamba' }));
   const msg = await loadError(dir);
-  assert.match(msg, /unsupported model_type "jamba"/);
+  assert.match(msg, /model_type "jamba" is a Mixture-of-Experts family the ONNX Runtime engine does not build/);
+  assert.match(msg, /--engine pytorch/);
   assert.match(msg, /olmoe, mixtral, qwen2_moe/);
   assert.ok(msg.includes('config.json'));
+});
+
+test('an unknown model_type lists the supported ones and names the other engine', async () => {
+  const dir = copyModel();
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'not_a_model' }));
+  const msg = await loadError(dir);
+  assert.match(msg, /unsupported model_type "not_a_model"/);
+  assert.match(msg, /deepseek_v3/);
+  assert.match(msg, /PyTorch engine \(--engine pytorch\)/);
 });
 
 test('a dense (non-MoE) model is named as such', async () => {

@@ -131,8 +131,12 @@ test('fields that change the math and are not implemented are refused by name an
   refused({ ...BASE.olmoe, attention_bias: true }, /"attention_bias": true/);
   refused({ ...BASE.qwen3_moe, attention_bias: true }, /"attention_bias": true/);
   for (const q of [BASE.qwen2_moe, BASE.qwen3_moe]) {
-    refused({ ...q, decoder_sparse_step: 2 }, /"decoder_sparse_step": 2/);
-    refused({ ...q, mlp_only_layers: [1] }, /"mlp_only_layers": \[1\]/);
+    // Dense layers are built (test/integration/onnx-family-parity checks them against transformers); a
+    // list that names no decoder layer, or leaves no MoE layer, is refused by name.
+    assert.deepEqual(arch({ ...q, decoder_sparse_step: 2, intermediate_size: 64 }).moeLayers, [1]);
+    assert.deepEqual(arch({ ...q, mlp_only_layers: [1], intermediate_size: 64 }).moeLayers, [0]);
+    refused({ ...q, mlp_only_layers: [7], intermediate_size: 64 }, /"mlp_only_layers"/, /\[7\]/);
+    refused({ ...q, mlp_only_layers: [0, 1], intermediate_size: 64 }, /no MoE layer/);
   }
   refused({ ...BASE.qwen2_moe, use_sliding_window: true }, /"use_sliding_window": true/);
   refused({ ...BASE.qwen3_moe, use_sliding_window: true, sliding_window: null }, /"sliding_window"/);

@@ -193,8 +193,13 @@ export function defaultPython(explicit?: string): string {
   return explicit || process.env.MOE_SCOPE_PYTHON || 'python3';
 }
 
-/** engine 'auto': PyTorch when that Python has torch, transformers and a GPU; else ONNX Runtime. */
-export function chooseEngine(env: PythonEnvironment): { engine: 'pytorch' | 'onnxruntime'; why: string } {
+/**
+ * engine 'auto': PyTorch when that Python has torch, transformers and a GPU; else ONNX Runtime. A model
+ * the ONNX Runtime engine refuses (`onnxRefusal`, from onnxEngineRefusal) goes to PyTorch whenever its
+ * Python is usable, GPU or not.
+ */
+export function chooseEngine(env: PythonEnvironment, onnxRefusal?: string | null): { engine: 'pytorch' | 'onnxruntime'; why: string } {
+  if (onnxRefusal && env.usable) return { engine: 'pytorch', why: `the ONNX Runtime engine does not build this model (${onnxRefusal})` };
   if (!env.usable) return { engine: 'onnxruntime', why: `the PyTorch engine is unavailable (${env.problems.join('; ')})` };
   if (!env.gpu)
     return {

@@ -10,6 +10,7 @@ import { InputError } from '../../shared/inputError';
 import { readJson, parseJsonText } from '../../shared/readJson';
 import { SafetensorsFile, SafetensorsError, type SafetensorsTensorInfo } from './formats/safetensors';
 import { FLOAT_DTYPES, toFloat32 } from './formats/dtypes';
+import { moeLayersOf } from './familyFeatures';
 import { familyFor, ConfigError, type FamilyDescriptor, type MoeArchitecture, type TensorNames, type HfConfig } from './families';
 
 export class CheckpointError extends InputError {}
@@ -18,7 +19,7 @@ export interface LocatedTensor extends SafetensorsTensorInfo {
   file: string;
 }
 
-export type ExpertLayout = 'per-expert' | 'packed';
+export type ExpertLayout = 'per-expert' | 'packed' | 'stacked-rows';
 
 export class Checkpoint {
   private constructor(
@@ -75,7 +76,7 @@ export class Checkpoint {
     }
     checkCountsAgainstTensors(configFile, arch, index);
     const names = family.tensorNames(arch);
-    const layout = detectExpertLayout(absDir, index, names);
+    const layout = detectExpertLayout(absDir, index, names, arch);
     const ckpt = new Checkpoint(absDir, config, configText, family, arch, names, files, index, layout);
     ckpt.validate();
     return ckpt;
@@ -104,6 +105,14 @@ export class Checkpoint {
     if (this.expertLayout === 'per-expert') {
       const n = ln.expert(expert);
       return { gate: this.readFloat32(n.gate), up: this.readFloat32(n.up), down: this.readFloat32(n.down) };
+    }
+    if (this.expertLayout === 'stacked-rows') {
+      const rows = ln.stackedRows!;
+      // w2 holds each expert's down projection transposed: [inter, hidden] rows.
+      const downT = this.readSlice(rows.down, expert, inter * h);
+      const down = new Float32Array(h * inter);
+      for (let i = 0; i < inter; i++) for (let j = 0; j < h; j++) down[j * inter + i] = downT[i * h + j];
+      return { gate: this.readSlice(rows.gate, expert, inter * h), up: this.readSlice(rows.up, expert, inter * h), down };
     }
     const packed = ln.packed!;
     const gateUp = this.readSlice(packed.gateUp, expert, 2 * inter * h);
@@ -138,43 +147,72 @@ export class Checkpoint {
       { name: this.names.finalNorm, shape: [a.hiddenSize] },
     ];
     if (!a.tieWordEmbeddings) out.push({ name: this.names.lmHead, shape: [a.vocabSize, a.hiddenSize] });
+    const moe = new Set(moeLayersOf(a));
+    const H = a.hiddenSize;
     for (let l = 0; l < a.numLayers; l++) {
       const n = this.names.layer(l);
-      out.push(
-        { name: n.inputNorm, shape: [a.hiddenSize] },
-        { name: n.postAttentionNorm, shape: [a.hiddenSize] },
-        { name: n.q, shape: [qDim, a.hiddenSize] },
-        { name: n.k, shape: [kvDim, a.hiddenSize] },
-        { name: n.v, shape: [kvDim, a.hiddenSize] },
-        { name: n.o, shape: [a.hiddenSize, qDim] },
-        { name: n.router, shape: [a.numExperts, a.hiddenSize] },
-      );
+      out.push({ name: a.postNorm ? n.postFeedforwardNorm! : n.inputNorm, shape: [H] }, { name: n.postAttentionNorm, shape: [H] });
+      if (a.mla && n.mla) {
+        const m = a.mla;
+        const qk = m.nopeDim + m.ropeDim;
+        if (m.qLoraRank === null) out.push({ name: n.mla.q!, shape: [a.numHeads * qk, H] });
+        else
+          out.push(
+            { name: n.mla.qA!, shape: [m.qLoraRank, H] },
+            { name: n.mla.qANorm!, shape: [m.qLoraRank] },
+            { name: n.mla.qB!, shape: [a.numHeads * qk, m.qLoraRank] },
+          );
+        out.push(
+          { name: n.mla.kvA, shape: [m.kvLoraRank + m.ropeDim, H] },
+          { name: n.mla.kvANorm, shape: [m.kvLoraRank] },
+          { name: n.mla.kvB, shape: [a.numHeads * (m.nopeDim + m.valueDim), m.kvLoraRank] },
+          { name: n.o, shape: [H, a.numHeads * m.valueDim] },
+        );
+      } else if (n.qkvFused) {
+        out.push({ name: n.qkvFused, shape: [qDim + 2 * kvDim, H] }, { name: n.o, shape: [H, qDim] });
+      } else {
+        out.push({ name: n.q, shape: [qDim, H] }, { name: n.k, shape: [kvDim, H] }, { name: n.v, shape: [kvDim, H] }, { name: n.o, shape: [H, qDim] });
+      }
       if (a.qkNorm === 'full') out.push({ name: n.qNorm!, shape: [qDim] }, { name: n.kNorm!, shape: [kvDim] });
       if (a.qkNorm === 'per-head') out.push({ name: n.qNorm!, shape: [a.headDim] }, { name: n.kNorm!, shape: [a.headDim] });
       if (n.qkvBias) out.push({ name: n.qkvBias.q, shape: [qDim] }, { name: n.qkvBias.k, shape: [kvDim] }, { name: n.qkvBias.v, shape: [kvDim] });
+      if (!moe.has(l)) {
+        const d = a.denseIntermediate!;
+        out.push({ name: n.denseMlp!.gate, shape: [d, H] }, { name: n.denseMlp!.up, shape: [d, H] }, { name: n.denseMlp!.down, shape: [H, d] });
+        continue;
+      }
+      out.push({ name: n.router, shape: [a.numExperts, H] });
+      if (n.routerChoiceBias) out.push({ name: n.routerChoiceBias, shape: a.router?.choiceBiasAsRow ? [1, a.numExperts] : [a.numExperts] });
       if (this.expertLayout === 'per-expert') {
         for (let e = 0; e < a.numExperts; e++) {
           const x = n.expert(e);
           out.push(
-            { name: x.gate, shape: [a.expertIntermediate, a.hiddenSize] },
-            { name: x.up, shape: [a.expertIntermediate, a.hiddenSize] },
-            { name: x.down, shape: [a.hiddenSize, a.expertIntermediate] },
+            { name: x.gate, shape: [a.expertIntermediate, H] },
+            { name: x.up, shape: [a.expertIntermediate, H] },
+            { name: x.down, shape: [H, a.expertIntermediate] },
           );
         }
+      } else if (this.expertLayout === 'stacked-rows') {
+        const rows = a.numExperts * a.expertIntermediate;
+        out.push(
+          { name: n.stackedRows!.gate, shape: [rows, H] },
+          { name: n.stackedRows!.up, shape: [rows, H] },
+          { name: n.stackedRows!.down, shape: [rows, H] },
+        );
       } else {
         out.push(
-          { name: n.packed!.gateUp, shape: [a.numExperts, 2 * a.expertIntermediate, a.hiddenSize] },
-          { name: n.packed!.down, shape: [a.numExperts, a.hiddenSize, a.expertIntermediate] },
+          { name: n.packed!.gateUp, shape: [a.numExperts, 2 * a.expertIntermediate, H] },
+          { name: n.packed!.down, shape: [a.numExperts, H, a.expertIntermediate] },
         );
+      }
+      if (n.sharedFused && a.sharedExpert) {
+        const si = a.sharedExpert.intermediate;
+        out.push({ name: n.sharedFused.gateUp, shape: [2 * si, H] }, { name: n.sharedFused.down, shape: [H, si] });
       }
       if (n.shared && a.sharedExpert) {
         const si = a.sharedExpert.intermediate;
-        out.push(
-          { name: n.shared.gate, shape: [si, a.hiddenSize] },
-          { name: n.shared.up, shape: [si, a.hiddenSize] },
-          { name: n.shared.down, shape: [a.hiddenSize, si] },
-          { name: n.shared.gateScale, shape: [1, a.hiddenSize] },
-        );
+        out.push({ name: n.shared.gate, shape: [si, H] }, { name: n.shared.up, shape: [si, H] }, { name: n.shared.down, shape: [H, si] });
+        if (n.shared.gateScale) out.push({ name: n.shared.gateScale, shape: [1, H] });
       }
     }
     return out;
@@ -238,10 +276,12 @@ function checkCountsAgainstTensors(
   let maxExpert = -1;
   let packedExperts = -1;
   let embed: SafetensorsTensorInfo | null = null;
+  // Not moeLayersOf(arch): that lists every layer, and num_hidden_layers is not yet checked against the tensors.
+  const firstMoe = arch.moeLayers ? arch.moeLayers[0] : 0;
   for (const [name, { info }] of index) {
-    const layer = /(?:^|\.)layers\.(\d+)\./.exec(name);
+    const layer = /(?:^|\.)(?:layers|blocks)\.(\d+)\./.exec(name);
     if (layer) maxLayer = Math.max(maxLayer, Number(layer[1]));
-    if (layer && layer[1] === '0') {
+    if (layer && Number(layer[1]) === firstMoe) {
       const expert = /\.experts\.(\d+)\./.exec(name);
       if (expert) maxExpert = Math.max(maxExpert, Number(expert[1]));
       else if (/\.experts\.[^.]*gate_up/.test(name)) packedExperts = info.shape[0] ?? -1;
@@ -256,7 +296,7 @@ function checkCountsAgainstTensors(
       );
   };
   declared('num_hidden_layers', arch.numLayers, maxLayer + 1, 'layers');
-  declared('the number of experts', arch.numExperts, maxExpert >= 0 ? maxExpert + 1 : packedExperts, 'experts in layer 0');
+  declared('the number of experts', arch.numExperts, maxExpert >= 0 ? maxExpert + 1 : packedExperts, `experts in layer ${firstMoe}`);
   if (embed && embed.shape.length === 2) {
     declared('vocab_size', arch.vocabSize, embed.shape[0], 'embedding rows');
     declared('hidden_size', arch.hiddenSize, embed.shape[1], 'embedding columns');
@@ -303,12 +343,14 @@ function openSafetensors(dir: string): SafetensorsFile[] {
   });
 }
 
-function detectExpertLayout(dir: string, index: Map<string, unknown>, names: TensorNames): ExpertLayout {
-  const l0 = names.layer(0);
+function detectExpertLayout(dir: string, index: Map<string, unknown>, names: TensorNames, arch: MoeArchitecture): ExpertLayout {
+  const first = moeLayersOf(arch)[0];
+  const l0 = names.layer(first);
   if (index.has(l0.expert(0).gate)) return 'per-expert';
   if (l0.packed && index.has(l0.packed.gateUp)) return 'packed';
+  if (l0.stackedRows && index.has(l0.stackedRows.gate)) return 'stacked-rows';
   throw new CheckpointError(
     dir,
-    `no expert weights found for layer 0: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
+    `no expert weights found for layer ${first}: expected "${l0.expert(0).gate}"${l0.packed ? ` or the packed "${l0.packed.gateUp}"` : ''}`,
   );
 }

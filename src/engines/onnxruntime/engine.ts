@@ -14,6 +14,8 @@ import * as path from 'node:path';
 import { defaultCacheDir } from './runtime';
 import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
+import { kvCacheDims, moeLayersOf, ropeDim, routingDescription } from './familyFeatures';
+import { routingFromSelection, type ObservedSelection } from './routingObserved';
 import {
   EngineFailure,
   ROUTING_POSITIONS,
@@ -63,8 +65,10 @@ interface ForwardOutput {
   logits: Float32Array;
   /** Per layer [B*S, hidden], when asked for. */
   moeInputs: Float32Array[];
-  /** Per layer: [B*S, experts]. */
+  /** Per routing row (MoE layer): [B*S, experts]. */
   routerLogits: Float32Array[];
+  /** The graph's own selection, for families whose routing the graph computes. */
+  selection: ObservedSelection | null;
   present: KvCache;
 }
 
@@ -133,14 +137,17 @@ export class Engine implements InferenceBackend {
       path: ckpt.dir,
       family: a.family,
       modelType: a.modelType,
-      numLayers: a.numLayers,
+      numLayers: moeLayersOf(a).length,
+      moeLayers: moeLayersOf(a),
+      numDecoderLayers: a.numLayers,
+      routing: routingDescription(a),
       numExperts: a.numExperts,
       topK: a.topK,
       hiddenSize: a.hiddenSize,
       vocabSize: a.vocabSize,
       maxPositions: a.maxPositions,
       normTopKProb: a.normTopKProb,
-      sharedExperts: a.sharedExpert ? 1 : 0,
+      sharedExperts: a.sharedExpert ? Math.max(1, Number(ckpt.config.n_shared_experts ?? 1)) : 0,
       executionProvider: runtime.provider,
       providerNote: runtime.providerNote,
       providerDecisions: runtime.decisions,
@@ -187,7 +194,7 @@ export class Engine implements InferenceBackend {
     const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: continuation, wantMoeInputs: !!options.allExperts, routerRows });
     checkAborted(signal);
     const rows = Array.from({ length: ids.length }, (_, i) => i);
-    const routing = routingFromLogits(out.routerLogits, rows, arch, options.includeProbs || !!options.allExperts);
+    const routing = this.routingOf(out, rows, options.includeProbs || !!options.allExperts);
     const answerLogProbs = await this.answerLogProbs(out.logits, 0, continuation ? out.present : null, routerRows);
     const result: TraceResult = {
       model: info,
@@ -218,7 +225,7 @@ export class Engine implements InferenceBackend {
       this.expertSessions.set(includeOutputs, session);
     }
     const E = arch.numExperts;
-    const L = arch.numLayers;
+    const L = moeLayersOf(arch).length;
     const norms = new Float32Array(L * T * E);
     const similarity = new Float32Array(L * T);
     const outputs: Float32Array[] = [];
@@ -242,10 +249,10 @@ export class Engine implements InferenceBackend {
 
   /** For tests: the decoder's MoE inputs and routed outputs of one sequence, with its routing. */
   async moeBlockIO(ids: number[]): Promise<{ moeInputs: Float32Array[]; moeOutputs: Float32Array[]; routing: Routing }> {
-    const arch = this.requireCheckpoint().arch;
+    this.requireCheckpoint();
     const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: false, wantMoeInputs: true, wantMoeOutputs: true });
     const rows = Array.from({ length: ids.length }, (_, i) => i);
-    return { moeInputs: out.moeInputs, moeOutputs: out.moeOutputs, routing: routingFromLogits(out.routerLogits, rows, arch, true) };
+    return { moeInputs: out.moeInputs, moeOutputs: out.moeOutputs, routing: this.routingOf(out, rows, true) };
   }
 
   /**
@@ -278,7 +285,7 @@ export class Engine implements InferenceBackend {
           interventionKey: ivKey,
           ids: [...ids],
           kv: out.present,
-          routing: routingFromLogits(out.routerLogits, rows, arch, false),
+          routing: this.routingOf(out, rows, false),
         };
         this.prefix = prefix;
       }
@@ -311,7 +318,7 @@ export class Engine implements InferenceBackend {
       const n = item.ids.length;
       const first = positions === 'last' ? n - 1 : 0;
       const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
-      const own = routingFromLogits(out.routerLogits, rows, arch, false);
+      const own = this.routingOf(out, rows, false);
       const kv = continuation ? kvRow(out.present, b, B, P + item.ids.length, arch) : null;
       const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv, routerRows);
       if (kv) computed += answerExtraRows(info.answerScoring);
@@ -388,12 +395,14 @@ export class Engine implements InferenceBackend {
     const arch = this.ckpt!.arch;
     let where: string | null = null;
     let layer = arch.numLayers - 1;
-    for (let l = 0; l < routerLogits.length && where === null; l++) {
+    const moeLayers = moeLayersOf(arch);
+    for (let row = 0; row < routerLogits.length && where === null; row++) {
+      const l = moeLayers[row];
       // An expert masked by an intervention has a router logit of -Infinity by design.
-      const masked = routerRows?.[l];
-      const i = routerLogits[l].findIndex((v, j) => !Number.isFinite(v) && !(v === -Infinity && masked?.[j % arch.numExperts] === -Infinity));
+      const masked = routerRows?.[row];
+      const i = routerLogits[row].findIndex((v, j) => !Number.isFinite(v) && !(v === -Infinity && masked?.[j % arch.numExperts] === -Infinity));
       if (i >= 0) {
-        where = `the router logits of layer ${l} (tensor router_logits_${l}) are not finite: ${routerLogits[l][i]} for token ${Math.floor(i / arch.numExperts) % seqLen}, expert ${i % arch.numExperts}`;
+        where = `the router logits of layer ${l} (tensor router_logits_${l}) are not finite: ${routerLogits[row][i]} for token ${Math.floor(i / arch.numExperts) % seqLen}, expert ${i % arch.numExperts}`;
         layer = l;
       }
     }
@@ -407,7 +416,7 @@ export class Engine implements InferenceBackend {
 
   private nonFiniteCause(upToLayer: number): string {
     const ckpt = this.ckpt!;
-    const layerOf = (name: string) => Number(/(?:^|\.)layers\.(\d+)\./.exec(name)?.[1] ?? -1);
+    const layerOf = (name: string) => Number(/(?:^|\.)(?:layers|blocks)\.(\d+)\./.exec(name)?.[1] ?? -1);
     for (const { name } of ckpt.expectedTensors()) {
       if (layerOf(name) > upToLayer) continue;
       const values = ckpt.readFloat32(name);
@@ -438,10 +447,12 @@ export class Engine implements InferenceBackend {
     const S = Math.max(...batch.map((r) => r.length));
     const P = past?.length ?? 0;
     const Tt = P + S;
-    const D = arch.headDim;
+    const D = ropeDim(arch);
+    const cache = kvCacheDims(arch);
+    const moeLayers = moeLayersOf(arch);
     const ids = new BigInt64Array(B * S);
     for (let b = 0; b < B; b++) for (let i = 0; i < S; i++) ids[b * S + i] = BigInt(batch[b][i] ?? 0);
-    const { cos, sin } = ropeTables(arch, B, S, P);
+    const { cos, sin } = ropeTablesFor(arch.rope, D, B, S, P);
     const bias = new Float32Array(B * S * Tt);
     for (let b = 0; b < B; b++) {
       const len = batch[b].length;
@@ -458,23 +469,24 @@ export class Engine implements InferenceBackend {
       attention_bias: new ort.Tensor('float32', bias, [B, 1, S, Tt]),
       logits_index: new ort.Tensor('int64', BigInt64Array.from(logitRows.map(BigInt)), [logitRows.length]),
     };
-    const kvSize = arch.numKvHeads * P * D;
     for (let l = 0; l < arch.numLayers; l++) {
-      for (const [name, src] of [
-        [`past_key_${l}`, past?.keys[l]],
-        [`past_value_${l}`, past?.values[l]],
+      for (const [name, src, width] of [
+        [`past_key_${l}`, past?.keys[l], cache.keyDim],
+        [`past_value_${l}`, past?.values[l], cache.valueDim],
       ] as const) {
-        const data = new Float32Array(B * kvSize);
-        if (src) for (let b = 0; b < B; b++) data.set(src, b * kvSize);
-        feeds[name] = new ort.Tensor('float32', data, [B, arch.numKvHeads, P, D]);
+        const size = cache.heads * P * width;
+        const data = new Float32Array(B * size);
+        if (src) for (let b = 0; b < B; b++) data.set(src, b * size);
+        feeds[name] = new ort.Tensor('float32', data, [B, cache.heads, P, width]);
       }
     }
-    if (opts.routerRows) for (let l = 0; l < arch.numLayers; l++) feeds[`router_bias_${l}`] = new ort.Tensor('float32', opts.routerRows[l], [arch.numExperts]);
+    if (opts.routerRows) moeLayers.forEach((l, row) => (feeds[`router_bias_${l}`] = new ort.Tensor('float32', opts.routerRows![row], [arch.numExperts])));
     const fetches = ['logits'];
-    for (let l = 0; l < arch.numLayers; l++) fetches.push(`router_logits_${l}`);
+    for (const l of moeLayers) fetches.push(`router_logits_${l}`);
+    if (arch.router) for (const l of moeLayers) fetches.push(`topk_index_${l}`, `topk_weight_${l}`);
     if (opts.wantPresent) for (let l = 0; l < arch.numLayers; l++) fetches.push(`present_key_${l}`, `present_value_${l}`);
-    if (opts.wantMoeInputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_input_${l}`);
-    if (opts.wantMoeOutputs) for (let l = 0; l < arch.numLayers; l++) fetches.push(`moe_output_${l}`);
+    if (opts.wantMoeInputs) for (const l of moeLayers) fetches.push(`moe_input_${l}`);
+    if (opts.wantMoeOutputs) for (const l of moeLayers) fetches.push(`moe_output_${l}`);
     const out = await session.run(feeds, fetches);
     const present: KvCache = { keys: [], values: [], length: Tt };
     if (opts.wantPresent) {
@@ -483,13 +495,18 @@ export class Engine implements InferenceBackend {
         present.values.push(out[`present_value_${l}`].data as Float32Array);
       }
     }
-    const routerLogits = Array.from({ length: arch.numLayers }, (_, l) => out[`router_logits_${l}`].data as Float32Array);
+    const routerLogits = moeLayers.map((l) => out[`router_logits_${l}`].data as Float32Array);
     this.requireFinite(routerLogits, out.logits.data as Float32Array, S, opts.routerRows);
-    const layerOutputs = (prefix: string, wanted?: boolean) =>
-      wanted ? Array.from({ length: arch.numLayers }, (_, l) => out[`${prefix}_${l}`].data as Float32Array) : [];
+    const layerOutputs = (prefix: string, wanted?: boolean) => (wanted ? moeLayers.map((l) => out[`${prefix}_${l}`].data as Float32Array) : []);
     return {
       logits: out.logits.data as Float32Array,
       routerLogits,
+      selection: arch.router
+        ? {
+            indices: moeLayers.map((l) => out[`topk_index_${l}`].data as BigInt64Array),
+            weights: moeLayers.map((l) => out[`topk_weight_${l}`].data as Float32Array),
+          }
+        : null,
       present,
       moeInputs: layerOutputs('moe_input', opts.wantMoeInputs),
       moeOutputs: layerOutputs('moe_output', opts.wantMoeOutputs),
@@ -500,13 +517,29 @@ export class Engine implements InferenceBackend {
   private routerRows(iv: RouterIntervention | undefined): Float32Array[] | null {
     if (!iv || isEmptyIntervention(iv)) return null;
     const arch = this.requireCheckpoint().arch;
+    // Interventions address routing rows (MoE layers), as the routing they change does.
+    const shape = { numLayers: moeLayersOf(arch).length, numExperts: arch.numExperts, topK: arch.topK };
     try {
-      validateIntervention(iv, arch, 'router intervention');
+      validateIntervention(iv, shape, 'router intervention');
     } catch (e) {
       if (e instanceof InterventionError) throw new EngineFailure('bad-input', e.message);
       throw e;
     }
-    return interventionRows(iv, arch);
+    return interventionRows(iv, shape);
+  }
+
+  /** The routing of `rows` as the graph computed it: the MoE operator's rule, or the graph's own selection. */
+  private routingOf(out: ForwardOutput, rows: ArrayLike<number>, includeProbs: boolean): Routing {
+    const arch = this.requireCheckpoint().arch;
+    if (out.selection && arch.router)
+      return routingFromSelection(
+        out.routerLogits,
+        out.selection,
+        rows,
+        { numExperts: arch.numExperts, topK: arch.topK, score: arch.router.score },
+        includeProbs,
+      );
+    return routingFromLogits(out.routerLogits, rows, arch, includeProbs);
   }
 
   private spansForIds(ids: number[]): TokenSpan[] {
@@ -557,16 +590,16 @@ function answerExtraRows(scoring: AnswerScoring): number {
 
 /** Row b of a batch's present keys/values ([B, kvHeads, T, headDim] per layer), its first `length` positions. */
 function kvRow(present: KvCache, b: number, B: number, length: number, arch: MoeArchitecture): KvCache {
-  const { numKvHeads: Hk, headDim: D } = arch;
+  const { heads: Hk, keyDim, valueDim } = kvCacheDims(arch);
   const T = present.length;
-  const take = (all: Float32Array) => {
+  const take = (D: number) => (all: Float32Array) => {
     const out = new Float32Array(Hk * length * D);
     for (let h = 0; h < Hk; h++) out.set(all.subarray((b * Hk + h) * T * D, ((b * Hk + h) * T + length) * D), h * length * D);
     return out;
   };
-  if (present.keys.length === 0 || present.keys[0].length !== B * Hk * T * D)
+  if (present.keys.length === 0 || present.keys[0].length !== B * Hk * T * keyDim)
     throw new EngineFailure('internal', 'present keys/values have an unexpected size');
-  return { keys: present.keys.map(take), values: present.values.map(take), length };
+  return { keys: present.keys.map(take(keyDim)), values: present.values.map(take(valueDim)), length };
 }
 
 function sameIds(a: number[], b: number[]): boolean {

@@ -4,8 +4,10 @@
  * `MoeArchitecture` and `TensorNames`; adding a family means adding a descriptor here.
  */
 import { InputError } from '../../shared/inputError';
-import type { ModelFamilyName } from '../../shared/protocol';
+import { MOE_FAMILIES, type ModelFamilyName } from '../../shared/protocol';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
+import type { GraphRouter, MlaAttention } from './familyFeatures';
+import { EXTENDED_FAMILIES } from './familiesExtended';
 
 export interface MoeArchitecture {
   family: ModelFamilyName;
@@ -38,6 +40,25 @@ export interface MoeArchitecture {
   qkvBias: boolean;
   /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
   slidingWindow: number | null;
+  /** Decoder-layer index of each MoE layer (absent: every layer); the others are dense MLPs of denseIntermediate. */
+  moeLayers?: number[];
+  denseIntermediate?: number;
+  /** Routing the MoE operator's own softmax cannot express, computed in the graph (familyFeatures.ts). */
+  router?: GraphRouter;
+  /** Multi-head latent attention (DeepSeek-V2/V3); headDim is then its rotary part. */
+  mla?: MlaAttention;
+  /** Rotary embedding on the first rotaryDim values of each head only (GLM-4.5); absent: all of headDim. */
+  rotaryDim?: number;
+  /** Rotated pairs are adjacent values (x0, x1), (x2, x3) ... (DeepSeek) instead of the two halves. */
+  ropeInterleaved?: boolean;
+  /** Norms on each sublayer's output instead of its input (FlexOlmo: post_attention / post_feedforward). */
+  postNorm?: boolean;
+  /** LayerNorm without bias (DBRX) instead of RMSNorm, everywhere. */
+  layerNorm?: boolean;
+  /** Per-head QK-norm applied after the rotary embedding (HunYuan), not before. */
+  qkNormAfterRope?: boolean;
+  /** Granite's scalars: embeddings x embedding, sublayer outputs x residual, attention scores x attention, logits / logitsDivisor. */
+  multipliers?: { embedding: number; residual: number; attention: number; logitsDivisor: number };
 }
 
 export interface ExpertTensorNames {
@@ -60,7 +81,33 @@ export interface LayerTensorNames {
   expert(e: number): ExpertTensorNames;
   /** Newer transformers pack experts: gate_up [E, 2*inter, hidden] (gate rows first), down [E, hidden, inter]. */
   packed?: { gateUp: string; down: string };
-  shared?: { gate: string; up: string; down: string; gateScale: string };
+  /** gateScale absent: the shared expert is added ungated (DeepSeek, GLM-4.5, dots.llm1). */
+  shared?: { gate: string; up: string; down: string; gateScale?: string };
+  /** DBRX: experts as w1 (gate), v1 (up), w2 (down, transposed) each [experts * intermediate, hidden]. */
+  stackedRows?: { gate: string; up: string; down: string };
+  /** DBRX: one [q | k | v] projection (Wqkv). */
+  qkvFused?: string;
+  /** Granite's shared MLP: one [2 * intermediate, hidden] projection to gate then up, and down. */
+  sharedFused?: { gateUp: string; down: string };
+  /** FlexOlmo's norm on the MLP's output (postNorm architectures). */
+  postFeedforwardNorm?: string;
+  /** A dense layer's MLP (SwiGLU of denseIntermediate). */
+  denseMlp?: { gate: string; up: string; down: string };
+  /** A bias added to the router scores only to choose experts (e_score_correction_bias). */
+  routerChoiceBias?: string;
+  /** Q/K/V biases with q absent where the family has none (MLA). */
+  mla?: MlaTensorNames;
+}
+
+export interface MlaTensorNames {
+  /** q_proj when there is no q LoRA, else q_a_proj / q_a_layernorm / q_b_proj. */
+  q?: string;
+  qA?: string;
+  qANorm?: string;
+  qB?: string;
+  kvA: string;
+  kvANorm: string;
+  kvB: string;
 }
 
 export interface TensorNames {
@@ -81,7 +128,16 @@ export type HfConfig = Record<string, unknown>;
 
 export class ConfigError extends InputError {}
 
-function int(config: HfConfig, file: string, key: string, fallback?: number): number {
+/**
+ * A checkpoint this engine does not build (a family or a config field it does not implement), as opposed
+ * to a malformed one: `auto` engine selection hands these to the PyTorch engine.
+ */
+export class UnsupportedByEngineError extends ConfigError {}
+
+/** How to run what the ONNX Runtime engine refuses. */
+export const PYTORCH_HINT = 'run it with the PyTorch engine (--engine pytorch, or the setting moeScope.engine "pytorch")';
+
+export function int(config: HfConfig, file: string, key: string, fallback?: number): number {
   const v = config[key];
   if (v === undefined || v === null) {
     if (fallback !== undefined) return fallback;
@@ -92,7 +148,7 @@ function int(config: HfConfig, file: string, key: string, fallback?: number): nu
 }
 
 /** A finite number > 0 (eps, theta, clip): zero or negative values turn the forward pass into NaN. */
-function positive(config: HfConfig, file: string, key: string, fallback: number): number {
+export function positive(config: HfConfig, file: string, key: string, fallback: number): number {
   const v = config[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new ConfigError(file, `"${key}" must be a finite number > 0, got ${JSON.stringify(v)}`);
@@ -100,11 +156,11 @@ function positive(config: HfConfig, file: string, key: string, fallback: number)
 }
 
 /** Refuses a field that changes the math in a way MoE Scope does not implement, naming it and its value. */
-function refuse(file: string, key: string, value: unknown, why: string): never {
-  throw new ConfigError(file, `"${key}": ${JSON.stringify(value)} is not supported: ${why}`);
+export function refuse(file: string, key: string, value: unknown, why: string): never {
+  throw new UnsupportedByEngineError(file, `"${key}": ${JSON.stringify(value)} is not supported by the ONNX Runtime engine: ${why}; ${PYTORCH_HINT}`);
 }
 
-function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
+export function flag(config: HfConfig, file: string, key: string, fallback: boolean): boolean {
   const v = config[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') throw new ConfigError(file, `"${key}" must be true or false, got ${JSON.stringify(v)}`);
@@ -121,7 +177,7 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   }
 }
 
-function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
   refuseUnsupportedCommon(config, file);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
@@ -138,7 +194,8 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
   try {
     rope = readRope(config, defaultTheta, headDim, maxPositions);
   } catch (e) {
-    if (e instanceof RopeConfigError) throw new ConfigError(file, e.message);
+    if (e instanceof RopeConfigError)
+      throw /is not supported/.test(e.message) ? new UnsupportedByEngineError(file, `${e.message}; ${PYTORCH_HINT}`) : new ConfigError(file, e.message);
     throw e;
   }
   return {
@@ -162,24 +219,44 @@ function common(config: HfConfig, file: string, family: ModelFamilyName, experts
 }
 
 /**
- * Qwen-style dense layers: decoder_sparse_step N makes only every N-th layer sparse and mlp_only_layers
- * lists dense ones. The graph has an MoE block in every layer, so any dense layer is refused.
+ * Qwen-style dense layers, as transformers builds them: layer l is MoE unless it is in mlp_only_layers or
+ * (l + 1) is not a multiple of decoder_sparse_step; dense layers are MLPs of intermediate_size.
  */
-function refuseDenseLayers(config: HfConfig, file: string): void {
-  const mlpOnly = config.mlp_only_layers;
-  if (mlpOnly !== undefined && mlpOnly !== null && !(Array.isArray(mlpOnly) && mlpOnly.length === 0)) {
-    refuse(file, 'mlp_only_layers', mlpOnly, 'checkpoints with dense (non-MoE) layers are not supported');
-  }
-  const step = config.decoder_sparse_step;
-  if (step !== undefined && step !== null && step !== 1)
-    refuse(file, 'decoder_sparse_step', step, 'only every-layer-sparse checkpoints (decoder_sparse_step 1) are supported');
+export function qwenDenseLayers(config: HfConfig, file: string): Pick<MoeArchitecture, 'moeLayers' | 'denseIntermediate'> {
+  const mlpOnly = config.mlp_only_layers ?? [];
+  if (Array.isArray(mlpOnly) && mlpOnly.length === 0 && (config.decoder_sparse_step ?? 1) === 1) return {};
+  const numLayers = layerCount(config, file, 'num_hidden_layers');
+  if (!Array.isArray(mlpOnly) || mlpOnly.some((l) => !Number.isInteger(l) || l < 0 || l >= numLayers))
+    throw new ConfigError(file, `"mlp_only_layers" must list decoder layers 0..${numLayers - 1}, got ${JSON.stringify(mlpOnly)}`);
+  const step = int(config, file, 'decoder_sparse_step', 1);
+  const moeLayers = Array.from({ length: numLayers }, (_, l) => l).filter((l) => !mlpOnly.includes(l) && (l + 1) % step === 0);
+  if (moeLayers.length === 0) throw new ConfigError(file, `mlp_only_layers and decoder_sparse_step leave no MoE layer: a dense model`);
+  if (moeLayers.length === numLayers) return {};
+  return { moeLayers, denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/**
+ * A layer count to list layers of (dense/MoE patterns), before the tensors have confirmed it: bounded so
+ * that an absurd config.json fails with a message instead of exhausting memory.
+ */
+export function layerCount(config: HfConfig, file: string, key: string): number {
+  const n = int(config, file, key);
+  if (n > 100_000) throw new ConfigError(file, `"${key}" is ${n}: more decoder layers than any checkpoint has`);
+  return n;
+}
+
+/** A dense layer's MLP under model.layers.N.mlp (Qwen, DeepSeek, ERNIE); undefined for MoE layers. */
+export function denseMlpNames(arch: MoeArchitecture, l: number): LayerTensorNames['denseMlp'] {
+  if (!arch.moeLayers || arch.moeLayers.includes(l)) return undefined;
+  const p = `model.layers.${l}.mlp`;
+  return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
 }
 
 /**
  * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
  * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
  */
-function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
+export function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
   const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
   const has = (k: string) => config[k] !== undefined && config[k] !== null;
   if (has(key) && has(alias) && config[key] !== config[alias]) {
@@ -196,7 +273,7 @@ function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'nu
   return int(config, file, used);
 }
 
-function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
+export function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
   const p = `model.layers.${l}`;
   return {
     inputNorm: `${p}.input_layernorm.weight`,
@@ -209,7 +286,7 @@ function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'expert'>
 }
 
 /** OLMoE and Qwen2-MoE name their experts alike: model.layers.N.mlp.experts.M.{gate,up,down}_proj. */
-const mlpExpert =
+export const mlpExpert =
   (p: string) =>
   (e: number): ExpertTensorNames => ({
     gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
@@ -217,7 +294,7 @@ const mlpExpert =
     down: `${p}.mlp.experts.${e}.down_proj.weight`,
   });
 
-const globalNames = (arch: MoeArchitecture) => ({
+export const globalNames = (arch: MoeArchitecture) => ({
   embed: 'model.embed_tokens.weight',
   finalNorm: 'model.norm.weight',
   lmHead: arch.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight',
@@ -236,6 +313,7 @@ function qkNormMlpTensorNames(arch: MoeArchitecture): TensorNames {
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
         packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        denseMlp: denseMlpNames(arch, l),
       };
     },
   };
@@ -298,7 +376,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
   modelTypes: ['qwen2_moe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    refuseDenseLayers(config, file);
+    const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
     const types = config.layer_types;
     if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
@@ -312,6 +390,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
       sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
       // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
       qkvBias: flag(config, file, 'qkv_bias', true),
+      ...dense,
       slidingWindow: null,
     };
   },
@@ -325,6 +404,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
           router: `${p}.mlp.gate.weight`,
           qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
           expert: mlpExpert(p),
+          denseMlp: denseMlpNames(arch, l),
           shared: arch.sharedExpert
             ? {
                 gate: `${p}.mlp.shared_expert.gate_proj.weight`,
@@ -345,7 +425,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
   modelTypes: ['qwen3_moe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'num_experts');
-    refuseDenseLayers(config, file);
+    const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
     // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
     const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
@@ -356,12 +436,13 @@ export const QWEN3_MOE: FamilyDescriptor = {
       sharedExpert: null,
       qkvBias: false,
       slidingWindow: window,
+      ...dense,
     };
   },
   tensorNames: qkNormMlpTensorNames,
 };
 
-export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE];
+export const FAMILIES: readonly FamilyDescriptor[] = [OLMOE, MIXTRAL, QWEN2_MOE, QWEN3_MOE, ...EXTENDED_FAMILIES];
 
 /** Dense relatives users may point at by mistake; named so the message can say what they are. */
 const KNOWN_DENSE = ['olmo', 'olmo2', 'olmo3', 'llama', 'mistral', 'qwen2', 'qwen3', 'gpt2', 'gpt_neox', 'phi3', 'gemma', 'gemma2'];
@@ -381,5 +462,13 @@ export function familyFor(config: HfConfig, file: string): FamilyDescriptor {
       `model_type "${type}" is a dense model (no experts): MoE Scope needs a Mixture-of-Experts checkpoint; supported model types: ${supportedModelTypes().join(', ')}`,
     );
   }
-  throw new ConfigError(file, `unsupported model_type "${type}"; supported model types: ${supportedModelTypes().join(', ')}`);
+  if ((MOE_FAMILIES as readonly string[]).includes(type) || type === 'llama4_text' || type === 'qwen3_5_moe_text')
+    throw new UnsupportedByEngineError(
+      file,
+      `model_type "${type}" is a Mixture-of-Experts family the ONNX Runtime engine does not build; ${PYTORCH_HINT}. The ONNX Runtime engine builds: ${supportedModelTypes().join(', ')}`,
+    );
+  throw new ConfigError(
+    file,
+    `unsupported model_type "${type}"; the ONNX Runtime engine builds: ${supportedModelTypes().join(', ')}; the PyTorch engine (--engine pytorch) runs the MoE families transformers implements`,
+  );
 }

@@ -19,6 +19,9 @@ import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
 import type { ComputeDType, ExpertFormulation } from '../../shared/protocol';
 import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
+import { kvCacheDims, moeLayersOf, ropeDim } from './familyFeatures';
+import { buildGraphRouting } from './graphRouting';
+import { mlaAttention } from './graphMla';
 
 export interface GraphOptions {
   dtype: ComputeDType;
@@ -39,7 +42,7 @@ export interface GraphOptions {
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
-export const GRAPH_VERSION = 6;
+export const GRAPH_VERSION = 7;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
@@ -60,8 +63,9 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const registered = new Set<string>();
 
   const inputIds = g.input('input_ids', 'int64', ['batch', 'seq']);
-  const cosIn = g.input('rope_cos', 'float32', ['batch', 1, 'seq', D]);
-  const sinIn = g.input('rope_sin', 'float32', ['batch', 1, 'seq', D]);
+  const R = ropeDim(arch);
+  const cosIn = g.input('rope_cos', 'float32', ['batch', 1, 'seq', R]);
+  const sinIn = g.input('rope_sin', 'float32', ['batch', 1, 'seq', R]);
   const biasIn = g.input('attention_bias', 'float32', ['batch', 1, 'seq', 'total']);
   const logitsIndex = g.input('logits_index', 'int64', ['selected']);
   const toCompute = (x: string) => (T === 'float32' ? x : g.op('Cast', [x], { to: 10 }));
@@ -76,20 +80,22 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   const flatQ = g.constInt64([-1, qDim]);
   const flatKv = g.constInt64([-1, kvDim]);
   const perHead = g.constInt64([-1, D]);
-  const half = D / 2;
+  const half = R / 2;
   const sliceStartsLo = g.constInt64([0]);
   const sliceEndsLo = g.constInt64([half]);
   const sliceStartsHi = g.constInt64([half]);
-  const sliceEndsHi = g.constInt64([D]);
+  const sliceEndsHi = g.constInt64([R]);
   const lastAxis = g.constInt64([3]);
-  const scale = g.op('Cast', [g.constFloat([1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
+  const scale = g.op('Cast', [g.constFloat([arch.multipliers?.attention ?? 1 / Math.sqrt(D)], [])], { to: T === 'float32' ? 1 : 10 });
 
-  const rmsNorm = (x: string, weightName: string, size: number, output?: string) => {
+  const rmsNorm = (x: string, weightName: string, size: number, output?: string, eps = arch.rmsNormEps) => {
     // Statistics in fp32 whatever the compute dtype, as the reference implementations do.
     const x32 = T === 'float32' ? x : g.op('Cast', [x], { to: 1 });
-    const meanSq = g.op('ReduceMean', [g.op('Mul', [x32, x32])], { axes: [-1], keepdims: 1 });
-    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.constFloat([arch.rmsNormEps], [])])])]);
-    let normed = g.op('Mul', [x32, inv]);
+    // LayerNorm (DBRX, no bias) centres first; RMSNorm does not.
+    const centred = arch.layerNorm ? g.op('Sub', [x32, g.op('ReduceMean', [x32], { axes: [-1], keepdims: 1 })]) : x32;
+    const meanSq = g.op('ReduceMean', [g.op('Mul', [centred, centred])], { axes: [-1], keepdims: 1 });
+    const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [meanSq, g.constFloat([eps], [])])])]);
+    let normed = g.op('Mul', [centred, inv]);
     if (T !== 'float32') normed = g.op('Cast', [normed], { to: 10 });
     return g.op('Mul', [normed, w(weightName, [size])], {}, { output });
   };
@@ -100,11 +106,26 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   };
   const linear = (x: string, name: string, out: number, inp: number, biasName?: string) =>
     g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
-  const rope = (x: string) => {
-    const lo = g.op('Slice', [x, sliceStartsLo, sliceEndsLo, lastAxis]);
-    const hi = g.op('Slice', [x, sliceStartsHi, sliceEndsHi, lastAxis]);
+  // Interleaved pairs (x0, x1), (x2, x3) ... are rotated as the halves of [x0, x2, ..., x1, x3, ...]: queries
+  // and keys get the same permutation, so every attention score is unchanged.
+  const interleave = arch.ropeInterleaved
+    ? g.constInt64([...Array.from({ length: half }, (_, i) => 2 * i), ...Array.from({ length: half }, (_, i) => 2 * i + 1)])
+    : null;
+  const rope = (x: string, width = D) => {
+    // Partial rotary embeddings rotate the first R values of each head and pass the rest through.
+    const rotary = width > R ? g.op('Slice', [x, sliceStartsLo, sliceEndsHi, lastAxis]) : x;
+    const r = interleave ? g.op('Gather', [rotary, interleave], { axis: 3 }) : rotary;
+    const lo = g.op('Slice', [r, sliceStartsLo, sliceEndsLo, lastAxis]);
+    const hi = g.op('Slice', [r, sliceStartsHi, sliceEndsHi, lastAxis]);
     const rotated = g.op('Concat', [g.op('Neg', [hi]), lo], { axis: 3 });
-    return g.op('Add', [g.op('Mul', [x, cos]), g.op('Mul', [rotated, sin])]);
+    const out = g.op('Add', [g.op('Mul', [r, cos]), g.op('Mul', [rotated, sin])]);
+    return width > R ? g.op('Concat', [out, g.op('Slice', [x, sliceEndsHi, g.constInt64([width]), lastAxis])], { axis: 3 }) : out;
+  };
+  const toFloat32 = (x: string) => (T === 'float32' ? x : g.op('Cast', [x], { to: 1 }));
+  /** down(SiLU(gate(x)) * up(x)): dense layers and shared experts. */
+  const swiglu = (x: string, m: { gate: string; up: string; down: string }, inter: number) => {
+    const gate = linear(x, m.gate, inter, H);
+    return linear(g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(x, m.up, inter, H)]), m.down, H, inter);
   };
   const clip = (x: string) => {
     if (arch.clipQkv === null) return x;
@@ -117,73 +138,130 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   };
 
   let h = g.op('Reshape', [g.op('Gather', [w(names.embed, [arch.vocabSize, H]), inputIds], { axis: 0 }), g.constInt64([-1, H])]);
+  const m = arch.multipliers;
+  const scaled = (x: string, factor: number | undefined) =>
+    factor === undefined || factor === 1 ? x : g.op('Mul', [x, g.op('Cast', [g.constFloat([factor], [])], { to: T === 'float32' ? 1 : 10 })]);
+  h = scaled(h, m?.embedding);
+  /** A sublayer's output onto the residual stream: post-norm (FlexOlmo) and residual multiplier (Granite) where the family has them. */
+  const addToResidual = (x: string, postNorm: string | undefined) => g.op('Add', [h, scaled(arch.postNorm ? rmsNorm(x, postNorm!, H) : x, m?.residual)]);
   const rep = arch.numHeads / arch.numKvHeads;
 
+  const moeLayers = new Set(moeLayersOf(arch));
+  const cache = kvCacheDims(arch);
   for (let l = 0; l < arch.numLayers; l++) {
     const n = names.layer(l);
-    const pastK = g.input(`past_key_${l}`, 'float32', ['batch', arch.numKvHeads, 'past', D]);
-    const pastV = g.input(`past_value_${l}`, 'float32', ['batch', arch.numKvHeads, 'past', D]);
+    const pastK = g.input(`past_key_${l}`, 'float32', ['batch', cache.heads, 'past', cache.keyDim]);
+    const pastV = g.input(`past_value_${l}`, 'float32', ['batch', cache.heads, 'past', cache.valueDim]);
 
-    const xn = rmsNorm(h, n.inputNorm, H);
-    let q = linear(xn, n.q, qDim, H, n.qkvBias?.q);
-    let k = linear(xn, n.k, kvDim, H, n.qkvBias?.k);
-    const v = clip(linear(xn, n.v, kvDim, H, n.qkvBias?.v));
-    if (arch.qkNorm === 'full') {
-      q = rmsNorm(q, n.qNorm!, qDim);
-      k = rmsNorm(k, n.kNorm!, kvDim);
-    } else if (arch.qkNorm === 'per-head') {
-      // Each head's head_dim values are normalised on their own: rows of [tokens * heads, head_dim].
-      q = g.op('Reshape', [rmsNorm(g.op('Reshape', [q, perHead]), n.qNorm!, D), flatQ]);
-      k = g.op('Reshape', [rmsNorm(g.op('Reshape', [k, perHead]), n.kNorm!, D), flatKv]);
+    const xn = arch.postNorm ? h : rmsNorm(h, n.inputNorm, H);
+    if (arch.mla) {
+      const attnOut = mlaAttention({ g, arch, n, xn, bs, pastK, pastV, bias, layer: l, dtype: T, w, linear, rmsNorm, rope, toCompute });
+      h = addToResidual(attnOut, n.postAttentionNorm);
+    } else {
+      const fused = n.qkvFused ? linear(xn, n.qkvFused, qDim + 2 * kvDim, H) : null;
+      const part = (from: number, to: number) => g.op('Slice', [fused!, g.constInt64([from]), g.constInt64([to]), g.constInt64([1])]);
+      let q = fused ? part(0, qDim) : linear(xn, n.q, qDim, H, n.qkvBias?.q);
+      let k = fused ? part(qDim, qDim + kvDim) : linear(xn, n.k, kvDim, H, n.qkvBias?.k);
+      const v = clip(fused ? part(qDim + kvDim, qDim + 2 * kvDim) : linear(xn, n.v, kvDim, H, n.qkvBias?.v));
+      if (arch.qkNormAfterRope) {
+        // normalised after the rotary embedding, below
+      } else if (arch.qkNorm === 'full') {
+        q = rmsNorm(q, n.qNorm!, qDim);
+        k = rmsNorm(k, n.kNorm!, kvDim);
+      } else if (arch.qkNorm === 'per-head') {
+        // Each head's head_dim values are normalised on their own: rows of [tokens * heads, head_dim].
+        q = g.op('Reshape', [rmsNorm(g.op('Reshape', [q, perHead]), n.qNorm!, D), flatQ]);
+        k = g.op('Reshape', [rmsNorm(g.op('Reshape', [k, perHead]), n.kNorm!, D), flatKv]);
+      }
+      // OLMoE clamps after the QK-norm.
+      q = clip(q);
+      k = clip(k);
+      const heads = (x: string, shape: string) => g.op('Transpose', [g.op('Reshape', [x, shape])], { perm: [0, 2, 1, 3] });
+      let qh = rope(heads(q, qShape));
+      let kNew = rope(heads(k, kvShape));
+      if (arch.qkNormAfterRope) {
+        // HunYuan normalises each head's rotated queries and keys (the last axis is head_dim).
+        qh = rmsNorm(qh, n.qNorm!, D);
+        kNew = rmsNorm(kNew, n.kNorm!, D);
+      }
+      const vNew = heads(v, kvShape);
+      const kAll32 = g.op('Concat', [pastK, T === 'float32' ? kNew : g.op('Cast', [kNew], { to: 1 })], { axis: 2 }, { output: `present_key_${l}` });
+      const vAll32 = g.op('Concat', [pastV, T === 'float32' ? vNew : g.op('Cast', [vNew], { to: 1 })], { axis: 2 }, { output: `present_value_${l}` });
+      g.output(kAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
+      g.output(vAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
+      let kAll = toCompute(kAll32);
+      let vAll = toCompute(vAll32);
+      if (rep > 1) {
+        // Grouped-query attention: each kv head serves `rep` consecutive query heads.
+        const expand = (x: string) =>
+          g.op('Reshape', [
+            g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([2])]), g.constInt64([1, 1, rep, 1, 1])]),
+            g.constInt64([0, arch.numHeads, -1, D]),
+          ]);
+        kAll = expand(kAll);
+        vAll = expand(vAll);
+      }
+      const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qh, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scale]), bias]);
+      const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vAll]);
+      const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), flatQ]);
+      h = addToResidual(linear(merged, n.o, H, qDim), n.postAttentionNorm);
     }
-    // OLMoE clamps after the QK-norm.
-    q = clip(q);
-    k = clip(k);
-    const heads = (x: string, shape: string) => g.op('Transpose', [g.op('Reshape', [x, shape])], { perm: [0, 2, 1, 3] });
-    const qh = rope(heads(q, qShape));
-    const kNew = rope(heads(k, kvShape));
-    const vNew = heads(v, kvShape);
-    const kAll32 = g.op('Concat', [pastK, T === 'float32' ? kNew : g.op('Cast', [kNew], { to: 1 })], { axis: 2 }, { output: `present_key_${l}` });
-    const vAll32 = g.op('Concat', [pastV, T === 'float32' ? vNew : g.op('Cast', [vNew], { to: 1 })], { axis: 2 }, { output: `present_value_${l}` });
-    g.output(kAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
-    g.output(vAll32, 'float32', ['batch', arch.numKvHeads, 'total', D]);
-    let kAll = toCompute(kAll32);
-    let vAll = toCompute(vAll32);
-    if (rep > 1) {
-      // Grouped-query attention: each kv head serves `rep` consecutive query heads.
-      const expand = (x: string) =>
-        g.op('Reshape', [
-          g.op('Expand', [g.op('Unsqueeze', [x, g.constInt64([2])]), g.constInt64([1, 1, rep, 1, 1])]),
-          g.constInt64([0, arch.numHeads, -1, D]),
-        ]);
-      kAll = expand(kAll);
-      vAll = expand(vAll);
-    }
-    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [qh, g.op('Transpose', [kAll], { perm: [0, 1, 3, 2] })]), scale]), bias]);
-    const attn = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vAll]);
-    const merged = g.op('Reshape', [g.op('Transpose', [attn], { perm: [0, 2, 1, 3] }), flatQ]);
-    h = g.op('Add', [h, linear(merged, n.o, H, qDim)]);
 
+    const isMoe = moeLayers.has(l);
     // The MoE block's input and its routed output are outputs too: the all-experts analysis reads them.
-    const xm = rmsNorm(h, n.postAttentionNorm, H, T === 'float32' ? `moe_input_${l}` : undefined);
+    const moeInputName = isMoe && T === 'float32' ? `moe_input_${l}` : undefined;
+    // Post-norm layers (FlexOlmo) feed the residual stream itself to the MLP.
+    const xm = arch.postNorm ? g.op('Identity', [h], {}, { output: moeInputName }) : rmsNorm(h, n.postAttentionNorm, H, moeInputName);
+    if (!isMoe) {
+      // A dense layer: no router, no routing row.
+      h = addToResidual(swiglu(xm, n.denseMlp!, arch.denseIntermediate!), n.postFeedforwardNorm);
+      continue;
+    }
     expose(xm, `moe_input_${l}`, ['tokens', H]);
     // The router's Gemm output itself is a graph output: exposing it adds no node and no copy.
     const routerName = opts.exposeRouter && T === 'float32' ? `router_logits_${l}` : undefined;
-    let routerLogits = g.op('Gemm', [xm, w(n.router, [arch.numExperts, H])], { transB: 1 }, { output: opts.routerInputs ? undefined : routerName });
-    if (opts.routerInputs) {
+    const inGraphRouting = !!arch.router;
+    let routerLogits = g.op(
+      'Gemm',
+      [xm, w(n.router, [arch.numExperts, H])],
+      { transB: 1 },
+      { output: opts.routerInputs && !inGraphRouting ? undefined : routerName },
+    );
+    const interventionRow = opts.routerInputs ? g.input(`router_bias_${l}`, 'float32', [arch.numExperts]) : undefined;
+    if (interventionRow && !inGraphRouting) {
       // The exposed logits are the intervened ones: the routing reported is the routing used.
-      const routerBias = toCompute(g.input(`router_bias_${l}`, 'float32', [arch.numExperts]));
-      routerLogits = g.op('Add', [routerLogits, routerBias], {}, { output: routerName });
+      routerLogits = g.op('Add', [routerLogits, toCompute(interventionRow)], {}, { output: routerName });
     }
     if (opts.exposeRouter) {
       if (T !== 'float32') g.op('Cast', [routerLogits], { to: 1 }, { output: `router_logits_${l}` });
       g.output(`router_logits_${l}`, 'float32', ['tokens', arch.numExperts]);
     }
+    let expertRouterInput = routerLogits;
+    let weightSum: string | null = null;
+    if (arch.router) {
+      const routed = buildGraphRouting(g, {
+        logits: T === 'float32' ? routerLogits : g.op('Cast', [routerLogits], { to: 1 }),
+        numExperts: arch.numExperts,
+        topK: arch.topK,
+        router: arch.router,
+        choiceBias: n.routerChoiceBias ? toFloat32(w(n.routerChoiceBias, arch.router.choiceBiasAsRow ? [1, arch.numExperts] : [arch.numExperts])) : undefined,
+        interventionBias: interventionRow,
+      });
+      g.op('Identity', [routed.indices], {}, { output: `topk_index_${l}` });
+      g.output(`topk_index_${l}`, 'int64', ['tokens', arch.topK]);
+      g.op('Identity', [routed.weights], {}, { output: `topk_weight_${l}` });
+      g.output(`topk_weight_${l}`, 'float32', ['tokens', arch.topK]);
+      expertRouterInput = toCompute(routed.operatorInput);
+      weightSum = toCompute(routed.weightSum);
+    }
+    // With in-graph routing the experts renormalise the weights they are given and the sum is multiplied back.
+    const expertArch = arch.router ? { ...arch, normTopKProb: true } : arch;
+    const moeOutput = T === 'float32' ? `moe_output_${l}` : undefined;
     const ex = weights.experts(l);
     g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
     g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
-    const moeInputs = [xm, routerLogits, `w:experts.${l}.fc1`, '', `w:experts.${l}.fc2`];
-    const moeAttrs: Record<string, number | string> = { k: arch.topK, normalize_routing_weights: arch.normTopKProb ? 1 : 0 };
+    const moeInputs = [xm, expertRouterInput, `w:experts.${l}.fc1`, '', `w:experts.${l}.fc2`];
+    const moeAttrs: Record<string, number | string> = { k: arch.topK, normalize_routing_weights: expertArch.normTopKProb ? 1 : 0 };
     if (opts.packing === 'swiglu-interleaved') {
       moeAttrs.activation_type = 'swiglu';
       moeAttrs.swiglu_fusion = 1;
@@ -197,27 +275,33 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
         ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, {
             layer: l,
             x: xm,
-            routerLogits,
-            arch,
+            routerLogits: expertRouterInput,
+            arch: expertArch,
             dtype: T,
-            output: T === 'float32' ? `moe_output_${l}` : undefined,
+            output: weightSum ? undefined : moeOutput,
           })
-        : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: T === 'float32' ? `moe_output_${l}` : undefined });
+        : g.op('MoE', moeInputs, moeAttrs, { domain: 'com.microsoft', output: weightSum ? undefined : moeOutput });
+    if (weightSum) moe = g.op('Mul', [moe, weightSum], {}, { output: moeOutput });
     expose(moe, `moe_output_${l}`, ['tokens', H]);
-    if (n.shared && arch.sharedExpert) {
+    if (n.sharedFused && arch.sharedExpert) {
+      // Granite's shared MLP: one projection to [gate | up], SiLU(gate) * up, then down.
       const si = arch.sharedExpert.intermediate;
-      const gate = linear(xm, n.shared.gate, si, H);
-      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(xm, n.shared.up, si, H)]);
-      const shared = linear(act, n.shared.down, H, si);
-      const scaleGate = g.op('Sigmoid', [linear(xm, n.shared.gateScale, 1, H)]);
-      moe = g.op('Add', [moe, g.op('Mul', [shared, scaleGate])]);
+      const both = linear(xm, n.sharedFused.gateUp, 2 * si, H);
+      const gate = g.op('Slice', [both, g.constInt64([0]), g.constInt64([si]), g.constInt64([1])]);
+      const up = g.op('Slice', [both, g.constInt64([si]), g.constInt64([2 * si]), g.constInt64([1])]);
+      moe = g.op('Add', [moe, linear(g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]), n.sharedFused.down, H, si)]);
     }
-    h = g.op('Add', [h, moe]);
+    if (n.shared && arch.sharedExpert) {
+      const shared = swiglu(xm, n.shared, arch.sharedExpert.intermediate);
+      moe = g.op('Add', [moe, n.shared.gateScale ? g.op('Mul', [shared, g.op('Sigmoid', [linear(xm, n.shared.gateScale, 1, H)])]) : shared]);
+    }
+    h = addToResidual(moe, n.postFeedforwardNorm);
   }
 
   const final = rmsNorm(h, names.finalNorm, H);
   const selected = g.op('Gather', [final, logitsIndex], { axis: 0 });
   let logits = linear(selected, names.lmHead, arch.vocabSize, H);
+  if (m?.logitsDivisor !== undefined && m.logitsDivisor !== 1) logits = scaled(logits, 1 / m.logitsDivisor);
   if (T !== 'float32') logits = g.op('Cast', [logits], { to: 1 });
   g.op('Identity', [logits], {}, { output: 'logits' });
   g.output('logits', 'float32', ['selected', arch.vocabSize]);
@@ -255,8 +339,9 @@ export function buildExpertOutputGraph(
   const minusOne = g.constFloat([-1], []);
   const invPi = g.constFloat([1 / Math.PI], []);
   const unsq0 = g.constInt64([0]);
-  for (let l = 0; l < arch.numLayers; l++) {
-    const x32 = g.input(`x_${l}`, 'float32', ['tokens', H]);
+  // One block per routing row (MoE layer); inputs and outputs are numbered by row.
+  for (const [row, l] of moeLayersOf(arch).entries()) {
+    const x32 = g.input(`x_${row}`, 'float32', ['tokens', H]);
     const x = T === 'float32' ? x32 : g.op('Cast', [x32], { to: 10 });
     const ex = weights.experts(l);
     const outs: string[] = [];
@@ -280,18 +365,18 @@ export function buildExpertOutputGraph(
     }
     const all = g.op('Concat', outs, { axis: 0 }); // [E, T, H]
     if (opts.includeOutputs) {
-      g.op('Identity', [all], {}, { output: `outputs_${l}` });
-      g.output(`outputs_${l}`, 'float32', [E, 'tokens', H]);
+      g.op('Identity', [all], {}, { output: `outputs_${row}` });
+      g.output(`outputs_${row}`, 'float32', [E, 'tokens', H]);
     }
     const norms = g.op('ReduceL2', [all], { axes: [-1], keepdims: 1 }); // [E, T, 1]
-    g.op('Squeeze', [norms, g.constInt64([2])], {}, { output: `norms_${l}` });
-    g.output(`norms_${l}`, 'float32', [E, 'tokens']);
+    g.op('Squeeze', [norms, g.constInt64([2])], {}, { output: `norms_${row}` });
+    g.output(`norms_${row}`, 'float32', [E, 'tokens']);
     const unit = g.op('Transpose', [g.op('Div', [all, g.op('Max', [norms, eps])])], { perm: [1, 0, 2] }); // [T, E, H]
     const cos = g.op('MatMul', [unit, g.op('Transpose', [unit], { perm: [0, 2, 1] })]); // [T, E, E]
     const angular = g.op('Sub', [one, g.op('Mul', [g.op('Acos', [g.op('Min', [g.op('Max', [cos, minusOne]), one])]), invPi])]);
     // The diagonal contributes exactly E (angle 0); the caller subtracts it.
-    g.op('ReduceSum', [angular, g.constInt64([1, 2])], { keepdims: 0 }, { output: `angsum_${l}` });
-    g.output(`angsum_${l}`, 'float32', ['tokens']);
+    g.op('ReduceSum', [angular, g.constInt64([1, 2])], { keepdims: 0 }, { output: `angsum_${row}` });
+    g.output(`angsum_${row}`, 'float32', ['tokens']);
   }
   return g.toBytes({ producer: 'moe-scope', docString: `MoE Scope all-experts analysis graph v${GRAPH_VERSION} for ${arch.modelType}` });
 }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { Checkpoint } from './checkpoint';
 import type { ExternalRef } from './formats/onnxWriter';
 import { fromFloat32 } from './formats/dtypes';
+import { moeLayersOf } from './familyFeatures';
 import { EngineFailure, type ComputeDType, type ExecutionProvider } from '../../shared/protocol';
 
 /**
@@ -86,10 +87,11 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
   const weights = new AppendFile(dir, 'weights.bin');
   const refs = new Map<string, ExternalRef>();
   const expertNames = new Set<string>();
-  for (let l = 0; l < ckpt.arch.numLayers; l++) {
+  for (const l of moeLayersOf(ckpt.arch)) {
     const ln = ckpt.names.layer(l);
     for (let e = 0; e < ckpt.arch.numExperts; e++) Object.values(ln.expert(e)).forEach((n) => expertNames.add(n));
     if (ln.packed) Object.values(ln.packed).forEach((n) => expertNames.add(n));
+    if (ln.stackedRows) Object.values(ln.stackedRows).forEach((n) => expertNames.add(n));
   }
   for (const { name } of ckpt.expectedTensors()) {
     if (expertNames.has(name) || refs.has(name)) continue;
@@ -105,7 +107,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
   const experts = new AppendFile(dir, 'experts.bin');
   const perLayer: ExpertRefs[] = [];
   const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
-  for (let l = 0; l < ckpt.arch.numLayers; l++) {
+  for (const l of moeLayersOf(ckpt.arch)) {
     const fc1 = new Float32Array(E * (packing === 'swiglu-interleaved' ? 2 * I : I) * H);
     const fc2 = new Float32Array(E * H * I);
     const fc3 = packing === 'fc1-gate-fc3-up' ? new Float32Array(E * I * H) : null;
@@ -134,7 +136,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
       refs1.fc3 = experts.append(encode(fc3, dtype));
       refs1.fc3Dims = [E, I, H];
     }
-    perLayer.push(refs1);
+    perLayer[l] = refs1;
   }
   experts.close();
   return {
@@ -167,6 +169,7 @@ function requireFiniteWeights(values: Float32Array, name: string, file: string):
 function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {
   const ln = ckpt.names.layer(layer);
   if (ckpt.expertLayout === 'per-expert') return ln.expert(expert)[part];
+  if (ckpt.expertLayout === 'stacked-rows') return `${ln.stackedRows![part]} (expert ${expert})`;
   return `${part === 'down' ? ln.packed!.down : ln.packed!.gateUp} (expert ${expert}, ${part})`;
 }
 

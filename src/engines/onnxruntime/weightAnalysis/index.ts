@@ -44,6 +44,7 @@
  * the worker's self-contained code), pool.ts (worker threads), cache.ts (finished layers per checkpoint),
  * this file (one layer's analysis from the accumulators). The pair statistics are src/analysis/pairStats.ts.
  */
+import { moeLayersOf } from '../familyFeatures';
 import * as path from 'node:path';
 import type { Checkpoint } from '../checkpoint';
 import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../../../shared/protocol';
@@ -241,12 +242,15 @@ async function analyzeLayer(
 // ---------------------------------------------------------------------------------------------------
 // Arguments, cancellation, cache
 
+/** Layers are decoder layers; only MoE layers have experts to analyse (all of them by default). */
 function resolveLayers(ckpt: Checkpoint, layers: number[] | undefined): number[] {
   const L = ckpt.arch.numLayers;
-  if (layers === undefined) return Array.from({ length: L }, (_, i) => i);
+  const moe = moeLayersOf(ckpt.arch);
+  if (layers === undefined) return moe;
   const seen = new Set<number>();
   for (const l of layers) {
     if (!Number.isInteger(l) || l < 0 || l >= L) throw new EngineFailure('bad-input', `layer ${l} does not exist: the model has layers 0..${L - 1}`);
+    if (!moe.includes(l)) throw new EngineFailure('bad-input', `layer ${l} is a dense layer (no experts); the MoE layers are ${moe.join(', ')}`);
     seen.add(l);
   }
   return [...seen];

@@ -48,6 +48,8 @@ export function expertStreams(ckpt: Checkpoint, layer: number): Record<ExpertMat
     }
     return out;
   }
+  if (ckpt.expertLayout === 'stacked-rows')
+    throw new EngineFailure('bad-model', `${ckpt.dir}: the weight analysis of DBRX's stacked expert layout (w1, v1, w2) is not implemented`);
   const packed = ln.packed;
   if (!packed) throw new EngineFailure('bad-model', `${ckpt.dir}: packed expert layout without packed tensor names for layer ${layer}`);
   const gu = ckpt.tensor(packed.gateUp);
