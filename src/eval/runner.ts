@@ -30,6 +30,7 @@ import {
   type RoutingPositions,
   type RunSummary,
   type ScoreItem,
+  type ScoreItemResult,
   type TokenScope,
   type TokenSpan,
 } from '../shared/protocol';
@@ -276,7 +277,20 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   }
 }
 
-/** The part of a run that reads and writes the run folder: only ever entered holding its lock. */
+/** What every step of a locked run reads: the options, the loaded model and the hooks. */
+interface RunContext {
+  backend: InferenceBackend;
+  opts: EvalOptions;
+  model: ModelInfo;
+  intervention: RouterIntervention | undefined;
+  log: (message: string) => void;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The part of a run that reads and writes the run folder: only ever entered holding its lock. A sequence
+ * of steps: manifest, plan, shard, resume, records, batch loop (with progress), summary.
+ */
 async function evaluateLocked(
   backend: InferenceBackend,
   opts: EvalOptions,
@@ -284,12 +298,40 @@ async function evaluateLocked(
   ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
 ): Promise<EvalOutcome> {
   const { model, dataset, questions, dev, t0, lock } = ctx;
-  const intervention = isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!);
-  const log = hooks.onLog ?? (() => {});
-  const signal = hooks.signal;
-  if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const run: RunContext = {
+    backend,
+    opts,
+    model,
+    intervention: isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!),
+    log: hooks.onLog ?? (() => {}),
+    signal: hooks.signal,
+  };
+  if (lock.tookOverFrom) run.log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const manifest = await buildManifest(run, dataset, questions.length);
+  // The batch plan comes before the manifest check: a shard's manifest names its batches.
+  const plan = await planRun(run, questions, dev);
+  const batches = selectShardBatches(run, planBatches(plan, opts.batchSize, opts.reusePrefix !== false), manifest);
+  reconcileManifest(opts.runDir, manifest);
+  const resumed = resumeRecords(run, manifest, questions);
+  const progress = new ProgressTracker(
+    batches.reduce((a, b) => a + b.questions.length, 0),
+    resumed.recorded,
+    hooks.onProgress,
+  );
+  if (resumed.recorded.done.size) run.log(`resuming: ${resumed.recorded.done.size} of ${progress.total} questions already recorded`);
+  const summarize = (complete: boolean) =>
+    finishSummary(resumed.acc, manifest, model, complete, progress.tokens, resumed.recorded.seconds + (Date.now() - t0) / 1000);
+  const cancelled = await runBatches(run, batches, resumed, progress, summarize);
+  const summary = summarize(!cancelled && progress.done >= progress.total);
+  writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
+  return { summary, cancelled, resumedQuestions: resumed.recorded.done.size, runDir: opts.runDir };
+}
+
+/** Step 1: the manifest of this run: what its results depend on (model content, data, options). */
+async function buildManifest(run: RunContext, dataset: MmluDataset, totalQuestions: number): Promise<RunManifest> {
+  const { opts, model, intervention } = run;
   const { path: _path, loadMs: _loadMs, providerNote: _note, demo: _demo, ...engineFacts } = model;
-  const manifest: RunManifest = {
+  return {
     format: 'moe-scope.run',
     version: 2,
     createdAt: new Date().toISOString(),
@@ -301,7 +343,7 @@ async function evaluateLocked(
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
-      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
+      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal: run.signal }),
       engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },
       answerScoring: model.answerScoring.method,
     },
@@ -311,22 +353,26 @@ async function evaluateLocked(
     tokenScope: opts.tokenScope,
     subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
     limitPerSubject: opts.limitPerSubject ?? 0,
-    totalQuestions: questions.length,
+    totalQuestions,
     batchSize: opts.batchSize,
     // Only when there is one, so that plain runs keep the manifest they had before interventions existed.
     ...(intervention ? { intervention } : {}),
   };
-  // The batch plan comes before the manifest check: a shard's manifest names its batches.
+}
+
+/** Step 2: the plan of the whole run (every shard plans the same); refuses a run with nothing to score. */
+async function planRun(run: RunContext, questions: MmluQuestion[], dev: MmluQuestion[]): Promise<EvalPlan> {
+  const { opts, model, log } = run;
   if (model.answerScoring.method === 'continuation')
     log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
   // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
   const plan = await planEvaluation(
-    backend,
+    run.backend,
     { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) },
     questions,
     dev,
     opts.shots,
-    signal,
+    run.signal,
   );
   for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
@@ -336,177 +382,240 @@ async function evaluateLocked(
       `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`,
     );
   }
-  const reusePrefix = opts.reusePrefix !== false;
-  let batches = planBatches(plan, opts.batchSize, reusePrefix);
-  if (opts.shard) {
-    const owner = partitionBatches(
-      batches.map((b) => ({ group: b.group.key, tokens: b.tokens })),
-      opts.shard.count,
-    );
-    const all = batches;
-    batches = all.filter((_, i) => owner[i] === opts.shard!.index);
-    manifest.shard = {
-      index: opts.shard.index,
-      count: opts.shard.count,
-      partition: PARTITION_RULE,
-      batches: batches.map((b) => b.index),
-      questionIds: batches.flatMap((b) => b.questions.map((q) => q.question.id)),
-      planBatches: all.length,
-      planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
-      planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
-    };
-    log(
-      `shard ${shardLabel(opts.shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`,
-    );
-  }
-  const recordsFile = path.join(opts.runDir, RECORDS);
+  return plan;
+}
+
+/** Step 3: this shard's batches of the run (all of them when unsharded), named in the manifest. */
+function selectShardBatches(run: RunContext, all: PlannedBatch[], manifest: RunManifest): PlannedBatch[] {
+  const shard = run.opts.shard;
+  if (!shard) return all;
+  const owner = partitionBatches(
+    all.map((b) => ({ group: b.group.key, tokens: b.tokens })),
+    shard.count,
+  );
+  const batches = all.filter((_, i) => owner[i] === shard.index);
+  manifest.shard = {
+    index: shard.index,
+    count: shard.count,
+    partition: PARTITION_RULE,
+    batches: batches.map((b) => b.index),
+    questionIds: batches.flatMap((b) => b.questions.map((q) => q.question.id)),
+    planBatches: all.length,
+    planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
+    planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
+  };
+  run.log(
+    `shard ${shardLabel(shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`,
+  );
+  return batches;
+}
+
+/**
+ * Step 4: the run folder's manifest against this run's: a fresh folder gets this one; a folder of the
+ * same experiment keeps its creation time; anything else is refused with the reason.
+ */
+function reconcileManifest(runDir: string, manifest: RunManifest): void {
+  const recordsFile = path.join(runDir, RECORDS);
   const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
   let previous: RunManifest | null;
   try {
-    previous = readManifest(opts.runDir);
+    previous = readManifest(runDir);
   } catch (e) {
     if (!hasRecords)
       previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
     else
       throw new RunFolderError(
-        e instanceof InputError ? e.file : opts.runDir,
-        `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`,
+        e instanceof InputError ? e.file : runDir,
+        `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${runDir} aside (or delete it) to start over`,
       );
   }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
     if (diffs.length) {
-      throw new RunFolderError(opts.runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
+      throw new RunFolderError(runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
     }
     manifest.createdAt = previous.createdAt;
   } else if (hasRecords) {
     throw new RunFolderError(
       recordsFile,
-      `has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
-        `they are not resumed into. Move ${opts.runDir} aside (or delete it) to start over`,
+      `has records but ${path.join(runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
+        `they are not resumed into. Move ${runDir} aside (or delete it) to start over`,
     );
   } else {
-    writeJsonAtomic(path.join(opts.runDir, MANIFEST), manifest);
+    writeJsonAtomic(path.join(runDir, MANIFEST), manifest);
   }
+}
 
+interface ResumedRun {
+  /** The whole run's routing statistics so far (recorded batches merged in). */
+  acc: RunAccumulator;
+  recorded: ReturnType<typeof readRecords>;
+}
+
+/** Step 5: what earlier sessions recorded in this folder (damaged lines set aside), merged into a fresh accumulator. */
+function resumeRecords(run: RunContext, manifest: RunManifest, questions: MmluQuestion[]): ResumedRun {
+  const { opts, model, log } = run;
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
   const recorded = readRecords(opts.runDir, acc, new Set(opts.shard ? manifest.shard!.questionIds : questions.map((q) => q.id)));
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
+  const recordsFile = path.join(opts.runDir, RECORDS);
   for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
-  const total = batches.reduce((a, b) => a + b.questions.length, 0);
-  if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${total} questions already recorded`);
-  const writer = new RecordWriter(opts.runDir);
-  let done = recorded.done.size;
-  let correct = recorded.questions.filter((q) => q.correct).length;
-  const tokens = { ...recorded.tokens };
-  let sessionDone = 0;
-  let sessionTokens = 0;
-  const sessionStart = Date.now();
-  let cancelled = false;
-  let lastSummaryAt = Date.now();
-  const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
+  return { acc, recorded };
+}
 
+/** Counts of the run so far and the progress events built from them. */
+class ProgressTracker {
+  done: number;
+  correct: number;
+  readonly tokens: { computed: number; padding: number; prefixReused: number };
+  private sessionDone = 0;
+  private sessionTokens = 0;
+  private readonly sessionStart = Date.now();
+  private readonly resumed: number;
+
+  constructor(
+    readonly total: number,
+    recorded: ReturnType<typeof readRecords>,
+    private readonly onProgress: EvalHooks['onProgress'],
+  ) {
+    this.done = recorded.done.size;
+    this.resumed = recorded.done.size;
+    this.correct = recorded.questions.filter((q) => q.correct).length;
+    this.tokens = { ...recorded.tokens };
+  }
+
+  batchDone(rec: BatchRecord, subject: string): void {
+    this.tokens.computed += rec.tokens.computed;
+    this.tokens.padding += rec.tokens.padding;
+    this.tokens.prefixReused += rec.tokens.prefixReused;
+    this.done += rec.questions.length;
+    this.sessionDone += rec.questions.length;
+    this.sessionTokens += rec.tokens.computed;
+    this.correct += rec.questions.filter((r) => r.correct).length;
+    if (!this.onProgress) return;
+    const elapsed = (Date.now() - this.sessionStart) / 1000;
+    const qps = this.sessionDone / Math.max(elapsed, 1e-3);
+    this.onProgress({
+      done: this.done,
+      total: this.total,
+      resumed: this.resumed,
+      correct: this.correct,
+      questionsPerSecond: qps,
+      tokensPerSecond: this.sessionTokens / Math.max(elapsed, 1e-3),
+      etaSeconds: qps > 0 ? (this.total - this.done) / qps : null,
+      subject,
+    });
+  }
+}
+
+/**
+ * Step 6: scores every batch not yet recorded, appends its record and merges it. Returns whether the run
+ * was cancelled; any other failure writes an incomplete summary and is thrown.
+ */
+async function runBatches(
+  run: RunContext,
+  batches: PlannedBatch[],
+  resumed: ResumedRun,
+  progress: ProgressTracker,
+  summarize: (complete: boolean) => RunSummary,
+): Promise<boolean> {
+  const { opts } = run;
+  const writer = new RecordWriter(opts.runDir);
+  let lastSummaryAt = Date.now();
   try {
     for (const planned of batches) {
-      const group = planned.group;
       // Batches are whole on disk, so a resumed batch is all done or all to do (unless the batch size changed).
-      const batch = planned.questions.filter((q) => !recorded.done.has(q.question.id));
+      const batch = planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id));
       if (batch.length === 0) continue;
-      if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-      const bt0 = Date.now();
-      const P = reusePrefix ? group.prefixIds.length : 0;
-      const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-      const res = await backend.call(
-        'score',
-        { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention },
-        signal,
-      );
-      const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
-      const results: QuestionResult[] = res.items.map((r, j) => {
-        const q = batch[j];
-        // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
-        const shift = r.routingStart ?? 0;
-        const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
-        const predicted = argmax(r.answerLogProbs);
-        const ok = predicted === q.question.answer;
-        const record: RoutingRecord = {
-          questionId: q.question.id,
-          subject: q.question.subject,
-          correct: ok,
-          numLayers: r.routing.numLayers,
-          numExperts: r.routing.numExperts,
-          topK: r.routing.topK,
-          numTokens: r.routing.numTokens,
-          topExperts: r.routing.topExperts,
-          topWeights: r.routing.topWeights,
-          entropy: r.routing.entropy,
-          questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
-          answerToken: r.routing.numTokens - 1,
-        };
-        addRecord(batchAcc, record);
-        const K = r.routing.topK;
-        const T = r.routing.numTokens;
-        const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) =>
-          Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)),
-        );
-        return {
-          id: q.question.id,
-          subject: q.question.subject,
-          gold: q.question.answer,
-          predicted,
-          correct: ok,
-          logProbs: r.answerLogProbs,
-          numTokens: r.promptTokens,
-          shotsUsed: q.shotsUsed,
-          answerExperts,
-        };
-      });
-      const seconds = (Date.now() - bt0) / 1000;
-      const batchTokens = {
-        computed: res.computedTokens,
-        padding: res.paddingTokens,
-        prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
-      };
-      const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
+      if (run.signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
+      const { rec, batchAcc } = await scoreBatch(run, planned, batch);
       writer.append(rec);
-      mergeInto(acc, batchAcc);
+      mergeInto(resumed.acc, batchAcc);
       // A live summary every few seconds lets the editor show a run while it is going.
       if (Date.now() - lastSummaryAt > 5000) {
         writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
         lastSummaryAt = Date.now();
       }
-      tokens.computed += batchTokens.computed;
-      tokens.padding += batchTokens.padding;
-      tokens.prefixReused += batchTokens.prefixReused;
-      done += results.length;
-      sessionDone += results.length;
-      sessionTokens += res.computedTokens;
-      correct += results.filter((r) => r.correct).length;
-      const elapsed = (Date.now() - sessionStart) / 1000;
-      const qps = sessionDone / Math.max(elapsed, 1e-3);
-      hooks.onProgress?.({
-        done,
-        total,
-        resumed: recorded.done.size,
-        correct,
-        questionsPerSecond: qps,
-        tokensPerSecond: sessionTokens / Math.max(elapsed, 1e-3),
-        etaSeconds: qps > 0 ? (total - done) / qps : null,
-        subject: group.subject,
-      });
+      progress.batchDone(rec, planned.group.subject);
     }
   } catch (e) {
-    if (e instanceof EngineFailure && e.code === 'cancelled') cancelled = true;
-    else {
+    if (e instanceof EngineFailure && e.code === 'cancelled') {
       writer.close();
-      writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
-      throw e;
+      return true;
     }
+    writer.close();
+    writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
+    throw e;
   }
   writer.close();
-  const summary = summarize(!cancelled && done >= total);
-  writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
-  return { summary, cancelled, resumedQuestions: recorded.done.size, runDir: opts.runDir };
+  return false;
+}
+
+/** One score call: the batch's record (results, routing delta, tokens) and its routing statistics. */
+async function scoreBatch(run: RunContext, planned: PlannedBatch, batch: PlannedQuestion[]): Promise<{ rec: BatchRecord; batchAcc: RunAccumulator }> {
+  const { opts, model } = run;
+  const group = planned.group;
+  const bt0 = Date.now();
+  const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
+  const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
+  const res = await run.backend.call(
+    'score',
+    {
+      prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null,
+      items,
+      routingPositions: routingPositionsFor(opts.tokenScope),
+      intervention: run.intervention,
+    },
+    run.signal,
+  );
+  const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
+  const results: QuestionResult[] = res.items.map((r, j) => questionResult(batch[j], r, batchAcc));
+  const seconds = (Date.now() - bt0) / 1000;
+  const tokens = {
+    computed: res.computedTokens,
+    padding: res.paddingTokens,
+    prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
+  };
+  const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens, seconds };
+  return { rec, batchAcc };
+}
+
+/** One question's result, its routing added to the batch's statistics. */
+function questionResult(q: PlannedQuestion, r: ScoreItemResult, batchAcc: RunAccumulator): QuestionResult {
+  // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
+  const shift = r.routingStart ?? 0;
+  const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
+  const predicted = argmax(r.answerLogProbs);
+  const ok = predicted === q.question.answer;
+  const record: RoutingRecord = {
+    questionId: q.question.id,
+    subject: q.question.subject,
+    correct: ok,
+    numLayers: r.routing.numLayers,
+    numExperts: r.routing.numExperts,
+    topK: r.routing.topK,
+    numTokens: r.routing.numTokens,
+    topExperts: r.routing.topExperts,
+    topWeights: r.routing.topWeights,
+    entropy: r.routing.entropy,
+    questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
+    answerToken: r.routing.numTokens - 1,
+  };
+  addRecord(batchAcc, record);
+  const K = r.routing.topK;
+  const T = r.routing.numTokens;
+  const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
+  return {
+    id: q.question.id,
+    subject: q.question.subject,
+    gold: q.question.answer,
+    predicted,
+    correct: ok,
+    logProbs: r.answerLogProbs,
+    numTokens: r.promptTokens,
+    shotsUsed: q.shotsUsed,
+    answerExperts,
+  };
 }
 
 /** One batch of the unsharded run, numbered in run order; what records.jsonl lines are made of. */
