@@ -9,9 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import { loadDataset } from '../mmlu/load';
-import { buildPrompt } from '../mmlu/prompt';
 import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
 import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
@@ -32,7 +30,6 @@ import {
   type ScoreItem,
   type ScoreItemResult,
   type TokenScope,
-  type TokenSpan,
 } from '../shared/protocol';
 import {
   MANIFEST,
@@ -53,6 +50,9 @@ import { InputError } from '../shared/inputError';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { modelFingerprint } from './fingerprint';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
+import { planEvaluation, promptIds, sha, type EvalPlan, type PlannedQuestion, type PrefixGroup } from './plan';
+
+export { planEvaluation, planByWholePrompts, type EvalPlan } from './plan';
 
 export interface EvalOptions {
   modelPath: string;
@@ -101,31 +101,6 @@ export interface EvalOutcome {
   runDir: string;
 }
 
-/** One question ready to score. */
-interface PlannedQuestion {
-  question: MmluQuestion & { answer: 0 | 1 | 2 | 3 };
-  ids: number[];
-  tokens: TokenSpan[];
-  questionTokens: [number, number];
-  shotsUsed: number;
-}
-
-interface PrefixGroup {
-  key: string;
-  subject: string;
-  prefixIds: number[];
-  questions: PlannedQuestion[];
-}
-
-export interface EvalPlan {
-  groups: PrefixGroup[];
-  skipped: { id: string; reason: string }[];
-  /** Tokens of every full prompt (what a run without prefix reuse computes, padding aside). */
-  promptTokens: number;
-  /** Tokens a run with prefix reuse computes: each group's prefix once plus every question's suffix. */
-  reusedTokens: number;
-}
-
 const progressLine = (p: EvalProgress) =>
   `${p.done}/${p.total} questions  ${p.questionsPerSecond.toFixed(2)} q/s  ${p.tokensPerSecond.toFixed(0)} tok/s  ` +
   `ETA ${p.etaSeconds === null ? '?' : formatSeconds(p.etaSeconds)}  accuracy ${p.done ? ((100 * p.correct) / p.done).toFixed(1) : '-'}%  [${p.subject}]`;
@@ -138,12 +113,6 @@ export function formatSeconds(s: number): string {
   const sec = Math.round(s % 60);
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
-
-/**
- * A question longer than this many characters per context token is rejected before tokenization. Real
- * tokenizers average a few characters per token; 32 leaves a wide margin yet bounds the work.
- */
-const MAX_CHARS_PER_TOKEN = 32;
 
 /** Loads the evaluated split and the dev split (the shot pool) and applies the subject filter and limit. */
 export async function selectQuestions(
@@ -182,75 +151,6 @@ export async function selectQuestions(
     });
   }
   return { dataset, questions, dev };
-}
-
-/** Tokenises every prompt and groups questions by their shared prefix. */
-export async function planEvaluation(
-  backend: InferenceBackend,
-  model: Pick<ModelInfo, 'maxPositions'>,
-  questions: MmluQuestion[],
-  dev: MmluQuestion[],
-  shots: number,
-  signal?: AbortSignal,
-): Promise<EvalPlan> {
-  const plan: EvalPlan = { groups: [], skipped: [], promptTokens: 0, reusedTokens: 0 };
-  const bySubject = new Map<string, MmluQuestion[]>();
-  for (const q of questions) {
-    if (q.answer === null) {
-      plan.skipped.push({ id: q.id, reason: 'no gold answer' });
-      continue;
-    }
-    const chars = q.question.length + q.choices.reduce((a, c) => a + c.length, 0);
-    if (chars > model.maxPositions * MAX_CHARS_PER_TOKEN) {
-      // Rejected unseen: tokenizing megabytes only to learn they cannot fit costs minutes and memory.
-      plan.skipped.push({ id: q.id, reason: `${chars} characters (${q.source.file}:${q.source.line}) cannot fit the context of ${model.maxPositions} tokens` });
-      continue;
-    }
-    bySubject.set(q.subject, [...(bySubject.get(q.subject) ?? []), q]);
-  }
-  for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
-    if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-    // A dev question too long for any prompt would make every prompt of its subject huge to tokenize.
-    const shotPool = dev.filter(
-      (d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN,
-    );
-    // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
-    // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
-    let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));
-    const fitted: { q: MmluQuestion; built: ReturnType<typeof buildPrompt>; ids: number[]; tokens: TokenSpan[] }[] = [];
-    while (pending.length) {
-      const built = pending.map((p) => buildPrompt(p.q, shotPool, p.shots));
-      const enc = await backend.call('tokenize', { texts: built.map((b) => b.text) }, signal);
-      const retry: typeof pending = [];
-      pending.forEach((p, i) => {
-        if (enc[i].ids.length <= model.maxPositions) fitted.push({ q: p.q, built: built[i], ids: enc[i].ids, tokens: enc[i].tokens });
-        else if (built[i].shotsUsed > 0) retry.push({ q: p.q, shots: built[i].shotsUsed - 1 });
-        else plan.skipped.push({ id: p.q.id, reason: `${enc[i].ids.length} tokens exceed the context of ${model.maxPositions} even without shots` });
-      });
-      pending = retry;
-    }
-    const groups = new Map<string, typeof fitted>();
-    for (const f of fitted) groups.set(f.built.prefix, [...(groups.get(f.built.prefix) ?? []), f]);
-    for (const [prefixText, items] of groups) {
-      const [prefixEnc] = await backend.call('tokenize', { texts: [prefixText] }, signal);
-      // The prefix alone may tokenize differently at its end than inside a prompt ("\n\n" + question),
-      // so the shared part is the longest common run of ids, never more than any prompt minus its last token.
-      let common = prefixEnc.ids.length;
-      for (const f of items) common = Math.min(common, commonPrefix(prefixEnc.ids, f.ids), f.ids.length - 1);
-      const planned: PlannedQuestion[] = items.map((f) => ({
-        question: f.q as PlannedQuestion['question'],
-        ids: f.ids,
-        tokens: f.tokens,
-        questionTokens: tokenRange(f.tokens, f.built.questionRange),
-        shotsUsed: f.built.shotsUsed,
-      }));
-      const prefix = items[0].ids.slice(0, common);
-      plan.groups.push({ key: `${subject}:${sha(prefix.join(','))}`, subject, prefixIds: prefix, questions: planned });
-      plan.promptTokens += planned.reduce((a, p) => a + p.ids.length, 0);
-      plan.reusedTokens += common + planned.reduce((a, p) => a + p.ids.length - common, 0);
-    }
-  }
-  return plan;
 }
 
 export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions, hooks: EvalHooks = {}): Promise<EvalOutcome> {
@@ -557,7 +457,7 @@ async function scoreBatch(run: RunContext, planned: PlannedBatch, batch: Planned
   const group = planned.group;
   const bt0 = Date.now();
   const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
-  const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
+  const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: promptIds(q, P) }));
   const res = await run.backend.call(
     'score',
     {
@@ -631,11 +531,11 @@ export interface PlannedBatch {
 export function planBatches(plan: EvalPlan, batchSize: number, reusePrefix: boolean): PlannedBatch[] {
   const out: PlannedBatch[] = [];
   for (const group of plan.groups) {
-    const sorted = [...group.questions].sort((a, b) => a.ids.length - b.ids.length);
+    const sorted = [...group.questions].sort((a, b) => a.numTokens - b.numTokens);
     const P = reusePrefix ? group.prefixIds.length : 0;
     for (let i = 0; i < sorted.length; i += batchSize) {
       const questions = sorted.slice(i, i + batchSize);
-      const tokens = (i === 0 ? P : 0) + questions.reduce((a, q) => a + q.ids.length - P, 0);
+      const tokens = (i === 0 ? P : 0) + questions.reduce((a, q) => a + q.numTokens - P, 0);
       out.push({ index: out.length, group, questions, tokens });
     }
   }
@@ -676,23 +576,4 @@ function argmax(v: readonly number[]): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
-}
-
-function commonPrefix(a: number[], b: number[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
-
-/** Token indices [first, last+1) whose character spans overlap [start, end). */
-function tokenRange(tokens: TokenSpan[], [start, end]: [number, number]): [number, number] {
-  let first = tokens.findIndex((t) => t.end > start);
-  if (first < 0) first = tokens.length;
-  let last = first;
-  while (last < tokens.length && tokens[last].start < end) last++;
-  return [first, Math.max(first, last)];
-}
-
-function sha(s: string): string {
-  return crypto.createHash('sha256').update(s).digest('hex').slice(0, 16);
 }
