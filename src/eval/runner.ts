@@ -48,7 +48,8 @@ import {
 } from './runFolder';
 import { InputError } from '../shared/inputError';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
-import { modelFingerprint } from './fingerprint';
+import { defaultHashCache, modelFingerprint } from './fingerprint';
+import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
 import { planEvaluation, promptIds, sha, type EvalPlan, type PlannedQuestion, type PrefixGroup } from './plan';
 
@@ -74,6 +75,8 @@ export interface EvalOptions {
   shard?: ShardSpec;
   /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
   intervention?: RouterIntervention;
+  /** Read and write the plan cache (default); off to measure planning or to plan from scratch. */
+  planCache?: boolean;
 }
 
 export interface EvalProgress {
@@ -209,7 +212,7 @@ async function evaluateLocked(
   if (lock.tookOverFrom) run.log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
   const manifest = await buildManifest(run, dataset, questions.length);
   // The batch plan comes before the manifest check: a shard's manifest names its batches.
-  const plan = await planRun(run, questions, dev);
+  const plan = await planRun(run, manifest, questions, dev);
   const batches = selectShardBatches(run, planBatches(plan, opts.batchSize, opts.reusePrefix !== false), manifest);
   reconcileManifest(opts.runDir, manifest);
   const resumed = resumeRecords(run, manifest, questions);
@@ -261,18 +264,14 @@ async function buildManifest(run: RunContext, dataset: MmluDataset, totalQuestio
 }
 
 /** Step 2: the plan of the whole run (every shard plans the same); refuses a run with nothing to score. */
-async function planRun(run: RunContext, questions: MmluQuestion[], dev: MmluQuestion[]): Promise<EvalPlan> {
+async function planRun(run: RunContext, manifest: RunManifest, questions: MmluQuestion[], dev: MmluQuestion[]): Promise<EvalPlan> {
   const { opts, model, log } = run;
   if (model.answerScoring.method === 'continuation')
     log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
   // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
-  const plan = await planEvaluation(
-    run.backend,
-    { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) },
-    questions,
-    dev,
-    opts.shots,
-    run.signal,
+  const maxPositions = model.maxPositions - answerExtraPositions(model.answerScoring);
+  const plan = await cachedPlan(run, manifest, maxPositions, questions, () =>
+    planEvaluation(run.backend, { maxPositions }, questions, dev, opts.shots, run.signal),
   );
   for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
@@ -281,6 +280,51 @@ async function planRun(run: RunContext, questions: MmluQuestion[], dev: MmluQues
       opts.dataPath,
       `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`,
     );
+  }
+  return plan;
+}
+
+/**
+ * The plan from the plan cache next to the model cache when one was made for the same tokenizer, data and
+ * options; otherwise made and written there for every later shard and re-run. A cache that cannot be read
+ * or written costs a re-plan, never a result.
+ */
+async function cachedPlan(
+  run: RunContext,
+  manifest: RunManifest,
+  maxPositions: number,
+  questions: MmluQuestion[],
+  make: () => Promise<EvalPlan>,
+): Promise<EvalPlan> {
+  const { opts, log } = run;
+  if (opts.planCache === false) return make();
+  const key = planCacheKey({
+    modelFiles: manifest.model.files,
+    engine: manifest.model.engine?.kind ?? 'onnxruntime',
+    maxPositions,
+    dataset: manifest.dataset.fingerprint,
+    split: manifest.dataset.split,
+    shots: manifest.shots,
+    subjects: manifest.subjects,
+    limitPerSubject: manifest.limitPerSubject,
+  });
+  const file = planCacheFile(opts.load.cacheDir ?? path.dirname(opts.hashCacheFile ?? defaultHashCache()), key);
+  const cached = readPlanCache(file, key, questions);
+  if ('plan' in cached) {
+    log(`plan read from ${file}`);
+    return cached.plan;
+  }
+  if (cached.problem !== 'absent') log(`plan cache ${file} not used: ${cached.problem}; planning again`);
+  const t0 = Date.now();
+  const plan = await make();
+  const t = plan.tokenization;
+  log(
+    `planned in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${t.tokenizedTokens} tokens tokenized, ${t.joined} prompts joined from prefix and item, ${t.wholePrompt} tokenized whole`,
+  );
+  try {
+    writePlanCache(file, key, plan);
+  } catch (e) {
+    log(`could not write the plan cache ${file}: ${(e as Error).message}`);
   }
   return plan;
 }
