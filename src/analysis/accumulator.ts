@@ -442,9 +442,14 @@ export function encodeDelta(acc: RunAccumulator): string {
 
 /** Per layer, the pair counts above the diagonal, row by row: the whole of a symmetric zero-diagonal matrix. */
 function upperTriangles(pairs: readonly number[], L: number, E: number): number[] {
-  const out: number[] = [];
+  // Sized up front: this runs once per batch record, over L * E * (E - 1) / 2 cells.
+  const out = new Array<number>((L * E * (E - 1)) / 2);
+  let i = 0;
   for (let l = 0; l < L; l++) {
-    for (let a = 0; a < E; a++) for (let b = a + 1; b < E; b++) out.push(pairs[(l * E + a) * E + b]!);
+    for (let a = 0; a < E; a++) {
+      const row = (l * E + a) * E;
+      for (let b = a + 1; b < E; b++) out[i++] = pairs[row + b]!;
+    }
   }
   return out;
 }

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { loadDataset } from '../mmlu/load';
 import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
-import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
+import { addRecord, createAccumulator, mergeInto, toDelta, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
 import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
@@ -94,7 +94,27 @@ export interface EvalProgress {
 export interface EvalHooks {
   signal?: AbortSignal;
   onProgress?: (p: EvalProgress) => void;
+  /** Seconds spent in each stage of the run (benchmarks): called once per stage, the batch loop's parts at its end. */
+  onStage?: (stage: EvalStage, seconds: number) => void;
   onLog?: (message: string) => void;
+}
+
+export type EvalStage = 'load' | 'dataset' | 'manifest' | 'plan' | 'resume' | 'score calls' | 'accumulate' | 'record writes' | 'summary';
+
+/** Reports the time since the previous lap as the named stage. */
+class StageClock {
+  private last = performance.now();
+  constructor(private readonly report: EvalHooks['onStage']) {}
+  lap(stage: EvalStage): void {
+    const now = performance.now();
+    this.report?.(stage, (now - this.last) / 1000);
+    this.last = now;
+  }
+  /** Reports stages measured elsewhere that together took the time since the previous lap. */
+  split(stages: Partial<Record<EvalStage, number>>): void {
+    for (const [stage, seconds] of Object.entries(stages)) this.report?.(stage as EvalStage, seconds);
+    this.last = performance.now();
+  }
 }
 
 export interface EvalOutcome {
@@ -160,6 +180,7 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   const t0 = Date.now();
+  const clock = new StageClock(hooks.onStage);
   // The lock comes first, so a second writer is refused before it spends time loading anything.
   fs.mkdirSync(opts.runDir, { recursive: true });
   const lock = acquireRunLock(opts.runDir);
@@ -168,17 +189,22 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     if (model.providerNote) log(model.providerNote);
     log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
     if (model.demo) log(`note: ${model.demo.note}`);
+    clock.lap('load');
     if (opts.intervention && !isEmptyIntervention(opts.intervention)) {
       validateIntervention(opts.intervention, model, 'router intervention');
       log(`router intervention: ${describeIntervention(opts.intervention, model.numLayers)}`);
     }
     const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
-    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
+    clock.lap('dataset');
+    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock, clock });
   } finally {
     lock.release();
   }
 }
+
+/** How long a written record may wait for its fsync (see RecordWriter). */
+const RECORD_SYNC_MS = 1000;
 
 /** What every step of a locked run reads: the options, the loaded model and the hooks. */
 interface RunContext {
@@ -198,9 +224,9 @@ async function evaluateLocked(
   backend: InferenceBackend,
   opts: EvalOptions,
   hooks: EvalHooks,
-  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
+  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock; clock: StageClock },
 ): Promise<EvalOutcome> {
-  const { model, dataset, questions, dev, t0, lock } = ctx;
+  const { model, dataset, questions, dev, t0, lock, clock } = ctx;
   const run: RunContext = {
     backend,
     opts,
@@ -211,8 +237,10 @@ async function evaluateLocked(
   };
   if (lock.tookOverFrom) run.log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
   const manifest = await buildManifest(run, dataset, questions.length);
+  clock.lap('manifest');
   // The batch plan comes before the manifest check: a shard's manifest names its batches.
   const plan = await planRun(run, manifest, questions, dev);
+  clock.lap('plan');
   const batches = selectShardBatches(run, planBatches(plan, opts.batchSize, opts.reusePrefix !== false), manifest);
   reconcileManifest(opts.runDir, manifest);
   const resumed = resumeRecords(run, manifest, questions);
@@ -222,11 +250,17 @@ async function evaluateLocked(
     hooks.onProgress,
   );
   if (resumed.recorded.done.size) run.log(`resuming: ${resumed.recorded.done.size} of ${progress.total} questions already recorded`);
+  clock.lap('resume');
   const summarize = (complete: boolean) =>
     finishSummary(resumed.acc, manifest, model, complete, progress.tokens, resumed.recorded.seconds + (Date.now() - t0) / 1000);
-  const cancelled = await runBatches(run, batches, resumed, progress, summarize);
+  const loop = { score: 0, write: 0 };
+  const loopStart = performance.now();
+  const cancelled = await runBatches(run, batches, resumed, progress, summarize, loop);
+  // The loop's own work (results, routing statistics, deltas, progress) is what the score calls and writes leave.
+  clock.split({ 'score calls': loop.score, 'record writes': loop.write, accumulate: (performance.now() - loopStart) / 1000 - loop.score - loop.write });
   const summary = summarize(!cancelled && progress.done >= progress.total);
   writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
+  clock.lap('summary');
   return { summary, cancelled, resumedQuestions: resumed.recorded.done.size, runDir: opts.runDir };
 }
 
@@ -462,9 +496,11 @@ async function runBatches(
   resumed: ResumedRun,
   progress: ProgressTracker,
   summarize: (complete: boolean) => RunSummary,
+  seconds: { score: number; write: number },
 ): Promise<boolean> {
   const { opts } = run;
-  const writer = new RecordWriter(opts.runDir);
+  // Records are synced at most a second apart rather than one fsync per batch (which dominated a fast run).
+  const writer = new RecordWriter(opts.runDir, RECORD_SYNC_MS);
   let lastSummaryAt = Date.now();
   try {
     for (const planned of batches) {
@@ -472,8 +508,10 @@ async function runBatches(
       const batch = planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id));
       if (batch.length === 0) continue;
       if (run.signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-      const { rec, batchAcc } = await scoreBatch(run, planned, batch);
+      const { rec, batchAcc } = await scoreBatch(run, planned, batch, seconds);
+      const w0 = performance.now();
       writer.append(rec);
+      seconds.write += (performance.now() - w0) / 1000;
       mergeInto(resumed.acc, batchAcc);
       // A live summary every few seconds lets the editor show a run while it is going.
       if (Date.now() - lastSummaryAt > 5000) {
@@ -496,12 +534,18 @@ async function runBatches(
 }
 
 /** One score call: the batch's record (results, routing delta, tokens) and its routing statistics. */
-async function scoreBatch(run: RunContext, planned: PlannedBatch, batch: PlannedQuestion[]): Promise<{ rec: BatchRecord; batchAcc: RunAccumulator }> {
+async function scoreBatch(
+  run: RunContext,
+  planned: PlannedBatch,
+  batch: PlannedQuestion[],
+  seconds: { score: number },
+): Promise<{ rec: BatchRecord; batchAcc: RunAccumulator }> {
   const { opts, model } = run;
   const group = planned.group;
   const bt0 = Date.now();
   const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
   const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: promptIds(q, P) }));
+  const s0 = performance.now();
   const res = await run.backend.call(
     'score',
     {
@@ -512,15 +556,16 @@ async function scoreBatch(run: RunContext, planned: PlannedBatch, batch: Planned
     },
     run.signal,
   );
+  seconds.score += (performance.now() - s0) / 1000;
   const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
   const results: QuestionResult[] = res.items.map((r, j) => questionResult(batch[j], r, batchAcc));
-  const seconds = (Date.now() - bt0) / 1000;
+  const batchSeconds = (Date.now() - bt0) / 1000;
   const tokens = {
     computed: res.computedTokens,
     padding: res.paddingTokens,
     prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
   };
-  const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens, seconds };
+  const rec: BatchRecord = { batch: planned.index, questions: results, delta: toDelta(batchAcc), tokens, seconds: batchSeconds };
   return { rec, batchAcc };
 }
 
