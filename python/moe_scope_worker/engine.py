@@ -433,20 +433,13 @@ class Engine:
         memory, one synchronisation. On the CPU the tensors already are host memory."""
         if self.device.type != "cuda":
             return e.numpy(), w.numpy(), h.numpy(), logp.numpy()
-        shapes = [e.shape, w.shape, h.shape, logp.shape]
-        flat = torch.cat([e.contiguous().view(torch.float32).reshape(-1), w.reshape(-1), h.reshape(-1), logp.float().reshape(-1)])
+        flat, shapes = pack_outputs(e, w, h, logp)
         host = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
         host.copy_(flat, non_blocking=True)
         torch.cuda.current_stream(self.device).synchronize()
         self.forward_seconds += sum(a.elapsed_time(b) for a, b in self._forward_events) / 1000
         self._forward_events.clear()
-        out, at = [], 0
-        for i, shape in enumerate(shapes):
-            n = int(np.prod(shape))
-            a = host[at : at + n].numpy().reshape(shape)
-            out.append(a.view(np.int32) if i == 0 else a.astype(np.float64) if i == 3 else a)
-            at += n
-        return tuple(out)
+        return unpack_outputs(host.numpy(), shapes)
 
     def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K):
         """One flat array per field for the whole batch, item-major, each item [layers][tokens][slot];
@@ -485,6 +478,25 @@ class Engine:
             oh += L * T
             out.append({"key": items[b].get("key"), "answerLogProbs": [float(x) for x in logp[b]], "routing": routing, "routingStart": start, "promptTokens": P + len(rows_ids[b])})
         return out
+
+
+def pack_outputs(e: torch.Tensor, w: torch.Tensor, h: torch.Tensor, logp: torch.Tensor):
+    """One flat float32 tensor of a batch's outputs (expert ids int32 bit-cast; the log-probs are float32
+    values on a GPU, see log_softmax_at), and the shapes to take it apart again."""
+    shapes = [tuple(e.shape), tuple(w.shape), tuple(h.shape), tuple(logp.shape)]
+    flat = torch.cat([e.to(torch.int32).contiguous().view(torch.float32).reshape(-1), w.float().reshape(-1), h.float().reshape(-1), logp.float().reshape(-1)])
+    return flat, shapes
+
+
+def unpack_outputs(host: np.ndarray, shapes):
+    """Inverse of pack_outputs over the host copy: expert ids int32, weights and entropy float32, log-probs float64."""
+    out, at = [], 0
+    for i, shape in enumerate(shapes):
+        n = int(np.prod(shape))
+        a = host[at : at + n].reshape(shape)
+        out.append(a.view(np.int32) if i == 0 else a.astype(np.float64) if i == 3 else a)
+        at += n
+    return tuple(out)
 
 
 def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
