@@ -130,6 +130,16 @@ export function createAccumulator(shape: AccumulatorShape, scope: TokenScope, op
   };
 }
 
+/** Empties an accumulator in place: a per-batch accumulator reused batch after batch allocates nothing. */
+export function clearAccumulator(acc: RunAccumulator): void {
+  acc.questions = 0;
+  acc.correct = 0;
+  acc.scopeTokens = 0;
+  for (const a of [acc.entropySum, acc.entropyHist, acc.top1Sum, acc.topKMassSum, acc.answerUse, acc.answerCorrect, acc.activationCorrect, acc.pairs])
+    a.fill(0);
+  acc.subjects = [];
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Folding one question
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { loadDataset } from '../mmlu/load';
 import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
-import { addRecord, createAccumulator, mergeInto, toDelta, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
+import { addRecord, clearAccumulator, createAccumulator, mergeInto, toDelta, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
 import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
@@ -501,6 +501,8 @@ async function runBatches(
   const { opts } = run;
   // Records are synced at most a second apart rather than one fsync per batch (which dominated a fast run).
   const writer = new RecordWriter(opts.runDir, RECORD_SYNC_MS);
+  // One batch accumulator, emptied for each batch: allocating one per batch cost more than the batch's statistics.
+  const batchAcc = createAccumulator({ numLayers: run.model.numLayers, numExperts: run.model.numExperts, topK: run.model.topK }, opts.tokenScope);
   let lastSummaryAt = Date.now();
   try {
     for (const planned of batches) {
@@ -508,7 +510,7 @@ async function runBatches(
       const batch = planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id));
       if (batch.length === 0) continue;
       if (run.signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-      const { rec, batchAcc } = await scoreBatch(run, planned, batch, seconds);
+      const rec = await scoreBatch(run, planned, batch, batchAcc, seconds);
       const w0 = performance.now();
       writer.append(rec);
       seconds.write += (performance.now() - w0) / 1000;
@@ -538,9 +540,10 @@ async function scoreBatch(
   run: RunContext,
   planned: PlannedBatch,
   batch: PlannedQuestion[],
+  batchAcc: RunAccumulator,
   seconds: { score: number },
-): Promise<{ rec: BatchRecord; batchAcc: RunAccumulator }> {
-  const { opts, model } = run;
+): Promise<BatchRecord> {
+  const { opts } = run;
   const group = planned.group;
   const bt0 = Date.now();
   const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
@@ -557,7 +560,7 @@ async function scoreBatch(
     run.signal,
   );
   seconds.score += (performance.now() - s0) / 1000;
-  const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
+  clearAccumulator(batchAcc);
   const results: QuestionResult[] = res.items.map((r, j) => questionResult(batch[j], r, batchAcc));
   const batchSeconds = (Date.now() - bt0) / 1000;
   const tokens = {
@@ -565,8 +568,7 @@ async function scoreBatch(
     padding: res.paddingTokens,
     prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
   };
-  const rec: BatchRecord = { batch: planned.index, questions: results, delta: toDelta(batchAcc), tokens, seconds: batchSeconds };
-  return { rec, batchAcc };
+  return { batch: planned.index, questions: results, delta: toDelta(batchAcc), tokens, seconds: batchSeconds };
 }
 
 /** One question's result, its routing added to the batch's statistics. */
