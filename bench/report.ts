@@ -180,9 +180,37 @@ const parts: string[] = [
   '',
 ];
 const engine = read('engine');
+/** The whole run minus the model (issue 22): bench/nullModel.ts. */
+function nullModelSection(r: Json): string[] {
+  const stages = ['load', 'dataset', 'manifest', 'plan', 'resume', 'score calls', 'accumulate', 'record writes', 'summary'];
+  const out = [
+    '## The whole run minus the model (issue 22)',
+    '',
+    `A full 5-shot MMLU pass (test split, ${big(r.runs[0]?.questions ?? 0)} questions, batch 8, answer scope) through the real runner with a null engine`,
+    "(the demo model's real config and tokenizer; score requests answered at once with right-shaped arrays), in-process and through the engine",
+    `process protocol, cold (no plan cache) and with the plan cached. Targets: <= ${r.targets.coldSeconds} s cold, <= ${r.targets.cachedSeconds} s cached.`,
+    `Measured ${r.date} on ${r.machine.cpus} cores (${r.machine.cpuModel}), Node ${r.machine.node}, load average ${r.machine.load1?.toFixed?.(1) ?? '?'} while it ran:`,
+    'the machine was shared, so the seconds are as measured under that load, not what an idle machine gives.',
+    '',
+    `| transport | plan | seconds | target met | ${stages.join(' | ')} |`,
+    `|---|---|---:|---|${stages.map(() => '---:').join('|')}|`,
+  ];
+  for (const x of r.runs) {
+    out.push(
+      `| ${x.transport} | ${x.plan} | ${f1(x.seconds)} | ${x.meetsTarget ? 'yes' : 'no'} | ${stages.map((s) => pct(x.stageShares[s] ?? 0)).join(' | ')} |`,
+    );
+  }
+  out.push('', "Stage shares are of the run's wall time. Planning:", '');
+  for (const x of r.runs) if (x.planLog) out.push(`- ${x.transport}, ${x.plan}: ${x.planLog.replace(/ from \/.*$/, ' from the plan cache')}`);
+  out.push('');
+  return out;
+}
+
 if (engine) parts.push(...engineSection(engine));
 const ev = read('eval');
 if (ev) parts.push(...evalSection(ev));
+const nullModel = read('null-model');
+if (nullModel) parts.push(...nullModelSection(nullModel));
 const weights = read('weights');
 if (weights) parts.push(...weightsSection(weights));
 const web = read('webview-render');

@@ -9,6 +9,7 @@ node esbuild.mjs
 mkdir -p bench/results
 node dist/bench/engine.js "$@" > /dev/null
 node dist/bench/eval.js "$@" > /dev/null
+node dist/bench/nullModel.js "$@" > /dev/null
 node dist/bench/weights.js > /dev/null
 # The engines side by side needs the PyTorch engine's Python (scripts/setup-python.sh or MOE_SCOPE_PYTHON).
 if [ -n "${MOE_SCOPE_PYTHON:-}" ] || [ -x .venv/bin/python ]; then node dist/bench/engines.js "$@" > /dev/null; else echo "no Python for the PyTorch engine (run scripts/setup-python.sh): skipping bench/engines.ts" >&2; fi

@@ -45,6 +45,7 @@ def main() -> None:
         load_s = stats.get("load", {}).get("seconds", 0.0)
         score_s = stats.get("score", {}).get("seconds", 0.0)
         tok_s = stats.get("tokenize", {}).get("seconds", 0.0)
+        forward_s = stats.get("forward", {}).get("seconds", 0.0)
         q = summary["questions"]
         computed = summary["tokens"]["computed"]
         res["eval"] = {
@@ -70,13 +71,19 @@ def main() -> None:
                 "workerScore": score_s,
                 "workerScoreCalls": stats.get("score", {}).get("calls", 0),
                 "outsideWorker": round(secs - load_s - score_s - tok_s, 2),
+                # Scoring forwards only (the worker times them with CUDA events, or the clock on a CPU).
+                "forwardSeconds": forward_s,
+                # Everything else of the run after the model load: planning, batching, transfer, routing
+                # statistics, records. What the GPU path must keep small.
+                "outsideForwardShare": round(1 - forward_s / max(secs - load_s, 1e-9), 3),
             },
         }
         e = res["eval"]
         lines.append(
             f"eval: {q} questions in {secs:.1f} s wall ({e['secondsExcludingLoad']:.1f} s without the {load_s:.1f} s model load): "
             f"{e['questionsPerSecond']} questions/s, {e['computedTokensPerSecond']:.0f} computed tokens/s; "
-            f"worker score {score_s:.1f} s, tokenize {tok_s:.1f} s, outside the worker {e['timeBreakdown']['outsideWorker']:.1f} s"
+            f"worker score {score_s:.1f} s (forward {forward_s:.1f} s), tokenize {tok_s:.1f} s, outside the worker {e['timeBreakdown']['outsideWorker']:.1f} s; "
+            f"{100 * e['timeBreakdown']['outsideForwardShare']:.0f}% of the run outside the forward pass"
         )
     elif wall:
         res["eval"] = {"exitCode": wall["exitCode"], "error": "no summary.json"}

@@ -51,7 +51,7 @@ mkdir -p "$W/app" "$W/mmlu"
 tar -xJf .gpu/app.tar.xz -C "$W/app" || die "app.tar.xz"
 tar -xJf .gpu/mmlu.tar.xz -C "$W/mmlu" || die "mmlu.tar.xz"
 NODE=$W/node
-export NODE_OPTIONS="--max-old-space-size=8192"  # the planner holds every prompt's token spans (~1.5 GB for MMLU)
+export NODE_OPTIONS="--max-old-space-size=8192"  # headroom for the run's plan and routing statistics
 "$NODE" --version >/dev/null || die "the carried node binary does not run here"
 "$PY" -c 'import torch, transformers, safetensors, tokenizers; print("torch", torch.__version__, "cuda", torch.cuda.is_available(), "transformers", transformers.__version__)' >&2 || die "$PY lacks torch/transformers/tokenizers"
 "$PY" -m moe_scope_worker --check >"$W/environment.json" 2>/dev/null || true

@@ -26,7 +26,29 @@ MEMORY_MARGIN = 1.15
 # values: a shared prefix is recomputed with each item instead of copied from a cache. (Sliding-window and
 # chunked-attention caches are found at load, Engine._probe.)
 PREFIX_RECOMPUTED = ("qwen3_next", "qwen3_5_moe", "granitemoehybrid", "minimax", "jamba", "lfm2_moe", "kimi_linear")
+# On the CPU a fixed number; on a GPU sized by tokens from the memory left after loading (score_positions).
 KV_POSITIONS_PER_FORWARD = int(os.environ.get("MOE_SCOPE_KV_POSITIONS", 65536))
+# Share of the free device memory one scoring forward may use for its positions.
+GPU_FORWARD_MEMORY_SHARE = 0.5
+
+
+def score_positions(device: torch.device, config: dict, dtype: torch.dtype) -> int:
+    """Positions (batch rows x (prefix + item)) one scoring forward holds: fixed on the CPU; on a GPU what
+    half the free memory after loading holds, at the keys and values plus a generous allowance for the
+    activations, router logits and expert buffers of each position (MOE_SCOPE_KV_POSITIONS overrides)."""
+    if "MOE_SCOPE_KV_POSITIONS" in os.environ or device.type != "cuda":
+        return KV_POSITIONS_PER_FORWARD
+    text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+    layers = int(text.get("num_hidden_layers", 1))
+    hidden = int(text.get("hidden_size", 1))
+    heads = int(text.get("num_attention_heads", 1))
+    kv_heads = int(text.get("num_key_value_heads", heads) or heads)
+    head_dim = int(text.get("head_dim") or hidden // max(heads, 1))
+    experts = int(text.get("num_experts") or text.get("num_local_experts") or 1)
+    element = torch.tensor([], dtype=dtype).element_size()
+    per_position = 2 * layers * kv_heads * head_dim * element + 16 * hidden * element + 4 * layers * experts
+    free, _total = torch.cuda.mem_get_info(device)
+    return max(4096, min(1 << 21, int(free * GPU_FORWARD_MEMORY_SHARE) // per_position))
 
 
 class Cancelled(Exception):
@@ -65,6 +87,11 @@ class Engine:
         dump = os.environ.get("MOE_SCOPE_BENCH_DUMP_PROMPTS")
         # The GPU benchmark's plain-loop baseline replays exactly the prompts the engine scored.
         self.dump = open(dump, "ab") if dump else None
+        # The GPU benchmark's share of the run outside the forward pass: seconds inside scoring forwards
+        # (CUDA events, read at the batch's one synchronisation, so timing adds no host sync).
+        self.time_forward = bool(os.environ.get("MOE_SCOPE_BENCH_STATS"))
+        self.forward_seconds = 0.0
+        self._forward_events: list = []
 
     # -- load ---------------------------------------------------------------------------------
     def load(self, model_path: str, options: dict) -> dict:
@@ -119,6 +146,9 @@ class Engine:
         self.model, self.tokenizer, self.rule, self.device = model, tokenizer, rule, device
         self._probe(rule)
         self.interventions = RouterInterventions(self.capture, rule["numExperts"], rule["topK"])
+        self.positions_per_forward = score_positions(device, config, dtype)
+        # Logged, not in the model info: it follows the free memory, and a run's manifest must not.
+        self.log("info", f"scoring forwards hold up to {self.positions_per_forward} positions on {describe_device(device)}")
         self.answer_ids = answer_ids
         demo = config.get("moe_scope_demo")
         self.info = {
@@ -142,6 +172,8 @@ class Engine:
             "loadMs": int((time.time() - t0) * 1000),
             "engine": "pytorch",
             "device": describe_device(device),
+            # What transformers runs the experts with (e.g. grouped_mm, batched_mm, eager): kernels differ in numerics.
+            "expertsImplementation": str(getattr(model.config, "_experts_implementation", None) or "eager"),
         }
         if isinstance(demo, str):
             self.info["demo"] = {"note": demo}
@@ -240,7 +272,10 @@ class Engine:
         for b, row in enumerate(batch):
             ids[b, : len(row)] = torch.tensor(row, dtype=torch.long)
             mask[b, prefix_len : prefix_len + len(row)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        if self.device.type == "cuda":
+            ids, mask = ids.pin_memory().to(self.device, non_blocking=True), mask.pin_memory().to(self.device, non_blocking=True)
+        else:
+            ids, mask = ids.to(self.device), mask.to(self.device)
         self.capture.begin()
         out = self._decoder(self.model)(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=want_cache)
         return out.last_hidden_state, self.capture.end(), out.past_key_values if want_cache else None
@@ -351,7 +386,7 @@ class Engine:
                     prefix, reused = self.prefix, True
                 else:
                     self.prefix = None
-                    hidden, router, cache = self._forward([pids], None, 0, True)
+                    hidden, router, cache = self._timed(lambda: self._forward([pids], None, 0, True))
                     computed += len(pids)
                     _, e, w, h = self._routing(router)
                     prefix = {"key": pspec.get("key"), "ids": pids, "intervention": iv_key, "kv": _cache_layers(cache), "routing": (e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy())}
@@ -372,8 +407,10 @@ class Engine:
                 parts = [self._score_rows([inline + r for r in chunk], None, 0, P + S, positions, K, skip=P) for chunk in self._chunks(rows_ids, 0, P + S)]
             else:
                 parts = [self._score_rows(chunk, prefix, P, S, positions, K) for chunk in self._chunks(rows_ids, P, S)]
-            e, w, h = (np.concatenate([p[i] for p in parts], axis=1) for i in range(3))
-            logp = np.concatenate([p[3] for p in parts])
+            # Every piece stays on the device; the batch's outputs come to the host in one copy.
+            e, w, h = (torch.cat([p[i] for p in parts], dim=1) for i in range(3))
+            logp = torch.cat([p[3] for p in parts])
+            e, w, h, logp = self._to_host(e, w, h, logp)
         if self.dump:
             for r in rows_ids:
                 full = np.asarray((prefix["ids"] if prefix else []) + r, dtype=np.int32)
@@ -392,7 +429,7 @@ class Engine:
     def _chunks(self, rows, P: int, S: int):
         """The batch in pieces whose keys and values (prefix copies included) stay within a fixed number
         of positions, so a subject with long prompts cannot exhaust the device's memory."""
-        per = max(1, KV_POSITIONS_PER_FORWARD // (P + S))
+        per = max(1, getattr(self, "positions_per_forward", KV_POSITIONS_PER_FORWARD) // (P + S))
         return [rows[i : i + per] for i in range(0, len(rows), per)]
 
     def _prefix_cache_works(self) -> bool:
@@ -404,17 +441,48 @@ class Engine:
         routing of the positions asked for, [L, R, K] / [L, R], and answer log-probs [B, 4], on the host."""
         B = len(rows)
         past = _batch_cache(prefix["kv"], B) if prefix else None
-        hidden, router, _ = self._forward(rows, past, P, False, pad_to=S)
-        lens = torch.tensor([len(r) for r in rows], device=self.device)
-        last = torch.arange(B, device=self.device) * S + lens - 1
+        hidden, router, _ = self._timed(lambda: self._forward(rows, past, P, False, pad_to=S))
+        # Row indices are built on the host from the known lengths: nothing waits for the device here.
+        lens = [len(r) for r in rows]
+        last_rows = [b * S + n - 1 for b, n in enumerate(lens)]
+        last = torch.tensor(last_rows, device=self.device)
         logp, _ = self._answer_log_probs(hidden.reshape(B * S, -1)[last])
         if positions == "last":
             sel = last
         else:
             first = skip if positions == "item" else 0
-            sel = torch.cat([torch.arange(b * S + first, b * S + n, device=self.device) for b, n in enumerate(lens.tolist())])
+            sel = torch.tensor([b * S + t for b, n in enumerate(lens) for t in range(first, n)], device=self.device)
         _, e, w, h = self._routing(router, select=sel)
-        return e.cpu().numpy(), w.cpu().numpy(), h.cpu().numpy(), logp.cpu().numpy()
+        return e, w, h, logp
+
+    def _timed(self, forward):
+        if not self.time_forward:
+            return forward()
+        if self.device.type != "cuda":
+            t0 = time.perf_counter()
+            out = forward()
+            self.forward_seconds += time.perf_counter() - t0
+            return out
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        out = forward()
+        end.record()
+        self._forward_events.append((start, end))
+        return out
+
+    def _to_host(self, e: torch.Tensor, w: torch.Tensor, h: torch.Tensor, logp: torch.Tensor):
+        """The batch's routing and answer log-probs as numpy arrays. On a GPU: packed into one float32
+        buffer (expert ids bit-cast, log-probs are float32 values there), copied once into pinned host
+        memory, one synchronisation. On the CPU the tensors already are host memory."""
+        if self.device.type != "cuda":
+            return e.numpy(), w.numpy(), h.numpy(), logp.numpy()
+        flat, shapes = pack_outputs(e, w, h, logp)
+        host = torch.empty(flat.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(flat, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        self.forward_seconds += sum(a.elapsed_time(b) for a, b in self._forward_events) / 1000
+        self._forward_events.clear()
+        return unpack_outputs(host.numpy(), shapes)
 
     def _item_routings(self, items, rows_ids, positions, prefix, e, w, h, logp, L, K, inline: int = 0):
         """One flat array per field for the whole batch, item-major, each item [layers][tokens][slot];
@@ -453,6 +521,25 @@ class Engine:
             oh += L * T
             out.append({"key": items[b].get("key"), "answerLogProbs": [float(x) for x in logp[b]], "routing": routing, "routingStart": start, "promptTokens": P + len(rows_ids[b])})
         return out
+
+
+def pack_outputs(e: torch.Tensor, w: torch.Tensor, h: torch.Tensor, logp: torch.Tensor):
+    """One flat float32 tensor of a batch's outputs (expert ids int32 bit-cast; the log-probs are float32
+    values on a GPU, see log_softmax_at), and the shapes to take it apart again."""
+    shapes = [tuple(e.shape), tuple(w.shape), tuple(h.shape), tuple(logp.shape)]
+    flat = torch.cat([e.to(torch.int32).contiguous().view(torch.float32).reshape(-1), w.float().reshape(-1), h.float().reshape(-1), logp.float().reshape(-1)])
+    return flat, shapes
+
+
+def unpack_outputs(host: np.ndarray, shapes):
+    """Inverse of pack_outputs over the host copy: expert ids int32, weights and entropy float32, log-probs float64."""
+    out, at = [], 0
+    for i, shape in enumerate(shapes):
+        n = int(np.prod(shape))
+        a = host[at : at + n].reshape(shape)
+        out.append(a.view(np.int32) if i == 0 else a.astype(np.float64) if i == 3 else a)
+        at += n
+    return tuple(out)
 
 
 def _cache_layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:

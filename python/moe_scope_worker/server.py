@@ -34,7 +34,9 @@ class Server:
             import json
 
             with open(self.stats_file, "w") as f:
-                json.dump({m: {"seconds": round(v[0], 3), "calls": int(v[1])} for m, v in self.stats.items()}, f)
+                stats = {m: {"seconds": round(v[0], 3), "calls": int(v[1])} for m, v in self.stats.items()}
+                stats["forward"] = {"seconds": round(self.engine.forward_seconds, 3)}
+                json.dump(stats, f)
 
     def send(self, message) -> None:
         frame = framing.encode(message)

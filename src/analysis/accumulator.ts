@@ -1,7 +1,7 @@
 import type { LayerSummary, RunSummary, SubjectSummary, TokenScope } from '../shared/protocol';
 import { analysisDefinitions } from './definitions';
 import { isTokenScope, scopeRange, tokenScopeDefinition } from './scope';
-import { decodeCounts, encodeCounts } from './sparse';
+import { decodeCounts, encodeCounts, encodeNonZeroCounts } from './sparse';
 import type { RoutingRecord } from './types';
 
 /*
@@ -128,6 +128,16 @@ export function createAccumulator(shape: AccumulatorShape, scope: TokenScope, op
     pairs: zeros(L * E * E),
     subjects: [],
   };
+}
+
+/** Empties an accumulator in place: a per-batch accumulator reused batch after batch allocates nothing. */
+export function clearAccumulator(acc: RunAccumulator): void {
+  acc.questions = 0;
+  acc.correct = 0;
+  acc.scopeTokens = 0;
+  for (const a of [acc.entropySum, acc.entropyHist, acc.top1Sum, acc.topKMassSum, acc.answerUse, acc.answerCorrect, acc.activationCorrect, acc.pairs])
+    a.fill(0);
+  acc.subjects = [];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -423,7 +433,7 @@ export function toDelta(acc: RunAccumulator): AccumulatorDelta {
     answerUse: encodeCounts(acc.answerUse),
     answerCorrect: encodeCounts(acc.answerCorrect),
     activationCorrect: encodeCounts(acc.activationCorrect),
-    pairs: encodeCounts(upperTriangles(acc.pairs, acc.numLayers, acc.numExperts)),
+    pairs: encodeUpperTriangles(acc.pairs, acc.numLayers, acc.numExperts),
     subjects: acc.subjects
       .slice()
       .sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0))
@@ -440,13 +450,28 @@ export function encodeDelta(acc: RunAccumulator): string {
   return JSON.stringify(toDelta(acc));
 }
 
-/** Per layer, the pair counts above the diagonal, row by row: the whole of a symmetric zero-diagonal matrix. */
-function upperTriangles(pairs: readonly number[], L: number, E: number): number[] {
-  const out: number[] = [];
+/**
+ * encodeCounts of the pair counts above the diagonal, row by row (the whole of a symmetric zero-diagonal
+ * matrix), from the non-zero cells: one pass and no copy of the
+ * triangles, which are mostly zeros in a batch's delta (this runs once per batch record).
+ */
+function encodeUpperTriangles(pairs: readonly number[], L: number, E: number): string {
+  const indices: number[] = [];
+  const values: number[] = [];
+  let i = 0;
   for (let l = 0; l < L; l++) {
-    for (let a = 0; a < E; a++) for (let b = a + 1; b < E; b++) out.push(pairs[(l * E + a) * E + b]!);
+    for (let a = 0; a < E; a++) {
+      const row = (l * E + a) * E;
+      for (let b = a + 1; b < E; b++, i++) {
+        const v = pairs[row + b]!;
+        if (v !== 0) {
+          indices.push(i);
+          values.push(v);
+        }
+      }
+    }
   }
-  return out;
+  return encodeNonZeroCounts(i, indices, values);
 }
 
 function symmetricFromTriangles(tri: readonly number[], L: number, E: number): number[] {

@@ -78,6 +78,53 @@ export function encodeCounts(values: ArrayLike<number>): string {
   return out.join('');
 }
 
+/**
+ * encodeCounts of an array of `length` given by its non-zero entries (indices ascending): the same text, in
+ * time proportional to the non-zero entries (a zero is one character in the dense layout, none in the sparse).
+ */
+export function encodeNonZeroCounts(length: number, indices: ArrayLike<number>, values: ArrayLike<number>): string {
+  let denseLen = length;
+  let sparseLen = 0;
+  let prev = -1;
+  for (let j = 0; j < indices.length; j++) {
+    const i = indices[j]!;
+    const v = values[j]!;
+    checkCount(v, i);
+    denseLen += varintLength(v) - 1;
+    const gap = i - prev - 1;
+    sparseLen += v === 1 ? varintLength(2 * gap) : varintLength(2 * gap + 1) + varintLength(v - 2);
+    prev = i;
+  }
+  const out: string[] = [];
+  if (sparseLen <= denseLen) {
+    out.push('s');
+    prev = -1;
+    for (let j = 0; j < indices.length; j++) {
+      const i = indices[j]!;
+      const v = values[j]!;
+      const gap = i - prev - 1;
+      if (v === 1) {
+        pushVarint(out, 2 * gap);
+      } else {
+        pushVarint(out, 2 * gap + 1);
+        pushVarint(out, v - 2);
+      }
+      prev = i;
+    }
+  } else {
+    out.push('d');
+    let next = 0;
+    for (let j = 0; j < indices.length; j++) {
+      const i = indices[j]!;
+      for (; next < i; next++) out.push(ALPHABET[0]!);
+      pushVarint(out, values[j]!);
+      next = i + 1;
+    }
+    for (; next < length; next++) out.push(ALPHABET[0]!);
+  }
+  return out.join('');
+}
+
 /** Inverse of encodeCounts; throws on anything malformed, since deltas are read back from files. */
 export function decodeCounts(text: unknown, length: number, what: string): number[] {
   if (typeof text !== 'string' || text.length === 0) throw new Error(`${what}: expected an encoded count string`);

@@ -9,12 +9,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import { loadDataset } from '../mmlu/load';
-import { buildPrompt } from '../mmlu/prompt';
 import { categoryOf } from '../mmlu/categories';
 import type { MmluDataset, MmluQuestion } from '../mmlu/types';
-import { addRecord, createAccumulator, encodeDelta, mergeInto, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
+import { addRecord, clearAccumulator, createAccumulator, mergeInto, toDelta, summarizeAccumulator, type RunAccumulator } from '../analysis/accumulator';
 import { tokenScopeDefinition } from '../analysis/scope';
 import { describeIntervention, isEmptyIntervention, normalizeIntervention, validateIntervention } from '../analysis/interventions';
 import type { RoutingRecord } from '../analysis/types';
@@ -30,8 +28,8 @@ import {
   type RoutingPositions,
   type RunSummary,
   type ScoreItem,
+  type ScoreItemResult,
   type TokenScope,
-  type TokenSpan,
 } from '../shared/protocol';
 import {
   MANIFEST,
@@ -50,8 +48,12 @@ import {
 } from './runFolder';
 import { InputError } from '../shared/inputError';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
-import { modelFingerprint } from './fingerprint';
+import { defaultHashCache, modelFingerprint } from './fingerprint';
+import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
+import { planEvaluation, promptIds, sha, type EvalPlan, type PlannedQuestion, type PrefixGroup } from './plan';
+
+export { planEvaluation, planByWholePrompts, type EvalPlan } from './plan';
 
 export interface EvalOptions {
   modelPath: string;
@@ -73,6 +75,8 @@ export interface EvalOptions {
   shard?: ShardSpec;
   /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
   intervention?: RouterIntervention;
+  /** Read and write the plan cache (default); off to measure planning or to plan from scratch. */
+  planCache?: boolean;
 }
 
 export interface EvalProgress {
@@ -90,7 +94,27 @@ export interface EvalProgress {
 export interface EvalHooks {
   signal?: AbortSignal;
   onProgress?: (p: EvalProgress) => void;
+  /** Seconds spent in each stage of the run (benchmarks): called once per stage, the batch loop's parts at its end. */
+  onStage?: (stage: EvalStage, seconds: number) => void;
   onLog?: (message: string) => void;
+}
+
+export type EvalStage = 'load' | 'dataset' | 'manifest' | 'plan' | 'resume' | 'score calls' | 'accumulate' | 'record writes' | 'summary';
+
+/** Reports the time since the previous lap as the named stage. */
+class StageClock {
+  private last = performance.now();
+  constructor(private readonly report: EvalHooks['onStage']) {}
+  lap(stage: EvalStage): void {
+    const now = performance.now();
+    this.report?.(stage, (now - this.last) / 1000);
+    this.last = now;
+  }
+  /** Reports stages measured elsewhere that together took the time since the previous lap. */
+  split(stages: Partial<Record<EvalStage, number>>): void {
+    for (const [stage, seconds] of Object.entries(stages)) this.report?.(stage as EvalStage, seconds);
+    this.last = performance.now();
+  }
 }
 
 export interface EvalOutcome {
@@ -98,31 +122,6 @@ export interface EvalOutcome {
   cancelled: boolean;
   resumedQuestions: number;
   runDir: string;
-}
-
-/** One question ready to score. */
-interface PlannedQuestion {
-  question: MmluQuestion & { answer: 0 | 1 | 2 | 3 };
-  ids: number[];
-  tokens: TokenSpan[];
-  questionTokens: [number, number];
-  shotsUsed: number;
-}
-
-interface PrefixGroup {
-  key: string;
-  subject: string;
-  prefixIds: number[];
-  questions: PlannedQuestion[];
-}
-
-export interface EvalPlan {
-  groups: PrefixGroup[];
-  skipped: { id: string; reason: string }[];
-  /** Tokens of every full prompt (what a run without prefix reuse computes, padding aside). */
-  promptTokens: number;
-  /** Tokens a run with prefix reuse computes: each group's prefix once plus every question's suffix. */
-  reusedTokens: number;
 }
 
 const progressLine = (p: EvalProgress) =>
@@ -137,12 +136,6 @@ export function formatSeconds(s: number): string {
   const sec = Math.round(s % 60);
   return h ? `${h}h${String(m).padStart(2, '0')}m` : m ? `${m}m${String(sec).padStart(2, '0')}s` : `${sec}s`;
 }
-
-/**
- * A question longer than this many characters per context token is rejected before tokenization. Real
- * tokenizers average a few characters per token; 32 leaves a wide margin yet bounds the work.
- */
-const MAX_CHARS_PER_TOKEN = 32;
 
 /** Loads the evaluated split and the dev split (the shot pool) and applies the subject filter and limit. */
 export async function selectQuestions(
@@ -183,79 +176,11 @@ export async function selectQuestions(
   return { dataset, questions, dev };
 }
 
-/** Tokenises every prompt and groups questions by their shared prefix. */
-export async function planEvaluation(
-  backend: InferenceBackend,
-  model: Pick<ModelInfo, 'maxPositions'>,
-  questions: MmluQuestion[],
-  dev: MmluQuestion[],
-  shots: number,
-  signal?: AbortSignal,
-): Promise<EvalPlan> {
-  const plan: EvalPlan = { groups: [], skipped: [], promptTokens: 0, reusedTokens: 0 };
-  const bySubject = new Map<string, MmluQuestion[]>();
-  for (const q of questions) {
-    if (q.answer === null) {
-      plan.skipped.push({ id: q.id, reason: 'no gold answer' });
-      continue;
-    }
-    const chars = q.question.length + q.choices.reduce((a, c) => a + c.length, 0);
-    if (chars > model.maxPositions * MAX_CHARS_PER_TOKEN) {
-      // Rejected unseen: tokenizing megabytes only to learn they cannot fit costs minutes and memory.
-      plan.skipped.push({ id: q.id, reason: `${chars} characters (${q.source.file}:${q.source.line}) cannot fit the context of ${model.maxPositions} tokens` });
-      continue;
-    }
-    bySubject.set(q.subject, [...(bySubject.get(q.subject) ?? []), q]);
-  }
-  for (const [subject, qs] of [...bySubject.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
-    if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-    // A dev question too long for any prompt would make every prompt of its subject huge to tokenize.
-    const shotPool = dev.filter(
-      (d) => d.subject === subject && d.question.length + d.choices.reduce((a, c) => a + c.length, 0) <= model.maxPositions * MAX_CHARS_PER_TOKEN,
-    );
-    // Every prompt first gets all its shots; one that exceeds the model's context loses shots from the
-    // last until it fits (as the original MMLU script does), and then shares a prefix with fewer shots.
-    let pending = qs.map((q) => ({ q, shots: Math.min(shots, shotPool.length) }));
-    const fitted: { q: MmluQuestion; built: ReturnType<typeof buildPrompt>; ids: number[]; tokens: TokenSpan[] }[] = [];
-    while (pending.length) {
-      const built = pending.map((p) => buildPrompt(p.q, shotPool, p.shots));
-      const enc = await backend.call('tokenize', { texts: built.map((b) => b.text) }, signal);
-      const retry: typeof pending = [];
-      pending.forEach((p, i) => {
-        if (enc[i].ids.length <= model.maxPositions) fitted.push({ q: p.q, built: built[i], ids: enc[i].ids, tokens: enc[i].tokens });
-        else if (built[i].shotsUsed > 0) retry.push({ q: p.q, shots: built[i].shotsUsed - 1 });
-        else plan.skipped.push({ id: p.q.id, reason: `${enc[i].ids.length} tokens exceed the context of ${model.maxPositions} even without shots` });
-      });
-      pending = retry;
-    }
-    const groups = new Map<string, typeof fitted>();
-    for (const f of fitted) groups.set(f.built.prefix, [...(groups.get(f.built.prefix) ?? []), f]);
-    for (const [prefixText, items] of groups) {
-      const [prefixEnc] = await backend.call('tokenize', { texts: [prefixText] }, signal);
-      // The prefix alone may tokenize differently at its end than inside a prompt ("\n\n" + question),
-      // so the shared part is the longest common run of ids, never more than any prompt minus its last token.
-      let common = prefixEnc.ids.length;
-      for (const f of items) common = Math.min(common, commonPrefix(prefixEnc.ids, f.ids), f.ids.length - 1);
-      const planned: PlannedQuestion[] = items.map((f) => ({
-        question: f.q as PlannedQuestion['question'],
-        ids: f.ids,
-        tokens: f.tokens,
-        questionTokens: tokenRange(f.tokens, f.built.questionRange),
-        shotsUsed: f.built.shotsUsed,
-      }));
-      const prefix = items[0].ids.slice(0, common);
-      plan.groups.push({ key: `${subject}:${sha(prefix.join(','))}`, subject, prefixIds: prefix, questions: planned });
-      plan.promptTokens += planned.reduce((a, p) => a + p.ids.length, 0);
-      plan.reusedTokens += common + planned.reduce((a, p) => a + p.ids.length - common, 0);
-    }
-  }
-  return plan;
-}
-
 export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions, hooks: EvalHooks = {}): Promise<EvalOutcome> {
   const log = hooks.onLog ?? (() => {});
   const signal = hooks.signal;
   const t0 = Date.now();
+  const clock = new StageClock(hooks.onStage);
   // The lock comes first, so a second writer is refused before it spends time loading anything.
   fs.mkdirSync(opts.runDir, { recursive: true });
   const lock = acquireRunLock(opts.runDir);
@@ -264,32 +189,86 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
     if (model.providerNote) log(model.providerNote);
     log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
     if (model.demo) log(`note: ${model.demo.note}`);
+    clock.lap('load');
     if (opts.intervention && !isEmptyIntervention(opts.intervention)) {
       validateIntervention(opts.intervention, model, 'router intervention');
       log(`router intervention: ${describeIntervention(opts.intervention, model.numLayers)}`);
     }
     const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
-    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock });
+    clock.lap('dataset');
+    return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock, clock });
   } finally {
     lock.release();
   }
 }
 
-/** The part of a run that reads and writes the run folder: only ever entered holding its lock. */
+/** How long a written record may wait for its fsync (see RecordWriter). */
+const RECORD_SYNC_MS = 1000;
+
+/** What every step of a locked run reads: the options, the loaded model and the hooks. */
+interface RunContext {
+  backend: InferenceBackend;
+  opts: EvalOptions;
+  model: ModelInfo;
+  intervention: RouterIntervention | undefined;
+  log: (message: string) => void;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * The part of a run that reads and writes the run folder: only ever entered holding its lock. A sequence
+ * of steps: manifest, plan, shard, resume, records, batch loop (with progress), summary.
+ */
 async function evaluateLocked(
   backend: InferenceBackend,
   opts: EvalOptions,
   hooks: EvalHooks,
-  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock },
+  ctx: { model: ModelInfo; dataset: MmluDataset; questions: MmluQuestion[]; dev: MmluQuestion[]; t0: number; lock: RunLock; clock: StageClock },
 ): Promise<EvalOutcome> {
-  const { model, dataset, questions, dev, t0, lock } = ctx;
-  const intervention = isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!);
-  const log = hooks.onLog ?? (() => {});
-  const signal = hooks.signal;
-  if (lock.tookOverFrom) log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const { model, dataset, questions, dev, t0, lock, clock } = ctx;
+  const run: RunContext = {
+    backend,
+    opts,
+    model,
+    intervention: isEmptyIntervention(opts.intervention) ? undefined : normalizeIntervention(opts.intervention!),
+    log: hooks.onLog ?? (() => {}),
+    signal: hooks.signal,
+  };
+  if (lock.tookOverFrom) run.log(`took over the lock left by ${describeHolder(lock.tookOverFrom)}, which is no longer running`);
+  const manifest = await buildManifest(run, dataset, questions.length);
+  clock.lap('manifest');
+  // The batch plan comes before the manifest check: a shard's manifest names its batches.
+  const plan = await planRun(run, manifest, questions, dev);
+  clock.lap('plan');
+  const batches = selectShardBatches(run, planBatches(plan, opts.batchSize, opts.reusePrefix !== false), manifest);
+  reconcileManifest(opts.runDir, manifest);
+  const resumed = resumeRecords(run, manifest, questions);
+  const progress = new ProgressTracker(
+    batches.reduce((a, b) => a + b.questions.length, 0),
+    resumed.recorded,
+    hooks.onProgress,
+  );
+  if (resumed.recorded.done.size) run.log(`resuming: ${resumed.recorded.done.size} of ${progress.total} questions already recorded`);
+  clock.lap('resume');
+  const summarize = (complete: boolean) =>
+    finishSummary(resumed.acc, manifest, model, complete, progress.tokens, resumed.recorded.seconds + (Date.now() - t0) / 1000);
+  const loop = { score: 0, write: 0 };
+  const loopStart = performance.now();
+  const cancelled = await runBatches(run, batches, resumed, progress, summarize, loop);
+  // The loop's own work (results, routing statistics, deltas, progress) is what the score calls and writes leave.
+  clock.split({ 'score calls': loop.score, 'record writes': loop.write, accumulate: (performance.now() - loopStart) / 1000 - loop.score - loop.write });
+  const summary = summarize(!cancelled && progress.done >= progress.total);
+  writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
+  clock.lap('summary');
+  return { summary, cancelled, resumedQuestions: resumed.recorded.done.size, runDir: opts.runDir };
+}
+
+/** Step 1: the manifest of this run: what its results depend on (model content, data, options). */
+async function buildManifest(run: RunContext, dataset: MmluDataset, totalQuestions: number): Promise<RunManifest> {
+  const { opts, model, intervention } = run;
   const { path: _path, loadMs: _loadMs, providerNote: _note, demo: _demo, ...engineFacts } = model;
-  const manifest: RunManifest = {
+  return {
     format: 'moe-scope.run',
     version: 2,
     createdAt: new Date().toISOString(),
@@ -301,7 +280,7 @@ async function evaluateLocked(
       topK: model.topK,
       configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
       demo: !!model.demo,
-      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
+      files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal: run.signal }),
       engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },
       answerScoring: model.answerScoring.method,
     },
@@ -311,22 +290,22 @@ async function evaluateLocked(
     tokenScope: opts.tokenScope,
     subjects: opts.subjects && opts.subjects.length ? [...opts.subjects].sort() : null,
     limitPerSubject: opts.limitPerSubject ?? 0,
-    totalQuestions: questions.length,
+    totalQuestions,
     batchSize: opts.batchSize,
     // Only when there is one, so that plain runs keep the manifest they had before interventions existed.
     ...(intervention ? { intervention } : {}),
   };
-  // The batch plan comes before the manifest check: a shard's manifest names its batches.
+}
+
+/** Step 2: the plan of the whole run (every shard plans the same); refuses a run with nothing to score. */
+async function planRun(run: RunContext, manifest: RunManifest, questions: MmluQuestion[], dev: MmluQuestion[]): Promise<EvalPlan> {
+  const { opts, model, log } = run;
   if (model.answerScoring.method === 'continuation')
     log(`answer letters are several tokens in this tokenizer: scoring each letter's full continuation (${ANSWER_SCORING_DEFINITIONS.continuation})`);
   // A letter of several tokens runs its tokens after the prompt: they must fit in the context too.
-  const plan = await planEvaluation(
-    backend,
-    { maxPositions: model.maxPositions - answerExtraPositions(model.answerScoring) },
-    questions,
-    dev,
-    opts.shots,
-    signal,
+  const maxPositions = model.maxPositions - answerExtraPositions(model.answerScoring);
+  const plan = await cachedPlan(run, manifest, maxPositions, questions, () =>
+    planEvaluation(run.backend, { maxPositions }, questions, dev, opts.shots, run.signal),
   );
   for (const s of plan.skipped.slice(0, 50)) log(`skipped ${s.id}: ${s.reason}`);
   if (plan.skipped.length) log(`skipped ${plan.skipped.length} of ${questions.length} questions in all`);
@@ -336,177 +315,298 @@ async function evaluateLocked(
       `nothing to score: all ${questions.length} selected questions were skipped (first: ${plan.skipped[0]?.id}: ${plan.skipped[0]?.reason})`,
     );
   }
-  const reusePrefix = opts.reusePrefix !== false;
-  let batches = planBatches(plan, opts.batchSize, reusePrefix);
-  if (opts.shard) {
-    const owner = partitionBatches(
-      batches.map((b) => ({ group: b.group.key, tokens: b.tokens })),
-      opts.shard.count,
-    );
-    const all = batches;
-    batches = all.filter((_, i) => owner[i] === opts.shard!.index);
-    manifest.shard = {
-      index: opts.shard.index,
-      count: opts.shard.count,
-      partition: PARTITION_RULE,
-      batches: batches.map((b) => b.index),
-      questionIds: batches.flatMap((b) => b.questions.map((q) => q.question.id)),
-      planBatches: all.length,
-      planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
-      planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
-    };
-    log(
-      `shard ${shardLabel(opts.shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`,
-    );
+  return plan;
+}
+
+/**
+ * The plan from the plan cache next to the model cache when one was made for the same tokenizer, data and
+ * options; otherwise made and written there for every later shard and re-run. A cache that cannot be read
+ * or written costs a re-plan, never a result.
+ */
+async function cachedPlan(
+  run: RunContext,
+  manifest: RunManifest,
+  maxPositions: number,
+  questions: MmluQuestion[],
+  make: () => Promise<EvalPlan>,
+): Promise<EvalPlan> {
+  const { opts, log } = run;
+  if (opts.planCache === false) return make();
+  const key = planCacheKey({
+    modelFiles: manifest.model.files,
+    engine: manifest.model.engine?.kind ?? 'onnxruntime',
+    maxPositions,
+    dataset: manifest.dataset.fingerprint,
+    split: manifest.dataset.split,
+    shots: manifest.shots,
+    subjects: manifest.subjects,
+    limitPerSubject: manifest.limitPerSubject,
+  });
+  const file = planCacheFile(opts.load.cacheDir ?? path.dirname(opts.hashCacheFile ?? defaultHashCache()), key);
+  const cached = readPlanCache(file, key, questions);
+  if ('plan' in cached) {
+    log(`plan read from ${file}`);
+    return cached.plan;
   }
-  const recordsFile = path.join(opts.runDir, RECORDS);
+  if (cached.problem !== 'absent') log(`plan cache ${file} not used: ${cached.problem}; planning again`);
+  const t0 = Date.now();
+  const plan = await make();
+  const t = plan.tokenization;
+  log(
+    `planned in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${t.tokenizedTokens} tokens tokenized, ${t.joined} prompts joined from prefix and item, ${t.wholePrompt} tokenized whole`,
+  );
+  try {
+    writePlanCache(file, key, plan);
+  } catch (e) {
+    log(`could not write the plan cache ${file}: ${(e as Error).message}`);
+  }
+  return plan;
+}
+
+/** Step 3: this shard's batches of the run (all of them when unsharded), named in the manifest. */
+function selectShardBatches(run: RunContext, all: PlannedBatch[], manifest: RunManifest): PlannedBatch[] {
+  const shard = run.opts.shard;
+  if (!shard) return all;
+  const owner = partitionBatches(
+    all.map((b) => ({ group: b.group.key, tokens: b.tokens })),
+    shard.count,
+  );
+  const batches = all.filter((_, i) => owner[i] === shard.index);
+  manifest.shard = {
+    index: shard.index,
+    count: shard.count,
+    partition: PARTITION_RULE,
+    batches: batches.map((b) => b.index),
+    questionIds: batches.flatMap((b) => b.questions.map((q) => q.question.id)),
+    planBatches: all.length,
+    planQuestions: all.reduce((a, b) => a + b.questions.length, 0),
+    planSha256: sha(all.map((b) => b.questions.map((q) => q.question.id).join(',')).join(';')),
+  };
+  run.log(
+    `shard ${shardLabel(shard)}: ${manifest.shard.questionIds.length} of ${manifest.shard.planQuestions} questions in ${batches.length} of ${all.length} batches`,
+  );
+  return batches;
+}
+
+/**
+ * Step 4: the run folder's manifest against this run's: a fresh folder gets this one; a folder of the
+ * same experiment keeps its creation time; anything else is refused with the reason.
+ */
+function reconcileManifest(runDir: string, manifest: RunManifest): void {
+  const recordsFile = path.join(runDir, RECORDS);
   const hasRecords = fs.existsSync(recordsFile) && fs.statSync(recordsFile).size > 0;
   let previous: RunManifest | null;
   try {
-    previous = readManifest(opts.runDir);
+    previous = readManifest(runDir);
   } catch (e) {
     if (!hasRecords)
       previous = null; // nothing recorded yet: a fresh manifest replaces the broken one
     else
       throw new RunFolderError(
-        e instanceof InputError ? e.file : opts.runDir,
-        `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${opts.runDir} aside (or delete it) to start over`,
+        e instanceof InputError ? e.file : runDir,
+        `${e instanceof InputError ? e.problem : (e as Error).message}. Its records cannot be attributed to any model or options, so they are not resumed into: move ${runDir} aside (or delete it) to start over`,
       );
   }
   if (previous) {
     const diffs = manifestMismatch(previous, manifest);
     if (diffs.length) {
-      throw new RunFolderError(opts.runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
+      throw new RunFolderError(runDir, `holds a run with a different ${diffs.join(', ')}; choose another run folder or delete this one to start over`);
     }
     manifest.createdAt = previous.createdAt;
   } else if (hasRecords) {
     throw new RunFolderError(
       recordsFile,
-      `has records but ${path.join(opts.runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
-        `they are not resumed into. Move ${opts.runDir} aside (or delete it) to start over`,
+      `has records but ${path.join(runDir, MANIFEST)} is missing, so nothing says which model and options produced them; ` +
+        `they are not resumed into. Move ${runDir} aside (or delete it) to start over`,
     );
   } else {
-    writeJsonAtomic(path.join(opts.runDir, MANIFEST), manifest);
+    writeJsonAtomic(path.join(runDir, MANIFEST), manifest);
   }
+}
 
+interface ResumedRun {
+  /** The whole run's routing statistics so far (recorded batches merged in). */
+  acc: RunAccumulator;
+  recorded: ReturnType<typeof readRecords>;
+}
+
+/** Step 5: what earlier sessions recorded in this folder (damaged lines set aside), merged into a fresh accumulator. */
+function resumeRecords(run: RunContext, manifest: RunManifest, questions: MmluQuestion[]): ResumedRun {
+  const { opts, model, log } = run;
   const acc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
   const recorded = readRecords(opts.runDir, acc, new Set(opts.shard ? manifest.shard!.questionIds : questions.map((q) => q.id)));
   if (recorded.truncatedBytes) log(`cut off a torn last record (${recorded.truncatedBytes} bytes) left by an interrupted run`);
+  const recordsFile = path.join(opts.runDir, RECORDS);
   for (const r of recorded.rejected) log(`set aside damaged record at ${recordsFile}:${r.line} into ${REJECTS} (${r.reason}); its questions are scored again`);
-  const total = batches.reduce((a, b) => a + b.questions.length, 0);
-  if (recorded.done.size) log(`resuming: ${recorded.done.size} of ${total} questions already recorded`);
-  const writer = new RecordWriter(opts.runDir);
-  let done = recorded.done.size;
-  let correct = recorded.questions.filter((q) => q.correct).length;
-  const tokens = { ...recorded.tokens };
-  let sessionDone = 0;
-  let sessionTokens = 0;
-  const sessionStart = Date.now();
-  let cancelled = false;
-  let lastSummaryAt = Date.now();
-  const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
+  return { acc, recorded };
+}
 
+/** Counts of the run so far and the progress events built from them. */
+class ProgressTracker {
+  done: number;
+  correct: number;
+  readonly tokens: { computed: number; padding: number; prefixReused: number };
+  private sessionDone = 0;
+  private sessionTokens = 0;
+  private readonly sessionStart = Date.now();
+  private readonly resumed: number;
+
+  constructor(
+    readonly total: number,
+    recorded: ReturnType<typeof readRecords>,
+    private readonly onProgress: EvalHooks['onProgress'],
+  ) {
+    this.done = recorded.done.size;
+    this.resumed = recorded.done.size;
+    this.correct = recorded.questions.filter((q) => q.correct).length;
+    this.tokens = { ...recorded.tokens };
+  }
+
+  batchDone(rec: BatchRecord, subject: string): void {
+    this.tokens.computed += rec.tokens.computed;
+    this.tokens.padding += rec.tokens.padding;
+    this.tokens.prefixReused += rec.tokens.prefixReused;
+    this.done += rec.questions.length;
+    this.sessionDone += rec.questions.length;
+    this.sessionTokens += rec.tokens.computed;
+    this.correct += rec.questions.filter((r) => r.correct).length;
+    if (!this.onProgress) return;
+    const elapsed = (Date.now() - this.sessionStart) / 1000;
+    const qps = this.sessionDone / Math.max(elapsed, 1e-3);
+    this.onProgress({
+      done: this.done,
+      total: this.total,
+      resumed: this.resumed,
+      correct: this.correct,
+      questionsPerSecond: qps,
+      tokensPerSecond: this.sessionTokens / Math.max(elapsed, 1e-3),
+      etaSeconds: qps > 0 ? (this.total - this.done) / qps : null,
+      subject,
+    });
+  }
+}
+
+/**
+ * Step 6: scores every batch not yet recorded, appends its record and merges it. Returns whether the run
+ * was cancelled; any other failure writes an incomplete summary and is thrown.
+ */
+async function runBatches(
+  run: RunContext,
+  batches: PlannedBatch[],
+  resumed: ResumedRun,
+  progress: ProgressTracker,
+  summarize: (complete: boolean) => RunSummary,
+  seconds: { score: number; write: number },
+): Promise<boolean> {
+  const { opts } = run;
+  // Records are synced at most a second apart rather than one fsync per batch (which dominated a fast run).
+  const writer = new RecordWriter(opts.runDir, RECORD_SYNC_MS);
+  // One batch accumulator, emptied for each batch: allocating one per batch cost more than the batch's statistics.
+  const batchAcc = createAccumulator({ numLayers: run.model.numLayers, numExperts: run.model.numExperts, topK: run.model.topK }, opts.tokenScope);
+  let lastSummaryAt = Date.now();
   try {
     for (const planned of batches) {
-      const group = planned.group;
       // Batches are whole on disk, so a resumed batch is all done or all to do (unless the batch size changed).
-      const batch = planned.questions.filter((q) => !recorded.done.has(q.question.id));
+      const batch = planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id));
       if (batch.length === 0) continue;
-      if (signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-      const bt0 = Date.now();
-      const P = reusePrefix ? group.prefixIds.length : 0;
-      const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
-      const res = await backend.call(
-        'score',
-        { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention },
-        signal,
-      );
-      const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
-      const results: QuestionResult[] = res.items.map((r, j) => {
-        const q = batch[j];
-        // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
-        const shift = r.routingStart ?? 0;
-        const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
-        const predicted = argmax(r.answerLogProbs);
-        const ok = predicted === q.question.answer;
-        const record: RoutingRecord = {
-          questionId: q.question.id,
-          subject: q.question.subject,
-          correct: ok,
-          numLayers: r.routing.numLayers,
-          numExperts: r.routing.numExperts,
-          topK: r.routing.topK,
-          numTokens: r.routing.numTokens,
-          topExperts: r.routing.topExperts,
-          topWeights: r.routing.topWeights,
-          entropy: r.routing.entropy,
-          questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
-          answerToken: r.routing.numTokens - 1,
-        };
-        addRecord(batchAcc, record);
-        const K = r.routing.topK;
-        const T = r.routing.numTokens;
-        const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) =>
-          Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)),
-        );
-        return {
-          id: q.question.id,
-          subject: q.question.subject,
-          gold: q.question.answer,
-          predicted,
-          correct: ok,
-          logProbs: r.answerLogProbs,
-          numTokens: r.promptTokens,
-          shotsUsed: q.shotsUsed,
-          answerExperts,
-        };
-      });
-      const seconds = (Date.now() - bt0) / 1000;
-      const batchTokens = {
-        computed: res.computedTokens,
-        padding: res.paddingTokens,
-        prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
-      };
-      const rec: BatchRecord = { batch: planned.index, questions: results, delta: JSON.parse(encodeDelta(batchAcc)), tokens: batchTokens, seconds };
+      if (run.signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
+      const rec = await scoreBatch(run, planned, batch, batchAcc, seconds);
+      const w0 = performance.now();
       writer.append(rec);
-      mergeInto(acc, batchAcc);
+      seconds.write += (performance.now() - w0) / 1000;
+      mergeInto(resumed.acc, batchAcc);
       // A live summary every few seconds lets the editor show a run while it is going.
       if (Date.now() - lastSummaryAt > 5000) {
         writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
         lastSummaryAt = Date.now();
       }
-      tokens.computed += batchTokens.computed;
-      tokens.padding += batchTokens.padding;
-      tokens.prefixReused += batchTokens.prefixReused;
-      done += results.length;
-      sessionDone += results.length;
-      sessionTokens += res.computedTokens;
-      correct += results.filter((r) => r.correct).length;
-      const elapsed = (Date.now() - sessionStart) / 1000;
-      const qps = sessionDone / Math.max(elapsed, 1e-3);
-      hooks.onProgress?.({
-        done,
-        total,
-        resumed: recorded.done.size,
-        correct,
-        questionsPerSecond: qps,
-        tokensPerSecond: sessionTokens / Math.max(elapsed, 1e-3),
-        etaSeconds: qps > 0 ? (total - done) / qps : null,
-        subject: group.subject,
-      });
+      progress.batchDone(rec, planned.group.subject);
     }
   } catch (e) {
-    if (e instanceof EngineFailure && e.code === 'cancelled') cancelled = true;
-    else {
+    if (e instanceof EngineFailure && e.code === 'cancelled') {
       writer.close();
-      writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
-      throw e;
+      return true;
     }
+    writer.close();
+    writeJsonAtomic(path.join(opts.runDir, SUMMARY), summarize(false));
+    throw e;
   }
   writer.close();
-  const summary = summarize(!cancelled && done >= total);
-  writeJsonAtomic(path.join(opts.runDir, SUMMARY), summary);
-  return { summary, cancelled, resumedQuestions: recorded.done.size, runDir: opts.runDir };
+  return false;
+}
+
+/** One score call: the batch's record (results, routing delta, tokens) and its routing statistics. */
+async function scoreBatch(
+  run: RunContext,
+  planned: PlannedBatch,
+  batch: PlannedQuestion[],
+  batchAcc: RunAccumulator,
+  seconds: { score: number },
+): Promise<BatchRecord> {
+  const { opts } = run;
+  const group = planned.group;
+  const bt0 = Date.now();
+  const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
+  const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: promptIds(q, P) }));
+  const s0 = performance.now();
+  const res = await run.backend.call(
+    'score',
+    {
+      prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null,
+      items,
+      routingPositions: routingPositionsFor(opts.tokenScope),
+      intervention: run.intervention,
+    },
+    run.signal,
+  );
+  seconds.score += (performance.now() - s0) / 1000;
+  clearAccumulator(batchAcc);
+  const results: QuestionResult[] = res.items.map((r, j) => questionResult(batch[j], r, batchAcc));
+  const batchSeconds = (Date.now() - bt0) / 1000;
+  const tokens = {
+    computed: res.computedTokens,
+    padding: res.paddingTokens,
+    prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
+  };
+  return { batch: planned.index, questions: results, delta: toDelta(batchAcc), tokens, seconds: batchSeconds };
+}
+
+/** One question's result, its routing added to the batch's statistics. */
+function questionResult(q: PlannedQuestion, r: ScoreItemResult, batchAcc: RunAccumulator): QuestionResult {
+  // The routing may start after the prompt's first token (routingPositions): shift the scope's positions.
+  const shift = r.routingStart ?? 0;
+  const within = (i: number) => Math.min(Math.max(i - shift, 0), r.routing.numTokens);
+  const predicted = argmax(r.answerLogProbs);
+  const ok = predicted === q.question.answer;
+  const record: RoutingRecord = {
+    questionId: q.question.id,
+    subject: q.question.subject,
+    correct: ok,
+    numLayers: r.routing.numLayers,
+    numExperts: r.routing.numExperts,
+    topK: r.routing.topK,
+    numTokens: r.routing.numTokens,
+    topExperts: r.routing.topExperts,
+    topWeights: r.routing.topWeights,
+    entropy: r.routing.entropy,
+    questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
+    answerToken: r.routing.numTokens - 1,
+  };
+  addRecord(batchAcc, record);
+  const K = r.routing.topK;
+  const T = r.routing.numTokens;
+  const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
+  return {
+    id: q.question.id,
+    subject: q.question.subject,
+    gold: q.question.answer,
+    predicted,
+    correct: ok,
+    logProbs: r.answerLogProbs,
+    numTokens: r.promptTokens,
+    shotsUsed: q.shotsUsed,
+    answerExperts,
+  };
 }
 
 /** One batch of the unsharded run, numbered in run order; what records.jsonl lines are made of. */
@@ -522,11 +622,11 @@ export interface PlannedBatch {
 export function planBatches(plan: EvalPlan, batchSize: number, reusePrefix: boolean): PlannedBatch[] {
   const out: PlannedBatch[] = [];
   for (const group of plan.groups) {
-    const sorted = [...group.questions].sort((a, b) => a.ids.length - b.ids.length);
+    const sorted = [...group.questions].sort((a, b) => a.numTokens - b.numTokens);
     const P = reusePrefix ? group.prefixIds.length : 0;
     for (let i = 0; i < sorted.length; i += batchSize) {
       const questions = sorted.slice(i, i + batchSize);
-      const tokens = (i === 0 ? P : 0) + questions.reduce((a, q) => a + q.ids.length - P, 0);
+      const tokens = (i === 0 ? P : 0) + questions.reduce((a, q) => a + q.numTokens - P, 0);
       out.push({ index: out.length, group, questions, tokens });
     }
   }
@@ -586,23 +686,4 @@ function argmax(v: readonly number[]): number {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
-}
-
-function commonPrefix(a: number[], b: number[]): number {
-  let i = 0;
-  while (i < a.length && i < b.length && a[i] === b[i]) i++;
-  return i;
-}
-
-/** Token indices [first, last+1) whose character spans overlap [start, end). */
-function tokenRange(tokens: TokenSpan[], [start, end]: [number, number]): [number, number] {
-  let first = tokens.findIndex((t) => t.end > start);
-  if (first < 0) first = tokens.length;
-  let last = first;
-  while (last < tokens.length && tokens[last].start < end) last++;
-  return [first, Math.max(first, last)];
-}
-
-function sha(s: string): string {
-  return crypto.createHash('sha256').update(s).digest('hex').slice(0, 16);
 }

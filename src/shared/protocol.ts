@@ -181,6 +181,8 @@ export interface ModelInfo {
   providerDecisions?: ProviderDecision[];
   /** How the experts are computed (see ExpertFormulation). */
   expertFormulation?: ExpertFormulation;
+  /** PyTorch engine: the experts implementation transformers runs (grouped_mm, batched_mm, eager); kernels differ in numerics. */
+  expertsImplementation?: string;
   dtype: ModelDType;
   /** The engine that loaded the model (absent from files written before engines were selectable). */
   engine?: EngineKind;

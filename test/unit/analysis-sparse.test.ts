@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeCounts, encodeCounts } from '../../src/analysis/sparse';
+import { decodeCounts, encodeCounts, encodeNonZeroCounts } from '../../src/analysis/sparse';
 
 test('sparse layout: zeros omitted, a 1 costs one varint, other values two', () => {
   // Index 3 holds 1: gap 3 -> varint 2 x 3 = 6 ("G"). Index 4 holds 2: gap 0 -> 2 x 0 + 1 = 1 ("B"),
@@ -47,4 +47,25 @@ test('decoding rejects malformed text', () => {
   assert.throws(() => decodeCounts('dBB', 3, 'x'), /truncated/);
   assert.throws(() => decodeCounts('dBBBB', 3, 'x'), /more than/);
   assert.throws(() => decodeCounts('s' + 'B' + 'g'.repeat(12) + 'B', 3, 'x'), /too large/);
+});
+
+test('encodeNonZeroCounts gives encodeCounts text from the non-zero entries, in both layouts', () => {
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const layouts = new Set<string>();
+  for (const density of [0, 0.01, 0.2, 0.7, 1]) {
+    for (const length of [0, 1, 50, 2000]) {
+      const values = Array.from({ length }, () => (rand() < density ? 1 + Math.floor(rand() * (rand() < 0.5 ? 3 : 5000)) : 0));
+      const nz = values.flatMap((v, i) => (v ? [i] : []));
+      const text = encodeNonZeroCounts(
+        length,
+        nz,
+        nz.map((i) => values[i]),
+      );
+      assert.equal(text, encodeCounts(values), `density ${density}, length ${length}`);
+      layouts.add(text[0]);
+    }
+  }
+  assert.deepEqual([...layouts].sort(), ['d', 's'], 'both layouts exercised');
+  assert.throws(() => encodeNonZeroCounts(3, [1], [-2]), /count at index 1 is not a non-negative integer/);
 });

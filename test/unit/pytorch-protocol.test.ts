@@ -49,6 +49,7 @@ test("the worker's method names, error codes, message types and routingPositions
     adapterName: 'optional',
     providerDecisions: 'optional',
     expertFormulation: 'optional',
+    expertsImplementation: 'optional',
     dtype: 'required',
     engine: 'optional',
     device: 'optional',
