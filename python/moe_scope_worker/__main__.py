@@ -4,6 +4,18 @@ import os
 import sys
 
 
+def _die_with_parent() -> None:
+    # The host may die without closing our stdin cleanly (SIGKILL of the editor): the worker must not live on.
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def main() -> None:
     if "--check" in sys.argv[1:]:
         from .environment import main as check
@@ -18,6 +30,10 @@ def main() -> None:
     frames_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    from .framing import WORKER_HELLO
+
+    os.write(frames_fd, WORKER_HELLO)
+    _die_with_parent()
     from .server import Server
 
     Server(frames_fd).serve()

@@ -38,3 +38,29 @@ def test_end_of_input_and_torn_frames():
     frame = framing.encode({"type": "cancel", "id": 1})
     with pytest.raises(EOFError):
         framing.read_frame(io.BytesIO(frame[:-3]))
+
+
+def test_the_worker_writes_its_hello_before_anything_else_on_the_frame_stream():
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moe_scope_worker"],
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": here},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first = proc.stdout.read(len(framing.WORKER_HELLO))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first == framing.WORKER_HELLO
+
+
+def test_frames_stay_below_the_hosts_one_gib_cap():
+    assert framing.MAX_FRAME <= 1 << 30

@@ -6,6 +6,7 @@ import type { CliBackend } from './backend';
 import { Checkpoint } from '../engines/onnxruntime/checkpoint';
 import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';
 import { RunLockHeldError } from '../eval/runLock';
+import { killLiveWorkers } from '../engines/client/pythonWorker';
 import { isEmptyIntervention, normalizeIntervention, parseBiasJson, parseMaskSpec, validateIntervention } from '../analysis/interventions';
 import type { RouterIntervention } from '../shared/protocol';
 
@@ -16,11 +17,17 @@ export const EXIT_LOCKED = 75;
 export async function runEvalCommand(engine: CliBackend, opts: EvalOptions, ctx: CliContext, quiet: boolean): Promise<number> {
   const ac = new AbortController();
   const onSignal = () => {
-    ctx.err('\ncancelling after the batch in flight...');
+    if (ac.signal.aborted) {
+      // A second Ctrl-C (e.g. while a load hangs): stop now, and take the engine's process along rather than orphan it.
+      ctx.err('stopping now');
+      killLiveWorkers();
+      process.exit(130);
+    }
+    ctx.err('\ncancelling after the batch in flight (Ctrl-C again to stop now)...');
     ac.abort();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let lastLine = 0;
   try {
     const outcome = await runEvaluation(engine, opts, {
