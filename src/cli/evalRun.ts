@@ -1,5 +1,9 @@
 /** Runs one evaluation from the command line (eval and experiment): Ctrl+C cancels after the batch in flight. */
-import * as fs from 'node:fs';
+import { readRegularText } from '../shared/safeFiles';
+import { InputError } from '../shared/inputError';
+
+/** A bias for every expert of the largest models is a few MB of JSON. */
+const MAX_BIAS_BYTES = 64 << 20;
 import * as path from 'node:path';
 import type { CliContext } from './command';
 import type { CliBackend } from './backend';
@@ -75,9 +79,14 @@ export function interventionFromOptions(modelDir: string, maskSpec: string | und
     const file = path.resolve(biasFile);
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readRegularText(file, { maxBytes: MAX_BIAS_BYTES });
     } catch (e) {
-      throw new Error(`--router-bias ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+      throw new Error(
+        `--router-bias ${file}: cannot read it (${e instanceof InputError ? e.problem : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)})`,
+        {
+          cause: e,
+        },
+      );
     }
     bias = parseBiasJson(text, file);
   }

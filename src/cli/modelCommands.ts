@@ -1,5 +1,6 @@
 /** The command line's model commands: make a demo checkpoint, trace a text, analyse the weights. */
 import { parseArgs } from 'node:util';
+import { readRegularFile } from '../shared/safeFiles';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { ENGINE_OPTIONS, openBackend } from './backend';
@@ -212,7 +213,7 @@ async function readTextInput(file: string): Promise<string> {
     }
     if (!st.isFile()) throw new UsageError(`--file ${file}: not a regular file`);
     if (st.size > MAX_TEXT_BYTES) throw new UsageError(`--file ${file}: ${st.size} bytes; no model context holds that much (limit ${MAX_TEXT_BYTES})`);
-    take(fs.readFileSync(file));
+    take(readRegularFile(file, { maxBytes: MAX_TEXT_BYTES }));
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) throw new UsageError(`--file ${file}: no text`);

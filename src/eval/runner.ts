@@ -49,6 +49,7 @@ import {
   type RunManifest,
 } from './runFolder';
 import { InputError } from '../shared/inputError';
+import { readRegularText } from '../shared/safeFiles';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { modelFingerprint } from './fingerprint';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
@@ -299,7 +300,7 @@ async function evaluateLocked(
       numLayers: model.numLayers,
       numExperts: model.numExperts,
       topK: model.topK,
-      configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
+      configSha256: sha(readRegularText(path.join(model.path, 'config.json'), { maxBytes: 16 << 20 })),
       demo: !!model.demo,
       files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal }),
       engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },

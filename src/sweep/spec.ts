@@ -8,6 +8,10 @@
  * eval learns a new intervention.
  */
 import * as fs from 'node:fs';
+import { readRegularText } from '../shared/safeFiles';
+import { InputError } from '../shared/inputError';
+
+const MAX_SPEC_BYTES = 4 << 20;
 import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
@@ -94,9 +98,11 @@ export function readSpec(file: string): SweepSpec {
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    text = readRegularText(abs, { maxBytes: MAX_SPEC_BYTES });
   } catch (e) {
-    throw new SpecError(`${abs}: cannot read the SPEC file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SpecError(
+      `${abs}: cannot read the SPEC file (${e instanceof InputError ? e.problem : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)})`,
+    );
   }
   let json: unknown;
   try {
