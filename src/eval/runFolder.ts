@@ -416,6 +416,7 @@ export function readQuestionResults(runDir: string): QuestionResult[] {
   const text = readRegularText(file, { maxBytes: MAX_RECORDS_BYTES, within: runDir, error: RunFolderError });
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
   const out: QuestionResult[] = [];
+  const seen = new Map<unknown, number>();
   complete.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let rec: BatchRecord;
@@ -425,6 +426,11 @@ export function readQuestionResults(runDir: string): QuestionResult[] {
       throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
     }
     if (!rec || !Array.isArray(rec.questions)) throw new RunFolderError(file, 'field "questions" is missing or not a list', i + 1);
+    for (const q of rec.questions) {
+      // A repeated line would count its questions twice in every paired statistic.
+      if (seen.has(q?.id)) throw new RunFolderError(file, `question ${JSON.stringify(q?.id)} is recorded again (first on line ${seen.get(q?.id)})`, i + 1);
+      seen.set(q?.id, i + 1);
+    }
     out.push(...rec.questions);
   });
   return out;
