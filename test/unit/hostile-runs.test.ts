@@ -16,7 +16,19 @@ import { REPO_ROOT, tempDir } from '../support/models';
 const root = tempDir('hostile-runs');
 const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 
-function summary(questions: number, L = 2, E = 4): Record<string, unknown> {
+interface SummaryJson {
+  questions: unknown;
+  dataset?: unknown;
+  accuracy: {
+    micro: unknown;
+    macro: unknown;
+    perSubject?: Record<string, { questions: number; correct: number; [field: string]: unknown }>;
+    perCategory: unknown;
+  };
+  [field: string]: unknown;
+}
+
+function summary(questions: number, L = 2, E = 4): SummaryJson {
   const layer = (l: number) => ({
     layer: l,
     activationCounts: Array(E).fill(1),
@@ -79,8 +91,8 @@ function runFolder(opts: { summaryText?: string; questions?: number; manifest?: 
 }
 
 test('impossible summaries are refused by file and field (negative counts, accuracies outside 0..1, more correct than asked)', () => {
-  const bad = (mutate: (s: Record<string, any>) => void, text?: (t: string) => string) => {
-    const s = summary(4) as Record<string, any>;
+  const bad = (mutate: (s: SummaryJson) => void, text?: (t: string) => string) => {
+    const s = summary(4);
     mutate(s);
     const dir = runFolder({ summaryText: text ? text(JSON.stringify(s)) : JSON.stringify(s) });
     assert.throws(
@@ -96,8 +108,8 @@ test('impossible summaries are refused by file and field (negative counts, accur
     (t) => t.replace('"micro":12345', '"micro":1e999'),
   );
   bad((s) => (s.accuracy.macro = null));
-  bad((s) => (s.accuracy.perSubject.anatomy.correct = 9));
-  bad((s) => (s.accuracy.perSubject.anatomy.questions = 3));
+  bad((s) => (s.accuracy.perSubject!.anatomy.correct = 9));
+  bad((s) => (s.accuracy.perSubject!.anatomy.questions = 3));
   bad((s) => delete s.accuracy.perSubject);
   bad((s) => delete s.dataset);
   assert.equal(readSummary(runFolder({}))?.questions, 4, 'a sound summary still reads');
@@ -105,7 +117,7 @@ test('impossible summaries are refused by file and field (negative counts, accur
 
 test('compare refuses an impossible summary with a non-zero status instead of printing Infinity% or -5 questions', () => {
   const a = runFolder({});
-  const s = summary(4) as Record<string, any>;
+  const s = summary(4);
   s.questions = -5;
   const b = runFolder({ summaryText: JSON.stringify(s) });
   const r = spawnSync(process.execPath, [cli, 'compare', a, b], { encoding: 'utf8' });
