@@ -99,3 +99,13 @@ def test_the_report_in_words():
     p = problems_of({"missing_keys": {f"k{i}" for i in range(9)}, "mismatched_keys": {("w", (2, 3), (3, 3))}})
     assert p[0].startswith("9 tensors the config needs") and "and 3 more" in p[0]
     assert p[1] == "1 tensors have the wrong shape (w is [2, 3] in the files, the config needs [3, 3])"
+
+
+def test_a_fifo_config_is_named_as_a_fifo_not_missing(tmp_path):
+    from moe_scope_worker import checkpoint
+
+    os.mkfifo(tmp_path / "config.json")
+    with pytest.raises(EngineFailure, match=r"config\.json: not a regular file \(a FIFO\)"):
+        checkpoint.resolve_model_dir(str(tmp_path))
+    with pytest.raises(EngineFailure, match=r"config\.json: not a regular file \(a FIFO\)"):
+        checkpoint.read_config(str(tmp_path))

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EngineClient } from '../../src/engines/client/engineClient';
-import { pythonChannel } from '../../src/engines/client/pythonWorker';
+import { checkPython, pythonChannel } from '../../src/engines/client/pythonWorker';
 import { FrameReader, WORKER_HELLO, encodeFrame } from '../../src/engines/client/frames';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-handshake-'));
@@ -94,4 +94,25 @@ test('frame reader: the hello may arrive split, and frames after it decode', () 
   const all = Buffer.concat([WORKER_HELLO, encodeFrame({ type: 'ready', pid: 1 })]);
   for (let i = 0; i < all.length; i++) r.push(all.subarray(i, i + 1));
   assert.deepEqual(got, [{ type: 'ready', pid: 1 }]);
+});
+
+test('the environment check of a hanging Python ends at its timeout and leaves no process behind (a wrapper with children too)', async () => {
+  const py = fakePython('hanging-env', 'sleep 3132 &\nsleep 3132\n');
+  const t0 = Date.now();
+  const env = await checkPython(py, 1000);
+  assert.equal(env.usable, false);
+  assert.match(env.problems[0], /did not answer within 1 s; stopped it/);
+  assert.ok(Date.now() - t0 < 10_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const left = fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        return fs.readFileSync(`/proc/${e}/cmdline`, 'utf8') === 'sleep\u00003132\u0000';
+      } catch {
+        return false;
+      }
+    });
+  assert.deepEqual(left, [], 'processes the check started are still running');
 });

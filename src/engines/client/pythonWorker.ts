@@ -4,7 +4,7 @@
  * use and what it offers (`--check`), for engine 'auto' and "MoE: Check inference environment".
  * No vscode import: the command line and tests use it too.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FrameReader, WORKER_HELLO, encodeFrame } from './frames';
@@ -250,25 +250,64 @@ function spansOf(texts: string[], w: WireTokenize): TokenizeResult[] {
   return out;
 }
 
-/** Runs `python -m moe_scope_worker --check`; a Python that cannot run it is reported, not thrown. */
+/**
+ * Runs `python -m moe_scope_worker --check`; a Python that cannot run it is reported, not thrown. It runs in
+ * its own process group, killed whole (a wrapper script's own children included) when it takes too long.
+ */
 export function checkPython(python: string, timeoutMs = 60_000): Promise<PythonEnvironment> {
   const dir = workerDir();
   return new Promise((resolve) => {
-    execFile(
-      python,
-      ['-m', 'moe_scope_worker', '--check'],
-      { cwd: dir, timeout: timeoutMs, env: { ...process.env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) } },
-      (err, stdout, stderr) => {
-        const failed = (why: string): PythonEnvironment => ({ python: '', executable: python, problems: [why], usable: false, gpu: false });
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
-          return resolve(failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`));
-        try {
-          resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonEnvironment);
-        } catch {
-          resolve(failed(`${python} -m moe_scope_worker --check failed: ${(stderr || String(err ?? '')).trim().split('\n').slice(-2).join(' | ')}`));
-        }
-      },
-    );
+    const failed = (why: string): PythonEnvironment => ({ python: '', executable: python, problems: [why], usable: false, gpu: false });
+    let child: ChildProcess;
+    try {
+      child = spawn(python, ['-m', 'moe_scope_worker', '--check'], {
+        cwd: dir,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+      });
+    } catch (e) {
+      return resolve(failed(`${python}: cannot start (${(e as Error).message})`));
+    }
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    process.on('exit', killGroup);
+    let stdout = '';
+    let stderr = '';
+    const cap = (s: string, d: Buffer) => (s.length < 1 << 20 ? s + d.toString() : s);
+    child.stdout!.on('data', (d: Buffer) => (stdout = cap(stdout, d)));
+    child.stderr!.on('data', (d: Buffer) => (stderr = cap(stderr, d)));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutMs);
+    const done = (r: PythonEnvironment) => {
+      clearTimeout(timer);
+      process.off('exit', killGroup);
+      resolve(r);
+    };
+    child.on('error', (e) => {
+      done(
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`)
+          : failed(`${python}: cannot start (${e.message})`),
+      );
+    });
+    child.on('close', (code) => {
+      killGroup(); // anything the wrapper left behind in its group
+      if (timedOut) return done(failed(`${python} -m moe_scope_worker --check did not answer within ${timeoutMs / 1000} s; stopped it`));
+      try {
+        done(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonEnvironment);
+      } catch {
+        done(failed(`${python} -m moe_scope_worker --check failed: ${(stderr || `exit status ${code}`).trim().split('\n').slice(-2).join(' | ')}`));
+      }
+    });
   });
 }
 
