@@ -161,5 +161,10 @@ export function describeComparison(c: RunComparison): string {
     lines.push(
       `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
     );
-  return lines.join('\n');
+  // Labels and subject names come from files anyone can write: no terminal escape sequences reach the terminal.
+  return lines.map(printable).join('\n');
 }
+
+// Every C0 control but tab and newline, DEL and every C1 control (ESC and CSI start terminal sequences).
+const printable = (line: string) => Array.from(line, (ch) => (isControl(ch.codePointAt(0)!) ? '?' : ch)).join('');
+const isControl = (c: number) => (c < 0x20 && c !== 0x09 && c !== 0x0a) || (c >= 0x7f && c <= 0x9f);

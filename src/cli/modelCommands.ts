@@ -220,15 +220,14 @@ async function readTextInput(file: string): Promise<string> {
   return text;
 }
 
-function parseIds(s: string): number[] {
+export function parseIds(s: string): number[] {
   const ids = s
     .split(',')
     .map((x) => x.trim())
-    .filter(Boolean)
-    .map(Number);
-  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0))
-    throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
-  return ids;
+    .filter(Boolean);
+  // Decimal digits only: Number() would also take "1e3", "0x10" and " 7 ".
+  if (ids.length === 0 || ids.some((x) => !/^\d{1,9}$/.test(x))) throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
+  return ids.map(Number);
 }
 
 export function nest3(a: ArrayLike<number>, d0: number, d1: number, d2: number): number[][][] {

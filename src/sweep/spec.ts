@@ -12,6 +12,7 @@ import { readRegularText } from '../shared/safeFiles';
 import { InputError } from '../shared/inputError';
 
 const MAX_SPEC_BYTES = 4 << 20;
+export const MAX_SWEEP_UNITS = 100_000;
 import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
@@ -249,6 +250,10 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     { cpus: 1 } as SweepResources,
   );
 
+  // Every unit is a process and a line of sweep.json: a SPEC whose product is absurd is refused, not planned.
+  const units = models.length * engines.length * shots.length * tokenScopes.length * interventions.length * shards;
+  if (units > MAX_SWEEP_UNITS)
+    fail('shards', `the SPEC makes ${units} units (models x engines x shots x tokenScopes x interventions x shards); at most ${MAX_SWEEP_UNITS}`);
   return { file, data, split, subjects, limit, batchSize, shards, provider, cache, python, models, engines, shots, tokenScopes, interventions, resources };
 }
 
