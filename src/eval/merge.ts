@@ -13,6 +13,7 @@ import { createAccumulator } from '../analysis/accumulator';
 import {
   MANIFEST,
   MAX_RECORDS_BYTES,
+  recordProblem,
   RECORDS,
   SUMMARY,
   RunFolderError,
@@ -112,6 +113,7 @@ interface RecordLine {
   text: string;
 }
 
+/** The shard's complete record lines, each checked as a resume would check it, so a bad line is named in its shard, before anything is written. */
 function shardLines(s: ShardFolder): RecordLine[] {
   const file = path.join(s.dir, RECORDS);
   if (!entryExists(file)) return [];
@@ -129,6 +131,8 @@ function shardLines(s: ShardFolder): RecordLine[] {
         throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
       }
       if (typeof rec.batch !== 'number') throw new RunFolderError(file, 'field "batch" is missing or not a number', i + 1);
+      const problem = recordProblem(rec, s.manifest.model);
+      if (problem) throw new RunFolderError(file, problem, i + 1);
       return { batch: rec.batch, text: l };
     });
 }

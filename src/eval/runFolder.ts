@@ -129,7 +129,7 @@ export const REJECTS = 'records.rejects.jsonl';
 export const MAX_RECORDS_BYTES = MAX_TEXT_BYTES;
 
 /** Why a parsed line cannot be a batch record, or null when it can. */
-function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: number; topK: number }): string | null {
+export function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: number; topK: number }): string | null {
   if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return 'not an object';
   const r = rec as Partial<BatchRecord>;
   if (!Number.isInteger(r.batch) || (r.batch as number) < 0) return 'field "batch" is not a non-negative integer';

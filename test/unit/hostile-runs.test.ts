@@ -166,3 +166,28 @@ test("experiment refuses a baseline whose model files changed since it ran (the 
   manifest.model.files['config.json'] = { size: 8, sha256: sha };
   await checkBaselineWeights({ dir, manifest }, { hashCacheFile: cacheFile });
 });
+
+test('merge names the shard and line of a bad record and writes nothing', () => {
+  const shard = path.join(root, `shard-${n++}`);
+  fs.mkdirSync(shard);
+  fs.writeFileSync(
+    path.join(shard, 'manifest.json'),
+    JSON.stringify({
+      format: 'moe-scope.run',
+      version: 2,
+      model: { path: '/m', numLayers: 2, numExperts: 4, topK: 2, files: {}, answerScoring: 'single-token' },
+      tokenScope: 'answer',
+      shard: { index: 0, count: 1, batches: [0], questionIds: ['anatomy/0'], planBatches: 1, planQuestions: 1 },
+    }),
+  );
+  const rec = { batch: 0, questions: [question(0, true)], tokens: { computed: 1, padding: 0, prefixReused: 0 }, seconds: 1, delta: { shape: [9, 9, 9] } };
+  fs.writeFileSync(path.join(shard, 'records.jsonl'), JSON.stringify(rec) + '\n');
+  const out = path.join(root, `merged-${n++}`);
+  const r = spawnSync(process.execPath, [cli, 'merge', shard, '--out', out], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(
+    r.stderr,
+    new RegExp(`${path.join(shard, 'records.jsonl').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:1: field "delta" does not have this run's shape`),
+  );
+  assert.equal(fs.existsSync(path.join(out, 'records.jsonl')), false, 'the merged output was written before the shards were checked');
+});
