@@ -16,7 +16,18 @@ def _die_with_parent() -> None:
             pass
 
 
+INSTALL_HINT = "install the worker's requirements into this Python: pip install -r python/requirements.txt (or set --python / moeScope.pythonPath to one that has them)"
+
+
+def _refuse(message: str) -> None:
+    # One line the host shows as the reason the worker exited, instead of a traceback's tail.
+    print(f"moe_scope_worker: {message}", file=sys.stderr, flush=True)
+    sys.exit(3)
+
+
 def main() -> None:
+    if sys.version_info < (3, 10) and "--check" not in sys.argv[1:]:
+        _refuse(f"{sys.executable} is Python {sys.version.split()[0]}; the PyTorch worker needs Python 3.10 or later")
     if "--check" in sys.argv[1:]:
         from .environment import main as check
 
@@ -30,11 +41,17 @@ def main() -> None:
     frames_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    from .framing import WORKER_HELLO
+    try:
+        from .framing import WORKER_HELLO
+    except ImportError as e:
+        _refuse(f"{sys.executable} lacks {e.name or e}: {INSTALL_HINT}")
 
     os.write(frames_fd, WORKER_HELLO)
     _die_with_parent()
-    from .server import Server
+    try:
+        from .server import Server
+    except ImportError as e:
+        _refuse(f"{sys.executable} lacks {e.name or e}: {INSTALL_HINT}")
 
     Server(frames_fd).serve()
 

@@ -64,3 +64,25 @@ def test_the_worker_writes_its_hello_before_anything_else_on_the_frame_stream():
 
 def test_frames_stay_below_the_hosts_one_gib_cap():
     assert framing.MAX_FRAME <= 1 << 30
+
+
+def test_a_python_without_the_requirements_gets_one_line_with_the_install_hint(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # A numpy that cannot be imported stands in for a Python without the worker's requirements.
+    (tmp_path / "numpy.py").write_text("raise ImportError('no numpy here', name='numpy')\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "moe_scope_worker"],
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{here}"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 3
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "lacks numpy" in lines[0] and "pip install -r python/requirements.txt" in lines[0], lines
+    assert r.stdout == b""
