@@ -12,7 +12,8 @@ import { describeComparison } from '../../src/cli/experiments';
 import { parseSpec, MAX_SWEEP_UNITS } from '../../src/sweep/spec';
 import { parseIds } from '../../src/cli/modelCommands';
 import type { RunSummary } from '../../src/shared/protocol';
-import { DEMO_CORPUS, tempDir } from '../support/models';
+import { DEMO_CORPUS, REPO_ROOT, tempDir } from '../support/models';
+import { spawnSync } from 'node:child_process';
 
 test('a mask entry given twice counts once (not "keep -328 of 64")', () => {
   const iv = { mask: parseMaskSpec('0:3,1:2,0:3,0:3'), bias: [] };
@@ -77,4 +78,18 @@ test('a SPEC whose product of units is absurd is refused before anything is plan
 test('--ids takes decimal integers only (not 1e3, 0x10)', () => {
   for (const bad of ['1e3', '0x10', '1.0', '-1', '']) assert.throws(() => parseIds(bad), /--ids must be comma-separated non-negative integers/, bad);
   assert.deepEqual(parseIds('1, 2,30'), [1, 2, 30]);
+});
+
+test('MOE_SCOPE_ARGV_FILE pointing into a folder of the user deletes nothing', () => {
+  const dir = tempDir('victim');
+  fs.writeFileSync(path.join(dir, 'argv.json'), '["help"]');
+  fs.writeFileSync(path.join(dir, 'keep.txt'), 'keep');
+  const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'dist', 'cli.js')], {
+    encoding: 'utf8',
+    env: { ...process.env, MOE_SCOPE_ARGV_FILE: path.join(dir, 'argv.json') },
+  });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /not an argument file made by moe-scope/);
+  assert.equal(fs.readFileSync(path.join(dir, 'keep.txt'), 'utf8'), 'keep');
+  assert.ok(fs.existsSync(path.join(dir, 'argv.json')));
 });
