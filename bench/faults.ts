@@ -3,10 +3,15 @@
  *   - SIGKILL at random moments (during load, planning, scoring, appending), then resume, N times;
  *   - two writers started at once on one folder;
  *   - manifest.json deleted, and the weights swapped under the same config.json, before a resume;
- *   - a torn last record line, and a corrupt line in the middle of records.jsonl.
+ *   - a torn last record line, and a corrupt line in the middle of records.jsonl;
+ *   - hostile inputs (issue 21): records.jsonl as a FIFO, a link to /dev/zero, a link out of the run folder or a
+ *     folder (resume, compare, merge), a FIFO --router-bias, an impossible summary, a Python that prints before
+ *     the worker or never starts it, a config naming a layer the weights lack, a sweep re-run with a changed
+ *     SPEC, a crafted sweep.json. Each must be refused (or re-run) in bounded time, nothing outside touched.
  * Recoverable faults must end in exactly the records and summary of an uninterrupted run; the others
  * must be refused with their reason. Prints one line on stdout:
- *   faults injected N, runs recovered exactly R, refused correctly F, questions lost 0, duplicated 0
+ *   faults injected N (H hostile-input classes), runs recovered exactly R, refused correctly F, questions lost 0,
+ *   duplicated 0, mixed 0, hung 0, orphans 0
  * (details on stderr; exit 1 when anything was lost, duplicated, wrongly accepted or not recovered).
  *
  *   node dist/bench/faults.js [--kills 10] [--seed 1]
@@ -219,12 +224,234 @@ async function main(): Promise<void> {
     }
   }
 
+  // Hostile inputs (issue 21): each must end in a clear refusal in bounded time, nothing outside touched.
+  const hostile = hostileClasses(demo, refDir);
+  for (const h of hostile) {
+    faults++;
+    const r = h.run();
+    const hung = r.error !== undefined && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT';
+    const touched = fs.readFileSync(outsideFile, 'utf8') !== OUTSIDE_TEXT;
+    const verdict = hung ? 'hung' : touched ? 'touched a file outside its folder' : h.check(r);
+    if (hung) hungCount++;
+    if (touched) {
+      mixed++;
+      fs.writeFileSync(outsideFile, OUTSIDE_TEXT);
+    }
+    if (verdict === 'refused') refused++;
+    else if (verdict === 'recovered') recovered++;
+    else {
+      if (verdict === 'mixed') mixed++;
+      failures++;
+      log(`${h.name}: ${verdict}: exit ${r.status} ${r.signal ?? ''}: ${String(r.stderr ?? '').slice(-600)}`);
+    }
+    log(`${h.name}: ${verdict}`);
+  }
+  const orphans = orphanedSleeps();
+  if (orphans.length) {
+    failures++;
+    log(`orphaned worker processes: ${orphans.join(', ')}`);
+    for (const pid of orphans) process.kill(pid, 'SIGKILL');
+  }
+
   log(`${((Date.now() - t0) / 1000).toFixed(0)} s in ${work}`);
   process.stdout.write(
-    `faults injected ${faults}, runs recovered exactly ${recovered}, refused correctly ${refused}, questions lost ${lost}, duplicated ${duplicated}\n`,
+    `faults injected ${faults} (${hostile.length} hostile-input classes), runs recovered exactly ${recovered}, refused correctly ${refused}, questions lost ${lost}, duplicated ${duplicated}, mixed ${mixed}, hung ${hungCount}, orphans ${orphans.length}\n`,
   );
-  if (failures || lost || duplicated) process.exitCode = 1;
+  if (failures || lost || duplicated || mixed || hungCount) process.exitCode = 1;
   else fs.rmSync(work, { recursive: true, force: true });
+}
+
+// ---- hostile-input classes --------------------------------------------------------------------------
+
+let mixed = 0;
+let hungCount = 0;
+const outsideDir = path.join(work, 'outside');
+fs.mkdirSync(outsideDir, { recursive: true });
+const outsideFile = path.join(outsideDir, 'precious.jsonl');
+const OUTSIDE_TEXT = '{"precious": "nothing may truncate or append to this"}\n{"torn';
+fs.writeFileSync(outsideFile, OUTSIDE_TEXT);
+/** A marker no other process on the machine has: `sleep 3131` run by the fake Pythons below. */
+const SLEEP_MARK = '3131';
+const HOSTILE_TIMEOUT_MS = 60_000;
+
+function cliRun(argv: string[], extraEnv: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [cli, ...argv], { encoding: 'utf8', env: { ...env, ...extraEnv }, timeout: HOSTILE_TIMEOUT_MS, maxBuffer: 1 << 26 });
+}
+
+function orphanedSleeps(): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8') === `sleep\0${SLEEP_MARK}\0`) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+interface Hostile {
+  name: string;
+  run: () => SpawnSyncReturns<string>;
+  /** 'refused' or 'recovered' when it ended as it must; otherwise what went wrong ('mixed' when wrong results were reported as success). */
+  check: (r: SpawnSyncReturns<string>) => string;
+}
+
+const refusedWith = (re: RegExp) => (r: SpawnSyncReturns<string>) =>
+  r.status !== 0 && re.test(r.stderr) ? 'refused' : r.status === 0 ? 'mixed' : `wrong refusal (wanted ${re})`;
+
+function hostileClasses(demo: string, refDir: string): Hostile[] {
+  const copyRun = (name: string) => {
+    const dir = path.join(work, name);
+    fs.cpSync(refDir, dir, { recursive: true });
+    fs.rmSync(path.join(dir, 'summary.json'));
+    return dir;
+  };
+  const withRecords = (name: string, make: (file: string) => void) => {
+    const dir = copyRun(name);
+    fs.rmSync(path.join(dir, 'records.jsonl'));
+    make(path.join(dir, 'records.jsonl'));
+    return dir;
+  };
+  const fifo = (file: string) => spawnSync('mkfifo', [file]);
+  const fakePython = (name: string, body: string) => {
+    const file = path.join(work, name);
+    fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return file;
+  };
+  const list: Hostile[] = [];
+  for (const [kind, make] of [
+    ['FIFO', fifo],
+    ['link to /dev/zero', (f: string) => fs.symlinkSync('/dev/zero', f)],
+    ['link out of the run folder', (f: string) => fs.symlinkSync(outsideFile, f)],
+    ['folder', (f: string) => fs.mkdirSync(f)],
+  ] as const) {
+    const tag = kind.replace(/[^a-z]+/gi, '-');
+    list.push({
+      name: `eval resume, records.jsonl is a ${kind}`,
+      run: () => run(demo, withRecords(`resume-${tag}`, make), cache),
+      check: refusedWith(/records\.jsonl: (not a regular file|a symbolic link)/),
+    });
+    list.push({
+      name: `compare, records.jsonl is a ${kind}`,
+      run: () => {
+        const dir = withRecords(`compare-${tag}`, make);
+        fs.copyFileSync(path.join(refDir, 'summary.json'), path.join(dir, 'summary.json'));
+        return cliRun(['compare', refDir, dir]);
+      },
+      check: refusedWith(/records\.jsonl: (not a regular file|a symbolic link|.*outside)/),
+    });
+  }
+  // Shards for merge: two halves of the reference, one with a FIFO for records.
+  list.push({
+    name: 'merge, a shard whose records.jsonl is a FIFO',
+    run: () => {
+      const s0 = path.join(work, 'merge-s0');
+      const s1 = path.join(work, 'merge-s1');
+      for (const [i, d] of [s0, s1].entries()) {
+        const r = spawnSync(process.execPath, [cli, ...args(demo, d), '--shard', `${i}/2`], { encoding: 'utf8', env, timeout: HOSTILE_TIMEOUT_MS });
+        if (r.status !== 0) throw new Error(`shard ${i}: ${r.stderr}`);
+      }
+      fs.rmSync(path.join(s1, 'records.jsonl'));
+      fifo(path.join(s1, 'records.jsonl'));
+      return cliRun(['merge', s0, s1, '--out', path.join(work, 'merge-out')]);
+    },
+    check: (r) => (fs.existsSync(path.join(work, 'merge-out', 'records.jsonl')) ? 'mixed' : refusedWith(/records\.jsonl: not a regular file \(a FIFO\)/)(r)),
+  });
+  list.push({
+    name: '--router-bias is a FIFO',
+    run: () => {
+      const bias = path.join(work, 'bias.fifo');
+      fifo(bias);
+      return cliRun([...args(demo, path.join(work, 'bias-run')), '--router-bias', bias]);
+    },
+    check: refusedWith(/--router-bias .*not a regular file \(a FIFO\)/),
+  });
+  list.push({
+    name: 'summary.json edited to an impossible one (-5 questions), then compare',
+    run: () => {
+      const dir = path.join(work, 'impossible');
+      fs.cpSync(refDir, dir, { recursive: true });
+      const s = JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as { questions: number };
+      s.questions = -5;
+      fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify(s));
+      return cliRun(['compare', refDir, dir]);
+    },
+    check: refusedWith(/summary\.json: field "questions" is -5/),
+  });
+  list.push({
+    name: 'PyTorch engine: a Python wrapper that prints before the worker starts',
+    run: () =>
+      cliRun([
+        ...args(demo, path.join(work, 'chatty')),
+        '--engine',
+        'pytorch',
+        '--python',
+        fakePython('chatty-python', `echo "activating env"\nexec sleep ${SLEEP_MARK}`),
+      ]),
+    check: refusedWith(/printed something else on stdout before the worker started.*activating env/),
+  });
+  list.push({
+    name: 'PyTorch engine: a Python that never starts the worker',
+    run: () =>
+      cliRun([...args(demo, path.join(work, 'silent')), '--engine', 'pytorch', '--python', fakePython('silent-python', `exec sleep ${SLEEP_MARK}`)], {
+        MOE_SCOPE_WORKER_START_TIMEOUT_S: '3',
+      }),
+    check: refusedWith(/wrote no MoE Scope worker hello within 3 s/),
+  });
+  const venvPython = path.join(BENCH_ROOT, '.venv', 'bin', 'python');
+  if (fs.existsSync(venvPython))
+    list.push({
+      name: 'PyTorch engine: config.json names one layer more than the weights hold',
+      run: () => {
+        const m = path.join(work, 'one-layer-more');
+        fs.cpSync(demo, m, { recursive: true });
+        const cfg = JSON.parse(fs.readFileSync(path.join(m, 'config.json'), 'utf8')) as { num_hidden_layers: number };
+        cfg.num_hidden_layers += 1;
+        fs.writeFileSync(path.join(m, 'config.json'), JSON.stringify(cfg));
+        return cliRun([...args(m, path.join(work, 'one-layer-more-run')), '--engine', 'pytorch', '--python', venvPython]);
+      },
+      check: refusedWith(/do not match config\.json: \d+ tensors the config needs are not in the weight files \(model\.layers\.4\./),
+    });
+  else log(`no ${venvPython}: the PyTorch weight-check class is not run`);
+  // Sweeps: a changed SPEC re-runs what changed; a crafted sweep.json cannot reach outside the sweep.
+  const sweepOut = path.join(work, 'sweep');
+  const spec = (limit: number) => {
+    const file = path.join(work, `spec-${limit}.json`);
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ data: corpus, models: [{ name: 'demo', path: demo }], shots: [2], limit, batchSize: 1, shards: 1, provider: 'cpu', cache }),
+    );
+    return file;
+  };
+  list.push({
+    name: 'sweep re-run into the same folder with a changed SPEC (limit 1 -> 2)',
+    run: () => {
+      const first = cliRun(['sweep', spec(1), '--out', sweepOut]);
+      if (first.status !== 0) return first;
+      return cliRun(['sweep', spec(2), '--out', sweepOut]);
+    },
+    check: (r) => {
+      if (r.status !== 0) return `failed: exit ${r.status}`;
+      const run = path.join(sweepOut, 'demo.onnxruntime.2shot.answer.none', 'run');
+      const summary = JSON.parse(fs.readFileSync(path.join(run, 'summary.json'), 'utf8')) as { questions: number };
+      const manifest = JSON.parse(fs.readFileSync(path.join(run, 'manifest.json'), 'utf8')) as { limitPerSubject: number; totalQuestions: number };
+      // The merged run must be the new SPEC's (limit 2, all its questions), not the old one's kept.
+      return manifest.limitPerSubject === 2 && summary.questions === manifest.totalQuestions ? 'recovered' : 'mixed';
+    },
+  });
+  list.push({
+    name: 'sweep --merge with a crafted sweep.json whose run folder is outside the sweep',
+    run: () => {
+      const plan = JSON.parse(fs.readFileSync(path.join(sweepOut, 'sweep.json'), 'utf8')) as { experiments: { runDir: string }[] };
+      plan.experiments[0].runDir = outsideDir;
+      fs.writeFileSync(path.join(sweepOut, 'sweep.json'), JSON.stringify(plan));
+      return cliRun(['sweep', '--merge', '--out', sweepOut]);
+    },
+    check: refusedWith(/sweep\.json: field "experiments\[0\]\.runDir" .* not a folder inside the sweep folder/),
+  });
+  return list;
 }
 
 main().catch((e) => {

@@ -75,6 +75,88 @@ def unit_finished(unit: dict) -> bool:
     return shard.get("index") == unit["shard"] and shard.get("count") == unit["shards"] and summary.get("complete") is True
 
 
+def init_options(address: str | None) -> dict:
+    """ray.init's options: a cluster the user named as it is; a local one on loopback only, without a dashboard
+    (Ray's control plane has no authentication: nothing this sweep starts may listen beyond this machine)."""
+    if address:
+        return {"address": address, "log_to_driver": True}
+    return {"address": None, "log_to_driver": True, "_node_ip_address": "127.0.0.1", "include_dashboard": False, "dashboard_host": "127.0.0.1"}
+
+
+def descendants(pid: int) -> set[int]:
+    """pid and every process below it (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p not in out:
+            out.add(p)
+            todo.extend(children.get(p, []))
+    return out
+
+
+def _listening() -> dict[str, str]:
+    """Socket inode -> local address of every TCP socket in LISTEN state (/proc/net/tcp and tcp6)."""
+    out = {}
+    for name, width in (("tcp", 8), ("tcp6", 32)):
+        try:
+            with open(f"/proc/net/{name}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if len(cols) < 10 or cols[3] != "0A":
+                continue
+            ip_hex, port_hex = cols[1].split(":")
+            out[cols[9]] = f"{_ip_of(ip_hex, width)}:{int(port_hex, 16)}"
+    return out
+
+
+def _ip_of(hex_ip: str, width: int) -> str:
+    raw = bytes.fromhex(hex_ip)
+    # /proc writes each 32-bit word in host (little-endian) order.
+    raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, raw)
+
+
+def _is_loopback(addr: str) -> bool:
+    host = addr.rsplit(":", 1)[0]
+    return host.startswith("127.") or host in ("::1", "::ffff:127.0.0.1") or host.startswith("::ffff:127.")
+
+
+def exposed_sockets(pids: set[int]) -> list[str]:
+    """'PID (NAME) ADDR' for every listening TCP socket of these processes bound beyond loopback."""
+    listening = _listening()
+    out = []
+    for pid in sorted(pids):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                addr = listening.get(target[8:-1])
+                if addr and not _is_loopback(addr):
+                    out.append(f"{pid} ({comm}) {addr}")
+    return out
+
+
 def label_of(unit: dict) -> str:
     return f"{unit['experiment']} shard {unit['shard']}/{unit['shards']}"
 
@@ -89,6 +171,7 @@ def main() -> int:
     ap.add_argument("--plan", required=True, help="SWEEP_DIR/sweep.json written by moe-scope sweep")
     ap.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     ap.add_argument("--max-retries", type=int, default=3, help="retries of a unit whose worker or eval failed")
+    ap.add_argument("--allow-remote", action="store_true", help="accept a local Ray that listens beyond loopback")
     ap.add_argument("--lock-wait", type=float, default=300.0, help="seconds a retry waits for a lost attempt's eval to let go of the unit")
     args = ap.parse_args()
 
@@ -101,7 +184,20 @@ def main() -> int:
     import ray  # the optional dependency, only needed from here on
 
     remote_unit = ray.remote(run_unit)
-    ray.init(address=args.address, log_to_driver=True)
+    ray.init(**init_options(args.address))
+    if not args.address and not args.allow_remote:
+        # A Ray that ignores the loopback request (older versions bind their gRPC servers to every
+        # interface) is stopped rather than left reachable from the network.
+        exposed = exposed_sockets(descendants(os.getpid()) - {os.getpid()})
+        if exposed:
+            ray.shutdown()
+            print(
+                "moe-scope ray: the local Ray cluster listens beyond this machine (" + "; ".join(exposed[:5]) + "); stopped it. "
+                "Use a Ray that honours a loopback node address (2.54 or later), start a cluster yourself and pass --ray-address, "
+                "or pass --allow-remote to accept it",
+                file=sys.stderr,
+            )
+            return 2
     print(f"ray: connected; cluster resources {ray.cluster_resources()}", flush=True)
     units = plan["units"]
     todo_by_exp: dict[str, set[int]] = {e["name"]: set() for e in plan["experiments"]}
@@ -152,4 +248,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        # Ctrl-C: Ray ends its tasks as the driver goes; the exit status says it was interrupted.
+        print("moe-scope ray: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -32,14 +32,44 @@ def resolve_model_dir(path: str) -> str:
             raise EngineFailure("bad-model", f"{snapshots}: {len(found)} snapshots and no refs/main; pass one snapshot folder")
     if not os.path.isdir(path):
         raise EngineFailure("bad-model", f"{path}: no such folder")
+    config = os.path.join(path, "config.json")
+    if os.path.lexists(config):
+        read_regular(config, 1)  # raises, naming what it is (a FIFO, a folder, a dangling link)
     raise EngineFailure("bad-model", f"{path}/config.json: missing (expected a Hugging Face model folder or hub snapshot)")
+
+
+def read_regular(file: str, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most max_bytes; a FIFO, device or folder is refused at once by name
+    (opened non-blocking and checked on the descriptor, as src/shared/safeFiles.ts does)."""
+    import stat
+
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise EngineFailure("bad-model", f"{file}: {'no such file' if e.errno == 2 else f'cannot read ({e.strerror})'}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device or special file"
+            raise EngineFailure("bad-model", f"{file}: not a regular file ({kind})")
+        if st.st_size > max_bytes:
+            raise EngineFailure("bad-model", f"{file}: {st.st_size} bytes, more than the {max_bytes} this file may have")
+        chunks, got = [], 0
+        while got < st.st_size:
+            c = os.read(fd, st.st_size - got)
+            if not c:
+                break
+            chunks.append(c)
+            got += len(c)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_config(model_dir: str) -> dict:
     file = os.path.join(model_dir, "config.json")
     try:
-        with open(file, encoding="utf-8") as f:
-            config = json.load(f)
+        config = json.loads(read_regular(file, 16 << 20).decode("utf-8"))
     except (OSError, ValueError) as e:
         raise EngineFailure("bad-model", f"{file}: {e}") from e
     if not isinstance(config, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,7 @@ from .capture import RoutingCapture
 from .routing import log_softmax_at, routing_from_observed
 from .tokenizer import WorkerTokenizer
 from .interventions import RouterInterventions
+from .weight_check import check_loading_info
 
 Log = Callable[[str, str], None]
 # Headroom over the weights for activations, KV caches and the allocator.
@@ -136,9 +138,14 @@ class Engine:
 
         kwargs = dict(local_files_only=True, low_cpu_mem_usage=True)
         try:
-            model = self._from_pretrained(AutoModelForCausalLM, model_dir, dtype, device, kwargs)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise EngineFailure("bad-model", f"{model_dir}: transformers could not load it: {e}") from e
+            model, loading_info = self._from_pretrained(AutoModelForCausalLM, model_dir, dtype, device, kwargs)
+        except (EngineFailure, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as e:  # one line for the user, whatever transformers raised (the traceback goes to the log)
+            self.log("warn", "".join(traceback.format_exception(e)).strip())
+            first = (str(e).strip().splitlines() or [""])[0][:500]
+            raise EngineFailure("bad-model", f"{model_dir}: transformers could not load it: {type(e).__name__}: {first}") from e
+        check_loading_info(model_dir, loading_info)
         model.eval()
         self.log("info", f"weights loaded in {time.time() - t0:.1f} s")
         self.capture = RoutingCapture(model, rule["family"], hf_config.get_text_config(), rule["routing"])
@@ -205,11 +212,14 @@ class Engine:
             placement = {"device_map": str(device)} if device.type != "cpu" else {}
         except ImportError:
             placement = {}
+        # The loading report says which tensors came from the files (weight_check.py); mis-shaped ones are
+        # listed there too (instead of a "see the report above" error) and refused by name.
+        kwargs = {**kwargs, "ignore_mismatched_sizes": True}
         try:
-            model = auto.from_pretrained(model_dir, dtype=dtype, **placement, **kwargs)
+            model, info = auto.from_pretrained(model_dir, dtype=dtype, output_loading_info=True, **placement, **kwargs)
         except TypeError:  # transformers 4.x spells it torch_dtype
-            model = auto.from_pretrained(model_dir, torch_dtype=dtype, **placement, **kwargs)
-        return model if placement else model.to(device)
+            model, info = auto.from_pretrained(model_dir, torch_dtype=dtype, output_loading_info=True, **placement, **kwargs)
+        return (model if placement else model.to(device)), info
 
     def _install_cancel_hooks(self, layers) -> None:
         """A cancel takes effect between decoder layers, not only between requests."""

@@ -10,6 +10,8 @@ import sys
 def probe() -> dict:
     info: dict = {"python": sys.version.split()[0], "executable": sys.executable, "platform": platform.platform()}
     problems = []
+    if sys.version_info < (3, 10):
+        problems.append(f"Python {sys.version.split()[0]} is older than 3.10, which the PyTorch worker needs")
     try:
         import torch
 
@@ -30,6 +32,8 @@ def probe() -> dict:
             info[mod] = __import__(mod).__version__
         except Exception as e:
             problems.append(f"{mod}: {e}")
+    if any(p.split(":")[0] in ("torch", "transformers", "tokenizers", "safetensors", "numpy") for p in problems):
+        problems.append("install the worker's requirements into this Python: pip install -r python/requirements.txt")
     info["problems"] = problems
     info["usable"] = not problems
     info["gpu"] = bool(info.get("devices"))

@@ -25,7 +25,11 @@ DTYPES = {
     "uint8": np.dtype("u1"),
 }
 _NAMES = {v: k for k, v in DTYPES.items()}
-MAX_FRAME = 1 << 31
+# Must stay below the host's frame cap (frames.ts MAX_FRAME_BYTES).
+MAX_FRAME = 1 << 30
+# Written once, before anything else, on the frame stream: the host refuses a stream that starts otherwise
+# (text a wrapper script printed first) instead of reading it as a frame length (frames.ts WORKER_HELLO).
+WORKER_HELLO = b"\0MOE-SCOPE-WORKER/1\n"
 
 
 class View:
@@ -79,7 +83,7 @@ def encode(message: Any) -> bytes:
     start = _align8(4 + len(header))
     total = start + offset
     if total >= MAX_FRAME:
-        raise ValueError(f"a {total}-byte frame exceeds the 2 GiB frame limit")
+        raise ValueError(f"a {total}-byte frame exceeds the 1 GiB frame limit")
     out = bytearray(4 + total)
     struct.pack_into("<II", out, 0, total, len(header))
     out[8 : 8 + len(header)] = header

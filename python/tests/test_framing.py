@@ -38,3 +38,51 @@ def test_end_of_input_and_torn_frames():
     frame = framing.encode({"type": "cancel", "id": 1})
     with pytest.raises(EOFError):
         framing.read_frame(io.BytesIO(frame[:-3]))
+
+
+def test_the_worker_writes_its_hello_before_anything_else_on_the_frame_stream():
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moe_scope_worker"],
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": here},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        first = proc.stdout.read(len(framing.WORKER_HELLO))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first == framing.WORKER_HELLO
+
+
+def test_frames_stay_below_the_hosts_one_gib_cap():
+    assert framing.MAX_FRAME <= 1 << 30
+
+
+def test_a_python_without_the_requirements_gets_one_line_with_the_install_hint(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # A numpy that cannot be imported stands in for a Python without the worker's requirements.
+    (tmp_path / "numpy.py").write_text("raise ImportError('no numpy here', name='numpy')\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "moe_scope_worker"],
+        cwd=here,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{here}"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+    )
+    assert r.returncode == 3
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "lacks numpy" in lines[0] and "pip install -r python/requirements.txt" in lines[0], lines
+    assert r.stdout == b""

@@ -68,3 +68,31 @@ def test_run_unit_waits_while_the_folder_is_locked_and_fails_on_other_errors(tmp
         driver.run_unit("/bin/sh", "-c", ["exit 3"], "unit 1", lock_wait_s=30)
     with pytest.raises(RuntimeError, match=r"unit 2: eval exited with status 75"):
         driver.run_unit("/bin/sh", "-c", ["exit 75"], "unit 2", lock_wait_s=0)
+
+
+def test_a_local_ray_is_asked_for_loopback_and_no_dashboard_a_named_cluster_is_left_alone():
+    local = driver.init_options(None)
+    assert local["_node_ip_address"] == "127.0.0.1" and local["include_dashboard"] is False and local["address"] is None
+    named = driver.init_options("10.0.0.5:6379")
+    assert named == {"address": "10.0.0.5:6379", "log_to_driver": True}
+
+
+def test_listening_sockets_beyond_loopback_are_found_among_the_processes_a_sweep_started():
+    import subprocess
+    import sys
+
+    code = "import socket, sys, time; s = socket.socket(); s.bind((sys.argv[1], 0)); s.listen(); print('up', flush=True); time.sleep(60)"
+    wide = subprocess.Popen([sys.executable, "-c", code, "0.0.0.0"], stdout=subprocess.PIPE)
+    narrow = subprocess.Popen([sys.executable, "-c", code, "127.0.0.1"], stdout=subprocess.PIPE)
+    try:
+        assert wide.stdout.readline() == b"up\n" and narrow.stdout.readline() == b"up\n"
+        mine = driver.descendants(os.getpid())
+        assert {wide.pid, narrow.pid} <= mine
+        exposed = driver.exposed_sockets(mine)
+        assert any(e.startswith(f"{wide.pid} ") and "0.0.0.0:" in e for e in exposed), exposed
+        assert not any(e.startswith(f"{narrow.pid} ") for e in exposed), exposed
+    finally:
+        wide.kill()
+        narrow.kill()
+        wide.wait()
+        narrow.wait()

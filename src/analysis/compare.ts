@@ -73,6 +73,8 @@ export function activationShares(summary: Pick<RunSummary, 'layers'>): number[][
   });
 }
 
+const own = <T>(table: Record<string, T>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
+
 export function compareRuns(A: RunForComparison, B: RunForComparison): RunComparison {
   const sa = A.summary;
   const sb = B.summary;
@@ -100,8 +102,9 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
 
   const subjects = [...new Set([...Object.keys(sa.accuracy.perSubject), ...Object.keys(sb.accuracy.perSubject)])].sort();
   const perSubject = subjects.map((subject) => {
-    const x = sa.accuracy.perSubject[subject];
-    const y = sb.accuracy.perSubject[subject];
+    // Own keys only: a subject named "constructor" must not find Object.prototype's.
+    const x = own(sa.accuracy.perSubject, subject);
+    const y = own(sb.accuracy.perSubject, subject);
     return {
       subject,
       category: x?.category ?? y?.category ?? null,
@@ -110,8 +113,8 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
   });
   const categories = [...new Set([...Object.keys(sa.accuracy.perCategory), ...Object.keys(sb.accuracy.perCategory)])].sort();
   const perCategory = categories.map((category) => {
-    const x = sa.accuracy.perCategory[category];
-    const y = sb.accuracy.perCategory[category];
+    const x = own(sa.accuracy.perCategory, category);
+    const y = own(sb.accuracy.perCategory, category);
     return { category, ...delta(x ? x.accuracy : null, y ? y.accuracy : null, x?.questions ?? 0, y?.questions ?? 0) };
   });
 

@@ -52,6 +52,11 @@ export function parseBiasJson(text: string, file: string): [number, number, numb
       if (typeof bias !== 'number' || !Number.isFinite(bias)) {
         throw new InterventionError(`${file}: layer ${layerKey}, expert ${expertKey}: bias must be a finite number, got ${describe(bias)}`);
       }
+      // Router logits are float32 in both engines: a bias beyond its range would become infinite there.
+      if (!Number.isFinite(Math.fround(bias)))
+        throw new InterventionError(
+          `${file}: layer ${layerKey}, expert ${expertKey}: bias ${bias} is beyond float32's range (|b| < 3.4e38), which router logits use`,
+        );
       out.push([Number(layerKey), Number(expertKey), bias]);
     }
   }
@@ -128,7 +133,12 @@ export function validateIntervention(iv: RouterIntervention, shape: RouterShape,
 
 export function maskedPerLayer(iv: RouterIntervention, numLayers: number): number[] {
   const n = new Array<number>(numLayers).fill(0);
-  for (const [l] of iv.mask) if (l >= 0 && l < numLayers) n[l]++;
+  // Distinct experts: a mask given with repeats (before normalizeIntervention) masks each expert once.
+  const seen = new Set<string>();
+  for (const [l, e] of iv.mask) {
+    if (l >= 0 && l < numLayers && !seen.has(`${l}:${e}`)) n[l]++;
+    seen.add(`${l}:${e}`);
+  }
   return n;
 }
 

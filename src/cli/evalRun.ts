@@ -1,11 +1,16 @@
 /** Runs one evaluation from the command line (eval and experiment): Ctrl+C cancels after the batch in flight. */
-import * as fs from 'node:fs';
+import { readRegularText } from '../shared/safeFiles';
+import { InputError } from '../shared/inputError';
+
+/** A bias for every expert of the largest models is a few MB of JSON. */
+const MAX_BIAS_BYTES = 64 << 20;
 import * as path from 'node:path';
 import type { CliContext } from './command';
 import type { CliBackend } from './backend';
 import { Checkpoint } from '../engines/onnxruntime/checkpoint';
 import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';
 import { RunLockHeldError } from '../eval/runLock';
+import { killLiveWorkers } from '../engines/client/pythonWorker';
 import { isEmptyIntervention, normalizeIntervention, parseBiasJson, parseMaskSpec, validateIntervention } from '../analysis/interventions';
 import type { RouterIntervention } from '../shared/protocol';
 
@@ -16,11 +21,17 @@ export const EXIT_LOCKED = 75;
 export async function runEvalCommand(engine: CliBackend, opts: EvalOptions, ctx: CliContext, quiet: boolean): Promise<number> {
   const ac = new AbortController();
   const onSignal = () => {
-    ctx.err('\ncancelling after the batch in flight...');
+    if (ac.signal.aborted) {
+      // A second Ctrl-C (e.g. while a load hangs): stop now, and take the engine's process along rather than orphan it.
+      ctx.err('stopping now');
+      killLiveWorkers();
+      process.exit(130);
+    }
+    ctx.err('\ncancelling after the batch in flight (Ctrl-C again to stop now)...');
     ac.abort();
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let lastLine = 0;
   try {
     const outcome = await runEvaluation(engine, opts, {
@@ -68,9 +79,14 @@ export function interventionFromOptions(modelDir: string, maskSpec: string | und
     const file = path.resolve(biasFile);
     let text: string;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      text = readRegularText(file, { maxBytes: MAX_BIAS_BYTES });
     } catch (e) {
-      throw new Error(`--router-bias ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, { cause: e });
+      throw new Error(
+        `--router-bias ${file}: cannot read it (${e instanceof InputError ? e.problem : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)})`,
+        {
+          cause: e,
+        },
+      );
     }
     bias = parseBiasJson(text, file);
   }

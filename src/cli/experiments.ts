@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { UsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
 import { ENGINE_OPTIONS, openBackend } from './backend';
-import { prepareExperiment } from '../eval/experiment';
+import { checkBaselineWeights, prepareExperiment } from '../eval/experiment';
+import { jsonDifferences } from '../eval/fingerprint';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
@@ -84,25 +85,40 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
         return 0;
       }
+      await checkBaselineWeights(exp.baseline);
       const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), exp.options.modelPath);
       return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },
   compare: {
     usage:
-      'compare RUN_A RUN_B [--json]\n' +
+      'compare RUN_A RUN_B [--json] [--different-weights]\n' +
       "      Accuracy (micro, macro, per subject and category) of two runs with deltas, McNemar's exact test on\n" +
       "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
     async run(args, ctx) {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { json: { type: 'boolean', default: false }, 'different-weights': { type: 'boolean', default: false } },
+      });
       if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
         const summary = readSummary(dir);
         if (!summary) throw new RunFolderError(path.join(dir, 'summary.json'), `not found; is ${p} an evaluation run folder?`);
-        return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
+        const manifest = readManifest(dir);
+        return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: manifest?.model.engine, manifest };
       });
+      // Two runs on different weights differ for that reason alone: not an intervention's effect.
+      const [ma, mb] = runs.map((r) => r.manifest);
+      const weightDiffs = ma && mb ? jsonDifferences(ma.model.files, mb.model.files) : [];
+      if (weightDiffs.length && !values['different-weights'])
+        throw new RunFolderError(
+          path.join(runs[1].runDir, 'manifest.json'),
+          `ran on other model weights than ${runs[0].runDir} (different ${weightDiffs.slice(0, 4).join(', ')}); pass --different-weights to compare them anyway`,
+        );
       const c = compareRuns(runs[0], runs[1]);
+      if (weightDiffs.length) c.warnings.unshift(`different model weights (${weightDiffs.slice(0, 2).join(', ')})`);
       ctx.out(values.json ? JSON.stringify(c) : describeComparison(c));
       return 0;
     },
@@ -145,5 +161,10 @@ export function describeComparison(c: RunComparison): string {
     lines.push(
       `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
     );
-  return lines.join('\n');
+  // Labels and subject names come from files anyone can write: no terminal escape sequences reach the terminal.
+  return lines.map(printable).join('\n');
 }
+
+// Every C0 control but tab and newline, DEL and every C1 control (ESC and CSI start terminal sequences).
+const printable = (line: string) => Array.from(line, (ch) => (isControl(ch.codePointAt(0)!) ? '?' : ch)).join('');
+const isControl = (c: number) => (c < 0x20 && c !== 0x09 && c !== 0x0a) || (c >= 0x7f && c <= 0x9f);

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { spawn } from 'node:child_process';
+import { readRegularText } from '../shared/safeFiles';
 import type { CliContext } from './command';
 import { commandTable, runCommand } from './commands';
 
@@ -49,10 +50,22 @@ function argvFromHandOver(): string[] | null {
   const file = process.env[ARGV_FILE_ENV];
   if (!file) return null;
   delete process.env[ARGV_FILE_ENV];
+  // Only ever a file this CLI made (rerunWithShortCommandLine): anything else is refused, and only that
+  // file and its own empty folder are removed, never a folder the variable happens to point into.
+  const dir = path.dirname(path.resolve(file));
+  if (path.basename(file) !== 'argv.json' || !path.basename(dir).startsWith('moe-scope-argv-') || path.dirname(dir) !== path.resolve(os.tmpdir()))
+    throw new Error(`${ARGV_FILE_ENV}=${file}: not an argument file made by moe-scope (expected ${path.join(os.tmpdir(), 'moe-scope-argv-*', 'argv.json')})`);
   try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
+    const argv = JSON.parse(readRegularText(file, { maxBytes: 64 << 20 })) as unknown;
+    if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) throw new Error(`${file}: not a list of arguments`);
+    return argv as string[];
   } finally {
-    fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    fs.rmSync(file, { force: true });
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* not empty or gone: left alone */
+    }
   }
 }
 

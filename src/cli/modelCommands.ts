@@ -1,5 +1,6 @@
 /** The command line's model commands: make a demo checkpoint, trace a text, analyse the weights. */
 import { parseArgs } from 'node:util';
+import { readRegularFile } from '../shared/safeFiles';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { ENGINE_OPTIONS, openBackend } from './backend';
@@ -212,22 +213,21 @@ async function readTextInput(file: string): Promise<string> {
     }
     if (!st.isFile()) throw new UsageError(`--file ${file}: not a regular file`);
     if (st.size > MAX_TEXT_BYTES) throw new UsageError(`--file ${file}: ${st.size} bytes; no model context holds that much (limit ${MAX_TEXT_BYTES})`);
-    take(fs.readFileSync(file));
+    take(readRegularFile(file, { maxBytes: MAX_TEXT_BYTES }));
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) throw new UsageError(`--file ${file}: no text`);
   return text;
 }
 
-function parseIds(s: string): number[] {
+export function parseIds(s: string): number[] {
   const ids = s
     .split(',')
     .map((x) => x.trim())
-    .filter(Boolean)
-    .map(Number);
-  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0))
-    throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
-  return ids;
+    .filter(Boolean);
+  // Decimal digits only: Number() would also take "1e3", "0x10" and " 7 ".
+  if (ids.length === 0 || ids.some((x) => !/^\d{1,9}$/.test(x))) throw new UsageError(`--ids must be comma-separated non-negative integers, got "${s}"`);
+  return ids.map(Number);
 }
 
 export function nest3(a: ArrayLike<number>, d0: number, d1: number, d2: number): number[][][] {

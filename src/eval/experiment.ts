@@ -7,12 +7,27 @@ import * as path from 'node:path';
 import { deriveIntervention, type ExperimentSpec } from '../analysis/interventions';
 import { readManifest, readSummary, RunFolderError, type RunManifest } from './runFolder';
 import type { EvalOptions } from './runner';
+import { jsonDifferences, modelFingerprint } from './fingerprint';
 import type { LoadOptions, RouterIntervention, RunSummary } from '../shared/protocol';
 
 export interface PreparedExperiment {
   baseline: { dir: string; manifest: RunManifest; summary: RunSummary };
   intervention: RouterIntervention;
   options: EvalOptions;
+}
+
+/**
+ * The model files at the baseline's model path must be the ones the baseline ran on (its manifest's
+ * fingerprint): an experiment on other weights compares an intervention with a different model.
+ */
+export async function checkBaselineWeights(baseline: { dir: string; manifest: RunManifest }, options: { hashCacheFile?: string } = {}): Promise<void> {
+  const now = await modelFingerprint(baseline.manifest.model.path, { cacheFile: options.hashCacheFile });
+  const diffs = jsonDifferences(baseline.manifest.model.files, now);
+  if (diffs.length)
+    throw new RunFolderError(
+      path.join(baseline.dir, 'manifest.json'),
+      `the model at ${baseline.manifest.model.path} is not the one this baseline ran on (different ${diffs.slice(0, 4).join(', ')}); evaluate the baseline again on these weights`,
+    );
 }
 
 /** Reads the baseline run and derives the experiment; throws with the file and the problem. */
@@ -25,6 +40,11 @@ export function prepareExperiment(
   const dir = path.resolve(baselineDir);
   const manifest = readManifest(dir);
   if (!manifest) throw new RunFolderError(path.join(dir, 'manifest.json'), 'not found; --baseline must be an evaluation run folder');
+  if (manifest.shard)
+    throw new RunFolderError(
+      path.join(dir, 'manifest.json'),
+      `field "shard": ${dir} holds shard ${manifest.shard.index}/${manifest.shard.count} of a run, not a whole run; merge its shards (moe-scope merge) and use the merged folder as --baseline`,
+    );
   const summary = readSummary(dir);
   if (!summary) throw new RunFolderError(path.join(dir, 'summary.json'), 'not found; finish the baseline run first');
   if (!summary.complete)

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import * as os from 'node:os';
+import { readRegularText } from '../shared/safeFiles';
 
 export interface FileFingerprint {
   size: number;
@@ -30,7 +31,7 @@ type HashCache = Record<string, { key: string; sha256: string }>;
 
 function readCache(file: string): HashCache {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as unknown;
+    const v = JSON.parse(readRegularText(file, { maxBytes: 64 << 20 })) as unknown;
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as HashCache) : {};
   } catch {
     return {};

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { createAccumulator } from '../analysis/accumulator';
 import {
   MANIFEST,
+  MAX_RECORDS_BYTES,
+  recordProblem,
   RECORDS,
   SUMMARY,
   RunFolderError,
@@ -23,6 +25,7 @@ import {
   type RunManifest,
 } from './runFolder';
 import { finishSummary } from './runner';
+import { entryExists, readRegularText, writeFileInside } from '../shared/safeFiles';
 import type { RunSummary } from '../shared/protocol';
 
 export interface MergeOutcome {
@@ -110,10 +113,11 @@ interface RecordLine {
   text: string;
 }
 
+/** The shard's complete record lines, each checked as a resume would check it, so a bad line is named in its shard, before anything is written. */
 function shardLines(s: ShardFolder): RecordLine[] {
   const file = path.join(s.dir, RECORDS);
-  if (!fs.existsSync(file)) return [];
-  const text = fs.readFileSync(file, 'utf8');
+  if (!entryExists(file)) return [];
+  const text = readRegularText(file, { maxBytes: MAX_RECORDS_BYTES, within: s.dir, error: RunFolderError });
   // A torn last line is the batch a kill interrupted: not recorded, so the shard counts as incomplete.
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
   return complete
@@ -127,6 +131,8 @@ function shardLines(s: ShardFolder): RecordLine[] {
         throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
       }
       if (typeof rec.batch !== 'number') throw new RunFolderError(file, 'field "batch" is missing or not a number', i + 1);
+      const problem = recordProblem(rec, s.manifest.model);
+      if (problem) throw new RunFolderError(file, problem, i + 1);
       return { batch: rec.batch, text: l };
     });
 }
@@ -163,16 +169,14 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   lines.sort((a, b) => a.batch - b.batch);
 
   const out = path.resolve(outDir);
-  if (fs.existsSync(path.join(out, RECORDS)) || fs.existsSync(path.join(out, MANIFEST))) {
+  if (entryExists(path.join(out, RECORDS)) || entryExists(path.join(out, MANIFEST))) {
     throw new RunFolderError(out, `already holds a run; merge writes a new run folder (delete it or choose another --out)`);
   }
   fs.mkdirSync(out, { recursive: true });
   const manifest: RunManifest = { ...first, createdAt: shards.map((s) => s.manifest.createdAt).sort()[0], mergedFrom: shards.map((s) => s.dir) };
   delete manifest.shard;
   // Records first under a temporary name, so a folder with a manifest always has all its records.
-  const tmp = path.join(out, `${RECORDS}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, lines.map((l) => l.text + '\n').join(''));
-  fs.renameSync(tmp, path.join(out, RECORDS));
+  writeFileInside(out, path.join(out, RECORDS), lines.map((l) => l.text + '\n').join(''), RunFolderError);
   writeJsonAtomic(path.join(out, MANIFEST), manifest);
 
   const acc = createAccumulator({ numLayers: first.model.numLayers, numExperts: first.model.numExperts, topK: first.model.topK }, first.tokenScope);

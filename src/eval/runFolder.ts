@@ -14,6 +14,16 @@ import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
 import { InputError } from '../shared/inputError';
 import { readJson, readJsonAsync } from '../shared/readJson';
+import {
+  MAX_TEXT_BYTES,
+  assertWritableInside,
+  entryExists,
+  openInside,
+  readRegularFile,
+  readRegularText,
+  writeAll,
+  writeFileInside,
+} from '../shared/safeFiles';
 
 export interface RunManifest {
   format: 'moe-scope.run';
@@ -115,8 +125,11 @@ export interface RecordedState {
 
 export const REJECTS = 'records.rejects.jsonl';
 
+/** records.jsonl is read whole as text: at most what a string can hold. */
+export const MAX_RECORDS_BYTES = MAX_TEXT_BYTES;
+
 /** Why a parsed line cannot be a batch record, or null when it can. */
-function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: number; topK: number }): string | null {
+export function recordProblem(rec: unknown, shape: { numLayers: number; numExperts: number; topK: number }): string | null {
   if (!rec || typeof rec !== 'object' || Array.isArray(rec)) return 'not an object';
   const r = rec as Partial<BatchRecord>;
   if (!Number.isInteger(r.batch) || (r.batch as number) < 0) return 'field "batch" is not a non-negative integer';
@@ -161,12 +174,19 @@ export function readRecords(runDir: string, acc: RunAccumulator, runQuestionIds?
     truncatedBytes: 0,
     rejected: [],
   };
-  if (!fs.existsSync(file)) return state;
-  const buf = fs.readFileSync(file);
+  if (!entryExists(file)) return state;
+  // This file is cut and rewritten below: it must be the run folder's own, not a link to elsewhere.
+  assertWritableInside(runDir, file, RunFolderError);
+  const buf = readRegularFile(file, { maxBytes: MAX_RECORDS_BYTES, within: runDir, error: RunFolderError });
   const lastNewline = buf.lastIndexOf(0x0a);
   const keep = lastNewline + 1;
   if (keep < buf.length) {
-    fs.truncateSync(file, keep);
+    const fd = openInside(runDir, file, 'r+', RunFolderError);
+    try {
+      fs.ftruncateSync(fd, keep);
+    } finally {
+      fs.closeSync(fd);
+    }
     state.truncatedBytes = buf.length - keep;
   }
   const lines = buf.subarray(0, keep).toString('utf8').split('\n');
@@ -212,22 +232,14 @@ export function readRecords(runDir: string, acc: RunAccumulator, runQuestionIds?
   if (rejects.length) {
     // Rejects first (durably), then the cleaned records, so a kill in between loses nothing.
     const rejectsFile = path.join(runDir, REJECTS);
-    const fd = fs.openSync(rejectsFile, 'a');
+    const fd = openInside(runDir, rejectsFile, 'a', RunFolderError);
     try {
-      fs.writeSync(fd, rejects.join('\n') + '\n');
+      writeAll(fd, Buffer.from(rejects.join('\n') + '\n', 'utf8'));
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
-    const tmp = `${file}.tmp-${process.pid}`;
-    const out = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(out, kept.map((l) => l + '\n').join(''));
-      fs.fsyncSync(out);
-    } finally {
-      fs.closeSync(out);
-    }
-    fs.renameSync(tmp, file);
+    writeFileInside(runDir, file, kept.map((l) => l + '\n').join(''), RunFolderError);
   }
   return state;
 }
@@ -245,12 +257,10 @@ export class RecordWriter {
     runDir: string,
     private readonly syncEveryMs = 0,
   ) {
-    this.fd = fs.openSync(path.join(runDir, RECORDS), 'a');
+    this.fd = openInside(runDir, path.join(runDir, RECORDS), 'a', RunFolderError);
   }
   append(rec: BatchRecord): void {
-    const bytes = Buffer.from(JSON.stringify(rec) + '\n', 'utf8');
-    let done = 0;
-    while (done < bytes.length) done += fs.writeSync(this.fd, bytes, done, bytes.length - done);
+    writeAll(this.fd, Buffer.from(JSON.stringify(rec) + '\n', 'utf8'));
     this.unsynced = true;
     if (Date.now() - this.lastSync >= this.syncEveryMs) this.sync();
   }
@@ -292,8 +302,8 @@ const NOT_RESULT_CHANGING: string[][] = [
  */
 export function readManifest(runDir: string): RunManifest | null {
   const file = path.join(runDir, MANIFEST);
-  if (!fs.existsSync(file)) return null;
-  return checkManifest(readJson(file, { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError }), file);
+  if (!entryExists(file)) return null;
+  return checkManifest(readJson(file, { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError, within: runDir }), file);
 }
 
 const MAX_MANIFEST_BYTES = 16 << 20;
@@ -327,28 +337,27 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   return jsonDifferences(strip(old), strip(now));
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  fs.renameSync(tmp, file);
+/** Writes `file` whole (a temporary file renamed over it), never through a symbolic link, inside `root` (default: its folder). */
+export function writeJsonAtomic(file: string, value: unknown, root = path.dirname(file)): void {
+  writeFileInside(root, file, JSON.stringify(value, null, 2) + '\n', RunFolderError);
 }
 
 /** Reads and checks summary.json (size first, then every bound); null when there is none. */
 export function readSummary(runDir: string): RunSummary | null {
   const file = path.join(runDir, SUMMARY);
-  if (!fs.existsSync(file)) return null;
-  return checkSummary(readJson(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError }), file);
+  if (!entryExists(file)) return null;
+  return checkSummary(readJson(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError, within: runDir }), file);
 }
 
 /** readSummary without blocking the thread (the editor host reads workspace files this way). */
 export async function readSummaryAsync(runDir: string): Promise<RunSummary | null> {
   const file = path.join(runDir, SUMMARY);
   try {
-    await fs.promises.access(file);
+    await fs.promises.lstat(file);
   } catch {
     return null;
   }
-  return checkSummary(await readJsonAsync(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError }), file);
+  return checkSummary(await readJsonAsync(file, { maxBytes: MAX_SUMMARY_BYTES, error: SummaryError, within: runDir }), file);
 }
 
 /**
@@ -407,7 +416,7 @@ export async function listRuns(root: string): Promise<{ dir: string; manifest: R
     }
     // Unreadable files are shown without details; a resume or the summary view reports the problem.
     const summary = await readSummaryAsync(dir).catch(() => null);
-    const manifest = await readJsonAsync(path.join(dir, MANIFEST), { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError })
+    const manifest = await readJsonAsync(path.join(dir, MANIFEST), { maxBytes: MAX_MANIFEST_BYTES, error: RunFolderError, within: dir })
       .then((v) => checkManifest(v, path.join(dir, MANIFEST)))
       .catch(() => null);
     runs.push({ dir, manifest, summary, mtime });
@@ -421,10 +430,11 @@ export async function listRuns(root: string): Promise<{ dir: string; manifest: R
  */
 export function readQuestionResults(runDir: string): QuestionResult[] {
   const file = path.join(runDir, RECORDS);
-  if (!fs.existsSync(file)) throw new RunFolderError(file, `no records; is ${runDir} an evaluation run folder?`);
-  const text = fs.readFileSync(file, 'utf8');
+  if (!entryExists(file)) throw new RunFolderError(file, `no records; is ${runDir} an evaluation run folder?`);
+  const text = readRegularText(file, { maxBytes: MAX_RECORDS_BYTES, within: runDir, error: RunFolderError });
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
   const out: QuestionResult[] = [];
+  const seen = new Map<unknown, number>();
   complete.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let rec: BatchRecord;
@@ -434,6 +444,11 @@ export function readQuestionResults(runDir: string): QuestionResult[] {
       throw new RunFolderError(file, `not a valid record line (${(e as Error).message})`, i + 1);
     }
     if (!rec || !Array.isArray(rec.questions)) throw new RunFolderError(file, 'field "questions" is missing or not a list', i + 1);
+    for (const q of rec.questions) {
+      // A repeated line would count its questions twice in every paired statistic.
+      if (seen.has(q?.id)) throw new RunFolderError(file, `question ${JSON.stringify(q?.id)} is recorded again (first on line ${seen.get(q?.id)})`, i + 1);
+      seen.set(q?.id, i + 1);
+    }
     out.push(...rec.questions);
   });
   return out;

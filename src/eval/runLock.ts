@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { RunFolderError } from './runFolder';
+import { readRegularText } from '../shared/safeFiles';
 
 export const LOCK = '.lock';
 const TAKEOVER = '.lock.takeover';
@@ -48,7 +49,7 @@ function me(): LockHolder {
 
 function readHolder(file: string): LockHolder | null {
   try {
-    const v = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    const v = JSON.parse(readRegularText(file, { maxBytes: 1 << 16 })) as Partial<LockHolder>;
     if (typeof v.pid !== 'number' || typeof v.host !== 'string' || typeof v.startedAt !== 'string') return null;
     return { pid: v.pid, host: v.host, startedAt: v.startedAt, processStart: typeof v.processStart === 'string' ? v.processStart : null };
   } catch {

@@ -47,6 +47,7 @@ import {
   type RunManifest,
 } from './runFolder';
 import { InputError } from '../shared/inputError';
+import { readRegularText } from '../shared/safeFiles';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { defaultHashCache, modelFingerprint } from './fingerprint';
 import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
@@ -278,7 +279,7 @@ async function buildManifest(run: RunContext, dataset: MmluDataset, totalQuestio
       numLayers: model.numLayers,
       numExperts: model.numExperts,
       topK: model.topK,
-      configSha256: sha(fs.readFileSync(path.join(model.path, 'config.json'), 'utf8')),
+      configSha256: sha(readRegularText(path.join(model.path, 'config.json'), { maxBytes: 16 << 20 })),
       demo: !!model.demo,
       files: await modelFingerprint(model.path, { cacheFile: opts.hashCacheFile, signal: run.signal }),
       engine: { kind: model.engine ?? 'onnxruntime', device: model.device ?? model.executionProvider, dtype: model.dtype },

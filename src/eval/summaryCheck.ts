@@ -33,6 +33,39 @@ function numberArray(v: unknown, length: number, where: string, nullable = false
   }
 }
 
+const isFraction = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1;
+
+/**
+ * What no evaluation can produce: an accuracy outside 0..1, more correct answers than questions, a negative
+ * or fractional count, subject counts that do not add up to the run's. A summary with any of them was
+ * edited or damaged, and comparing or deriving interventions from it would report nonsense as a result.
+ */
+function checkCounts(s: RunSummary): void {
+  const a = s.accuracy;
+  for (const k of ['micro', 'macro'] as const)
+    if (!isFraction(a[k])) throw new Problem(`field "accuracy.${k}" is ${JSON.stringify(a[k])}, not an accuracy from 0 to 1`);
+  if (!s.dataset || typeof s.dataset !== 'object' || typeof s.dataset.split !== 'string') throw new Problem('field "dataset" is missing or has no "split"');
+  const table = (field: 'perSubject' | 'perCategory') => {
+    const t = a[field] as Record<string, { questions: number; correct: number; accuracy: number }> | undefined;
+    if (!t || typeof t !== 'object' || Array.isArray(t)) throw new Problem(`field "accuracy.${field}" is missing or not an object`);
+    let questions = 0;
+    for (const [name, r] of Object.entries(t)) {
+      const at = `accuracy.${field}.${name}`;
+      if (!r || typeof r !== 'object') throw new Problem(`field "${at}" is not an object`);
+      if (!isInt(r.questions, 0, s.questions))
+        throw new Problem(`field "${at}.questions" is ${JSON.stringify(r.questions)}, not a count from 0 to ${s.questions}`);
+      if (!isInt(r.correct, 0, r.questions)) throw new Problem(`field "${at}.correct" is ${JSON.stringify(r.correct)}, not a count from 0 to ${r.questions}`);
+      if (!isFraction(r.accuracy)) throw new Problem(`field "${at}.accuracy" is ${JSON.stringify(r.accuracy)}, not an accuracy from 0 to 1`);
+      questions += r.questions;
+    }
+    return questions;
+  };
+  const bySubject = table('perSubject');
+  table('perCategory');
+  if (Object.keys(a.perSubject).length && bySubject !== s.questions)
+    throw new Problem(`field "accuracy.perSubject" counts ${bySubject} questions, field "questions" ${s.questions}`);
+}
+
 /** The summary if its shape is sound and bounded; otherwise a SummaryError naming the file and field. */
 export function checkSummary(v: unknown, file: string): RunSummary {
   try {
@@ -46,8 +79,9 @@ export function checkSummary(v: unknown, file: string): RunSummary {
       throw new Problem(`field "model.numExperts" is ${JSON.stringify(m.numExperts)}, not an integer from 1 to ${MAX_EXPERTS}`);
     if (m.numLayers * m.numExperts > MAX_CELLS) throw new Problem(`fields "model.numLayers" x "model.numExperts" exceed ${MAX_CELLS} cells`);
     if (!isInt(m.topK, 1, m.numExperts)) throw new Problem(`field "model.topK" is ${JSON.stringify(m.topK)}, not an integer from 1 to model.numExperts`);
-    if (typeof s.questions !== 'number' || !Number.isFinite(s.questions)) throw new Problem('field "questions" is not a number');
+    if (!isInt(s.questions, 0, Number.MAX_SAFE_INTEGER)) throw new Problem(`field "questions" is ${JSON.stringify(s.questions)}, not a count of questions`);
     if (!s.accuracy || typeof s.accuracy !== 'object') throw new Problem('field "accuracy" is missing');
+    checkCounts(s as RunSummary);
     const L = m.numLayers;
     const E = m.numExperts;
     if (!Array.isArray(s.layers) || s.layers.length !== L)

@@ -16,7 +16,7 @@ import { applySelection, engineLabel, selectEngine } from './engineSelection';
 import { readSettings } from './settings';
 import type { ModelManager } from './modelManager';
 import { EngineFailure, type RunSummary, type TokenScope } from '../shared/protocol';
-import { prepareExperiment } from '../eval/experiment';
+import { checkBaselineWeights, prepareExperiment } from '../eval/experiment';
 import { describeIntervention, type ExperimentSpec } from '../analysis/interventions';
 import type { EvalOptions } from '../eval/runner';
 
@@ -186,6 +186,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
         load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
         batchSize: s.evaluation.batchSize,
       });
+      await checkBaselineWeights(exp.baseline);
       options = exp.options;
       this.line(`\x1b[1mMoE Scope experiment\x1b[0m  ${describeIntervention(exp.intervention, exp.baseline.summary.model.numLayers)}`);
       this.line(`baseline: ${baselineDir}`);

@@ -3,6 +3,7 @@
  * the evaluation task and the summary view. Inference never runs here: it lives in child processes.
  */
 import { providerLabel } from './providerLabel';
+import { readRegularFileAsync } from '../shared/safeFiles';
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
@@ -243,7 +244,11 @@ async function pickSweepTask(provider: SweepTaskProvider, uri?: vscode.Uri): Pro
     const files = await vscode.workspace.findFiles('**/*.json', '{**/node_modules/**,**/.moe-scope/**}', 500);
     const specs: string[] = [];
     for (const f of files) {
-      const text = Buffer.from(await vscode.workspace.fs.readFile(f)).toString('utf8');
+      // Bounded and regular files only: a FIFO or a huge file named *.json must not hang the picker.
+      const text = await readRegularFileAsync(f.fsPath, { maxBytes: 4 << 20 }).then(
+        (b) => b.toString('utf8'),
+        () => '',
+      );
       if (/"models"\s*:/.test(text) && /"data"\s*:/.test(text)) specs.push(f.fsPath);
     }
     const items = [

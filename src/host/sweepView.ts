@@ -8,6 +8,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { PLAN_FILE, type SweepPlan } from '../sweep/plan';
 import type { RunSummary } from '../shared/protocol';
+import { readRegularFileAsync } from '../shared/safeFiles';
 
 export const SWEEP_VIEW_ID = 'moeScope.sweeps';
 
@@ -33,7 +34,7 @@ type Node = SweepNode | ExperimentNode;
 
 async function readJson<T>(file: string): Promise<T | null> {
   try {
-    return JSON.parse(await fs.readFile(file, 'utf8')) as T;
+    return JSON.parse((await readRegularFileAsync(file, { maxBytes: 64 << 20 })).toString('utf8')) as T;
   } catch {
     return null;
   }

@@ -5,8 +5,9 @@
  * and in tree.ts.
  */
 import { createHash } from 'node:crypto';
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { InputError } from '../shared/inputError';
+import { MAX_DATA_FILE_BYTES, readRegularFileAsync } from '../shared/safeFiles';
 import { basename, dirname, join } from 'node:path';
 import { parquetMetadataAsync, type AsyncBuffer } from 'hyparquet';
 import { CategoriesError, parseCategories } from './categories';
@@ -61,7 +62,7 @@ async function findCategories(dir: string, shape: TreeListing['shape']): Promise
     const file = join(c, 'categories.json');
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = (await readRegularFileAsync(file, { maxBytes: 16 << 20 })).toString('utf8');
     } catch {
       continue;
     }
@@ -120,7 +121,7 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     );
   const format = formatOfFile(path);
   if (!format) throw new InputError(path, `unknown dataset format: expected a folder, .csv, .jsonl, .json, .ndjson or .parquet`);
-  const bytes = new Uint8Array(await readFile(path));
+  const bytes = new Uint8Array(await readRegularFileAsync(path, { maxBytes: MAX_DATA_FILE_BYTES }));
   let questions: MmluQuestion[];
   const issues: ParseIssue[] = [];
   const warnings: ParseIssue[] = [];

@@ -4,7 +4,8 @@
  *
  * Listing is separate from parsing so that discovery can recognise a tree from file names alone.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { MAX_DATA_FILE_BYTES, readRegularFileAsync } from '../shared/safeFiles';
 import { join } from 'node:path';
 import { MMLU_SPLITS, decodeUtf8, subjectSplitFromCsvName } from './common';
 import { parseMmluCsv } from './mmluCsv';
@@ -111,7 +112,9 @@ export interface TreeContents {
 export async function readTree(dir: string, split?: string): Promise<TreeContents | null> {
   const listing = await listTree(dir, split);
   if (!listing) return null;
-  const read = await Promise.all(listing.files.map(async (f) => ({ f, bytes: new Uint8Array(await readFile(f.path)) })));
+  const read = await Promise.all(
+    listing.files.map(async (f) => ({ f, bytes: new Uint8Array(await readRegularFileAsync(f.path, { maxBytes: MAX_DATA_FILE_BYTES })) })),
+  );
   const questions: MmluQuestion[] = [];
   const issues: ParseIssue[] = [];
   const warnings: ParseIssue[] = [];

@@ -1,21 +1,18 @@
 /**
- * The one way to read a JSON file that came from outside: a regular file (a FIFO would block forever),
- * bounded in size before it is read, parsed with the line and column of a syntax error, and every
+ * The one way to read a JSON file that came from outside: through safeFiles.ts (a regular file, bounded
+ * in size before it is read, optionally inside a folder), parsed with the line and column of a syntax error, and every
  * failure an InputError naming the file.
  */
-import * as fs from 'node:fs';
 import { InputError } from './inputError';
+import { MAX_TEXT_BYTES, readRegularFile, readRegularFileAsync } from './safeFiles';
 
 export interface ReadJsonOptions {
   /** Refuse larger files unread (default 256 MiB). */
   maxBytes?: number;
   /** The error class to throw (a reader's InputError subclass). */
   error?: new (file: string, problem: string, place?: number | string | null) => InputError;
-}
-
-function check(file: string, st: fs.Stats, max: number, E: NonNullable<ReadJsonOptions['error']>): void {
-  if (!st.isFile()) throw new E(file, `not a regular file (${st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a folder' : 'a special file'})`);
-  if (st.size > max) throw new E(file, `${st.size} bytes, more than the ${max} this file may have`);
+  /** The file must resolve (symbolic links followed) inside this folder. */
+  within?: string;
 }
 
 export function parseJsonText(text: string, file: string, E: NonNullable<ReadJsonOptions['error']> = InputError): unknown {
@@ -54,24 +51,12 @@ function errorOffset(text: string): number {
 
 export function readJson(file: string, options: ReadJsonOptions = {}): unknown {
   const E = options.error ?? InputError;
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch (e) {
-    throw new E(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read (${(e as Error).message})`);
-  }
-  check(file, st, options.maxBytes ?? 256 << 20, E);
-  return parseJsonText(fs.readFileSync(file, 'utf8'), file, E);
+  const bytes = readRegularFile(file, { maxBytes: Math.min(options.maxBytes ?? 256 << 20, MAX_TEXT_BYTES), within: options.within, error: E });
+  return parseJsonText(bytes.toString('utf8'), file, E);
 }
 
 export async function readJsonAsync(file: string, options: ReadJsonOptions = {}): Promise<unknown> {
   const E = options.error ?? InputError;
-  let st: fs.Stats;
-  try {
-    st = await fs.promises.stat(file);
-  } catch (e) {
-    throw new E(file, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read (${(e as Error).message})`);
-  }
-  check(file, st, options.maxBytes ?? 256 << 20, E);
-  return parseJsonText(await fs.promises.readFile(file, 'utf8'), file, E);
+  const bytes = await readRegularFileAsync(file, { maxBytes: Math.min(options.maxBytes ?? 256 << 20, MAX_TEXT_BYTES), within: options.within, error: E });
+  return parseJsonText(bytes.toString('utf8'), file, E);
 }

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { mergeShards } from '../eval/merge';
 import { MANIFEST, RECORDS, SUMMARY } from '../eval/runFolder';
 import { acquireRunLock } from '../eval/runLock';
+import { assertWritableInside } from '../shared/safeFiles';
 import { experimentMerged, unitFinished, type SweepExperiment, type SweepPlan, type SweepUnit } from './plan';
 
 export type SweepLog = (line: string) => void;
@@ -19,17 +20,23 @@ export const unitLabel = (u: SweepUnit) => `${u.experiment} shard ${u.shard}/${u
  * happened in words. A merge interrupted before its summary was written is redone from the shards.
  */
 export function mergeExperiment(plan: SweepPlan, exp: SweepExperiment): { merged: boolean; message: string } {
-  if (experimentMerged(exp)) return { merged: true, message: `${exp.name}: already merged` };
+  if (experimentMerged(exp, plan)) return { merged: true, message: `${exp.name}: already merged` };
   const unfinished = exp.units.map((id) => plan.units[id]).filter((u) => !unitFinished(u));
   if (unfinished.length)
     return {
       merged: false,
       message: `${exp.name}: not merged, ${unfinished.length} of ${exp.units.length} shards unfinished (${unfinished.map((u) => `${u.shard}/${u.shards}`).join(', ')})`,
     };
+  // Everything written and removed below is inside the sweep folder, never through a link out of it.
+  assertWritableInside(plan.sweepDir, exp.runDir);
   fs.mkdirSync(exp.runDir, { recursive: true });
+  assertWritableInside(plan.sweepDir, exp.runDir);
   const lock = acquireRunLock(exp.runDir);
   try {
-    for (const f of [MANIFEST, RECORDS, SUMMARY]) fs.rmSync(path.join(exp.runDir, f), { force: true });
+    for (const f of [MANIFEST, RECORDS, SUMMARY]) {
+      assertWritableInside(plan.sweepDir, path.join(exp.runDir, f));
+      fs.rmSync(path.join(exp.runDir, f), { force: true });
+    }
     const r = mergeShards(
       exp.runDir,
       exp.units.map((id) => plan.units[id].dir),

@@ -4,14 +4,20 @@
  * with the same command lines.
  *
  *   SWEEP_DIR/sweep.json                        the plan
- *   SWEEP_DIR/<experiment>/shards/<i>-of-<N>/   one unit: an eval run folder of shard i/N (its own lock)
+ *   SWEEP_DIR/<experiment>/shards/<i>-of-<N>.<key>/   one unit: an eval run folder of shard i/N (its own lock);
+ *                                               <key> hashes the unit's full eval options, so a changed
+ *                                               SPEC runs its changed units afresh instead of reusing old ones
  *   SWEEP_DIR/<experiment>/run/                 the merged run, once every shard is finished
  *   SWEEP_DIR/sweep-summary.json                accuracy and never-activated counts per merged experiment
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
 import { readManifest, readSummary, writeJsonAtomic } from '../eval/runFolder';
+import { InputError } from '../shared/inputError';
+import { readJson } from '../shared/readJson';
+import { entryExists, isInside } from '../shared/safeFiles';
 import type { EngineName, Intervention, SweepModel, SweepSpec } from './spec';
 
 export interface SweepExperiment {
@@ -59,6 +65,11 @@ export function experimentName(model: string, engine: string, shots: number, sco
   return `${model}.${engine}.${shots}shot.${scope}.${intervention}`;
 }
 
+/** A short hash of a unit's full eval options (everything but its folder): the unit's identity. */
+export function unitKey(options: string[]): string {
+  return crypto.createHash('sha256').update(JSON.stringify(options)).digest('hex').slice(0, 12);
+}
+
 export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: string; cli: string }): SweepPlan {
   const dir = path.resolve(sweepDir);
   const experiments: SweepExperiment[] = [];
@@ -72,15 +83,11 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
             const expDir = path.join(dir, name);
             const exp: SweepExperiment = { name, model, engine, shots, tokenScope, intervention, runDir: path.join(expDir, 'run'), units: [] };
             for (let shard = 0; shard < spec.shards; shard++) {
-              const unitDir = path.join(expDir, 'shards', `${shard}-of-${spec.shards}`);
-              const evalArgs = [
-                'eval',
+              const options = [
                 '--model',
                 model.path,
                 '--data',
                 spec.data,
-                '--out',
-                unitDir,
                 '--split',
                 spec.split,
                 '--shots',
@@ -104,6 +111,8 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
                 ...(intervention.routerBias ? ['--router-bias', intervention.routerBias] : []),
                 ...(intervention.evalArgs ?? []),
               ];
+              const unitDir = path.join(expDir, 'shards', `${shard}-of-${spec.shards}.${unitKey(options)}`);
+              const evalArgs = ['eval', '--out', unitDir, ...options];
               const gpus = spec.resources.gpus ?? (engine === 'pytorch' ? 1 : 0);
               exp.units.push(units.length);
               units.push({ id: units.length, experiment: name, shard, shards: spec.shards, dir: unitDir, evalArgs, cpus: spec.resources.cpus, gpus });
@@ -130,11 +139,39 @@ export function writePlan(plan: SweepPlan): string {
   return file;
 }
 
+/** A sweep.json that cannot be used: names the file and the field. */
+export class SweepPlanError extends InputError {}
+
+const MAX_PLAN_BYTES = 64 << 20;
+
+/**
+ * Reads SWEEP_DIR/sweep.json and checks what the sweep will write from it: every experiment's run folder
+ * and every unit's folder must lie inside SWEEP_DIR (a crafted plan must not make a merge replace the
+ * records of a folder elsewhere).
+ */
 export function readPlan(sweepDir: string): SweepPlan {
-  const file = path.join(path.resolve(sweepDir), PLAN_FILE);
-  if (!fs.existsSync(file)) throw new Error(`${file}: no sweep plan here (run moe-scope sweep SPEC --out ${sweepDir} first)`);
-  const plan = JSON.parse(fs.readFileSync(file, 'utf8')) as SweepPlan;
-  if (plan.format !== 'moe-scope.sweep') throw new Error(`${file}: field "format" is ${JSON.stringify(plan.format)}, not "moe-scope.sweep"`);
+  const dir = path.resolve(sweepDir);
+  const file = path.join(dir, PLAN_FILE);
+  if (!entryExists(file)) throw new SweepPlanError(file, `no sweep plan here (run moe-scope sweep SPEC --out ${sweepDir} first)`);
+  const plan = readJson(file, { maxBytes: MAX_PLAN_BYTES, error: SweepPlanError, within: dir }) as SweepPlan;
+  if (!plan || typeof plan !== 'object' || Array.isArray(plan)) throw new SweepPlanError(file, 'not a sweep plan (expected an object)');
+  if (plan.format !== 'moe-scope.sweep') throw new SweepPlanError(file, `field "format" is ${JSON.stringify(plan.format)}, not "moe-scope.sweep"`);
+  if (!Array.isArray(plan.experiments) || !Array.isArray(plan.units)) throw new SweepPlanError(file, 'fields "experiments" and "units" must be lists');
+  if (typeof plan.sweepDir !== 'string' || path.resolve(plan.sweepDir) !== dir)
+    throw new SweepPlanError(file, `field "sweepDir" is ${JSON.stringify(plan.sweepDir)}, not this folder ${dir}`);
+  const inside = (field: string, p: unknown) => {
+    if (typeof p !== 'string' || !path.isAbsolute(p) || !isInside(dir, path.resolve(p)) || path.resolve(p) === dir)
+      throw new SweepPlanError(file, `field "${field}" is ${JSON.stringify(p)}, not a folder inside the sweep folder ${dir}`);
+  };
+  plan.experiments.forEach((e, i) => {
+    inside(`experiments[${i}].runDir`, e?.runDir);
+    if (!Array.isArray(e.units) || !e.units.every((u) => Number.isInteger(u) && plan.units[u]?.experiment === e.name))
+      throw new SweepPlanError(file, `field "experiments[${i}].units" does not list units of this experiment`);
+  });
+  plan.units.forEach((u, i) => {
+    inside(`units[${i}].dir`, u?.dir);
+    if (u.id !== i) throw new SweepPlanError(file, `field "units[${i}].id" is ${JSON.stringify(u.id)}, not ${i}`);
+  });
   return plan;
 }
 
@@ -149,9 +186,15 @@ export function unitFinished(unit: SweepUnit): boolean {
   }
 }
 
-export function experimentMerged(exp: SweepExperiment): boolean {
+/**
+ * An experiment is merged when its run folder holds a complete summary merged from exactly this plan's
+ * unit folders (a run merged from the units of an earlier, different SPEC is not this experiment's).
+ */
+export function experimentMerged(exp: SweepExperiment, plan: SweepPlan): boolean {
   try {
-    return readSummary(exp.runDir)?.complete === true;
+    const from = readManifest(exp.runDir)?.mergedFrom?.map((d) => path.resolve(d));
+    const want = exp.units.map((id) => path.resolve(plan.units[id].dir));
+    return JSON.stringify(from) === JSON.stringify(want) && readSummary(exp.runDir)?.complete === true;
   } catch {
     return false;
   }
@@ -185,7 +228,7 @@ export function sweepRows(plan: SweepPlan): ExperimentRow[] {
       shots: e.shots,
       tokenScope: e.tokenScope,
       intervention: e.intervention.name,
-      status: experimentMerged(e) ? 'merged' : finished > 0 || e.units.some((id) => fs.existsSync(plan.units[id].dir)) ? 'running' : 'pending',
+      status: experimentMerged(e, plan) ? 'merged' : finished > 0 || e.units.some((id) => fs.existsSync(plan.units[id].dir)) ? 'running' : 'pending',
       unitsFinished: finished,
       units: e.units.length,
       runDir: e.runDir,

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SweepPlan } from './plan';
+import { writeFileInside } from '../shared/safeFiles';
 
 export interface SlurmScripts {
   dir: string;
@@ -22,7 +23,23 @@ export function shellQuote(s: string): string {
 
 const commandLine = (argv: string[]) => argv.map(shellQuote).join(' ');
 
+/**
+ * A path on an #SBATCH line, double-quoted (sbatch's own parser reads quotes there). A line break would
+ * end the comment line and run the rest as a command, and a double quote would end the quoting: refused.
+ */
+export function sbatchPath(p: string): string {
+  if (/["\n\r\0]/.test(p)) throw new Error(`${JSON.stringify(p)}: a path with a line break or a double quote cannot be written into an sbatch script`);
+  return `"${p}"`;
+}
+
+/** A line break in any argument would split the generated script's lines: refused before anything is written. */
+function refuseLineBreaks(plan: SweepPlan): void {
+  for (const v of [plan.sweepDir, plan.node, plan.cli, ...plan.units.flatMap((u) => u.evalArgs), ...plan.units.map((u) => u.experiment)])
+    if (/[\n\r\0]/.test(v)) throw new Error(`${JSON.stringify(v)}: a line break cannot be written into an sbatch script; choose a path without one`);
+}
+
 export function writeSlurmScripts(plan: SweepPlan): SlurmScripts {
+  refuseLineBreaks(plan);
   const dir = path.join(plan.sweepDir, 'slurm');
   fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
   const r = plan.resources;
@@ -41,7 +58,7 @@ export function writeSlurmScripts(plan: SweepPlan): SlurmScripts {
     ...(gpus > 0 ? [`#SBATCH --gres=gpu:${gpus}`] : []),
     ...(r.memory ? [`#SBATCH --mem=${r.memory}`] : []),
     ...common,
-    `#SBATCH --output=${path.join(dir, 'logs', 'unit-%a.log')}`,
+    `#SBATCH --output=${sbatchPath(path.join(dir, 'logs', 'unit-%a.log'))}`,
     'set -euo pipefail',
     `cd ${shellQuote(plan.sweepDir)}`,
     'case "$SLURM_ARRAY_TASK_ID" in',
@@ -56,7 +73,7 @@ export function writeSlurmScripts(plan: SweepPlan): SlurmScripts {
     `#SBATCH --job-name=moe-scope-merge`,
     `#SBATCH --cpus-per-task=1`,
     ...common,
-    `#SBATCH --output=${path.join(dir, 'logs', 'merge.log')}`,
+    `#SBATCH --output=${sbatchPath(path.join(dir, 'logs', 'merge.log'))}`,
     'set -euo pipefail',
     `cd ${shellQuote(plan.sweepDir)}`,
     `exec ${commandLine([plan.node, plan.cli, 'sweep', '--merge', '--out', plan.sweepDir])}`,
@@ -64,8 +81,10 @@ export function writeSlurmScripts(plan: SweepPlan): SlurmScripts {
   ].join('\n');
   const unitsScript = path.join(dir, 'units.sbatch');
   const mergeScript = path.join(dir, 'merge.sbatch');
-  fs.writeFileSync(unitsScript, units, { mode: 0o755 });
-  fs.writeFileSync(mergeScript, merge, { mode: 0o755 });
+  writeFileInside(plan.sweepDir, unitsScript, units);
+  writeFileInside(plan.sweepDir, mergeScript, merge);
+  fs.chmodSync(unitsScript, 0o755);
+  fs.chmodSync(mergeScript, 0o755);
   const submitCommands = [`jobid=$(sbatch --parsable ${shellQuote(unitsScript)})`, `sbatch --dependency=afterok:\${jobid%%;*} ${shellQuote(mergeScript)}`];
   return { dir, unitsScript, mergeScript, submitCommands };
 }

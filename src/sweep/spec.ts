@@ -8,6 +8,11 @@
  * eval learns a new intervention.
  */
 import * as fs from 'node:fs';
+import { readRegularText } from '../shared/safeFiles';
+import { InputError } from '../shared/inputError';
+
+const MAX_SPEC_BYTES = 4 << 20;
+export const MAX_SWEEP_UNITS = 100_000;
 import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
@@ -94,9 +99,11 @@ export function readSpec(file: string): SweepSpec {
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = fs.readFileSync(abs, 'utf8');
+    text = readRegularText(abs, { maxBytes: MAX_SPEC_BYTES });
   } catch (e) {
-    throw new SpecError(`${abs}: cannot read the SPEC file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new SpecError(
+      `${abs}: cannot read the SPEC file (${e instanceof InputError ? e.problem : ((e as NodeJS.ErrnoException).code ?? (e as Error).message)})`,
+    );
   }
   let json: unknown;
   try {
@@ -243,6 +250,10 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     { cpus: 1 } as SweepResources,
   );
 
+  // Every unit is a process and a line of sweep.json: a SPEC whose product is absurd is refused, not planned.
+  const units = models.length * engines.length * shots.length * tokenScopes.length * interventions.length * shards;
+  if (units > MAX_SWEEP_UNITS)
+    fail('shards', `the SPEC makes ${units} units (models x engines x shots x tokenScopes x interventions x shards); at most ${MAX_SWEEP_UNITS}`);
   return { file, data, split, subjects, limit, batchSize, shards, provider, cache, python, models, engines, shots, tokenScopes, interventions, resources };
 }
 

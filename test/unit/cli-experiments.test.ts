@@ -118,7 +118,7 @@ test('trace and experiment refuse bad intervention options with the option or fi
   assert.match(r.stderr, new RegExp(`--router-bias ${bias.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: bias: expert 70 of layer 1 does not exist`));
   fs.writeFileSync(bias, JSON.stringify({ 1: { 5: 'up' } }));
   assert.match(t(['--router-bias', bias]).stderr, /bias\.json: layer 1, expert 5: bias must be a finite number/);
-  assert.match(t(['--router-bias', path.join(work, 'missing.json')]).stderr, /missing\.json: cannot read it \(ENOENT\)/);
+  assert.match(t(['--router-bias', path.join(work, 'missing.json')]).stderr, /missing\.json: cannot read it \(no such file\)/);
 
   // A good one: the JSON says what was applied and the masked expert is gone from every token.
   fs.writeFileSync(bias, JSON.stringify({ 1: { 5: 3 } }));

@@ -19,6 +19,7 @@ function summary(questions: number, L = 2, E = 4): Record<string, unknown> {
   return {
     version: 1,
     model: { path: '/m', family: 'olmoe', numLayers: L, numExperts: E, topK: 2, demo: true },
+    dataset: { path: '/d', split: 'test', fingerprint: 'f' },
     questions,
     accuracy: { micro: 0.5, macro: 0.5, perSubject: {}, perCategory: {} },
     layers: Array.from({ length: L }, (_, l) => layer(l)),

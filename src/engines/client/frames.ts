@@ -58,20 +58,62 @@ export function decodeFrameBody(body: Uint8Array): unknown {
   return walk(header.m);
 }
 
-/** Splits a byte stream into frames; each body is copied once into its own aligned buffer. */
+/**
+ * The fixed bytes the worker writes before anything else (framing.py WORKER_HELLO): whatever a wrapper
+ * script or a site hook prints to stdout before the worker starts shows up in their place, and is refused
+ * instead of being read as a frame length (the text "acti" is a 1.8 GB length).
+ */
+export const WORKER_HELLO = Buffer.from('\0MOE-SCOPE-WORKER/1\n', 'latin1');
+
+/** The largest frame the host accepts (the worker refuses to write one this large: framing.MAX_FRAME). */
+export const MAX_FRAME_BYTES = 1 << 30;
+
+/** What a stream held instead of the worker's hello, shown so a person can tell where it came from. */
+export function describeBytes(bytes: Buffer): string {
+  const text = bytes.subarray(0, 80).toString('latin1');
+  return JSON.stringify(text).slice(1, -1) + (bytes.length > 80 ? '...' : '');
+}
+
+/**
+ * Splits a byte stream into frames; each body is copied once into its own aligned buffer. With `hello`,
+ * the stream must start with those bytes, else push() throws (naming the bytes it found) before any frame
+ * is read. A frame longer than maxFrameBytes is refused before it is buffered.
+ */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private helloPending: Buffer | null;
 
-  constructor(private readonly onMessage: (m: unknown) => void) {}
+  constructor(
+    private readonly onMessage: (m: unknown) => void,
+    options: { hello?: Buffer; maxFrameBytes?: number; onHello?: () => void } = {},
+  ) {
+    this.helloPending = options.hello ?? null;
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.onHello = options.onHello;
+  }
+
+  private readonly maxFrameBytes: number;
+  private readonly onHello?: () => void;
 
   push(chunk: Buffer): void {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
+    if (this.helloPending) {
+      const hello = this.helloPending;
+      const have = this.peek(Math.min(this.buffered, hello.length)).subarray(0, Math.min(this.buffered, hello.length));
+      if (!hello.subarray(0, have.length).equals(have))
+        throw new Error(`the worker's output did not start with its hello; it started with "${describeBytes(this.peek(this.buffered).subarray(0, 200))}"`);
+      if (this.buffered < hello.length) return;
+      this.take(hello.length);
+      this.helloPending = null;
+      this.onHello?.();
+    }
     for (;;) {
       if (this.buffered < 4) return;
       const head = this.peek(4);
       const length = head.readUInt32LE(0);
+      if (length > this.maxFrameBytes) throw new Error(`a frame of ${length} bytes exceeds the ${this.maxFrameBytes}-byte frame limit`);
       if (this.buffered < 4 + length) return;
       this.take(4);
       // A fresh ArrayBuffer starts at offset 0: every typed-array view inside is aligned.

@@ -4,10 +4,10 @@
  * use and what it offers (`--check`), for engine 'auto' and "MoE: Check inference environment".
  * No vscode import: the command line and tests use it too.
  */
-import { spawn, execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FrameReader, encodeFrame } from './frames';
+import { FrameReader, WORKER_HELLO, encodeFrame } from './frames';
 import type { ChannelFactory, EngineChannel } from './engineClient';
 import {
   EngineFailure,
@@ -45,6 +45,42 @@ function requireWorkerDir(): string {
   return dir;
 }
 
+/**
+ * How long the worker may take to say hello (the Python started and ran our code: seconds, unless a
+ * wrapper hangs) and to be ready (torch and transformers imported: slow on a cold disk, never minutes).
+ * MOE_SCOPE_WORKER_START_TIMEOUT_S and MOE_SCOPE_WORKER_READY_TIMEOUT_S override them.
+ */
+export function workerTimeouts(env: NodeJS.ProcessEnv = process.env): { helloMs: number; readyMs: number } {
+  const seconds = (name: string, fallback: number) => {
+    const v = Number(env[name]);
+    return 1000 * (env[name] !== undefined && Number.isFinite(v) && v > 0 ? v : fallback);
+  };
+  return { helloMs: seconds('MOE_SCOPE_WORKER_START_TIMEOUT_S', 60), readyMs: seconds('MOE_SCOPE_WORKER_READY_TIMEOUT_S', 600) };
+}
+
+/** Every worker this process started and has not seen exit: killed when this process exits, however it exits. */
+const liveWorkers = new Set<ChildProcess>();
+let reaperInstalled = false;
+function reapOnExit(child: ChildProcess): void {
+  liveWorkers.add(child);
+  child.once('exit', () => liveWorkers.delete(child));
+  child.once('error', () => liveWorkers.delete(child));
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  process.on('exit', killLiveWorkers);
+}
+
+/** SIGKILLs every live worker (the 'exit' hook; also for a second Ctrl-C, before the process ends). */
+export function killLiveWorkers(): void {
+  for (const c of liveWorkers) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
 export function pythonChannel(python: string): ChannelFactory {
   return (events, env): EngineChannel => {
     const dir = requireWorkerDir();
@@ -53,14 +89,59 @@ export function pythonChannel(python: string): ChannelFactory {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter), PYTHONUNBUFFERED: '1' },
     });
+    reapOnExit(child);
     let exited = false;
-    const reader = new FrameReader((m) => events.onMessage(m as EngineToHost));
+    /** Why the host stopped the worker, when it did: reported instead of "was killed by SIGKILL". */
+    let stopReason = '';
+    const stop = (why: string) => {
+      if (!stopReason) stopReason = why;
+      child.kill('SIGKILL');
+    };
+    const timeouts = workerTimeouts({ ...process.env, ...env });
+    let phase: 'hello' | 'ready' | 'running' = 'hello';
+    let timer: NodeJS.Timeout | undefined = setTimeout(
+      () =>
+        stop(
+          `did not start: ${python} wrote no MoE Scope worker hello within ${timeouts.helloMs / 1000} s (a wrapper script that hangs or waits for input?); stopped it`,
+        ),
+      timeouts.helloMs,
+    );
+    const clearTimer = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
+    const reader = new FrameReader(
+      (m) => {
+        if (phase === 'ready' && (m as EngineToHost).type === 'ready') {
+          phase = 'running';
+          clearTimer();
+        }
+        events.onMessage(m as EngineToHost);
+      },
+      {
+        hello: WORKER_HELLO,
+        onHello: () => {
+          phase = 'ready';
+          clearTimer();
+          timer = setTimeout(
+            () => stop(`did not get ready: the worker started but had not imported torch and transformers after ${timeouts.readyMs / 1000} s; stopped it`),
+            timeouts.readyMs,
+          );
+        },
+      },
+    );
     child.stdout.on('data', (d: Buffer) => {
+      if (stopReason) return;
       try {
         reader.push(d);
       } catch (e) {
-        events.onLog('error', `PyTorch worker sent a malformed frame (${(e as Error).message}); stopping it`);
-        child.kill('SIGKILL');
+        const message = (e as Error).message;
+        const why =
+          phase === 'hello'
+            ? `did not start: ${python} printed something else on stdout before the worker started (${message}); a wrapper script or shell profile must not write to stdout`
+            : `sent a malformed frame (${message}); stopped it`;
+        events.onLog('error', `PyTorch worker ${why}`);
+        stop(why);
       }
     });
     let stderrTail = '';
@@ -71,15 +152,18 @@ export function pythonChannel(python: string): ChannelFactory {
     });
     child.stdin.on('error', () => {}); // a dead worker's closed pipe: reported through 'exit'
     child.on('error', (e) => {
+      clearTimer();
       if (exited) return;
       exited = true;
       const hint = (e as NodeJS.ErrnoException).code === 'ENOENT' ? ` (no such interpreter: set moeScope.pythonPath or --python / MOE_SCOPE_PYTHON)` : '';
       events.onExit(`could not start: ${python}: ${e.message}${hint}`);
     });
     child.on('exit', (code, signal) => {
+      clearTimer();
       if (exited) return;
       exited = true;
       const last = stderrTail.trim().split('\n').slice(-3).join(' | ');
+      if (stopReason) return events.onExit(stopReason);
       events.onExit(signal ? `was killed by ${signal}` : `exited with code ${code}${code && last ? ` (${last})` : ''}`);
     });
     return {
@@ -166,25 +250,64 @@ function spansOf(texts: string[], w: WireTokenize): TokenizeResult[] {
   return out;
 }
 
-/** Runs `python -m moe_scope_worker --check`; a Python that cannot run it is reported, not thrown. */
+/**
+ * Runs `python -m moe_scope_worker --check`; a Python that cannot run it is reported, not thrown. It runs in
+ * its own process group, killed whole (a wrapper script's own children included) when it takes too long.
+ */
 export function checkPython(python: string, timeoutMs = 60_000): Promise<PythonEnvironment> {
   const dir = workerDir();
   return new Promise((resolve) => {
-    execFile(
-      python,
-      ['-m', 'moe_scope_worker', '--check'],
-      { cwd: dir, timeout: timeoutMs, env: { ...process.env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) } },
-      (err, stdout, stderr) => {
-        const failed = (why: string): PythonEnvironment => ({ python: '', executable: python, problems: [why], usable: false, gpu: false });
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT')
-          return resolve(failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`));
-        try {
-          resolve(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonEnvironment);
-        } catch {
-          resolve(failed(`${python} -m moe_scope_worker --check failed: ${(stderr || String(err ?? '')).trim().split('\n').slice(-2).join(' | ')}`));
-        }
-      },
-    );
+    const failed = (why: string): PythonEnvironment => ({ python: '', executable: python, problems: [why], usable: false, gpu: false });
+    let child: ChildProcess;
+    try {
+      child = spawn(python, ['-m', 'moe_scope_worker', '--check'], {
+        cwd: dir,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, PYTHONPATH: [dir, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter) },
+      });
+    } catch (e) {
+      return resolve(failed(`${python}: cannot start (${(e as Error).message})`));
+    }
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    process.on('exit', killGroup);
+    let stdout = '';
+    let stderr = '';
+    const cap = (s: string, d: Buffer) => (s.length < 1 << 20 ? s + d.toString() : s);
+    child.stdout!.on('data', (d: Buffer) => (stdout = cap(stdout, d)));
+    child.stderr!.on('data', (d: Buffer) => (stderr = cap(stderr, d)));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutMs);
+    const done = (r: PythonEnvironment) => {
+      clearTimeout(timer);
+      process.off('exit', killGroup);
+      resolve(r);
+    };
+    child.on('error', (e) => {
+      done(
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? failed(`${python} not found: install Python 3.10+ with torch and transformers, or set moeScope.pythonPath / --python`)
+          : failed(`${python}: cannot start (${e.message})`),
+      );
+    });
+    child.on('close', (code) => {
+      killGroup(); // anything the wrapper left behind in its group
+      if (timedOut) return done(failed(`${python} -m moe_scope_worker --check did not answer within ${timeoutMs / 1000} s; stopped it`));
+      try {
+        done(JSON.parse(stdout.trim().split('\n').pop() ?? '') as PythonEnvironment);
+      } catch {
+        done(failed(`${python} -m moe_scope_worker --check failed: ${(stderr || `exit status ${code}`).trim().split('\n').slice(-2).join(' | ')}`));
+      }
+    });
   });
 }
 

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../../shared/inputError';
 import { readJson, parseJsonText } from '../../shared/readJson';
+import { readRegularText } from '../../shared/safeFiles';
 import { SafetensorsFile, SafetensorsError, type SafetensorsTensorInfo } from './formats/safetensors';
 import { FLOAT_DTYPES, toFloat32 } from './formats/dtypes';
 import { moeLayersOf } from './familyFeatures';
@@ -47,7 +48,7 @@ export class Checkpoint {
     for (const f of ['tokenizer.json', 'tokenizer_config.json', 'model.safetensors.index.json']) {
       if (fs.existsSync(path.join(absDir, f))) requireRegularFile(path.join(absDir, f));
     }
-    const configText = fs.readFileSync(configFile, 'utf8');
+    const configText = readRegularText(configFile, { maxBytes: 16 << 20, error: CheckpointError });
     const parsed = parseJsonText(configText, configFile, CheckpointError);
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       throw new CheckpointError(

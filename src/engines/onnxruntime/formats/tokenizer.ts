@@ -18,7 +18,8 @@
 //   Normalizers we cannot replay (Precompiled, BertNormalizer) fall back to a proportional mapping and
 //   encode() reports offsetsExact = false.
 
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { readRegularFileAsync } from '../../../shared/safeFiles';
 import { basename, dirname, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../../../shared/inputError';
@@ -944,7 +945,7 @@ class JsonStop {
 async function readJsonFile(file: string, what: string): Promise<unknown> {
   let raw: string;
   try {
-    raw = await readFile(file, 'utf8');
+    raw = (await readRegularFileAsync(file, { maxBytes: 512 << 20 })).toString('utf8');
   } catch (err) {
     throw new TokenizerLoadError(`${file}: could not read ${what}: ${(err as Error).message}`, file);
   }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Checkpoint } from '../checkpoint';
+import { readRegularText } from '../../../shared/safeFiles';
 import type { LayerWeightSimilarity } from '../../../shared/protocol';
 
 /** Bumped whenever a definition or the result shape changes, so cached results are recomputed. */
@@ -33,7 +34,7 @@ export function readCache(file: string, key: string, numExperts: number): Map<nu
   const out = new Map<number, LayerWeightSimilarity>();
   let data: CacheFile;
   try {
-    data = JSON.parse(fs.readFileSync(file, 'utf8')) as CacheFile;
+    data = JSON.parse(readRegularText(file, { maxBytes: 256 << 20 })) as CacheFile;
   } catch {
     // Missing, or torn by a crash mid-write of an older version: either way, recompute.
     return out;
