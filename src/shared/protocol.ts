@@ -139,8 +139,19 @@ export type EngineKind = 'onnxruntime' | 'pytorch';
 export type EngineSetting = 'auto' | EngineKind;
 export const ENGINE_KINDS: readonly EngineKind[] = ['onnxruntime', 'pytorch'];
 
+/**
+ * The precision the model's weights are held in. ONNX Runtime CPU: fp32, or int8 / int4 block-quantised
+ * experts (QMoE) and dense projections (MatMulNBits) with the router kept fp32; WebGPU: fp32 or fp16;
+ * CUDA: fp16; PyTorch: fp32 or bf16. `auto`: the most precise the engine can do that fits the memory.
+ */
+export type WeightPrecision = 'fp32' | 'fp16' | 'bf16' | 'int8' | 'int4';
+export type PrecisionSetting = 'auto' | WeightPrecision;
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'fp32', 'fp16', 'bf16', 'int8', 'int4'];
+
 export interface LoadOptions {
   executionProvider: ExecutionProviderSetting;
+  /** Weight precision (default auto). */
+  precision?: PrecisionSetting;
   /** Folder for generated ONNX graphs and converted weights; default: a per-user cache folder. */
   cacheDir?: string;
   /** WebGPU only (tests, benchmarks): force the compute dtype instead of float16-when-shader-f16. */
@@ -182,6 +193,10 @@ export interface ModelInfo {
   /** How the experts are computed (see ExpertFormulation). */
   expertFormulation?: ExpertFormulation;
   dtype: ModelDType;
+  /** The weights' precision (absent in files written before it was selectable: fp32 on the CPU). */
+  precision?: WeightPrecision;
+  /** Why that precision, e.g. "requested" or "auto: fp32 needs about 27.6 GB, 14.1 GB available; int8 fits". */
+  precisionWhy?: string;
   /** The engine that loaded the model (absent from files written before engines were selectable). */
   engine?: EngineKind;
   /** The device in words, e.g. "cuda:0 NVIDIA H200" or "cpu". */

@@ -50,6 +50,8 @@ test("the worker's method names, error codes, message types and routingPositions
     providerDecisions: 'optional',
     expertFormulation: 'optional',
     dtype: 'required',
+    precision: 'optional',
+    precisionWhy: 'optional',
     engine: 'optional',
     device: 'optional',
     answerScoring: 'required',

@@ -19,6 +19,7 @@ import type { MoeArchitecture, TensorNames } from './families';
 import type { PreparedWeights, ExpertPacking } from './weights';
 import type { ComputeDType, ExpertFormulation } from '../../shared/protocol';
 import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
+import { quantizedExperts, quantizedLinear, type QuantizedGraphWeights } from './precision/graphHooks';
 
 export interface GraphOptions {
   dtype: ComputeDType;
@@ -36,6 +37,8 @@ export interface GraphOptions {
    * without an intervention carry no extra node.
    */
   routerInputs?: boolean;
+  /** int8 / int4: experts through QMoE and the projections it lists through MatMulNBits (precision/). */
+  quantized?: QuantizedGraphWeights;
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
@@ -98,8 +101,11 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     if (T !== 'float32') g.op('Cast', [value], { to: 1 }, { output: name });
     g.output(name, 'float32', dims);
   };
-  const linear = (x: string, name: string, out: number, inp: number, biasName?: string) =>
-    g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
+  const linear = (x: string, name: string, out: number, inp: number, biasName?: string) => {
+    const q = opts.quantized?.linear(name);
+    if (q) return quantizedLinear(g, x, name, q, opts.quantized!.bits, biasName ? w(biasName, [out]) : undefined);
+    return g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
+  };
   const rope = (x: string) => {
     const lo = g.op('Slice', [x, sliceStartsLo, sliceEndsLo, lastAxis]);
     const hi = g.op('Slice', [x, sliceStartsHi, sliceEndsHi, lastAxis]);
@@ -179,21 +185,35 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
       if (T !== 'float32') g.op('Cast', [routerLogits], { to: 1 }, { output: `router_logits_${l}` });
       g.output(`router_logits_${l}`, 'float32', ['tokens', arch.numExperts]);
     }
-    const ex = weights.experts(l);
-    g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
-    g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
+    const ex = opts.quantized ? null : weights.experts(l);
+    if (ex) {
+      g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
+      g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
+    }
     const moeInputs = [xm, routerLogits, `w:experts.${l}.fc1`, '', `w:experts.${l}.fc2`];
     const moeAttrs: Record<string, number | string> = { k: arch.topK, normalize_routing_weights: arch.normTopKProb ? 1 : 0 };
     if (opts.packing === 'swiglu-interleaved') {
       moeAttrs.activation_type = 'swiglu';
       moeAttrs.swiglu_fusion = 1;
-    } else {
+    } else if (ex) {
       g.external(`w:experts.${l}.fc3`, T, ex.fc3Dims!, ex.fc3!);
       moeInputs.push('', `w:experts.${l}.fc3`);
       moeAttrs.activation_type = 'silu';
     }
-    let moe =
-      opts.experts === 'dense-gated' || opts.experts === 'grouped'
+    let moe = opts.quantized
+      ? quantizedExperts(g, {
+          layer: l,
+          x: xm,
+          routerLogits,
+          weights: opts.quantized,
+          numExperts: arch.numExperts,
+          hiddenSize: H,
+          intermediate: arch.expertIntermediate,
+          topK: arch.topK,
+          normTopKProb: arch.normTopKProb,
+          output: `moe_output_${l}`,
+        })
+      : opts.experts === 'dense-gated' || opts.experts === 'grouped'
         ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, {
             layer: l,
             x: xm,
