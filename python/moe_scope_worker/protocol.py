@@ -16,7 +16,7 @@ ROUTING_POSITIONS = ("all", "item", "last")
 MODEL_INFO_KEYS = (
     "path", "family", "modelType", "numLayers", "numExperts", "topK", "hiddenSize", "vocabSize",
     "maxPositions", "normTopKProb", "sharedExperts", "executionProvider", "providerNote", "dtype",
-    "answerScoring", "demo", "loadMs", "engine", "device",
+    "answerScoring", "demo", "loadMs", "engine", "device", "precision", "precisionWhy",
 )
 FAMILIES = ("olmoe", "mixtral", "qwen2_moe")
 
