@@ -41,6 +41,7 @@ import {
   RecordWriter,
   RunFolderError,
   manifestMismatch,
+  recordedPrecision,
   readManifest,
   readRecords,
   writeJsonAtomic,
@@ -544,7 +545,10 @@ export function finishSummary(
   const analysis = summarizeAccumulator(acc, { categories: (s: string) => categoryOf(s) ?? undefined });
   return {
     version: 1,
-    model: { path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
+    model: {
+      ...{ path: model.path, family: model.family, numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK, demo: !!model.demo },
+      ...recordedPrecision(manifest),
+    },
     dataset: manifest.dataset,
     shots: manifest.shots,
     answerScoring: model.answerScoring.method,

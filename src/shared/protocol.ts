@@ -579,7 +579,8 @@ export interface SubjectSummary {
 
 export interface RunSummary {
   version: 1;
-  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo: boolean };
+  /** precision: the weights' precision (absent in runs made before it was recorded). */
+  model: { path: string; family: string; numLayers: number; numExperts: number; topK: number; demo: boolean; precision?: WeightPrecision };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
   /** How the answer letters were scored (see AnswerScoringMethod); absent in runs made before it existed. */
