@@ -299,11 +299,13 @@ function checkManifest(v: unknown, file: string): RunManifest {
 
 /** Differences that make a resume meaningless; empty when the run can continue. */
 export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
+  const recorded = old.loaded?.precision !== undefined || now.loaded?.precision !== undefined;
   const strip = (m: RunManifest) => {
     const copy = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
     // Runs from before precisions were selectable computed at their dtype's precision: the same run.
     const loaded = copy.loaded as Record<string, unknown> | undefined;
-    if (loaded && loaded.precision === undefined && PRECISION_OF_DTYPE[String(loaded.dtype)]) loaded.precision = PRECISION_OF_DTYPE[String(loaded.dtype)];
+    if (recorded && loaded && loaded.precision === undefined && PRECISION_OF_DTYPE[String(loaded.dtype)])
+      loaded.precision = PRECISION_OF_DTYPE[String(loaded.dtype)];
     for (const at of NOT_RESULT_CHANGING) {
       let parent: unknown = copy;
       for (const key of at.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string, unknown>)[key] : undefined;
@@ -314,7 +316,7 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
   const [a, b] = [strip(old), strip(now)];
   const precisions = [a, b].map((m) => (m.loaded as Record<string, unknown> | undefined)?.precision);
   const diffs = jsonDifferences(a, b);
-  if (precisions[0] !== precisions[1]) {
+  if (recorded && precisions[0] !== precisions[1]) {
     // Said first and in words: results at two precisions are never one run.
     return [
       `weight precision (${String(precisions[0])} vs ${String(precisions[1])}; a run is never resumed or merged across precisions)`,
