@@ -7,6 +7,7 @@ import { MODEL_COMMANDS, precisionOption } from './modelCommands';
 import { loadDataset } from '../mmlu/load';
 import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
+import { PRECISION_CHECK_COMMAND } from './precisionCheck';
 import { ENGINE_OPTIONS, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
@@ -204,6 +205,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ...EXPERIMENT_COMMANDS,
+  ...PRECISION_CHECK_COMMAND,
 };
 
 /** What the inference environment offers: the PyTorch engine's Python and ONNX Runtime's providers. */

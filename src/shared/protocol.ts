@@ -148,6 +148,23 @@ export type WeightPrecision = 'fp32' | 'fp16' | 'bf16' | 'int8' | 'int4';
 export type PrecisionSetting = 'auto' | WeightPrecision;
 export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'fp32', 'fp16', 'bf16', 'int8', 'int4'];
 
+/** What `moe-scope precision-check` measured: N MMLU prompts at fp32 and at `precision`. */
+export interface PrecisionCheckSummary {
+  format: 'moe-scope.precision-check';
+  model: string;
+  precision: WeightPrecision;
+  prompts: number;
+  /** Fraction of (layer, token) top-k sets identical to fp32's. */
+  setAgreement: number;
+  /** Fraction of chosen experts shared with fp32. */
+  expertOverlap: number;
+  perLayer: number[];
+  maxProbDiff: number;
+  /** Fraction of prompts whose most likely answer letter is the same. */
+  answerAgreement: number;
+  createdAt: string;
+}
+
 export interface LoadOptions {
   executionProvider: ExecutionProviderSetting;
   /** Weight precision (default auto). */
@@ -197,6 +214,8 @@ export interface ModelInfo {
   precision?: WeightPrecision;
   /** Why that precision, e.g. "requested" or "auto: fp32 needs about 27.6 GB, 14.1 GB available; int8 fits". */
   precisionWhy?: string;
+  /** The last `moe-scope precision-check` of this model at this precision, attached by the extension host. */
+  precisionCheck?: PrecisionCheckSummary;
   /** The engine that loaded the model (absent from files written before engines were selectable). */
   engine?: EngineKind;
   /** The device in words, e.g. "cuda:0 NVIDIA H200" or "cpu". */
@@ -639,6 +658,8 @@ export interface ComparedRun {
   complete: boolean;
   demo: boolean;
   intervention?: RouterIntervention;
+  /** The run's weight precision, when its summary records one. */
+  precision?: WeightPrecision;
 }
 
 /** Accuracies as fractions in [0, 1]; null where a run has no question of that group. */

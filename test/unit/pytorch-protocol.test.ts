@@ -52,6 +52,7 @@ test("the worker's method names, error codes, message types and routingPositions
     dtype: 'required',
     precision: 'optional',
     precisionWhy: 'optional',
+    precisionCheck: 'optional',
     engine: 'optional',
     device: 'optional',
     answerScoring: 'required',
