@@ -100,3 +100,42 @@ test('routing agreement: identical sets ignore order; overlap counts shared expe
   assert.equal(m.sets, 4);
   assert.throws(() => compareRouting(a, routing([[0, 1]], [p])), /different shapes/);
 });
+
+test('status bar: the precision in the label, its reason and the stored agreement as text, one fixed command link', async () => {
+  const { statusTooltip } = await import('../../src/host/statusTooltip');
+  const { providerLabel } = await import('../../src/host/providerLabel');
+  assert.equal(providerLabel({ executionProvider: 'cpu', dtype: 'float32', precision: 'int8' }), 'CPU int8');
+  assert.equal(providerLabel({ engine: 'pytorch', executionProvider: 'cpu', dtype: 'bfloat16', precision: 'bf16' }), 'PyTorch CPU bf16');
+  assert.equal(providerLabel({ executionProvider: 'webgpu', dtype: 'float16', precision: 'fp16' }), 'WebGPU fp16', 'not named twice');
+  const hostile = '[x](command:workbench.action.terminal.new)';
+  const info = {
+    path: '/m',
+    numLayers: 2,
+    numExperts: 8,
+    topK: 2,
+    executionProvider: 'cpu',
+    dtype: 'float32',
+    precision: 'int4',
+    precisionWhy: `auto: ${hostile}`,
+    precisionCheck: {
+      format: 'moe-scope.precision-check',
+      model: '/m',
+      precision: 'int4',
+      prompts: 8,
+      setAgreement: 0.5,
+      expertOverlap: 0.9,
+      perLayer: [],
+      maxProbDiff: 0.1,
+      answerAgreement: 0.75,
+      createdAt: '',
+    },
+  } as unknown as import('../../src/shared/protocol').ModelInfo;
+  const pieces = statusTooltip('ready', info, null);
+  const markdown = pieces.map((p) => ('markdown' in p ? p.markdown : '')).join('');
+  const text = pieces.map((p) => ('text' in p ? p.text : '')).join('\n');
+  assert.ok(text.includes(`Precision: int4 (auto: ${hostile})`), text);
+  assert.ok(text.includes('8 MMLU prompts: 50.0% of top-k sets identical') && text.includes('answers agree on 75.0%'), text);
+  assert.deepEqual(markdown.match(/command:[\w.]+/g), ['command:moeScope.precisionCheck']);
+  const fp32 = statusTooltip('ready', { ...info, precision: 'fp32', precisionCheck: undefined }, null);
+  assert.ok(!fp32.some((p) => 'markdown' in p && p.markdown.includes('command:')), 'no check offered for fp32 itself');
+});
