@@ -120,6 +120,20 @@ test('a precision the provider cannot run is refused naming what can', async () 
   await engine.dispose();
 });
 
+test('int8 asked of WebGPU is refused naming its precisions; with provider auto the CPU runs it, and the decisions say why', async () => {
+  const engine = new Engine(() => {});
+  await assert.rejects(
+    engine.load(model, { executionProvider: 'webgpu', cacheDir, precision: 'int8' }),
+    (e: Error) => e instanceof EngineFailure && /WEBGPU provider, which runs fp32, fp16; int8 runs on the ONNX Runtime CPU provider/.test(e.message),
+  );
+  const info = await engine.load(model, { executionProvider: 'auto', cacheDir, precision: 'int8' });
+  assert.equal(info.executionProvider, 'cpu');
+  assert.equal(info.precision, 'int8');
+  const webgpu = info.providerDecisions!.find((d) => d.provider === 'webgpu')!;
+  assert.match(webgpu.why, /cannot run precision int8 \(it runs fp32, fp16\)/);
+  await engine.dispose();
+});
+
 test('not enough memory: said before loading, with the precision that would fit; auto picks it', async () => {
   const engine = new Engine(() => {});
   const saved = process.env.MOE_SCOPE_AVAILABLE_MEMORY;
