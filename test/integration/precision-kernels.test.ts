@@ -148,7 +148,7 @@ for (const bits of [8, 4] as QuantBits[]) {
     gq.input('a', 'float32', ['m', Kin]);
     gq.op(
       'Identity',
-      [quantizedLinear(gq, 'a', 'w', { packed: qb.add(q.packed), scales: qb.add(q.scales), N, K: Kin, block: BLOCK }, bits)],
+      [quantizedLinear(gq, 'a', 'w', { packed: qb.add(q.packed), scales: qb.add(q.scales), N, K: Kin, block: BLOCK, bits })],
       {},
       { output: 'y' },
     );

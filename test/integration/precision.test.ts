@@ -7,7 +7,7 @@
  *
  * The bounds are loose on purpose: with random weights and tiny widths (hidden 64, so a dot product
  * averages few rounding errors), router logits are close together (many near-ties among 64 experts) and
- * a weight error of ~0.4% (int8) or ~7% (int4) per weight moves some tokens' k-th expert, more so in deep
+ * a weight error of ~0.4% (int8) or ~7% (int4 experts) per weight moves some tokens' k-th expert, more so in deep
  * layers, whose routers read the earlier layers' errors. They catch a broken layout or scale, which gives
  * chance agreement (expert overlap about k/E = 12.5%, identical sets near 0). The exactness of the
  * kernels themselves is checked in precision-kernels.test.ts.
@@ -44,11 +44,11 @@ before(async () => {
   }
 });
 
-// Measured on this model: int8 93.8% identical sets, 99.2% overlap, 2.9e-2; int4 40.3%, 90.9%, 2.6e-1
-// (int4 agreement falls with depth: each layer's error feeds the next layer's router).
+// Measured on this model: int8 93.8% identical sets, 99.2% overlap, 2.9e-2; int4 (8-bit projections)
+// 70.0%, 96.0%, 1.3e-1 (int4 agreement falls with depth: each layer's error feeds the next layer's router).
 for (const [precision, minSetAgreement, minOverlap, maxProbDiff] of [
   ['int8', 0.85, 0.97, 0.06],
-  ['int4', 0.25, 0.85, 0.4],
+  ['int4', 0.5, 0.92, 0.3],
 ] as const) {
   test(`${precision}: routing agrees with fp32 on the demo model (bound ${minSetAgreement} of top-k sets)`, () => {
     const a = compareRouting(traces.get('fp32')!.routing, traces.get(precision)!.routing);

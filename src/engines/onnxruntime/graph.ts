@@ -103,7 +103,7 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
   };
   const linear = (x: string, name: string, out: number, inp: number, biasName?: string) => {
     const q = opts.quantized?.linear(name);
-    if (q) return quantizedLinear(g, x, name, q, opts.quantized!.bits, biasName ? w(biasName, [out]) : undefined);
+    if (q) return quantizedLinear(g, x, name, q, biasName ? w(biasName, [out]) : undefined);
     return g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
   };
   const rope = (x: string) => {

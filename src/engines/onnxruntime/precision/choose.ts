@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Checkpoint } from '../checkpoint';
 import { blockSizeFor, type QuantBits } from './quantize';
-import { quantizedProjectionNames } from './prepareQuantized';
+import { quantizedProjectionNames, PROJECTION_BITS } from './prepareQuantized';
 import { formatBytes } from '../webgpu';
 import { EngineFailure, type ExecutionProvider, type PrecisionSetting, type WeightPrecision } from '../../../shared/protocol';
 
@@ -52,8 +52,9 @@ export function weightBytesAt(ckpt: Checkpoint, precision: WeightPrecision): num
   let bytes = L * (quant(E * 2 * I * H, expertBlock) + quant(E * H * I, expertBlock));
   const expertElements = L * E * 3 * I * H;
   let floatElements = tensors.reduce((a, t) => a + total(t.shape), 0) - expertElements;
+  const pbits = PROJECTION_BITS[bits];
   for (const { N, K } of projections.values()) {
-    bytes += quant(N * K, blockSizeFor(K, bits)!);
+    bytes += (N * K * pbits) / 8 + ((N * K) / blockSizeFor(K, pbits)!) * 4;
     floatElements -= N * K;
   }
   return bytes + floatElements * 4;

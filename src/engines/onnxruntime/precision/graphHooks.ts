@@ -18,7 +18,8 @@ export interface QuantizedGraphWeights {
 }
 
 /** x [tokens, K] times the quantised [N, K] matrix transposed: [tokens, N], like Gemm with transB=1. */
-export function quantizedLinear(g: OnnxGraphBuilder, x: string, name: string, ref: QuantizedLinearRef, bits: QuantBits, bias?: string): string {
+export function quantizedLinear(g: OnnxGraphBuilder, x: string, name: string, ref: QuantizedLinearRef, bias?: string): string {
+  const bits = ref.bits;
   const id = `q:${name}`;
   if (!g.has(id)) {
     g.external(id, 'uint8', [ref.N, ref.K / ref.block, (ref.block * bits) / 8], ref.packed);

@@ -21,7 +21,16 @@ export interface QuantizedLinearRef {
   /** Input features. */
   K: number;
   block: number;
+  bits: QuantBits;
 }
+
+/**
+ * Bits of the attention / shared-expert / lm_head projections at each expert precision. They are ~7% of
+ * OLMoE's weights but sit upstream of every router (the first layer's router reads the embedding plus one
+ * attention output): at int4 they stay 8-bit, which costs ~0.2 GB on OLMoE-1B-7B and keeps the router's
+ * input close to fp32's.
+ */
+export const PROJECTION_BITS: Record<QuantBits, QuantBits> = { 8: 8, 4: 8 };
 
 export interface QuantizedExpertRefs {
   fc1: ExternalRef;
@@ -79,14 +88,15 @@ export function prepareQuantizedWeights(ckpt: Checkpoint, dir: string, bits: Qua
 
   const qweights = new AppendFile(dir, `q${bits}-weights.bin`);
   const linearRefs = new Map<string, QuantizedLinearRef>();
+  const pbits = PROJECTION_BITS[bits];
   for (const [name, { N, K }] of projections) {
     const values = ckpt.readFloat32(name);
     requireFiniteWeights(values, name, ckpt.tensor(name).file);
-    const block = blockSizeFor(K, bits)!;
-    const packed = new Uint8Array((N * K * bits) / 8);
+    const block = blockSizeFor(K, pbits)!;
+    const packed = new Uint8Array((N * K * pbits) / 8);
     const scales = new Float32Array((N * K) / block);
-    quantizeInto(values, 0, N, K, bits, block, new QuantizedWriter(packed, bits), scales, 0);
-    linearRefs.set(name, { packed: qweights.append(packed), scales: qweights.append(bytesOf(scales)), N, K, block });
+    quantizeInto(values, 0, N, K, pbits, block, new QuantizedWriter(packed, pbits), scales, 0);
+    linearRefs.set(name, { packed: qweights.append(packed), scales: qweights.append(bytesOf(scales)), N, K, block, bits: pbits });
   }
   qweights.close();
 

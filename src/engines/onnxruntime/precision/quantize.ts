@@ -47,6 +47,10 @@ export class QuantizedWriter {
   get written(): number {
     return this.pos;
   }
+  /** Advances past `n` values written directly into `bytes`. */
+  skip(n: number): void {
+    this.pos += n;
+  }
   push(u: number): void {
     if (this.bits === 8) this.bytes[this.pos] = u;
     else if ((this.pos & 1) === 0) this.bytes[this.pos >> 1] = u;
@@ -85,12 +89,19 @@ export function quantizeInto(
       const scale = m > 0 ? m / qmax : 1;
       const inv = 1 / scale;
       scales[si++] = scale;
-      for (let i = 0; i < block; i++) {
+      // Written straight into the bytes (no call per value: this loop sees every weight of the model).
+      const bytes = out.bytes;
+      let pos = out.written;
+      for (let i = 0; i < block; i++, pos++) {
         let v = Math.round(values[base + b + i] * inv);
         if (v > qmax) v = qmax;
         else if (v < -qmax) v = -qmax;
-        out.push(v + zero);
+        const u = v + zero;
+        if (bits === 8) bytes[pos] = u;
+        else if ((pos & 1) === 0) bytes[pos >> 1] = u;
+        else bytes[pos >> 1] |= u << 4;
       }
+      out.skip(block);
     }
   }
   return si;
