@@ -117,7 +117,12 @@ async function parent(): Promise<void> {
   }
   writeResult('precision', {
     measuredAt: new Date().toISOString(),
-    machine: machineInfo(),
+    machine: machineInfo({
+      loadAverage: os
+        .loadavg()
+        .map((x) => Math.round(x * 10) / 10)
+        .join(' / '),
+    }),
     checkpoint: {
       layers,
       note:
