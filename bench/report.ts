@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { precisionSection } from './precisionReport';
 
 const ROOT = process.cwd();
 const RESULTS = path.join(ROOT, 'bench', 'results');
@@ -217,6 +218,8 @@ const web = read('webview-render');
 if (web) parts.push(...webviewSection(web));
 const engines = read('engines');
 if (engines) parts.push(...enginesSection(engines));
+const precision = read('precision');
+if (precision) parts.push(...precisionSection(precision));
 const gpuFiles = fs.existsSync(RESULTS)
   ? fs
       .readdirSync(RESULTS)

@@ -117,21 +117,19 @@ class Engine:
             )
         answer_ids = [ids[0] for ids in answer_scoring["letterTokenIds"]]
         device = pick_device((options or {}).get("executionProvider", "auto"))
-        if self.model is not None and self.info and self.info["path"] == model_dir and self.device == device:
-            return self.info  # already loaded here (a client reloading after a reconnect, an evaluation after a trace)
-        dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-        if device.type == "mps" and not torch.backends.mps.is_macos13_or_newer():
-            dtype = torch.float16
-        elements = checkpoint.weight_elements(model_dir)
-        need = int(elements * torch.tensor([], dtype=dtype).element_size() * MEMORY_MARGIN)
-        free, how = checkpoint.available_memory(device)
-        if need > free:
+        precision_wanted = (options or {}).get("precision") or "auto"
+        if precision_wanted not in PRECISIONS:
             raise EngineFailure(
-                "bad-model",
-                f"{model_dir}: the model needs about {need / 2**30:.1f} GiB in {str(dtype).replace('torch.', '')} on "
-                f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
-                f"but only {free / 2**30:.1f} GiB is {how}",
+                "bad-input",
+                f"precision {precision_wanted} cannot run in the PyTorch engine, which runs {', '.join(PRECISIONS[1:])}; "
+                "int8 and int4 run in the ONNX Runtime engine on the CPU (--engine onnxruntime --provider cpu)",
             )
+        if (self.model is not None and self.info and self.info["path"] == model_dir and self.device == device
+                and precision_wanted in ("auto", self.info.get("precision"))):
+            return self.info  # already loaded here (a client reloading after a reconnect, an evaluation after a trace)
+        elements = checkpoint.weight_elements(model_dir)
+        free, how = checkpoint.available_memory(device)
+        dtype, precision, precision_why = choose_precision(precision_wanted, device, elements, free, how, model_dir)
         self.unload()
         self.log("info", f"loading {model_dir} ({elements / 1e9:.2f} B parameters) as {str(dtype)[6:]} on {describe_device(device)}")
         from transformers import AutoModelForCausalLM
@@ -175,6 +173,8 @@ class Engine:
             "routing": rule["routing"],
             "executionProvider": device.type,
             "dtype": str(dtype).replace("torch.", ""),
+            "precision": precision,
+            "precisionWhy": precision_why,
             "answerScoring": answer_scoring,
             "loadMs": int((time.time() - t0) * 1000),
             "engine": "pytorch",
@@ -569,3 +569,38 @@ def _batch_cache(layers, batch: int):
     for i, (k, v) in enumerate(layers):
         cache.update(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous(), i)
     return cache
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def choose_precision(wanted, device, elements, free, how, model_dir):
+    """fp32 or bf16 (on every device, the CPU included). auto: bf16 on a GPU; on the CPU fp32 when it fits
+    the memory, else bf16. A precision that does not fit is refused before loading, naming one that would."""
+    def need(dt):
+        return int(elements * torch.tensor([], dtype=dt).element_size() * MEMORY_MARGIN)
+
+    half = torch.bfloat16
+    if device.type == "mps" and not torch.backends.mps.is_macos13_or_newer():
+        half = torch.float16  # older macOS has no bfloat16 on MPS
+    names = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+    gib = lambda n: f"{n / 2**30:.1f} GiB"  # noqa: E731
+    if wanted == "auto":
+        if device.type != "cpu":
+            dtype, why = half, f"auto: {names[half]} on {describe_device(device)}"
+        elif need(torch.float32) <= free:
+            dtype, why = torch.float32, f"auto: fp32 fits (about {gib(need(torch.float32))}, {gib(free)} {how})"
+        else:
+            dtype, why = half, f"auto: fp32 needs about {gib(need(torch.float32))}, {gib(free)} {how}; {names[half]} (about {gib(need(half))})"
+    else:
+        dtype, why = (torch.float32 if wanted == "fp32" else half), "requested"
+    if need(dtype) > free:
+        smaller = half if dtype == torch.float32 and need(half) <= free else None
+        raise EngineFailure(
+            "bad-model",
+            f"{model_dir}: the model needs about {gib(need(dtype))} in {str(dtype).replace('torch.', '')} on "
+            f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
+            f"but only {gib(free)} is {how}"
+            + (f"; {names[half]} would fit: use --precision bf16" if smaller is not None else ""),
+        )
+    return dtype, names[dtype], why

@@ -16,7 +16,7 @@ ROUTING_POSITIONS = ("all", "item", "last")
 MODEL_INFO_KEYS = (
     "path", "family", "modelType", "numLayers", "numExperts", "topK", "hiddenSize", "vocabSize",
     "maxPositions", "normTopKProb", "sharedExperts", "moeLayers", "numDecoderLayers", "routing", "executionProvider", "providerNote", "dtype",
-    "answerScoring", "demo", "loadMs", "engine", "device", "expertsImplementation",
+    "answerScoring", "demo", "loadMs", "engine", "device", "expertsImplementation", "precision", "precisionWhy",
 )
 # MOE_FAMILIES in protocol.ts: the MoE decoder families transformers implements, all run by this worker.
 FAMILIES = (

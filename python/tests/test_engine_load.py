@@ -31,12 +31,34 @@ def test_a_model_larger_than_the_device_memory_fails_before_loading_with_the_siz
     monkeypatch.setattr(checkpoint, "available_memory", lambda device: (1_000_000_000, "free in the test"))
     e = engine.Engine(lambda level, message: None)
     with pytest.raises(EngineFailure) as info:
-        e.load(d, {"executionProvider": "cpu"})
+        e.load(d, {"executionProvider": "cpu", "precision": "fp32"})
     assert info.value.code == "bad-model"
     msg = str(info.value)
     assert "needs about 1.3 GiB in float32 on cpu (0.30 B parameters plus 15% headroom)" in msg, msg
     assert "only 0.9 GiB is free in the test" in msg, msg
+    assert "bf16 would fit: use --precision bf16" in msg, msg
     assert e.model is None, "nothing was loaded"
+
+
+def test_auto_precision_on_the_cpu_is_fp32_when_it_fits_else_bf16_with_the_reason(tmp_path):
+    import torch
+
+    cpu = torch.device("cpu")
+    dtype, name, why = engine.choose_precision("auto", cpu, 300_000_000, 2_000_000_000, "free in the test", str(tmp_path))
+    assert (dtype, name) == (torch.float32, "fp32") and why.startswith("auto: fp32 fits"), why
+    dtype, name, why = engine.choose_precision("auto", cpu, 300_000_000, 1_000_000_000, "free in the test", str(tmp_path))
+    assert (dtype, name) == (torch.bfloat16, "bf16"), name
+    assert "fp32 needs about 1.3 GiB, 0.9 GiB free in the test; bf16" in why, why
+    dtype, name, why = engine.choose_precision("bf16", cpu, 300_000_000, 2_000_000_000, "free", str(tmp_path))
+    assert (dtype, name, why) == (torch.bfloat16, "bf16", "requested")
+
+
+def test_a_precision_the_pytorch_engine_cannot_run_is_refused_naming_what_can(tmp_path):
+    d = model_dir(tmp_path, 10)
+    for p in ("int8", "int4", "fp16"):
+        with pytest.raises(EngineFailure, match=f"precision {p} cannot run in the PyTorch engine, which runs fp32, bf16") as info:
+            engine.Engine(lambda level, message: None).load(d, {"executionProvider": "cpu", "precision": p})
+        assert info.value.code == "bad-input"
 
 
 def test_multi_token_answer_letters_are_reported_and_refused_by_this_engine(tmp_path):

@@ -92,6 +92,10 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
       `different engines: ${A.engine.kind} ${A.engine.dtype} vs ${B.engine.kind} ${B.engine.dtype}; some differences may be numerical, not the intervention's`,
     );
   }
+  if ((sa.model.precision ?? 'fp32') !== (sb.model.precision ?? 'fp32'))
+    warnings.push(
+      `different weight precisions: ${sa.model.precision ?? 'fp32'} vs ${sb.model.precision ?? 'fp32'}; some differences may be the precision's, not the intervention's`,
+    );
   if (sa.tokenScope !== sb.tokenScope) warnings.push(`different token scopes: ${sa.tokenScope} vs ${sb.tokenScope}; activation shares are not like for like`);
   if (!sa.complete) warnings.push(`${A.label} is not complete`);
   if (!sb.complete) warnings.push(`${B.label} is not complete`);
@@ -126,6 +130,7 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
     questions: r.summary.questions,
     complete: r.summary.complete,
     demo: r.summary.model.demo,
+    ...(r.summary.model.precision ? { precision: r.summary.model.precision } : {}),
     ...(r.summary.intervention ? { intervention: r.summary.intervention } : {}),
   });
   return {

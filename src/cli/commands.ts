@@ -3,10 +3,11 @@ import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, type CliContext, type Command } from './command';
-import { MODEL_COMMANDS } from './modelCommands';
+import { MODEL_COMMANDS, precisionOption } from './modelCommands';
 import { loadDataset } from '../mmlu/load';
 import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
+import { PRECISION_CHECK_COMMAND } from './precisionCheck';
 import { ENGINE_OPTIONS, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
@@ -67,6 +68,7 @@ const COMMANDS: Record<string, Command> = {
     usage:
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--shard I/N]\n' +
+      '     [--precision auto|fp32|fp16|bf16|int8|int4] (recorded in the manifest; a run is never resumed or merged across precisions)\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
       '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--shard I/N]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
@@ -87,6 +89,7 @@ const COMMANDS: Record<string, Command> = {
           'token-scope': { type: 'string', default: 'answer' },
           'batch-size': { type: 'string', default: '8' },
           provider: { type: 'string', default: 'auto' },
+          precision: { type: 'string' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
           shard: { type: 'string' },
@@ -115,7 +118,7 @@ const COMMANDS: Record<string, Command> = {
         engine,
         {
           modelPath: path.resolve(values.model!),
-          load: { executionProvider: provider, cacheDir: values.cache },
+          load: { executionProvider: provider, precision: precisionOption(values.precision), cacheDir: values.cache },
           dataPath: path.resolve(values.data!),
           split: values.split!,
           shots,
@@ -202,6 +205,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ...EXPERIMENT_COMMANDS,
+  ...PRECISION_CHECK_COMMAND,
 };
 
 /** What the inference environment offers: the PyTorch engine's Python and ONNX Runtime's providers. */

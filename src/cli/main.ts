@@ -18,7 +18,8 @@ const USAGE = `moe-scope <command> [options]
 Commands:
 ${commandTable()}
 Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR;
---engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON, else python3) on trace and eval.`;
+--engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON, else python3) on trace and eval;
+--precision auto|fp32|fp16|bf16|int8|int4 on trace and eval (default auto: the most precise the engine runs that fits the memory).`;
 
 export async function main(argv: string[], ctx: CliContext): Promise<number> {
   const [command, ...rest] = argv;

@@ -8,7 +8,15 @@ import { UsageError, type CliContext, type Command } from './command';
 import { interventionFromOptions } from './evalRun';
 import { Engine } from '../engines/onnxruntime/engine';
 import { makeDemoModel, DEMO_FAMILIES, type DemoFamily } from '../engines/onnxruntime/demo/makeDemoModel';
-import { ANSWER_SCORING_DEFINITIONS, EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting, type ModelInfo, type Routing } from '../shared/protocol';
+import {
+  ANSWER_SCORING_DEFINITIONS,
+  EXECUTION_PROVIDER_SETTINGS,
+  PRECISION_SETTINGS,
+  type ExecutionProviderSetting,
+  type ModelInfo,
+  type PrecisionSetting,
+  type Routing,
+} from '../shared/protocol';
 import { describeIntervention } from '../analysis/interventions';
 
 export const MODEL_COMMANDS: Record<string, Command> = {
@@ -19,7 +27,7 @@ export const MODEL_COMMANDS: Record<string, Command> = {
     run: async (args, ctx) => makeDemo(args, ctx),
   },
   trace: {
-    usage: `trace --model DIR (--text STR | --file PATH|- | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
+    usage: `trace --model DIR (--text STR | --file PATH|- | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--precision auto|fp32|fp16|bf16|int8|int4] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
         [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions; optionally with experts masked or router logits biased
@@ -61,7 +69,14 @@ function makeDemo(args: string[], ctx: CliContext): number {
 export function reportProvider(info: ModelInfo, ctx: CliContext): void {
   const adapter = info.adapterName ? ` on ${info.adapterName}` : '';
   ctx.err(`provider: ${info.executionProvider}${adapter} (${info.dtype}${info.expertFormulation ? `, experts: ${info.expertFormulation}` : ''})`);
+  if (info.precision) ctx.err(`precision: ${info.precision} (${info.precisionWhy ?? 'no reason recorded'})`);
   for (const d of info.providerDecisions ?? []) if (!d.used) ctx.err(`  passed over ${d.provider}: ${d.why}`);
+}
+
+export function precisionOption(v: string | undefined): PrecisionSetting {
+  const p = v ?? 'auto';
+  if (!(PRECISION_SETTINGS as readonly string[]).includes(p)) throw new UsageError(`--precision must be ${PRECISION_SETTINGS.join(', ')}, not "${p}"`);
+  return p as PrecisionSetting;
 }
 
 export function providerOption(v: string | undefined): ExecutionProviderSetting {
@@ -80,6 +95,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
       ids: { type: 'string' },
       json: { type: 'boolean', default: false },
       provider: { type: 'string' },
+      precision: { type: 'string' },
       cache: { type: 'string' },
       'all-experts': { type: 'boolean', default: false },
       ...ENGINE_OPTIONS,
@@ -96,7 +112,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
   try {
     const info = await engine.call('load', {
       modelPath: path.resolve(values.model),
-      options: { executionProvider: providerOption(values.provider), cacheDir: values.cache },
+      options: { executionProvider: providerOption(values.provider), precision: precisionOption(values.precision), cacheDir: values.cache },
     });
     if (info.providerNote) ctx.err(info.providerNote);
     reportProvider(info, ctx);

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { AnswerScoringMethod, EngineKind, ModelDType, RouterIntervention, RunSummary, TokenScope } from '../shared/protocol';
+import type { AnswerScoringMethod, EngineKind, ModelDType, RouterIntervention, RunSummary, TokenScope, WeightPrecision } from '../shared/protocol';
 import { decodeDelta, mergeInto, type RunAccumulator } from '../analysis/accumulator';
 import { jsonDifferences, type ModelFingerprint } from './fingerprint';
 import { checkSummary, MAX_SUMMARY_BYTES, SummaryError } from './summaryCheck';
@@ -289,6 +289,8 @@ const NOT_RESULT_CHANGING: string[][] = [
   ['loaded', 'device'],
   ['loaded', 'adapterName'],
   ['loaded', 'providerDecisions'],
+  // Why auto chose the precision (memory numbers vary between runs); the precision itself is compared.
+  ['loaded', 'precisionWhy'],
   // Where an intervention came from; its mask and biases are what the results depend on.
   ['intervention', 'description'],
   ['intervention', 'baselineRun'],
@@ -325,8 +327,13 @@ function checkManifest(v: unknown, file: string): RunManifest {
 
 /** Differences that make a resume meaningless; empty when the run can continue. */
 export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
+  const recorded = old.loaded?.precision !== undefined || now.loaded?.precision !== undefined;
   const strip = (m: RunManifest) => {
     const copy = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
+    // Runs from before precisions were selectable computed at their dtype's precision: the same run.
+    const loaded = copy.loaded as Record<string, unknown> | undefined;
+    if (recorded && loaded && loaded.precision === undefined && PRECISION_OF_DTYPE[String(loaded.dtype)])
+      loaded.precision = PRECISION_OF_DTYPE[String(loaded.dtype)];
     for (const at of NOT_RESULT_CHANGING) {
       let parent: unknown = copy;
       for (const key of at.slice(0, -1)) parent = parent && typeof parent === 'object' ? (parent as Record<string, unknown>)[key] : undefined;
@@ -334,7 +341,25 @@ export function manifestMismatch(old: RunManifest, now: RunManifest): string[] {
     }
     return copy;
   };
-  return jsonDifferences(strip(old), strip(now));
+  const [a, b] = [strip(old), strip(now)];
+  const precisions = [a, b].map((m) => (m.loaded as Record<string, unknown> | undefined)?.precision);
+  const diffs = jsonDifferences(a, b);
+  if (recorded && precisions[0] !== precisions[1]) {
+    // Said first and in words: results at two precisions are never one run.
+    return [
+      `weight precision (${String(precisions[0])} vs ${String(precisions[1])}; a run is never resumed or merged across precisions)`,
+      ...diffs.filter((d) => !/precision/.test(d)),
+    ];
+  }
+  return diffs;
+}
+
+const PRECISION_OF_DTYPE: Record<string, WeightPrecision> = { float32: 'fp32', float16: 'fp16', bfloat16: 'bf16' };
+
+/** The run's weight precision as its manifest records it (nothing for runs from before it was recorded). */
+export function recordedPrecision(m: RunManifest): { precision?: WeightPrecision } {
+  const p = m.loaded?.precision;
+  return typeof p === 'string' && p in { fp32: 1, fp16: 1, bf16: 1, int8: 1, int4: 1 } ? { precision: p as WeightPrecision } : {};
 }
 
 /** Writes `file` whole (a temporary file renamed over it), never through a symbolic link, inside `root` (default: its folder). */

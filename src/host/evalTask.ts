@@ -183,7 +183,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
         ? path.resolve(this.folder.uri.fsPath, this.def.runDir)
         : path.join(path.dirname(baselineDir), experimentFolderName(baselineDir, spec));
       const exp = prepareExperiment(baselineDir, spec, runDir, {
-        load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
+        load: { executionProvider: s.executionProvider, precision: s.precision, cacheDir: s.cacheDir },
         batchSize: s.evaluation.batchSize,
       });
       await checkBaselineWeights(exp.baseline);
@@ -215,7 +215,7 @@ class EvalTerminal implements vscode.Pseudoterminal {
     );
     return {
       modelPath,
-      load: { executionProvider: s.executionProvider, cacheDir: s.cacheDir },
+      load: { executionProvider: s.executionProvider, precision: s.precision, cacheDir: s.cacheDir },
       dataPath,
       split,
       shots,

@@ -2,6 +2,7 @@
  * MoE Scope's extension host glue: commands, the status bar, the trace panel, the side-panel heatmap,
  * the evaluation task and the summary view. Inference never runs here: it lives in child processes.
  */
+import { runPrecisionCheck } from './precisionCheckCommand';
 import { providerLabel } from './providerLabel';
 import { readRegularFileAsync } from '../shared/safeFiles';
 import * as vscode from 'vscode';
@@ -92,6 +93,7 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage('MoE Scope: the inference process was stopped; the next trace starts a fresh one.');
     }),
     vscode.commands.registerCommand('moeScope.checkEnvironment', () => checkEnvironment(context, models)),
+    vscode.commands.registerCommand('moeScope.precisionCheck', () => runPrecisionCheck(context, models)),
     vscode.commands.registerCommand('moeScope.openHeatmap', () => heatmap.reveal()),
     vscode.commands.registerCommand('moeScope.showStructure', () => structure.show()),
     vscode.commands.registerCommand('moeScope.showSummary', async (runDir?: string) => {

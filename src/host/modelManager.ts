@@ -3,6 +3,7 @@
  * provider actually in use and the engine state). The inference process and what it has loaded belong
  * to its EngineClient (`client`); this class asks it rather than keep a copy.
  */
+import { readPrecisionCheck } from '../shared/precisionCheck';
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -110,12 +111,13 @@ export class ModelManager implements vscode.Disposable {
       throw e;
     }
     applySelection(this.client, selection, this.context.extensionPath);
-    const options = { executionProvider: s.executionProvider, cacheDir: s.cacheDir };
+    const options = { executionProvider: s.executionProvider, precision: s.precision, cacheDir: s.cacheDir };
     const current = this.client.currentLoad(modelPath, options);
     if (current) return current;
     this.setState('loading');
     try {
       const info = await this.client.load(modelPath, options);
+      if (info.precision) info.precisionCheck = readPrecisionCheck(s.cacheDir, info.path, info.precision);
       this.output.info(
         `loaded ${info.path} (${info.family}) with ${engineLabel(info.engine)} on ${info.device ?? info.executionProvider} (${info.dtype}) in ${info.loadMs} ms; engine choice: ${selection.why}`,
       );
@@ -185,6 +187,8 @@ export class ModelManager implements vscode.Disposable {
       if ('text' in piece) md.appendText(piece.text);
       else md.appendMarkdown(piece.markdown);
     }
+    // The one command link in the tooltip: measuring what the precision costs (moe-scope precision-check).
+    md.isTrusted = { enabledCommands: ['moeScope.precisionCheck'] };
     this.status.tooltip = md;
     this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }

@@ -7,9 +7,11 @@ const SHORT_DTYPE: Record<ModelDType, string> = { float32: 'fp32', float16: 'fp1
  * "CPU", "CUDA fp16", "MPS bf16", "WebGPU fp16 · NVIDIA H200": the provider, its dtype on GPUs, and the WebGPU
  * adapter; the PyTorch engine's are prefixed with its name ("PyTorch CUDA bf16", "PyTorch CPU").
  */
-export function providerLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName' | 'engine'>): string {
+export function providerLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName' | 'engine' | 'precision'>): string {
   const base = onnxOrDeviceLabel(m);
-  return m.engine === 'pytorch' ? `PyTorch ${base}` : base;
+  // Where the precision is known and the label does not already name it (CPU shows none): "CPU int8".
+  const precision = m.precision && !base.includes(m.precision) ? ` ${m.precision}` : '';
+  return m.engine === 'pytorch' ? `PyTorch ${base}${precision}` : `${base}${precision}`;
 }
 
 function onnxOrDeviceLabel(m: Pick<ModelInfo, 'executionProvider' | 'dtype' | 'adapterName'>): string {

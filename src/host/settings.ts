@@ -4,7 +4,7 @@
  * (package.json also lists them under restrictedConfigurations; this is the belt to that pair of braces.)
  */
 import * as vscode from 'vscode';
-import type { EngineSetting, ExecutionProviderSetting, TokenScope } from '../shared/protocol';
+import { PRECISION_SETTINGS, type EngineSetting, type ExecutionProviderSetting, type PrecisionSetting, type TokenScope } from '../shared/protocol';
 
 const SECTION = 'moeScope';
 const PATH_SETTINGS = new Set(['modelPath', 'cacheDir', 'evaluation.dataPath', 'pythonPath']);
@@ -12,6 +12,8 @@ const PATH_SETTINGS = new Set(['modelPath', 'cacheDir', 'evaluation.dataPath', '
 export interface MoeSettings {
   modelPath: string;
   executionProvider: ExecutionProviderSetting;
+  /** Weight precision (auto: the most precise that fits the memory). */
+  precision: PrecisionSetting;
   engine: EngineSetting;
   /** The PyTorch engine's interpreter; empty: the Python extension's, else python3. */
   pythonPath: string;
@@ -42,6 +44,7 @@ export function readSettings(): MoeSettings {
   return {
     modelPath: get('modelPath', '').trim(),
     executionProvider: get<ExecutionProviderSetting>('executionProvider', 'auto'),
+    precision: ((p) => ((PRECISION_SETTINGS as readonly string[]).includes(p) ? (p as PrecisionSetting) : 'auto'))(get<string>('precision', 'auto')),
     engine: ((e) => (e === 'onnxruntime' || e === 'pytorch' ? e : 'auto'))(get<string>('engine', 'auto')),
     pythonPath: get('pythonPath', '').trim(),
     cacheDir: get('cacheDir', '').trim() || undefined,
@@ -63,7 +66,7 @@ export async function setUserModelPath(p: string): Promise<void> {
 }
 
 export function affectsModel(e: vscode.ConfigurationChangeEvent): boolean {
-  return ['modelPath', 'executionProvider', 'cacheDir', 'engine', 'pythonPath'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+  return ['modelPath', 'executionProvider', 'precision', 'cacheDir', 'engine', 'pythonPath'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
 }
 
 function clampInt(v: number, lo: number, hi: number): number {

@@ -5,6 +5,7 @@
  * No vscode import: tests check the split.
  */
 import type { ModelInfo } from '../shared/protocol';
+import { describePrecisionCheck } from '../shared/precisionCheck';
 
 export type TooltipPiece = { markdown: string } | { text: string };
 
@@ -16,6 +17,15 @@ export function statusTooltip(state: string, info: ModelInfo | null, lastError: 
       { text: `${info.numLayers} layers × ${info.numExperts} experts, top-${info.topK}; ${String(info.executionProvider).toUpperCase()} (${info.dtype})` },
       { markdown: '\n\n' },
     );
+    if (info.precision) {
+      out.push({ text: `Precision: ${info.precision} (${info.precisionWhy ?? 'reason not recorded'})` }, { markdown: '\n\n' });
+      const check = info.precisionCheck;
+      if (check) out.push({ text: describePrecisionCheck(check) }, { markdown: '\n\n' });
+      if (info.precision !== 'fp32')
+        out.push({
+          markdown: `[${check ? 'Measure again' : 'Measure'} how this precision changes routing (precision-check)](command:moeScope.precisionCheck)\n\n`,
+        });
+    }
     if (info.engine === 'pytorch')
       out.push({ markdown: 'Engine: PyTorch (transformers) on ' }, { text: info.device ?? String(info.executionProvider) }, { markdown: '\n\n' });
     if (info.adapterName) {

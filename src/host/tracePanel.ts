@@ -5,6 +5,7 @@
  * its result, should it still arrive, is never drawn over the newer one). Hovering a token in the panel
  * highlights its text in the editor, and the cursor in the editor highlights its token in the panel.
  */
+import { readPrecisionCheck } from '../shared/precisionCheck';
 import * as vscode from 'vscode';
 import { findQuestionAtCursor } from '../mmlu/questionAtCursor';
 import { pyStrip } from '../mmlu/prompt';
@@ -108,6 +109,7 @@ export class TraceController implements vscode.Disposable {
         this.models.client.call('trace', { input: { text: prompt.text }, options: { includeProbs: true, includeLastLogits: false } }, controller.signal),
       );
       if (requestId !== this.requestSeq) return; // a newer trace owns the panel now
+      if (result.model.precision) result.model.precisionCheck = readPrecisionCheck(readSettings().cacheDir, result.model.path, result.model.precision);
       this.current.result = result;
       const gold = found.question.answer === null ? undefined : ANSWER_LETTERS[found.question.answer];
       this.lastPayload = { requestId, sourceUri: doc.uri.toString(), question: { subject: found.question.subject, text: prompt.text, gold }, result };

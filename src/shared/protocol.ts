@@ -139,8 +139,36 @@ export type EngineKind = 'onnxruntime' | 'pytorch';
 export type EngineSetting = 'auto' | EngineKind;
 export const ENGINE_KINDS: readonly EngineKind[] = ['onnxruntime', 'pytorch'];
 
+/**
+ * The precision the model's weights are held in. ONNX Runtime CPU: fp32, or int8 / int4 block-quantised
+ * experts (QMoE) and dense projections (MatMulNBits) with the router kept fp32; WebGPU: fp32 or fp16;
+ * CUDA: fp16; PyTorch: fp32 or bf16. `auto`: the most precise the engine can do that fits the memory.
+ */
+export type WeightPrecision = 'fp32' | 'fp16' | 'bf16' | 'int8' | 'int4';
+export type PrecisionSetting = 'auto' | WeightPrecision;
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'fp32', 'fp16', 'bf16', 'int8', 'int4'];
+
+/** What `moe-scope precision-check` measured: N MMLU prompts at fp32 and at `precision`. */
+export interface PrecisionCheckSummary {
+  format: 'moe-scope.precision-check';
+  model: string;
+  precision: WeightPrecision;
+  prompts: number;
+  /** Fraction of (layer, token) top-k sets identical to fp32's. */
+  setAgreement: number;
+  /** Fraction of chosen experts shared with fp32. */
+  expertOverlap: number;
+  perLayer: number[];
+  maxProbDiff: number;
+  /** Fraction of prompts whose most likely answer letter is the same. */
+  answerAgreement: number;
+  createdAt: string;
+}
+
 export interface LoadOptions {
   executionProvider: ExecutionProviderSetting;
+  /** Weight precision (default auto). */
+  precision?: PrecisionSetting;
   /** Folder for generated ONNX graphs and converted weights; default: a per-user cache folder. */
   cacheDir?: string;
   /** WebGPU only (tests, benchmarks): force the compute dtype instead of float16-when-shader-f16. */
@@ -184,6 +212,12 @@ export interface ModelInfo {
   /** PyTorch engine: the experts implementation transformers runs (grouped_mm, batched_mm, eager); kernels differ in numerics. */
   expertsImplementation?: string;
   dtype: ModelDType;
+  /** The weights' precision (absent in files written before it was selectable: fp32 on the CPU). */
+  precision?: WeightPrecision;
+  /** Why that precision, e.g. "requested" or "auto: fp32 needs about 27.6 GB, 14.1 GB available; int8 fits". */
+  precisionWhy?: string;
+  /** The last `moe-scope precision-check` of this model at this precision, attached by the extension host. */
+  precisionCheck?: PrecisionCheckSummary;
   /** The engine that loaded the model (absent from files written before engines were selectable). */
   engine?: EngineKind;
   /** The device in words, e.g. "cuda:0 NVIDIA H200" or "cpu". */
@@ -576,6 +610,8 @@ export interface RunSummary {
     /** The decoder layer of each routing row (ModelInfo.moeLayers); absent in runs made before it was recorded. */
     moeLayers?: number[];
     numDecoderLayers?: number;
+    /** The weights' precision (absent in runs made before it was recorded). */
+    precision?: WeightPrecision;
   };
   dataset: { path: string; split: string; fingerprint: string };
   shots: number;
@@ -635,6 +671,8 @@ export interface ComparedRun {
   complete: boolean;
   demo: boolean;
   intervention?: RouterIntervention;
+  /** The run's weight precision, when its summary records one. */
+  precision?: WeightPrecision;
 }
 
 /** Accuracies as fractions in [0, 1]; null where a run has no question of that group. */

@@ -60,7 +60,7 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     ] as const) {
       append(
         runs,
-        h(doc, 'dt', {}, `${tag}: ${r.label}`),
+        h(doc, 'dt', {}, `${tag}: ${r.label}${r.precision ? ` (${r.precision})` : ''}`),
         h(
           doc,
           'dd',

@@ -120,6 +120,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
                 .join(', ')}`
           : `${s.model.family} · ${s.model.numLayers} layers × ${s.model.numExperts} experts, top-${s.model.topK}`,
       ),
+      ...(s.model.precision ? [h(doc, 'span', { class: 'chip outline', 'data-testid': 'summary-precision' }, `precision: ${s.model.precision}`)] : []),
       h(doc, 'span', { class: 'muted', title: s.model.path }, s.model.path),
       h(doc, 'span', { 'data-testid': 'summary-dataset' }, `${s.dataset.split} split · ${s.shots}-shot · ${s.dataset.path}`),
       s.answerScoring

@@ -317,6 +317,16 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       h(doc, 'span', { class: 'muted' }, m.normTopKProb ? 'weights renormalised' : 'weights not renormalised (sum < 1)'),
       h(doc, 'span', { 'data-testid': 'execution-provider' }, `execution provider: ${provider}`),
       h(doc, 'span', { class: 'muted' }, `${m.dtype} · ${Math.round(r.ms)} ms`),
+      ...(m.precision
+        ? [
+            h(
+              doc,
+              'span',
+              { 'data-testid': 'precision', title: m.precisionWhy ?? '' },
+              `precision: ${m.precision}${m.precisionCheck ? ` · vs fp32: ${(m.precisionCheck.setAgreement * 100).toFixed(1)}% top-k sets, ${(m.precisionCheck.answerAgreement * 100).toFixed(0)}% answers (${m.precisionCheck.prompts} prompts)` : ''}`,
+            ),
+          ]
+        : []),
       h(doc, 'span', { class: 'muted model-path', title: m.path }, m.path),
     );
     header.append(titleRow, q, info);

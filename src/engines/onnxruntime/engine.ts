@@ -154,6 +154,8 @@ export class Engine implements InferenceBackend {
       adapterName: runtime.adapter?.name,
       expertFormulation: runtime.expertFormulation,
       dtype: runtime.dtype,
+      precision: runtime.precision,
+      precisionWhy: runtime.precisionWhy,
       engine: 'onnxruntime',
       device: runtime.adapter?.name ? `webgpu ${runtime.adapter.name}` : runtime.provider,
       answerScoring,

@@ -22,6 +22,7 @@ import { denseGatedExperts, groupedExperts } from './graphExpertsStandardOps';
 import { kvCacheDims, moeLayersOf, ropeDim } from './familyFeatures';
 import { buildGraphRouting } from './graphRouting';
 import { mlaAttention } from './graphMla';
+import { quantizedExperts, quantizedLinear, type QuantizedGraphWeights } from './precision/graphHooks';
 
 export interface GraphOptions {
   dtype: ComputeDType;
@@ -39,6 +40,8 @@ export interface GraphOptions {
    * without an intervention carry no extra node.
    */
   routerInputs?: boolean;
+  /** int8 / int4: experts through QMoE and the projections it lists through MatMulNBits (precision/). */
+  quantized?: QuantizedGraphWeights;
 }
 
 /** Bumped whenever the graph changes, so cached models are rebuilt. */
@@ -104,8 +107,11 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     if (T !== 'float32') g.op('Cast', [value], { to: 1 }, { output: name });
     g.output(name, 'float32', dims);
   };
-  const linear = (x: string, name: string, out: number, inp: number, biasName?: string) =>
-    g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
+  const linear = (x: string, name: string, out: number, inp: number, biasName?: string) => {
+    const q = opts.quantized?.linear(name);
+    if (q) return quantizedLinear(g, x, name, q, biasName ? w(biasName, [out]) : undefined);
+    return g.op('Gemm', biasName ? [x, w(name, [out, inp]), w(biasName, [out])] : [x, w(name, [out, inp])], { transB: 1 });
+  };
   // Interleaved pairs (x0, x1), (x2, x3) ... are rotated as the halves of [x0, x2, ..., x1, x3, ...]: queries
   // and keys get the same permutation, so every attention score is unchanged.
   const interleave = arch.ropeInterleaved
@@ -257,21 +263,35 @@ export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, wei
     // With in-graph routing the experts renormalise the weights they are given and the sum is multiplied back.
     const expertArch = arch.router ? { ...arch, normTopKProb: true } : arch;
     const moeOutput = T === 'float32' ? `moe_output_${l}` : undefined;
-    const ex = weights.experts(l);
-    g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
-    g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
+    const ex = opts.quantized ? null : weights.experts(l);
+    if (ex) {
+      g.external(`w:experts.${l}.fc1`, T, ex.fc1Dims, ex.fc1);
+      g.external(`w:experts.${l}.fc2`, T, ex.fc2Dims, ex.fc2);
+    }
     const moeInputs = [xm, expertRouterInput, `w:experts.${l}.fc1`, '', `w:experts.${l}.fc2`];
     const moeAttrs: Record<string, number | string> = { k: arch.topK, normalize_routing_weights: expertArch.normTopKProb ? 1 : 0 };
     if (opts.packing === 'swiglu-interleaved') {
       moeAttrs.activation_type = 'swiglu';
       moeAttrs.swiglu_fusion = 1;
-    } else {
+    } else if (ex) {
       g.external(`w:experts.${l}.fc3`, T, ex.fc3Dims!, ex.fc3!);
       moeInputs.push('', `w:experts.${l}.fc3`);
       moeAttrs.activation_type = 'silu';
     }
-    let moe =
-      opts.experts === 'dense-gated' || opts.experts === 'grouped'
+    let moe = opts.quantized
+      ? quantizedExperts(g, {
+          layer: l,
+          x: xm,
+          routerLogits: expertRouterInput,
+          weights: opts.quantized,
+          numExperts: arch.numExperts,
+          hiddenSize: H,
+          intermediate: arch.expertIntermediate,
+          topK: arch.topK,
+          normTopKProb: expertArch.normTopKProb,
+          output: weightSum ? undefined : moeOutput,
+        })
+      : opts.experts === 'dense-gated' || opts.experts === 'grouped'
         ? (opts.experts === 'grouped' ? groupedExperts : denseGatedExperts)(g, {
             layer: l,
             x: xm,

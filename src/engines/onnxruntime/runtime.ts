@@ -14,14 +14,18 @@ import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './grap
 import { prepareWeights, expertPackingFor } from './weights';
 import { stackedExpertViews } from './graphExpertsStandardOps';
 import { probeWebGpu, estimateWebGpuMemory, formatBytes, type MemoryEstimate } from './webgpu';
+import { choosePrecision, unsupportedPrecisionMessage, ONNX_PRECISIONS, type PrecisionChoice } from './precision/choose';
+import { buildQuantizedCache, checkCacheIntegrity, writeCacheIntegrity, QUANTIZED_ALL_EXPERTS_REFUSAL } from './precision/cache';
 import {
   EngineFailure,
   type ComputeDType,
   type ExecutionProvider,
   type ExecutionProviderSetting,
   type ExpertFormulation,
+  type PrecisionSetting,
   type ProviderDecision,
   type WebGpuAdapterInfo,
+  type WeightPrecision,
 } from '../../shared/protocol';
 
 export interface RuntimeOptions {
@@ -33,6 +37,8 @@ export interface RuntimeOptions {
   webgpuDType?: ComputeDType;
   /** WebGPU only: force the expert formulation (tests, benchmarks). */
   webgpuExperts?: ExpertFormulation;
+  /** Weight precision (default auto; see precision/choose.ts). */
+  precision?: PrecisionSetting;
   /** Extra session options (the doctor's verbose placement log). */
   sessionLog?: { severity: number };
   log?: (message: string) => void;
@@ -49,6 +55,9 @@ export interface Runtime {
   memoryEstimate?: MemoryEstimate;
   graphDir: string;
   graphReused: boolean;
+  precision: WeightPrecision;
+  /** Why that precision ("requested", or what auto weighed). */
+  precisionWhy: string;
 }
 
 export function sessionProviders(provider: ExecutionProvider): string[] {
@@ -60,6 +69,7 @@ export function expertGraphFile(includeOutputs: boolean): string {
 }
 
 export async function createExpertSession(rt: Runtime, includeOutputs: boolean): Promise<ort.InferenceSession> {
+  if (rt.precision === 'int8' || rt.precision === 'int4') throw new EngineFailure('bad-input', QUANTIZED_ALL_EXPERTS_REFUSAL(rt.precision));
   return ort.InferenceSession.create(path.join(rt.graphDir, expertGraphFile(includeOutputs)), {
     executionProviders: sessionProviders(rt.provider),
     graphOptimizationLevel: 'all',
@@ -103,9 +113,17 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
     decisions.push({ provider, used: false, why });
     log(`${provider}: not used: ${why}`);
   };
+  const precisionWanted = options.precision ?? 'auto';
   for (const provider of order) {
+    if (precisionWanted !== 'auto' && !ONNX_PRECISIONS[provider].includes(precisionWanted)) {
+      if (provider === 'cpu' || wanted === provider) throw new EngineFailure('bad-input', unsupportedPrecisionMessage(provider, precisionWanted));
+      passOver(provider, `cannot run precision ${precisionWanted} (it runs ${ONNX_PRECISIONS[provider].join(', ')})`);
+      continue;
+    }
     if (provider === 'cpu') {
-      const rt = await createFor(ckpt, 'cpu', 'float32', options, log);
+      const choice = choosePrecision(ckpt, 'cpu', precisionWanted);
+      log(`precision ${choice.precision}: ${choice.why}`);
+      const rt = await createFor(ckpt, 'cpu', 'float32', options, log, choice);
       decisions.push({ provider: 'cpu', used: true, why: wanted === 'cpu' ? 'requested' : 'fallback: no faster provider could run the model' });
       // A provider the user asked for by name, or one that was there but failed, deserves a warning;
       // auto passing over an absent provider is normal and shows only in the decisions.
@@ -133,7 +151,14 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
         passOver('webgpu', `${adapter.name} is a software driver running on the CPU: slower than the CPU engine (ask for webgpu explicitly to use it)`);
         continue;
       }
-      dtype = options.webgpuDType ?? (adapter.shaderF16 ? 'float16' : 'float32');
+      dtype =
+        precisionWanted === 'fp32' ? 'float32' : precisionWanted === 'fp16' ? 'float16' : (options.webgpuDType ?? (adapter.shaderF16 ? 'float16' : 'float32'));
+      if (dtype === 'float16' && !adapter.shaderF16) {
+        const why = `${adapter.name} has no shader-f16, so it cannot run precision fp16 (it runs fp32)`;
+        if (wanted === 'webgpu') throw new EngineFailure('bad-input', `WebGPU ${why}`);
+        passOver('webgpu', why);
+        continue;
+      }
       memoryEstimate = webGpuMemoryEstimate(ckpt, dtype);
       if (adapter.memoryBytes !== undefined && memoryEstimate.totalBytes > adapter.memoryBytes * 0.9) {
         const why = `cannot hold the model: the ${dtype} graph needs about ${formatBytes(memoryEstimate.totalBytes)} (weights ${formatBytes(memoryEstimate.weightBytes)}, activations at ${memoryEstimate.tokens} tokens ${formatBytes(memoryEstimate.activationBytes)}) and ${adapter.name} has ${formatBytes(adapter.memoryBytes)}`;
@@ -147,7 +172,14 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
       }
     }
     try {
-      const rt = await createFor(ckpt, provider, dtype, options, log);
+      const precision: WeightPrecision = dtype === 'float32' ? 'fp32' : 'fp16';
+      const precisionWhy =
+        precisionWanted !== 'auto'
+          ? 'requested'
+          : provider === 'cuda'
+            ? 'auto: the CUDA graph runs fp16'
+            : `auto: ${dtype === 'float16' ? 'the adapter has shader-f16' : 'the adapter has no shader-f16'}`;
+      const rt = await createFor(ckpt, provider, dtype, options, log, { precision, why: precisionWhy, needBytes: 0 });
       decisions.push({
         provider,
         used: true,
@@ -193,13 +225,20 @@ async function createFor(
   dtype: ComputeDType,
   options: RuntimeOptions,
   log: (m: string) => void,
+  choice: PrecisionChoice,
 ): Promise<Omit<Runtime, 'decisions'>> {
+  const precision = { precision: choice.precision, precisionWhy: choice.why };
   // float16 MoE returns zeros on the CPU kernel: the CPU always gets float32.
   const packing = expertPackingFor(provider);
   const experts = expertFormulationFor(provider, options.webgpuExperts);
   const exposeRouter = options.exposeRouter ?? true;
   const cacheRoot = options.cacheDir ?? defaultCacheDir();
-  const key = cacheKey(ckpt, { dtype, packing, exposeRouter, experts });
+  // fp32 and fp16 keep the key they had before precisions existed, so existing caches stay valid.
+  const keyOpts =
+    choice.precision === 'int8' || choice.precision === 'int4'
+      ? { dtype, packing, exposeRouter, experts, precision: choice.precision }
+      : { dtype, packing, exposeRouter, experts };
+  const key = cacheKey(ckpt, keyOpts);
   const graphDir = path.join(cacheRoot, `${path.basename(ckpt.dir).replace(/[^\w.-]/g, '_')}-${key}`);
   const modelFile = path.join(graphDir, 'model.onnx');
   removeAbandonedBuilds(cacheRoot, log);
@@ -212,10 +251,12 @@ async function createFor(
   // "complete" is written only once a session has actually loaded the graph: a folder without it (a
   // build killed after its rename, or one whose session failed) is rebuilt, never trusted.
   const marker = path.join(graphDir, 'complete');
-  if (fs.existsSync(marker)) {
+  const damage = fs.existsSync(marker) ? checkCacheIntegrity(graphDir, choice.precision) : null;
+  if (damage) log(`the cached graph in ${graphDir} is not usable (${damage}); rebuilding it`);
+  if (fs.existsSync(marker) && !damage) {
     try {
       const session = await ort.InferenceSession.create(modelFile, sessionOptions);
-      return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: true };
+      return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: true, ...precision };
     } catch (e) {
       log(`the cached graph in ${graphDir} does not load (${firstLine((e as Error).message)}); rebuilding it`);
     }
@@ -224,38 +265,43 @@ async function createFor(
   const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    const weights = prepareWeights(ckpt, tmp, dtype, packing);
-    const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
-    fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
-    // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
-    fs.writeFileSync(
-      path.join(tmp, INTERVENTION_GRAPH),
-      buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }),
-    );
-    // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
-    for (const includeOutputs of [false, true]) {
+    if (choice.precision === 'int8' || choice.precision === 'int4') {
+      buildQuantizedCache(ckpt, tmp, choice.precision, { dtype, packing, exposeRouter, experts }, log);
+    } else {
+      const weights = prepareWeights(ckpt, tmp, dtype, packing);
+      const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;
+      fs.writeFileSync(path.join(tmp, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts }));
+      // Same weights, plus router-bias inputs; loaded only when a request carries an intervention.
       fs.writeFileSync(
-        path.join(tmp, expertGraphFile(includeOutputs)),
-        buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }),
+        path.join(tmp, INTERVENTION_GRAPH),
+        buildDecoderGraph(ckpt.arch, ckpt.names, decoderWeights, { dtype, packing, exposeRouter, experts, routerInputs: true }),
+      );
+      // The all-experts analysis graphs read the same experts.bin; they are loaded only when asked for.
+      for (const includeOutputs of [false, true]) {
+        fs.writeFileSync(
+          path.join(tmp, expertGraphFile(includeOutputs)),
+          buildExpertOutputGraph(ckpt.arch, weights, { dtype, packing, exposeRouter, includeOutputs }),
+        );
+      }
+      fs.writeFileSync(
+        path.join(tmp, 'meta.json'),
+        JSON.stringify(
+          {
+            checkpoint: ckpt.dir,
+            graphVersion: GRAPH_VERSION,
+            dtype,
+            packing,
+            experts,
+            exposeRouter,
+            convertedBytes: weights.convertedBytes,
+            linkedFiles: weights.linkedFiles,
+          },
+          null,
+          2,
+        ),
       );
     }
-    fs.writeFileSync(
-      path.join(tmp, 'meta.json'),
-      JSON.stringify(
-        {
-          checkpoint: ckpt.dir,
-          graphVersion: GRAPH_VERSION,
-          dtype,
-          packing,
-          experts,
-          exposeRouter,
-          convertedBytes: weights.convertedBytes,
-          linkedFiles: weights.linkedFiles,
-        },
-        null,
-        2,
-      ),
-    );
+    writeCacheIntegrity(tmp, choice.precision);
     fs.rmSync(graphDir, { recursive: true, force: true });
     fs.renameSync(tmp, graphDir);
   } catch (e) {
@@ -270,8 +316,8 @@ async function createFor(
     throw e;
   }
   fs.writeFileSync(marker, '');
-  log(`built ${dtype} graph for ${provider} (${experts}) in ${Date.now() - t0} ms: ${graphDir}`);
-  return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: false };
+  log(`built ${choice.precision} graph for ${provider} (${experts}) in ${Date.now() - t0} ms: ${graphDir}`);
+  return { session, provider, dtype, expertFormulation: experts, graphDir, graphReused: false, ...precision };
 }
 
 /**

@@ -44,7 +44,7 @@ export function expertPackingFor(provider: ExecutionProvider): ExpertPacking {
   return provider === 'cpu' ? 'swiglu-interleaved' : 'fc1-gate-fc3-up';
 }
 
-class AppendFile {
+export class AppendFile {
   private fd: number;
   offset = 0;
   constructor(
@@ -66,7 +66,17 @@ class AppendFile {
   }
 }
 
-export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDType, packing: ExpertPacking): PreparedWeights {
+/**
+ * `exclude`: tensors another writer prepares (the int8/int4 projections of precision/); `experts: false`
+ * leaves the experts to it too (experts(l) then throws).
+ */
+export function prepareWeights(
+  ckpt: Checkpoint,
+  dir: string,
+  dtype: ComputeDType,
+  packing: ExpertPacking,
+  opts: { exclude?: ReadonlySet<string>; experts?: boolean } = {},
+): PreparedWeights {
   const wantStorage = dtype === 'float32' ? 'F32' : 'F16';
   const links = new Map<string, string>();
   const linkFor = (file: string): string | null => {
@@ -94,7 +104,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
     if (ln.stackedRows) Object.values(ln.stackedRows).forEach((n) => expertNames.add(n));
   }
   for (const { name } of ckpt.expectedTensors()) {
-    if (expertNames.has(name) || refs.has(name)) continue;
+    if (expertNames.has(name) || refs.has(name) || opts.exclude?.has(name)) continue;
     const t = ckpt.tensor(name);
     const values = ckpt.readFloat32(name);
     requireFiniteWeights(values, name, t.file);
@@ -104,10 +114,10 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
   }
   weights.close();
 
-  const experts = new AppendFile(dir, 'experts.bin');
   const perLayer: ExpertRefs[] = [];
+  const experts = new AppendFile(dir, 'experts.bin');
   const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
-  for (const l of moeLayersOf(ckpt.arch)) {
+  for (const l of opts.experts === false ? [] : moeLayersOf(ckpt.arch)) {
     const fc1 = new Float32Array(E * (packing === 'swiglu-interleaved' ? 2 * I : I) * H);
     const fc2 = new Float32Array(E * H * I);
     const fc3 = packing === 'fc1-gate-fc3-up' ? new Float32Array(E * I * H) : null;
@@ -145,7 +155,10 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
       if (!r) throw new Error(`weight "${name}" was not prepared`);
       return r;
     },
-    experts: (l) => perLayer[l],
+    experts: (l) => {
+      if (!perLayer[l]) throw new Error(`the float experts of layer ${l} were not prepared`);
+      return perLayer[l];
+    },
     convertedBytes: weights.offset + experts.offset,
     linkedFiles: links.size,
   };
@@ -155,7 +168,7 @@ export function prepareWeights(ckpt: Checkpoint, dir: string, dtype: ComputeDTyp
  * A NaN or infinite weight makes every result meaningless (and ONNX Runtime may turn it into a finite
  * but arbitrary output), so the graph build, which reads every weight once anyway, refuses it by name.
  */
-function requireFiniteWeights(values: Float32Array, name: string, file: string): void {
+export function requireFiniteWeights(values: Float32Array, name: string, file: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       throw new EngineFailure(
@@ -166,7 +179,7 @@ function requireFiniteWeights(values: Float32Array, name: string, file: string):
   }
 }
 
-function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {
+export function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {
   const ln = ckpt.names.layer(layer);
   if (ckpt.expertLayout === 'per-expert') return ln.expert(expert)[part];
   if (ckpt.expertLayout === 'stacked-rows') return `${ln.stackedRows![part]} (expert ${expert})`;

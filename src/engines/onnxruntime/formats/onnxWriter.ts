@@ -5,7 +5,7 @@
  */
 import { onnx } from 'onnx-proto';
 
-export type OnnxElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type OnnxElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'uint8';
 
 const ELEM: Record<OnnxElemType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -13,6 +13,7 @@ const ELEM: Record<OnnxElemType, number> = {
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
 
 export type AttrValue = number | string | number[] | { float: number } | { floats: number[] };
@@ -90,6 +91,11 @@ export class OnnxGraphBuilder {
     const name = this.fresh(prefix);
     this.initializers.push({ name, dataType: ELEM.float32, dims, floatData: values });
     return name;
+  }
+
+  /** True when a value (input, initializer or node output) of that name exists. */
+  has(name: string): boolean {
+    return this.taken.has(name);
   }
 
   /** A weight stored outside the model file. */

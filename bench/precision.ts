@@ -1,0 +1,253 @@
+/**
+ * What each weight precision costs on an OLMoE-1B-7B-shaped checkpoint written by transformers (bf16
+ * shards, random weights; bench/precision_checkpoint.py), side by side in one run: ONNX Runtime CPU at
+ * fp32, int8 and int4, and the PyTorch engine (transformers) at bf16 on the CPU as the peer. Per
+ * precision: graph cache size, first-build time (load with an empty cache), peak RSS of the process tree,
+ * 177- and 600-token trace time (median of 3 after a warm-up), and top-k agreement with ONNX Runtime fp32
+ * on the 600-token trace. Each precision runs in its own child process, one after another.
+ *
+ *   node esbuild.mjs && node dist/bench/precision.js [--layers N | --full] [--keep DIR]
+ *
+ * Default --layers 1: OLMoE's real widths (hidden 2048, 64 experts of 1024, vocabulary 50304) with one
+ * decoder layer, so that every run stays under about 3 GB on a shared machine. --full generates the real
+ * 16-layer model (about 14 GB of bf16 shards; fp32 needs about 28 GB of disk for its cache).
+ * Writes bench/results/precision.json.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, execFileSync } from 'node:child_process';
+import { machineInfo, writeResult, runBenchmark, BENCH_ROOT } from './common';
+import { Engine } from '../src/engines/onnxruntime/engine';
+import { EngineClient } from '../src/engines/client/engineClient';
+import { pythonChannel, defaultPython } from '../src/engines/client/pythonWorker';
+import { compareRouting } from '../src/analysis/precisionAgreement';
+import { makeDemoModel } from '../src/engines/onnxruntime/demo/makeDemoModel';
+import type { InferenceBackend, Routing, WeightPrecision } from '../src/shared/protocol';
+
+const RUNS: { name: string; engine: 'onnxruntime' | 'pytorch'; precision: WeightPrecision }[] = [
+  { name: 'onnxruntime fp32', engine: 'onnxruntime', precision: 'fp32' },
+  { name: 'onnxruntime int8', engine: 'onnxruntime', precision: 'int8' },
+  { name: 'onnxruntime int4', engine: 'onnxruntime', precision: 'int4' },
+  { name: 'pytorch bf16', engine: 'pytorch', precision: 'bf16' },
+];
+const LENGTHS = [177, 600];
+
+interface ChildReport {
+  loadMs: number;
+  graphReused: boolean;
+  cacheBytes: number;
+  traceMs: Record<string, number>;
+  dtype: string;
+  precision?: string;
+}
+
+if (process.argv[2] === '--child')
+  runBenchmark(() => child(process.argv[3], process.argv[4] as 'onnxruntime' | 'pytorch', process.argv[5] as WeightPrecision, process.argv[6]));
+else runBenchmark(parent);
+
+function python(): string {
+  const venv = path.join(BENCH_ROOT, '.venv', 'bin', 'python');
+  return process.env.MOE_SCOPE_PYTHON || (fs.existsSync(venv) ? venv : defaultPython(undefined));
+}
+
+async function parent(): Promise<void> {
+  const full = process.argv.includes('--full');
+  const li = process.argv.indexOf('--layers');
+  const layers = full ? 16 : li > 0 ? Number(process.argv[li + 1]) : 1;
+  const ki = process.argv.indexOf('--keep');
+  const work = ki > 0 ? process.argv[ki + 1] : fs.mkdtempSync(path.join(os.tmpdir(), 'moe-scope-bench-precision-'));
+  fs.mkdirSync(work, { recursive: true });
+  const model = path.join(work, 'model');
+  const g0 = performance.now();
+  if (!fs.existsSync(path.join(model, 'config.json'))) {
+    // The demo generator's tokenizer (trained on MMLU text) serves the checkpoint; its ids fit OLMoE's vocabulary.
+    const tok = path.join(work, 'tokenizer');
+    makeDemoModel(tok, { family: 'olmoe', overrides: { layers: 1, experts: 2, topK: 1 } });
+    execFileSync(
+      python(),
+      [
+        path.join(BENCH_ROOT, 'bench', 'precision_checkpoint.py'),
+        '--out',
+        model,
+        '--tokenizer-dir',
+        tok,
+        ...(full ? ['--full'] : ['--layers', String(layers)]),
+      ],
+      {
+        stdio: 'inherit',
+      },
+    );
+  }
+  const checkpointBytes = fs.readdirSync(model).reduce((a, f) => a + (f.endsWith('.safetensors') ? fs.statSync(path.join(model, f)).size : 0), 0);
+  const generateSeconds = (performance.now() - g0) / 1000;
+  const results: Record<string, unknown>[] = [];
+  const routings = new Map<string, Record<string, Routing>>();
+  for (const run of RUNS) {
+    const cache = path.join(work, `cache-${run.engine}-${run.precision}`);
+    fs.rmSync(cache, { recursive: true, force: true });
+    const out = path.join(work, `routing-${run.engine}-${run.precision}.json`);
+    const { report, peakTreeRssKiB } = await runChild([model, run.engine, run.precision, `${cache}|${out}`]);
+    const saved = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<
+      string,
+      { numLayers: number; numTokens: number; numExperts: number; topK: number; topExperts: number[]; probs: number[] }
+    >;
+    const r: Record<string, Routing> = {};
+    for (const [k, v] of Object.entries(saved))
+      r[k] = {
+        ...v,
+        topExperts: Uint16Array.from(v.topExperts),
+        probs: Float32Array.from(v.probs),
+        topWeights: new Float32Array(0),
+        entropy: new Float32Array(0),
+      };
+    routings.set(run.name, r);
+    results.push({ name: run.name, engine: run.engine, precision: run.precision, ...report, peakRssMiB: Math.round(peakTreeRssKiB / 1024) });
+    console.error(`${run.name}: ${JSON.stringify(results[results.length - 1])}`);
+  }
+  const reference = routings.get('onnxruntime fp32')!;
+  for (const res of results) {
+    const r = routings.get(res.name as string)!;
+    res.agreementWithFp32 = Object.fromEntries(
+      LENGTHS.map((n) => {
+        const a = compareRouting(reference[n], r[n]);
+        return [n, { setAgreement: round(a.setAgreement, 4), expertOverlap: round(a.expertOverlap, 4), maxProbDiff: Number(a.maxProbDiff.toPrecision(3)) }];
+      }),
+    );
+  }
+  writeResult('precision', {
+    measuredAt: new Date().toISOString(),
+    machine: machineInfo({
+      loadAverage: os
+        .loadavg()
+        .map((x) => Math.round(x * 10) / 10)
+        .join(' / '),
+    }),
+    checkpoint: {
+      layers,
+      note:
+        layers === 16
+          ? 'OLMoE-1B-7B at real size (16 layers), random weights, bf16 shards written by transformers'
+          : `OLMoE-1B-7B widths (hidden 2048, 64 experts x 1024, vocabulary 50304) with ${layers} of its 16 decoder layers, random weights, bf16 shards written by transformers`,
+      bytes: checkpointBytes,
+      generateSeconds: round(generateSeconds, 1),
+    },
+    results,
+  });
+  if (ki < 0) fs.rmSync(work, { recursive: true, force: true });
+}
+
+/** Runs one child and samples the resident memory of its whole process tree (the PyTorch worker included). */
+function runChild(args: string[]): Promise<{ report: ChildReport; peakTreeRssKiB: number }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [__filename, '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let peak = 0;
+    const timer = setInterval(() => (peak = Math.max(peak, treeRssKiB(proc.pid!))), 100);
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.on('exit', (code) => {
+      clearInterval(timer);
+      if (code !== 0) return reject(new Error(`child ${args.join(' ')} exited with ${code}`));
+      const line = out.trim().split('\n').pop()!;
+      resolve({ report: JSON.parse(line) as ChildReport, peakTreeRssKiB: peak });
+    });
+  });
+}
+
+function treeRssKiB(root: number): number {
+  const parent = new Map<number, number>();
+  const rss = new Map<number, number>();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const status = fs.readFileSync(`/proc/${name}/status`, 'utf8');
+      parent.set(Number(name), Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0));
+      rss.set(Number(name), Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  let total = 0;
+  for (const [pid, kb] of rss) {
+    for (let p: number | undefined = pid; p; p = parent.get(p)) {
+      if (p === root) {
+        total += kb;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+async function child(model: string, engineKind: 'onnxruntime' | 'pytorch', precision: WeightPrecision, paths: string): Promise<void> {
+  const [cacheDir, routingOut] = paths.split('|');
+  let backend: InferenceBackend & { dispose(): Promise<void> };
+  if (engineKind === 'onnxruntime') backend = new Engine((level, m) => level !== 'info' && console.error(m));
+  else {
+    process.env.MOE_SCOPE_WORKER_DIR ??= path.join(BENCH_ROOT, 'python');
+    const client = new EngineClient({ channel: pythonChannel(python()) });
+    backend = { call: (m, p, s) => client.call(m, p, s), dispose: () => client.dispose() };
+  }
+  const t0 = performance.now();
+  const info = await backend.call('load', { modelPath: model, options: { executionProvider: 'cpu', precision, cacheDir } });
+  const loadMs = performance.now() - t0;
+  // The same ids for every precision: a long MMLU text cut to each length.
+  const testDir = path.join(BENCH_ROOT, 'media', 'demo-data', 'mmlu', 'data', 'test');
+  const text = fs.readFileSync(path.join(testDir, fs.readdirSync(testDir).sort()[0]), 'utf8');
+  const [tok] = await backend.call('tokenize', { texts: [text.repeat(4)] });
+  const traceMs: Record<string, number> = {};
+  const saved: Record<string, unknown> = {};
+  for (const n of LENGTHS) {
+    const ids = tok.ids.slice(0, n);
+    if (ids.length < n) throw new Error(`the sample text has only ${ids.length} tokens`);
+    const times: number[] = [];
+    let last;
+    for (let i = 0; i < 4; i++) {
+      const s = performance.now();
+      last = await backend.call('trace', { input: { ids }, options: { includeProbs: true, includeLastLogits: false } });
+      if (i > 0) times.push(performance.now() - s);
+    }
+    traceMs[n] = round(times.sort((a, b) => a - b)[1], 1);
+    const r = last!.routing;
+    saved[n] = {
+      numLayers: r.numLayers,
+      numTokens: r.numTokens,
+      numExperts: r.numExperts,
+      topK: r.topK,
+      topExperts: Array.from(r.topExperts),
+      probs: Array.from(r.probs!),
+    };
+  }
+  fs.writeFileSync(routingOut, JSON.stringify(saved));
+  await backend.dispose();
+  const report: ChildReport = {
+    loadMs: Math.round(loadMs),
+    graphReused: false,
+    cacheBytes: engineKind === 'onnxruntime' ? duBytes(cacheDir) : 0,
+    traceMs,
+    dtype: info.dtype,
+    precision: info.precision,
+  };
+  console.log(JSON.stringify(report));
+}
+
+function duBytes(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      // Hard links to the checkpoint's own files cost no disk: count only files with one link.
+      else if (e.isFile()) {
+        const st = fs.statSync(p);
+        if (st.nlink === 1) total += st.size;
+      }
+    }
+  };
+  if (fs.existsSync(dir)) walk(dir);
+  return total;
+}
+
+function round(x: number, d: number): number {
+  return Math.round(x * 10 ** d) / 10 ** d;
+}

@@ -1,0 +1,88 @@
+/**
+ * The int8 / int4 graph cache: its build (quantised weights, the decoder graph and the intervention graph)
+ * and the integrity record every cache folder gets, so that a folder written for another precision, or one
+ * whose files were truncated or replaced, is rebuilt rather than used.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Checkpoint } from '../checkpoint';
+import { buildDecoderGraph, GRAPH_VERSION, type GraphOptions } from '../graph';
+import { prepareQuantizedWeights } from './prepareQuantized';
+import type { WeightPrecision } from '../../../shared/protocol';
+
+export const INTEGRITY_FILE = 'integrity.json';
+
+export const QUANTIZED_ALL_EXPERTS_REFUSAL = (precision: WeightPrecision) =>
+  `the all-experts analysis reads every expert's float weights, and this model is loaded at ${precision}: load it with precision fp32 (--precision fp32, setting moeScope.precision) for that analysis`;
+
+export function buildQuantizedCache(
+  ckpt: Checkpoint,
+  dir: string,
+  precision: 'int8' | 'int4',
+  opts: Omit<GraphOptions, 'quantized' | 'routerInputs'>,
+  log: (m: string) => void,
+): void {
+  const t0 = Date.now();
+  const weights = prepareQuantizedWeights(ckpt, dir, precision === 'int8' ? 8 : 4, log);
+  const graph = { ...opts, quantized: weights };
+  fs.writeFileSync(path.join(dir, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, weights, graph));
+  // Same weights, plus router-bias inputs (interventions); written now so that the cache is complete.
+  fs.writeFileSync(path.join(dir, 'model-intervention.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, weights, { ...graph, routerInputs: true }));
+  fs.writeFileSync(
+    path.join(dir, 'meta.json'),
+    JSON.stringify(
+      {
+        checkpoint: ckpt.dir,
+        graphVersion: GRAPH_VERSION,
+        precision,
+        ...opts,
+        convertedBytes: weights.convertedBytes,
+        linkedFiles: weights.linkedFiles,
+        quantizeMs: Date.now() - t0,
+      },
+      null,
+      2,
+    ),
+  );
+}
+
+interface IntegrityRecord {
+  precision: WeightPrecision;
+  files: Record<string, number>;
+}
+
+/** Records the cache's precision and every file's size (written last, just before the folder is renamed into place). */
+export function writeCacheIntegrity(dir: string, precision: WeightPrecision): void {
+  const files: Record<string, number> = {};
+  for (const name of fs.readdirSync(dir).sort()) files[name] = fs.statSync(path.join(dir, name)).size;
+  const record: IntegrityRecord = { precision, files };
+  fs.writeFileSync(path.join(dir, INTEGRITY_FILE), JSON.stringify(record, null, 2));
+}
+
+/**
+ * Null when the cache folder holds what was written for `precision`; otherwise what is wrong. Folders from
+ * before the record existed pass when float (they were checked by session creation alone, as before); a
+ * quantised one must have it.
+ */
+export function checkCacheIntegrity(dir: string, precision: WeightPrecision): string | null {
+  const file = path.join(dir, INTEGRITY_FILE);
+  if (!fs.existsSync(file)) return precision === 'int8' || precision === 'int4' ? `${INTEGRITY_FILE} is missing` : null;
+  let record: IntegrityRecord;
+  try {
+    record = JSON.parse(fs.readFileSync(file, 'utf8')) as IntegrityRecord;
+  } catch (e) {
+    return `${INTEGRITY_FILE} does not parse (${(e as Error).message})`;
+  }
+  if (!record || typeof record.files !== 'object' || record.files === null) return `${INTEGRITY_FILE} has no "files" object`;
+  if (record.precision !== precision) return `it was built for precision ${String(record.precision)}, not ${precision}`;
+  for (const [name, size] of Object.entries(record.files)) {
+    let actual: number;
+    try {
+      actual = fs.statSync(path.join(dir, name)).size;
+    } catch {
+      return `${name} is missing`;
+    }
+    if (actual !== size) return `${name} is ${actual} bytes, ${size} were written`;
+  }
+  return null;
+}

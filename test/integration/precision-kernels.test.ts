@@ -1,0 +1,168 @@
+/**
+ * ONNX Runtime's CPU kernels read this project's quantised layout as intended: QMoE (through
+ * precision/graphHooks.ts, both routing normalisations) equals the float MoE operator run on the
+ * dequantised weights, and MatMulNBits equals Gemm on them, to float rounding, at 8 and 4 bits. This is
+ * what makes the routing differences precision.test.ts reports the precision's, not a layout error.
+ * Also pins the kernel fact graphHooks.ts works around: QMoE renormalises the top-k weights even with
+ * normalize_routing_weights=0.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { OnnxGraphBuilder, type ExternalRef } from '../../src/engines/onnxruntime/formats/onnxWriter';
+import { quantizeRows, dequantizeRows, type QuantBits } from '../../src/engines/onnxruntime/precision/quantize';
+import { quantizedExperts, quantizedLinear } from '../../src/engines/onnxruntime/precision/graphHooks';
+import { tempDir } from '../support/models';
+
+const E = 8;
+const H = 64;
+const I = 32;
+const K = 2;
+const T = 6;
+const BLOCK = 32;
+
+function random(n: number, seed: number, scale = 0.2): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return ((s >>> 8) / 16777216 - 0.5) * scale;
+  });
+}
+
+class Blob {
+  private parts: Uint8Array[] = [];
+  private offset = 0;
+  add(bytes: Uint8Array | Float32Array): ExternalRef {
+    const b = bytes instanceof Float32Array ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+    const ref = { location: 'w.bin', offset: this.offset, length: b.byteLength };
+    this.parts.push(b);
+    this.offset += b.byteLength;
+    return ref;
+  }
+  write(dir: string): void {
+    fs.writeFileSync(path.join(dir, 'w.bin'), Buffer.concat(this.parts));
+  }
+}
+
+async function run(dir: string, name: string, g: OnnxGraphBuilder, blob: Blob, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+  blob.write(dir);
+  const file = path.join(dir, `${name}.onnx`);
+  fs.writeFileSync(file, g.toBytes({ producer: 'test' }));
+  const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'] });
+  const out = await s.run(feeds);
+  await s.release();
+  return out.y.data as Float32Array;
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): { diff: number; scale: number } {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return { diff, scale };
+}
+
+for (const bits of [8, 4] as QuantBits[]) {
+  for (const normTopKProb of [true, false]) {
+    test(`QMoE int${bits} equals the float MoE operator on the dequantised weights (normTopKProb ${normTopKProb})`, async () => {
+      const dir = tempDir(`qmoe-${bits}`);
+      const fc1 = random(E * 2 * I * H, 1);
+      const fc2 = random(E * H * I, 2);
+      const q1 = quantizeRows(fc1, E * 2 * I, H, bits, BLOCK);
+      const q2 = quantizeRows(fc2, E * H, I, bits, BLOCK);
+      const x = random(T * H, 3, 20);
+      const logits = random(T * E, 4, 30);
+      const feeds = { x: new ort.Tensor('float32', x, [T, H]), r: new ort.Tensor('float32', logits, [T, E]) };
+
+      const qb = new Blob();
+      const refs = { fc1: qb.add(q1.packed), fc1Scales: qb.add(q1.scales), fc2: qb.add(q2.packed), fc2Scales: qb.add(q2.scales), block: BLOCK };
+      const gq = new OnnxGraphBuilder('q');
+      gq.input('x', 'float32', ['t', H]);
+      gq.input('r', 'float32', ['t', E]);
+      const weights = { bits, linear: () => undefined, quantizedExperts: () => refs };
+      quantizedExperts(gq, { layer: 0, x: 'x', routerLogits: 'r', weights, numExperts: E, hiddenSize: H, intermediate: I, topK: K, normTopKProb, output: 'y' });
+      gq.output('y', 'float32', ['t', H]);
+      const yq = await run(dir, 'q', gq, qb, feeds);
+
+      const fb = new Blob();
+      const gf = new OnnxGraphBuilder('f');
+      gf.input('x', 'float32', ['t', H]);
+      gf.input('r', 'float32', ['t', E]);
+      gf.external('fc1', 'float32', [E, 2 * I, H], fb.add(dequantizeRows(q1, E * 2 * I, H, bits, BLOCK)));
+      gf.external('fc2', 'float32', [E, H, I], fb.add(dequantizeRows(q2, E * H, I, bits, BLOCK)));
+      const attrs = { k: K, normalize_routing_weights: normTopKProb ? 1 : 0, activation_type: 'swiglu', swiglu_fusion: 1 };
+      gf.op('MoE', ['x', 'r', 'fc1', '', 'fc2'], attrs, { domain: 'com.microsoft', output: 'y' });
+      gf.output('y', 'float32', ['t', H]);
+      const yf = await run(dir, 'f', gf, fb, feeds);
+
+      const { diff, scale } = maxDiff(yq, yf);
+      console.log(
+        `QMoE int${bits} vs MoE on dequantised weights (normTopKProb ${normTopKProb}): max difference ${diff.toExponential(2)} (outputs up to ${scale.toFixed(3)})`,
+      );
+      assert.ok(scale > 1e-3, 'the outputs are not trivially zero');
+      assert.ok(diff <= 1e-5 * Math.max(1, scale), `max difference ${diff}`);
+    });
+  }
+}
+
+test('kernel fact: QMoE renormalises the top-k weights even when told not to (hence graphHooks multiplies by the top-k mass)', async () => {
+  const dir = tempDir('qmoe-renorm');
+  const bits = 8;
+  const q1 = quantizeRows(random(E * 2 * I * H, 5), E * 2 * I, H, bits, BLOCK);
+  const q2 = quantizeRows(random(E * H * I, 6), E * H, I, bits, BLOCK);
+  const feeds = { x: new ort.Tensor('float32', random(T * H, 7, 20), [T, H]), r: new ort.Tensor('float32', random(T * E, 8, 30), [T, E]) };
+  const outputs: Float32Array[] = [];
+  for (const norm of [0, 1]) {
+    const b = new Blob();
+    const g = new OnnxGraphBuilder('raw');
+    g.input('x', 'float32', ['t', H]);
+    g.input('r', 'float32', ['t', E]);
+    g.external('fc1', 'uint8', [E, 2 * I, H], b.add(q1.packed));
+    g.external('s1', 'float32', [E, 2 * I, H / BLOCK], b.add(q1.scales));
+    g.external('fc2', 'uint8', [E, H, I], b.add(q2.packed));
+    g.external('s2', 'float32', [E, H, I / BLOCK], b.add(q2.scales));
+    const attrs = { k: K, normalize_routing_weights: norm, activation_type: 'swiglu', swiglu_fusion: 1, expert_weight_bits: bits, block_size: BLOCK };
+    g.op('QMoE', ['x', 'r', 'fc1', 's1', '', 'fc2', 's2'], attrs, { domain: 'com.microsoft', output: 'y' });
+    g.output('y', 'float32', ['t', H]);
+    outputs.push(await run(dir, `raw${norm}`, g, b, feeds));
+  }
+  // If a later ONNX Runtime honours normalize_routing_weights=0, this fails: then graphHooks' correction must go.
+  assert.ok(maxDiff(outputs[0], outputs[1]).diff <= 1e-6, 'normalize_routing_weights=0 and =1 give the same output');
+});
+
+for (const bits of [8, 4] as QuantBits[]) {
+  test(`MatMulNBits int${bits} equals Gemm on the dequantised matrix`, async () => {
+    const dir = tempDir(`mnb-${bits}`);
+    const N = 48;
+    const Kin = 128;
+    const w = random(N * Kin, 9);
+    const q = quantizeRows(w, N, Kin, bits, BLOCK);
+    const a = random(5 * Kin, 10, 4);
+    const feeds = { a: new ort.Tensor('float32', a, [5, Kin]) };
+    const qb = new Blob();
+    const gq = new OnnxGraphBuilder('q');
+    gq.input('a', 'float32', ['m', Kin]);
+    gq.op(
+      'Identity',
+      [quantizedLinear(gq, 'a', 'w', { packed: qb.add(q.packed), scales: qb.add(q.scales), N, K: Kin, block: BLOCK, bits })],
+      {},
+      { output: 'y' },
+    );
+    gq.output('y', 'float32', ['m', N]);
+    const yq = await run(dir, 'q', gq, qb, feeds);
+    const fb = new Blob();
+    const gf = new OnnxGraphBuilder('f');
+    gf.input('a', 'float32', ['m', Kin]);
+    gf.external('w', 'float32', [N, Kin], fb.add(dequantizeRows(q, N, Kin, bits, BLOCK)));
+    gf.op('Gemm', ['a', 'w'], { transB: 1 }, { output: 'y' });
+    gf.output('y', 'float32', ['m', N]);
+    const yf = await run(dir, 'f', gf, fb, feeds);
+    const { diff, scale } = maxDiff(yq, yf);
+    assert.ok(scale > 1e-3);
+    assert.ok(diff <= 1e-5 * Math.max(1, scale), `max difference ${diff}`);
+  });
+}
