@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { UsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
-import { ENGINE_OPTIONS, openBackend } from './backend';
+import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { prepareExperiment } from '../eval/experiment';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
@@ -84,7 +84,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
         return 0;
       }
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
+      const engine = await openBackend(values.engine, values.python, engineLog(ctx, values.verbose));
       return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },
@@ -109,8 +109,10 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   },
 };
 
-const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
-const signedPct = (x: number | null) => (x === null ? '    -  ' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1).padStart(5)}`);
+const pct = (x: number | null) => (x === null ? '     -' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const signedPct = (x: number | null) => (x === null ? '     -' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1)}`.padStart(6));
+/** Width of the name column of the accuracy table; the header is padded the same way so A, B and B-A sit over their numbers. */
+const NAME_WIDTH = 40;
 
 export function describeComparison(c: RunComparison): string {
   const A = c.a.label;
@@ -121,8 +123,9 @@ export function describeComparison(c: RunComparison): string {
   lines.push(`A = ${describeRun(c.a)}`, `B = ${describeRun(c.b)}`);
   for (const w of c.warnings) lines.push(`warning: ${w}`);
   if (c.a.demo || c.b.demo) lines.push('note: a demo checkpoint with random weights; its accuracies say nothing about a trained model');
-  const row = (name: string, d: AccuracyDelta) => `  ${name.padEnd(40)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
-  lines.push('', `accuracy${' '.repeat(34)}A       B      B-A (points)`);
+  const row = (name: string, d: AccuracyDelta) =>
+    `  ${name.padEnd(NAME_WIDTH)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
+  lines.push('', `  ${'accuracy'.padEnd(NAME_WIDTH)} ${'A'.padStart(6)}  ${'B'.padStart(6)}  ${'B-A'.padStart(6)}  (points)`);
   lines.push(row('micro', c.accuracy.micro), row('macro', c.accuracy.macro));
   lines.push('', 'per category');
   for (const x of c.accuracy.perCategory) lines.push(row(x.category, x));

@@ -13,6 +13,7 @@ import { readSettings, setUserModelPath } from './settings';
 import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 import { providerLabel } from './providerLabel';
+import { PROBE_DIAGNOSTICS_PREFIX } from '../engines/onnxruntime/webgpuProbeProcess';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -29,7 +30,8 @@ export class ModelManager implements vscode.Disposable {
   ) {
     this.client = new EngineClient({
       entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
-      onLog: (level, m) => (level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : output.info(m)),
+      onLog: (level, m) =>
+        level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : m.startsWith(PROBE_DIAGNOSTICS_PREFIX) ? output.debug(m) : output.info(m),
       onExit: (how) => {
         output.warn(`inference process ${how}`);
         this.setState('stopped');

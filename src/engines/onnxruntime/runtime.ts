@@ -13,7 +13,8 @@ import type { Checkpoint } from './checkpoint';
 import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './graph';
 import { prepareWeights, expertPackingFor } from './weights';
 import { stackedExpertViews } from './graphExpertsStandardOps';
-import { probeWebGpu, estimateWebGpuMemory, formatBytes, type MemoryEstimate } from './webgpu';
+import { probeWebGpu, estimateWebGpuMemory, formatBytes, webGpuProbeDiagnostics, type MemoryEstimate } from './webgpu';
+import { PROBE_DIAGNOSTICS_PREFIX } from './webgpuProbeProcess';
 import {
   EngineFailure,
   type ComputeDType,
@@ -125,6 +126,8 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
       }
     } else {
       adapter = await probeWebGpu();
+      const diagnostics = webGpuProbeDiagnostics();
+      if (diagnostics) log(PROBE_DIAGNOSTICS_PREFIX + diagnostics);
       if (!adapter.ok) {
         passOver('webgpu', `not available: ${adapter.why}`);
         continue;
