@@ -27,6 +27,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const models = new ModelManager(context, output);
   const trace = new TraceController(context, models);
   const heatmap = new HeatmapViewProvider(context);
+  heatmap.onLensExpert = (layer, expert) => trace.lensExpert(layer, expert);
   const structure = new StructurePanel(context, models);
   const summaries = new SummaryPanels(
     context,
@@ -305,26 +306,32 @@ async function selectModel(models: ModelManager): Promise<void> {
 /** "MoE: Check inference environment": what was found (Python, torch, devices, ONNX Runtime providers) and why the engine choice is what it is. */
 async function checkEnvironment(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
   const { python, source } = await resolvePython();
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` }, async () => {
-    let report: Record<string, unknown>;
-    try {
-      report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
-      // The next load probes again: what was just installed counts.
-      void probePython(python, true);
-    } catch (e) {
-      void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
-      return;
-    }
-    let choice: string;
-    try {
-      const sel = await selectEngine();
-      choice = `${engineLabel(sel.kind)} (${sel.why})`;
-    } catch (e) {
-      choice = (e as Error).message;
-    }
-    const text = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
-    models.output.info(`inference environment:\n${text}`);
-    const pick = await vscode.window.showInformationMessage(`MoE Scope: engine ${choice.split(' (')[0]}. ${text.split('\n')[0]}`, 'Show details');
-    if (pick) models.output.show(true);
-  });
+  // The progress notification covers the check only: it closes before the result is shown, which waits for the user.
+  const text = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` },
+    async (): Promise<{ summary: string; details: string } | null> => {
+      let report: Record<string, unknown>;
+      try {
+        report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
+        // The next load probes again: what was just installed counts.
+        void probePython(python, true);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
+        return null;
+      }
+      let choice: string;
+      try {
+        const sel = await selectEngine();
+        choice = `${engineLabel(sel.kind)} (${sel.why})`;
+      } catch (e) {
+        choice = (e as Error).message;
+      }
+      const details = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
+      return { summary: `MoE Scope: engine ${choice.split(' (')[0]}. ${details.split('\n')[0]}`, details };
+    },
+  );
+  if (!text) return;
+  models.output.info(`inference environment:\n${text.details}`);
+  const pick = await vscode.window.showInformationMessage(text.summary, 'Show details');
+  if (pick) models.output.show(true);
 }

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
 import { EngineClient } from '../engines/client/engineClient';
-import { statusTooltip } from './statusTooltip';
+import { statusBarName, statusTooltip, tooltipMarkdown } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
@@ -171,7 +171,7 @@ export class ModelManager implements vscode.Disposable {
   private render(): void {
     const m = this.client.model;
     const configured = readSettings().modelPath;
-    const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
+    const name = statusBarName(m, configured);
     const ep = m ? providerLabel(m) : '';
     const icon = {
       'no-model': '$(circle-slash)',
@@ -182,12 +182,7 @@ export class ModelManager implements vscode.Disposable {
       stopped: '$(debug-stop)',
     }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    const md = new vscode.MarkdownString();
-    for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
-      if ('text' in piece) md.appendText(piece.text);
-      else md.appendMarkdown(piece.markdown);
-    }
-    this.status.tooltip = md;
+    this.status.tooltip = new vscode.MarkdownString(tooltipMarkdown(statusTooltip(this.state, m, this.lastError || null, configured)));
     this.status.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
   }
 
