@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { UsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
+import { sameRun, SAME_RUN_MESSAGE } from '../eval/runPairs';
 import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { prepareExperiment } from '../eval/experiment';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
@@ -96,6 +97,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
     async run(args, ctx) {
       const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
       if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
+      if (sameRun(positionals[0]!, positionals[1]!)) throw new UsageError(SAME_RUN_MESSAGE);
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
         const summary = readSummary(dir);

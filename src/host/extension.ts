@@ -21,6 +21,7 @@ import { listRuns, newestRunSummary } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
 import { SweepTaskProvider, SWEEP_TASK_TYPE, type SweepTaskDefinition } from './sweepTask';
 import { SweepViewProvider, SWEEP_VIEW_ID } from './sweepView';
+import { runsOtherThan, sameRun, SAME_RUN_MESSAGE } from '../eval/runPairs';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('MoE Scope', { log: true });
@@ -110,7 +111,12 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('moeScope.compareRuns', async (runA?: string, runB?: string) => {
       const pair = typeof runA === 'string' && typeof runB === 'string' ? { a: runA, b: runB } : await pickComparison();
-      if (pair) compare.show(pair.a, pair.b);
+      if (!pair) return;
+      if (sameRun(pair.a, pair.b)) {
+        void vscode.window.showErrorMessage(`MoE Scope: ${SAME_RUN_MESSAGE}.`);
+        return;
+      }
+      compare.show(pair.a, pair.b);
     }),
     vscode.commands.registerCommand('moeScope.runEvaluation', async () => {
       const task = await pickEvaluationTask(evalTasks);
@@ -160,19 +166,25 @@ async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
   if (pick.a) return { a: pick.a, b: pick.b };
   const a = await pickRun('Run A (the reference, e.g. the baseline)');
   if (!a) return undefined;
-  const b = await pickRun('Run B (e.g. the experiment)');
+  const b = await pickRun('Run B (e.g. the experiment)', false, a);
   return b ? { a, b } : undefined;
 }
 
-async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false): Promise<string | undefined> {
+/** `exclude`: a run not to offer (run A, when picking run B). */
+async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false, exclude?: string): Promise<string | undefined> {
   if (!vscode.workspace.isTrusted) {
     void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
     return undefined;
   }
-  const runs = (await Promise.all(runsRoots().map(listRuns)))
+  const all = (await Promise.all(runsRoots().map(listRuns)))
     .flat()
     .filter((r) => !completeOnly || r.summary?.complete)
     .sort((a, b) => b.mtime - a.mtime);
+  const runs = exclude === undefined ? all : runsOtherThan(all, exclude);
+  if (runs.length === 0 && exclude !== undefined) {
+    void vscode.window.showInformationMessage(`MoE Scope: there is no other run to compare ${path.basename(exclude)} with.`);
+    return undefined;
+  }
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
