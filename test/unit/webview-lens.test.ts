@@ -82,6 +82,9 @@ test('expert lens: the host (heatmap) picks an expert; colour-by metrics fill ev
   assert.match(host.querySelector('[data-testid="lens-matrix-live"]')!.textContent!, /layer 0, expert 3: mean weight/);
   key(mx, 'Enter');
   assert.match(host.querySelector('[data-testid="lens-summary"]')!.textContent!, /^Expert 3:/);
+  // The pick redraws in place: the same focusable element, the cursor where it was (keyboard users keep their place).
+  assert.equal(matrix(), mx);
+  assert.equal(mx.getAttribute('data-cursor'), '0,3');
   // Keyboard on the lens grid: Enter selects that cell in the routing map (the gate chart follows).
   const lg = host.querySelector('[data-testid="lens-grid"]')!;
   key(lg, 'Home');

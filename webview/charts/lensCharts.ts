@@ -28,6 +28,9 @@ export interface GridChartData {
   valueName: string;
   /** Columns to outline (e.g. the selected tokens, the chosen expert). */
   marked?: readonly number[];
+  /** Overrides the options' label and width for this data (an update keeps the element, its focus and cursor). */
+  ariaLabel?: string;
+  width?: number;
 }
 
 export interface GridChartOptions {
@@ -82,17 +85,19 @@ export function gridChart(container: HTMLElement, data: GridChartData, options: 
   function render(): void {
     clear(root);
     const d = current;
-    const W = options.width ?? 600;
+    const W = d.width ?? options.width ?? 600;
+    const label = d.ariaLabel ?? options.ariaLabel;
+    root.setAttribute('aria-label', `${label}. Arrow keys move between cells, Enter picks one.`);
     cellW = (W - labelW) / Math.max(1, d.cols);
     const H = d.rows * rowH;
     const colour = scaleSequential(interpolateViridis).domain([0, d.max > 0 ? d.max : 1]);
     const svg = el(doc, 'svg', { class: 'chart lens-svg', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', width: '100%', height: H, role: 'img' });
-    svg.setAttribute('aria-label', options.ariaLabel);
+    svg.setAttribute('aria-label', label);
     const marked = new Set(d.marked ?? []);
     for (let r = 0; r < d.rows; r++) {
-      const label = el(doc, 'text', { x: labelW - 4, y: r * rowH + rowH / 2, 'dominant-baseline': 'middle', 'text-anchor': 'end', class: 'lens-row-label' });
-      label.textContent = r % (d.rows > 24 ? 4 : d.rows > 12 ? 2 : 1) === 0 ? String(r) : '';
-      svg.append(label);
+      const rowLabel = el(doc, 'text', { x: labelW - 4, y: r * rowH + rowH / 2, 'dominant-baseline': 'middle', 'text-anchor': 'end', class: 'lens-row-label' });
+      rowLabel.textContent = r % (d.rows > 24 ? 4 : d.rows > 12 ? 2 : 1) === 0 ? String(r) : '';
+      svg.append(rowLabel);
       for (let c = 0; c < d.cols; c++) {
         const v = Number(d.values[r * d.cols + c]);
         const rect = el(doc, 'rect', {

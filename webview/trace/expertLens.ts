@@ -118,13 +118,16 @@ export function expertLensSection(
     return [T - 1];
   }
 
+  /** Draws both charts; existing ones are updated in place, so keyboard focus and the cursor survive a new pick. */
   function render(): void {
-    grid?.destroy();
-    matrix?.destroy();
-    grid = matrix = null;
-    clear(gridHost);
-    clear(matrixHost);
-    if (!result) return;
+    if (!result) {
+      grid?.destroy();
+      matrix?.destroy();
+      grid = matrix = null;
+      clear(gridHost);
+      clear(matrixHost);
+      return;
+    }
     const R = result.routing;
     expertInput.max = String(R.numExperts - 1);
     expertInput.value = String(expert);
@@ -149,25 +152,21 @@ export function expertLensSection(
     caption.textContent = `Rows are layers, columns are tokens (the last column is the scored answer position). Colour: ${
       metric === 'expert' ? `the gate weight of expert ${expert} where it is among the top-${R.topK}, empty elsewhere` : LENS_METRIC_LABELS[metric]
     }, from 0 (dark) to ${max.toFixed(3)} (bright). Arrow keys move; Enter shows that cell in the routing map and gate chart.`;
-    grid = gridChart(
-      gridHost,
-      {
-        rows: R.numLayers,
-        cols: R.numTokens,
-        values,
-        max,
-        rowName: (l) => `layer ${l}`,
-        colName: tokenName,
-        valueName: metric === 'expert' ? `weight of expert ${expert}` : LENS_METRIC_LABELS[metric],
-        marked: selectedToken !== null ? [selectedToken] : [],
-      },
-      {
-        testid: 'lens-grid',
-        ariaLabel: `Expert lens: layers by tokens, coloured by ${metric === 'expert' ? `the weight of expert ${expert}` : LENS_METRIC_LABELS[metric]}`,
-        width,
-        onActivate: (layer, token) => opts.onCellPick(layer, token),
-      },
-    );
+    const gridData = {
+      rows: R.numLayers,
+      cols: R.numTokens,
+      values,
+      max,
+      rowName: (l: number) => `layer ${l}`,
+      colName: tokenName,
+      valueName: metric === 'expert' ? `weight of expert ${expert}` : LENS_METRIC_LABELS[metric],
+      marked: selectedToken !== null ? [selectedToken] : [],
+      ariaLabel: `Expert lens: layers by tokens, coloured by ${metric === 'expert' ? `the weight of expert ${expert}` : LENS_METRIC_LABELS[metric]}`,
+      width,
+    };
+    if (grid) grid(gridData);
+    else
+      grid = gridChart(gridHost, gridData, { testid: 'lens-grid', ariaLabel: gridData.ariaLabel, onActivate: (layer, token) => opts.onCellPick(layer, token) });
     const toks = matrixTokens();
     const m = layerExpertMatrix(R, toks);
     let mmax = 0;
@@ -177,20 +176,20 @@ export function expertLensSection(
     matrixCaption.textContent = toks.length
       ? `Mean gate weight each expert got from ${tokens === 'all' ? 'the tokens' : 'this token'} in each layer (0 where not chosen); expert ${expert} is outlined. Enter or click picks an expert for the lens.`
       : 'Click a cell of the routing map (or press Enter on it) to select a token.';
-    matrix = gridChart(
-      matrixHost,
-      {
-        rows: R.numLayers,
-        cols: R.numExperts,
-        values: Float64Array.from(m.meanWeight, (v, i) => (m.chosenBy[i] ? v : NaN)),
-        max: mmax,
-        rowName: (l) => `layer ${l}`,
-        colName: (e) => `expert ${e}`,
-        valueName: 'mean weight',
-        marked: [expert],
-      },
-      { testid: 'lens-matrix', ariaLabel: `Layer by expert matrix of ${what}`, width, onActivate: (layer, e) => setExpert(e, layer) },
-    );
+    const matrixData = {
+      rows: R.numLayers,
+      cols: R.numExperts,
+      values: Float64Array.from(m.meanWeight, (v, i) => (m.chosenBy[i] ? v : NaN)),
+      max: mmax,
+      rowName: (l: number) => `layer ${l}`,
+      colName: (e: number) => `expert ${e}`,
+      valueName: 'mean weight',
+      marked: [expert],
+      ariaLabel: `Layer by expert matrix of ${what}`,
+      width,
+    };
+    if (matrix) matrix(matrixData);
+    else matrix = gridChart(matrixHost, matrixData, { testid: 'lens-matrix', ariaLabel: matrixData.ariaLabel, onActivate: (layer, e) => setExpert(e, layer) });
   }
 
   function setExpert(e: number, _layer?: number | null): void {
