@@ -45,8 +45,11 @@ test("heatmap: a clicked expert's details come right after the heatmap, with a b
   assert.deepEqual(api.posted.at(-1), { type: 'lens-expert', layer: 2, expert: 5 });
 });
 
-test('the empty Sweeps view has a hint with a command that exists', () => {
+test('the empty Sweeps view has a hint with a command that exists; the heatmap starts taller than the Sweeps view', () => {
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+  const views = pkg.contributes.views.moeScope as { id: string; initialSize?: number }[];
+  const size = (id: string) => views.find((v) => v.id === id)?.initialSize ?? 1;
+  assert.ok(size('moeScope.heatmap') > size('moeScope.sweeps'), 'the heatmap gets most of the side bar');
   const welcome = (pkg.contributes.viewsWelcome as { view: string; contents: string }[]).find((w) => w.view === 'moeScope.sweeps');
   assert.ok(welcome, 'a viewsWelcome entry for moeScope.sweeps');
   const command = /\(command:([\w.]+)\)/.exec(welcome.contents)?.[1];
