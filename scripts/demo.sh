@@ -7,7 +7,9 @@
 #   PORT=9000 bash scripts/demo.sh       another port (default 8080)
 #   MOE_SCOPE_MODEL=/path/to/OLMoE-1B-7B-0924 bash scripts/demo.sh   a real checkpoint instead of the demo model
 #
-# Everything lands in .moe-scope-demo/ (model, workspace, code-server profile, VSIX); code-server listens
+# Everything it makes lands in .moe-scope-demo/ (model, its ONNX cache, workspace, code-server profile,
+# VSIX); Node 24 and code-server go to .tools/ (shared with npm test). The PyTorch engine uses .venv's
+# Python when npm test (or scripts/setup-python.sh) built it, else python3. code-server listens
 # on 127.0.0.1 only, without a password. From another computer: ssh -L 8080:127.0.0.1:8080 <this machine>.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -127,9 +129,9 @@ CS="$DEMO/code-server"
 mkdir -p "$CS/user-data/User" "$CS/extensions" "$CS/xdg-config" "$CS/xdg-data"
 export XDG_CONFIG_HOME="$CS/xdg-config" XDG_DATA_HOME="$CS/xdg-data"
 printf 'bind-addr: 127.0.0.1:%s\nauth: none\ncert: false\n' "$PORT" >"$CS/config.yaml"
-node - "$CS/user-data/User/settings.json" "$MODEL" <<'EOF'
+node - "$CS/user-data/User/settings.json" "$MODEL" "$DEMO/cache" <<'EOF'
 const fs = require('fs');
-const [file, model] = process.argv.slice(2);
+const [file, model, cache] = process.argv.slice(2);
 let s = {};
 try { s = JSON.parse(fs.readFileSync(file, 'utf8')); } catch {}
 Object.assign(s, {
@@ -144,12 +146,16 @@ Object.assign(s, {
   'git.openRepositoryInParentFolders': 'never',
   // also as a user setting: a workspace's moeScope.modelPath only counts in a trusted workspace
   'moeScope.modelPath': model,
+  // the exported ONNX model stays in the demo folder instead of ~/.cache/moe-scope
+  'moeScope.cacheDir': cache,
 });
 fs.writeFileSync(file, JSON.stringify(s, null, 2) + '\n');
 EOF
 cs=("$MOE_CODE_SERVER" --config "$CS/config.yaml" --user-data-dir "$CS/user-data" --extensions-dir "$CS/extensions")
 "${cs[@]}" --install-extension "$VSIX" --force 2>&1 | grep -v -E '^\s*$' | tail -n 2
 
+# The PyTorch engine's Python: the checkout's .venv when npm test built it (else the extension's own choice).
+if [ -x "$ROOT/.venv/bin/python" ]; then export MOE_SCOPE_PYTHON="$ROOT/.venv/bin/python"; fi
 URL="http://127.0.0.1:$PORT/?folder=$(node -p 'encodeURIComponent(process.argv[1])' "$WS")"
 cat <<EOF
 

@@ -1,4 +1,4 @@
-import type { TokenScope } from '../shared/protocol';
+import { TOKEN_SCOPE_LABELS, type TokenScope } from '../shared/protocol';
 import { tokenScopeDefinition } from './scope';
 
 export interface DefinitionContext {
@@ -13,6 +13,21 @@ function fmt(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toPrecision(4).replace(/0+$/, '').replace(/\.$/, '');
 }
 
+/** How every scope-dependent definition names the token scope: its short label, pointing at the one full definition. */
+export function scopeReference(scope: TokenScope): string {
+  return `counting ${TOKEN_SCOPE_LABELS[scope]} (see the token scope)`;
+}
+
+/**
+ * Definitions as shown: run summaries written before the full token-scope clause was given only once
+ * repeat it in every scope-dependent definition; shown, each repeat becomes the short reference.
+ */
+export function compactDefinitions(defs: Record<string, string>, scope: TokenScope | undefined): Record<string, string> {
+  if (!scope || !TOKEN_SCOPE_LABELS[scope]) return defs;
+  const long = `counting ${tokenScopeDefinition(scope)}`;
+  return Object.fromEntries(Object.entries(defs).map(([k, v]) => [k, k === 'tokenScope' ? v : v.split(long).join(scopeReference(scope))]));
+}
+
 /**
  * The definition of every metric in a run summary, keyed like the summary's fields, as shown in the UI.
  * Each string names the token scope it was computed over, because the numbers differ a lot between
@@ -21,7 +36,8 @@ function fmt(x: number): string {
 export function analysisDefinitions(c: DefinitionContext): Record<string, string> {
   const { numExperts: E, topK: k } = c;
   const scope = tokenScopeDefinition(c.scope);
-  const inScope = `counting ${scope}`;
+  // The scope's full definition is given once (tokenScope); the others name it briefly and point there.
+  const inScope = scopeReference(c.scope);
   const binWidth = fmt(1 / c.entropyBins);
   return {
     tokenScope: `Token scope of the routing statistics: ${scope}. Accuracy and the answer-position expert accuracy do not depend on it.`,

@@ -11,7 +11,14 @@ export interface CliBackend extends InferenceBackend {
   dispose(): Promise<void>;
 }
 
-export const ENGINE_OPTIONS = { engine: { type: 'string' }, python: { type: 'string' } } as const;
+export const ENGINE_OPTIONS = { engine: { type: 'string' }, python: { type: 'string' }, verbose: { type: 'boolean', default: false } } as const;
+
+/** The engine's log on stderr: warnings and errors always, its info lines (probe diagnostics among them) with --verbose. */
+export function engineLog(ctx: { err: (s: string) => void }, verbose: boolean | undefined): (level: 'info' | 'warn' | 'error', m: string) => void {
+  return (level, m) => {
+    if (level !== 'info' || verbose) ctx.err(m);
+  };
+}
 
 export async function openBackend(
   engineOption: string | undefined,

@@ -8,10 +8,12 @@ import { loadDataset } from '../mmlu/load';
 import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
 import { EXPERIMENT_COMMANDS } from './experiments';
 import { PRECISION_CHECK_COMMAND } from './precisionCheck';
-import { ENGINE_OPTIONS, openBackend } from './backend';
+import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
 import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engines/onnxruntime/doctor';
+import { webGpuProbeDiagnostics } from '../engines/onnxruntime/webgpu';
+import { PROBE_DIAGNOSTICS_PREFIX } from '../engines/onnxruntime/webgpuProbeProcess';
 import { parseShard, type ShardSpec } from '../eval/shard';
 import { mergeShards } from '../eval/merge';
 import { acquireRunLock, RunLockHeldError } from '../eval/runLock';
@@ -70,7 +72,7 @@ const COMMANDS: Record<string, Command> = {
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--shard I/N]\n' +
       '     [--precision auto|fp32|fp16|bf16|int8|int4] (recorded in the manifest; a run is never resumed or merged across precisions)\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
-      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--shard I/N]\n' +
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--verbose]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
       '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
       '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.\n' +
@@ -98,7 +100,9 @@ const COMMANDS: Record<string, Command> = {
           'router-bias': { type: 'string' },
         },
       });
-      for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
+      if (!values.model) throw new UsageError('--model DIR is required');
+      if (!values.data) throw new UsageError('--data PATH is required');
+      if (!values.out) throw new UsageError('--out RUN_DIR is required');
       let shard: ShardSpec | undefined;
       try {
         shard = values.shard === undefined ? undefined : parseShard(values.shard);
@@ -113,7 +117,7 @@ const COMMANDS: Record<string, Command> = {
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError('--provider must be auto, cuda, webgpu or cpu');
       const intervention = interventionFromOptions(values.model!, values['mask-experts'], values['router-bias']);
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), values.model);
+      const engine = await openBackend(values.engine, values.python, engineLog(ctx, values.verbose), values.model);
       return runEvalCommand(
         engine,
         {
@@ -179,7 +183,7 @@ const COMMANDS: Record<string, Command> = {
   },
   doctor: {
     usage:
-      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json]\n' +
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json] [--verbose]\n' +
       '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
       '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
     async run(args, ctx) {
@@ -192,6 +196,7 @@ const COMMANDS: Record<string, Command> = {
           python: { type: 'string' },
           cache: { type: 'string' },
           json: { type: 'boolean', default: false },
+          verbose: { type: 'boolean', default: false },
         },
       });
       if (!values.model) throw new UsageError('--model DIR is required');
@@ -201,6 +206,8 @@ const COMMANDS: Record<string, Command> = {
       if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
       const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
+      const diagnostics = webGpuProbeDiagnostics();
+      if (values.verbose && diagnostics) ctx.err(PROBE_DIAGNOSTICS_PREFIX + diagnostics);
       return 0;
     },
   },
@@ -243,15 +250,46 @@ export function commandTable(): string {
     .join('');
 }
 
-/** Runs a command of the table (null: no such command); a usage error is printed with the command's usage, exit code 2. */
+/** One command's usage (null: no such command). */
+export function commandUsage(name: string): string | null {
+  return Object.hasOwn(COMMANDS, name) ? COMMANDS[name].usage : null;
+}
+
+/** `--help` or `-h` among a command's arguments (before a `--` that ends the options). */
+export function asksForHelp(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
+/** node:util parseArgs's errors (unknown option, missing value, stray positional) are usage errors too. */
+function parseArgsProblem(e: unknown): string | null {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_PARSE_ARGS_')) return null;
+  const message = (e as Error).message;
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  if (unknown) return `unknown option ${unknown[1]}`;
+  const positional = /^Unexpected argument '([^']+)'/.exec(message);
+  if (positional) return `unexpected argument ${JSON.stringify(positional[1])}`;
+  return message.replace(/\.$/, '');
+}
+
+/**
+ * Runs a command of the table (null: no such command). `--help`/`-h` prints its usage (exit 0); a usage
+ * error, including an unknown option, is printed with the command's usage (exit 2).
+ */
 export async function runCommand(name: string, args: string[], ctx: CliContext): Promise<number | null> {
   if (!Object.hasOwn(COMMANDS, name)) return null;
   const c = COMMANDS[name];
+  if (asksForHelp(args)) {
+    ctx.out(`moe-scope ${c.usage}`);
+    return 0;
+  }
   try {
     return await c.run(args, ctx);
   } catch (e) {
-    if (e instanceof UsageError) {
-      ctx.err(`moe-scope ${name}: ${e.message}\n\n  ${c.usage}`);
+    const problem = e instanceof UsageError ? e.message : parseArgsProblem(e);
+    if (problem !== null) {
+      ctx.err(`moe-scope ${name}: ${problem}\n\n  ${c.usage}\n\nmoe-scope help ${name} prints this usage.`);
       return 2;
     }
     throw e;

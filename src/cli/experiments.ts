@@ -3,7 +3,8 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { UsageError, type Command } from './command';
 import { runEvalCommand } from './evalRun';
-import { ENGINE_OPTIONS, openBackend } from './backend';
+import { sameRun, SAME_RUN_MESSAGE } from '../eval/runPairs';
+import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { checkBaselineWeights, prepareExperiment } from '../eval/experiment';
 import { jsonDifferences } from '../eval/fingerprint';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
@@ -86,7 +87,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         return 0;
       }
       await checkBaselineWeights(exp.baseline);
-      const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), exp.options.modelPath);
+      const engine = await openBackend(values.engine, values.python, engineLog(ctx, values.verbose), exp.options.modelPath);
       return runEvalCommand(engine, exp.options, ctx, values.quiet!);
     },
   },
@@ -102,6 +103,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         options: { json: { type: 'boolean', default: false }, 'different-weights': { type: 'boolean', default: false } },
       });
       if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
+      if (sameRun(positionals[0]!, positionals[1]!)) throw new UsageError(SAME_RUN_MESSAGE);
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
         const summary = readSummary(dir);
@@ -125,8 +127,10 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   },
 };
 
-const pct = (x: number | null) => (x === null ? '   -  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
-const signedPct = (x: number | null) => (x === null ? '    -  ' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1).padStart(5)}`);
+const pct = (x: number | null) => (x === null ? '     -' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const signedPct = (x: number | null) => (x === null ? '     -' : `${x >= 0 ? '+' : '-'}${(100 * Math.abs(x)).toFixed(1)}`.padStart(6));
+/** Width of the name column of the accuracy table; the header is padded the same way so A, B and B-A sit over their numbers. */
+const NAME_WIDTH = 40;
 
 export function describeComparison(c: RunComparison): string {
   const A = c.a.label;
@@ -137,8 +141,9 @@ export function describeComparison(c: RunComparison): string {
   lines.push(`A = ${describeRun(c.a)}`, `B = ${describeRun(c.b)}`);
   for (const w of c.warnings) lines.push(`warning: ${w}`);
   if (c.a.demo || c.b.demo) lines.push('note: a demo checkpoint with random weights; its accuracies say nothing about a trained model');
-  const row = (name: string, d: AccuracyDelta) => `  ${name.padEnd(40)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
-  lines.push('', `accuracy${' '.repeat(34)}A       B      B-A (points)`);
+  const row = (name: string, d: AccuracyDelta) =>
+    `  ${name.padEnd(NAME_WIDTH)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
+  lines.push('', `  ${'accuracy'.padEnd(NAME_WIDTH)} ${'A'.padStart(6)}  ${'B'.padStart(6)}  ${'B-A'.padStart(6)}  (points)`);
   lines.push(row('micro', c.accuracy.micro), row('macro', c.accuracy.macro));
   lines.push('', 'per category');
   for (const x of c.accuracy.perCategory) lines.push(row(x.category, x));

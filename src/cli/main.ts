@@ -8,35 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { spawn } from 'node:child_process';
 import { readRegularText } from '../shared/safeFiles';
-import type { CliContext } from './command';
-import { commandTable, runCommand } from './commands';
+import { dispatch } from './dispatch';
 
 export type { CliContext } from './command';
 
-const USAGE = `moe-scope <command> [options]
-
-Commands:
-${commandTable()}
-Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR;
---engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON, else python3) on trace and eval;
---precision auto|fp32|fp16|bf16|int8|int4 on trace and eval (default auto: the most precise the engine runs that fits the memory).`;
-
-export async function main(argv: string[], ctx: CliContext): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-    ctx.out(USAGE);
-    return command === undefined ? 2 : 0;
-  }
-  try {
-    const code = await runCommand(command, rest, ctx);
-    if (code !== null) return code;
-    ctx.err(`moe-scope: unknown command "${command}"\n\n${USAGE}`);
-    return 2;
-  } catch (e) {
-    ctx.err(`moe-scope ${command}: ${(e as Error).message}`);
-    return 1;
-  }
-}
+export const main = dispatch;
 
 /**
  * ONNX Runtime's native code overflows its stack (a deep recursion inside libonnxruntime, seen with gdb:

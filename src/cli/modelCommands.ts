@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { readRegularFile } from '../shared/safeFiles';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { ENGINE_OPTIONS, openBackend } from './backend';
+import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { UsageError, type CliContext, type Command } from './command';
 import { interventionFromOptions } from './evalRun';
 import { Engine } from '../engines/onnxruntime/engine';
@@ -18,6 +18,8 @@ import {
   type Routing,
 } from '../shared/protocol';
 import { describeIntervention } from '../analysis/interventions';
+import { topNextTokens } from '../analysis/nextTokens';
+import { loadTokenizer } from '../engines/onnxruntime/formats/tokenizer';
 
 export const MODEL_COMMANDS: Record<string, Command> = {
   'make-demo-model': {
@@ -28,10 +30,11 @@ export const MODEL_COMMANDS: Record<string, Command> = {
   },
   trace: {
     usage: `trace --model DIR (--text STR | --file PATH|- | --ids 1,2,3) [--json] [--provider auto|cuda|webgpu|cpu] [--precision auto|fp32|fp16|bf16|int8|int4] [--all-experts] [--engine onnxruntime|pytorch|auto] [--python PATH]
-        [--mask-experts L:E,L:E,...] [--router-bias FILE.json]
+        [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--verbose]
       Run the model on one text and print its routing (router probabilities, top-k experts and weights,
       gate entropy) and next-token predictions; optionally with experts masked or router logits biased
-      (the routing printed is the one used).`,
+      (the routing printed is the one used). --verbose adds the engine's info log and what the GPU
+      drivers printed while being probed.`,
     run: (args, ctx) => trace(args, ctx),
   },
   'analyze-weights': {
@@ -108,7 +111,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
     throw new UsageError('give exactly one of --text STR, --file PATH (- for standard input) or --ids 1,2,3');
   const text = values.file !== undefined ? await readTextInput(values.file) : values.text;
   const intervention = interventionFromOptions(values.model, values['mask-experts'], values['router-bias']);
-  const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m), values.model);
+  const engine = await openBackend(values.engine, values.python, engineLog(ctx, values.verbose), values.model);
   try {
     const info = await engine.call('load', {
       modelPath: path.resolve(values.model),
@@ -150,6 +153,7 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
           info.numExperts,
         ),
       );
+      if (r.lastLogits) ctx.out(await describeNextTokens(values.model, r.lastLogits));
       ctx.out(`answer scoring: ${ANSWER_SCORING_DEFINITIONS[info.answerScoring.method]}`);
       if (info.demo) ctx.out(`\nNote: ${info.demo.note}`);
     }
@@ -187,6 +191,13 @@ async function analyzeWeights(args: string[], ctx: CliContext): Promise<number> 
   } finally {
     await engine.dispose();
   }
+}
+
+/** The five most probable next tokens after the text, decoded with the checkpoint's own tokenizer. */
+async function describeNextTokens(modelDir: string, lastLogits: ArrayLike<number>): Promise<string> {
+  const best = topNextTokens(lastLogits, 5);
+  const tokenizer = await loadTokenizer(path.resolve(modelDir));
+  return `next-token predictions: ${best.map((t) => `${JSON.stringify(tokenizer.decode([t.id]))} ${(100 * t.prob).toFixed(1)}%`).join('  ')}`;
 }
 
 function describeTrace(tokens: string[], routing: Routing, answerProbs: number[], numExperts: number): string {

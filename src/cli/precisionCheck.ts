@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ENGINE_OPTIONS, openBackend } from './backend';
+import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { UsageError, type CliContext, type Command } from './command';
 import { precisionOption, providerOption } from './modelCommands';
 import { loadDataset } from '../mmlu/load';
@@ -59,7 +59,7 @@ async function precisionCheck(args: string[], ctx: CliContext): Promise<number> 
     .slice(0, n)
     .map((q) => buildPrompt(q, [], 0).text);
 
-  const engine = await openBackend(values.engine, values.python, (level, m) => level !== 'info' && ctx.err(m));
+  const engine = await openBackend(values.engine, values.python, engineLog(ctx, values.verbose), modelPath);
   const runAt = async (p: WeightPrecision): Promise<TraceResult[]> => {
     const info = await engine.call('load', {
       modelPath,

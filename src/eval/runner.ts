@@ -187,6 +187,8 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
   fs.mkdirSync(opts.runDir, { recursive: true });
   const lock = acquireRunLock(opts.runDir);
   try {
+    // The data first: a bad --data or subject is reported before minutes of model loading and its log lines.
+    const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     const model = await backend.call('load', { modelPath: opts.modelPath, options: opts.load }, signal);
     if (model.providerNote) log(model.providerNote);
     log(`model: ${model.path} (${model.family}, ${model.numLayers} layers x ${model.numExperts} experts, top-${model.topK}, ${model.executionProvider})`);
@@ -196,7 +198,6 @@ export async function runEvaluation(backend: InferenceBackend, opts: EvalOptions
       validateIntervention(opts.intervention, model, 'router intervention');
       log(`router intervention: ${describeIntervention(opts.intervention, model.numLayers)}`);
     }
-    const { dataset, questions, dev } = await selectQuestions(opts.dataPath, opts.split, opts.subjects, opts.limitPerSubject ?? 0, log);
     if (opts.shots > 0 && dev.length === 0) log(`no dev split found next to ${opts.dataPath}: running 0-shot`);
     clock.lap('dataset');
     return await evaluateLocked(backend, opts, hooks, { model, dataset, questions, dev, t0, lock, clock });

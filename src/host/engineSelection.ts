@@ -1,14 +1,15 @@
 /**
  * Which engine runs the model in the editor: moeScope.engine (auto | onnxruntime | pytorch) and the
  * Python for the PyTorch engine (moeScope.pythonPath, else the Python extension's interpreter, else
- * python3). 'auto' takes PyTorch when that Python has torch, transformers and a GPU. A missing or broken
- * Python never breaks the ONNX Runtime engine: 'auto' falls back to it, and an explicit 'pytorch' fails
+ * MOE_SCOPE_PYTHON, else a .venv of the workspace or the checkout, else python3). 'auto' takes PyTorch
+ * when that Python has torch, transformers and a GPU. A missing or broken Python never breaks the ONNX Runtime engine: 'auto' falls back to it, and an explicit 'pytorch' fails
  * with a message that says what to install or set.
  */
 import * as vscode from 'vscode';
 import * as path from 'node:path';
 import { nodeChannel, type ChannelFactory, type EngineClient } from '../engines/client/engineClient';
-import { checkPython, chooseEngine, pythonChannel } from '../engines/client/pythonWorker';
+import { checkPython, chooseEngine, pythonChannel, workerDir } from '../engines/client/pythonWorker';
+import { checkoutRoot, choosePython } from '../engines/client/pythonDiscovery';
 import { readSettings } from './settings';
 import { onnxEngineRefusal } from '../engines/onnxruntime/support';
 import { EngineFailure, type EngineKind, type PythonEnvironment } from '../shared/protocol';
@@ -30,15 +31,18 @@ export function probePython(python: string, refresh = false): Promise<PythonEnvi
 }
 
 export async function resolvePython(): Promise<{ python: string; source: string }> {
+  const workspaceFolder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const base = workspaceFolder ?? process.cwd();
   const configured = readSettings().pythonPath;
-  if (configured) return { python: configured, source: 'moeScope.pythonPath' };
+  if (configured) return choosePython({ explicit: configured, explicitSource: 'moeScope.pythonPath', base, roots: [] });
   // An untrusted workspace may have chosen the Python extension's interpreter: do not run it.
   if (vscode.workspace.isTrusted) {
     const fromExtension = await pythonExtensionInterpreter();
     if (fromExtension) return { python: fromExtension, source: 'the Python extension' };
   }
-  if (process.env.MOE_SCOPE_PYTHON) return { python: process.env.MOE_SCOPE_PYTHON, source: 'MOE_SCOPE_PYTHON' };
-  return { python: 'python3', source: 'python3 on PATH' };
+  // A workspace's own .venv is only run in a trusted workspace; the checkout's (npm test builds it) always.
+  const roots = [...(vscode.workspace.isTrusted && workspaceFolder ? [workspaceFolder] : []), checkoutRoot(workerDir())];
+  return choosePython({ env: process.env.MOE_SCOPE_PYTHON, base, roots });
 }
 
 async function pythonExtensionInterpreter(): Promise<string | null> {

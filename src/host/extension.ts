@@ -23,12 +23,14 @@ import { listRuns, newestRunSummary } from '../eval/runFolder';
 import { discoverDatasets } from '../mmlu/load';
 import { SweepTaskProvider, SWEEP_TASK_TYPE, type SweepTaskDefinition } from './sweepTask';
 import { SweepViewProvider, SWEEP_VIEW_ID } from './sweepView';
+import { runsOtherThan, sameRun, SAME_RUN_MESSAGE } from '../eval/runPairs';
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('MoE Scope', { log: true });
   const models = new ModelManager(context, output);
   const trace = new TraceController(context, models);
   const heatmap = new HeatmapViewProvider(context);
+  heatmap.onLensExpert = (layer, expert) => trace.lensExpert(layer, expert);
   const structure = new StructurePanel(context, models);
   const summaries = new SummaryPanels(
     context,
@@ -112,7 +114,12 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('moeScope.compareRuns', async (runA?: string, runB?: string) => {
       const pair = typeof runA === 'string' && typeof runB === 'string' ? { a: runA, b: runB } : await pickComparison();
-      if (pair) compare.show(pair.a, pair.b);
+      if (!pair) return;
+      if (sameRun(pair.a, pair.b)) {
+        void vscode.window.showErrorMessage(`MoE Scope: ${SAME_RUN_MESSAGE}.`);
+        return;
+      }
+      compare.show(pair.a, pair.b);
     }),
     vscode.commands.registerCommand('moeScope.runEvaluation', async () => {
       const task = await pickEvaluationTask(evalTasks);
@@ -162,19 +169,25 @@ async function pickComparison(): Promise<{ a: string; b: string } | undefined> {
   if (pick.a) return { a: pick.a, b: pick.b };
   const a = await pickRun('Run A (the reference, e.g. the baseline)');
   if (!a) return undefined;
-  const b = await pickRun('Run B (e.g. the experiment)');
+  const b = await pickRun('Run B (e.g. the experiment)', false, a);
   return b ? { a, b } : undefined;
 }
 
-async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false): Promise<string | undefined> {
+/** `exclude`: a run not to offer (run A, when picking run B). */
+async function pickRun(placeHolder = 'Choose a run to show', completeOnly = false, exclude?: string): Promise<string | undefined> {
   if (!vscode.workspace.isTrusted) {
     void vscode.window.showInformationMessage('MoE Scope: evaluation runs are files of this workspace; trust the workspace to open them.');
     return undefined;
   }
-  const runs = (await Promise.all(runsRoots().map(listRuns)))
+  const all = (await Promise.all(runsRoots().map(listRuns)))
     .flat()
     .filter((r) => !completeOnly || r.summary?.complete)
     .sort((a, b) => b.mtime - a.mtime);
+  const runs = exclude === undefined ? all : runsOtherThan(all, exclude);
+  if (runs.length === 0 && exclude !== undefined) {
+    void vscode.window.showInformationMessage(`MoE Scope: there is no other run to compare ${path.basename(exclude)} with.`);
+    return undefined;
+  }
   if (runs.length === 0) {
     const run = 'Run MMLU evaluation';
     const a = await vscode.window.showInformationMessage('MoE Scope: no evaluation runs in this workspace yet (they live in .moe-scope/runs).', run);
@@ -312,26 +325,32 @@ async function selectModel(models: ModelManager): Promise<void> {
 /** "MoE: Check inference environment": what was found (Python, torch, devices, ONNX Runtime providers) and why the engine choice is what it is. */
 async function checkEnvironment(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
   const { python, source } = await resolvePython();
-  await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` }, async () => {
-    let report: Record<string, unknown>;
-    try {
-      report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
-      // The next load probes again: what was just installed counts.
-      void probePython(python, true);
-    } catch (e) {
-      void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
-      return;
-    }
-    let choice: string;
-    try {
-      const sel = await selectEngine();
-      choice = `${engineLabel(sel.kind)} (${sel.why})`;
-    } catch (e) {
-      choice = (e as Error).message;
-    }
-    const text = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
-    models.output.info(`inference environment:\n${text}`);
-    const pick = await vscode.window.showInformationMessage(`MoE Scope: engine ${choice.split(' (')[0]}. ${text.split('\n')[0]}`, 'Show details');
-    if (pick) models.output.show(true);
-  });
+  // The progress notification covers the check only: it closes before the result is shown, which waits for the user.
+  const text = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` },
+    async (): Promise<{ summary: string; details: string } | null> => {
+      let report: Record<string, unknown>;
+      try {
+        report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
+        // The next load probes again: what was just installed counts.
+        void probePython(python, true);
+      } catch (e) {
+        void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
+        return null;
+      }
+      let choice: string;
+      try {
+        const sel = await selectEngine();
+        choice = `${engineLabel(sel.kind)} (${sel.why})`;
+      } catch (e) {
+        choice = (e as Error).message;
+      }
+      const details = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
+      return { summary: `MoE Scope: engine ${choice.split(' (')[0]}. ${details.split('\n')[0]}`, details };
+    },
+  );
+  if (!text) return;
+  models.output.info(`inference environment:\n${text.details}`);
+  const pick = await vscode.window.showInformationMessage(text.summary, 'Show details');
+  if (pick) models.output.show(true);
 }

@@ -14,6 +14,8 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
   private channel: WebviewChannel<HostToHeatmapView, HeatmapViewToHost> | null = null;
   private trace: HeatmapData | null = null;
   private run: HeatmapData | null = null;
+  /** "Show in the trace's expert lens" (wired to the trace panel by extension.ts). */
+  onLensExpert: ((layer: number, expert: number) => void) | null = null;
 
   constructor(private readonly context: vscode.ExtensionContext) {}
 
@@ -21,6 +23,9 @@ export class HeatmapViewProvider implements vscode.WebviewViewProvider, vscode.D
     const channel = new WebviewChannel<HostToHeatmapView, HeatmapViewToHost>(view.webview, this.context.extensionUri, 'heatmap', 'Expert heatmap', {
       saveExport,
       onReady: () => this.push(),
+      onMessage: (m) => {
+        if (m.type === 'lens-expert') this.onLensExpert?.(m.layer, m.expert);
+      },
     });
     this.channel = channel;
     view.onDidDispose(() => {

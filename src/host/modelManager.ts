@@ -9,11 +9,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fork } from 'node:child_process';
 import { EngineClient } from '../engines/client/engineClient';
-import { statusTooltip } from './statusTooltip';
+import { statusBarName, statusTooltip, tooltipMarkdown } from './statusTooltip';
 import { readSettings, setUserModelPath } from './settings';
 import { applySelection, engineLabel, selectEngine, type EngineSelection } from './engineSelection';
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 import { providerLabel } from './providerLabel';
+import { PROBE_DIAGNOSTICS_PREFIX } from '../engines/onnxruntime/webgpuProbeProcess';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -30,7 +31,8 @@ export class ModelManager implements vscode.Disposable {
   ) {
     this.client = new EngineClient({
       entry: path.join(context.extensionPath, 'dist', 'inference-process.js'),
-      onLog: (level, m) => (level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : output.info(m)),
+      onLog: (level, m) =>
+        level === 'error' ? output.error(m) : level === 'warn' ? output.warn(m) : m.startsWith(PROBE_DIAGNOSTICS_PREFIX) ? output.debug(m) : output.info(m),
       onExit: (how) => {
         output.warn(`inference process ${how}`);
         this.setState('stopped');
@@ -171,7 +173,7 @@ export class ModelManager implements vscode.Disposable {
   private render(): void {
     const m = this.client.model;
     const configured = readSettings().modelPath;
-    const name = m ? `${m.family}${m.demo ? ' (demo)' : ''}` : configured ? path.basename(configured) : 'no model';
+    const name = statusBarName(m, configured);
     const ep = m ? providerLabel(m) : '';
     const icon = {
       'no-model': '$(circle-slash)',
@@ -182,11 +184,7 @@ export class ModelManager implements vscode.Disposable {
       stopped: '$(debug-stop)',
     }[this.state];
     this.status.text = `${icon} MoE: ${name}${ep ? ` · ${ep}` : ''}`;
-    const md = new vscode.MarkdownString();
-    for (const piece of statusTooltip(this.state, m, this.lastError || null)) {
-      if ('text' in piece) md.appendText(piece.text);
-      else md.appendMarkdown(piece.markdown);
-    }
+    const md = new vscode.MarkdownString(tooltipMarkdown(statusTooltip(this.state, m, this.lastError || null, configured)));
     // The one command link in the tooltip: measuring what the precision costs (moe-scope precision-check).
     md.isTrusted = { enabledCommands: ['moeScope.precisionCheck'] };
     this.status.tooltip = md;

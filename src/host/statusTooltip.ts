@@ -9,12 +9,45 @@ import { describePrecisionCheck } from '../shared/precisionCheck';
 
 export type TooltipPiece = { markdown: string } | { text: string };
 
-export function statusTooltip(state: string, info: ModelInfo | null, lastError: string | null): TooltipPiece[] {
-  const out: TooltipPiece[] = [{ markdown: `**MoE Scope** — engine ${state}\n\n` }];
+const PROVIDER_NAMES: Record<string, string> = { cpu: 'CPU', cuda: 'CUDA', webgpu: 'WebGPU', mps: 'MPS' };
+const providerName = (p: unknown) => PROVIDER_NAMES[String(p)] ?? String(p);
+
+/** What the engine is doing, in words (the tooltip's heading). */
+const STATE_WORDS: Record<string, string> = {
+  'no-model': 'no model selected',
+  loading: 'loading the model',
+  ready: 'ready',
+  busy: 'working',
+  error: 'error',
+  stopped: 'stopped (starts again on the next request)',
+};
+
+/**
+ * The status bar's model name: the loaded model's family, else the configured folder's name (with its
+ * parent when the folder has a generic name such as "model"), marked "not loaded yet" until a trace or
+ * evaluation loads it.
+ */
+export function statusBarName(info: Pick<ModelInfo, 'family' | 'demo'> | null, configuredPath: string): string {
+  if (info) return `${info.family}${info.demo ? ' (demo)' : ''}`;
+  if (!configuredPath) return 'no model';
+  const parts = configuredPath.replace(/[\\/]+$/, '').split(/[\\/]/);
+  const base = parts[parts.length - 1] ?? configuredPath;
+  const generic = /^(model|models|checkpoint|weights|snapshot|[0-9a-f]{40})$/i.test(base) && parts.length > 1;
+  return `${generic ? `${parts[parts.length - 2]}/${base}` : base} (not loaded yet)`;
+}
+
+export function statusTooltip(state: string, info: ModelInfo | null, lastError: string | null, configuredPath = ''): TooltipPiece[] {
+  const notLoaded = !info && configuredPath && (state === 'no-model' || state === 'stopped');
+  const heading = notLoaded ? 'model not loaded yet' : (STATE_WORDS[state] ?? state);
+  const out: TooltipPiece[] = [{ markdown: `**MoE Scope** — ${heading}\n\n` }];
+  if (notLoaded) {
+    out.push({ markdown: 'Model: ' }, { text: configuredPath }, { markdown: '\n\n' });
+    out.push({ markdown: 'It loads on the first trace or evaluation.\n\n' });
+  }
   if (info) {
     out.push({ markdown: 'Model: ' }, { text: info.path }, { markdown: '\n\n' });
     out.push(
-      { text: `${info.numLayers} layers × ${info.numExperts} experts, top-${info.topK}; ${String(info.executionProvider).toUpperCase()} (${info.dtype})` },
+      { text: `${info.numLayers} layers × ${info.numExperts} experts, top-${info.topK}; ${providerName(info.executionProvider)} (${info.dtype})` },
       { markdown: '\n\n' },
     );
     if (info.precision) {
@@ -37,11 +70,25 @@ export function statusTooltip(state: string, info: ModelInfo | null, lastError: 
         { markdown: '\n\n' },
       );
     }
-    for (const d of info.providerDecisions ?? []) if (!d.used) out.push({ text: `Not ${String(d.provider).toUpperCase()}: ${d.why}` }, { markdown: '\n\n' });
+    for (const d of info.providerDecisions ?? []) if (!d.used) out.push({ text: `${providerName(d.provider)} not used: ${d.why}` }, { markdown: '\n\n' });
     if (info.providerNote) out.push({ text: info.providerNote }, { markdown: '\n\n' });
     if (info.demo) out.push({ text: info.demo.note }, { markdown: '\n\n' });
   }
   if (state === 'error' && lastError) out.push({ text: lastError }, { markdown: '\n\n' });
   out.push({ markdown: 'Click to select a model.' });
   return out;
+}
+
+/**
+ * Text as markdown that renders as itself: every ASCII punctuation character backslash-escaped (CommonMark
+ * allows that for all of them), spaces kept. (MarkdownString.appendText turns every space into &nbsp;,
+ * which makes a paragraph one unbreakable word that the hover then breaks anywhere: "ins|tall".)
+ */
+export function markdownText(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>&~"'$:=^@;,?%/]/g, (c) => `\\${c}`).replace(/\r?\n/g, '  \n');
+}
+
+/** The tooltip pieces as one markdown string: markdown pieces as they are, text pieces escaped. */
+export function tooltipMarkdown(pieces: TooltipPiece[]): string {
+  return pieces.map((p) => ('markdown' in p ? p.markdown : markdownText(p.text))).join('');
 }

@@ -262,6 +262,16 @@ export class TraceController implements vscode.Disposable {
     }
   }
 
+  /** Points the trace panel's expert lens at an expert (from the heatmap); says so when there is no trace to show it on. */
+  lensExpert(layer: number | null, expert: number): void {
+    if (!this.panel || !this.lastPayload) {
+      void vscode.window.showInformationMessage('MoE Scope: trace a question first; the expert lens shows where an expert is chosen in the traced question.');
+      return;
+    }
+    if (!this.panel.visible) this.panel.reveal(undefined, true);
+    this.post({ type: 'lens-expert', layer, expert });
+  }
+
   private post(m: HostToTraceView): void {
     this.channel?.post(m);
   }

@@ -17,6 +17,7 @@ import { parseMmluCsv } from './mmluCsv';
 import { missingMmluColumns, parquetColumns, parseParquet } from './parquet';
 import { listTree, readTree, type TreeListing } from './tree';
 import type { MmluDataset, MmluQuestion, MmluSubjectCategory, ParseIssue } from './types';
+import { archiveHint } from './archiveHint';
 
 export interface LoadOptions {
   /**
@@ -94,7 +95,7 @@ export async function loadDataset(path: string, options: LoadOptions = {}): Prom
     if (!tree) {
       throw new InputError(
         path,
-        `not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files`,
+        `not an MMLU folder: expected data/{dev,val,test}/<subject>_<split>.csv, {dev,val,test}/<subject>_<split>.csv, or <subject>_<split>.csv files${archiveHint(path)}`,
       );
     }
     if (tree.files.length === 0) {

@@ -730,7 +730,9 @@ export type HostToTraceView =
   | { type: 'trace'; payload: TracePayload }
   | { type: 'trace-failed'; requestId: number; message: string }
   | { type: 'highlight-token'; index: number | null }
-  | { type: 'theme-changed' };
+  | { type: 'theme-changed' }
+  /** Point the expert lens at this expert (from the side-panel heatmap); layer: the row clicked there. */
+  | { type: 'lens-expert'; layer: number | null; expert: number };
 
 export type TraceViewToHost =
   | ViewToHostCommon
@@ -761,7 +763,11 @@ export interface HeatmapData {
 
 export type HostToHeatmapView = { type: 'heatmap'; trace: HeatmapData | null; run: HeatmapData | null } | { type: 'select-source'; source: 'trace' | 'run' };
 
-export type HeatmapViewToHost = ViewToHostCommon | { type: 'select-source'; source: 'trace' | 'run' };
+export type HeatmapViewToHost =
+  | ViewToHostCommon
+  | { type: 'select-source'; source: 'trace' | 'run' }
+  /** "Show in the trace's expert lens": the trace panel's lens picks this expert (and layer). */
+  | { type: 'lens-expert'; layer: number; expert: number };
 
 export type HostToStructureView =
   | { type: 'structure-progress'; message: string }

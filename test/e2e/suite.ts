@@ -164,6 +164,21 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     await h.closeQuickInput(page);
     // Its own activity-bar container.
     assert.ok(await page.locator('.activitybar [aria-label^="MoE Scope"]').count(), 'a "MoE Scope" activity bar entry');
+    // Before the first trace the status bar names the configured model and says it is not loaded yet.
+    await h.waitFor(
+      'the status bar: the model name and "not loaded yet"',
+      async () => {
+        const t =
+          (await page
+            .locator('.part.statusbar .statusbar-item', { hasText: 'MoE:' })
+            .first()
+            .textContent({ timeout: 2_000 })
+            .catch(() => '')) ?? '';
+        return /MoE: .+ \(not loaded yet\)/.test(t) ? t : undefined;
+      },
+      30_000,
+      500,
+    );
     await h.screenshot(page, 'workbench-dark');
   });
 
@@ -217,6 +232,61 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     assert.ok(await hm.locator('[data-testid=heatmap]').first().isVisible(), 'heatmap visible');
     assert.equal(await hm.locator('[data-testid=heatmap-source]').count(), 1, 'a heatmap source control');
     await h.screenshot(page, 'heatmap-dark');
+  });
+
+  step('l: the expert lens: picked from the gate chart, the layer x expert matrix (keyboard) and the heatmap', 180_000, async () => {
+    const wv = await traceView('ready');
+    const tokens = await wv.locator('[data-testid=token]').count();
+    // The routing map fits its panel (it scrolls inside; the page does not grow sideways).
+    const [mapWidth, sectionWidth] = await wv
+      .locator('[data-testid=routing-section]')
+      .evaluate((s) => [s.querySelector('.rm')!.getBoundingClientRect().width, s.getBoundingClientRect().width]);
+    assert.ok(mapWidth <= sectionWidth + 1, `routing map ${mapWidth} px within its section ${sectionWidth} px`);
+    // "Answer position" selects the scored position: the last token, in the last layer.
+    await wv.locator('[data-testid=rm-answer]').click();
+    const gd = wv.locator('[data-testid=gate-distribution]');
+    await gd.waitFor({ timeout: h.TIMEOUTS.webview });
+    assert.equal(await gd.getAttribute('data-token'), String(tokens - 1), 'the answer position is the last token');
+    // Click a chosen expert in the gate chart: the lens shows where that expert is chosen.
+    const bar = gd.locator('rect.bar[data-chosen=true]').first();
+    const expert = Number(await bar.getAttribute('data-expert'));
+    await bar.click();
+    const summary = wv.locator('[data-testid=lens-summary]');
+    const lensOn = (e: number) =>
+      h.waitFor(`the lens on expert ${e}`, async () => new RegExp(`^Expert ${e}:`).test((await summary.textContent()) ?? ''), 15_000, 200);
+    await lensOn(expert);
+    const cells = wv.locator('[data-testid=lens-grid] rect.lens-cell');
+    assert.equal(await cells.count(), DEMO_LAYERS * tokens, 'one lens cell per (layer, token)');
+    const chosen = Number(await summary.getAttribute('data-chosen'));
+    assert.ok(chosen >= 1, 'the expert picked at the answer position is chosen there at least');
+    assert.equal(await wv.locator('[data-testid=lens-grid] rect.lens-cell:not(.empty)').count(), chosen, 'filled cells = where it is chosen');
+    const [gridWidth, lensWidth] = await wv
+      .locator('[data-testid=lens-section]')
+      .evaluate((s) => [s.querySelector('[data-testid=lens-grid] svg')!.getBoundingClientRect().width, s.getBoundingClientRect().width]);
+    assert.ok(gridWidth > 0 && gridWidth <= lensWidth + 1, `the lens (${gridWidth} px) fits its section (${lensWidth} px): the answer column is on screen`);
+    // Keyboard: the layer x expert matrix of the answer position; Home, two steps right, Enter picks expert 2.
+    const mx = wv.locator('[data-testid=lens-matrix]');
+    await mx.focus();
+    await page.keyboard.press('Home');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    await lensOn(2);
+    await h.screenshot(page, 'lens-dark');
+    // From the side-panel heatmap: an expert's details offer the lens.
+    await h.runCommand(page, 'MoE: Open expert heatmap');
+    const hm = await h.webviewContaining(page, '[data-testid=heatmap]');
+    const cell = hm.locator('rect.cell[data-layer="0"]:not([data-never="true"])').first();
+    const fromHeatmap = Number(await cell.getAttribute('data-expert'));
+    await cell.click();
+    await hm.locator('[data-testid=heatmap-lens]').click({ timeout: h.TIMEOUTS.webview });
+    const wv2 = await traceView('ready');
+    await h.waitFor(
+      `the lens on expert ${fromHeatmap} (from the heatmap)`,
+      async () => new RegExp(`^Expert ${fromHeatmap}:`).test((await wv2.locator('[data-testid=lens-summary]').textContent()) ?? ''),
+      15_000,
+      200,
+    );
   });
 
   step('d: the evaluation task writes a run whose summary view matches summary.json', 900_000, async () => {

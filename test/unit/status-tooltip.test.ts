@@ -26,7 +26,7 @@ test('paths, demo notes, provider notes and errors from files are text pieces; o
     .join('');
   const text = pieces.filter((p): p is { text: string } => 'text' in p).map((p) => p.text);
   assert.ok(!markdown.includes('command:') && !markdown.includes('<img') && !markdown.includes('/models/'), markdown);
-  for (const expected of [info.path, info.providerNote, info.demo!.note, info.adapterName, `Not CUDA: why ${hostile}`, `error ${hostile}`])
+  for (const expected of [info.path, info.providerNote, info.demo!.note, info.adapterName, `CUDA not used: why ${hostile}`, `error ${hostile}`])
     assert.ok(text.includes(expected!), `${expected} is a text piece`);
   assert.deepEqual(
     statusTooltip('ready', null, 'old error').filter((p) => 'text' in p),

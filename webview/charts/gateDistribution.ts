@@ -3,7 +3,7 @@
  * chosen experts coloured by expert id and marked, the uniform level 1/E drawn as a dashed line.
  */
 import { max, scaleBand, scaleLinear, select } from 'd3';
-import { clear, h, measureWidth } from '../common/dom';
+import { clear, h, measureWidth, observeWidth } from '../common/dom';
 import { expertColor } from './palette';
 import type { ChartUpdate, SvgChart } from './types';
 
@@ -182,6 +182,8 @@ export function gateDistribution(container: HTMLElement, data: GateDistributionD
     render();
   };
   update.svg = () => svgEl;
-  update.destroy = () => {};
+  // Drawn for the container's width at the time: drawn again when the panel is resized (unless a width was given).
+  const unobserve = options.width === undefined ? observeWidth(container, () => render()) : () => {};
+  update.destroy = () => unobserve();
   return update;
 }

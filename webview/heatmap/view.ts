@@ -20,6 +20,8 @@ export interface HeatmapViewState {
   trace: HeatmapData | null;
   run: HeatmapData | null;
   selected: { layer: number; expert: number } | null;
+  /** Set when the host switched the source (a new trace replaced the run on screen): said, with a way back. */
+  switchedFrom?: { source: Source; label: string } | null;
 }
 
 export interface HeatmapView {
@@ -31,7 +33,7 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
   const doc = container.ownerDocument;
   const post = (m: HeatmapViewToHost) => api.postMessage(m);
   const saved = api.getState();
-  const state: HeatmapViewState = saved && saved.v === 1 ? saved : { v: 1, source: 'trace', trace: null, run: null, selected: null };
+  const state: HeatmapViewState = saved && saved.v === 1 ? saved : { v: 1, source: 'trace', trace: null, run: null, selected: null, switchedFrom: null };
   let chart: ExpertHeatmapUpdate | null = null;
   let never: NeverActivatedUpdate | null = null;
   let detailHost: HTMLElement | null = null;
@@ -48,13 +50,15 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     if (v === state.source) return;
     state.source = v;
     state.selected = null;
+    state.switchedFrom = null;
     render();
     post({ type: 'select-source', source: v });
   });
   const label = h(doc, 'div', { class: 'hv-label', 'data-testid': 'heatmap-label' });
   toolbar.append(h(doc, 'span', { class: 'muted' }, 'Source'), sel);
+  const notice = h(doc, 'div', { class: 'hv-notice', 'data-testid': 'heatmap-switched', role: 'status', hidden: true });
   const body = h(doc, 'div', { class: 'hv-body' });
-  root.append(toolbar, label, body);
+  root.append(toolbar, notice, label, body);
   container.append(root);
 
   function save(): void {
@@ -75,6 +79,7 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
     never?.destroy();
     chart = never = null;
     syncSelect();
+    renderNotice();
     clear(body);
     clear(label);
     const d = state.source === 'run' ? state.run : state.trace;
@@ -126,9 +131,13 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
       onCellClick: (layer, expert) => {
         state.selected = { layer, expert };
         renderDetail();
+        detailHost?.scrollIntoView?.({ block: 'nearest' });
         save();
       },
     });
+    // The clicked expert's details sit right under the heatmap, not below the per-layer chart.
+    detailHost = h(doc, 'div', { class: 'hv-detail', 'data-testid': 'heatmap-detail' });
+    body.append(detailHost);
     const neverHead = h(doc, 'h3', { class: 'hv-sub' }, 'Never activated per layer');
     const neverHost = h(doc, 'div', { 'data-testid': 'never-activated-per-layer' });
     const list = h(doc, 'ol', { class: 'visually-hidden' });
@@ -140,8 +149,6 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
       { layers: perLayer.map((count, row) => ({ layer: layerOf(row), count })), numExperts: d.numExperts },
       { height: 130 },
     );
-    detailHost = h(doc, 'div', { class: 'hv-detail' });
-    body.append(detailHost);
     renderDetail();
     save();
   }
@@ -171,6 +178,35 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
         topSubjects: d.topSubjects?.[s.layer]?.[s.expert] ?? [],
       }),
     );
+    const lens = h(doc, 'vscode-button', { secondary: true, 'data-testid': 'heatmap-lens', icon: 'eye' }, `Show expert ${s.expert} in the trace's expert lens`);
+    lens.addEventListener('click', () => post({ type: 'lens-expert', layer: s.layer, expert: s.expert }));
+    detailHost.append(lens);
+  }
+
+  function renderNotice(): void {
+    clear(notice);
+    const from = state.switchedFrom;
+    notice.hidden = !from;
+    if (!from) return;
+    const back = h(
+      doc,
+      'vscode-button',
+      { secondary: true, 'data-testid': 'heatmap-switch-back' },
+      `Back to ${from.source === 'run' ? 'the run' : 'the trace'}`,
+    );
+    back.addEventListener('click', () => {
+      state.source = from.source;
+      state.selected = null;
+      state.switchedFrom = null;
+      render();
+      post({ type: 'select-source', source: from.source });
+    });
+    append(
+      notice,
+      icon(doc, 'info'),
+      h(doc, 'span', {}, `Now showing the ${state.source === 'trace' ? 'new trace' : 'finished run'} instead of ${from.label}. `),
+      back,
+    );
   }
 
   function handle(msg: HostToHeatmapView): void {
@@ -186,6 +222,9 @@ export function createHeatmapView(container: HTMLElement, api: VsCodeApiLike<Hea
       render();
     } else if (msg.type === 'select-source') {
       if (msg.source === state.source) return;
+      const shown = state.source === 'run' ? state.run : state.trace;
+      // Never silently: the view says what it replaced and offers the way back.
+      state.switchedFrom = shown ? { source: state.source, label: shown.label } : null;
       state.source = msg.source;
       state.selected = null;
       render();

@@ -15,6 +15,7 @@ import { append, clear, figure, formatPercent, h, icon, labeledSelect, observeWi
 import { expertDetail } from '../common/expertDetail';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
+import { compactDefinitions } from '../../src/analysis/definitions';
 
 export interface SummaryViewState {
   v: 1;
@@ -430,7 +431,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     const def = section(root, 'Definitions', 'book', 'summary-definitions');
     const dl = h(doc, 'dl', { class: 'defs', 'data-testid': 'definitions' });
     append(dl, h(doc, 'dt', {}, 'Token scope of this run'), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': 'tokenScope.label' }, scopeSentence(s)));
-    for (const [key, text] of Object.entries(defs)) {
+    for (const [key, text] of Object.entries(compactDefinitions(defs, s.tokenScope))) {
       append(dl, h(doc, 'dt', {}, definitionTitle(key)), h(doc, 'dd', { 'data-testid': 'definition', 'data-key': key }, text));
     }
     def.body.append(dl);

@@ -15,10 +15,11 @@ import { toCsv } from '../charts/export';
 import { gateDistribution, type GateDistributionUpdate } from '../charts/gateDistribution';
 import { routingMap, type RoutingMapUpdate } from '../charts/routingMap';
 import { coerceTraceResult, packRouting, unpackRouting, type PackedRouting } from '../common/arrays';
-import { append, clear, h, icon, labeledSelect, section, visibleToken } from '../common/dom';
+import { append, clear, h, icon, labeledSelect, measureWidth, observeWidth, section, visibleToken } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
 import { expertOutputsSection, type ExpertOutputsSaved } from './expertOutputs';
+import { expertLensSection, type LensSaved } from './expertLens';
 
 export type TraceViewStatus = 'empty' | 'loading' | 'ready' | 'error';
 
@@ -39,7 +40,12 @@ export interface TraceViewState {
   entropyScale?: 'full' | 'zoom';
   /** The all-experts analysis section: chosen layer, rank range and the derived numbers (not the raw norms). */
   experts?: ExpertOutputsSaved;
+  /** Routing map column width: 'fit' (the panel's width shared by the tokens) or a fixed width. */
+  columns?: ColumnMode;
+  lens?: LensSaved;
 }
+
+type ColumnMode = 'fit' | 'compact' | 'normal' | 'wide';
 
 export interface TraceView {
   handle(message: HostToTraceView): void;
@@ -52,6 +58,15 @@ export interface TraceView {
 }
 
 const CELL_WIDTHS: Record<string, number> = { compact: 8, normal: 16, wide: 26 };
+/** 'fit': columns share the panel's width, but never narrower than this (then the map scrolls). */
+const FIT_MIN_WIDTH = 6;
+const FIT_MAX_WIDTH = 26;
+const MAP_LABEL_WIDTH = 36;
+
+/** The column width that fits `tokens` columns into `available` CSS px, within [FIT_MIN_WIDTH, FIT_MAX_WIDTH]. */
+export function fitCellWidth(available: number, tokens: number): number {
+  return Math.max(FIT_MIN_WIDTH, Math.min(FIT_MAX_WIDTH, Math.floor((available - MAP_LABEL_WIDTH - 4) / Math.max(1, tokens))));
+}
 
 export function createTraceView(container: HTMLElement, api: VsCodeApiLike<TraceViewState>): TraceView {
   const doc = container.ownerDocument;
@@ -64,6 +79,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   let errorText: string | undefined;
   let selected: { layer: number; token: number } | null = null;
   let cellWidth = 16;
+  let columns: ColumnMode = 'fit';
   let gateOrder: 'expert' | 'rank' = 'expert';
   let entropyScale: 'full' | 'zoom' = 'full';
   let lastHover: number | null = null;
@@ -129,18 +145,28 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       'rm-zoom',
       'Columns',
       [
+        ['fit', 'fit the panel'],
         ['compact', 'compact'],
         ['normal', 'normal'],
         ['wide', 'wide'],
       ],
-      Object.keys(CELL_WIDTHS).find((k) => CELL_WIDTHS[k] === cellWidth) ?? 'normal',
+      columns,
       (v) => {
-        cellWidth = CELL_WIDTHS[v] ?? 16;
+        columns = v === 'compact' || v === 'normal' || v === 'wide' ? v : 'fit';
+        if (columns !== 'fit') cellWidth = CELL_WIDTHS[columns] ?? 16;
         if (payload) mountMap();
         scheduleSave();
       },
     ).wrap,
   ]);
+  const answerButton = h(
+    doc,
+    'vscode-button',
+    { secondary: true, 'data-testid': 'rm-answer', icon: 'target', title: 'Scroll to the scored answer position and select it' },
+    'Answer position',
+  );
+  answerButton.addEventListener('click', () => goToAnswer());
+  rm.tools.prepend(answerButton);
   rm.tools.append(
     exportButtons(
       doc,
@@ -186,6 +212,14 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
   );
   gd.tools.append(gateExport);
   gd.body.setAttribute('data-testid', 'gate-details');
+
+  // expert lens
+  const lensSec = section(content, 'Expert lens', 'eye', 'lens-section');
+  const lens = expertLensSection(doc, lensSec, (m) => post(m), {
+    baseName: base,
+    onChange: () => scheduleSave(),
+    onCellPick: (layer, token) => selectCell(layer, token, true),
+  });
 
   // entropy
   const en = section(content, 'Gate entropy per layer', 'pulse', 'entropy-section', [
@@ -238,6 +272,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     initial: savedEarly?.v === 1 ? savedEarly.experts : undefined,
   });
   let restoredExperts: ExpertOutputsSaved | null = null;
+  let restoredLens: LensSaved | null = null;
 
   function setStatus(s: TraceViewStatus): void {
     status = s;
@@ -270,6 +305,8 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       selected,
       scrollLeft: map?.scrollLeft() ?? 0,
       cellWidth,
+      columns,
+      lens: payload ? lens.saved() : undefined,
       gateOrder,
       entropyScale,
       experts: payload ? experts.saved() : undefined,
@@ -377,20 +414,38 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     );
   }
 
+  function effectiveCellWidth(): number {
+    return columns === 'fit' ? fitCellWidth(measureWidth(mapHost, 600), payload!.result.routing.numTokens) : cellWidth;
+  }
+
+  /** A cell picked in the routing map or the lens: the gate chart and the lens's matrix follow. */
+  function selectCell(layer: number, token: number, reveal = false): void {
+    selected = { layer, token };
+    map?.select(selected);
+    if (reveal) map?.highlightToken(token, true);
+    renderGate();
+    lens.setSelectedToken(token);
+    scheduleSave();
+  }
+
+  /** The scored position (the prompt's last token, "Answer:"): scrolled into view and selected in the last layer. */
+  function goToAnswer(): void {
+    if (!payload) return;
+    const R = payload.result.routing;
+    selectCell(R.numLayers - 1, R.numTokens - 1, true);
+  }
+
+  let mountedWidth = -1;
   function mountMap(): void {
     map?.destroy();
     const r = payload!.result;
+    mountedWidth = effectiveCellWidth();
     map = routingMap(
       mapHost,
       { routing: r.routing, tokens: tokenTexts(), layerOfRow: layerOfRow() },
       {
-        cellWidth,
-        onCellClick: (layer, token) => {
-          selected = { layer, token };
-          map?.select(selected);
-          renderGate();
-          scheduleSave();
-        },
+        cellWidth: mountedWidth,
+        onCellClick: (layer, token) => selectCell(layer, token),
         onTokenHover: (t) => hoverToken(t, 'map'),
         onTokenActivate: (t) => post({ type: 'reveal-token', index: t }),
       },
@@ -409,7 +464,8 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     legend.textContent =
       `Columns are tokens, rows are layers. Each cell shows the ${R.topK} experts the token was routed to in that layer, ` +
       'one stripe per expert (colour = expert id, width ∝ gate weight). Hover for details; click or press Enter for the full gate distribution.';
-    if (map) map({ routing: R, tokens: tokenTexts(), layerOfRow: layerOfRow() });
+    // A new trace may have another token count: in 'fit' mode that is another column width.
+    if (map && mountedWidth === effectiveCellWidth()) map({ routing: R, tokens: tokenTexts(), layerOfRow: layerOfRow() });
     else mountMap();
     if (selected) map!.select(selected);
 
@@ -462,7 +518,13 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     gate = gateDistribution(
       chartHost,
       { layer: layerOfRow()[layer] ?? layer, token, tokenText: tokText, numExperts: E, probs, chosen, weights, missingReason },
-      { order: gateOrder },
+      {
+        order: gateOrder,
+        onExpertClick: (e) => {
+          lens.setExpert(e, layer);
+          lensSec.el.scrollIntoView?.({ block: 'nearest' });
+        },
+      },
     );
     gateExport.hidden = !probs;
   }
@@ -485,15 +547,34 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     renderHeader(payload);
     setStatus('ready');
     renderCharts(payload);
+    lens.setTrace(payload.result, restoring ? restoredLens : null);
     experts.setTrace(payload.result, restoring ? restoredExperts : null);
-    if (!restoring) scheduleSave();
+    if (!restoring) {
+      // A new question (e.g. the cursor moved to another one): show it from its top, with the map at
+      // the scored answer position, instead of keeping the previous trace's scroll positions.
+      root.scrollIntoView?.({ block: 'start' });
+      doc.defaultView?.scrollTo?.(0, 0);
+      const scroller = mapHost.querySelector<HTMLElement>('.rm-scroll');
+      if (scroller && scroller.scrollWidth > scroller.clientWidth) map?.scrollLeft(scroller.scrollWidth - scroller.clientWidth);
+      scheduleSave();
+    }
   }
+
+  // 'fit' columns follow the panel's width.
+  const unobserveMap = observeWidth(mapHost, () => {
+    if (payload && columns === 'fit' && effectiveCellWidth() !== mountedWidth) {
+      const left = map?.scrollLeft() ?? 0;
+      mountMap();
+      map?.scrollLeft(left);
+    }
+  });
 
   // --- restore -----------------------------------------------------------------------------------------
   const saved = api.getState();
   if (saved && saved.v === 1) {
     latestRequestId = saved.latestRequestId;
     cellWidth = saved.cellWidth ?? cellWidth;
+    columns = saved.columns ?? (saved.cellWidth ? (Object.keys(CELL_WIDTHS).find((k) => CELL_WIDTHS[k] === saved.cellWidth) as ColumnMode) : 'fit');
     gateOrder = saved.gateOrder ?? gateOrder;
     entropyScale = saved.entropyScale ?? entropyScale;
     if (saved.payload) {
@@ -501,6 +582,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
         selected = saved.selected ?? null;
         probsLostOnReload = !!saved.payload.result.routing.probsOmitted;
         restoredExperts = saved.experts ?? null;
+        restoredLens = saved.lens ?? null;
         const restored: TracePayload = { ...saved.payload, result: { ...saved.payload.result, routing: unpackRouting(saved.payload.result.routing) } };
         showTrace(restored, true);
         packed = { for: payload!, value: saved.payload };
@@ -548,6 +630,10 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
       case 'theme-changed':
         map?.redraw();
         return;
+      case 'lens-expert':
+        lens.setExpert(msg.expert, msg.layer);
+        lensSec.el.scrollIntoView?.({ block: 'start' });
+        return;
     }
   }
 
@@ -559,6 +645,8 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     destroy: () => {
       for (const c of [map, bars, sparks, gate]) c?.destroy();
       experts.destroy();
+      lens.destroy();
+      unobserveMap();
       clearTimeout(saveTimer);
     },
   };

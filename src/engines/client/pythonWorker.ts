@@ -20,6 +20,7 @@ import {
   type TraceResult,
 } from '../../shared/protocol';
 import { softmax4 } from '../onnxruntime/routing';
+import { checkoutRoot, choosePython } from './pythonDiscovery';
 
 /** The folder holding the moe_scope_worker package: MOE_SCOPE_WORKER_DIR, else python/ next to dist/ or src/. */
 export function workerDir(): string {
@@ -311,9 +312,12 @@ export function checkPython(python: string, timeoutMs = 60_000): Promise<PythonE
   });
 }
 
-/** The interpreter to use: an explicit one (setting, --python), MOE_SCOPE_PYTHON, else python3 on PATH. */
+/**
+ * The interpreter to use: an explicit one (--python), MOE_SCOPE_PYTHON, the checkout's .venv, else python3
+ * on PATH; a relative path is taken from the current folder (pythonDiscovery.ts).
+ */
 export function defaultPython(explicit?: string): string {
-  return explicit || process.env.MOE_SCOPE_PYTHON || 'python3';
+  return choosePython({ explicit, env: process.env.MOE_SCOPE_PYTHON, base: process.cwd(), roots: [checkoutRoot(workerDir())] }).python;
 }
 
 /**

@@ -13,7 +13,8 @@ import type { Checkpoint } from './checkpoint';
 import { buildDecoderGraph, buildExpertOutputGraph, GRAPH_VERSION } from './graph';
 import { prepareWeights, expertPackingFor } from './weights';
 import { stackedExpertViews } from './graphExpertsStandardOps';
-import { probeWebGpu, estimateWebGpuMemory, formatBytes, type MemoryEstimate } from './webgpu';
+import { probeWebGpu, estimateWebGpuMemory, formatBytes, webGpuProbeDiagnostics, type MemoryEstimate } from './webgpu';
+import { PROBE_DIAGNOSTICS_PREFIX } from './webgpuProbeProcess';
 import { choosePrecision, unsupportedPrecisionMessage, ONNX_PRECISIONS, type PrecisionChoice } from './precision/choose';
 import { buildQuantizedCache, checkCacheIntegrity, writeCacheIntegrity, QUANTIZED_ALL_EXPERTS_REFUSAL } from './precision/cache';
 import {
@@ -143,6 +144,8 @@ export async function createRuntime(ckpt: Checkpoint, options: RuntimeOptions): 
       }
     } else {
       adapter = await probeWebGpu();
+      const diagnostics = webGpuProbeDiagnostics();
+      if (diagnostics) log(PROBE_DIAGNOSTICS_PREFIX + diagnostics);
       if (!adapter.ok) {
         passOver('webgpu', `not available: ${adapter.why}`);
         continue;

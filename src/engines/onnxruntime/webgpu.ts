@@ -1,6 +1,6 @@
 /**
  * The WebGPU execution provider of onnxruntime-node (Dawn: Vulkan on Linux, D3D12 on Windows, Metal on
- * macOS): a cheap adapter probe (cached per process), the adapter's name, the GPU memory a graph needs,
+ * macOS): a cheap adapter probe (cached per process, run in a child process: webgpuProbeProcess.ts), the adapter's name, the GPU memory a graph needs,
  * and the parsing of ONNX Runtime's node-placement log.
  *
  * ONNX Runtime does not report which adapter Dawn picked, so the name comes from the driver in use: the
@@ -15,6 +15,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as ort from 'onnxruntime-node';
 import { OnnxGraphBuilder } from './formats/onnxWriter';
 import type { WebGpuAdapterInfo } from '../../shared/protocol';
+import { probeGraphsInChild } from './webgpuProbeProcess';
 
 let cached: Promise<WebGpuAdapterInfo> | null = null;
 
@@ -39,25 +40,19 @@ function probeGraph(dtype: 'float32' | 'float16'): Uint8Array {
   return g.toBytes({ producer: 'moe-scope' });
 }
 
-/** Creates and runs a session on WebGPU alone (no CPU fallback for any node); true when the result is right. */
-async function runsOnWebGpu(dtype: 'float32' | 'float16'): Promise<void> {
-  const session = await ort.InferenceSession.create(probeGraph(dtype), {
-    executionProviders: ['webgpu'],
-    logSeverityLevel: 3,
-    extra: { session: { disable_cpu_ep_fallback: '1' } },
-  });
-  try {
-    const x = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0]);
-    const out = await session.run({ x: new ort.Tensor('float32', x, [2, 4]) });
-    const y = out.y.data as Float32Array;
-    // Rows of x are orthonormal: x x^T = I, softmax rows = [e/(e+1), 1/(e+1)] and mirrored.
-    const a = Math.E / (Math.E + 1);
-    const want = [a, 1 - a, 1 - a, a];
-    const tol = dtype === 'float32' ? 1e-5 : 2e-3;
-    if (!want.every((v, i) => Math.abs(y[i] - v) < tol)) throw new Error(`the ${dtype} probe graph returned wrong numbers (${Array.from(y).join(', ')})`);
-  } finally {
-    await session.release();
-  }
+/** The probe graph's right answer: rows of x are orthonormal, so x x^T = I and softmax rows are [e/(e+1), 1/(e+1)] and mirrored. */
+function checkProbeOutput(dtype: 'float32' | 'float16', y: number[]): void {
+  const a = Math.E / (Math.E + 1);
+  const want = [a, 1 - a, 1 - a, a];
+  const tol = dtype === 'float32' ? 1e-5 : 2e-3;
+  if (!want.every((v, i) => Math.abs(y[i] - v) < tol)) throw new Error(`the ${dtype} probe graph returned wrong numbers (${y.join(', ')})`);
+}
+
+let lastDiagnostics = '';
+
+/** What Dawn and the Vulkan loader printed during the last probe (kept out of the terminal; see webgpuProbeProcess.ts). */
+export function webGpuProbeDiagnostics(): string {
+  return lastDiagnostics;
 }
 
 async function runProbe(): Promise<WebGpuAdapterInfo> {
@@ -65,14 +60,19 @@ async function runProbe(): Promise<WebGpuAdapterInfo> {
   if (!ort.listSupportedBackends().some((b) => b.name === 'webgpu')) {
     return { ok: false, why: 'this onnxruntime-node build has no WebGPU backend', probeMs: Date.now() - t0 };
   }
+  const probe = await probeGraphsInChild([probeGraph('float32'), probeGraph('float16')]);
+  lastDiagnostics = probe.diagnostics;
+  const [f32, f16] = probe.results;
   try {
-    await runsOnWebGpu('float32');
+    if (!f32.ok) throw new Error(f32.error);
+    checkProbeOutput('float32', f32.y);
   } catch (e) {
     return { ok: false, why: adapterFailure((e as Error).message), probeMs: Date.now() - t0 };
   }
   let shaderF16 = true;
   try {
-    await runsOnWebGpu('float16');
+    if (!f16.ok) throw new Error(f16.error);
+    checkProbeOutput('float16', f16.y);
   } catch {
     shaderF16 = false;
   }
