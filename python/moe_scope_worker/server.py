@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -108,17 +109,39 @@ class Server:
 
 
 def error_of(e: BaseException) -> dict:
+    """The protocol error for an exception, with the code the host acts on: 'provider-unavailable' makes it
+    offer "Run on CPU", 'non-finite' says the model, not the engine, computed NaN or infinity."""
     from .engine import Cancelled
 
     if isinstance(e, Cancelled):
         return {"code": "cancelled", "message": "the request was cancelled"}
     if isinstance(e, EngineFailure):
-        return {"code": e.code, "message": str(e)}
+        return {"code": _reclassified(e), "message": str(e)}
+    if isinstance(e, framing.NonFiniteNumber):
+        return {"code": "non-finite", "message": f"the model produced a non-finite value in its result ({e})"}
     try:
         import torch
 
         if isinstance(e, torch.cuda.OutOfMemoryError):
-            return {"code": "internal", "message": f"out of GPU memory: {str(e).splitlines()[0]} (use a smaller --batch-size)"}
+            return {
+                "code": "provider-unavailable",
+                "message": f"out of GPU memory: {str(e).splitlines()[0]} (use a smaller --batch-size, or run on the CPU: executionProvider \"cpu\")",
+            }
     except ImportError:
         pass
     return {"code": "internal", "message": "".join(traceback.format_exception(e)).strip()}
+
+
+# The engine's memory check and its answer check raise these failures with the codes 'bad-model' and
+# 'internal' (engine.py); the protocol has the precise codes, which the host acts on. Until engine.py raises
+# them itself, they are mapped here, by the engine's own message text (python/tests/test_server_errors.py).
+_GPU_SHORTFALL = re.compile(r"the model needs about .* on (cuda|mps)\b.*but only .* is ", re.S)
+_NON_FINITE_ANSWER = "the model produced non-finite answer log-probabilities"
+
+
+def _reclassified(e: EngineFailure) -> str:
+    if e.code == "bad-model" and _GPU_SHORTFALL.search(str(e)):
+        return "provider-unavailable"
+    if e.code == "internal" and _NON_FINITE_ANSWER in str(e):
+        return "non-finite"
+    return e.code
