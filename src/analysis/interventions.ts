@@ -14,8 +14,6 @@ export interface RouterShape {
   topK: number;
 }
 
-export const EMPTY_INTERVENTION: RouterIntervention = { mask: [], bias: [] };
-
 export function isEmptyIntervention(iv: RouterIntervention | undefined | null): boolean {
   return !iv || ((iv.mask?.length ?? 0) === 0 && (iv.bias?.length ?? 0) === 0);
 }

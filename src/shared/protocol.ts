@@ -158,6 +158,13 @@ export interface LoadOptions {
   webgpuExperts?: ExpertFormulation;
 }
 
+/**
+ * The largest model any reader accepts (the run's accumulator, summary.json checks): far beyond every real
+ * MoE (Qwen3-Next has 512 experts, DeepSeek-V3 61 layers), small enough that a corrupt file cannot make a
+ * reader allocate without bound.
+ */
+export const MODEL_LIMITS = { maxLayers: 1024, maxExperts: 4096 } as const;
+
 export interface ModelInfo {
   path: string;
   family: ModelFamilyName;

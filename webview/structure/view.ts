@@ -5,8 +5,8 @@
  * R² by depth, and the scatter behind that R² for the selected layer, with every definition on the page.
  *
  * Knows the protocol (HostToStructureView / StructureViewToHost) but not the page: main.ts wires it to
- * window messages and the VS Code API; tests drive it directly. The analysis type may grow (another engineer
- * is adding fields): unknown fields are ignored, optional extras are used only when present and well formed.
+ * window messages and the VS Code API; tests drive it directly. Unknown fields of the analysis are ignored;
+ * optional extras are used only when present and well formed.
  */
 import type { HostToStructureView, LayerWeightSimilarity, StructureViewToHost, WeightAnalysis } from '../../src/shared/protocol';
 import { depthCurves, type DepthCurvesUpdate } from '../charts/depthCurves';
