@@ -32,6 +32,9 @@ MOE_FAMILIES = tuple(NAMES["families"])
 FAMILIES = ("olmoe", "mixtral", "qwen2_moe")
 # The command line's exit status for a run folder another live process holds
 EXIT_LOCKED: int = NAMES["exitCodes"]["locked"]
+# The text an MMLU prompt ends with, and the letters that follow it after a space (ANSWER_CUE, ANSWER_LETTERS)
+ANSWER_CUE: str = NAMES["answerCue"]
+ANSWER_LETTERS = tuple(NAMES["answerLetters"])
 
 
 class EngineFailure(Exception):

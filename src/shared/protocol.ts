@@ -253,7 +253,16 @@ export function spansOfDecodedTokens(ids: ArrayLike<number>, textOf: (index: num
 }
 
 export type AnswerLetter = 'A' | 'B' | 'C' | 'D';
-export const ANSWER_LETTERS: readonly AnswerLetter[] = ['A', 'B', 'C', 'D'];
+export const ANSWER_LETTERS: readonly AnswerLetter[] = everyMemberOf<AnswerLetter>()(['A', 'B', 'C', 'D']);
+/**
+ * The text an MMLU prompt ends with (lm-evaluation-harness); the answer letter follows it after a space.
+ * The prompt builder (src/mmlu/prompt.ts) and both engines' answer scoring use these, never a copy.
+ */
+export const ANSWER_CUE = 'Answer:';
+/** The cue followed by a letter: the text whose extra tokens after the cue are the letter's tokens. */
+export function answerContinuation(letter: AnswerLetter): string {
+  return `${ANSWER_CUE} ${letter}`;
+}
 
 /**
  * 'single-token': each of " A".." D" is one token; its log-probability is read at the answer position.

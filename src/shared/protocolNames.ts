@@ -2,9 +2,11 @@
  * Everything the PyTorch worker needs from protocol.ts, as plain JSON. `node scripts/protocol-names.mjs`
  * writes it to python/moe_scope_worker/protocol_names.json, which protocol.py reads; the unit test
  * pytorch-protocol.test.ts fails when the file is not what this function returns, so a method, error
- * code, message type, ModelInfo key, family or exit code added here reaches Python or fails a test.
+ * code, message type, ModelInfo key, family, exit code or answer cue changed here reaches Python or fails a test.
  */
 import {
+  ANSWER_CUE,
+  ANSWER_LETTERS,
   ENGINE_ERROR_CODES,
   ENGINE_KINDS,
   ENGINE_METHODS,
@@ -34,6 +36,8 @@ export function protocolNames() {
     workerTokenizeFields: { ...WORKER_TOKENIZE_FIELDS },
     workerTraceFields: { ...WORKER_TRACE_FIELDS },
     exitCodes: { ...EXIT_CODES },
+    answerCue: ANSWER_CUE,
+    answerLetters: [...ANSWER_LETTERS],
   };
 }
 
