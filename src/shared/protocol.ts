@@ -459,7 +459,7 @@ export interface EngineMethods {
   shutdown: { params: Record<string, never>; result: { ok: true } };
 }
 export type EngineMethod = keyof EngineMethods;
-/** The method names at run time (the PyTorch worker's copy is checked against this list). */
+/** The method names at run time (generated for the PyTorch worker into python/moe_scope_worker/protocol_names.json). */
 export const ENGINE_METHODS = everyMemberOf<EngineMethod>()(['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown']);
 
 /** One handler per method, typed by EngineMethods: a method added there does not compile until an engine handles it. */
