@@ -37,9 +37,9 @@ class View:
         self.array, self.offset, self.count = array, offset, count
 
 
-
 class NonFiniteNumber(ValueError):
     """A NaN or infinity in a message: JSON cannot carry it, and the host would read it as a result."""
+
 
 def _align8(n: int) -> int:
     return (n + 7) & ~7
