@@ -23,7 +23,9 @@ import subprocess
 import sys
 import time
 
-EXIT_LOCKED = 75  # the unit's run folder is held by a live process (e.g. the lost attempt's eval)
+# The exit status of an eval whose run folder a live process holds (e.g. the lost attempt's eval).
+from moe_scope_worker.protocol import EXIT_LOCKED
+
 PR_SET_PDEATHSIG = 1
 
 

@@ -363,7 +363,7 @@ class Engine:
     @staticmethod
     def _check_finite(values: list[float], what: str) -> None:
         if not all(np.isfinite(values)):
-            raise EngineFailure("internal", f"{what}: the model produced non-finite answer log-probabilities {values} (NaN/inf in the forward pass)")
+            raise EngineFailure("non-finite", f"{what}: the model produced non-finite answer log-probabilities {values} (NaN/inf in the forward pass)")
 
     # -- score --------------------------------------------------------------------------------
     def score(self, params: dict) -> dict:
@@ -596,8 +596,9 @@ def choose_precision(wanted, device, elements, free, how, model_dir):
         dtype, why = (torch.float32 if wanted == "fp32" else half), "requested"
     if need(dtype) > free:
         smaller = half if dtype == torch.float32 and need(half) <= free else None
+        # On a GPU the host can offer the CPU instead ('provider-unavailable'); on the CPU there is nowhere else.
         raise EngineFailure(
-            "bad-model",
+            "bad-model" if device.type == "cpu" else "provider-unavailable",
             f"{model_dir}: the model needs about {gib(need(dtype))} in {str(dtype).replace('torch.', '')} on "
             f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
             f"but only {gib(free)} is {how}"

@@ -41,6 +41,10 @@ class View:
         self.array, self.offset, self.count = array, offset, count
 
 
+class NonFiniteNumber(ValueError):
+    """A NaN or infinity in a message: JSON cannot carry it, and the host would read it as a result."""
+
+
 def _align8(n: int) -> int:
     return (n + 7) & ~7
 
@@ -68,7 +72,7 @@ def encode(message: Any) -> bytes:
         if isinstance(x, (list, tuple)):
             return [walk(v) for v in x]
         if isinstance(x, float) and not math.isfinite(x):
-            raise ValueError(f"non-finite number {x} in a message")
+            raise NonFiniteNumber(f"non-finite number {x} in a message")
         if isinstance(x, (np.floating, np.integer)):
             return x.item()
         return x

@@ -3,6 +3,7 @@
 checks are src/analysis/interventions.ts's; where the values go in is capture.py's."""
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -10,27 +11,50 @@ import torch
 from .protocol import EngineFailure
 
 
-def validate(iv, num_layers: int, num_experts: int, top_k: int, source: str = "router intervention") -> None:
-    if not isinstance(iv, dict) or not isinstance(iv.get("mask", []), list) or not isinstance(iv.get("bias", []), list):
-        raise EngineFailure("bad-input", f"{source}: expected {{mask: [[layer, expert], ...], bias: [[layer, expert, bias], ...]}}")
+def _js(x) -> str:
+    """A value as the TypeScript validator's messages print it (String(x)), so both engines say the same."""
+    if x is None:
+        return "null"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
 
-    def check(field, i, entry, n):
-        if not isinstance(entry, list) or len(entry) != n:
-            raise EngineFailure("bad-input", f"{source}: {field}[{i}] must be a list of {n} numbers, got {entry!r}")
-        layer, expert = entry[0], entry[1]
-        if not isinstance(layer, int) or isinstance(layer, bool) or not 0 <= layer < num_layers:
-            raise EngineFailure("bad-input", f"{source}: {field}: layer {layer} does not exist (the model has layers 0..{num_layers - 1})")
-        if not isinstance(expert, int) or isinstance(expert, bool) or not 0 <= expert < num_experts:
-            raise EngineFailure("bad-input", f"{source}: {field}: expert {expert} of layer {layer} does not exist (the model has experts 0..{num_experts - 1})")
+
+def _is_int(x) -> bool:
+    return (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer())
+
+
+def validate(iv, num_layers: int, num_experts: int, top_k: int, source: str = "router intervention") -> None:
+    """As validateIntervention in src/analysis/interventions.ts, message for message: both run the cases
+    of test/support/intervention-cases.json."""
+    if not isinstance(iv, dict) or not isinstance(iv.get("mask"), list) or not isinstance(iv.get("bias"), list):
+        raise EngineFailure("bad-input", f"{source}: expected {{mask: [[layer, expert], ...], bias: [[layer, expert, bias], ...]}}")
+    compact = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731 - JSON.stringify's spelling
+    for i, m in enumerate(iv["mask"]):
+        if not isinstance(m, list) or len(m) != 2:
+            raise EngineFailure("bad-input", f"{source}: mask[{i}] must be a [layer, expert] pair, got {compact(m)}")
+    for i, b in enumerate(iv["bias"]):
+        if not isinstance(b, list) or len(b) != 3:
+            raise EngineFailure("bad-input", f"{source}: bias[{i}] must be a [layer, expert, bias] triple, got {compact(b)}")
+
+    def check(field, layer, expert):
+        if not _is_int(layer) or not 0 <= layer < num_layers:
+            raise EngineFailure("bad-input", f"{source}: {field}: layer {_js(layer)} does not exist (the model has layers 0..{num_layers - 1})")
+        if not _is_int(expert) or not 0 <= expert < num_experts:
+            raise EngineFailure(
+                "bad-input", f"{source}: {field}: expert {_js(expert)} of layer {_js(layer)} does not exist (the model has experts 0..{num_experts - 1})"
+            )
 
     masked = [set() for _ in range(num_layers)]
-    for i, m in enumerate(iv.get("mask", [])):
-        check("mask", i, m, 2)
-        masked[m[0]].add(m[1])
-    for i, b in enumerate(iv.get("bias", [])):
-        check("bias", i, b, 3)
-        if not isinstance(b[2], (int, float)) or isinstance(b[2], bool) or not math.isfinite(b[2]):
-            raise EngineFailure("bad-input", f"{source}: bias: layer {b[0]}, expert {b[1]}: bias must be a finite number, got {b[2]!r}")
+    for layer, expert in iv["mask"]:
+        check("mask", layer, expert)
+        masked[int(layer)].add(int(expert))
+    for layer, expert, bias in iv["bias"]:
+        check("bias", layer, expert)
+        if not isinstance(bias, (int, float)) or isinstance(bias, bool) or not math.isfinite(bias):
+            raise EngineFailure("bad-input", f"{source}: bias: layer {_js(layer)}, expert {_js(expert)}: bias must be a finite number, got {_js(bias)}")
     for layer, gone in enumerate(masked):
         if num_experts - len(gone) < top_k:
             raise EngineFailure(

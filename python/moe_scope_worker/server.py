@@ -110,17 +110,25 @@ class Server:
 
 
 def error_of(e: BaseException) -> dict:
+    """The protocol error for an exception, with the code the host acts on: 'provider-unavailable' makes it
+    offer "Run on CPU", 'non-finite' says the model, not the engine, computed NaN or infinity."""
     from .engine import Cancelled
 
     if isinstance(e, Cancelled):
         return {"code": "cancelled", "message": "the request was cancelled"}
     if isinstance(e, EngineFailure):
         return {"code": e.code, "message": str(e)}
+    if isinstance(e, framing.NonFiniteNumber):
+        return {"code": "non-finite", "message": f"the model produced a non-finite value in its result ({e})"}
     try:
         import torch
 
         if isinstance(e, torch.cuda.OutOfMemoryError):
-            return {"code": "internal", "message": f"out of GPU memory: {str(e).splitlines()[0]} (use a smaller --batch-size)"}
+            return {
+                "code": "provider-unavailable",
+                "message": f"out of GPU memory: {str(e).splitlines()[0]} (use a smaller --batch-size, or run on the CPU: executionProvider \"cpu\")",
+            }
     except ImportError:
         pass
     return {"code": "internal", "message": "".join(traceback.format_exception(e)).strip()}
+

@@ -6,7 +6,7 @@ from itertools import chain
 
 import numpy as np
 
-from .protocol import EngineFailure
+from .protocol import ANSWER_CUE, ANSWER_LETTERS, EngineFailure
 
 
 def utf16_offsets(text: str, offsets: np.ndarray) -> np.ndarray:
@@ -58,17 +58,18 @@ class WorkerTokenizer:
         return self.tok.decode([token_id], skip_special_tokens=False)
 
     def answer_scoring(self) -> dict:
-        """As the TypeScript tokenizer's answerScoring(): each letter's ids after "Answer:"."""
-        context = "Answer:"
+        """As the TypeScript answerScoringOf() (formats/tokenizer/answerScoring.ts): each letter's ids after
+        the cue "Answer:" (protocol.ts's ANSWER_CUE); test/integration/tokenizer-parity.test.ts compares them."""
+        context = ANSWER_CUE
         base = self.tok.encode(context, add_special_tokens=False).ids
         letters = []
-        for letter in "ABCD":
+        for letter in ANSWER_LETTERS:
             with_letter = self.tok.encode(f"{context} {letter}", add_special_tokens=False).ids
             extra = with_letter[len(base) :]
             if with_letter[: len(base)] != base or not extra:
                 raise EngineFailure(
                     "bad-model",
-                    f'{self.path}: answer letter " {letter}" merges with "Answer:" in this tokenizer '
+                    f'{self.path}: answer letter " {letter}" merges with "{context}" in this tokenizer '
                     f"({base} -> {with_letter}); its log-probability cannot be read after the prompt",
                 )
             letters.append(extra)

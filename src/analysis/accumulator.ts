@@ -1,4 +1,4 @@
-import type { LayerSummary, RunSummary, SubjectSummary, TokenScope } from '../shared/protocol';
+import { MODEL_LIMITS, type LayerSummary, type RunSummary, type SubjectSummary, type TokenScope } from '../shared/protocol';
 import { analysisDefinitions } from './definitions';
 import { isTokenScope, scopeRange, tokenScopeDefinition } from './scope';
 import { decodeCounts, encodeCounts, encodeNonZeroCounts } from './sparse';
@@ -19,8 +19,8 @@ import type { RoutingRecord } from './types';
 
 export const DEFAULT_ENTROPY_BINS = 1000;
 
-const MAX_LAYERS = 1024;
-const MAX_EXPERTS = 1024;
+const MAX_LAYERS = MODEL_LIMITS.maxLayers;
+const MAX_EXPERTS = MODEL_LIMITS.maxExperts;
 const MAX_ENTROPY_BINS = 100_000;
 const MAX_PAIR_CELLS = 1 << 24;
 

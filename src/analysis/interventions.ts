@@ -14,8 +14,6 @@ export interface RouterShape {
   topK: number;
 }
 
-export const EMPTY_INTERVENTION: RouterIntervention = { mask: [], bias: [] };
-
 export function isEmptyIntervention(iv: RouterIntervention | undefined | null): boolean {
   return !iv || ((iv.mask?.length ?? 0) === 0 && (iv.bias?.length ?? 0) === 0);
 }
@@ -97,6 +95,8 @@ export function normalizeIntervention(iv: {
 /**
  * Checks an intervention against a model: layers and experts in range, and at least top_k experts left
  * unmasked in every layer (the router must still be able to choose k experts). `source` prefixes messages.
+ * python/moe_scope_worker/interventions.py validates the same way, message for message: both run the
+ * cases of test/support/intervention-cases.json.
  */
 export function validateIntervention(iv: RouterIntervention, shape: RouterShape, source = 'intervention'): void {
   const { numLayers: L, numExperts: E, topK: K } = shape;
@@ -121,8 +121,10 @@ export function validateIntervention(iv: RouterIntervention, shape: RouterShape,
     check('bias', l, e);
     if (!Number.isFinite(b)) throw new InterventionError(`${source}: bias: layer ${l}, expert ${e}: bias must be a finite number, got ${b}`);
   }
-  const perLayer = maskedPerLayer(iv, L);
-  perLayer.forEach((n, l) => {
+  // Distinct experts: a repeated mask entry removes its expert once (the engines' rows agree).
+  const masked = Array.from({ length: L }, () => new Set<number>());
+  for (const [l, e] of iv.mask) masked[l].add(e);
+  masked.forEach(({ size: n }, l) => {
     if (E - n < K) {
       throw new InterventionError(
         `${source}: layer ${l} would keep ${E - n} of ${E} experts, fewer than the ${K} the router chooses per token; refusing to mask ${n === E ? 'every expert of a layer' : 'that many'}`,

@@ -12,11 +12,12 @@ import { runEvaluation, progressLine, type EvalOptions } from '../eval/runner';
 import { RunLockHeldError } from '../eval/runLock';
 import { killLiveWorkers } from '../engines/client/pythonWorker';
 import { isEmptyIntervention, normalizeIntervention, parseBiasJson, parseMaskSpec, validateIntervention } from '../analysis/interventions';
-import type { RouterIntervention } from '../shared/protocol';
+import { EXIT_CODES, type RouterIntervention } from '../shared/protocol';
+
+/** Exit status of an eval whose run folder another live process holds (EX_TEMPFAIL: try again later). */
+export const EXIT_LOCKED = EXIT_CODES.locked;
 
 /** Runs on `engine` (either engine, opened by the caller) and disposes of it at the end. */
-/** Exit status of an eval whose run folder another live process holds (EX_TEMPFAIL: try again later). */
-export const EXIT_LOCKED = 75;
 
 export async function runEvalCommand(engine: CliBackend, opts: EvalOptions, ctx: CliContext, quiet: boolean): Promise<number> {
   const ac = new AbortController();

@@ -3,12 +3,12 @@
  * and every dimension are bounded and every array checked against them, so a file claiming 1e8 experts
  * (or 1e8 subjects) costs a message, not minutes of CPU.
  */
-import type { RunSummary } from '../shared/protocol';
+import { MODEL_LIMITS, type RunSummary } from '../shared/protocol';
 import { InputError } from '../shared/inputError';
 
 export const MAX_SUMMARY_BYTES = 64 << 20;
-const MAX_LAYERS = 1024;
-const MAX_EXPERTS = 4096;
+const MAX_LAYERS = MODEL_LIMITS.maxLayers;
+const MAX_EXPERTS = MODEL_LIMITS.maxExperts;
 /** Cells the heatmap draws (layers x experts): beyond this no real model exists and drawing would stall. */
 const MAX_CELLS = 1 << 20;
 const MAX_SUBJECTS = 10_000;

@@ -15,6 +15,7 @@ import { applySelection, engineLabel, selectEngine, type EngineSelection } from 
 import { EngineFailure, type ModelInfo } from '../shared/protocol';
 import { providerLabel } from './providerLabel';
 import { PROBE_DIAGNOSTICS_PREFIX } from '../engines/onnxruntime/webgpuProbeProcess';
+import { RUN_ON_CPU, offersRunOnCpu } from './cpuOffer';
 
 type EngineState = 'no-model' | 'loading' | 'ready' | 'busy' | 'error' | 'stopped';
 
@@ -131,7 +132,7 @@ export class ModelManager implements vscode.Disposable {
       return info;
     } catch (e) {
       this.lastError = (e as Error).message;
-      if (e instanceof EngineFailure && e.code === 'provider-unavailable') void this.offerCpu(e.message);
+      if (offersRunOnCpu(e)) void this.offerCpu(e.message);
       this.setState('error');
       throw e;
     }
@@ -139,8 +140,8 @@ export class ModelManager implements vscode.Disposable {
 
   /** The requested GPU provider cannot hold the model: offer the CPU (a user setting) instead. */
   private async offerCpu(message: string): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(`MoE Scope: ${message}`, 'Run on CPU');
-    if (choice === 'Run on CPU') await vscode.workspace.getConfiguration('moeScope').update('executionProvider', 'cpu', vscode.ConfigurationTarget.Global);
+    const choice = await vscode.window.showErrorMessage(`MoE Scope: ${message}`, RUN_ON_CPU);
+    if (choice === RUN_ON_CPU) await vscode.workspace.getConfiguration('moeScope').update('executionProvider', 'cpu', vscode.ConfigurationTarget.Global);
   }
 
   /** Marks the engine busy for the duration of `work` (shown in the status bar). */

@@ -2,11 +2,12 @@
  * Small pieces every MMLU reader shares: split names, what a file name says about subject and split,
  * answer letters, and question ids. Pure functions only.
  */
+import { ANSWER_LETTERS, type AnswerLetter } from '../shared/protocol';
 import type { MmluQuestion, ParseIssue } from './types';
 
 export type AnswerIndex = 0 | 1 | 2 | 3;
-export type AnswerLetterChar = 'A' | 'B' | 'C' | 'D';
-export const LETTERS: readonly AnswerLetterChar[] = ['A', 'B', 'C', 'D'];
+export type AnswerLetterChar = AnswerLetter;
+export const LETTERS: readonly AnswerLetterChar[] = ANSWER_LETTERS;
 
 export function answerLetter(index: AnswerIndex): AnswerLetterChar {
   return LETTERS[index];

@@ -11,6 +11,7 @@
  */
 import { LETTERS, answerIndexOfLetter, answerLetter, type AnswerIndex } from './common';
 import type { MmluQuestion } from './types';
+import { ANSWER_CUE, answerContinuation } from '../shared/protocol';
 
 export { LETTERS, answerIndexOfLetter, answerLetter, type AnswerIndex };
 
@@ -59,7 +60,7 @@ export function formatItem(q: Pick<PromptQuestion, 'question' | 'choices'>): str
 
 export function formatShot(q: PromptQuestion): string {
   if (q.answer === null) throw new Error(`a few-shot example needs an answer: ${JSON.stringify(pyStrip(q.question).slice(0, 60))}`);
-  return `${formatItem(q)}\nAnswer: ${answerLetter(q.answer)}\n\n`;
+  return `${formatItem(q)}\n${answerContinuation(answerLetter(q.answer))}\n\n`;
 }
 
 function sameItem(a: PromptQuestion, b: PromptQuestion): boolean {
@@ -77,7 +78,7 @@ export function buildPrompt(question: PromptQuestion, devShots: readonly PromptQ
   const prefix = promptHeader(question.subject) + shots.map(formatShot).join('');
   const item = formatItem(question);
   return {
-    text: `${prefix}${item}\nAnswer:`,
+    text: `${prefix}${item}\n${ANSWER_CUE}`,
     prefix,
     questionRange: [prefix.length, prefix.length + item.length],
     shotsUsed: shots.length,

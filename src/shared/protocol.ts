@@ -6,6 +6,15 @@
  * Nothing in here may import node or vscode: the webview bundle includes this file.
  */
 
+/**
+ * A run-time list of every member of the string union T, checked by the compiler in both directions:
+ * an entry that is not a member, or a member the list leaves out, does not compile. (`satisfies T[]`
+ * checks only the first.) Use: `everyMemberOf<Code>()(['a', 'b'])`.
+ */
+export function everyMemberOf<T extends string>() {
+  return <const L extends readonly T[]>(list: L & ([Exclude<T, L[number]>] extends [never] ? unknown : { missingMembers: Exclude<T, L[number]> })): L => list;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Model and routing data
 
@@ -137,7 +146,7 @@ export type ModelDType = ComputeDType | 'bfloat16';
 /** Which inference process runs the model: ONNX Runtime (Node) or the PyTorch worker (Python). */
 export type EngineKind = 'onnxruntime' | 'pytorch';
 export type EngineSetting = 'auto' | EngineKind;
-export const ENGINE_KINDS: readonly EngineKind[] = ['onnxruntime', 'pytorch'];
+export const ENGINE_KINDS: readonly EngineKind[] = everyMemberOf<EngineKind>()(['onnxruntime', 'pytorch']);
 
 /**
  * The precision the model's weights are held in. ONNX Runtime CPU: fp32, or int8 / int4 block-quantised
@@ -176,6 +185,13 @@ export interface LoadOptions {
   /** WebGPU only (tests, benchmarks): force the expert formulation. */
   webgpuExperts?: ExpertFormulation;
 }
+
+/**
+ * The largest model any reader accepts (the run's accumulator, summary.json checks): far beyond every real
+ * MoE (Qwen3-Next has 512 experts, DeepSeek-V3 61 layers), small enough that a corrupt file cannot make a
+ * reader allocate without bound.
+ */
+export const MODEL_LIMITS = { maxLayers: 1024, maxExperts: 4096 } as const;
 
 export interface ModelInfo {
   path: string;
@@ -258,8 +274,31 @@ export interface TokenSpan {
   end: number;
 }
 
+/**
+ * Spans for a trace given as ids (there is no text to point into): each token's decoded text, laid end to
+ * end. Both engines use it, so a trace by ids shows the same tokens on either.
+ */
+export function spansOfDecodedTokens(ids: ArrayLike<number>, textOf: (index: number) => string): TokenSpan[] {
+  let pos = 0;
+  return Array.from(ids, (id, i) => {
+    const text = textOf(i);
+    const span = { id, text, start: pos, end: pos + text.length };
+    pos += text.length;
+    return span;
+  });
+}
+
 export type AnswerLetter = 'A' | 'B' | 'C' | 'D';
-export const ANSWER_LETTERS: readonly AnswerLetter[] = ['A', 'B', 'C', 'D'];
+export const ANSWER_LETTERS: readonly AnswerLetter[] = everyMemberOf<AnswerLetter>()(['A', 'B', 'C', 'D']);
+/**
+ * The text an MMLU prompt ends with (lm-evaluation-harness); the answer letter follows it after a space.
+ * The prompt builder (src/mmlu/prompt.ts) and both engines' answer scoring use these, never a copy.
+ */
+export const ANSWER_CUE = 'Answer:';
+/** The cue followed by a letter: the text whose extra tokens after the cue are the letter's tokens. */
+export function answerContinuation(letter: AnswerLetter): string {
+  return `${ANSWER_CUE} ${letter}`;
+}
 
 /**
  * 'single-token': each of " A".." D" is one token; its log-probability is read at the answer position.
@@ -348,7 +387,7 @@ export interface ScoreItem {
  * its token scope reads, which keeps a GPU engine's transfers small.
  */
 export type RoutingPositions = 'all' | 'item' | 'last';
-export const ROUTING_POSITIONS: readonly RoutingPositions[] = ['all', 'item', 'last'];
+export const ROUTING_POSITIONS: readonly RoutingPositions[] = everyMemberOf<RoutingPositions>()(['all', 'item', 'last']);
 
 export interface ScoreParams {
   /** Ids every item starts with. Its KV cache is computed once and reused while the key stays the same. */
@@ -456,8 +495,8 @@ export interface EngineMethods {
   shutdown: { params: Record<string, never>; result: { ok: true } };
 }
 export type EngineMethod = keyof EngineMethods;
-/** The method names at run time (the PyTorch worker's copy is checked against this list). */
-export const ENGINE_METHODS = ['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown'] as const satisfies readonly EngineMethod[];
+/** The method names at run time (generated for the PyTorch worker into python/moe_scope_worker/protocol_names.json). */
+export const ENGINE_METHODS = everyMemberOf<EngineMethod>()(['load', 'tokenize', 'trace', 'score', 'analyzeWeights', 'shutdown']);
 
 /** One handler per method, typed by EngineMethods: a method added there does not compile until an engine handles it. */
 export type EngineHandlers = {
@@ -498,14 +537,17 @@ export type EngineErrorCode =
   | 'process-died'
   | 'internal';
 
-export const ENGINE_ERROR_CODES = [
+/** Every code at run time; the compiler rejects the list when it misses one of EngineErrorCode's members. */
+export const ENGINE_ERROR_CODES = everyMemberOf<EngineErrorCode>()([
   'cancelled',
   'not-loaded',
   'bad-model',
   'bad-input',
+  'non-finite',
+  'provider-unavailable',
   'process-died',
   'internal',
-] as const satisfies readonly EngineErrorCode[];
+]);
 
 export interface EngineError {
   code: EngineErrorCode;
@@ -527,8 +569,86 @@ export interface EngineReady {
 
 export type EngineToHost = EngineResponse | EngineLog | EngineReady;
 export type HostToEngine = EngineRequest | EngineCancel;
-export const ENGINE_TO_HOST_TYPES = ['response', 'log', 'ready'] as const satisfies readonly EngineToHost['type'][];
-export const HOST_TO_ENGINE_TYPES = ['request', 'cancel'] as const satisfies readonly HostToEngine['type'][];
+export const ENGINE_TO_HOST_TYPES = everyMemberOf<EngineToHost['type']>()(['response', 'log', 'ready']);
+export const HOST_TO_ENGINE_TYPES = everyMemberOf<HostToEngine['type']>()(['request', 'cancel']);
+
+/** Each key of T, and whether it may be absent: a record the compiler holds to T's keys in both directions. */
+export type FieldKinds<T> = { [K in keyof T]-?: undefined extends T[K] ? 'optional' : 'required' };
+
+/** The keys of ModelInfo (the PyTorch worker fills every required one; python/moe_scope_worker/protocol_names.json). */
+export const MODEL_INFO_FIELDS: FieldKinds<ModelInfo> = {
+  path: 'required',
+  family: 'required',
+  modelType: 'required',
+  numLayers: 'required',
+  numExperts: 'required',
+  topK: 'required',
+  hiddenSize: 'required',
+  vocabSize: 'required',
+  maxPositions: 'required',
+  normTopKProb: 'required',
+  sharedExperts: 'required',
+  moeLayers: 'optional',
+  numDecoderLayers: 'optional',
+  routing: 'optional',
+  executionProvider: 'required',
+  providerNote: 'optional',
+  adapterName: 'optional',
+  providerDecisions: 'optional',
+  expertFormulation: 'optional',
+  expertsImplementation: 'optional',
+  dtype: 'required',
+  precision: 'optional',
+  precisionWhy: 'optional',
+  precisionCheck: 'optional',
+  engine: 'optional',
+  device: 'optional',
+  answerScoring: 'required',
+  demo: 'optional',
+  loadMs: 'required',
+};
+
+/**
+ * What the PyTorch worker sends for `tokenize`, on its wire only: every text's ids and [start, end) offsets
+ * as flat typed arrays, `counts` tokens per text, and the texts of tokens the tokenizer inserted (no span).
+ * The host rebuilds TokenizeResult[] from it (src/engines/client/pythonWorker.ts).
+ */
+export interface WorkerTokenizeResult {
+  ids: Int32Array;
+  /** [start, end) per token, 2 per id. */
+  offsets: Int32Array;
+  counts: Int32Array;
+  /** [flat token index, its text] for tokens with no span in the text (e.g. a BOS token). */
+  inserted: [number, string][];
+}
+/** What the PyTorch worker sends for `trace`: a TraceResult whose token spans come as WorkerTokenizeResult's arrays. */
+export interface WorkerTraceResult extends Omit<TraceResult, 'tokens' | 'answerProbs' | 'text'> {
+  ids: Int32Array;
+  /** For a text input: [start, end) per token. */
+  offsets?: Int32Array;
+  inserted?: [number, string][];
+  /** For an ids input: each token's text. */
+  tokenTexts?: string[];
+}
+export const WORKER_TOKENIZE_FIELDS: FieldKinds<WorkerTokenizeResult> = { ids: 'required', offsets: 'required', counts: 'required', inserted: 'required' };
+export const WORKER_TRACE_FIELDS: FieldKinds<WorkerTraceResult> = {
+  model: 'required',
+  routing: 'required',
+  answerLogProbs: 'required',
+  lastLogits: 'optional',
+  expertOutputs: 'optional',
+  ms: 'required',
+  ids: 'required',
+  offsets: 'optional',
+  inserted: 'optional',
+  tokenTexts: 'optional',
+};
+
+/** Exit statuses the command line gives meaning to (the Ray driver, python/moe_scope_ray.py, reads them too). */
+export const EXIT_CODES = {
+  /** An eval whose run folder another live process holds (EX_TEMPFAIL: try again later). */
+  locked: 75,
+} as const;
 
 /** What a Python offers the PyTorch engine (`python -m moe_scope_worker --check`). */
 export interface PythonEnvironment {

@@ -14,12 +14,11 @@ import { InputError } from '../shared/inputError';
 const MAX_SPEC_BYTES = 4 << 20;
 export const MAX_SWEEP_UNITS = 100_000;
 import * as path from 'node:path';
-import type { TokenScope } from '../shared/protocol';
+import { ENGINE_KINDS, type EngineKind, type TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
 
 /** The engines of `moe-scope eval --engine`. */
-export const ENGINES = ['onnxruntime', 'pytorch'] as const;
-export type EngineName = (typeof ENGINES)[number];
+export type EngineName = EngineKind;
 /** The providers of `moe-scope eval --provider`. */
 export const PROVIDERS = ['auto', 'cuda', 'webgpu', 'cpu'] as const;
 
@@ -183,7 +182,7 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     'engines',
     (f, v) =>
       list(f, v).map((e, i) =>
-        (ENGINES as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINES.join(', ')}, got ${show(e)}`),
+        (ENGINE_KINDS as readonly unknown[]).includes(e) ? (e as EngineName) : fail(`${f}[${i}]`, `must be one of ${ENGINE_KINDS.join(', ')}, got ${show(e)}`),
       ),
     ['onnxruntime'] as EngineName[],
   );

@@ -6,7 +6,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
-import { ENGINE_ERROR_CODES, ENGINE_METHODS, ENGINE_TO_HOST_TYPES, HOST_TO_ENGINE_TYPES, ROUTING_POSITIONS, type ModelInfo } from '../../src/shared/protocol';
+import * as fs from 'node:fs';
+import {
+  ENGINE_ERROR_CODES,
+  ENGINE_METHODS,
+  ENGINE_TO_HOST_TYPES,
+  HOST_TO_ENGINE_TYPES,
+  MODEL_INFO_FIELDS,
+  MOE_FAMILIES,
+  ROUTING_POSITIONS,
+  everyMemberOf,
+  type EngineErrorCode,
+} from '../../src/shared/protocol';
+import { PROTOCOL_NAMES_FILE, protocolNamesJson } from '../../src/shared/protocolNames';
 import { FrameReader, decodeFrameBody, encodeFrame } from '../../src/engines/client/frames';
 import { REPO_ROOT } from '../support/models';
 import { testPython } from '../support/python';
@@ -15,54 +27,35 @@ const python = testPython();
 const env = { ...process.env, PYTHONPATH: path.join(REPO_ROOT, 'python') };
 const py = (code: string) => execFileSync(python, ['-c', code], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
 
-test("the worker's method names, error codes, message types and routingPositions are protocol.ts's", () => {
+test(`${PROTOCOL_NAMES_FILE} is what protocol.ts generates (else: node scripts/protocol-names.mjs)`, () => {
+  const onDisk = fs.readFileSync(path.join(REPO_ROOT, PROTOCOL_NAMES_FILE), 'utf8');
+  assert.equal(onDisk, protocolNamesJson(), `${PROTOCOL_NAMES_FILE} is stale or edited by hand: run node scripts/protocol-names.mjs`);
+});
+
+test('the run-time lists hold every member of their union: a code declared but not listed does not compile', () => {
+  // The compiler checks these lines (tsc over test/): a list missing a member is an error.
+  // @ts-expect-error 'internal' and others are missing
+  everyMemberOf<EngineErrorCode>()(['cancelled']);
+  assert.ok(ENGINE_ERROR_CODES.includes('non-finite') && ENGINE_ERROR_CODES.includes('provider-unavailable'));
+  assert.equal(new Set(ENGINE_ERROR_CODES).size, ENGINE_ERROR_CODES.length);
+});
+
+test("the worker's method names, error codes, message types, routingPositions, ModelInfo keys and families are protocol.ts's", () => {
   const names = JSON.parse(
     py(
-      'import json; from moe_scope_worker import protocol as p; print(json.dumps({k: list(getattr(p, k)) for k in ["METHODS", "SERVED_METHODS", "ERROR_CODES", "HOST_TO_ENGINE_TYPES", "ENGINE_TO_HOST_TYPES", "ROUTING_POSITIONS", "MODEL_INFO_KEYS"]}))',
+      'import json; from moe_scope_worker import protocol as p; print(json.dumps({k: getattr(p, k) for k in ["METHODS", "SERVED_METHODS", "ERROR_CODES", "HOST_TO_ENGINE_TYPES", "ENGINE_TO_HOST_TYPES", "ROUTING_POSITIONS", "MODEL_INFO_FIELDS", "MOE_FAMILIES", "FAMILIES", "EXIT_LOCKED"]}))',
     ),
-  ) as Record<string, string[]>;
+  ) as Record<string, string[]> & { MODEL_INFO_FIELDS: Record<string, string>; EXIT_LOCKED: number };
   assert.deepEqual(names.METHODS, [...ENGINE_METHODS]);
   assert.deepEqual(names.ERROR_CODES, [...ENGINE_ERROR_CODES]);
   assert.deepEqual(names.HOST_TO_ENGINE_TYPES, [...HOST_TO_ENGINE_TYPES]);
   assert.deepEqual(names.ENGINE_TO_HOST_TYPES, [...ENGINE_TO_HOST_TYPES]);
   assert.deepEqual(names.ROUTING_POSITIONS, [...ROUTING_POSITIONS]);
+  assert.deepEqual(names.MODEL_INFO_FIELDS, { ...MODEL_INFO_FIELDS });
+  assert.deepEqual(names.MOE_FAMILIES, [...MOE_FAMILIES]);
+  assert.equal(names.EXIT_LOCKED, 75);
   for (const m of names.SERVED_METHODS) assert.ok((ENGINE_METHODS as readonly string[]).includes(m), m);
-  // Every key the worker fills is a ModelInfo key, and it fills every required one. The record's type
-  // makes the compiler check both the key list and which keys are optional.
-  const keys: { [K in keyof ModelInfo]-?: undefined extends ModelInfo[K] ? 'optional' : 'required' } = {
-    path: 'required',
-    family: 'required',
-    modelType: 'required',
-    numLayers: 'required',
-    numExperts: 'required',
-    topK: 'required',
-    hiddenSize: 'required',
-    vocabSize: 'required',
-    maxPositions: 'required',
-    normTopKProb: 'required',
-    sharedExperts: 'required',
-    moeLayers: 'optional',
-    numDecoderLayers: 'optional',
-    routing: 'optional',
-    executionProvider: 'required',
-    providerNote: 'optional',
-    adapterName: 'optional',
-    providerDecisions: 'optional',
-    expertFormulation: 'optional',
-    expertsImplementation: 'optional',
-    dtype: 'required',
-    precision: 'optional',
-    precisionWhy: 'optional',
-    precisionCheck: 'optional',
-    engine: 'optional',
-    device: 'optional',
-    answerScoring: 'required',
-    demo: 'optional',
-    loadMs: 'required',
-  };
-  for (const k of names.MODEL_INFO_KEYS) assert.ok(k in keys, `the worker's ModelInfo key ${k} is not in protocol.ts`);
-  for (const [k, kind] of Object.entries(keys))
-    if (kind === 'required') assert.ok(names.MODEL_INFO_KEYS.includes(k), `the worker does not fill the required ModelInfo key ${k}`);
+  for (const f of names.FAMILIES) assert.ok((MOE_FAMILIES as readonly string[]).includes(f), `the worker's family ${f} is not in MOE_FAMILIES`);
 });
 
 test('frames: typed arrays and views written by Python arrive as aligned typed arrays; host frames decode in Python', () => {

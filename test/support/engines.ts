@@ -3,11 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EngineClient, type EngineClientOptions } from '../../src/engines/client/engineClient';
 import { pythonChannel } from '../../src/engines/client/pythonWorker';
-import type { EngineKind } from '../../src/shared/protocol';
+import { ENGINE_KINDS as ALL_ENGINE_KINDS, type EngineKind } from '../../src/shared/protocol';
 import { REPO_ROOT } from './models';
 import { testPython } from './python';
 
-export const ENGINE_KINDS: EngineKind[] = ['onnxruntime', 'pytorch'];
+export const ENGINE_KINDS: EngineKind[] = [...ALL_ENGINE_KINDS];
 
 export function engineClient(kind: EngineKind, options: Omit<EngineClientOptions, 'entry' | 'channel'> = {}): EngineClient {
   if (kind === 'pytorch') {

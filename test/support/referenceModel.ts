@@ -8,7 +8,7 @@
  * Everything is straightforward loops in float64 so that it can serve as ground truth for the
  * ONNX Runtime engine on small generated checkpoints.
  *
- * Decoder layer (all three families, Llama layout):
+ * Decoder layer (every family here, Llama layout):
  *   h   = x + o_proj(attention(input_layernorm(x)))
  *   out = h + mlp(post_attention_layernorm(h))          mlp = sparse MoE block (or dense MLP, qwen2_moe only)
  * then model.norm and lm_head (or the embedding matrix when tie_word_embeddings is true).

@@ -1,6 +1,8 @@
 /** Parsing, validation and derivation of router interventions (src/analysis/interventions.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import {
   deriveIntervention,
   interventionRows,
@@ -13,6 +15,8 @@ import {
   validateIntervention,
 } from '../../src/analysis/interventions';
 import { syntheticSummary } from '../support/synthetic';
+import { REPO_ROOT } from '../support/models';
+import type { RouterIntervention } from '../../src/shared/protocol';
 
 const SHAPE = { numLayers: 4, numExperts: 8, topK: 2 };
 
@@ -150,4 +154,17 @@ test('a workspace summary.json with an intervention outside the model is refused
   );
   assert.throws(() => checkSummary({ ...s, intervention: { mask: [], bias: [[0, 1, null]] } }, 'summary.json'), /field "intervention\.bias\[0\]"/);
   assert.throws(() => checkSummary({ ...s, intervention: { mask: 'all' } }, 'summary.json'), /field "intervention" is not \{mask/);
+});
+
+test('validation: every case of test/support/intervention-cases.json, which the PyTorch worker runs too', () => {
+  const table = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'test', 'support', 'intervention-cases.json'), 'utf8')) as {
+    shape: { numLayers: number; numExperts: number; topK: number };
+    cases: { name: string; intervention: unknown; error: string | null }[];
+  };
+  assert.ok(table.cases.length >= 10);
+  for (const c of table.cases) {
+    const run = () => validateIntervention(c.intervention as RouterIntervention, table.shape, 'S');
+    if (c.error === null) assert.doesNotThrow(run, c.name);
+    else assert.throws(run, (e: unknown) => e instanceof InterventionError && e.message === c.error, c.name);
+  }
 });

@@ -80,10 +80,6 @@ export function formatPercent(fraction: number, digits = 1): string {
   return `${(fraction * 100).toFixed(digits)}%`;
 }
 
-export function formatNumber(n: number): string {
-  return Number.isFinite(n) ? String(Math.round(n)) : '–';
-}
-
 /** Width of an element, with a fallback for detached / unlaid-out elements (and for linkedom in tests). */
 export function measureWidth(el: Element, fallback: number): number {
   const w = (el as HTMLElement).clientWidth;
@@ -107,13 +103,6 @@ export function observeWidth(el: Element, fn: (width: number) => void): () => vo
   });
   ro.observe(el);
   return () => ro.disconnect();
-}
-
-/** requestAnimationFrame where available, otherwise synchronous (node tests). */
-export function nextFrame(fn: () => void): number {
-  if (typeof requestAnimationFrame === 'function') return requestAnimationFrame(fn);
-  fn();
-  return 0;
 }
 
 export interface Section {

@@ -7,17 +7,6 @@ export function cssVar(el: Element, name: string, fallback: string): string {
   return v && v.trim() ? v.trim() : fallback;
 }
 
-export type ThemeKind = 'light' | 'dark' | 'high-contrast' | 'high-contrast-light';
-
-export function themeKind(doc: Document): ThemeKind {
-  const c = doc.body?.classList;
-  if (!c) return 'dark';
-  if (c.contains('vscode-high-contrast-light')) return 'high-contrast-light';
-  if (c.contains('vscode-high-contrast')) return 'high-contrast';
-  if (c.contains('vscode-light')) return 'light';
-  return 'dark';
-}
-
 /** VS Code swaps the body classes (vscode-light / vscode-dark / vscode-high-contrast) on theme change. */
 export function onThemeChange(doc: Document, fn: () => void): () => void {
   const MO = (globalThis as { MutationObserver?: typeof MutationObserver }).MutationObserver;

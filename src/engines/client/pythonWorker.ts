@@ -18,6 +18,9 @@ import {
   type TokenSpan,
   type TokenizeResult,
   type TraceResult,
+  type WorkerTokenizeResult,
+  type WorkerTraceResult,
+  spansOfDecodedTokens,
 } from '../../shared/protocol';
 import { softmax4 } from '../onnxruntime/routing';
 import { checkoutRoot, choosePython } from './pythonDiscovery';
@@ -180,41 +183,19 @@ export function pythonChannel(python: string): ChannelFactory {
   };
 }
 
-interface WireTokenize {
-  ids: Int32Array;
-  offsets: Int32Array;
-  counts: Int32Array;
-  inserted: [number, string][];
-}
-
-interface WireTrace extends Omit<TraceResult, 'tokens' | 'answerProbs' | 'text'> {
-  ids: Int32Array;
-  offsets?: Int32Array;
-  inserted?: [number, string][];
-  tokenTexts?: string[];
-}
-
 /** The worker sends token ids and offsets as flat typed arrays; the host rebuilds the protocol's spans. */
 function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
   if (method === 'tokenize') {
     const { texts } = params as EngineMethods['tokenize']['params'];
-    return spansOf(texts, result as WireTokenize);
+    return spansOf(texts, result as WorkerTokenizeResult);
   }
   if (method === 'trace') {
-    const r = result as WireTrace;
+    const r = result as WorkerTraceResult;
     const input = (params as EngineMethods['trace']['params']).input;
     let tokens: TokenSpan[];
     if ('text' in input)
       tokens = spansOf([input.text], { ids: r.ids, offsets: r.offsets!, counts: Int32Array.of(r.ids.length), inserted: r.inserted ?? [] })[0].tokens;
-    else {
-      let pos = 0;
-      tokens = Array.from(r.ids, (id, i) => {
-        const text = r.tokenTexts?.[i] ?? '';
-        const span = { id, text, start: pos, end: pos + text.length };
-        pos += text.length;
-        return span;
-      });
-    }
+    else tokens = spansOfDecodedTokens(r.ids, (i) => r.tokenTexts?.[i] ?? '');
     const out: TraceResult = {
       model: r.model,
       text: 'text' in input ? input.text : undefined,
@@ -230,7 +211,7 @@ function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknow
   return result;
 }
 
-function spansOf(texts: string[], w: WireTokenize): TokenizeResult[] {
+function spansOf(texts: string[], w: WorkerTokenizeResult): TokenizeResult[] {
   if (w.counts.length !== texts.length) throw new Error(`${w.counts.length} encodings for ${texts.length} texts`);
   const inserted = new Map(w.inserted);
   const out: TokenizeResult[] = [];

@@ -24,6 +24,7 @@ import {
   type EngineMethods,
   type InferenceBackend,
   dispatchEngineMethod,
+  spansOfDecodedTokens,
   type WeightAnalysis,
   type LoadOptions,
   type ModelInfo,
@@ -546,13 +547,7 @@ export class Engine implements InferenceBackend {
 
   private spansForIds(ids: number[]): TokenSpan[] {
     const tok = this.requireTokenizer();
-    let pos = 0;
-    return ids.map((id) => {
-      const text = tok.decode([id]);
-      const span = { id, text, start: pos, end: pos + text.length };
-      pos += text.length;
-      return span;
-    });
+    return spansOfDecodedTokens(ids, (i) => tok.decode([ids[i]]));
   }
 
   private checkIds(ids: number[], arch: MoeArchitecture, offset = 0): void {
