@@ -73,6 +73,8 @@ export interface EvalOptions {
   shard?: ShardSpec;
   /** Expert masking / router steering for every forward pass (recorded in the manifest and summary). */
   intervention?: RouterIntervention;
+  /** Measure the chosen experts' unweighted output norms (MAN / MSAN in the summary); default on. */
+  expertOutputNorms?: boolean;
 }
 
 export interface EvalProgress {
@@ -418,7 +420,13 @@ async function evaluateLocked(
       const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: q.ids.slice(P) }));
       const res = await backend.call(
         'score',
-        { prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null, items, routingPositions: routingPositionsFor(opts.tokenScope), intervention },
+        {
+          prefix: P > 0 ? { key: group.key, ids: group.prefixIds } : null,
+          items,
+          routingPositions: routingPositionsFor(opts.tokenScope),
+          intervention,
+          ...(opts.expertOutputNorms !== false ? { expertOutputNorms: true } : {}),
+        },
         signal,
       );
       const batchAcc = createAccumulator({ numLayers: model.numLayers, numExperts: model.numExperts, topK: model.topK }, opts.tokenScope);
@@ -442,6 +450,7 @@ async function evaluateLocked(
           entropy: r.routing.entropy,
           questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
           answerToken: r.routing.numTokens - 1,
+          ...(r.expertOutputNorms ? { expertOutputNorms: r.expertOutputNorms } : {}),
         };
         addRecord(batchAcc, record);
         const K = r.routing.topK;

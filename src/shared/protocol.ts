@@ -321,6 +321,8 @@ export interface ScoreParams {
   routingPositions?: RoutingPositions;
   /** Change the routing; the prefix cache is reused only under the same intervention. */
   intervention?: RouterIntervention;
+  /** Also return each chosen expert's unweighted output L2 norm (ScoreItemResult.expertOutputNorms), for MAN/MSAN. */
+  expertOutputNorms?: boolean;
 }
 
 export interface ScoreItemResult {
@@ -333,6 +335,11 @@ export interface ScoreItemResult {
   routingStart: number;
   /** Prompt length: prefix + item tokens. */
   promptTokens: number;
+  /**
+   * With ScoreParams.expertOutputNorms: the L2 norm of each chosen expert's output before the gate weight,
+   * [layers][tokens][topK] aligned with routing.topExperts.
+   */
+  expertOutputNorms?: Float32Array;
 }
 
 export interface ScoreResult {
@@ -376,6 +383,8 @@ export interface LayerWeightSimilarity {
   routerVsExpertFit: { slope: number; intercept: number; r2: number; pairs: number };
   /** Frobenius norm of each expert's matrices and Euclidean norm of each router row (cosines discard them). */
   norms: { gate: number[]; up: number[]; down: number[]; router: number[] };
+  /** Weights-only pruning criterion (after AIMER): per expert, |mean| / RMS over its gate, up and down weights together. */
+  absMeanOverRms?: number[];
   meanOffDiagonal: { gate: number; up: number; down: number; all: number; router: number; neuronRowMean: number; neuronColMean: number };
 }
 
@@ -552,6 +561,20 @@ export interface LayerSummary {
   expertAccuracyTokenWeighted: (number | null)[];
   /** P(b | a): row a, column b, row-major E x E; rows of never-chosen experts are 0. */
   coactivation: number[];
+  /** Pruning scores folded during the run (src/analysis/expertScores.ts); absent in runs made before they existed. */
+  expertScores?: ExpertScoresSummary;
+}
+
+/** Per expert of one layer (definitions in src/analysis/expertScores.ts). */
+export interface ExpertScoresSummary {
+  /** Sum of the applied gate weights over the expert's in-scope assignments. */
+  gateWeighted: number[];
+  /** MAN: mean L2 norm of the expert's unweighted output over its assignments (null when none was measured). */
+  meanOutputNorm: (number | null)[];
+  /** MSAN: mean squared L2 norm of the same outputs. */
+  meanSquaredOutputNorm: (number | null)[];
+  /** Assignments whose output norm was measured. */
+  outputNormCount: number[];
 }
 
 export interface SubjectSummary {
