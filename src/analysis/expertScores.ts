@@ -43,7 +43,8 @@ export function checkExpertNorms(record: RoutingRecord): void {
   if (norms.length !== slots) throw new Error(`record ${record.questionId}: expertOutputNorms has ${norms.length} values, expected ${slots}`);
   for (let i = 0; i < slots; i++) {
     const v = norms[i]!;
-    if (!(Number.isFinite(v) && v >= 0)) throw new Error(`record ${record.questionId}: expert output norm ${v} at slot index ${i} is not a finite non-negative number`);
+    if (!(Number.isFinite(v) && v >= 0))
+      throw new Error(`record ${record.questionId}: expert output norm ${v} at slot index ${i} is not a finite non-negative number`);
   }
 }
 

@@ -99,7 +99,8 @@ function checkSpec(spec: PruningPlanSpec, E: number, K: number): number {
   const keep = spec.keepPerLayer ?? K;
   if (!Number.isInteger(keep) || keep < K || keep > E) throw new PruningPlanError(`keep at least: must be an integer from top-k = ${K} to ${E}, got ${keep}`);
   if (spec.mode === 'threshold') {
-    if (typeof spec.threshold !== 'number' || !Number.isFinite(spec.threshold)) throw new PruningPlanError(`threshold: must be a finite number, got ${spec.threshold}`);
+    if (typeof spec.threshold !== 'number' || !Number.isFinite(spec.threshold))
+      throw new PruningPlanError(`threshold: must be a finite number, got ${spec.threshold}`);
   } else if (!(typeof spec.ratio === 'number' && spec.ratio > 0 && spec.ratio < 1)) {
     throw new PruningPlanError(`ratio: must be a fraction in (0, 1), e.g. 0.25 to remove a quarter of the experts; got ${spec.ratio}`);
   }
@@ -115,11 +116,7 @@ function ascending(scores: readonly number[], counts: readonly number[]): number
  * The plan: which experts each layer loses. Never more than E - keepPerLayer per layer; 'global' skips a
  * candidate whose layer is already at that limit and takes the next lowest instead.
  */
-export function derivePruningPlan(
-  summary: Pick<RunSummary, 'layers' | 'model'>,
-  spec: PruningPlanSpec,
-  weightScores?: number[][],
-): PruningPlan {
+export function derivePruningPlan(summary: Pick<RunSummary, 'layers' | 'model'>, spec: PruningPlanSpec, weightScores?: number[][]): PruningPlan {
   const { numLayers: L, numExperts: E, topK: K } = summary.model;
   const keep = checkSpec(spec, E, K);
   const scores = criterionScores(summary, spec.criterion, weightScores);

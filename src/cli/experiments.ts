@@ -88,7 +88,8 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError('--batch-size must be a positive integer');
       if (spec.kind === 'prune-by' && spec.plan.criterion === 'weights') {
         const manifest = readManifest(path.resolve(values.baseline));
-        if (!manifest) throw new RunFolderError(path.join(path.resolve(values.baseline), 'manifest.json'), 'not found; --baseline must be an evaluation run folder');
+        if (!manifest)
+          throw new RunFolderError(path.join(path.resolve(values.baseline), 'manifest.json'), 'not found; --baseline must be an evaluation run folder');
         spec = { ...spec, weightScores: await weightScoresFor(manifest.model.path, values.cache) };
       }
       const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });

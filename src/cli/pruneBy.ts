@@ -28,7 +28,8 @@ export function pruneBySpecFromOptions(v: PruneByValues): PruningPlanSpec {
   const criterion = v['prune-by'] as PruneCriterion;
   if (!PRUNE_CRITERIA.includes(criterion)) throw new UsageError(`--prune-by must be one of ${PRUNE_CRITERIA.join(', ')}, got "${v['prune-by']}"`);
   if (v['per-layer'] && v.global) throw new UsageError('give --per-layer or --global, not both');
-  if ((v.ratio === undefined) === (v.threshold === undefined)) throw new UsageError('--prune-by needs exactly one of --ratio R (a fraction in (0, 1)) or --threshold T');
+  if ((v.ratio === undefined) === (v.threshold === undefined))
+    throw new UsageError('--prune-by needs exactly one of --ratio R (a fraction in (0, 1)) or --threshold T');
   const keep = v.keep === undefined ? undefined : Number(v.keep);
   if (keep !== undefined && !Number.isInteger(keep)) throw new UsageError(`--keep must be an integer, got "${v.keep}"`);
   if (v.threshold !== undefined) {

@@ -468,6 +468,7 @@ async function evaluateLocked(
           numTokens: r.promptTokens,
           shotsUsed: q.shotsUsed,
           answerExperts,
+          ...answerSlots(r, record),
         };
       });
       const seconds = (Date.now() - bt0) / 1000;
@@ -565,6 +566,13 @@ export function finishSummary(
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
     ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
+}
+
+/** Per layer, the answer position's applied gate weights and (when measured) expert output norms, for the per-question record. */
+function answerSlots(r: { routing: { numLayers: number; numTokens: number; topK: number; topWeights: Float32Array } }, record: RoutingRecord) {
+  const { numLayers: L, numTokens: T, topK: K } = r.routing;
+  const at = (v: ArrayLike<number>) => Array.from({ length: L }, (_, l) => Array.from({ length: K }, (_, s) => v[(l * T + T - 1) * K + s]!));
+  return { answerWeights: at(r.routing.topWeights), ...(record.expertOutputNorms ? { answerNorms: at(record.expertOutputNorms) } : {}) };
 }
 
 /** The fewest positions whose routing the token scope reads: the engine transfers nothing more. */

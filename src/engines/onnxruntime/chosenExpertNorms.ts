@@ -19,7 +19,12 @@ export function gatherRows(moeInputs: Float32Array[], rows: readonly number[], h
  * [layers][tokens][topK] norms of the chosen experts of `routing`, whose token t is token offset + t of a
  * [layers][T][experts] norm table.
  */
-export function pickChosenNorms(norms: Float32Array, T: number, offset: number, routing: Pick<Routing, 'numLayers' | 'numTokens' | 'numExperts' | 'topK' | 'topExperts'>): Float32Array {
+export function pickChosenNorms(
+  norms: Float32Array,
+  T: number,
+  offset: number,
+  routing: Pick<Routing, 'numLayers' | 'numTokens' | 'numExperts' | 'topK' | 'topExperts'>,
+): Float32Array {
   const { numLayers: L, numTokens: n, numExperts: E, topK: K } = routing;
   const out = new Float32Array(L * n * K);
   for (let l = 0; l < L; l++) {

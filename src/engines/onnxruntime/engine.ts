@@ -330,9 +330,7 @@ export class Engine implements InferenceBackend {
     // One all-experts run over every returned position of the batch; item b's rows start at normOffsets[b].
     const normOffsets = itemRows.map((_, b) => itemRows.slice(0, b).reduce((a, r) => a + r.length, 0));
     const allRows = itemRows.flat();
-    const norms = wantNorms
-      ? (await this.expertOutputs(gatherRows(out.moeInputs, allRows, arch.hiddenSize), allRows.length, false, signal)).stats.norms
-      : null;
+    const norms = wantNorms ? (await this.expertOutputs(gatherRows(out.moeInputs, allRows, arch.hiddenSize), allRows.length, false, signal)).stats.norms : null;
     for (const [b, item] of params.items.entries()) {
       const n = item.ids.length;
       const first = positions === 'last' ? n - 1 : 0;
