@@ -146,7 +146,7 @@ export function absMeanOverRms(sums: readonly number[], sumSquares: readonly num
 export const EXPERT_SCORE_DEFINITIONS = (scope: string, k: number): Record<string, string> => ({
   gateWeighted: `Per layer and expert: the sum of the gate weights applied to the expert's output over its (token, slot) assignments, counting ${scope} (a top-${k} choice with a small weight counts little). Source: the routing weights the engine applied, folded during the run.`,
   meanOutputNorm: `MAN, per layer and expert: the mean over the expert's (token, slot) assignments of the L2 norm of its output BEFORE the gate weight multiplies it, counting ${scope}; empty when the expert had no assignment with a measured norm. Source: the engine computes the chosen experts' unweighted outputs for every scored position the scope reads (outputNormCount of them).`,
-  meanSquaredOutputNorm: `MSAN, per layer and expert: the mean of the squared L2 norm of the expert's unweighted output over the same assignments as MAN (weighs large activations more).`,
+  meanSquaredOutputNorm: `MSAN, per layer and expert: the mean of the squared L2 norm of the expert's unweighted output over the same assignments as MAN, counting ${scope} (weighs large activations more). Source: as MAN.`,
   outputNormCount: 'Per layer and expert: the number of (token, slot) assignments whose output norm was measured (what MAN and MSAN rest on).',
   weightsCriterion:
     "Weights-only criterion (after AIMER), per layer and expert: |mean| / RMS over every weight of the expert's gate, up and down projections together; no data involved. Source: the static weight analysis of the checkpoint.",
