@@ -8,6 +8,8 @@ import { prepareExperiment } from '../eval/experiment';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
+import { describeCalibration, describeFlipped, flippedCsv } from '../analysis/evidence';
+import * as fs from 'node:fs';
 import { PRUNE_BY_OPTIONS, pruneBySpecFromOptions, weightScoresFor, type PruneByValues } from './pruneBy';
 import { derivePruningPlan, describePlan } from '../analysis/pruningPlans';
 import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
@@ -110,11 +112,17 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   },
   compare: {
     usage:
-      'compare RUN_A RUN_B [--json]\n' +
+      'compare RUN_A RUN_B [--json] [--flipped-csv FILE]\n' +
       "      Accuracy (micro, macro, per subject and category) of two runs with deltas, McNemar's exact test on\n" +
-      "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
+      "      per-question correctness, the change in each (layer, expert)'s share of activations, the questions\n" +
+      '      that flipped (right -> wrong and back; --flipped-csv writes them), and how alike the two runs would\n' +
+      "      prune (per layer: overlap of each criterion's lowest 25% and Jensen-Shannon divergence of activations).",
     async run(args, ctx) {
-      const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args,
+        allowPositionals: true,
+        options: { json: { type: 'boolean', default: false }, 'flipped-csv': { type: 'string' } },
+      });
       if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
       const runs = positionals.map((p) => {
         const dir = path.resolve(p);
@@ -123,6 +131,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         return { label: path.basename(dir), runDir: dir, summary, questions: readQuestionResults(dir), engine: readManifest(dir)?.model.engine };
       });
       const c = compareRuns(runs[0], runs[1]);
+      if (values['flipped-csv']) fs.writeFileSync(values['flipped-csv'], flippedCsv(c.flipped ?? []));
       ctx.out(values.json ? JSON.stringify(c) : describeComparison(c));
       return 0;
     },
@@ -165,5 +174,7 @@ export function describeComparison(c: RunComparison): string {
     lines.push(
       `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
     );
+  if (c.flipped) lines.push('', ...describeFlipped(c.flipped));
+  if (c.calibration) lines.push('', ...describeCalibration(c.calibration));
   return lines.join('\n');
 }

@@ -637,6 +637,41 @@ export interface RunComparison {
   };
   /** Ways the two runs are not like for like (different model, data, shots, scope, questions). */
   warnings: string[];
+  /** Questions both runs answered whose correctness differs (src/analysis/compare.ts flippedQuestions). */
+  flipped?: FlippedQuestion[];
+  /** Calibration comparison of the two runs' routing (src/analysis/calibration.ts), when both have the scores. */
+  calibration?: CalibrationComparison;
+}
+
+/** A question one run got right and the other wrong. Letters are answer indices 0-3. */
+export interface FlippedQuestion {
+  id: string;
+  subject: string;
+  gold: number;
+  predictedA: number;
+  predictedB: number;
+  /** 'right-to-wrong': right in A, wrong in B (what a cut broke); 'wrong-to-right' the other way. */
+  direction: 'right-to-wrong' | 'wrong-to-right';
+}
+
+/**
+ * How much two runs (e.g. on different calibration sets) would prune alike, per layer: for each criterion,
+ * the overlap of the experts a plan (lowest ratio per layer) picks from each run, and the Jensen-Shannon
+ * divergence of the layer's activation distributions.
+ */
+export interface CalibrationComparison {
+  ratio: number;
+  criteria: string[];
+  layers: {
+    layer: number;
+    /** Jensen-Shannon divergence (base 2, in [0, 1]) of the two runs' activation-count distributions. */
+    jsDivergence: number;
+    /** Per criterion: |A ∩ B| / |A ∪ B| of the pruned sets (1 when both are empty), and |A ∩ B|. */
+    overlap: Record<string, { jaccard: number; shared: number; prunedA: number; prunedB: number }>;
+  }[];
+  /** Means over layers. */
+  meanJsDivergence: number;
+  meanJaccard: Record<string, number>;
 }
 
 export interface ComparedRun {
@@ -746,8 +781,15 @@ export type SummaryViewToHost =
   /** "New experiment from this run..." */
   | { type: 'new-experiment' };
 
-export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
-export type CompareViewToHost = ViewToHostCommon;
+export type HostToCompareView =
+  | { type: 'comparison'; comparison: RunComparison }
+  /** A flipped question traced under run A's and run B's interventions, shown side by side. */
+  | { type: 'flipped-traces'; id: string; before: TraceResult; after: TraceResult }
+  | { type: 'flipped-failed'; id: string; message: string };
+export type CompareViewToHost =
+  | ViewToHostCommon
+  /** Trace a flipped question before and after the cut. */
+  | { type: 'open-flipped'; id: string };
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides
