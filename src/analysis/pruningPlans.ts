@@ -55,7 +55,10 @@ export class PruningPlanError extends Error {}
 
 /** Does the summary have what the criterion needs? undefined when yes, otherwise why not. */
 export function criterionUnavailable(summary: Pick<RunSummary, 'layers'>, criterion: PruneCriterion, weightScores?: number[][]): string | undefined {
-  if (criterion === 'weights') return weightScores ? undefined : 'the weights criterion needs the weight analysis of the checkpoint';
+  if (criterion === 'weights')
+    return weightScores || summary.layers.every((l) => l.expertScores?.weightsCriterion)
+      ? undefined
+      : 'the weights criterion needs the weight analysis of the checkpoint (eval --weight-scores stores it in the summary)';
   if (criterion === 'count') return undefined;
   if (summary.layers.some((l) => !l.expertScores)) return 'the run summary has no expertScores (it was made before MoE Scope folded them); run it again';
   if ((criterion === 'man' || criterion === 'msan') && summary.layers.every((l) => l.expertScores!.outputNormCount.every((n) => n === 0)))
@@ -87,7 +90,7 @@ export function criterionScores(summary: Pick<RunSummary, 'layers' | 'model'>, c
         row = ls.expertScores!.meanSquaredOutputNorm;
         break;
       case 'weights':
-        row = weightScores![l] ?? [];
+        row = weightScores?.[l] ?? ls.expertScores?.weightsCriterion ?? [];
         break;
     }
     if (row.length !== E) throw new PruningPlanError(`${PRUNE_CRITERION_LABELS[criterion]} of layer ${l} has ${row.length} values, expected ${E}`);

@@ -68,11 +68,12 @@ const COMMANDS: Record<string, Command> = {
       'eval --model DIR --data PATH --out RUN_DIR [--split test] [--shots 5] [--subjects a,b] [--limit N]\n' +
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--shard I/N]\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
-      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--shard I/N]\n' +
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--shard I/N] [--weight-scores]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
       '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
       '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.\n' +
-      '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).',
+      '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).\n' +
+      "      --weight-scores stores each expert's weights |mean|/RMS (the data-free pruning criterion) in the summary.",
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -93,6 +94,7 @@ const COMMANDS: Record<string, Command> = {
           ...ENGINE_OPTIONS,
           'mask-experts': { type: 'string' },
           'router-bias': { type: 'string' },
+          'weight-scores': { type: 'boolean', default: false },
         },
       });
       for (const k of ['model', 'data', 'out'] as const) if (!values[k]) throw new UsageError(`--${k} is required`);
@@ -131,6 +133,7 @@ const COMMANDS: Record<string, Command> = {
           runDir: path.resolve(values.out!),
           intervention,
           shard,
+          ...(values['weight-scores'] ? { weightScores: true } : {}),
         },
         ctx,
         values.quiet!,

@@ -51,6 +51,7 @@ import {
 import { InputError } from '../shared/inputError';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { modelFingerprint } from './fingerprint';
+import { weightScoresOf, withWeightScores } from './weightScores';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
 
 export interface EvalOptions {
@@ -75,6 +76,8 @@ export interface EvalOptions {
   intervention?: RouterIntervention;
   /** Measure the chosen experts' unweighted output norms (MAN / MSAN in the summary); default on. */
   expertOutputNorms?: boolean;
+  /** Also store the weights-only criterion from the engine's weight analysis in the summary. */
+  weightScores?: boolean;
 }
 
 export interface EvalProgress {
@@ -406,7 +409,9 @@ async function evaluateLocked(
   const sessionStart = Date.now();
   let cancelled = false;
   let lastSummaryAt = Date.now();
-  const summarize = (complete: boolean) => finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000);
+  const weightScores = opts.weightScores ? await weightScoresOf(backend, signal) : undefined;
+  const summarize = (complete: boolean) =>
+    withWeightScores(finishSummary(acc, manifest, model, complete, tokens, recorded.seconds + (Date.now() - t0) / 1000), weightScores);
 
   try {
     for (const planned of batches) {

@@ -66,6 +66,7 @@ export function checkSummary(v: unknown, file: string): RunSummary {
         numberArray(x.meanOutputNorm, E, `${at}.expertScores.meanOutputNorm`, true);
         numberArray(x.meanSquaredOutputNorm, E, `${at}.expertScores.meanSquaredOutputNorm`, true);
         numberArray(x.outputNormCount, E, `${at}.expertScores.outputNormCount`);
+        if (x.weightsCriterion !== undefined) numberArray(x.weightsCriterion, E, `${at}.expertScores.weightsCriterion`);
       }
     });
     const spec = s.subjectSpecialisation ?? {};

@@ -575,6 +575,8 @@ export interface ExpertScoresSummary {
   meanSquaredOutputNorm: (number | null)[];
   /** Assignments whose output norm was measured. */
   outputNormCount: number[];
+  /** Weights-only criterion, |mean| / RMS of the expert's weights (runs made with eval --weight-scores). */
+  weightsCriterion?: number[];
 }
 
 export interface SubjectSummary {

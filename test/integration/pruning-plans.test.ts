@@ -121,6 +121,7 @@ test('plans from every criterion match the scores recomputed from the run record
     '3',
     '--subjects',
     'marketing,world_religions',
+    '--weight-scores',
     ...common,
   ]);
   assert.equal(e.status, 0, e.stderr);
@@ -153,6 +154,10 @@ test('plans from every criterion match the scores recomputed from the run record
   );
 
   const weights = weightsCriterion(model, L, E);
+  // eval --weight-scores stored the same criterion in the summary.
+  for (let l = 0; l < L; l++)
+    for (let x = 0; x < E; x++)
+      assert.ok(Math.abs(summary.layers[l]!.expertScores!.weightsCriterion![x]! - weights[l]![x]!) < 1e-9, `weights criterion of layer ${l} expert ${x}`);
   const independent = { ...ind, weights };
   const masks = new Set<string>();
   for (const criterion of ['count', 'gate', 'man', 'msan', 'weights'] as const) {

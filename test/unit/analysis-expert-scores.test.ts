@@ -177,4 +177,7 @@ test('plans: per layer, global (no layer below the floor), threshold; routing ma
   assert.throws(() => derivePruningPlan(s, { criterion: 'count', mode: 'per-layer', ratio: 1.5 }), PruningPlanError);
   assert.throws(() => derivePruningPlan(s, { criterion: 'count', mode: 'per-layer', ratio: 0.5, keepPerLayer: 1 }), /from top-k = 2/);
   assert.throws(() => derivePruningPlan(s, { criterion: 'weights', mode: 'per-layer', ratio: 0.5 }), /weight analysis/);
+  // The weights criterion stored in the summary (eval --weight-scores) serves when none is passed.
+  for (const [l, ls] of s.layers.entries()) ls.expertScores!.weightsCriterion = [6, 5, 4, 3, 2, 1].map((x) => x + l);
+  assert.deepEqual(derivePruningPlan(s, { criterion: 'weights', mode: 'per-layer', ratio: 0.5 }).layers[1]!.pruned, [5, 4, 3]);
 });

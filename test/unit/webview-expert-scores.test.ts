@@ -18,6 +18,7 @@ function withScores(): RunSummary {
       meanOutputNorm: l.activationCounts.map((c, e) => (c > 0 ? 1 + e / E + l.layer : null)),
       meanSquaredOutputNorm: l.activationCounts.map((c, e) => (c > 0 ? (1 + e / E + l.layer) ** 2 : null)),
       outputNormCount: l.activationCounts.slice(),
+      weightsCriterion: l.activationCounts.map((_, e) => 0.01 * (e + 1)),
     },
   }));
   s.definitions = { ...s.definitions, meanOutputNorm: 'MAN definition text', gateWeighted: 'gate definition text' };
@@ -38,6 +39,10 @@ test('summary view: pruning scores per expert for the chosen layer, with definit
   const man = (e: number) => host.querySelector(`[data-testid="expert-score-row"][data-expert="${e}"] [data-testid="expert-score-man"]`)!.textContent;
   assert.equal(man(used), s.layers[0]!.expertScores!.meanOutputNorm[used]!.toPrecision(4));
   if (unused >= 0) assert.equal(man(unused), '–');
+  assert.equal(
+    host.querySelector('[data-testid="expert-score-row"][data-expert="2"] [data-testid="expert-score-weights"]')!.textContent,
+    (0.03).toPrecision(4),
+  );
   const defs = host.querySelector('[data-testid="expert-score-definitions"]')!.textContent!;
   assert.ok(defs.includes('MAN definition text') && defs.includes('gate definition text'));
   const csvButton = host.querySelector('[data-testid="summary-expert-scores"] [data-export="csv"]') as HTMLElement;
@@ -46,7 +51,7 @@ test('summary view: pruning scores per expert for the chosen layer, with definit
     { data: string } | undefined;
   assert.ok(sent, 'the CSV was sent to the host');
   const lines = sent.data.trim().split(/\r?\n/);
-  assert.equal(lines[0], 'layer,expert,activation_count,gate_weighted_count,man,msan,norm_assignments');
+  assert.equal(lines[0], 'layer,expert,activation_count,gate_weighted_count,man,msan,norm_assignments,weights_abs_mean_over_rms');
   assert.equal(lines.length, 1 + s.model.numLayers * s.model.numExperts);
 });
 

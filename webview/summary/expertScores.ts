@@ -43,9 +43,10 @@ export function expertScoresSection(root: HTMLElement, s: RunSummary, post: (m: 
                 x.meanOutputNorm[e] ?? null,
                 x.meanSquaredOutputNorm[e] ?? null,
                 x.outputNormCount[e] ?? 0,
+                x.weightsCriterion?.[e] ?? null,
               ]);
           }
-          return toCsv(['layer', 'expert', 'activation_count', 'gate_weighted_count', 'man', 'msan', 'norm_assignments'], rows);
+          return toCsv(['layer', 'expert', 'activation_count', 'gate_weighted_count', 'man', 'msan', 'norm_assignments', 'weights_abs_mean_over_rms'], rows);
         },
         json: () => ({
           tokenScope: s.tokenScope,
@@ -86,7 +87,8 @@ export function expertScoresSection(root: HTMLElement, s: RunSummary, post: (m: 
     const ls = s.layers[l] ?? s.layers[0]!;
     const x = ls.expertScores!;
     const head = h(doc, 'tr');
-    for (const t of ['Expert', 'Count', 'Gate-weighted', 'MAN', 'MSAN', 'Norms measured']) head.append(h(doc, 'th', { class: t === 'Expert' ? '' : 'num' }, t));
+    for (const t of ['Expert', 'Count', 'Gate-weighted', 'MAN', 'MSAN', 'Norms measured', ...(x.weightsCriterion ? ['Weights |mean|/RMS'] : [])])
+      head.append(h(doc, 'th', { class: t === 'Expert' ? '' : 'num' }, t));
     table.append(head);
     for (let e = 0; e < E; e++) {
       const tr = h(doc, 'tr', { 'data-testid': 'expert-score-row', 'data-expert': String(e) });
@@ -99,6 +101,7 @@ export function expertScoresSection(root: HTMLElement, s: RunSummary, post: (m: 
         h(doc, 'td', { class: 'num' }, fmt(x.meanSquaredOutputNorm[e])),
         h(doc, 'td', { class: 'num' }, String(x.outputNormCount[e] ?? 0)),
       );
+      if (x.weightsCriterion) tr.append(h(doc, 'td', { class: 'num', 'data-testid': 'expert-score-weights' }, fmt(x.weightsCriterion[e])));
       table.append(tr);
     }
   }
