@@ -2,6 +2,19 @@ import { MODEL_LIMITS, type LayerSummary, type RunSummary, type SubjectSummary, 
 import { analysisDefinitions } from './definitions';
 import { isTokenScope, scopeRange, tokenScopeDefinition } from './scope';
 import { decodeCounts, encodeCounts, encodeNonZeroCounts } from './sparse';
+import {
+  addExpertScores,
+  checkExpertNorms,
+  cloneExpertScores,
+  createExpertScoreSums,
+  EXPERT_SCORE_DEFINITIONS,
+  expertScoresFromDelta,
+  expertScoresToDelta,
+  mergeExpertScores,
+  summarizeExpertScores,
+  type ExpertScoresDelta,
+  type ExpertScoreSums,
+} from './expertScores';
 import type { RoutingRecord } from './types';
 
 /*
@@ -79,6 +92,8 @@ export interface RunAccumulator extends AccumulatorShape {
    * Object.prototype key.
    */
   subjects: SubjectAccumulator[];
+  /** Gate-weighted counts and output-norm sums per [layer][expert] (expertScores.ts). */
+  expertScores: ExpertScoreSums;
 }
 
 export interface AccumulatorOptions {
@@ -127,6 +142,7 @@ export function createAccumulator(shape: AccumulatorShape, scope: TokenScope, op
     activationCorrect: zeros(L * E),
     pairs: zeros(L * E * E),
     subjects: [],
+    expertScores: createExpertScoreSums(L * E),
   };
 }
 
@@ -137,6 +153,7 @@ export function clearAccumulator(acc: RunAccumulator): void {
   acc.scopeTokens = 0;
   for (const a of [acc.entropySum, acc.entropyHist, acc.top1Sum, acc.topKMassSum, acc.answerUse, acc.answerCorrect, acc.activationCorrect, acc.pairs])
     a.fill(0);
+  for (const a of [acc.expertScores.gateWeightSum, acc.expertScores.normSum, acc.expertScores.normSqSum, acc.expertScores.normCount]) a.fill(0);
   acc.subjects = [];
 }
 
@@ -205,6 +222,7 @@ function subjectEntry(acc: RunAccumulator, subject: string): SubjectAccumulator 
  */
 export function addRecord(acc: RunAccumulator, record: RoutingRecord): void {
   checkRecordShape(acc, record);
+  checkExpertNorms(record);
   const L = acc.numLayers;
   const E = acc.numExperts;
   const K = acc.topK;
@@ -302,6 +320,7 @@ export function addRecord(acc: RunAccumulator, record: RoutingRecord): void {
     }
   }
 
+  addExpertScores(acc.expertScores, record, start, end);
   const subject = subjectEntry(acc, record.subject);
   subject.questions++;
   const assignments = subject.assignments;
@@ -353,6 +372,7 @@ export function mergeInto(target: RunAccumulator, source: RunAccumulator): void 
   addInto(target.answerCorrect, source.answerCorrect);
   addInto(target.activationCorrect, source.activationCorrect);
   addInto(target.pairs, source.pairs);
+  mergeExpertScores(target.expertScores, source.expertScores);
   for (const s of source.subjects) {
     const t = subjectEntry(target, s.subject);
     t.questions += s.questions;
@@ -373,6 +393,7 @@ export function cloneAccumulator(acc: RunAccumulator): RunAccumulator {
     activationCorrect: acc.activationCorrect.slice(),
     pairs: acc.pairs.slice(),
     subjects: acc.subjects.map((s) => ({ ...s, assignments: s.assignments.slice() })),
+    expertScores: cloneExpertScores(acc.expertScores),
   };
 }
 
@@ -413,6 +434,8 @@ export interface AccumulatorDelta {
   pairs: string;
   /** [subject, questions, correct, encoded assignments], sorted by subject. */
   subjects: [string, number, number, string][];
+  /** Absent in deltas written before the pruning scores existed (read as zeros). */
+  expertScores?: ExpertScoresDelta;
 }
 
 /** The delta as a JSON-ready object, for callers that embed it in a larger JSON record. */
@@ -438,6 +461,7 @@ export function toDelta(acc: RunAccumulator): AccumulatorDelta {
       .slice()
       .sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0))
       .map((s): [string, number, number, string] => [s.subject, s.questions, s.correct, encodeCounts(s.assignments)]),
+    expertScores: expertScoresToDelta(acc.expertScores),
   };
 }
 
@@ -555,6 +579,11 @@ export function decodeDelta(json: unknown): RunAccumulator {
   } catch (e) {
     fail((e as Error).message);
   }
+  try {
+    acc.expertScores = expertScoresFromDelta(o.expertScores, L * E);
+  } catch (e) {
+    fail((e as Error).message);
+  }
   if (!Array.isArray(o.subjects)) fail('subjects is not an array');
   const names = new Set<string>();
   for (const entry of o.subjects as unknown[]) {
@@ -597,6 +626,7 @@ export function decodeDelta(json: unknown): RunAccumulator {
   for (let i = 0; i < L * E; i++) {
     if (acc.answerCorrect[i]! > acc.answerUse[i]!) fail('answerCorrect exceeds answerUse');
     if (acc.activationCorrect[i]! > activation[i]!) fail('activationCorrect exceeds the assignments');
+    if (acc.expertScores.normCount[i]! > activation[i]!) fail('expertScores.normCount exceeds the assignments');
   }
   return acc;
 }
@@ -724,6 +754,7 @@ export function summarizeAccumulator(acc: RunAccumulator, options: SummarizeOpti
       expertAccuracyCount,
       expertAccuracyTokenWeighted,
       coactivation,
+      expertScores: summarizeExpertScores(acc.expertScores, l, E),
     });
   }
 
@@ -770,6 +801,9 @@ export function summarizeAccumulator(acc: RunAccumulator, options: SummarizeOpti
     layers,
     neverActivatedTotal,
     subjectSpecialisation,
-    definitions: analysisDefinitions({ scope: acc.scope, numLayers: L, numExperts: E, topK: K, entropyBins: acc.entropyBins }),
+    definitions: {
+      ...analysisDefinitions({ scope: acc.scope, numLayers: L, numExperts: E, topK: K, entropyBins: acc.entropyBins }),
+      ...EXPERT_SCORE_DEFINITIONS(tokenScopeDefinition(acc.scope), K),
+    },
   };
 }

@@ -3,12 +3,39 @@
  * accuracy with deltas, McNemar's exact test on paired per-question correctness, and the change in how
  * each layer's assignments are shared among experts. Pure functions over data already read.
  */
-import type { AccuracyDelta, ComparedRun, McNemarResult, RunComparison, RunSummary } from '../shared/protocol';
+import type { AccuracyDelta, ComparedRun, FlippedQuestion, McNemarResult, RunComparison, RunSummary } from '../shared/protocol';
+import { compareCalibration } from './calibration';
 
 /** The per-question outcome McNemar needs (a subset of the run folder's QuestionResult). */
 export interface QuestionOutcome {
   id: string;
   correct: boolean;
+  /** For the flipped-question list (the run folder's QuestionResult has them). */
+  subject?: string;
+  gold?: number;
+  predicted?: number;
+}
+
+/**
+ * Questions answered in both runs whose correctness differs, right-to-wrong first, then by subject and id.
+ */
+export function flippedQuestions(a: QuestionOutcome[], b: QuestionOutcome[]): FlippedQuestion[] {
+  const inB = new Map(b.map((q) => [q.id, q]));
+  const out: FlippedQuestion[] = [];
+  for (const qa of a) {
+    const qb = inB.get(qa.id);
+    if (!qb || qa.correct === qb.correct) continue;
+    out.push({
+      id: qa.id,
+      subject: qa.subject ?? qb.subject ?? '',
+      gold: qa.gold ?? qb.gold ?? -1,
+      predictedA: qa.predicted ?? -1,
+      predictedB: qb.predicted ?? -1,
+      direction: qa.correct ? 'right-to-wrong' : 'wrong-to-right',
+    });
+  }
+  const rank = (f: FlippedQuestion) => (f.direction === 'right-to-wrong' ? 0 : 1);
+  return out.sort((x, y) => rank(x) - rank(y) || (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0) || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0));
 }
 
 export interface RunForComparison {
@@ -152,7 +179,14 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
       deltaShare: shareA.map((row, l) => row.map((v, e) => shareB[l][e] - v)),
     },
     warnings,
+    flipped: flippedQuestions(A.questions, B.questions),
+    ...calibrationOf(sa, sb),
   };
+}
+
+function calibrationOf(sa: RunSummary, sb: RunSummary): { calibration?: RunComparison['calibration'] } {
+  const c = compareCalibration(sa, sb);
+  return c ? { calibration: c } : {};
 }
 
 /** The McNemar result in one sentence, for people (the CLI and the comparison view). */

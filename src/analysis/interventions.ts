@@ -5,6 +5,7 @@
  * these with text they have read themselves and a label saying where it came from.
  */
 import type { LayerSummary, RouterIntervention, RunSummary } from '../shared/protocol';
+import { derivePruningPlan, describePlanSpec, PruningPlanError, type PruningPlanSpec } from './pruningPlans';
 
 export class InterventionError extends Error {}
 
@@ -188,7 +189,9 @@ export type ExperimentSpec =
    * per-expert accuracy in the baseline (experts with no accuracy, i.e. never used at the answer
    * position, are not ranked; at least one expert per layer that has any is steered).
    */
-  | { kind: 'steer-top-accuracy'; fraction: number; bias: number };
+  | { kind: 'steer-top-accuracy'; fraction: number; bias: number }
+  /** Mask the experts a pruning plan picks by a score (pruningPlans.ts); weightScores for the 'weights' criterion. */
+  | { kind: 'prune-by'; plan: PruningPlanSpec; weightScores?: number[][] };
 
 export function describeSpec(spec: ExperimentSpec): string {
   switch (spec.kind) {
@@ -200,6 +203,8 @@ export function describeSpec(spec: ExperimentSpec): string {
       return `prune ${spec.experts.length} chosen experts`;
     case 'steer-top-accuracy':
       return `steer toward the top ${formatFraction(spec.fraction)} experts by accuracy (bias ${spec.bias})`;
+    case 'prune-by':
+      return describePlanSpec(spec.plan);
   }
 }
 
@@ -234,6 +239,14 @@ export function deriveIntervention(
       if (!Number.isFinite(spec.bias) || spec.bias === 0)
         throw new InterventionError(`steer-top-accuracy: the bias must be a non-zero finite number, got ${spec.bias}`);
       bias = summary.layers.flatMap((ls) => topAccuracyExperts(ls, spec.fraction).map((e) => [ls.layer, e, spec.bias] as [number, number, number]));
+      break;
+    case 'prune-by':
+      try {
+        mask = derivePruningPlan(summary, spec.plan, spec.weightScores).mask;
+      } catch (e) {
+        if (e instanceof PruningPlanError) throw new InterventionError(`${baselineLabel}: ${e.message}`);
+        throw e;
+      }
       break;
   }
   const iv = normalizeIntervention({ mask, bias, description: `${describeSpec(spec)} of ${baselineLabel} (${summary.tokenScope} scope)` });

@@ -19,4 +19,6 @@ export interface RoutingRecord {
   questionTokens: [number, number];
   /** Token index of the answer position (the last prompt token, whose next-token logits are scored). */
   answerToken: number;
+  /** Optional: each chosen expert's unweighted output L2 norm, [layer][token][slot] like topExperts (MAN/MSAN). */
+  expertOutputNorms?: ArrayLike<number>;
 }

@@ -72,11 +72,12 @@ const COMMANDS: Record<string, Command> = {
       '     [--token-scope all|question|answer] [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--shard I/N]\n' +
       '     [--precision auto|fp32|fp16|bf16|int8|int4] (recorded in the manifest; a run is never resumed or merged across precisions)\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH (default $MOE_SCOPE_PYTHON or python3)]\n' +
-      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--verbose]\n' +
+      '     [--mask-experts L:E,L:E,...] [--router-bias FILE.json] [--weight-scores] [--verbose]\n' +
       '      Evaluate on MMLU; resumable (run again with the same --out); writes RUN_DIR/summary.json.\n' +
       '      --mask-experts removes experts from routing (router logit -inf before softmax and top-k);\n' +
       '      --router-bias adds {"layer": {"expert": bias}} to router logits. Both are recorded in the manifest.\n' +
-      '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).',
+      '      --shard I/N computes only shard I of N (contiguous runs of subjects balanced by token count).\n' +
+      "      --weight-scores stores each expert's weights |mean|/RMS (the data-free pruning criterion) in the summary.",
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -98,6 +99,7 @@ const COMMANDS: Record<string, Command> = {
           ...ENGINE_OPTIONS,
           'mask-experts': { type: 'string' },
           'router-bias': { type: 'string' },
+          'weight-scores': { type: 'boolean', default: false },
         },
       });
       if (!values.model) throw new UsageError('--model DIR is required');
@@ -138,6 +140,7 @@ const COMMANDS: Record<string, Command> = {
           runDir: path.resolve(values.out!),
           intervention,
           shard,
+          ...(values['weight-scores'] ? { weightScores: true } : {}),
         },
         ctx,
         values.quiet!,

@@ -10,17 +10,27 @@ import { jsonDifferences } from '../eval/fingerprint';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
+import { describeCalibration, describeFlipped, flippedCsv } from '../analysis/evidence';
+import * as fs from 'node:fs';
+import { PRUNE_BY_OPTIONS, pruneBySpecFromOptions, weightScoresFor, type PruneByValues } from './pruneBy';
+import { derivePruningPlan, describePlan } from '../analysis/pruningPlans';
 import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
 
 /** The experiment options of the command line as a spec (exactly one rule). */
-export function experimentSpecFromOptions(v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string }): ExperimentSpec {
-  const given = (['prune', 'prune-below-count', 'steer-top-accuracy'] as const).filter((k) => v[k] !== undefined);
+export function experimentSpecFromOptions(
+  v: { prune?: string; 'prune-below-count'?: string; 'steer-top-accuracy'?: string; bias?: string } & PruneByValues,
+): ExperimentSpec {
+  const given = (['prune', 'prune-below-count', 'steer-top-accuracy', 'prune-by'] as const).filter((k) => v[k] !== undefined);
   if (given.length !== 1)
     throw new UsageError(
-      `give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,... or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`,
+      `give exactly one of --prune never-activated, --prune-below-count N, --prune L:E,..., --prune-by CRITERION --ratio R or --steer-top-accuracy P --bias B${given.length ? ` (got --${given.join(', --')})` : ''}`,
     );
+  if (given[0] !== 'prune-by' && (v.ratio !== undefined || v.threshold !== undefined || v['per-layer'] || v.global || v.keep !== undefined))
+    throw new UsageError('--ratio, --threshold, --per-layer, --global and --keep go with --prune-by');
   if (v.bias !== undefined && given[0] !== 'steer-top-accuracy') throw new UsageError('--bias goes with --steer-top-accuracy');
   switch (given[0]) {
+    case 'prune-by':
+      return { kind: 'prune-by', plan: pruneBySpecFromOptions(v) };
     case 'prune':
       return v.prune === 'never-activated' ? { kind: 'prune-never-activated' } : { kind: 'prune', experts: parseMaskSpec(v.prune!, '--prune') };
     case 'prune-below-count': {
@@ -46,11 +56,14 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   experiment: {
     usage:
       'experiment --baseline RUN (--prune never-activated | --prune-below-count N | --prune L:E,... |\n' +
+      '     --prune-by man|msan|gate|count|weights (--ratio R [--per-layer|--global] | --threshold T) [--keep K] |\n' +
       '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--dry-run]\n' +
       '     [--engine onnxruntime|pytorch|auto] [--python PATH]\n' +
       '      Derive a router intervention from a finished run (mask never-activated experts, experts with fewer\n' +
       '      than N activations, or chosen experts; or add B to the logits of the top fraction P of experts by\n' +
-      '      accuracy per layer) and evaluate the same model, data, shots and scope under it; resumable.',
+      '      accuracy per layer; or a pruning plan: the lowest fraction R of experts by a score, per layer (default)\n' +
+      '      or over all layers, or those below T, every layer keeping at least K (default top-k)) and evaluate\n' +
+      '      the same model, data, shots and scope under it; resumable. --dry-run prints the plan per layer.',
     async run(args, ctx) {
       const { values } = parseArgs({
         args,
@@ -61,6 +74,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
           'prune-below-count': { type: 'string' },
           'steer-top-accuracy': { type: 'string' },
           bias: { type: 'string' },
+          ...PRUNE_BY_OPTIONS,
           'batch-size': { type: 'string', default: '8' },
           provider: { type: 'string', default: 'auto' },
           cache: { type: 'string' },
@@ -71,19 +85,27 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       });
       if (!values.baseline) throw new UsageError('--baseline RUN is required');
       if (!values.out) throw new UsageError('--out RUN2 is required');
-      const spec = experimentSpecFromOptions(values);
+      let spec = experimentSpecFromOptions(values);
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError('--provider must be auto, cuda, webgpu or cpu');
       const batchSize = Number(values['batch-size']);
       if (!Number.isInteger(batchSize) || batchSize < 1) throw new UsageError('--batch-size must be a positive integer');
+      if (spec.kind === 'prune-by' && spec.plan.criterion === 'weights') {
+        const manifest = readManifest(path.resolve(values.baseline));
+        if (!manifest)
+          throw new RunFolderError(path.join(path.resolve(values.baseline), 'manifest.json'), 'not found; --baseline must be an evaluation run folder');
+        spec = { ...spec, weightScores: await weightScoresFor(manifest.model.path, values.cache) };
+      }
       const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });
       const L = exp.baseline.summary.model.numLayers;
       ctx.err(`experiment: ${describeIntervention(exp.intervention, L)}`);
       const masked = maskedPerLayer(exp.intervention, L);
       const biased = biasedPerLayer(exp.intervention, L);
       ctx.err(`per layer: ${masked.map((m, l) => `${l}:${m ? `-${m}` : ''}${biased[l] ? `+${biased[l]}` : ''}${!m && !biased[l] ? '0' : ''}`).join(' ')}`);
+      const plan = spec.kind === 'prune-by' ? derivePruningPlan(exp.baseline.summary, spec.plan, spec.weightScores) : undefined;
+      if (plan) ctx.err(describePlan(plan));
       if (values['dry-run']) {
-        ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options }, null, 2));
+        ctx.out(JSON.stringify({ intervention: exp.intervention, evaluation: exp.options, ...(plan ? { plan } : {}) }, null, 2));
         return 0;
       }
       await checkBaselineWeights(exp.baseline);
@@ -93,14 +115,16 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
   },
   compare: {
     usage:
-      'compare RUN_A RUN_B [--json] [--different-weights]\n' +
+      'compare RUN_A RUN_B [--json] [--different-weights] [--flipped-csv FILE]\n' +
       "      Accuracy (micro, macro, per subject and category) of two runs with deltas, McNemar's exact test on\n" +
-      "      per-question correctness, and the change in each (layer, expert)'s share of activations.",
+      "      per-question correctness, the change in each (layer, expert)'s share of activations, the questions\n" +
+      '      that flipped (right -> wrong and back; --flipped-csv writes them), and how alike the two runs would\n' +
+      "      prune (per layer: overlap of each criterion's lowest 25% and Jensen-Shannon divergence of activations).",
     async run(args, ctx) {
       const { values, positionals } = parseArgs({
         args,
         allowPositionals: true,
-        options: { json: { type: 'boolean', default: false }, 'different-weights': { type: 'boolean', default: false } },
+        options: { json: { type: 'boolean', default: false }, 'different-weights': { type: 'boolean', default: false }, 'flipped-csv': { type: 'string' } },
       });
       if (positionals.length !== 2) throw new UsageError(`give two run folders, got ${positionals.length}`);
       if (sameRun(positionals[0]!, positionals[1]!)) throw new UsageError(SAME_RUN_MESSAGE);
@@ -121,6 +145,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
         );
       const c = compareRuns(runs[0], runs[1]);
       if (weightDiffs.length) c.warnings.unshift(`different model weights (${weightDiffs.slice(0, 2).join(', ')})`);
+      if (values['flipped-csv']) fs.writeFileSync(values['flipped-csv'], flippedCsv(c.flipped ?? []));
       ctx.out(values.json ? JSON.stringify(c) : describeComparison(c));
       return 0;
     },
@@ -166,6 +191,8 @@ export function describeComparison(c: RunComparison): string {
     lines.push(
       `  layer ${String(x.l).padStart(2)} expert ${String(x.e).padStart(3)}  ${pct(c.activation.shareA[x.l][x.e])} -> ${pct(c.activation.shareB[x.l][x.e])}  (${x.d >= 0 ? '+' : ''}${(100 * x.d).toFixed(2)} points)`,
     );
+  if (c.flipped) lines.push('', ...describeFlipped(c.flipped));
+  if (c.calibration) lines.push('', ...describeCalibration(c.calibration));
   // Labels and subject names come from files anyone can write: no terminal escape sequences reach the terminal.
   return lines.map(printable).join('\n');
 }

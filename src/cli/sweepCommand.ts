@@ -5,6 +5,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, type CliContext } from './command';
 import { readSpec, SpecError } from '../sweep/spec';
+import { expandPruningGrid, describePruningTable, readPruningTable } from '../sweep/pruningGrid';
+import { weightScoresFor } from './pruneBy';
+import { readManifest } from '../eval/runFolder';
 import { buildPlan, readPlan, writePlan, writeSweepSummary, type ExperimentRow, type SweepPlan } from '../sweep/plan';
 import { mergeExperiment, runLocal } from '../sweep/local';
 import { writeSlurmScripts } from '../sweep/slurm';
@@ -29,7 +32,9 @@ function currentCli(): string {
   return path.resolve(cli);
 }
 
-function printRows(rows: ExperimentRow[], ctx: CliContext): void {
+function printRows(rows: ExperimentRow[], ctx: CliContext, plan?: SweepPlan): void {
+  const table = plan && readPruningTable(plan.sweepDir);
+  if (table) for (const line of describePruningTable(table)) ctx.err(line);
   for (const r of rows) {
     const res =
       r.status === 'merged'
@@ -89,6 +94,14 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
     }
     throw e;
   }
+  const grid = spec.pruning;
+  if (grid) {
+    const weights = grid.criteria.includes('weights')
+      ? await weightScoresFor(readManifest(grid.baseline)?.model.path ?? '', spec.cache ?? undefined)
+      : undefined;
+    spec = expandPruningGrid(spec, grid, weights);
+    ctx.err(`sweep: the pruning grid adds ${spec.interventions.filter((i) => i.pruning).length} masking interventions from ${grid.baseline}`);
+  }
   const plan = buildPlan(spec, out, { node: process.execPath, cli: currentCli() });
   const planFile = writePlan(plan);
   ctx.err(`sweep: ${plan.experiments.length} experiments x ${spec.shards} shards = ${plan.units.length} units; plan in ${planFile}`);
@@ -101,7 +114,7 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
     try {
       const r = await runLocal(plan, (l) => ctx.err(l), ac.signal);
       const rows = writeSweepSummary(plan);
-      printRows(rows, ctx);
+      printRows(rows, ctx, plan);
       if (ac.signal.aborted) return 130;
       return r.failed.length || rows.some((x) => x.status !== 'merged') ? 1 : 0;
     } finally {

@@ -93,6 +93,10 @@ export interface QuestionResult {
   shotsUsed: number;
   /** Top-k experts per layer at the answer position. */
   answerExperts: number[][];
+  /** The gate weights applied to those experts, per layer (absent in runs made before they were recorded). */
+  answerWeights?: number[][];
+  /** Those experts' unweighted output L2 norms, per layer (when the engine measured them). */
+  answerNorms?: number[][];
 }
 
 export interface BatchRecord {

@@ -52,6 +52,7 @@ import { readRegularText } from '../shared/safeFiles';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { defaultHashCache, modelFingerprint } from './fingerprint';
 import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
+import { weightScoresOf, withWeightScores } from './weightScores';
 import { PARTITION_RULE, partitionBatches, shardLabel, type ShardSpec } from './shard';
 import { planEvaluation, promptIds, sha, type EvalPlan, type PlannedQuestion, type PrefixGroup } from './plan';
 
@@ -79,6 +80,10 @@ export interface EvalOptions {
   intervention?: RouterIntervention;
   /** Read and write the plan cache (default); off to measure planning or to plan from scratch. */
   planCache?: boolean;
+  /** Measure the chosen experts' unweighted output norms (MAN / MSAN in the summary); default on. */
+  expertOutputNorms?: boolean;
+  /** Also store the weights-only criterion from the engine's weight analysis in the summary. */
+  weightScores?: boolean;
 }
 
 export interface EvalProgress {
@@ -254,8 +259,9 @@ async function evaluateLocked(
   );
   if (resumed.recorded.done.size) run.log(`resuming: ${resumed.recorded.done.size} of ${progress.total} questions already recorded`);
   clock.lap('resume');
+  const weightScores = opts.weightScores ? await weightScoresOf(backend, run.signal) : undefined;
   const summarize = (complete: boolean) =>
-    finishSummary(resumed.acc, manifest, model, complete, progress.tokens, resumed.recorded.seconds + (Date.now() - t0) / 1000);
+    withWeightScores(finishSummary(resumed.acc, manifest, model, complete, progress.tokens, resumed.recorded.seconds + (Date.now() - t0) / 1000), weightScores);
   const loop = { score: 0, write: 0 };
   const loopStart = performance.now();
   const cancelled = await runBatches(run, batches, resumed, progress, summarize, loop);
@@ -559,6 +565,7 @@ async function scoreBatch(
       items,
       routingPositions: routingPositionsFor(opts.tokenScope),
       intervention: run.intervention,
+      ...(opts.expertOutputNorms !== false ? { expertOutputNorms: true } : {}),
     },
     run.signal,
   );
@@ -594,6 +601,7 @@ function questionResult(q: PlannedQuestion, r: ScoreItemResult, batchAcc: RunAcc
     entropy: r.routing.entropy,
     questionTokens: [within(q.questionTokens[0]), within(q.questionTokens[1])],
     answerToken: r.routing.numTokens - 1,
+    ...(r.expertOutputNorms ? { expertOutputNorms: r.expertOutputNorms } : {}),
   };
   addRecord(batchAcc, record);
   const K = r.routing.topK;
@@ -609,6 +617,7 @@ function questionResult(q: PlannedQuestion, r: ScoreItemResult, batchAcc: RunAcc
     numTokens: r.promptTokens,
     shotsUsed: q.shotsUsed,
     answerExperts,
+    ...answerSlots(r, record),
   };
 }
 
@@ -679,6 +688,13 @@ export function finishSummary(
     tokenScopeDefinition: analysis.tokenScopeDefinition ?? tokenScopeDefinition(manifest.tokenScope),
     ...(manifest.intervention ? { intervention: manifest.intervention } : {}),
   };
+}
+
+/** Per layer, the answer position's applied gate weights and (when measured) expert output norms, for the per-question record. */
+function answerSlots(r: { routing: { numLayers: number; numTokens: number; topK: number; topWeights: Float32Array } }, record: RoutingRecord) {
+  const { numLayers: L, numTokens: T, topK: K } = r.routing;
+  const at = (v: ArrayLike<number>) => Array.from({ length: L }, (_, l) => Array.from({ length: K }, (_, s) => v[(l * T + T - 1) * K + s]!));
+  return { answerWeights: at(r.routing.topWeights), ...(record.expertOutputNorms ? { answerNorms: at(record.expertOutputNorms) } : {}) };
 }
 
 /** The fewest positions whose routing the token scope reads: the engine transfers nothing more. */

@@ -93,6 +93,15 @@ export function checkSummary(v: unknown, file: string): RunSummary {
       numberArray(l.expertAccuracy, E, `${at}.expertAccuracy`, true);
       numberArray(l.expertAccuracyCount, E, `${at}.expertAccuracyCount`);
       if (l.coactivation !== undefined) numberArray(l.coactivation, E * E, `${at}.coactivation`);
+      if (l.expertScores !== undefined) {
+        const x = l.expertScores;
+        if (!x || typeof x !== 'object') throw new Problem(`${at}.expertScores is not an object`);
+        numberArray(x.gateWeighted, E, `${at}.expertScores.gateWeighted`);
+        numberArray(x.meanOutputNorm, E, `${at}.expertScores.meanOutputNorm`, true);
+        numberArray(x.meanSquaredOutputNorm, E, `${at}.expertScores.meanSquaredOutputNorm`, true);
+        numberArray(x.outputNormCount, E, `${at}.expertScores.outputNormCount`);
+        if (x.weightsCriterion !== undefined) numberArray(x.weightsCriterion, E, `${at}.expertScores.weightsCriterion`);
+      }
     });
     const spec = s.subjectSpecialisation ?? {};
     if (typeof spec !== 'object' || Array.isArray(spec)) throw new Problem('field "subjectSpecialisation" is not an object');

@@ -5,7 +5,11 @@ import { panelIcon, panelOptions, WebviewChannel } from './webviewChannel';
 import { saveExport } from './exports';
 import { readManifest, readQuestionResults, readSummary } from '../eval/runFolder';
 import { compareRuns } from '../analysis/compare';
-import type { CompareViewToHost, HostToCompareView, RunComparison } from '../shared/protocol';
+import type { CompareViewToHost, HostToCompareView, RouterIntervention, RunComparison, TraceResult } from '../shared/protocol';
+import { flippedPrompt, runIntervention } from './flippedTraces';
+
+/** Traces a prompt on the run's model under an intervention (the extension's engine; see extension.ts). */
+export type TraceForCompare = (modelPath: string, text: string, intervention: RouterIntervention | undefined) => Promise<TraceResult>;
 
 export const COMPARE_VIEW_TYPE = 'moeScope.compare';
 
@@ -23,7 +27,10 @@ export class ComparePanels implements vscode.Disposable {
   private readonly open = new Map<string, { panel: vscode.WebviewPanel; channel: WebviewChannel<HostToCompareView, CompareViewToHost> }>();
   private readonly disposables: vscode.Disposable[] = [];
 
-  constructor(private readonly context: vscode.ExtensionContext) {
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly traceFor?: TraceForCompare,
+  ) {
     this.disposables.push(
       vscode.window.registerWebviewPanelSerializer(COMPARE_VIEW_TYPE, {
         deserializeWebviewPanel: async (panel, state: unknown) => {
@@ -54,6 +61,9 @@ export class ComparePanels implements vscode.Disposable {
     const channel = new WebviewChannel<HostToCompareView, CompareViewToHost>(panel.webview, this.context.extensionUri, 'compare', 'MoE Compare', {
       saveExport,
       onReady: () => this.push(channel, runA, runB),
+      onMessage: (m) => {
+        if (m.type === 'open-flipped') void this.openFlipped(channel, runA, runB, m.id);
+      },
     });
     this.open.set(key, { panel, channel });
     panel.onDidDispose(() => {
@@ -73,6 +83,19 @@ export class ComparePanels implements vscode.Disposable {
       return;
     }
     channel.post({ type: 'comparison', comparison });
+  }
+
+  /** Traces a flipped question under run A's and run B's interventions and shows both in the view. */
+  private async openFlipped(channel: WebviewChannel<HostToCompareView, CompareViewToHost>, runA: string, runB: string, id: string): Promise<void> {
+    try {
+      if (!this.traceFor) throw new Error('no engine is available to trace with');
+      const prompt = await flippedPrompt(runA, id);
+      const before = await this.traceFor(prompt.modelPath, prompt.text, runIntervention(runA));
+      const after = await this.traceFor(prompt.modelPath, prompt.text, runIntervention(runB));
+      channel.post({ type: 'flipped-traces', id, before, after });
+    } catch (e) {
+      channel.post({ type: 'flipped-failed', id, message: (e as Error).message });
+    }
   }
 
   dispose(): void {

@@ -115,7 +115,9 @@ export function experimentFolderName(baselineDir: string, spec: ExperimentSpec):
         ? `prune-below-${spec.count}`
         : spec.kind === 'prune'
           ? `prune-${spec.experts.length}-chosen-${hashOf(JSON.stringify(spec.experts))}`
-          : `steer-top${+(spec.fraction * 100).toFixed(2)}pct-bias${spec.bias}`;
+          : spec.kind === 'prune-by'
+            ? `prune-by-${spec.plan.criterion}-${spec.plan.mode}-${spec.plan.mode === 'threshold' ? `below${spec.plan.threshold}` : `${+(spec.plan.ratio! * 100).toFixed(2)}pct`}`
+            : `steer-top${+(spec.fraction * 100).toFixed(2)}pct-bias${spec.bias}`;
   return `${path.basename(baselineDir)}--${rule}`.replace(/[^\w.-]+/g, '_');
 }
 

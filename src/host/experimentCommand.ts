@@ -17,8 +17,9 @@ import {
 } from '../analysis/interventions';
 import { EVAL_TASK_TYPE, experimentFolderName, type EvalTaskDefinition, type EvalTaskProvider } from './evalTask';
 import type { RouterIntervention, RunSummary } from '../shared/protocol';
+import { criterionUnavailable, derivePruningPlan, PRUNE_CRITERION_LABELS, type PruneCriterion, type PruningPlan } from '../analysis/pruningPlans';
 
-type RuleItem = vscode.QuickPickItem & { rule: 'never' | 'below' | 'chosen' | 'steer' };
+type RuleItem = vscode.QuickPickItem & { rule: 'never' | 'below' | 'chosen' | 'steer' | 'score' };
 
 async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined> {
   const L = summary.model.numLayers;
@@ -31,6 +32,11 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
     },
     { rule: 'below', label: '$(filter) Prune rarely activated experts...', detail: 'Mask every expert with fewer than N activations in this run.' },
     { rule: 'chosen', label: '$(edit) Prune chosen experts...', detail: 'Mask the experts you list as LAYER:EXPERT pairs.' },
+    {
+      rule: 'score',
+      label: '$(list-ordered) Prune the lowest-scoring experts...',
+      detail: 'By activation count, gate-weighted count, MAN or MSAN: the lowest fraction per layer or over all layers.',
+    },
     {
       rule: 'steer',
       label: '$(arrow-up) Steer toward high-accuracy experts...',
@@ -55,6 +61,28 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
     return v === undefined ? undefined : Number(v);
   };
   switch (pick.rule) {
+    case 'score': {
+      const criteria = (['count', 'gate', 'man', 'msan'] as PruneCriterion[]).map((c) => ({
+        label: PRUNE_CRITERION_LABELS[c],
+        description: criterionUnavailable(summary, c) ?? '',
+        criterion: c,
+      }));
+      const c = await vscode.window.showQuickPick(
+        criteria.filter((x) => !x.description),
+        { title: 'MoE Scope: new experiment', placeHolder: 'Score to prune by (lowest first)', ignoreFocusOut: true },
+      );
+      if (!c) return undefined;
+      const ratio = await number('Fraction of experts to remove, in (0, 1)', '0.25', (n) => (n > 0 && n < 1 ? undefined : 'a fraction in (0, 1)'));
+      if (ratio === undefined) return undefined;
+      const mode = await vscode.window.showQuickPick(
+        [
+          { label: 'per layer', description: 'the lowest fraction of every layer', mode: 'per-layer' as const },
+          { label: 'over all layers', description: 'the lowest (layer, expert) pairs ranked together', mode: 'global' as const },
+        ],
+        { title: 'MoE Scope: new experiment', ignoreFocusOut: true },
+      );
+      return mode ? { kind: 'prune-by', plan: { criterion: c.criterion, mode: mode.mode, ratio } } : undefined;
+    }
     case 'never':
       return { kind: 'prune-never-activated' };
     case 'below': {
@@ -90,7 +118,7 @@ async function pickSpec(summary: RunSummary): Promise<ExperimentSpec | undefined
 }
 
 /** The preview: one row per layer with what changes there; the first item runs the experiment. */
-async function confirm(iv: RouterIntervention, summary: RunSummary): Promise<boolean> {
+async function confirm(iv: RouterIntervention, summary: RunSummary, plan?: PruningPlan): Promise<boolean> {
   const L = summary.model.numLayers;
   const E = summary.model.numExperts;
   const masked = maskedPerLayer(iv, L);
@@ -101,6 +129,12 @@ async function confirm(iv: RouterIntervention, summary: RunSummary): Promise<boo
     description:
       [m ? `${m} of ${E} experts masked (${E - m} left)` : '', biased[l] ? `${biased[l]} experts steered` : ''].filter(Boolean).join(', ') || 'unchanged',
     run: false,
+    // A pruning plan also says which experts and how much of the run's routing mass they carried.
+    ...(plan?.layers[l]
+      ? {
+          detail: `${(100 * plan.layers[l].routingMass).toFixed(2)}% of the routing mass; experts ${[...plan.layers[l].pruned].sort((a, b) => a - b).join(', ') || 'none'}`,
+        }
+      : {}),
   }));
   const pick = await vscode.window.showQuickPick([run, { label: 'per layer', kind: vscode.QuickPickItemKind.Separator, run: false }, ...rows], {
     title: `MoE Scope: experiment on ${summary.questions} questions (${summary.model.numLayers} layers x ${E} experts, top-${summary.model.topK})`,
@@ -140,7 +174,7 @@ export async function newExperiment(runDir: string, tasks: EvalTaskProvider, fol
     }
     throw e;
   }
-  if (!(await confirm(iv, summary))) return;
+  if (!(await confirm(iv, summary, spec.kind === 'prune-by' ? derivePruningPlan(summary, spec.plan, spec.weightScores) : undefined))) return;
   const def: EvalTaskDefinition = { type: EVAL_TASK_TYPE, dataset: summary.dataset.path, experiment: { baseline: runDir, spec } };
   await vscode.tasks.executeTask(tasks.makeTask(def, folder, `experiment ${experimentFolderName(runDir, spec)}`));
 }

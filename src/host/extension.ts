@@ -37,7 +37,12 @@ export function activate(context: vscode.ExtensionContext): void {
     (summary, runDir) => heatmap.setRun(summary, path.basename(runDir)),
     (runDir) => void vscode.commands.executeCommand('moeScope.newExperiment', runDir),
   );
-  const compare = new ComparePanels(context);
+  const compare = new ComparePanels(context, async (modelPath, text, intervention) => {
+    // Flipped questions are traced on the loaded model, which must be the one the runs used.
+    const info = await models.ensureLoaded(false);
+    if (path.resolve(info.path) !== path.resolve(modelPath)) throw new Error(`the runs used ${modelPath}, but ${info.path} is loaded; select that model first`);
+    return models.withBusy(() => models.client.call('trace', { input: { text }, options: { includeProbs: false, includeLastLogits: false, intervention } }));
+  });
   const evalTasks = new EvalTaskProvider(context, models, {
     onFinished: (outcome) => {
       heatmap.setRun(outcome.summary, path.basename(outcome.runDir), true);

@@ -396,6 +396,8 @@ export interface ScoreParams {
   routingPositions?: RoutingPositions;
   /** Change the routing; the prefix cache is reused only under the same intervention. */
   intervention?: RouterIntervention;
+  /** Also return each chosen expert's unweighted output L2 norm (ScoreItemResult.expertOutputNorms), for MAN/MSAN. */
+  expertOutputNorms?: boolean;
 }
 
 export interface ScoreItemResult {
@@ -408,6 +410,11 @@ export interface ScoreItemResult {
   routingStart: number;
   /** Prompt length: prefix + item tokens. */
   promptTokens: number;
+  /**
+   * With ScoreParams.expertOutputNorms: the L2 norm of each chosen expert's output before the gate weight,
+   * [layers][tokens][topK] aligned with routing.topExperts.
+   */
+  expertOutputNorms?: Float32Array;
 }
 
 export interface ScoreResult {
@@ -451,6 +458,8 @@ export interface LayerWeightSimilarity {
   routerVsExpertFit: { slope: number; intercept: number; r2: number; pairs: number };
   /** Frobenius norm of each expert's matrices and Euclidean norm of each router row (cosines discard them). */
   norms: { gate: number[]; up: number[]; down: number[]; router: number[] };
+  /** Weights-only pruning criterion (after AIMER): per expert, |mean| / RMS over its gate, up and down weights together. */
+  absMeanOverRms?: number[];
   meanOffDiagonal: { gate: number; up: number; down: number; all: number; router: number; neuronRowMean: number; neuronColMean: number };
 }
 
@@ -708,6 +717,22 @@ export interface LayerSummary {
   expertAccuracyTokenWeighted: (number | null)[];
   /** P(b | a): row a, column b, row-major E x E; rows of never-chosen experts are 0. */
   coactivation: number[];
+  /** Pruning scores folded during the run (src/analysis/expertScores.ts); absent in runs made before they existed. */
+  expertScores?: ExpertScoresSummary;
+}
+
+/** Per expert of one layer (definitions in src/analysis/expertScores.ts). */
+export interface ExpertScoresSummary {
+  /** Sum of the applied gate weights over the expert's in-scope assignments. */
+  gateWeighted: number[];
+  /** MAN: mean L2 norm of the expert's unweighted output over its assignments (null when none was measured). */
+  meanOutputNorm: (number | null)[];
+  /** MSAN: mean squared L2 norm of the same outputs. */
+  meanSquaredOutputNorm: (number | null)[];
+  /** Assignments whose output norm was measured. */
+  outputNormCount: number[];
+  /** Weights-only criterion, |mean| / RMS of the expert's weights (runs made with eval --weight-scores). */
+  weightsCriterion?: number[];
 }
 
 export interface SubjectSummary {
@@ -782,6 +807,41 @@ export interface RunComparison {
   };
   /** Ways the two runs are not like for like (different model, data, shots, scope, questions). */
   warnings: string[];
+  /** Questions both runs answered whose correctness differs (src/analysis/compare.ts flippedQuestions). */
+  flipped?: FlippedQuestion[];
+  /** Calibration comparison of the two runs' routing (src/analysis/calibration.ts), when both have the scores. */
+  calibration?: CalibrationComparison;
+}
+
+/** A question one run got right and the other wrong. Letters are answer indices 0-3. */
+export interface FlippedQuestion {
+  id: string;
+  subject: string;
+  gold: number;
+  predictedA: number;
+  predictedB: number;
+  /** 'right-to-wrong': right in A, wrong in B (what a cut broke); 'wrong-to-right' the other way. */
+  direction: 'right-to-wrong' | 'wrong-to-right';
+}
+
+/**
+ * How much two runs (e.g. on different calibration sets) would prune alike, per layer: for each criterion,
+ * the overlap of the experts a plan (lowest ratio per layer) picks from each run, and the Jensen-Shannon
+ * divergence of the layer's activation distributions.
+ */
+export interface CalibrationComparison {
+  ratio: number;
+  criteria: string[];
+  layers: {
+    layer: number;
+    /** Jensen-Shannon divergence (base 2, in [0, 1]) of the two runs' activation-count distributions. */
+    jsDivergence: number;
+    /** Per criterion: |A ∩ B| / |A ∪ B| of the pruned sets (1 when both are empty), and |A ∩ B|. */
+    overlap: Record<string, { jaccard: number; shared: number; prunedA: number; prunedB: number }>;
+  }[];
+  /** Means over layers. */
+  meanJsDivergence: number;
+  meanJaccard: Record<string, number>;
 }
 
 export interface ComparedRun {
@@ -901,8 +961,15 @@ export type SummaryViewToHost =
   /** "New experiment from this run..." */
   | { type: 'new-experiment' };
 
-export type HostToCompareView = { type: 'comparison'; comparison: RunComparison };
-export type CompareViewToHost = ViewToHostCommon;
+export type HostToCompareView =
+  | { type: 'comparison'; comparison: RunComparison }
+  /** A flipped question traced under run A's and run B's interventions, shown side by side. */
+  | { type: 'flipped-traces'; id: string; before: TraceResult; after: TraceResult }
+  | { type: 'flipped-failed'; id: string; message: string };
+export type CompareViewToHost =
+  | ViewToHostCommon
+  /** Trace a flipped question before and after the cut. */
+  | { type: 'open-flipped'; id: string };
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers used on several sides

@@ -11,6 +11,7 @@
  *   SWEEP_DIR/sweep-summary.json                accuracy and never-activated counts per merged experiment
  */
 import * as crypto from 'node:crypto';
+import { writePruningTable } from './pruningGrid';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TokenScope } from '../shared/protocol';
@@ -249,5 +250,10 @@ export function sweepRows(plan: SweepPlan): ExperimentRow[] {
 export function writeSweepSummary(plan: SweepPlan): ExperimentRow[] {
   const rows = sweepRows(plan);
   writeJsonAtomic(path.join(plan.sweepDir, SWEEP_SUMMARY), { format: 'moe-scope.sweep-summary', version: 1, specFile: plan.specFile, experiments: rows });
+  // A SPEC's pruning grid: one table of accuracy vs experts removed per criterion (pruningGrid.ts).
+  writePruningTable(
+    plan.sweepDir,
+    plan.experiments.map((e, i) => ({ row: rows[i]!, intervention: e.intervention })),
+  );
   return rows;
 }

@@ -7,6 +7,8 @@
  * FILE, and any further flags of derived interventions in `evalArgs`), so the sweep needs no change when
  * eval learns a new intervention.
  */
+import { parsePruningGrid, type PruningGrid } from './pruningGrid';
+import type { PruneCriterion } from '../analysis/pruningPlans';
 import * as fs from 'node:fs';
 import { readRegularText } from '../shared/safeFiles';
 import { InputError } from '../shared/inputError';
@@ -36,6 +38,8 @@ export interface Intervention {
   routerBias?: string;
   /** Further eval flags of a derived intervention (e.g. prune or steer), passed as given. */
   evalArgs?: string[];
+  /** Made by the SPEC's pruning grid (src/sweep/pruningGrid.ts): which plan the mask is. */
+  pruning?: { criterion: PruneCriterion; ratio: number; removed: number; baseline: string };
 }
 
 export interface SweepResources {
@@ -69,6 +73,8 @@ export interface SweepSpec {
   tokenScopes: TokenScope[];
   interventions: Intervention[];
   resources: SweepResources;
+  /** Pruning plans (criterion x ratio) from a finished baseline run; expanded into interventions by expandPruningGrid. */
+  pruning?: PruningGrid;
 }
 
 export class SpecError extends Error {}
@@ -89,6 +95,7 @@ const KNOWN_FIELDS = [
   'tokenScopes',
   'interventions',
   'resources',
+  'pruning',
 ];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,79}$/;
 const MASK = /^\d+:\d+(,\d+:\d+)*$/;
@@ -253,7 +260,26 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
   const units = models.length * engines.length * shots.length * tokenScopes.length * interventions.length * shards;
   if (units > MAX_SWEEP_UNITS)
     fail('shards', `the SPEC makes ${units} units (models x engines x shots x tokenScopes x interventions x shards); at most ${MAX_SWEEP_UNITS}`);
-  return { file, data, split, subjects, limit, batchSize, shards, provider, cache, python, models, engines, shots, tokenScopes, interventions, resources };
+  const pruning = o.pruning === undefined ? undefined : parsePruningGrid(o.pruning, path.dirname(file), fail);
+  return {
+    file,
+    data,
+    split,
+    subjects,
+    limit,
+    batchSize,
+    shards,
+    provider,
+    cache,
+    python,
+    models,
+    engines,
+    shots,
+    tokenScopes,
+    interventions,
+    resources,
+    ...(pruning ? { pruning } : {}),
+  };
 }
 
 /** Flags of `moe-scope eval` that the sweep itself sets for every unit. */

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import type { FrameLocator, Page } from 'playwright-core';
 import * as h from './harness';
 import { backendFromEnv, startSession, type Session } from './session';
@@ -393,6 +394,84 @@ describe(`MoE Scope in VS Code (${backendFromEnv()})`, { concurrency: false }, (
     await h.runCommand(page, 'MoE: Open expert heatmap');
     await h.runCommand(page, 'View: Toggle Panel Visibility');
   });
+
+  step(
+    'j: a pruning plan by score flips questions: the comparison lists them and traces one before and after; two calibration sets compared',
+    900_000,
+    async () => {
+      const baseline = safeList(ws.runsDir)
+        .map((r) => join(ws.runsDir, r))
+        .find((d) => existsSync(join(d, 'summary.json')) && !d.includes('--'));
+      assert.ok(baseline, 'a finished baseline run from step d');
+      const cliRun = (args: string[]) => {
+        const r = spawnSync(process.execPath, [join(h.REPO_ROOT, 'dist', 'cli.js'), ...args, '--provider', 'cpu', '--cache', ws.cacheDir, '--quiet'], {
+          encoding: 'utf8',
+          timeout: 600_000,
+        });
+        assert.equal(r.status, 0, `moe-scope ${args[0]}: ${r.stderr}`);
+      };
+      // A deep cut: the lowest 85% of (layer, expert) pairs by activation count, every layer keeping its top-k.
+      const cut = join(ws.runsDir, 'cut-count-85');
+      cliRun(['experiment', '--baseline', baseline, '--prune-by', 'count', '--ratio', '0.85', '--global', '--out', cut, '--batch-size', '8']);
+      const outcomes = (dir: string) =>
+        new Map(
+          readFileSync(join(dir, 'records.jsonl'), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .flatMap((l) => (JSON.parse(l) as { questions: { id: string; correct: boolean }[] }).questions)
+            .map((q) => [q.id, q.correct]),
+        );
+      const before = outcomes(baseline);
+      const afterCut = outcomes(cut);
+      const flipped = [...before].filter(([id, ok]) => afterCut.has(id) && afterCut.get(id) !== ok).map(([id]) => id);
+      console.log(`# the cut flipped ${flipped.length} of ${before.size} questions`);
+
+      await h.runCommand(page, 'MoE: Compare runs');
+      await h.pickQuickItem(page, 'cut-count-85');
+      const cv = await h.webviewFrame(page, 'MoE Compare: cut-count-85');
+      await cv.locator('[data-testid=compare-flipped]').waitFor({ timeout: h.TIMEOUTS.webview });
+      assert.equal(await cv.locator('[data-testid=flipped-row]').count(), flipped.length, 'one row per flipped question');
+      assert.deepEqual(
+        (await cv.locator('[data-testid=flipped-row]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id')))).sort(),
+        flipped.sort(),
+      );
+      if (flipped.length > 0) {
+        await cv.locator('[data-testid=flipped-row] [data-testid=flipped-open]').first().click();
+        await cv.locator('[data-testid=flipped-trace-a]').waitFor({ timeout: h.TIMEOUTS.evaluation });
+        await cv.locator('[data-testid=flipped-trace-b]').waitFor({ timeout: h.TIMEOUTS.webview });
+        assert.match((await cv.locator('[data-testid=flipped-trace-title]').textContent()) ?? '', /before \(A\) and after \(B\)/);
+        await h.screenshot(page, 'compare-flipped-dark');
+      }
+
+      // Two calibration sets: the same model on different subjects, compared before any pruned run.
+      const data = join(ws.root, 'mmlu');
+      const calibA = join(ws.runsDir, 'calib-astronomy');
+      const calibB = join(ws.runsDir, 'calib-geography');
+      cliRun(['eval', '--model', ws.modelDir, '--data', data, '--out', calibA, '--shots', '0', '--limit', '3', '--subjects', 'astronomy']);
+      cliRun(['eval', '--model', ws.modelDir, '--data', data, '--out', calibB, '--shots', '0', '--limit', '3', '--subjects', 'high_school_geography']);
+      await h.runCommand(page, 'MoE: Compare runs');
+      await h.pickQuickItem(page, 'Choose two runs');
+      await h.pickQuickItem(page, 'calib-astronomy');
+      await h.pickQuickItem(page, 'calib-geography');
+      const cal = await h.webviewFrame(page, 'MoE Compare: calib-geography');
+      await cal.locator('[data-testid=compare-calibration]').waitFor({ timeout: h.TIMEOUTS.webview });
+      const sa = JSON.parse(readFileSync(join(calibA, 'summary.json'), 'utf8')) as { layers: { activationCounts: number[] }[] };
+      const sb = JSON.parse(readFileSync(join(calibB, 'summary.json'), 'utf8')) as { layers: { activationCounts: number[] }[] };
+      assert.equal(await cal.locator('[data-testid=calibration-row]').count(), sa.layers.length);
+      // Layer 0's Jensen-Shannon divergence, computed here from the two summaries' counts.
+      const norm = (v: number[]) => v.map((x) => x / v.reduce((a, b) => a + b, 0));
+      const p = norm(sa.layers[0]!.activationCounts);
+      const q = norm(sb.layers[0]!.activationCounts);
+      let js = 0;
+      p.forEach((a, i) => {
+        const m = (a + q[i]!) / 2;
+        if (a > 0) js += 0.5 * a * Math.log2(a / m);
+        if (q[i]! > 0) js += 0.5 * q[i]! * Math.log2(q[i]! / m);
+      });
+      assert.equal((await cal.locator('[data-testid=calibration-row][data-layer="0"] [data-testid=calibration-js]').textContent())?.trim(), js.toFixed(4));
+      await h.screenshot(page, 'compare-calibration-dark');
+    },
+  );
 
   step('i: "MoE: Run sweep..." on a SPEC runs the sweep task; the Sweeps view lists its experiments with accuracy', 600_000, async () => {
     const spec = {

@@ -356,6 +356,11 @@ test('definitions: one per metric, each naming the token scope where it depends 
     'expertAccuracyTokenWeighted',
     'coactivation',
     'subjectSpecialisation',
+    'gateWeighted',
+    'meanOutputNorm',
+    'meanSquaredOutputNorm',
+    'outputNormCount',
+    'weightsCriterion',
   ];
   assert.deepEqual(Object.keys(s.definitions).sort(), keys.sort());
   for (const k of [
@@ -369,6 +374,9 @@ test('definitions: one per metric, each naming the token scope where it depends 
     'expertAccuracyTokenWeighted',
     'coactivation',
     'subjectSpecialisation',
+    'gateWeighted',
+    'meanOutputNorm',
+    'meanSquaredOutputNorm',
   ]) {
     assert.match(s.definitions[k]!, /the question's own tokens/, k);
   }

@@ -11,6 +11,7 @@ import { toCsv } from '../charts/export';
 import { append, clear, figure, formatPercent, h, icon, observeWidth, section } from '../common/dom';
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
+import { createEvidence } from './evidence';
 
 export interface CompareViewState {
   v: 1;
@@ -34,6 +35,7 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
   clear(container);
   const root = h(doc, 'main', { class: 'compare-view', 'data-testid': 'compare-view' });
   container.append(root);
+  const evidence = createEvidence(doc, post);
 
   function render(): void {
     for (const c of charts) c.destroy();
@@ -202,10 +204,13 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
       biased: c.b.intervention?.bias,
     });
     charts.push(heat);
+
+    // --- flipped questions and calibration comparison (own module) ---
+    evidence.render(root, c);
   }
 
   function handle(msg: HostToCompareView): void {
-    if (msg.type !== 'comparison') return;
+    if (msg.type !== 'comparison') return evidence.handle(msg);
     state.comparison = msg.comparison;
     render();
     api.setState(state);
@@ -218,6 +223,7 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     destroy: () => {
       unobserve();
       charts.forEach((c) => c.destroy());
+      evidence.destroy();
     },
   };
 }

@@ -14,6 +14,7 @@ import { neverActivatedByLayer } from '../charts/neverActivatedByLayer';
 import { append, clear, figure, formatPercent, h, icon, labeledSelect, observeWidth, section } from '../common/dom';
 import { expertDetail } from '../common/expertDetail';
 import { exportButtons } from '../common/exportButtons';
+import { expertScoresSection } from './expertScores';
 import type { VsCodeApiLike } from '../common/vscode';
 import { compactDefinitions } from '../../src/analysis/definitions';
 
@@ -74,6 +75,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
   const root = h(doc, 'main', { class: 'summary-view', 'data-testid': 'summary-view' });
   container.append(root);
 
+  let scoresLayer = 0;
   function save(): void {
     api.setState({ ...state, summary: state.summary ? slim(state.summary) : null });
   }
@@ -426,6 +428,9 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
       },
     );
     charts.push(stripChart);
+
+    // --- pruning scores (own module) ---
+    expertScoresSection(root, s, post, scoresLayer, (l) => (scoresLayer = l));
 
     // --- definitions ---
     const def = section(root, 'Definitions', 'book', 'summary-definitions');

@@ -9,6 +9,7 @@ import { createRuntime, createExpertSession, createInterventionSession, type Run
 import { InterventionError, interventionKey, interventionRows, isEmptyIntervention, validateIntervention } from '../../analysis/interventions';
 import { routingFromLogits, concatRouting, logSoftmaxAt, softmax4 } from './routing';
 import { loadTokenizer } from './formats/tokenizer';
+import { concatSlots, gatherRows, pickChosenNorms } from './chosenExpertNorms';
 import { cachedWeightAnalysis } from './weightAnalysis';
 import * as path from 'node:path';
 import { defaultCacheDir } from './runtime';
@@ -60,6 +61,8 @@ interface PrefixCache {
   ids: number[];
   kv: KvCache;
   routing: Routing;
+  /** The chosen experts' output norms of the prefix, when a score call asked for them. */
+  expertOutputNorms?: Float32Array;
 }
 
 interface ForwardOutput {
@@ -273,22 +276,36 @@ export class Engine implements InferenceBackend {
     let prefix: PrefixCache | null = null;
     const routerRows = this.routerRows(params.intervention);
     const ivKey = interventionKey(params.intervention);
+    const positions = params.routingPositions ?? 'all';
+    // The prefix's norms are needed only when its routing is returned.
+    const wantNorms = !!params.expertOutputNorms;
+    const prefixNorms = wantNorms && positions === 'all';
     if (params.prefix && params.prefix.ids.length > 0) {
-      if (this.prefix && this.prefix.key === params.prefix.key && this.prefix.interventionKey === ivKey && sameIds(this.prefix.ids, params.prefix.ids)) {
+      if (
+        this.prefix &&
+        this.prefix.key === params.prefix.key &&
+        this.prefix.interventionKey === ivKey &&
+        sameIds(this.prefix.ids, params.prefix.ids) &&
+        (!prefixNorms || this.prefix.expertOutputNorms)
+      ) {
         prefix = this.prefix;
         prefixReused = true;
       } else {
         const ids = params.prefix.ids;
         this.checkIds(ids, arch);
-        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true, routerRows });
+        const out = await this.forward([ids], null, [ids.length - 1], { wantPresent: true, routerRows, wantMoeInputs: prefixNorms });
         computed += ids.length;
         const rows = Array.from({ length: ids.length }, (_, i) => i);
+        const routing = this.routingOf(out, rows, false);
         prefix = {
           key: params.prefix.key,
           interventionKey: ivKey,
           ids: [...ids],
           kv: out.present,
-          routing: this.routingOf(out, rows, false),
+          routing,
+          expertOutputNorms: prefixNorms
+            ? pickChosenNorms((await this.expertOutputs(out.moeInputs, ids.length, false, signal)).stats.norms, ids.length, 0, routing)
+            : undefined,
         };
         this.prefix = prefix;
       }
@@ -308,31 +325,53 @@ export class Engine implements InferenceBackend {
       params.items.map((i) => i.ids),
       prefix ? prefix.kv : null,
       logitRows,
-      { wantPresent: continuation, routerRows },
+      { wantPresent: continuation, routerRows, wantMoeInputs: wantNorms },
     );
     checkAborted(signal);
     computed += B * S;
     const real = params.items.reduce((a, i) => a + i.ids.length, 0);
-    const positions = params.routingPositions ?? 'all';
     if (!ROUTING_POSITIONS.includes(positions))
       throw new EngineFailure('bad-input', `score: routingPositions must be one of ${ROUTING_POSITIONS.join(', ')}, not ${JSON.stringify(positions)}`);
     const items: ScoreResult['items'] = [];
+    const itemRows = params.items.map((item, b) => {
+      const first = positions === 'last' ? item.ids.length - 1 : 0;
+      return Array.from({ length: item.ids.length - first }, (_, i) => b * S + first + i);
+    });
+    // One all-experts run over every returned position of the batch; item b's rows start at normOffsets[b].
+    const normOffsets = itemRows.map((_, b) => itemRows.slice(0, b).reduce((a, r) => a + r.length, 0));
+    const allRows = itemRows.flat();
+    const norms = wantNorms ? (await this.expertOutputs(gatherRows(out.moeInputs, allRows, arch.hiddenSize), allRows.length, false, signal)).stats.norms : null;
     for (const [b, item] of params.items.entries()) {
       const n = item.ids.length;
       const first = positions === 'last' ? n - 1 : 0;
-      const rows = Array.from({ length: n - first }, (_, i) => b * S + first + i);
+      const rows = itemRows[b];
       const own = this.routingOf(out, rows, false);
       const kv = continuation ? kvRow(out.present, b, B, P + item.ids.length, arch) : null;
       const logp = await this.answerLogProbs(out.logits, b * arch.vocabSize, kv, routerRows);
       if (kv) computed += answerExtraRows(info.answerScoring);
       checkAborted(signal);
       const withPrefix = positions === 'all' && prefix;
+      const ownNorms = norms ? pickChosenNorms(norms, allRows.length, normOffsets[b], own) : undefined;
       items.push({
         key: item.key,
         answerLogProbs: logp,
         routing: withPrefix ? concatRouting([withPrefix.routing, own]) : own,
         routingStart: withPrefix ? 0 : P + first,
         promptTokens: P + n,
+        ...(ownNorms
+          ? {
+              expertOutputNorms: withPrefix
+                ? concatSlots(
+                    [
+                      { values: withPrefix.expertOutputNorms!, numTokens: withPrefix.routing.numTokens },
+                      { values: ownNorms, numTokens: own.numTokens },
+                    ],
+                    arch.numLayers,
+                    arch.topK,
+                  )
+                : ownNorms,
+            }
+          : {}),
       });
     }
     return { items, computedTokens: computed, paddingTokens: B * S - real, prefixReused, ms: Date.now() - t0 };

@@ -10,7 +10,7 @@ import { readRegularText } from '../../../shared/safeFiles';
 import type { LayerWeightSimilarity } from '../../../shared/protocol';
 
 /** Bumped whenever a definition or the result shape changes, so cached results are recomputed. */
-export const WEIGHT_ANALYSIS_VERSION = 1;
+export const WEIGHT_ANALYSIS_VERSION = 2;
 
 export function checkpointKey(ckpt: Checkpoint): string {
   const h = createHash('sha256');

@@ -49,6 +49,7 @@ import * as path from 'node:path';
 import type { Checkpoint } from '../checkpoint';
 import { EngineFailure, type LayerWeightSimilarity, type NeuronMeanSimilarity, type WeightAnalysis, type WeightDepthSummary } from '../../../shared/protocol';
 import { summarizeByDepth } from '../../../analysis/weightDepth';
+import { absMeanOverRms } from '../../../analysis/expertScores';
 import { meanOffDiagonal, pairRegression } from '../../../analysis/pairStats';
 import { checkpointKey, readCache, writeCache } from './cache';
 import { cosineFromGram, gramOfRows } from './kernels';
@@ -213,6 +214,18 @@ async function analyzeLayer(
   const fit = pairRegression(cos.all, cos.router, E);
   const norms = (g: Float64Array) => Array.from({ length: E }, (_, e) => Math.sqrt(g[e * E + e]));
   const list = (a: Float64Array) => Array.from(a);
+  // The weights-only pruning criterion: every weight's sum is the sum of its matrix's row sums.
+  let elements = 0;
+  const weightSums = new Array<number>(E).fill(0);
+  const weightSquares = new Array<number>(E).fill(0);
+  for (const k of KINDS) {
+    const rows = streams[k].rows;
+    elements += rows * streams[k].cols;
+    for (let e = 0; e < E; e++) {
+      for (let r = 0; r < rows; r++) weightSums[e] += rowSums[k][e * rows + r];
+      weightSquares[e] += G[k][e * E + e];
+    }
+  }
 
   return {
     layer,
@@ -237,6 +250,7 @@ async function analyzeLayer(
     neuronDown: { rowMean: list(neuron.down.row), colMean: list(neuron.down.col) },
     routerVsExpertFit: fit,
     norms: { gate: norms(G.gate), up: norms(G.up), down: norms(G.down), router: norms(gRouter) },
+    absMeanOverRms: absMeanOverRms(weightSums, weightSquares, elements),
   };
 }
 // ---------------------------------------------------------------------------------------------------
