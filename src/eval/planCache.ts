@@ -17,6 +17,7 @@ import { buildPrompt } from '../mmlu/prompt';
 import type { MmluQuestion } from '../mmlu/types';
 import type { FileFingerprint } from './fingerprint';
 import type { EvalPlan, PlannedQuestion, PrefixGroup } from './plan';
+import { readRegularFile } from '../shared/safeFiles';
 
 const MAGIC = Buffer.from('MSPLAN\0\x01', 'latin1');
 /** Bump when the plan's meaning or this layout changes. */
@@ -150,7 +151,7 @@ export type PlanCacheRead = { plan: EvalPlan } | { problem: string };
 export function readPlanCache(file: string, key: PlanCacheKey, questions: readonly MmluQuestion[]): PlanCacheRead {
   let buf: Buffer;
   try {
-    buf = fs.readFileSync(file);
+    buf = readRegularFile(file, { maxBytes: 1 << 30 });
   } catch {
     return { problem: 'absent' };
   }

@@ -4,10 +4,10 @@
  * folder. No vscode and no engine import.
  */
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { PrecisionCheckSummary, WeightPrecision } from './protocol';
+import { readRegularText } from './safeFiles';
 
 /** The cache folder the ONNX Runtime engine also uses (runtime.ts defaultCacheDir). */
 export function defaultCacheRoot(): string {
@@ -22,7 +22,7 @@ export function precisionCheckFile(cacheRoot: string | undefined, modelPath: str
 /** The stored check, or undefined when there is none or it does not parse as one (never trusted blindly). */
 export function readPrecisionCheck(cacheRoot: string | undefined, modelPath: string, precision: WeightPrecision): PrecisionCheckSummary | undefined {
   try {
-    const s = JSON.parse(fs.readFileSync(precisionCheckFile(cacheRoot, modelPath, precision), 'utf8')) as PrecisionCheckSummary;
+    const s = JSON.parse(readRegularText(precisionCheckFile(cacheRoot, modelPath, precision), { maxBytes: 16 << 20 })) as PrecisionCheckSummary;
     const ok =
       s?.format === 'moe-scope.precision-check' &&
       s.precision === precision &&

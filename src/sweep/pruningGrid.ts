@@ -13,6 +13,7 @@ import { mcnemar } from '../analysis/compare';
 import { readQuestionResults, readSummary, writeJsonAtomic } from '../eval/runFolder';
 import type { Intervention, SweepSpec } from './spec';
 import type { ExperimentRow } from './plan';
+import { readJson } from '../shared/readJson';
 
 export interface PruningGrid {
   /** Absolute path of the finished baseline run the plans are derived from. */
@@ -154,7 +155,7 @@ export function writePruningTable(sweepDir: string, experiments: { row: Experime
 export function readPruningTable(sweepDir: string): PruningTableRow[] | null {
   const file = path.join(sweepDir, PRUNING_TABLE);
   if (!fs.existsSync(file)) return null;
-  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { rows: PruningTableRow[] }).rows;
+  return (readJson(file, { within: sweepDir }) as { rows: PruningTableRow[] }).rows;
 }
 
 export function describePruningTable(rows: PruningTableRow[]): string[] {

@@ -4,16 +4,16 @@
  * refuses goes to the PyTorch engine. Malformed configs are not "unsupported": they are left for the
  * engine's load to report with file, field and problem.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { familyFor, UnsupportedByEngineError, type HfConfig } from './families';
+import { readRegularFileAsync } from '../../shared/safeFiles';
 
 /** The ONNX Runtime engine's refusal of the checkpoint in `modelDir`, or null when it builds it (or cannot tell). */
 export async function onnxEngineRefusal(modelDir: string): Promise<string | null> {
   const file = path.join(path.resolve(modelDir), 'config.json');
   let config: unknown;
   try {
-    config = JSON.parse(await fs.promises.readFile(file, 'utf8'));
+    config = JSON.parse((await readRegularFileAsync(file, { maxBytes: 16 << 20 })).toString('utf8'));
   } catch {
     return null;
   }

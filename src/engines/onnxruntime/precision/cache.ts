@@ -9,6 +9,7 @@ import type { Checkpoint } from '../checkpoint';
 import { buildDecoderGraph, GRAPH_VERSION, type GraphOptions } from '../graph';
 import { prepareQuantizedWeights } from './prepareQuantized';
 import type { WeightPrecision } from '../../../shared/protocol';
+import { readRegularText } from '../../../shared/safeFiles';
 
 export const INTEGRITY_FILE = 'integrity.json';
 
@@ -69,7 +70,7 @@ export function checkCacheIntegrity(dir: string, precision: WeightPrecision): st
   if (!fs.existsSync(file)) return precision === 'int8' || precision === 'int4' ? `${INTEGRITY_FILE} is missing` : null;
   let record: IntegrityRecord;
   try {
-    record = JSON.parse(fs.readFileSync(file, 'utf8')) as IntegrityRecord;
+    record = JSON.parse(readRegularText(file, { maxBytes: 16 << 20 })) as IntegrityRecord;
   } catch (e) {
     return `${INTEGRITY_FILE} does not parse (${(e as Error).message})`;
   }
