@@ -183,7 +183,12 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
   const state = readRecords(out, acc);
   if (state.done.size !== first.shard!.planQuestions)
     throw new RunFolderError(out, `merged ${state.done.size} questions, expected ${first.shard!.planQuestions}`);
-  const summary = finishSummary(acc, manifest, { ...first.model, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
+  // The decoder layer of each routing row is what the engine reported at load (manifest.loaded).
+  const rows = {
+    ...(Array.isArray(first.loaded?.moeLayers) ? { moeLayers: first.loaded.moeLayers as number[] } : {}),
+    ...(typeof first.loaded?.numDecoderLayers === 'number' ? { numDecoderLayers: first.loaded.numDecoderLayers } : {}),
+  };
+  const summary = finishSummary(acc, manifest, { ...first.model, ...rows, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
   writeJsonAtomic(path.join(out, SUMMARY), summary);
   return { outDir: out, summary, shards: shards.length, questions: state.done.size };
 }

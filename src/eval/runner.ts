@@ -565,7 +565,7 @@ async function scoreBatch(
       items,
       routingPositions: routingPositionsFor(opts.tokenScope),
       intervention: run.intervention,
-      ...(opts.expertOutputNorms !== false ? { expertOutputNorms: true } : {}),
+      ...(measuresExpertNorms(run) ? { expertOutputNorms: true } : {}),
     },
     run.signal,
   );
@@ -579,6 +579,15 @@ async function scoreBatch(
     prefixReused: res.prefixReused ? P * batch.length : Math.max(0, P * (batch.length - 1)),
   };
   return { batch: planned.index, questions: results, delta: toDelta(batchAcc), tokens, seconds: batchSeconds };
+}
+
+/**
+ * MAN / MSAN need each chosen expert's float output: measured unless turned off, or unless the weights are
+ * block-quantised (the ONNX Runtime engine's all-experts graph reads float weights; the summary then says
+ * outputNormCount 0 and leaves MAN / MSAN empty rather than measuring them on other weights).
+ */
+function measuresExpertNorms(run: RunContext): boolean {
+  return run.opts.expertOutputNorms !== false && run.model.precision !== 'int8' && run.model.precision !== 'int4';
 }
 
 /** One question's result, its routing added to the batch's statistics. */
