@@ -98,7 +98,15 @@ export interface RunAccumulator extends AccumulatorShape {
 
 export interface AccumulatorOptions {
   entropyBins?: number;
+  /**
+   * Remember which pair cells are non-zero, so that clearing, merging and encoding cost what was added
+   * rather than L x E^2 each time: for a per-batch accumulator, whose batch touches a few thousand cells.
+   */
+  trackPairCells?: boolean;
 }
+
+/** The non-zero pair cells of accumulators created with trackPairCells (each cell once, in no order). */
+const pairCells = new WeakMap<RunAccumulator, number[]>();
 
 function checkShape(shape: AccumulatorShape, bins: number): void {
   const { numLayers: L, numExperts: E, topK: K } = shape;
@@ -122,7 +130,7 @@ export function createAccumulator(shape: AccumulatorShape, scope: TokenScope, op
   checkShape(shape, bins);
   if (!isTokenScope(scope)) throw new Error(`unknown token scope ${String(scope)}`);
   const { numLayers: L, numExperts: E, topK: K } = shape;
-  return {
+  const acc: RunAccumulator = {
     format: 'moe-scope.run-accumulator',
     version: 1,
     numLayers: L,
@@ -144,6 +152,8 @@ export function createAccumulator(shape: AccumulatorShape, scope: TokenScope, op
     subjects: [],
     expertScores: createExpertScoreSums(L * E),
   };
+  if (options.trackPairCells) pairCells.set(acc, []);
+  return acc;
 }
 
 /** Empties an accumulator in place: a per-batch accumulator reused batch after batch allocates nothing. */
@@ -151,8 +161,14 @@ export function clearAccumulator(acc: RunAccumulator): void {
   acc.questions = 0;
   acc.correct = 0;
   acc.scopeTokens = 0;
-  for (const a of [acc.entropySum, acc.entropyHist, acc.top1Sum, acc.topKMassSum, acc.answerUse, acc.answerCorrect, acc.activationCorrect, acc.pairs])
-    a.fill(0);
+  for (const a of [acc.entropySum, acc.entropyHist, acc.top1Sum, acc.topKMassSum, acc.answerUse, acc.answerCorrect, acc.activationCorrect]) a.fill(0);
+  const cells = pairCells.get(acc);
+  if (cells) {
+    for (const i of cells) acc.pairs[i] = 0;
+    cells.length = 0;
+  } else {
+    acc.pairs.fill(0);
+  }
   for (const a of [acc.expertScores.gateWeightSum, acc.expertScores.normSum, acc.expertScores.normSqSum, acc.expertScores.normCount]) a.fill(0);
   acc.subjects = [];
 }
@@ -284,6 +300,7 @@ export function addRecord(acc: RunAccumulator, record: RoutingRecord): void {
   const bins = acc.entropyBins;
   const hist = acc.entropyHist;
   const pairs = acc.pairs;
+  const cells = pairCells.get(acc);
   const chosen = slotExperts;
   for (let l = 0; l < L; l++) {
     const histOff = l * bins;
@@ -303,8 +320,10 @@ export function addRecord(acc: RunAccumulator, record: RoutingRecord): void {
         const rowA = pairOff + a * E;
         for (let j = i + 1; j < K; j++) {
           const b = chosen[j]!;
-          pairs[rowA + b]!++;
-          pairs[pairOff + b * E + a]!++;
+          const ab = rowA + b;
+          const ba = pairOff + b * E + a;
+          if (pairs[ab]!++ === 0 && cells) cells.push(ab, ba);
+          pairs[ba]!++;
         }
       }
     }
@@ -358,6 +377,19 @@ function addInto(target: number[], source: readonly number[]): void {
   for (let i = 0; i < target.length; i++) target[i]! += source[i]!;
 }
 
+function addPairsInto(target: RunAccumulator, source: RunAccumulator): void {
+  const from = pairCells.get(source);
+  const into = pairCells.get(target);
+  if (!from && !into) return addInto(target.pairs, source.pairs);
+  const cells = from ?? source.pairs.keys();
+  for (const i of cells) {
+    const v = source.pairs[i]!;
+    if (v === 0) continue;
+    if (into && target.pairs[i] === 0) into.push(i);
+    target.pairs[i]! += v;
+  }
+}
+
 /** Adds source into target (target is mutated, source is not). */
 export function mergeInto(target: RunAccumulator, source: RunAccumulator): void {
   checkCompatible(target, source);
@@ -371,7 +403,7 @@ export function mergeInto(target: RunAccumulator, source: RunAccumulator): void 
   addInto(target.answerUse, source.answerUse);
   addInto(target.answerCorrect, source.answerCorrect);
   addInto(target.activationCorrect, source.activationCorrect);
-  addInto(target.pairs, source.pairs);
+  addPairsInto(target, source);
   mergeExpertScores(target.expertScores, source.expertScores);
   for (const s of source.subjects) {
     const t = subjectEntry(target, s.subject);
@@ -456,7 +488,7 @@ export function toDelta(acc: RunAccumulator): AccumulatorDelta {
     answerUse: encodeCounts(acc.answerUse),
     answerCorrect: encodeCounts(acc.answerCorrect),
     activationCorrect: encodeCounts(acc.activationCorrect),
-    pairs: encodeUpperTriangles(acc.pairs, acc.numLayers, acc.numExperts),
+    pairs: encodeUpperTriangles(acc),
     subjects: acc.subjects
       .slice()
       .sort((x, y) => (x.subject < y.subject ? -1 : x.subject > y.subject ? 1 : 0))
@@ -476,10 +508,28 @@ export function encodeDelta(acc: RunAccumulator): string {
 
 /**
  * encodeCounts of the pair counts above the diagonal, row by row (the whole of a symmetric zero-diagonal
- * matrix), from the non-zero cells: one pass and no copy of the
- * triangles, which are mostly zeros in a batch's delta (this runs once per batch record).
+ * matrix), from the non-zero cells: no copy of the triangles, which are mostly zeros in a batch's delta
+ * (this runs once per batch record); with tracked cells, without scanning the matrix either.
  */
-function encodeUpperTriangles(pairs: readonly number[], L: number, E: number): string {
+function encodeUpperTriangles(acc: RunAccumulator): string {
+  const { numLayers: L, numExperts: E, pairs } = acc;
+  const perLayer = (E * (E - 1)) / 2;
+  const cells = pairCells.get(acc);
+  if (cells) {
+    // Row-major order of the cells above the diagonal is their order in the triangles.
+    const upper = Float64Array.from(cells.filter((c) => Math.floor((c % (E * E)) / E) < c % E)).sort();
+    const indices = new Array<number>(upper.length);
+    const values = new Array<number>(upper.length);
+    for (let k = 0; k < upper.length; k++) {
+      const c = upper[k]!;
+      const r = c % (E * E);
+      const a = Math.floor(r / E);
+      // Rows before a hold E-1, E-2, ... cells of the triangle.
+      indices[k] = Math.floor(c / (E * E)) * perLayer + a * (E - 1) - (a * (a - 1)) / 2 + ((r % E) - a - 1);
+      values[k] = pairs[c]!;
+    }
+    return encodeNonZeroCounts(L * perLayer, indices, values);
+  }
   const indices: number[] = [];
   const values: number[] = [];
   let i = 0;

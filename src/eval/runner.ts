@@ -28,6 +28,7 @@ import {
   type RoutingPositions,
   type RunSummary,
   type ScoreItem,
+  type ScoreResult,
   type ScoreItemResult,
   type TokenScope,
 } from '../shared/protocol';
@@ -511,15 +512,33 @@ async function runBatches(
   // Records are synced at most a second apart rather than one fsync per batch (which dominated a fast run).
   const writer = new RecordWriter(opts.runDir, RECORD_SYNC_MS);
   // One batch accumulator, emptied for each batch: allocating one per batch cost more than the batch's statistics.
-  const batchAcc = createAccumulator({ numLayers: run.model.numLayers, numExperts: run.model.numExperts, topK: run.model.topK }, opts.tokenScope);
+  const batchAcc = createAccumulator({ numLayers: run.model.numLayers, numExperts: run.model.numExperts, topK: run.model.topK }, opts.tokenScope, {
+    trackPairCells: true,
+  });
   let lastSummaryAt = Date.now();
+  // Batches are whole on disk, so a resumed batch is all done or all to do (unless the batch size changed).
+  const todo = batches
+    .map((planned) => ({ planned, batch: planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id)) }))
+    .filter((b) => b.batch.length > 0);
+  // An engine that runs requests one at a time in arrival order (an engine process) gets the next batch
+  // before this one is recorded, so it computes while the host records; the engine sees the same sequence.
+  const ahead = run.backend.runsInArrivalOrder === true;
+  let next: Promise<Scored> | undefined;
   try {
-    for (const planned of batches) {
-      // Batches are whole on disk, so a resumed batch is all done or all to do (unless the batch size changed).
-      const batch = planned.questions.filter((q) => !resumed.recorded.done.has(q.question.id));
-      if (batch.length === 0) continue;
+    for (let i = 0; i < todo.length; i++) {
       if (run.signal?.aborted) throw new EngineFailure('cancelled', 'the evaluation was cancelled');
-      const rec = await scoreBatch(run, planned, batch, batchAcc, seconds);
+      const { planned, batch } = todo[i]!;
+      const current = next ?? requestScore(run, planned, batch);
+      next = undefined;
+      if (ahead && i + 1 < todo.length) {
+        next = requestScore(run, todo[i + 1]!.planned, todo[i + 1]!.batch);
+        // Awaited on the next turn; until then a failure (or the cancel of a failed run) is not unhandled.
+        next.catch(() => {});
+      }
+      const s0 = performance.now();
+      const scored = await current;
+      seconds.score += (performance.now() - s0) / 1000;
+      const rec = batchRecord(planned, batch, scored, batchAcc);
       const w0 = performance.now();
       writer.append(rec);
       seconds.write += (performance.now() - w0) / 1000;
@@ -544,20 +563,21 @@ async function runBatches(
   return false;
 }
 
-/** One score call: the batch's record (results, routing delta, tokens) and its routing statistics. */
-async function scoreBatch(
-  run: RunContext,
-  planned: PlannedBatch,
-  batch: PlannedQuestion[],
-  batchAcc: RunAccumulator,
-  seconds: { score: number },
-): Promise<BatchRecord> {
+interface Scored {
+  res: ScoreResult;
+  /** Prefix tokens the batch shares (0 without prefix reuse). */
+  prefixTokens: number;
+  /** When the request was sent (ms since the epoch). */
+  sentAt: number;
+}
+
+/** One batch's score call. */
+async function requestScore(run: RunContext, planned: PlannedBatch, batch: PlannedQuestion[]): Promise<Scored> {
   const { opts } = run;
   const group = planned.group;
-  const bt0 = Date.now();
+  const sentAt = Date.now();
   const P = opts.reusePrefix !== false ? group.prefixIds.length : 0;
   const items: ScoreItem[] = batch.map((q) => ({ key: q.question.id, ids: promptIds(q, P) }));
-  const s0 = performance.now();
   const res = await run.backend.call(
     'score',
     {
@@ -569,10 +589,15 @@ async function scoreBatch(
     },
     run.signal,
   );
-  seconds.score += (performance.now() - s0) / 1000;
+  return { res, prefixTokens: P, sentAt };
+}
+
+/** The batch's record (results, routing delta, tokens), its routing statistics left in batchAcc. */
+function batchRecord(planned: PlannedBatch, batch: PlannedQuestion[], scored: Scored, batchAcc: RunAccumulator): BatchRecord {
+  const { res, prefixTokens: P } = scored;
   clearAccumulator(batchAcc);
   const results: QuestionResult[] = res.items.map((r, j) => questionResult(batch[j], r, batchAcc));
-  const batchSeconds = (Date.now() - bt0) / 1000;
+  const batchSeconds = (Date.now() - scored.sentAt) / 1000;
   const tokens = {
     computed: res.computedTokens,
     padding: res.paddingTokens,
@@ -613,9 +638,7 @@ function questionResult(q: PlannedQuestion, r: ScoreItemResult, batchAcc: RunAcc
     ...(r.expertOutputNorms ? { expertOutputNorms: r.expertOutputNorms } : {}),
   };
   addRecord(batchAcc, record);
-  const K = r.routing.topK;
-  const T = r.routing.numTokens;
-  const answerExperts = Array.from({ length: r.routing.numLayers }, (_, l) => Array.from(r.routing.topExperts.subarray((l * T + T - 1) * K, (l * T + T) * K)));
+  const answerExperts = answerRows(r.routing.topExperts, r.routing.numLayers, r.routing.numTokens, r.routing.topK);
   return {
     id: q.question.id,
     subject: q.question.subject,
@@ -702,8 +725,22 @@ export function finishSummary(
 /** Per layer, the answer position's applied gate weights and (when measured) expert output norms, for the per-question record. */
 function answerSlots(r: { routing: { numLayers: number; numTokens: number; topK: number; topWeights: Float32Array } }, record: RoutingRecord) {
   const { numLayers: L, numTokens: T, topK: K } = r.routing;
-  const at = (v: ArrayLike<number>) => Array.from({ length: L }, (_, l) => Array.from({ length: K }, (_, s) => v[(l * T + T - 1) * K + s]!));
-  return { answerWeights: at(r.routing.topWeights), ...(record.expertOutputNorms ? { answerNorms: at(record.expertOutputNorms) } : {}) };
+  return {
+    answerWeights: answerRows(r.routing.topWeights, L, T, K),
+    ...(record.expertOutputNorms ? { answerNorms: answerRows(record.expertOutputNorms, L, T, K) } : {}),
+  };
+}
+
+/** Per layer, the K slots of the last position of a [layer][token][slot] array (loops: this runs for every question). */
+function answerRows(v: ArrayLike<number>, L: number, T: number, K: number): number[][] {
+  const rows = new Array<number[]>(L);
+  for (let l = 0; l < L; l++) {
+    const base = (l * T + T - 1) * K;
+    const row = new Array<number>(K);
+    for (let s = 0; s < K; s++) row[s] = v[base + s]!;
+    rows[l] = row;
+  }
+  return rows;
 }
 
 /** The fewest positions whose routing the token scope reads: the engine transfers nothing more. */

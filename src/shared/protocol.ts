@@ -675,6 +675,11 @@ export interface PythonEnvironment {
 /** What the host and the CLI program against; implemented in-process and over IPC. */
 export interface InferenceBackend {
   call<M extends EngineMethod>(method: M, params: EngineMethods[M]['params'], signal?: AbortSignal): Promise<EngineMethods[M]['result']>;
+  /**
+   * True when requests run one at a time in the order they were sent (the engine processes queue them), so
+   * a caller may send the next before the last has answered.
+   */
+  readonly runsInArrivalOrder?: boolean;
 }
 
 export class EngineFailure extends Error {

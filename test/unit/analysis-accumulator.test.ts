@@ -3,11 +3,13 @@ import assert from 'node:assert/strict';
 import type { TokenScope } from '../../src/shared/protocol';
 import {
   addRecord,
+  clearAccumulator,
   cloneAccumulator,
   createAccumulator,
   decodeDelta,
   encodeDelta,
   histogramQuantile,
+  mergeInto,
   mergeAccumulators,
   summarizeAccumulator,
   toDelta,
@@ -596,4 +598,35 @@ test('typed arrays from the engine and plain arrays give the same accumulator', 
     entropy: Float64Array.from(Q1.entropy as number[]),
   };
   assert.deepStrictEqual(accumulate([typed], 'all'), accumulate([Q1], 'all'));
+});
+
+test('a batch accumulator tracking its pair cells gives the same deltas, merges and clears as a dense one', () => {
+  const shape: AccumulatorShape = { numLayers: 4, numExperts: 16, topK: 4 };
+  const random = rng(11);
+  for (const scope of ['all', 'answer'] as const) {
+    const tracked = createAccumulator(shape, scope, { trackPairCells: true });
+    const runTracked = createAccumulator(shape, scope);
+    const runDense = createAccumulator(shape, scope);
+    for (let batch = 0; batch < 5; batch++) {
+      const records = Array.from({ length: 3 + batch }, (_, i) => randomRecord(random, `b${batch}q${i}`, shape, ['law', 'art']));
+      const dense = accumulate(records, scope, shape);
+      clearAccumulator(tracked);
+      for (const r of records) addRecord(tracked, r);
+      assert.equal(encodeDelta(tracked), encodeDelta(dense), `batch ${batch}, scope ${scope}: the delta text`);
+      assert.deepEqual(tracked.pairs, dense.pairs);
+      mergeInto(runTracked, tracked);
+      mergeInto(runDense, dense);
+      assertAccumulatorsEqual(runTracked, runDense);
+    }
+    // Cleared, it is an empty accumulator again, and a tracked target of a dense merge stays exact.
+    clearAccumulator(tracked);
+    assert.equal(encodeDelta(tracked), encodeDelta(createAccumulator(shape, scope)));
+    mergeInto(tracked, runDense);
+    assert.deepEqual(tracked.pairs, runDense.pairs);
+    clearAccumulator(tracked);
+    assert.ok(
+      tracked.pairs.every((v) => v === 0),
+      'clearing a tracked accumulator after a dense merge zeroes every cell',
+    );
+  }
 });

@@ -98,6 +98,8 @@ export class EngineClient implements InferenceBackend {
   private info: ModelInfo | null = null;
   private disposed = false;
   private channelKey = '';
+  /** Both engine processes queue requests and run them in arrival order (serveProcess.ts, server.py). */
+  readonly runsInArrivalOrder = true;
 
   constructor(private readonly options: EngineClientOptions = {}) {}
 

@@ -20,6 +20,8 @@ import {
   type Split,
 } from './alignment';
 import { answerScoringOf } from './answerScoring';
+import { rememberWords } from './wordMemory';
+import { WordwiseEncoder } from './wordwise';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -77,6 +79,7 @@ export class MoeTokenizer {
   private readonly tokenTextCache = new Map<number, string>();
   private scoring: AnswerScoring | undefined;
   private readonly aligner: OffsetAligner;
+  private readonly wordwise: WordwiseEncoder | undefined;
 
   private constructor(json: JsonObject, config: JsonObject, source: string, file: string) {
     this.source = source;
@@ -107,6 +110,7 @@ export class MoeTokenizer {
     } catch (err) {
       throw new TokenizerLoadError(`${file}: the tokenizer could not be built: ${(err as Error).message}`, file);
     }
+    rememberWords(this.hf);
 
     const hasNormalizer = json.normalizer !== null;
     const unnormalizedAdded: string[] = [];
@@ -182,6 +186,10 @@ export class MoeTokenizer {
       tokenText: (id) => this.tokenText(id),
       isSpecial: (id) => this.isSpecial(id),
     });
+    this.wordwise = WordwiseEncoder.forTokenizer(this.hf, this.aligner, [...unnormalizedAdded, ...normalizedAdded], {
+      unreplayedConfig: this.unreplayedConfig,
+      trimOffsetsWithPrefixSpace: byteLevelPost?.trim_offsets === true && byteLevelPost.add_prefix_space === true,
+    });
 
     let maxId = -1;
     for (const v of Object.values(model.vocab)) if (typeof v === 'number' && v > maxId) maxId = v;
@@ -238,8 +246,9 @@ export class MoeTokenizer {
 
   encode(text: string, options: EncodeOptions = {}): Encoded {
     const addSpecial = options.addSpecialTokens ?? true;
-    const plain = this.hf.encode(text, { add_special_tokens: false });
-    const { spans, exact } = this.aligner.alignTextTokens(text, plain.ids, plain.tokens);
+    const words = this.wordwise?.encode(text);
+    const plain = words ? { ids: words.ids, tokens: words.strings } : this.hf.encode(text, { add_special_tokens: false });
+    const { spans, exact } = words ? { spans: words.spans, exact: true } : this.aligner.alignTextTokens(text, plain.ids, plain.tokens);
     const post = this.hf.post_processor;
     if (!addSpecial || !post) return { ids: [...plain.ids], tokens: spans, offsetsExact: exact };
 

@@ -1,0 +1,120 @@
+// The common case, encoded a word at a time: a byte-level BPE tokenizer (GPT-2, GPT-NeoX/OLMoE, the demo
+// model) with no normalizer and the ByteLevel pre-tokenizer's own split. Every token then lies inside one
+// word of that split, and a word's ids and offsets depend on the word alone, so each distinct word is
+// encoded and aligned once (by the library and alignment.ts, as for any text) and reused at every place it
+// occurs. Texts holding an added token, and words whose alignment is not exact, take the general path.
+// test/unit/tokenizer-wordwise.test.ts checks ids and offsets against the general path.
+import type { Tokenizer } from '@huggingface/tokenizers';
+import type { EncodedToken, OffsetAligner } from './alignment';
+
+/** Distinct words remembered at most (MMLU's test split has about 60 k); then it starts over. */
+const WORDS_LIMIT = 500_000;
+/** Longer words are encoded each time: rare, and remembering them would let hostile input grow memory. */
+const LONGEST_REMEMBERED = 256;
+
+interface LibraryInternals {
+  normalizer: unknown;
+  pre_tokenizer: { config?: { type?: unknown }; use_regex?: unknown; add_prefix_space?: unknown; pattern?: unknown } | null;
+  model: { encode(words: string[]): string[]; fuse_unk?: unknown; tokens_to_ids: Map<string, number>; unk_token_id?: number };
+  added_tokens_map: Map<string, { id: number }>;
+}
+
+interface Word {
+  ids: number[];
+  strings: string[];
+  /** Offsets relative to the word's start. */
+  spans: EncodedToken[];
+}
+
+export interface WordwiseEncoding {
+  ids: number[];
+  /** The library's token strings (what its post-processor takes). */
+  strings: string[];
+  spans: EncodedToken[];
+}
+
+export class WordwiseEncoder {
+  private readonly words = new Map<string, Word | null>();
+  private readonly bytesOf: (word: string) => string;
+  private readonly utf8 = new TextEncoder();
+
+  private constructor(
+    private readonly lib: LibraryInternals,
+    private readonly pattern: RegExp,
+    private readonly added: RegExp | null,
+    private readonly aligner: OffsetAligner,
+    byteEncoder: Record<number, string>,
+  ) {
+    this.bytesOf = (word) => {
+      let s = '';
+      for (const b of this.utf8.encode(word)) s += byteEncoder[b];
+      return s;
+    };
+  }
+
+  /** The encoder for this tokenizer, or undefined when its pipeline is not the plain byte-level one. */
+  static forTokenizer(
+    hf: Tokenizer,
+    aligner: OffsetAligner,
+    addedContents: readonly string[],
+    options: { unreplayedConfig: boolean; trimOffsetsWithPrefixSpace: boolean },
+  ): WordwiseEncoder | undefined {
+    const lib = hf as unknown as LibraryInternals;
+    const pre = lib.pre_tokenizer as (LibraryInternals['pre_tokenizer'] & { byte_encoder?: unknown }) | null;
+    if (
+      lib.normalizer !== null ||
+      options.unreplayedConfig ||
+      // trim_offsets with add_prefix_space treats the text's first token apart.
+      options.trimOffsetsWithPrefixSpace ||
+      !pre ||
+      pre.config?.type !== 'ByteLevel' ||
+      pre.use_regex !== true ||
+      pre.add_prefix_space !== false ||
+      !(pre.pattern instanceof RegExp) ||
+      typeof pre.byte_encoder !== 'object' ||
+      lib.model.fuse_unk === true ||
+      typeof lib.model.encode !== 'function' ||
+      !(lib.added_tokens_map instanceof Map)
+    ) {
+      return undefined;
+    }
+    const escaped = addedContents.filter((c) => c.length > 0).map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const added = escaped.length ? new RegExp(escaped.join('|'), 'u') : null;
+    return new WordwiseEncoder(lib, new RegExp(pre.pattern.source, pre.pattern.flags), added, aligner, pre.byte_encoder as Record<number, string>);
+  }
+
+  /** The text's tokens (without the post-processor's), or undefined where the general path must encode it. */
+  encode(text: string): WordwiseEncoding | undefined {
+    if (this.added?.test(text)) return undefined;
+    const ids: number[] = [];
+    const strings: string[] = [];
+    const spans: EncodedToken[] = [];
+    for (const m of text.matchAll(this.pattern)) {
+      const w = this.word(m[0]);
+      if (!w) return undefined;
+      const at = m.index!;
+      for (let i = 0; i < w.ids.length; i++) {
+        const s = w.spans[i]!;
+        ids.push(w.ids[i]!);
+        strings.push(w.strings[i]!);
+        spans.push({ id: s.id, text: s.text, start: s.start + at, end: s.end + at, special: s.special });
+      }
+    }
+    return { ids, strings, spans };
+  }
+
+  private word(text: string): Word | null {
+    const known = this.words.get(text);
+    if (known !== undefined) return known;
+    // The library's own steps for one word: its byte mapping, its BPE, its token-to-id lookup.
+    const strings = this.lib.model.encode([this.bytesOf(text)]);
+    const ids = strings.map((t) => this.lib.added_tokens_map.get(t)?.id ?? this.lib.model.tokens_to_ids.get(t) ?? this.lib.model.unk_token_id ?? -1);
+    const aligned = this.aligner.alignTextTokens(text, ids, strings);
+    const word = ids.includes(-1) || !aligned.exact ? null : { ids, strings, spans: aligned.spans };
+    if (text.length < LONGEST_REMEMBERED) {
+      if (this.words.size >= WORDS_LIMIT) this.words.clear();
+      this.words.set(text, word);
+    }
+    return word;
+  }
+}
