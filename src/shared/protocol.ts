@@ -618,9 +618,10 @@ export const MODEL_INFO_FIELDS: FieldKinds<ModelInfo> = {
 };
 
 /**
- * What the PyTorch worker sends for `tokenize`, on its wire only: every text's ids and [start, end) offsets
- * as flat typed arrays, `counts` tokens per text, and the texts of tokens the tokenizer inserted (no span).
- * The host rebuilds TokenizeResult[] from it (src/engines/client/pythonWorker.ts).
+ * What an engine process sends for `tokenize` (the PyTorch worker and the ONNX Runtime process alike), on
+ * its wire only: every text's ids and [start, end) offsets as flat typed arrays, `counts` tokens per text,
+ * and the texts of tokens whose text is not the slice they point at (inserted tokens; split UTF-8 from the
+ * ONNX Runtime process). The host rebuilds TokenizeResult[] from it (src/shared/tokenizeWire.ts).
  */
 export interface WorkerTokenizeResult {
   ids: Int32Array;

@@ -20,7 +20,9 @@ import {
   type InferenceBackend,
   type LoadOptions,
   type ModelInfo,
+  type WorkerTokenizeResult,
 } from '../../shared/protocol';
+import { unpackTokenizeResults } from '../../shared/tokenizeWire';
 
 /** One running inference process, as the client sees it. */
 export interface EngineChannel {
@@ -65,6 +67,8 @@ export function nodeChannel(entry?: string): ChannelFactory {
         if (child.connected) child.send(m);
       },
       kill: () => child.kill('SIGKILL'),
+      adapt: (method, params, result) =>
+        method === 'tokenize' ? unpackTokenizeResults((params as EngineMethods['tokenize']['params']).texts, result as WorkerTokenizeResult) : result,
     };
   };
 }

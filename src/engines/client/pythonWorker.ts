@@ -16,7 +16,6 @@ import {
   type EngineToHost,
   type PythonEnvironment,
   type TokenSpan,
-  type TokenizeResult,
   type TraceResult,
   type WorkerTokenizeResult,
   type WorkerTraceResult,
@@ -24,6 +23,7 @@ import {
 } from '../../shared/protocol';
 import { softmax4 } from '../onnxruntime/routing';
 import { checkoutRoot, choosePython } from './pythonDiscovery';
+import { unpackTokenizeResults } from '../../shared/tokenizeWire';
 
 /** The folder holding the moe_scope_worker package: MOE_SCOPE_WORKER_DIR, else python/ next to dist/ or src/. */
 export function workerDir(): string {
@@ -187,14 +187,15 @@ export function pythonChannel(python: string): ChannelFactory {
 function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
   if (method === 'tokenize') {
     const { texts } = params as EngineMethods['tokenize']['params'];
-    return spansOf(texts, result as WorkerTokenizeResult);
+    return unpackTokenizeResults(texts, result as WorkerTokenizeResult);
   }
   if (method === 'trace') {
     const r = result as WorkerTraceResult;
     const input = (params as EngineMethods['trace']['params']).input;
     let tokens: TokenSpan[];
     if ('text' in input)
-      tokens = spansOf([input.text], { ids: r.ids, offsets: r.offsets!, counts: Int32Array.of(r.ids.length), inserted: r.inserted ?? [] })[0].tokens;
+      tokens = unpackTokenizeResults([input.text], { ids: r.ids, offsets: r.offsets!, counts: Int32Array.of(r.ids.length), inserted: r.inserted ?? [] })[0]
+        .tokens;
     else tokens = spansOfDecodedTokens(r.ids, (i) => r.tokenTexts?.[i] ?? '');
     const out: TraceResult = {
       model: r.model,
@@ -209,27 +210,6 @@ function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknow
     return out;
   }
   return result;
-}
-
-function spansOf(texts: string[], w: WorkerTokenizeResult): TokenizeResult[] {
-  if (w.counts.length !== texts.length) throw new Error(`${w.counts.length} encodings for ${texts.length} texts`);
-  const inserted = new Map(w.inserted);
-  const out: TokenizeResult[] = [];
-  let pos = 0;
-  for (let i = 0; i < texts.length; i++) {
-    const n = w.counts[i];
-    const text = texts[i];
-    const ids = Array.from(w.ids.subarray(pos, pos + n));
-    const tokens: TokenSpan[] = new Array(n);
-    for (let j = 0; j < n; j++) {
-      const start = w.offsets[2 * (pos + j)];
-      const end = w.offsets[2 * (pos + j) + 1];
-      tokens[j] = { id: ids[j], text: inserted.get(pos + j) ?? text.slice(start, end), start, end };
-    }
-    out.push({ ids, tokens });
-    pos += n;
-  }
-  return out;
 }
 
 /**

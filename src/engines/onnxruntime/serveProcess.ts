@@ -4,7 +4,8 @@
  * aborts the matching request, queued or running. Shared by the engine's process and the benchmarks' null
  * engine, so both speak exactly the same protocol.
  */
-import { EngineFailure, type EngineRequest, type EngineToHost, type HostToEngine, type InferenceBackend } from '../../shared/protocol';
+import { EngineFailure, type EngineRequest, type EngineToHost, type HostToEngine, type InferenceBackend, type TokenizeResult } from '../../shared/protocol';
+import { packTokenizeResults } from '../../shared/tokenizeWire';
 
 export const sendToHost = (m: EngineToHost) => process.send?.(m);
 
@@ -15,7 +16,8 @@ export function serveEngineProcess(engine: InferenceBackend): void {
   const handle = async (req: EngineRequest, signal: AbortSignal): Promise<void> => {
     try {
       if (signal.aborted) throw new EngineFailure('cancelled', 'the request was cancelled');
-      const result = await engine.call(req.method, req.params, signal);
+      const out = await engine.call(req.method, req.params, signal);
+      const result = req.method === 'tokenize' ? packTokenizeResults(req.params.texts, out as TokenizeResult[]) : out;
       sendToHost({ type: 'response', id: req.id, ok: true, result });
       if (req.method === 'shutdown') setImmediate(() => process.exit(0));
     } catch (e) {
