@@ -33,6 +33,7 @@ const CRAFTED = [
   `${'a'.repeat(300)} ${'7'.repeat(40)} ${'!?'.repeat(200)}`,
   'an added token <|endoftext|> inside and <|padding|><|endoftext|> twice',
   '1234567890 3.14159 -2e10 $100 50% #tag @user',
+  'aaa eee ttt sss ... !!! --- 000 1111 aaaaa the the thethe',
 ];
 
 function withSequencePreTokenizer(json: Record<string, unknown>): Record<string, unknown> {

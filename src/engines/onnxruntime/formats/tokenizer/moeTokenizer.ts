@@ -256,6 +256,8 @@ export class MoeTokenizer {
     // already have saves a second BPE pass and shows which tokens it inserted.
     const fullTokens = post.post_process([...plain.tokens], null, true).tokens;
     const n = plain.tokens.length;
+    // Nothing inserted (a ByteLevel post-processor, say): the tokens are the text's.
+    if (fullTokens.length === n) return { ids: [...plain.ids], tokens: spans, offsetsExact: exact };
     let offset = -1;
     for (let k = 0; k + n <= fullTokens.length && offset < 0; k++) {
       let same = true;

@@ -15,7 +15,18 @@ const LONGEST_REMEMBERED = 256;
 interface LibraryInternals {
   normalizer: unknown;
   pre_tokenizer: { config?: { type?: unknown }; use_regex?: unknown; add_prefix_space?: unknown; pattern?: unknown } | null;
-  model: { encode(words: string[]): string[]; fuse_unk?: unknown; tokens_to_ids: Map<string, number>; unk_token_id?: number };
+  model: {
+    encode(words: string[]): string[];
+    fuse_unk?: unknown;
+    tokens_to_ids: Map<string, number>;
+    unk_token_id?: number;
+    merges?: unknown;
+    end_of_word_suffix?: unknown;
+    continuing_subword_suffix?: unknown;
+    byte_fallback?: unknown;
+    ignore_merges?: unknown;
+    config?: { dropout?: unknown };
+  };
   added_tokens_map: Map<string, { id: number }>;
 }
 
@@ -33,8 +44,47 @@ export interface WordwiseEncoding {
   spans: EncodedToken[];
 }
 
+/**
+ * Byte-pair merging of one word: repeatedly the adjacent pair of lowest merge rank, the leftmost of equal
+ * ranks, as the library's priority queue orders them (rank, then position). A scan per merge is quadratic in
+ * the word's length, so it only takes the short words that make up text; longer ones go to the library.
+ */
+class PairMerges {
+  private readonly ranks = new Map<string, Map<string, number>>();
+
+  constructor(merges: readonly (readonly [string, string])[]) {
+    merges.forEach(([a, b], rank) => {
+      let row = this.ranks.get(a);
+      if (!row) this.ranks.set(a, (row = new Map()));
+      // A pair listed twice keeps its last rank, as in the library.
+      row.set(b, rank);
+    });
+  }
+
+  merge(word: string): string[] {
+    const symbols = Array.from(word);
+    for (;;) {
+      let best = -1;
+      let bestRank = Infinity;
+      for (let i = 0; i + 1 < symbols.length; i++) {
+        const r = this.ranks.get(symbols[i]!)?.get(symbols[i + 1]!);
+        if (r !== undefined && r < bestRank) {
+          bestRank = r;
+          best = i;
+        }
+      }
+      if (best < 0) return symbols;
+      symbols.splice(best, 2, symbols[best]! + symbols[best + 1]!);
+    }
+  }
+}
+
+/** Words merged here rather than by the library (see PairMerges). */
+const LONGEST_MERGED_HERE = 64;
+
 export class WordwiseEncoder {
   private readonly words = new Map<string, Word | null>();
+  private readonly merges: PairMerges | undefined;
   private readonly bytesOf: (word: string) => string;
   private readonly utf8 = new TextEncoder();
 
@@ -45,6 +95,16 @@ export class WordwiseEncoder {
     private readonly aligner: OffsetAligner,
     byteEncoder: Record<number, string>,
   ) {
+    const m = lib.model;
+    const plainBpe =
+      Array.isArray(m.merges) &&
+      m.merges.every((x) => Array.isArray(x) && x.length === 2) &&
+      !m.end_of_word_suffix &&
+      !m.continuing_subword_suffix &&
+      m.byte_fallback !== true &&
+      m.ignore_merges !== true &&
+      !m.config?.dropout;
+    this.merges = plainBpe ? new PairMerges(m.merges as [string, string][]) : undefined;
     this.bytesOf = (word) => {
       let s = '';
       for (const b of this.utf8.encode(word)) s += byteEncoder[b];
@@ -106,8 +166,12 @@ export class WordwiseEncoder {
   private word(text: string): Word | null {
     const known = this.words.get(text);
     if (known !== undefined) return known;
-    // The library's own steps for one word: its byte mapping, its BPE, its token-to-id lookup.
-    const strings = this.lib.model.encode([this.bytesOf(text)]);
+    // The library's steps for one word: its byte mapping, its BPE (here for short words), its token-to-id lookup.
+    const bytes = this.bytesOf(text);
+    let strings = this.merges && bytes.length <= LONGEST_MERGED_HERE ? this.merges.merge(bytes) : undefined;
+    // A piece outside the vocabulary takes the library's unknown-token handling.
+    if (strings?.some((t) => !this.lib.model.tokens_to_ids.has(t))) strings = undefined;
+    strings ??= this.lib.model.encode([bytes]);
     const ids = strings.map((t) => this.lib.added_tokens_map.get(t)?.id ?? this.lib.model.tokens_to_ids.get(t) ?? this.lib.model.unk_token_id ?? -1);
     const aligned = this.aligner.alignTextTokens(text, ids, strings);
     const word = ids.includes(-1) || !aligned.exact ? null : { ids, strings, spans: aligned.spans };
