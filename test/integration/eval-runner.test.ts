@@ -9,9 +9,9 @@ import { runEvaluation, type EvalOptions } from '../../src/eval/runner';
 import type { EngineKind, RunSummary } from '../../src/shared/protocol';
 import { ENGINE_KINDS } from '../support/engines';
 import { testPython } from '../support/python';
-import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
+import { makeModel, tempDir, DEMO_CORPUS } from '../support/models';
+import { CLI as cli, demoEvalArgs } from '../support/cli';
 
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
 const cache = tempDir('cache');
 
@@ -24,27 +24,7 @@ function recordedIds(runDir: string): string[] {
 }
 const summaryOf = (runDir: string) => JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8')) as RunSummary;
 const engineArgs = (out: string, kind: EngineKind) => [...evalArgs(out), '--engine', kind, ...(kind === 'pytorch' ? ['--python', testPython()] : [])];
-const evalArgs = (out: string, extra: string[] = []) => [
-  'eval',
-  '--model',
-  model,
-  '--data',
-  DEMO_CORPUS,
-  '--out',
-  out,
-  '--limit',
-  '6',
-  '--shots',
-  '2',
-  '--batch-size',
-  '2',
-  '--provider',
-  'cpu',
-  '--cache',
-  cache,
-  '--quiet',
-  ...extra,
-];
+const evalArgs = (out: string, extra: string[] = []) => demoEvalArgs({ model, out, cache, limit: 6, shots: 2, batchSize: 2 }, extra);
 
 for (const kind of ENGINE_KINDS) {
   test(`[${kind}] a run killed with SIGKILL and resumed records every question exactly once and matches an uninterrupted run`, async () => {

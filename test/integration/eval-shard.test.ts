@@ -4,16 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { partitionBatches, parseShard, SUBJECT_BOUNDARY_SLACK, type WeightedBatch } from '../../src/eval/shard';
 import { acquireRunLock } from '../../src/eval/runLock';
 import type { RunSummary } from '../../src/shared/protocol';
-import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
+import { makeModel, tempDir } from '../support/models';
+import { demoEvalArgs, runCli } from '../support/cli';
 import { mulberry32 } from '../../src/engines/onnxruntime/demo/random';
-
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 
 test('parseShard accepts I/N with 0 <= I < N and names the problem otherwise', () => {
   assert.deepEqual(parseShard('2/3'), { index: 2, count: 3 });
@@ -74,26 +72,8 @@ test('partitionBatches cuts at a subject boundary when one is near the balanced 
 
 const model = makeModel({ family: 'olmoe', overrides: { layers: 4 } });
 const cache = tempDir('cache');
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-const evalArgs = (out: string, extra: string[]) => [
-  'eval',
-  '--model',
-  model,
-  '--data',
-  DEMO_CORPUS,
-  '--out',
-  out,
-  '--shots',
-  '2',
-  '--batch-size',
-  '2',
-  '--provider',
-  'cpu',
-  '--cache',
-  cache,
-  '--quiet',
-  ...extra,
-];
+const run = (args: string[]) => runCli(args);
+const evalArgs = (out: string, extra: string[]) => demoEvalArgs({ model, out, cache, shots: 2, batchSize: 2 }, extra);
 const summaryOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'summary.json'), 'utf8')) as RunSummary;
 const recordsOf = (dir: string) =>
   fs

@@ -12,36 +12,16 @@ import * as path from 'node:path';
 import { acquireRunLock, LOCK } from '../../src/eval/runLock';
 import { modelFingerprint } from '../../src/eval/fingerprint';
 import { RunFolderError, manifestMismatch, type RunManifest } from '../../src/eval/runFolder';
-import { makeModel, tempDir, REPO_ROOT, DEMO_CORPUS } from '../support/models';
+import { makeModel, tempDir, REPO_ROOT } from '../support/models';
+import { CLI as cli, demoEvalArgs, runCli as runBuiltCli } from '../support/cli';
 
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
 const model = makeModel({ family: 'olmoe', overrides: { layers: 2 } });
 const cache = tempDir('cache');
 const hashCache = path.join(tempDir('hashes'), 'hashes.json');
 const env = { ...process.env, XDG_CACHE_HOME: path.dirname(hashCache) };
 
-const evalArgs = (out: string, extra: string[] = [], m = model) => [
-  'eval',
-  '--model',
-  m,
-  '--data',
-  DEMO_CORPUS,
-  '--out',
-  out,
-  '--limit',
-  '3',
-  '--shots',
-  '1',
-  '--batch-size',
-  '2',
-  '--provider',
-  'cpu',
-  '--cache',
-  cache,
-  '--quiet',
-  ...extra,
-];
-const runCli = (args: string[], input?: string) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env, input });
+const evalArgs = (out: string, extra: string[] = [], m = model) => demoEvalArgs({ model: m, out, cache, limit: 3, shots: 1, batchSize: 2 }, extra);
+const runCli = (args: string[], input?: string) => runBuiltCli(args, { env, input });
 
 function recordedIds(runDir: string): string[] {
   return fs
