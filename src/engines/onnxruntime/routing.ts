@@ -16,26 +16,61 @@ export interface RoutingRule {
  * in token order (the same rows in every layer).
  */
 export function routingFromLogits(logits: readonly Float32Array[], rows: ArrayLike<number>, rule: RoutingRule, includeProbs: boolean): Routing {
-  const E = rule.numExperts;
   const K = rule.topK;
+  const out = emptyRouting(logits.length, rows.length, rule.numExperts, K, includeProbs);
+  const p = new Float64Array(rule.numExperts);
+  const order = new Int32Array(rule.numExperts);
+  forEachGate(logits, rows, 'softmax', p, out, (lt) => {
+    selectTopK(p, K, order);
+    let kept = 0;
+    for (let s = 0; s < K; s++) kept += p[order[s]];
+    for (let s = 0; s < K; s++) {
+      out.topExperts[lt * K + s] = order[s];
+      out.topWeights[lt * K + s] = rule.normTopKProb ? p[order[s]] / kept : p[order[s]];
+    }
+  });
+  return out;
+}
+
+/** A routing of L layers x T tokens with every array zeroed. */
+export function emptyRouting(L: number, T: number, E: number, K: number, withProbs: boolean): Routing {
+  return {
+    numLayers: L,
+    numTokens: T,
+    numExperts: E,
+    topK: K,
+    probs: withProbs ? new Float32Array(L * T * E) : undefined,
+    topExperts: new Uint16Array(L * T * K),
+    topWeights: new Float32Array(L * T * K),
+    entropy: new Float32Array(L * T),
+  };
+}
+
+/**
+ * For each layer and taken row: the gate's distribution over experts (softmax, or sigmoid scores normalised
+ * to sum 1) into p, its entropy and (when kept) probabilities into `out`, then `pick(l * T + t)`.
+ */
+export function forEachGate(
+  logits: readonly Float32Array[],
+  rows: ArrayLike<number>,
+  score: 'softmax' | 'sigmoid',
+  p: Float64Array,
+  out: Routing,
+  pick: (lt: number, l: number, t: number) => void,
+): void {
+  const E = out.numExperts;
   const T = rows.length;
-  const numLayers = logits.length;
-  const probs = includeProbs ? new Float32Array(numLayers * T * E) : undefined;
-  const topExperts = new Uint16Array(numLayers * T * K);
-  const topWeights = new Float32Array(numLayers * T * K);
-  const entropy = new Float32Array(numLayers * T);
-  const p = new Float64Array(E);
-  const order = new Int32Array(E);
-  for (let l = 0; l < numLayers; l++) {
+  for (let l = 0; l < logits.length; l++) {
+    const layer = logits[l];
     for (let t = 0; t < T; t++) {
-      const layer = logits[l];
       const base = rows[t] * E;
-      let max = -Infinity;
-      for (let e = 0; e < E; e++) max = Math.max(max, layer[base + e]);
       let sum = 0;
-      for (let e = 0; e < E; e++) {
-        p[e] = Math.exp(layer[base + e] - max);
-        sum += p[e];
+      if (score === 'softmax') {
+        let max = -Infinity;
+        for (let e = 0; e < E; e++) max = Math.max(max, layer[base + e]);
+        for (let e = 0; e < E; e++) sum += p[e] = Math.exp(layer[base + e] - max);
+      } else {
+        for (let e = 0; e < E; e++) sum += p[e] = 1 / (1 + Math.exp(-layer[base + e]));
       }
       let h = 0;
       for (let e = 0; e < E; e++) {
@@ -43,18 +78,11 @@ export function routingFromLogits(logits: readonly Float32Array[], rows: ArrayLi
         if (p[e] > 0) h -= p[e] * Math.log(p[e]);
       }
       const lt = l * T + t;
-      entropy[lt] = h;
-      if (probs) for (let e = 0; e < E; e++) probs[lt * E + e] = p[e];
-      selectTopK(p, K, order);
-      let kept = 0;
-      for (let s = 0; s < K; s++) kept += p[order[s]];
-      for (let s = 0; s < K; s++) {
-        topExperts[lt * K + s] = order[s];
-        topWeights[lt * K + s] = rule.normTopKProb ? p[order[s]] / kept : p[order[s]];
-      }
+      out.entropy[lt] = h;
+      if (out.probs) for (let e = 0; e < E; e++) out.probs[lt * E + e] = p[e];
+      pick(lt, l, t);
     }
   }
-  return { numLayers, numTokens: T, numExperts: E, topK: K, probs, topExperts, topWeights, entropy };
 }
 
 /** Writes the indices of the k largest values into order[0..k), largest first, ties to the lower index. */
@@ -77,17 +105,13 @@ export function selectTopK(values: ArrayLike<number>, k: number, order: Int32Arr
 export function concatRouting(parts: Routing[]): Routing {
   const { numLayers: L, numExperts: E, topK: K } = parts[0];
   const T = parts.reduce((a, r) => a + r.numTokens, 0);
-  const withProbs = parts.every((r) => r.probs);
-  const out: Routing = {
-    numLayers: L,
-    numTokens: T,
-    numExperts: E,
-    topK: K,
-    probs: withProbs ? new Float32Array(L * T * E) : undefined,
-    topExperts: new Uint16Array(L * T * K),
-    topWeights: new Float32Array(L * T * K),
-    entropy: new Float32Array(L * T),
-  };
+  const out = emptyRouting(
+    L,
+    T,
+    E,
+    K,
+    parts.every((r) => r.probs),
+  );
   for (let l = 0; l < L; l++) {
     let t0 = 0;
     for (const r of parts) {

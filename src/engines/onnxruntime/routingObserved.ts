@@ -5,6 +5,7 @@
  * to 1, are normalised over the experts (the entropy of a sigmoid router is that of its normalised scores).
  */
 import type { Routing } from '../../shared/protocol';
+import { emptyRouting, forEachGate } from './routing';
 
 export interface ObservedSelection {
   /** Per routing row: [tokens, k] int64 expert ids as the graph chose them. */
@@ -20,39 +21,14 @@ export function routingFromSelection(
   shape: { numExperts: number; topK: number; score: 'softmax' | 'sigmoid' },
   includeProbs: boolean,
 ): Routing {
-  const E = shape.numExperts;
   const K = shape.topK;
-  const T = rows.length;
-  const L = logits.length;
-  const probs = includeProbs ? new Float32Array(L * T * E) : undefined;
-  const topExperts = new Uint16Array(L * T * K);
-  const topWeights = new Float32Array(L * T * K);
-  const entropy = new Float32Array(L * T);
-  const p = new Float64Array(E);
-  for (let l = 0; l < L; l++) {
-    for (let t = 0; t < T; t++) {
-      const base = rows[t] * E;
-      let sum = 0;
-      if (shape.score === 'softmax') {
-        let max = -Infinity;
-        for (let e = 0; e < E; e++) max = Math.max(max, logits[l][base + e]);
-        for (let e = 0; e < E; e++) sum += p[e] = Math.exp(logits[l][base + e] - max);
-      } else {
-        for (let e = 0; e < E; e++) sum += p[e] = 1 / (1 + Math.exp(-logits[l][base + e]));
-      }
-      let h = 0;
-      for (let e = 0; e < E; e++) {
-        p[e] /= sum;
-        if (p[e] > 0) h -= p[e] * Math.log(p[e]);
-      }
-      const lt = l * T + t;
-      entropy[lt] = h;
-      if (probs) for (let e = 0; e < E; e++) probs[lt * E + e] = p[e];
-      for (let s = 0; s < K; s++) {
-        topExperts[lt * K + s] = Number(selection.indices[l][rows[t] * K + s]);
-        topWeights[lt * K + s] = selection.weights[l][rows[t] * K + s];
-      }
+  const out = emptyRouting(logits.length, rows.length, shape.numExperts, K, includeProbs);
+  // Entropy and probabilities from the router's scores; the chosen experts and weights as the model applied them.
+  forEachGate(logits, rows, shape.score, new Float64Array(shape.numExperts), out, (lt, l, t) => {
+    for (let s = 0; s < K; s++) {
+      out.topExperts[lt * K + s] = Number(selection.indices[l][rows[t] * K + s]);
+      out.topWeights[lt * K + s] = selection.weights[l][rows[t] * K + s];
     }
-  }
-  return { numLayers: L, numTokens: T, numExperts: E, topK: K, probs, topExperts, topWeights, entropy };
+  });
+  return out;
 }
