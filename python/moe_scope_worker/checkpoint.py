@@ -6,7 +6,7 @@ import json
 import os
 import re
 
-from . import families
+from . import config_fields, families
 from .protocol import EngineFailure
 
 def resolve_model_dir(path: str) -> str:
@@ -83,7 +83,7 @@ def load_config(model_dir: str, raw: dict):
     """transformers' own config object for the checkpoint (its text part for multimodal families), after the
     model_type has been checked against the families this engine runs."""
     file = os.path.join(model_dir, "config.json")
-    families.family_of(raw.get("model_type"), file)
+    config_fields.check(raw, families.family_of(raw.get("model_type"), file), file)
     from transformers import AutoConfig
 
     try:
@@ -106,10 +106,12 @@ def routing_rule(config, file: str) -> dict:
             raise EngineFailure("bad-model", f"{file}: {name} must be a positive integer, got {v!r}")
         return v
 
+    routing = families.describe(family, text)
     return {
         "family": family,
         "modelType": config.model_type,
-        "routing": families.describe(family, text),
+        "routing": routing,
+        "normTopKProb": families.rescales_to_one(family, text, routing),
         "sharedExperts": families.shared_experts(family, text),
         "logitsScale": families.logits_scale(family, text),
         "hiddenSize": integer("hidden_size"),

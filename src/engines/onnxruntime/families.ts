@@ -5,6 +5,7 @@
  */
 import { InputError } from '../../shared/inputError';
 import { MOE_FAMILIES, type ModelFamilyName } from '../../shared/protocol';
+import { configDefault, configFieldNames, configFieldsProblem, type ConfigFieldName } from '../../shared/configFields';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
 import type { GraphRouter, MlaAttention } from './familyFeatures';
 import { EXTENDED_FAMILIES } from './familiesExtended';
@@ -34,8 +35,11 @@ export interface MoeArchitecture {
   qkNorm: 'full' | 'per-head' | null;
   tieWordEmbeddings: boolean;
   clipQkv: number | null;
-  /** Qwen2-MoE: a dense expert every token goes through, scaled by sigmoid(shared_expert_gate(x)). */
-  sharedExpert: { intermediate: number } | null;
+  /**
+   * Qwen2-MoE: a dense expert every token goes through, scaled by sigmoid(shared_expert_gate(x)). count: how
+   * many shared experts it stands for (DeepSeek's n_shared_experts, fused into one MLP); absent: one.
+   */
+  sharedExpert: { intermediate: number; count?: number } | null;
   /** Biases on the q, k and v projections (Qwen2-MoE). */
   qkvBias: boolean;
   /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
@@ -167,6 +171,34 @@ export function flag(config: HfConfig, file: string, key: string, fallback: bool
   return v;
 }
 
+/**
+ * transformers' default for a table field of this family (src/shared/configFields.ts); undefined where it
+ * has none, so that int() and friends call the field missing.
+ */
+export function defaultOf(family: ModelFamilyName, field: ConfigFieldName): number | undefined {
+  const v = configDefault(family, field);
+  if (v === undefined) throw new Error(`configFields.ts has no default of "${field}" for ${family}`);
+  return typeof v === 'number' ? v : undefined;
+}
+
+export function flagDefaultOf(family: ModelFamilyName, field: ConfigFieldName): boolean {
+  const v = configDefault(family, field);
+  if (typeof v !== 'boolean') throw new Error(`configFields.ts has no boolean default of "${field}" for ${family}`);
+  return v;
+}
+
+/** A count >= 0 (shared experts), transformers' default when absent; required where transformers has none. */
+export function countOf(config: HfConfig, file: string, family: ModelFamilyName, key: ConfigFieldName): number {
+  const v = config[key];
+  if (v === undefined || v === null) {
+    const fallback = defaultOf(family, key);
+    if (fallback === undefined) throw new ConfigError(file, `missing "${key}" (an integer >= 0)`);
+    return fallback;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(file, `"${key}" must be an integer >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** Fields of any family whose non-default values change the math and are not implemented. */
 function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   const act = config.hidden_act ?? config.hidden_activation;
@@ -178,6 +210,8 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
 }
 
 export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+  const tableProblem = configFieldsProblem(config, family);
+  if (tableProblem) throw new ConfigError(file, tableProblem);
   refuseUnsupportedCommon(config, file);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
@@ -189,7 +223,7 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
   const eps = positive(config, file, 'rms_norm_eps', 1e-5);
   if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
   const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', NaN);
-  const maxPositions = int(config, file, 'max_position_embeddings', 4096);
+  const maxPositions = int(config, file, 'max_position_embeddings', defaultOf(family, 'max_position_embeddings'));
   let rope: RopeSettings;
   try {
     rope = readRope(config, defaultTheta, headDim, maxPositions);
@@ -213,7 +247,7 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
     maxPositions,
     rope,
     rmsNormEps: eps,
-    tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', false),
+    tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', flagDefaultOf(family, 'tie_word_embeddings')),
     clipQkv: clip,
   };
 }
@@ -253,16 +287,19 @@ export function denseMlpNames(arch: MoeArchitecture, l: number): LayerTensorName
 }
 
 /**
- * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
- * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
+ * The expert count under any of its names in this family (configFields.ts's aliases: transformers maps
+ * num_experts and num_local_experts onto each other for Qwen3-MoE, saved with num_local_experts, and others).
  */
-export function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
-  const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
+export function requireExperts(config: HfConfig, file: string, family: ModelFamilyName, key: 'num_experts' | 'num_local_experts'): number {
+  const names = configFieldNames(family, 'num_experts');
+  const group = names.includes(key) ? [key, ...names.filter((n) => n !== key)] : [key];
   const has = (k: string) => config[k] !== undefined && config[k] !== null;
-  if (has(key) && has(alias) && config[key] !== config[alias]) {
-    throw new ConfigError(file, `"${key}" (${JSON.stringify(config[key])}) and "${alias}" (${JSON.stringify(config[alias])}) disagree`);
+  const given = group.filter(has);
+  for (const other of given.slice(1)) {
+    if (config[other] !== config[given[0]!])
+      throw new ConfigError(file, `"${given[0]}" (${JSON.stringify(config[given[0]!])}) and "${other}" (${JSON.stringify(config[other])}) disagree`);
   }
-  const used = has(key) ? key : alias;
+  const used = given[0] ?? key;
   const v = config[used];
   if (v === undefined || v === null || v === 0 || v === 1) {
     throw new ConfigError(
@@ -323,11 +360,18 @@ export const OLMOE: FamilyDescriptor = {
   name: 'olmoe',
   modelTypes: ['olmoe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'olmoe', 'num_experts');
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only OLMoE attention without projection biases is implemented');
     return {
-      ...common(config, file, 'olmoe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'olmoe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('olmoe', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+      ),
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('olmoe', 'norm_topk_prob')),
       qkNorm: 'full',
       sharedExpert: null,
       qkvBias: false,
@@ -341,10 +385,18 @@ export const MIXTRAL: FamilyDescriptor = {
   name: 'mixtral',
   modelTypes: ['mixtral'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_local_experts');
+    const experts = requireExperts(config, file, 'mixtral', 'num_local_experts');
     return {
       // transformers' MixtralConfig defaults rope_theta to 1e6.
-      ...common(config, file, 'mixtral', experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size'), 1e6),
+      ...common(
+        config,
+        file,
+        'mixtral',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('mixtral', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+        1e6,
+      ),
       normTopKProb: true,
       qkNorm: null,
       sharedExpert: null,
@@ -375,17 +427,24 @@ export const QWEN2_MOE: FamilyDescriptor = {
   name: 'qwen2_moe',
   modelTypes: ['qwen2_moe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'qwen2_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
     const types = config.layer_types;
     if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
       refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
-    // A missing size means transformers' default (5632), i.e. a shared expert whose tensors must be there.
-    const sharedInter = config.shared_expert_intermediate_size === 0 ? 0 : int(config, file, 'shared_expert_intermediate_size', 5632);
+    // A missing size means transformers' default, i.e. a shared expert whose tensors must be there.
+    const sharedInter = countOf(config, file, 'qwen2_moe', 'shared_expert_intermediate_size');
     return {
-      ...common(config, file, 'qwen2_moe', experts, int(config, file, 'num_experts_per_tok', 4), int(config, file, 'moe_intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'qwen2_moe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('qwen2_moe', 'num_experts_per_tok')),
+        int(config, file, 'moe_intermediate_size'),
+      ),
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen2_moe', 'norm_topk_prob')),
       qkNorm: null,
       sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
       // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
@@ -424,14 +483,21 @@ export const QWEN3_MOE: FamilyDescriptor = {
   name: 'qwen3_moe',
   modelTypes: ['qwen3_moe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'qwen3_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
     // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
     const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
     return {
-      ...common(config, file, 'qwen3_moe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'moe_intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'qwen3_moe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('qwen3_moe', 'num_experts_per_tok')),
+        int(config, file, 'moe_intermediate_size'),
+      ),
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen3_moe', 'norm_topk_prob')),
       qkNorm: 'per-head',
       sharedExpert: null,
       qkvBias: false,

@@ -4,10 +4,14 @@
  * ungated shared experts and multi-head latent attention. Imported only by families.ts (its FAMILIES
  * list); the helpers it uses from there are functions, so the import cycle is harmless.
  */
+import type { ModelFamilyName } from '../../shared/protocol';
 import {
   common,
   ConfigError,
+  countOf,
+  defaultOf,
   denseMlpNames,
+  flagDefaultOf,
   flag,
   globalNames,
   int,
@@ -16,6 +20,7 @@ import {
   mlpExpert,
   positive,
   refuse,
+  requireExperts,
   type FamilyDescriptor,
   type HfConfig,
   type LayerTensorNames,
@@ -74,7 +79,7 @@ function groupLimits(config: HfConfig, file: string, experts: number, topK: numb
 }
 
 /** The DeepSeek-V3 router as DeepseekV3TopkRouter, Glm4MoeTopkRouter and Dots1TopkRouter compute it. */
-function sigmoidBiasGroupRouter(config: HfConfig, file: string, experts: number, topK: number): GraphRouter {
+function sigmoidBiasGroupRouter(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number): GraphRouter {
   expectValue(config, file, 'scoring_func', ['sigmoid'], 'this family routes with sigmoid scores (transformers reads no other scoring_func)');
   expectValue(config, file, 'topk_method', ['noaux_tc'], 'this family routes with a correction bias and group-limited top-k (noaux_tc)');
   return {
@@ -82,8 +87,8 @@ function sigmoidBiasGroupRouter(config: HfConfig, file: string, experts: number,
     score: 'sigmoid',
     choiceBias: true,
     groups: groupLimits(config, file, experts, topK, 'top2-sum', -Infinity),
-    renormalize: flag(config, file, 'norm_topk_prob', true) ? { p: 1, eps: 1e-20 } : null,
-    routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+    renormalize: flag(config, file, 'norm_topk_prob', flagDefaultOf(family, 'norm_topk_prob')) ? { p: 1, eps: 1e-20 } : null,
+    routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf(family, 'routed_scaling_factor') ?? 1),
   };
 }
 
@@ -104,9 +109,9 @@ function deepseekStyleMlp(arch: MoeArchitecture, l: number): Omit<LayerTensorNam
 }
 
 /** The shared experts of DeepSeek-style families: one MLP n_shared_experts times moe_intermediate_size wide. */
-function sharedExperts(config: HfConfig, file: string, expertInter: number): { intermediate: number } | null {
-  const n = nonNegativeInt(config, file, 'n_shared_experts', 0);
-  return n > 0 ? { intermediate: n * expertInter } : null;
+function sharedExperts(config: HfConfig, file: string, family: ModelFamilyName, expertInter: number): { intermediate: number; count: number } | null {
+  const n = countOf(config, file, family, 'n_shared_experts');
+  return n > 0 ? { intermediate: n * expertInter, count: n } : null;
 }
 
 /** Layer types other than full attention (sliding windows per layer) are not implemented. */
@@ -117,10 +122,10 @@ function requireFullAttention(config: HfConfig, file: string): void {
   if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is not implemented for this family');
 }
 
-function deepseekCommon(config: HfConfig, file: string) {
+function deepseekCommon(config: HfConfig, file: string, family: ModelFamilyName) {
   const experts = int(config, file, 'n_routed_experts');
   if (experts < 2) throw new ConfigError(file, `"n_routed_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
-  const topK = int(config, file, 'num_experts_per_tok');
+  const topK = int(config, file, 'num_experts_per_tok', defaultOf(family, 'num_experts_per_tok'));
   const expertInter = int(config, file, 'moe_intermediate_size');
   const numLayers = layerCount(config, file, 'num_hidden_layers');
   return { experts, topK, expertInter, moeLayers: firstKDense(config, file, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
@@ -186,7 +191,7 @@ function mlaArchitecture(
   router: (experts: number, topK: number) => GraphRouter,
   interleaved: boolean,
 ): MoeArchitecture {
-  const d = deepseekCommon(config, file);
+  const d = deepseekCommon(config, file, family);
   const ropeDim = int(config, file, 'qk_rope_head_dim');
   // The rotary part is what the rotary tables cover: head_dim here means qk_rope_head_dim.
   const base = common({ ...config, head_dim: ropeDim, num_key_value_heads: config.num_attention_heads }, file, family, d.experts, d.topK, d.expertInter);
@@ -194,7 +199,7 @@ function mlaArchitecture(
     ...base,
     normTopKProb: false,
     qkNorm: null,
-    sharedExpert: sharedExperts(config, file, d.expertInter),
+    sharedExpert: sharedExperts(config, file, family, d.expertInter),
     qkvBias: false,
     slidingWindow: null,
     moeLayers: d.moeLayers,
@@ -210,7 +215,13 @@ export const DEEPSEEK_V3: FamilyDescriptor = {
   name: 'deepseek_v3',
   modelTypes: ['deepseek_v3'],
   architecture(config, file) {
-    return mlaArchitecture(config, file, 'deepseek_v3', (e, k) => sigmoidBiasGroupRouter(config, file, e, k), flag(config, file, 'rope_interleave', true));
+    return mlaArchitecture(
+      config,
+      file,
+      'deepseek_v3',
+      (e, k) => sigmoidBiasGroupRouter(config, file, 'deepseek_v3', e, k),
+      flag(config, file, 'rope_interleave', true),
+    );
   },
   tensorNames: mlaNames,
 };
@@ -236,7 +247,7 @@ export const DEEPSEEK_V2: FamilyDescriptor = {
           // transformers' DeepseekV2TopkRouter ignores norm_topk_prob: the weights are never renormalised.
           groups: method === 'group_limited_greedy' ? groupLimits(config, file, experts, topK, 'max', 0) : null,
           renormalize: null,
-          routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+          routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf('deepseek_v2', 'routed_scaling_factor') ?? 1),
         };
       },
       // transformers rotates DeepSeek-V2's rotary part as complex pairs (x0 + i x1, ...).
@@ -266,7 +277,7 @@ export const GLM4_MOE: FamilyDescriptor = {
   name: 'glm4_moe',
   modelTypes: ['glm4_moe'],
   architecture(config, file) {
-    const d = deepseekCommon(config, file);
+    const d = deepseekCommon(config, file, 'glm4_moe');
     requireFullAttention(config, file);
     const params = (config.rope_parameters ?? {}) as Record<string, unknown>;
     const prf = params.partial_rotary_factor ?? config.partial_rotary_factor ?? 0.5;
@@ -288,12 +299,12 @@ export const GLM4_MOE: FamilyDescriptor = {
       rotaryDim,
       normTopKProb: false,
       qkNorm: flag(config, file, 'use_qk_norm', false) ? 'per-head' : null,
-      sharedExpert: sharedExperts(config, file, d.expertInter),
+      sharedExpert: sharedExperts(config, file, 'glm4_moe', d.expertInter),
       qkvBias: flag(config, file, 'attention_bias', false),
       slidingWindow: null,
       moeLayers: d.moeLayers,
       denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+      router: sigmoidBiasGroupRouter(config, file, 'glm4_moe', d.experts, d.topK),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -304,19 +315,19 @@ export const DOTS1: FamilyDescriptor = {
   name: 'dots1',
   modelTypes: ['dots1'],
   architecture(config, file) {
-    const d = deepseekCommon(config, file);
+    const d = deepseekCommon(config, file, 'dots1');
     requireFullAttention(config, file);
     if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only dots.llm1 attention without projection biases is implemented');
     return {
       ...common(config, file, 'dots1', d.experts, d.topK, d.expertInter),
       normTopKProb: false,
       qkNorm: 'per-head',
-      sharedExpert: sharedExperts(config, file, d.expertInter),
+      sharedExpert: sharedExperts(config, file, 'dots1', d.expertInter),
       qkvBias: false,
       slidingWindow: null,
       moeLayers: d.moeLayers,
       denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+      router: sigmoidBiasGroupRouter(config, file, 'dots1', d.experts, d.topK),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -331,7 +342,7 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const pick = (key: string, alias: string) => (config[key] !== undefined && config[key] !== null ? key : alias);
     const experts = int(config, file, pick('moe_num_experts', 'num_experts'));
     if (experts < 2) throw new ConfigError(file, `"moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
-    const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'));
+    const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'), defaultOf('ernie4_5_moe', 'num_experts_per_tok'));
     const expertInter = int(config, file, 'moe_intermediate_size');
     const numLayers = layerCount(config, file, 'num_hidden_layers');
     const start = nonNegativeInt(config, file, 'moe_layer_start_index', 1);
@@ -340,13 +351,13 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const interval = int(config, file, 'moe_layer_interval', 1);
     const moeLayers = Array.from({ length: numLayers }, (_, l) => l).filter((l) => (l + 1) % interval === 0 && l >= start && l <= end);
     if (moeLayers.length === 0) throw new ConfigError(file, `moe_layer_start_index, moe_layer_end_index and moe_layer_interval leave no MoE layer`);
-    const shared = nonNegativeInt(config, file, 'moe_num_shared_experts', 0);
+    const shared = countOf(config, file, 'ernie4_5_moe', 'moe_num_shared_experts');
     const normMin = config.moe_norm_min === undefined || config.moe_norm_min === null ? 1e-12 : positive(config, file, 'moe_norm_min', 1e-12);
     return {
       ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter, 500000),
       normTopKProb: false,
       qkNorm: null,
-      sharedExpert: shared > 0 ? { intermediate: shared * expertInter } : null,
+      sharedExpert: shared > 0 ? { intermediate: shared * expertInter, count: shared } : null,
       qkvBias: false,
       slidingWindow: null,
       moeLayers: moeLayers.length === numLayers ? undefined : moeLayers,
@@ -399,10 +410,18 @@ export const FLEX_OLMO: FamilyDescriptor = {
   modelTypes: ['flex_olmo'],
   architecture(config, file) {
     noAttentionBias(config, file, 'FlexOlmo');
-    const experts = singleInt(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'flex_olmo', 'num_experts');
     return {
-      ...common(config, file, 'flex_olmo', experts, int(config, file, 'num_experts_per_tok', 5), int(config, file, 'intermediate_size'), 500000),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'flex_olmo',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('flex_olmo', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+        500000,
+      ),
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('flex_olmo', 'norm_topk_prob')),
       qkNorm: 'full',
       sharedExpert: null,
       qkvBias: false,
@@ -434,9 +453,16 @@ function granite(name: 'granitemoe' | 'granitemoeshared'): FamilyDescriptor {
     architecture(config, file) {
       noAttentionBias(config, file, 'Granite MoE');
       const experts = singleInt(config, file, 'num_local_experts');
-      const shared = name === 'granitemoeshared' ? nonNegativeInt(config, file, 'shared_intermediate_size', 0) : 0;
+      const shared = name === 'granitemoeshared' ? countOf(config, file, name, 'shared_intermediate_size') : 0;
       return {
-        ...common(config, file, name, experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size')),
+        ...common(
+          config,
+          file,
+          name,
+          experts,
+          int(config, file, 'num_experts_per_tok', defaultOf(name, 'num_experts_per_tok')),
+          int(config, file, 'intermediate_size'),
+        ),
         // top-k of the logits, then a softmax over those k: the softmax probabilities renormalised over the k.
         normTopKProb: true,
         qkNorm: null,
@@ -545,8 +571,9 @@ export const DBRX: FamilyDescriptor = {
     const experts = int(ffn, file, 'moe_num_experts');
     if (experts < 2) throw new ConfigError(file, `"ffn_config.moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
     const topK = int(ffn, file, 'moe_top_k', 1);
+    // Absent: transformers' DbrxFFNConfig default (1); an explicit null: no renormalisation, as in DbrxRouter.
     const pRaw = ffn.moe_normalize_expert_weights;
-    const p = pRaw === undefined || pRaw === null ? null : positive(ffn, file, 'moe_normalize_expert_weights', 1);
+    const p = pRaw === null ? null : positive(ffn, file, 'moe_normalize_expert_weights', 1);
     const base = common(flat, file, 'dbrx', experts, topK, int(ffn, file, 'ffn_hidden_size'));
     return {
       ...base,
