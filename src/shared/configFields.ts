@@ -24,6 +24,9 @@ export const CONFIG_FIELD_TYPES = {
   moe_num_shared_experts: 'non-negative-integer',
   shared_expert_intermediate_size: 'non-negative-integer',
   shared_intermediate_size: 'non-negative-integer',
+  n_group: 'positive-integer',
+  topk_group: 'positive-integer',
+  first_k_dense_replace: 'non-negative-integer',
 } as const satisfies Record<string, ConfigFieldType>;
 
 export type ConfigFieldName = keyof typeof CONFIG_FIELD_TYPES;
@@ -85,6 +88,10 @@ export const CONFIG_DEFAULTS: { readonly [F in ConfigFieldName]?: Partial<Record
   moe_num_shared_experts: { ernie4_5_moe: 2 },
   shared_expert_intermediate_size: { qwen2_moe: 5632 },
   shared_intermediate_size: { granitemoeshared: 0 },
+  // DeepSeek-V2 reads the groups only with topk_method group_limited_greedy, and has no default for them.
+  n_group: { deepseek_v2: null, deepseek_v3: 8, glm4_moe: 1, dots1: 1 },
+  topk_group: { deepseek_v2: null, deepseek_v3: 4, glm4_moe: 1, dots1: 1 },
+  first_k_dense_replace: { deepseek_v2: 0, deepseek_v3: 3, glm4_moe: 1, dots1: 0 },
 };
 
 /**

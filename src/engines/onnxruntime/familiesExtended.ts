@@ -61,16 +61,16 @@ function nonNegativeInt(config: HfConfig, file: string, key: string, fallback: n
 }
 
 /** first_k_dense_replace: the first k decoder layers are dense MLPs, the rest MoE. */
-function firstKDense(config: HfConfig, file: string, numLayers: number): number[] {
-  const k = nonNegativeInt(config, file, 'first_k_dense_replace', 0);
+function firstKDense(config: HfConfig, file: string, family: ModelFamilyName, numLayers: number): number[] {
+  const k = countOf(config, file, family, 'first_k_dense_replace');
   if (k >= numLayers) throw new ConfigError(file, `"first_k_dense_replace" (${k}) leaves no MoE layer of the ${numLayers}`);
   expectValue(config, file, 'moe_layer_freq', [1], 'only every layer after first_k_dense_replace being MoE (moe_layer_freq 1) is implemented');
   return Array.from({ length: numLayers - k }, (_, i) => k + i);
 }
 
-function groupLimits(config: HfConfig, file: string, experts: number, topK: number, score: 'max' | 'top2-sum', maskedScore: number) {
-  const n = int(config, file, 'n_group', 1);
-  const topk = int(config, file, 'topk_group', 1);
+function groupLimits(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, score: 'max' | 'top2-sum', maskedScore: number) {
+  const n = int(config, file, 'n_group', defaultOf(family, 'n_group'));
+  const topk = int(config, file, 'topk_group', defaultOf(family, 'topk_group'));
   if (experts % n !== 0) throw new ConfigError(file, `"n_routed_experts" (${experts}) is not a multiple of "n_group" (${n})`);
   if (topk > n) throw new ConfigError(file, `"topk_group" (${topk}) exceeds "n_group" (${n})`);
   if (topk * (experts / n) < topK) throw new ConfigError(file, `"topk_group" ${topk} of ${n} groups hold fewer experts than num_experts_per_tok (${topK})`);
@@ -86,7 +86,7 @@ function sigmoidBiasGroupRouter(config: HfConfig, file: string, family: ModelFam
     kind: 'sigmoid-bias-group',
     score: 'sigmoid',
     choiceBias: true,
-    groups: groupLimits(config, file, experts, topK, 'top2-sum', -Infinity),
+    groups: groupLimits(config, file, family, experts, topK, 'top2-sum', -Infinity),
     renormalize: flag(config, file, 'norm_topk_prob', flagDefaultOf(family, 'norm_topk_prob')) ? { p: 1, eps: 1e-20 } : null,
     routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf(family, 'routed_scaling_factor') ?? 1),
   };
@@ -128,7 +128,7 @@ function deepseekCommon(config: HfConfig, file: string, family: ModelFamilyName)
   const topK = int(config, file, 'num_experts_per_tok', defaultOf(family, 'num_experts_per_tok'));
   const expertInter = int(config, file, 'moe_intermediate_size');
   const numLayers = layerCount(config, file, 'num_hidden_layers');
-  return { experts, topK, expertInter, moeLayers: firstKDense(config, file, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
+  return { experts, topK, expertInter, moeLayers: firstKDense(config, file, family, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
 }
 
 /** MLA dims and the attention scale (yarn's mscale_all_dim enters it squared, as in transformers). */
@@ -245,7 +245,7 @@ export const DEEPSEEK_V2: FamilyDescriptor = {
           score: 'softmax',
           choiceBias: false,
           // transformers' DeepseekV2TopkRouter ignores norm_topk_prob: the weights are never renormalised.
-          groups: method === 'group_limited_greedy' ? groupLimits(config, file, experts, topK, 'max', 0) : null,
+          groups: method === 'group_limited_greedy' ? groupLimits(config, file, 'deepseek_v2', experts, topK, 'max', 0) : null,
           renormalize: null,
           routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf('deepseek_v2', 'routed_scaling_factor') ?? 1),
         };
