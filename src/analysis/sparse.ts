@@ -41,41 +41,19 @@ function pushVarint(out: string[], v: number): void {
   out.push(ALPHABET[v]!);
 }
 
+/** One encoder for both entry points: a whole array goes through encodeNonZeroCounts by its non-zero entries. */
 export function encodeCounts(values: ArrayLike<number>): string {
-  let denseLen = 0;
-  let sparseLen = 0;
-  let prev = -1;
+  const indices: number[] = [];
+  const nonZero: number[] = [];
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     checkCount(v, i);
-    denseLen += varintLength(v);
     if (v !== 0) {
-      const gap = i - prev - 1;
-      sparseLen += v === 1 ? varintLength(2 * gap) : varintLength(2 * gap + 1) + varintLength(v - 2);
-      prev = i;
+      indices.push(i);
+      nonZero.push(v);
     }
   }
-  const out: string[] = [];
-  if (sparseLen <= denseLen) {
-    out.push('s');
-    prev = -1;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i]!;
-      if (v === 0) continue;
-      const gap = i - prev - 1;
-      if (v === 1) {
-        pushVarint(out, 2 * gap);
-      } else {
-        pushVarint(out, 2 * gap + 1);
-        pushVarint(out, v - 2);
-      }
-      prev = i;
-    }
-  } else {
-    out.push('d');
-    for (let i = 0; i < values.length; i++) pushVarint(out, values[i]!);
-  }
-  return out.join('');
+  return encodeNonZeroCounts(values.length, indices, nonZero);
 }
 
 /**
