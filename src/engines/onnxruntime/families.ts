@@ -279,11 +279,39 @@ export function layerCount(config: HfConfig, file: string, key: string): number 
   return n;
 }
 
+/** A SwiGLU MLP's three projections under one prefix: PREFIX.{gate,up,down}_proj.weight (experts, shared and dense MLPs). */
+export function swigluNames(prefix: string): ExpertTensorNames {
+  return { gate: `${prefix}.gate_proj.weight`, up: `${prefix}.up_proj.weight`, down: `${prefix}.down_proj.weight` };
+}
+
+/** Experts packed as transformers 5 saves them: mlp.experts.gate_up_proj [E, 2*inter, hidden] and mlp.experts.down_proj. */
+export function packedExperts(layerPrefix: string): NonNullable<LayerTensorNames['packed']> {
+  return { gateUp: `${layerPrefix}.mlp.experts.gate_up_proj`, down: `${layerPrefix}.mlp.experts.down_proj` };
+}
+
 /** A dense layer's MLP under model.layers.N.mlp (Qwen, DeepSeek, ERNIE); undefined for MoE layers. */
 export function denseMlpNames(arch: MoeArchitecture, l: number): LayerTensorNames['denseMlp'] {
   if (!arch.moeLayers || arch.moeLayers.includes(l)) return undefined;
-  const p = `model.layers.${l}.mlp`;
-  return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
+  return swigluNames(`model.layers.${l}.mlp`);
+}
+
+/** The layer features most families lack, for descriptors to override: no QK-norm, shared expert, q/k/v bias or window. */
+export const PLAIN_LAYER_FEATURES: Pick<MoeArchitecture, 'qkNorm' | 'sharedExpert' | 'qkvBias' | 'slidingWindow'> = {
+  qkNorm: null,
+  sharedExpert: null,
+  qkvBias: false,
+  slidingWindow: null,
+};
+
+export function noAttentionBias(config: HfConfig, file: string, family: string): void {
+  if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, `only ${family} attention without projection biases is implemented`);
+}
+
+/** Layer types other than full attention (sliding windows per layer) are not implemented. */
+export function requireFullAttentionLayers(config: HfConfig, file: string): void {
+  const types = config.layer_types;
+  if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
+    refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
 }
 
 /**
@@ -325,11 +353,19 @@ export function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'e
 /** OLMoE and Qwen2-MoE name their experts alike: model.layers.N.mlp.experts.M.{gate,up,down}_proj. */
 export const mlpExpert =
   (p: string) =>
-  (e: number): ExpertTensorNames => ({
-    gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
-    up: `${p}.mlp.experts.${e}.up_proj.weight`,
-    down: `${p}.mlp.experts.${e}.down_proj.weight`,
-  });
+  (e: number): ExpertTensorNames =>
+    swigluNames(`${p}.mlp.experts.${e}`);
+
+/** Llama-style attention with the optional QK-norm (q_norm / k_norm) and q/k/v biases the architecture says it has. */
+export function standardAttentionNames(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
+  const p = `model.layers.${l}`;
+  return {
+    ...llamaStyleLayer(l),
+    qNorm: arch.qkNorm ? `${p}.self_attn.q_norm.weight` : undefined,
+    kNorm: arch.qkNorm ? `${p}.self_attn.k_norm.weight` : undefined,
+    qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
+  };
+}
 
 export const globalNames = (arch: MoeArchitecture) => ({
   embed: 'model.embed_tokens.weight',
@@ -349,7 +385,7 @@ function qkNormMlpTensorNames(arch: MoeArchitecture): TensorNames {
         kNorm: `${p}.self_attn.k_norm.weight`,
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        packed: packedExperts(p),
         denseMlp: denseMlpNames(arch, l),
       };
     },
@@ -361,7 +397,7 @@ export const OLMOE: FamilyDescriptor = {
   modelTypes: ['olmoe'],
   architecture(config, file) {
     const experts = requireExperts(config, file, 'olmoe', 'num_experts');
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only OLMoE attention without projection biases is implemented');
+    noAttentionBias(config, file, 'OLMoE');
     return {
       ...common(
         config,
@@ -371,11 +407,9 @@ export const OLMOE: FamilyDescriptor = {
         int(config, file, 'num_experts_per_tok', defaultOf('olmoe', 'num_experts_per_tok')),
         int(config, file, 'intermediate_size'),
       ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('olmoe', 'norm_topk_prob')),
       qkNorm: 'full',
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
     };
   },
   tensorNames: qkNormMlpTensorNames,
@@ -397,10 +431,8 @@ export const MIXTRAL: FamilyDescriptor = {
         int(config, file, 'intermediate_size'),
         1e6,
       ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: true,
-      qkNorm: null,
-      sharedExpert: null,
-      qkvBias: false,
       slidingWindow: config.sliding_window === undefined || config.sliding_window === null ? null : int(config, file, 'sliding_window'),
     };
   },
@@ -430,9 +462,7 @@ export const QWEN2_MOE: FamilyDescriptor = {
     const experts = requireExperts(config, file, 'qwen2_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
-    const types = config.layer_types;
-    if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
-      refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+    requireFullAttentionLayers(config, file);
     // A missing size means transformers' default, i.e. a shared expert whose tensors must be there.
     const sharedInter = countOf(config, file, 'qwen2_moe', 'shared_expert_intermediate_size');
     return {
@@ -444,13 +474,12 @@ export const QWEN2_MOE: FamilyDescriptor = {
         int(config, file, 'num_experts_per_tok', defaultOf('qwen2_moe', 'num_experts_per_tok')),
         int(config, file, 'moe_intermediate_size'),
       ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen2_moe', 'norm_topk_prob')),
-      qkNorm: null,
       sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
       // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
       qkvBias: flag(config, file, 'qkv_bias', true),
       ...dense,
-      slidingWindow: null,
     };
   },
   tensorNames(arch) {
@@ -459,19 +488,11 @@ export const QWEN2_MOE: FamilyDescriptor = {
       layer(l) {
         const p = `model.layers.${l}`;
         return {
-          ...llamaStyleLayer(l),
+          ...standardAttentionNames(arch, l),
           router: `${p}.mlp.gate.weight`,
-          qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
           expert: mlpExpert(p),
           denseMlp: denseMlpNames(arch, l),
-          shared: arch.sharedExpert
-            ? {
-                gate: `${p}.mlp.shared_expert.gate_proj.weight`,
-                up: `${p}.mlp.shared_expert.up_proj.weight`,
-                down: `${p}.mlp.shared_expert.down_proj.weight`,
-                gateScale: `${p}.mlp.shared_expert_gate.weight`,
-              }
-            : undefined,
+          shared: arch.sharedExpert ? { ...swigluNames(`${p}.mlp.shared_expert`), gateScale: `${p}.mlp.shared_expert_gate.weight` } : undefined,
         };
       },
     };
@@ -485,7 +506,7 @@ export const QWEN3_MOE: FamilyDescriptor = {
   architecture(config, file) {
     const experts = requireExperts(config, file, 'qwen3_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
+    noAttentionBias(config, file, 'Qwen3-MoE');
     // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
     const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
     return {
@@ -497,10 +518,9 @@ export const QWEN3_MOE: FamilyDescriptor = {
         int(config, file, 'num_experts_per_tok', defaultOf('qwen3_moe', 'num_experts_per_tok')),
         int(config, file, 'moe_intermediate_size'),
       ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen3_moe', 'norm_topk_prob')),
       qkNorm: 'per-head',
-      sharedExpert: null,
-      qkvBias: false,
       slidingWindow: window,
       ...dense,
     };

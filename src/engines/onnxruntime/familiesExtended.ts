@@ -18,9 +18,15 @@ import {
   layerCount,
   llamaStyleLayer,
   mlpExpert,
+  noAttentionBias,
+  packedExperts,
+  PLAIN_LAYER_FEATURES,
   positive,
   refuse,
   requireExperts,
+  requireFullAttentionLayers,
+  standardAttentionNames,
+  swigluNames,
   type FamilyDescriptor,
   type HfConfig,
   type LayerTensorNames,
@@ -100,11 +106,9 @@ function deepseekStyleMlp(arch: MoeArchitecture, l: number): Omit<LayerTensorNam
     router: `${p}.mlp.gate.weight`,
     routerChoiceBias: !dense && arch.router?.choiceBias ? `${p}.mlp.gate.e_score_correction_bias` : undefined,
     expert: mlpExpert(p),
-    packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-    shared: arch.sharedExpert
-      ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
-      : undefined,
-    denseMlp: dense ? { gate: `${p}.mlp.gate_proj.weight`, up: `${p}.mlp.up_proj.weight`, down: `${p}.mlp.down_proj.weight` } : undefined,
+    packed: packedExperts(p),
+    shared: arch.sharedExpert ? swigluNames(`${p}.mlp.shared_experts`) : undefined,
+    denseMlp: dense ? swigluNames(`${p}.mlp`) : undefined,
   };
 }
 
@@ -114,11 +118,9 @@ function sharedExperts(config: HfConfig, file: string, family: ModelFamilyName, 
   return n > 0 ? { intermediate: n * expertInter, count: n } : null;
 }
 
-/** Layer types other than full attention (sliding windows per layer) are not implemented. */
+/** Full attention in every layer, and no sliding window at all. */
 function requireFullAttention(config: HfConfig, file: string): void {
-  const types = config.layer_types;
-  if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
-    refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+  requireFullAttentionLayers(config, file);
   if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is not implemented for this family');
 }
 
@@ -129,6 +131,18 @@ function deepseekCommon(config: HfConfig, file: string, family: ModelFamilyName)
   const expertInter = int(config, file, 'moe_intermediate_size');
   const numLayers = layerCount(config, file, 'num_hidden_layers');
   return { experts, topK, expertInter, moeLayers: firstKDense(config, file, family, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/** The MoE half of a DeepSeek-style layer stack: shared experts, which layers are MoE, the dense width, the router. */
+function deepseekMoeFeatures(
+  config: HfConfig,
+  file: string,
+  family: ModelFamilyName,
+  d: ReturnType<typeof deepseekCommon>,
+  router: (experts: number, topK: number) => GraphRouter,
+): Pick<MoeArchitecture, 'sharedExpert' | 'moeLayers' | 'denseIntermediate' | 'router'> {
+  const sharedExpert = sharedExperts(config, file, family, d.expertInter);
+  return { sharedExpert, moeLayers: d.moeLayers, denseIntermediate: d.denseIntermediate, router: router(d.experts, d.topK) };
 }
 
 /** MLA dims and the attention scale (yarn's mscale_all_dim enters it squared, as in transformers). */
@@ -195,20 +209,14 @@ function mlaArchitecture(
   const ropeDim = int(config, file, 'qk_rope_head_dim');
   // The rotary part is what the rotary tables cover: head_dim here means qk_rope_head_dim.
   const base = common({ ...config, head_dim: ropeDim, num_key_value_heads: config.num_attention_heads }, file, family, d.experts, d.topK, d.expertInter);
-  const arch: MoeArchitecture = {
+  return {
     ...base,
+    ...PLAIN_LAYER_FEATURES,
     normTopKProb: false,
-    qkNorm: null,
-    sharedExpert: sharedExperts(config, file, family, d.expertInter),
-    qkvBias: false,
-    slidingWindow: null,
-    moeLayers: d.moeLayers,
-    denseIntermediate: d.denseIntermediate,
-    router: router(d.experts, d.topK),
+    ...deepseekMoeFeatures(config, file, family, d, router),
     ropeInterleaved: interleaved,
     mla: mlaAttention(config, file),
   };
-  return arch;
 }
 
 export const DEEPSEEK_V3: FamilyDescriptor = {
@@ -257,16 +265,6 @@ export const DEEPSEEK_V2: FamilyDescriptor = {
   tensorNames: mlaNames,
 };
 
-function standardAttentionNames(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
-  const p = `model.layers.${l}`;
-  return {
-    ...llamaStyleLayer(l),
-    qNorm: arch.qkNorm ? `${p}.self_attn.q_norm.weight` : undefined,
-    kNorm: arch.qkNorm ? `${p}.self_attn.k_norm.weight` : undefined,
-    qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
-  };
-}
-
 const standardAttentionDeepseekMlpNames = (arch: MoeArchitecture): TensorNames => ({
   ...globalNames(arch),
   layer: (l) => ({ ...standardAttentionNames(arch, l), ...deepseekStyleMlp(arch, l) }),
@@ -297,14 +295,11 @@ export const GLM4_MOE: FamilyDescriptor = {
       ...base,
       rope: ropeOver(config, file, rotaryDim, base.maxPositions),
       rotaryDim,
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
       qkNorm: flag(config, file, 'use_qk_norm', false) ? 'per-head' : null,
-      sharedExpert: sharedExperts(config, file, 'glm4_moe', d.expertInter),
       qkvBias: flag(config, file, 'attention_bias', false),
-      slidingWindow: null,
-      moeLayers: d.moeLayers,
-      denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, 'glm4_moe', d.experts, d.topK),
+      ...deepseekMoeFeatures(config, file, 'glm4_moe', d, (e, k) => sigmoidBiasGroupRouter(config, file, 'glm4_moe', e, k)),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -317,17 +312,13 @@ export const DOTS1: FamilyDescriptor = {
   architecture(config, file) {
     const d = deepseekCommon(config, file, 'dots1');
     requireFullAttention(config, file);
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only dots.llm1 attention without projection biases is implemented');
+    noAttentionBias(config, file, 'dots.llm1');
     return {
       ...common(config, file, 'dots1', d.experts, d.topK, d.expertInter),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
       qkNorm: 'per-head',
-      sharedExpert: sharedExperts(config, file, 'dots1', d.expertInter),
-      qkvBias: false,
-      slidingWindow: null,
-      moeLayers: d.moeLayers,
-      denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, 'dots1', d.experts, d.topK),
+      ...deepseekMoeFeatures(config, file, 'dots1', d, (e, k) => sigmoidBiasGroupRouter(config, file, 'dots1', e, k)),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -355,11 +346,9 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const normMin = config.moe_norm_min === undefined || config.moe_norm_min === null ? 1e-12 : positive(config, file, 'moe_norm_min', 1e-12);
     return {
       ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter, 500000),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
-      qkNorm: null,
       sharedExpert: shared > 0 ? { intermediate: shared * expertInter, count: shared } : null,
-      qkvBias: false,
-      slidingWindow: null,
       moeLayers: moeLayers.length === numLayers ? undefined : moeLayers,
       denseIntermediate: int(config, file, 'intermediate_size'),
       // ERNIE rotates adjacent pairs (its rotate_half interleaves).
@@ -384,10 +373,8 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
         router: `${p}.mlp.gate.weight`,
         routerChoiceBias: `${p}.mlp.moe_statics.e_score_correction_bias`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        shared: arch.sharedExpert
-          ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
-          : undefined,
+        packed: packedExperts(p),
+        shared: arch.sharedExpert ? swigluNames(`${p}.mlp.shared_experts`) : undefined,
         denseMlp: denseMlpNames(arch, l),
       };
     },
@@ -398,10 +385,6 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
 function singleInt(config: HfConfig, file: string, key: string, fallback?: number): number {
   if (Array.isArray(config[key])) refuse(file, key, config[key], 'per-layer values are not implemented; one value for every layer is');
   return int(config, file, key, fallback);
-}
-
-function noAttentionBias(config: HfConfig, file: string, family: string): void {
-  if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, `only ${family} attention without projection biases is implemented`);
 }
 
 /** FlexOlmo: OLMo-2-style post-norm layers (norms on the sublayer outputs), full-width QK-norm, softmax top-k. */
@@ -421,11 +404,9 @@ export const FLEX_OLMO: FamilyDescriptor = {
         int(config, file, 'intermediate_size'),
         500000,
       ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('flex_olmo', 'norm_topk_prob')),
       qkNorm: 'full',
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
       postNorm: true,
     };
   },
@@ -434,13 +415,11 @@ export const FLEX_OLMO: FamilyDescriptor = {
     layer(l) {
       const p = `model.layers.${l}`;
       return {
-        ...llamaStyleLayer(l),
-        qNorm: `${p}.self_attn.q_norm.weight`,
-        kNorm: `${p}.self_attn.k_norm.weight`,
+        ...standardAttentionNames(arch, l),
         postFeedforwardNorm: `${p}.post_feedforward_layernorm.weight`,
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        packed: packedExperts(p),
       };
     },
   }),
@@ -463,12 +442,10 @@ function granite(name: 'granitemoe' | 'granitemoeshared'): FamilyDescriptor {
           int(config, file, 'num_experts_per_tok', defaultOf(name, 'num_experts_per_tok')),
           int(config, file, 'intermediate_size'),
         ),
+        ...PLAIN_LAYER_FEATURES,
         // top-k of the logits, then a softmax over those k: the softmax probabilities renormalised over the k.
         normTopKProb: true,
-        qkNorm: null,
         sharedExpert: shared > 0 ? { intermediate: shared } : null,
-        qkvBias: false,
-        slidingWindow: null,
         multipliers: {
           embedding: positive(config, file, 'embedding_multiplier', 1),
           residual: positive(config, file, 'residual_multiplier', 1),
@@ -511,13 +488,12 @@ export const HUNYUAN_V1_MOE: FamilyDescriptor = {
     const inter = int(config, file, 'intermediate_size');
     return {
       ...common(config, file, 'hunyuan_v1_moe', experts, singleInt(config, file, 'moe_topk'), inter),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: true,
       qkNorm: 'per-head',
       qkNormAfterRope: true,
       // transformers builds the shared MLP of every MoE block at intermediate_size.
       sharedExpert: { intermediate: inter },
-      qkvBias: false,
-      slidingWindow: null,
     };
   },
   tensorNames: (arch) => ({
@@ -530,8 +506,8 @@ export const HUNYUAN_V1_MOE: FamilyDescriptor = {
         kNorm: `${p}.self_attn.key_layernorm.weight`,
         router: `${p}.mlp.gate.wg.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        shared: { gate: `${p}.mlp.shared_mlp.gate_proj.weight`, up: `${p}.mlp.shared_mlp.up_proj.weight`, down: `${p}.mlp.shared_mlp.down_proj.weight` },
+        packed: packedExperts(p),
+        shared: swigluNames(`${p}.mlp.shared_mlp`),
       };
     },
   }),
@@ -577,11 +553,8 @@ export const DBRX: FamilyDescriptor = {
     const base = common(flat, file, 'dbrx', experts, topK, int(ffn, file, 'ffn_hidden_size'));
     return {
       ...base,
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: p === 1,
-      qkNorm: null,
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
       layerNorm: true,
       // p = 1 (the default) and no renormalisation are the MoE operator's own rules; another p is routed in the graph.
       router:
