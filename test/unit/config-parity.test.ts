@@ -7,9 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { familyFor, ConfigError, type HfConfig } from '../../src/engines/onnxruntime/families';
+import { FAMILIES, familyFor, ConfigError, type HfConfig } from '../../src/engines/onnxruntime/families';
 import { rescalesToOne, routingDescription, sharedExpertCount } from '../../src/engines/onnxruntime/familyFeatures';
-import { CONFIG_DEFAULTS, CONFIG_FIELD_TYPES, configFieldsProblem } from '../../src/shared/configFields';
+import { CONFIG_DEFAULTS, CONFIG_FIELD_TYPES, configDefault, configFieldsProblem } from '../../src/shared/configFields';
 import { MOE_FAMILIES } from '../../src/shared/protocol';
 
 interface ConfigCase {
@@ -69,5 +69,12 @@ test('the table names only families and fields that exist, and each default has 
       assert.ok((MOE_FAMILIES as readonly string[]).includes(family), `${field}: ${family} is not a family`);
       if (value !== null) assert.equal(configFieldsProblem({ [field]: value }, family as never), null, `${field} default for ${family} is not ${type}`);
     }
+  }
+});
+
+test('every family the ONNX Runtime engine builds has the defaults common() reads in the table', () => {
+  for (const f of FAMILIES) {
+    for (const field of ['max_position_embeddings', 'tie_word_embeddings'] as const)
+      assert.notEqual(configDefault(f.name, field), undefined, `src/shared/configFields.ts: CONFIG_DEFAULTS.${field} lacks ${f.name}`);
   }
 });
