@@ -210,9 +210,10 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
 }
 
 export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+  refuseUnsupportedCommon(config, file);
+  // Every field of the config table this family reads, under each of its names (the worker runs the same check).
   const tableProblem = configFieldsProblem(config, family);
   if (tableProblem) throw new ConfigError(file, tableProblem);
-  refuseUnsupportedCommon(config, file);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
   const numKvHeads = int(config, file, 'num_key_value_heads', numHeads);
