@@ -60,6 +60,12 @@ def transformers_default(family: str, field: str):
     config = AutoConfig.for_model(family)
     if family == "dbrx" and field == "max_position_embeddings":
         return config.max_seq_len
+    if family == "dbrx" and field == "rms_norm_eps":  # DbrxConfig has none: its LayerNorms use torch's default
+        import torch
+
+        return torch.nn.LayerNorm(1).eps
+    if field == "rope_theta" and isinstance(getattr(config, "rope_parameters", None), dict):
+        return config.rope_parameters["rope_theta"]
     return getattr(config, field)
 
 

@@ -27,6 +27,8 @@ export const CONFIG_FIELD_TYPES = {
   n_group: 'positive-integer',
   topk_group: 'positive-integer',
   first_k_dense_replace: 'non-negative-integer',
+  rms_norm_eps: 'positive-number',
+  rope_theta: 'positive-number',
 } as const satisfies Record<string, ConfigFieldType>;
 
 export type ConfigFieldName = keyof typeof CONFIG_FIELD_TYPES;
@@ -92,6 +94,40 @@ export const CONFIG_DEFAULTS: { readonly [F in ConfigFieldName]?: Partial<Record
   n_group: { deepseek_v2: null, deepseek_v3: 8, glm4_moe: 1, dots1: 1 },
   topk_group: { deepseek_v2: null, deepseek_v3: 4, glm4_moe: 1, dots1: 1 },
   first_k_dense_replace: { deepseek_v2: 0, deepseek_v3: 3, glm4_moe: 1, dots1: 0 },
+  // DBRX's norms are LayerNorms at torch's default eps (its config has no such field).
+  rms_norm_eps: {
+    olmoe: 1e-5,
+    flex_olmo: 1e-6,
+    mixtral: 1e-5,
+    qwen2_moe: 1e-6,
+    qwen3_moe: 1e-6,
+    deepseek_v2: 1e-6,
+    deepseek_v3: 1e-6,
+    glm4_moe: 1e-5,
+    dots1: 1e-6,
+    ernie4_5_moe: 1e-5,
+    granitemoe: 1e-6,
+    granitemoeshared: 1e-6,
+    hunyuan_v1_moe: 1e-5,
+    dbrx: 1e-5,
+  },
+  // Where config.json has neither rope_theta nor rope_parameters.rope_theta.
+  rope_theta: {
+    olmoe: 10000,
+    flex_olmo: 500000,
+    mixtral: 1e6,
+    qwen2_moe: 10000,
+    qwen3_moe: 10000,
+    deepseek_v2: 10000,
+    deepseek_v3: 10000,
+    glm4_moe: 10000,
+    dots1: 10000,
+    ernie4_5_moe: 500000,
+    granitemoe: 10000,
+    granitemoeshared: 10000,
+    hunyuan_v1_moe: 10000,
+    dbrx: 10000,
+  },
 };
 
 /**

@@ -209,7 +209,7 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   }
 }
 
-export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number) {
   refuseUnsupportedCommon(config, file);
   // Every field of the config table this family reads, under each of its names (the worker runs the same check).
   const tableProblem = configFieldsProblem(config, family);
@@ -221,13 +221,13 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
   if (numHeads % numKvHeads !== 0) throw new ConfigError(file, `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim % 2 !== 0) throw new ConfigError(file, `head_dim ${headDim} must be even for rotary embeddings`);
   if (topK > experts) throw new ConfigError(file, `num_experts_per_tok (${topK}) exceeds the number of experts (${experts})`);
-  const eps = positive(config, file, 'rms_norm_eps', 1e-5);
+  const eps = positive(config, file, 'rms_norm_eps', defaultOf(family, 'rms_norm_eps') ?? 1e-5);
   if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
   const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', NaN);
   const maxPositions = int(config, file, 'max_position_embeddings', defaultOf(family, 'max_position_embeddings'));
   let rope: RopeSettings;
   try {
-    rope = readRope(config, defaultTheta, headDim, maxPositions);
+    rope = readRope(config, defaultOf(family, 'rope_theta') ?? 10000, headDim, maxPositions);
   } catch (e) {
     if (e instanceof RopeConfigError)
       throw /is not supported/.test(e.message) ? new UnsupportedByEngineError(file, `${e.message}; ${PYTORCH_HINT}`) : new ConfigError(file, e.message);
@@ -422,7 +422,7 @@ export const MIXTRAL: FamilyDescriptor = {
   architecture(config, file) {
     const experts = requireExperts(config, file, 'mixtral', 'num_local_experts');
     return {
-      // transformers' MixtralConfig defaults rope_theta to 1e6.
+      // transformers' MixtralConfig defaults rope_theta to 1e6 (configFields.ts).
       ...common(
         config,
         file,
@@ -430,7 +430,6 @@ export const MIXTRAL: FamilyDescriptor = {
         experts,
         int(config, file, 'num_experts_per_tok', defaultOf('mixtral', 'num_experts_per_tok')),
         int(config, file, 'intermediate_size'),
-        1e6,
       ),
       ...PLAIN_LAYER_FEATURES,
       normTopKProb: true,

@@ -37,7 +37,7 @@ import { readRope, RopeConfigError } from './rope';
 import type { GraphRouter, MlaAttention } from './familyFeatures';
 
 /** The rotary settings over `dim` values of each head, partial_rotary_factor already applied by the caller. */
-function ropeOver(config: HfConfig, file: string, dim: number, maxPositions: number, defaultTheta = 10000) {
+function ropeOver(config: HfConfig, file: string, dim: number, maxPositions: number, defaultTheta: number) {
   const stripped: HfConfig = { ...config };
   delete stripped.partial_rotary_factor;
   if (stripped.rope_parameters && typeof stripped.rope_parameters === 'object' && !Array.isArray(stripped.rope_parameters)) {
@@ -293,7 +293,7 @@ export const GLM4_MOE: FamilyDescriptor = {
     if (rotaryDim % 2 !== 0) throw new ConfigError(file, `partial_rotary_factor ${prf} of head_dim ${base.headDim} gives an odd rotary width ${rotaryDim}`);
     return {
       ...base,
-      rope: ropeOver(config, file, rotaryDim, base.maxPositions),
+      rope: ropeOver(config, file, rotaryDim, base.maxPositions, defaultOf('glm4_moe', 'rope_theta') ?? 10000),
       rotaryDim,
       ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
@@ -345,7 +345,7 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const shared = countOf(config, file, 'ernie4_5_moe', 'moe_num_shared_experts');
     const normMin = config.moe_norm_min === undefined || config.moe_norm_min === null ? 1e-12 : positive(config, file, 'moe_norm_min', 1e-12);
     return {
-      ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter, 500000),
+      ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter),
       ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
       sharedExpert: shared > 0 ? { intermediate: shared * expertInter, count: shared } : null,
@@ -402,7 +402,6 @@ export const FLEX_OLMO: FamilyDescriptor = {
         experts,
         int(config, file, 'num_experts_per_tok', defaultOf('flex_olmo', 'num_experts_per_tok')),
         int(config, file, 'intermediate_size'),
-        500000,
       ),
       ...PLAIN_LAYER_FEATURES,
       normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('flex_olmo', 'norm_topk_prob')),
