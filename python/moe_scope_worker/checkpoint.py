@@ -182,10 +182,17 @@ def _header_problem(fd: int, size: int, error: str) -> str:
 
 def _tensors_with_dtype(fd: int, size: int, dtype: str) -> list[str]:
     try:
-        length = int.from_bytes(os.pread(fd, 8, 0), "little")
+        os.lseek(fd, 0, os.SEEK_SET)
+        length = int.from_bytes(os.read(fd, 8), "little")
         if length > min(_MAX_HEADER_BYTES, size - 8):
             return []
-        header = json.loads(os.pread(fd, length, 8))
+        raw = bytearray()
+        while len(raw) < length:
+            chunk = os.read(fd, length - len(raw))
+            if not chunk:
+                return []
+            raw += chunk
+        header = json.loads(bytes(raw))
     except (OSError, ValueError):
         return []
     return [k for k, v in header.items() if isinstance(v, dict) and v.get("dtype") == dtype] if isinstance(header, dict) else []
