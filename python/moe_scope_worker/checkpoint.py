@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import struct
+import re
 
-from . import families
+from . import config_fields, families
 from .protocol import EngineFailure
-
-_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
 
 def resolve_model_dir(path: str) -> str:
     """A folder with config.json, or a hub cache folder (models--org--name) whose refs/main names a snapshot."""
@@ -41,17 +38,12 @@ def resolve_model_dir(path: str) -> str:
 def read_regular(file: str, max_bytes: int) -> bytes:
     """A regular file's bytes, at most max_bytes; a FIFO, device or folder is refused at once by name
     (opened non-blocking and checked on the descriptor, as src/shared/safeFiles.ts does)."""
-    import stat
-
     try:
         fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise EngineFailure("bad-model", f"{file}: {'no such file' if e.errno == 2 else f'cannot read ({e.strerror})'}") from e
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device or special file"
-            raise EngineFailure("bad-model", f"{file}: not a regular file ({kind})")
+        st = _regular(fd, file)
         if st.st_size > max_bytes:
             raise EngineFailure("bad-model", f"{file}: {st.st_size} bytes, more than the {max_bytes} this file may have")
         chunks, got = [], 0
@@ -64,6 +56,16 @@ def read_regular(file: str, max_bytes: int) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _regular(fd: int, file: str) -> os.stat_result:
+    import stat
+
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device or special file"
+        raise EngineFailure("bad-model", f"{file}: not a regular file ({kind})")
+    return st
 
 
 def read_config(model_dir: str) -> dict:
@@ -81,7 +83,7 @@ def load_config(model_dir: str, raw: dict):
     """transformers' own config object for the checkpoint (its text part for multimodal families), after the
     model_type has been checked against the families this engine runs."""
     file = os.path.join(model_dir, "config.json")
-    families.family_of(raw.get("model_type"), file)
+    config_fields.check(raw, families.family_of(raw.get("model_type"), file), file)
     from transformers import AutoConfig
 
     try:
@@ -104,10 +106,12 @@ def routing_rule(config, file: str) -> dict:
             raise EngineFailure("bad-model", f"{file}: {name} must be a positive integer, got {v!r}")
         return v
 
+    routing = families.describe(family, text)
     return {
         "family": family,
         "modelType": config.model_type,
-        "routing": families.describe(family, text),
+        "routing": routing,
+        "normTopKProb": families.rescales_to_one(family, text, routing),
         "sharedExperts": families.shared_experts(family, text),
         "logitsScale": families.logits_scale(family, text),
         "hiddenSize": integer("hidden_size"),
@@ -117,29 +121,81 @@ def routing_rule(config, file: str) -> dict:
 
 
 def weight_elements(model_dir: str) -> int:
-    """Parameter count from the safetensors headers (nothing else is read)."""
+    """Parameter count from the safetensors headers, read and validated by the safetensors package (the data
+    is mapped, never read). Each file is first opened non-blocking and checked to be a regular file, as
+    read_regular does, and the package then opens that same file through /proc/self/fd where there is one."""
     files = sorted(f for f in os.listdir(model_dir) if f.endswith(".safetensors"))
     if not files:
         raise EngineFailure("bad-model", f"{model_dir}: no *.safetensors files")
-    total = 0
-    for name in files:
-        file = os.path.join(model_dir, name)
+    return sum(_elements_in(os.path.join(model_dir, name)) for name in files)
+
+
+def _elements_in(file: str) -> int:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise EngineFailure("bad-model", f"{file}: cannot read ({e.strerror})") from e
+    try:
+        st = _regular(fd, file)
+        through = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else file
         try:
-            with open(file, "rb") as f:
-                (n,) = struct.unpack("<Q", f.read(8))
-                if n > 100_000_000:
-                    raise ValueError(f"header length {n} is implausible")
-                header = json.loads(f.read(n))
-        except (OSError, ValueError, struct.error) as e:
-            raise EngineFailure("bad-model", f"{file}: unreadable safetensors header ({e})") from e
-        for key, t in header.items():
-            if key == "__metadata__":
-                continue
-            count = 1
-            for d in t.get("shape", []):
-                count *= d
-            total += count
-    return total
+            with safe_open(through, framework="numpy") as weights:
+                total = 0
+                for key in weights.keys():
+                    count = 1
+                    for d in weights.get_slice(key).get_shape():
+                        count *= d
+                    total += count
+                return total
+        except (SafetensorError, OSError) as e:
+            raise EngineFailure("bad-model", f"{file}: {_header_problem(fd, st.st_size, str(e))}") from e
+    finally:
+        os.close(fd)
+
+
+_MAX_HEADER_BYTES = 100_000_000  # the safetensors package's own cap, as formats/safetensors.ts has it
+
+
+def _header_problem(fd: int, size: int, error: str) -> str:
+    """The package's complaint in the words formats/safetensors.ts uses, naming the tensor where it can: the
+    package does not say which entry holds a dtype it does not know, so only then is the header read again
+    (bounded by the package's own cap) to find it."""
+    reason = error.removeprefix("Error while deserializing header: ")
+    if reason == "header too small":
+        return f"file is {size} bytes; a safetensors file starts with an 8-byte header length"
+    if reason == "header too large":
+        return f"header length at offset 0 exceeds the file (size {size} bytes) or the 100 MB cap: the file is truncated or not safetensors"
+    unknown = re.search(r"unknown variant `([^`]*)`", reason)
+    if unknown:
+        dtype = unknown.group(1)
+        names = _tensors_with_dtype(fd, size, dtype)
+        which = f'tensor "{names[0]}": ' if names else ""
+        return f"{which}unsupported dtype {json.dumps(dtype)} (safetensors header: {reason})"
+    if reason == "incomplete metadata, file not fully covered":
+        return f"safetensors header: the tensors' data_offsets do not cover the {size}-byte file exactly (truncated, or data beyond the last tensor)"
+    if reason == "invalid shape, data type, or offset for tensor":
+        return f"safetensors header: a tensor's shape, dtype and data_offsets disagree ({reason})"
+    return f"unreadable safetensors header ({reason})"
+
+
+def _tensors_with_dtype(fd: int, size: int, dtype: str) -> list[str]:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        length = int.from_bytes(os.read(fd, 8), "little")
+        if length > min(_MAX_HEADER_BYTES, size - 8):
+            return []
+        raw = bytearray()
+        while len(raw) < length:
+            chunk = os.read(fd, length - len(raw))
+            if not chunk:
+                return []
+            raw += chunk
+        header = json.loads(bytes(raw))
+    except (OSError, ValueError):
+        return []
+    return [k for k, v in header.items() if isinstance(v, dict) and v.get("dtype") == dtype] if isinstance(header, dict) else []
 
 
 def available_memory(device) -> tuple[int, str]:

@@ -200,9 +200,6 @@ class Engine:
         rule["numLayers"] = len(self.capture.rows)
         rule["numExperts"] = int(logits.shape[-1])
         rule["topK"] = int(index.shape[-1])
-        kind = rule["routing"]["kind"]
-        rule["normTopKProb"] = kind in ("softmax-topk-renorm", "softmax-bias-choice") and rule["family"] != "longcat_flash" or (
-            kind == "sigmoid-bias-group" and "renormalised" in rule["routing"]["appliedWeight"])
 
     def _from_pretrained(self, auto, model_dir, dtype, device, kwargs):
         """Straight onto the device when accelerate is there (device_map), else through host memory."""

@@ -35,6 +35,8 @@ def routing_kind(family: str, config) -> str:
         return "topk-sigmoid-input"
     if family == "phimoe":
         return "sparsemixer"
+    if family == "dbrx":
+        return "softmax-topk" if _dbrx_norm(config) is None else "softmax-topk-renorm"
     if family in RENORMALISED:
         return "softmax-topk-renorm"
     return "softmax-topk-renorm" if _get(config, "norm_topk_prob") is True else "softmax-topk"
@@ -91,9 +93,25 @@ def applied_weight(family: str, kind: str, score: str, scale: float, config) -> 
             what += ", renormalised"
         return what
     if family == "dbrx":
-        p = _get(config.ffn_config if hasattr(config, "ffn_config") else config, "moe_normalize_expert_weights")
+        p = _dbrx_norm(config)
         return f"softmax probability, divided by the top-k's {p:g}-norm" if p is not None else "softmax probability"
     return "softmax probability, renormalised over the top-k" if kind == "softmax-topk-renorm" else "softmax probability"
+
+
+def _dbrx_norm(config):
+    """DBRX's p of the p-norm the top-k weights are divided by; None: not divided (DbrxRouter)."""
+    return _get(config.ffn_config if hasattr(config, "ffn_config") else config, "moe_normalize_expert_weights")
+
+
+def rescales_to_one(family: str, config, routing: dict) -> bool:
+    """ModelInfo.normTopKProb: whether the k chosen weights are rescaled to sum to 1 (rescalesToOne in
+    src/engines/onnxruntime/familyFeatures.ts is the ONNX Runtime engine's)."""
+    kind = routing["kind"]
+    if family == "dbrx":
+        return _dbrx_norm(config) == 1
+    if kind == "sigmoid-bias-group":
+        return "renormalised" in routing["appliedWeight"]
+    return kind in ("softmax-topk-renorm", "softmax-bias-choice") and family != "longcat_flash"
 
 
 def logits_scale(family: str, config) -> float:

@@ -20,14 +20,16 @@ def byte_level_tokenizer(path):
 
 def model_dir(tmp_path, elements):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "olmoe", "num_experts": 4, "num_experts_per_tok": 2, "num_hidden_layers": 1, "hidden_size": 8, "vocab_size": 300}))
-    header = json.dumps({"w": {"dtype": "F32", "shape": [elements], "data_offsets": [0, 0]}}).encode()
-    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    header = json.dumps({"w": {"dtype": "F32", "shape": [elements], "data_offsets": [0, 4 * elements]}}).encode()
+    with open(tmp_path / "model.safetensors", "wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        f.truncate(8 + len(header) + 4 * elements)  # sparse: the data takes no disk and is never read
     byte_level_tokenizer(tmp_path / "tokenizer.json")
     return str(tmp_path)
 
 
 def test_a_model_larger_than_the_device_memory_fails_before_loading_with_the_size(tmp_path, monkeypatch):
-    d = model_dir(tmp_path, 300_000_000)  # a header only: 1.2 GB of float32 that is never read
+    d = model_dir(tmp_path, 300_000_000)  # 1.2 GB of sparse float32 that is never read
     monkeypatch.setattr(checkpoint, "available_memory", lambda device: (1_000_000_000, "free in the test"))
     e = engine.Engine(lambda level, message: None)
     with pytest.raises(EngineFailure) as info:

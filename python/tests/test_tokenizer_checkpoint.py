@@ -19,11 +19,20 @@ def test_utf16_offsets_shift_after_astral_characters_only():
     assert utf16_offsets("plain", off[:1]) is not None
 
 
-def write_safetensors(path, tensors):
-    header = {name: {"dtype": dt, "shape": shape, "data_offsets": [0, 0]} for name, (dt, shape) in tensors.items()}
+_BYTES = {"F32": 4, "BF16": 2, "F16": 2, "I64": 8}
+
+
+def write_safetensors(path, tensors, data_end=None):
+    """A header and its data region, the data left sparse (zeros that take no disk)."""
+    header, offset = {}, 0
+    for name, (dt, shape) in tensors.items():
+        size = _BYTES.get(dt, 1) * int(np.prod(shape))
+        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [offset, offset + size]}
+        offset += size
     raw = json.dumps(header).encode()
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(raw)) + raw)
+        f.truncate(8 + len(raw) + (offset if data_end is None else data_end))
 
 
 def test_routing_rule_per_family_and_clear_errors(tmp_path):
@@ -53,7 +62,45 @@ def test_weight_elements_reads_headers_only_and_names_a_broken_file(tmp_path):
     write_safetensors(tmp_path / "b.safetensors", {"z": ("F32", [2, 2, 2])})
     assert checkpoint.weight_elements(str(tmp_path)) == 32 + 3 + 8
     (tmp_path / "c.safetensors").write_bytes(b"\x05")
-    with pytest.raises(EngineFailure, match="c.safetensors: unreadable safetensors header"):
+    with pytest.raises(EngineFailure, match="c.safetensors: file is 1 bytes; a safetensors file starts with an 8-byte header length"):
+        checkpoint.weight_elements(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (struct.pack("<Q", 10**12) + b"{}", r"bad.safetensors: header length at offset 0 exceeds the file \(size 10 bytes\)"),
+        (struct.pack("<Q", 6) + b"{abc}!", r"bad.safetensors: unreadable safetensors header \(invalid JSON in header"),
+        (None, r"bad.safetensors: safetensors header: the tensors' data_offsets do not cover the \d+-byte file exactly \(truncated"),
+    ],
+    ids=["length beyond the file", "not JSON", "truncated data"],
+)
+def test_a_damaged_header_is_refused_naming_the_file_and_the_problem(tmp_path, damage, message):
+    bad = tmp_path / "bad.safetensors"
+    if damage is None:
+        write_safetensors(bad, {"w": ("F32", [4, 8])}, data_end=64)  # half of the tensor's 128 bytes
+    else:
+        bad.write_bytes(damage)
+    with pytest.raises(EngineFailure, match=message) as info:
+        checkpoint.weight_elements(str(tmp_path))
+    assert info.value.code == "bad-model"
+
+
+def test_a_foreign_dtype_is_refused_naming_the_file_the_tensor_and_the_dtype(tmp_path):
+    write_safetensors(tmp_path / "model.safetensors", {"ok": ("F32", [2]), "model.layers.0.mlp.gate.weight": ("Q4_K", [4, 8])})
+    with pytest.raises(EngineFailure, match=r'model.safetensors: tensor "model.layers.0.mlp.gate.weight": unsupported dtype "Q4_K"') as info:
+        checkpoint.weight_elements(str(tmp_path))
+    assert info.value.code == "bad-model"
+    # a dtype safetensors knows and MoE Scope's ONNX reader does not (F8) still counts: the package decides
+    write_safetensors(tmp_path / "model.safetensors", {"w": ("F8_E4M3", [4, 8])})
+    assert checkpoint.weight_elements(str(tmp_path)) == 32
+
+
+def test_a_fifo_named_like_a_weight_file_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "model.safetensors")
+    with pytest.raises(EngineFailure, match=r"model.safetensors: not a regular file \(a FIFO\)"):
         checkpoint.weight_elements(str(tmp_path))
 
 

@@ -4,7 +4,7 @@ import { onnxEngineRefusal } from '../engines/onnxruntime/support';
 import { EngineClient } from '../engines/client/engineClient';
 import { checkPython, chooseEngine, defaultPython, pythonChannel } from '../engines/client/pythonWorker';
 import type { EngineKind, InferenceBackend } from '../shared/protocol';
-import { UsageError } from './command';
+import { engineSettingOption } from './command';
 
 export interface CliBackend extends InferenceBackend {
   kind: EngineKind;
@@ -27,10 +27,9 @@ export async function openBackend(
   /** The checkpoint to be loaded: with --engine auto, one the ONNX Runtime engine refuses goes to PyTorch. */
   modelPath?: string,
 ): Promise<CliBackend> {
-  const setting = engineOption ?? 'onnxruntime';
-  if (!['auto', 'onnxruntime', 'pytorch'].includes(setting)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${setting}"`);
+  const setting = engineSettingOption(engineOption ?? 'onnxruntime');
   const python = defaultPython(pythonOption);
-  let kind = setting as EngineKind | 'auto';
+  let kind: EngineKind | 'auto' = setting;
   if (kind === 'auto') {
     const choice = chooseEngine(await checkPython(python), modelPath ? await onnxEngineRefusal(modelPath) : null);
     log('info', `engine auto: ${choice.engine} (${choice.why})`);

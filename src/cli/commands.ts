@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { UsageError, type CliContext, type Command } from './command';
+import { engineSettingOption, UsageError, type CliContext, type Command } from './command';
 import { MODEL_COMMANDS, precisionOption } from './modelCommands';
 import { loadDataset } from '../mmlu/load';
 import { EXIT_LOCKED, interventionFromOptions, runEvalCommand } from './evalRun';
@@ -10,7 +10,7 @@ import { EXPERIMENT_COMMANDS } from './experiments';
 import { PRECISION_CHECK_COMMAND } from './precisionCheck';
 import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { isTokenScope } from '../analysis/scope';
-import { EXECUTION_PROVIDER_SETTINGS, type EngineSetting, type ExecutionProviderSetting } from '../shared/protocol';
+import { EXECUTION_PROVIDER_SETTINGS, type ExecutionProviderSetting } from '../shared/protocol';
 import { inferenceEnvironment, describeEnvironment } from '../engines/onnxruntime/doctor';
 import { webGpuProbeDiagnostics } from '../engines/onnxruntime/webgpu';
 import { PROBE_DIAGNOSTICS_PREFIX } from '../engines/onnxruntime/webgpuProbeProcess';
@@ -205,8 +205,7 @@ const COMMANDS: Record<string, Command> = {
       if (!values.model) throw new UsageError('--model DIR is required');
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
-      const engine = values.engine as EngineSetting;
-      if (!['auto', 'onnxruntime', 'pytorch'].includes(engine)) throw new UsageError(`--engine must be onnxruntime, pytorch or auto, not "${engine}"`);
+      const engine = engineSettingOption(values.engine as string);
       const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
       const diagnostics = webGpuProbeDiagnostics();

@@ -147,6 +147,8 @@ export type ModelDType = ComputeDType | 'bfloat16';
 export type EngineKind = 'onnxruntime' | 'pytorch';
 export type EngineSetting = 'auto' | EngineKind;
 export const ENGINE_KINDS: readonly EngineKind[] = everyMemberOf<EngineKind>()(['onnxruntime', 'pytorch']);
+/** The values of moeScope.engine and --engine (package.json's enum is held equal by test/unit/engine-settings.test.ts). */
+export const ENGINE_SETTINGS: readonly EngineSetting[] = everyMemberOf<EngineSetting>()(['auto', ...ENGINE_KINDS]);
 
 /**
  * The precision the model's weights are held in. ONNX Runtime CPU: fp32, or int8 / int4 block-quantised

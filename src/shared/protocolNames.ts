@@ -2,7 +2,8 @@
  * Everything the PyTorch worker needs from protocol.ts, as plain JSON. `node scripts/protocol-names.mjs`
  * writes it to python/moe_scope_worker/protocol_names.json, which protocol.py reads; the unit test
  * pytorch-protocol.test.ts fails when the file is not what this function returns, so a method, error
- * code, message type, ModelInfo key, family, exit code or answer cue changed here reaches Python or fails a test.
+ * code, message type, ModelInfo key, family, exit code, answer cue or config field rule (configFields.ts) changed
+ * here reaches Python or fails a test.
  */
 import {
   ANSWER_CUE,
@@ -19,6 +20,7 @@ import {
   WORKER_TOKENIZE_FIELDS,
   WORKER_TRACE_FIELDS,
 } from './protocol';
+import { CONFIG_ALIASES, CONFIG_DEFAULTS, CONFIG_FIELD_TYPES } from './configFields';
 
 export const PROTOCOL_NAMES_FILE = 'python/moe_scope_worker/protocol_names.json';
 
@@ -38,6 +40,7 @@ export function protocolNames() {
     exitCodes: { ...EXIT_CODES },
     answerCue: ANSWER_CUE,
     answerLetters: [...ANSWER_LETTERS],
+    configFields: { types: { ...CONFIG_FIELD_TYPES }, defaults: { ...CONFIG_DEFAULTS }, aliases: { ...CONFIG_ALIASES } },
   };
 }
 

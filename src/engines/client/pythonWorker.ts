@@ -184,7 +184,7 @@ export function pythonChannel(python: string): ChannelFactory {
 }
 
 /** The worker sends token ids and offsets as flat typed arrays; the host rebuilds the protocol's spans. */
-function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
+export function adaptWorkerResult(method: EngineMethod, params: unknown, result: unknown): unknown {
   if (method === 'tokenize') {
     const { texts } = params as EngineMethods['tokenize']['params'];
     return unpackTokenizeResults(texts, result as WorkerTokenizeResult);

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { defaultCacheDir } from './runtime';
 import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
-import { kvCacheDims, moeLayersOf, ropeDim, routingDescription } from './familyFeatures';
+import { kvCacheDims, moeLayersOf, rescalesToOne, ropeDim, routingDescription, sharedExpertCount } from './familyFeatures';
 import { routingFromSelection, type ObservedSelection } from './routingObserved';
 import {
   EngineFailure,
@@ -150,8 +150,8 @@ export class Engine implements InferenceBackend {
       hiddenSize: a.hiddenSize,
       vocabSize: a.vocabSize,
       maxPositions: a.maxPositions,
-      normTopKProb: a.normTopKProb,
-      sharedExperts: a.sharedExpert ? Math.max(1, Number(ckpt.config.n_shared_experts ?? 1)) : 0,
+      normTopKProb: rescalesToOne(a),
+      sharedExperts: sharedExpertCount(a),
       executionProvider: runtime.provider,
       providerNote: runtime.providerNote,
       providerDecisions: runtime.decisions,

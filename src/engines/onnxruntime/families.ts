@@ -5,6 +5,7 @@
  */
 import { InputError } from '../../shared/inputError';
 import { MOE_FAMILIES, type ModelFamilyName } from '../../shared/protocol';
+import { configDefault, configFieldNames, configFieldsProblem, type ConfigFieldName } from '../../shared/configFields';
 import { readRope, RopeConfigError, type RopeSettings } from './rope';
 import type { GraphRouter, MlaAttention } from './familyFeatures';
 import { EXTENDED_FAMILIES } from './familiesExtended';
@@ -34,8 +35,11 @@ export interface MoeArchitecture {
   qkNorm: 'full' | 'per-head' | null;
   tieWordEmbeddings: boolean;
   clipQkv: number | null;
-  /** Qwen2-MoE: a dense expert every token goes through, scaled by sigmoid(shared_expert_gate(x)). */
-  sharedExpert: { intermediate: number } | null;
+  /**
+   * Qwen2-MoE: a dense expert every token goes through, scaled by sigmoid(shared_expert_gate(x)). count: how
+   * many shared experts it stands for (DeepSeek's n_shared_experts, fused into one MLP); absent: one.
+   */
+  sharedExpert: { intermediate: number; count?: number } | null;
   /** Biases on the q, k and v projections (Qwen2-MoE). */
   qkvBias: boolean;
   /** Mixtral, Qwen3-MoE with use_sliding_window: a key is visible from query t only when t - window < key position. */
@@ -167,6 +171,34 @@ export function flag(config: HfConfig, file: string, key: string, fallback: bool
   return v;
 }
 
+/**
+ * transformers' default for a table field of this family (src/shared/configFields.ts); undefined where it
+ * has none, so that int() and friends call the field missing.
+ */
+export function defaultOf(family: ModelFamilyName, field: ConfigFieldName): number | undefined {
+  const v = configDefault(family, field);
+  if (v === undefined) throw new Error(`configFields.ts has no default of "${field}" for ${family}`);
+  return typeof v === 'number' ? v : undefined;
+}
+
+export function flagDefaultOf(family: ModelFamilyName, field: ConfigFieldName): boolean {
+  const v = configDefault(family, field);
+  if (typeof v !== 'boolean') throw new Error(`configFields.ts has no boolean default of "${field}" for ${family}`);
+  return v;
+}
+
+/** A count >= 0 (shared experts), transformers' default when absent; required where transformers has none. */
+export function countOf(config: HfConfig, file: string, family: ModelFamilyName, key: ConfigFieldName): number {
+  const v = config[key];
+  if (v === undefined || v === null) {
+    const fallback = defaultOf(family, key);
+    if (fallback === undefined) throw new ConfigError(file, `missing "${key}" (an integer >= 0)`);
+    return fallback;
+  }
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new ConfigError(file, `"${key}" must be an integer >= 0, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 /** Fields of any family whose non-default values change the math and are not implemented. */
 function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   const act = config.hidden_act ?? config.hidden_activation;
@@ -177,8 +209,11 @@ function refuseUnsupportedCommon(config: HfConfig, file: string): void {
   }
 }
 
-export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number, defaultTheta = 10000) {
+export function common(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, expertInter: number) {
   refuseUnsupportedCommon(config, file);
+  // Every field of the config table this family reads, under each of its names (the worker runs the same check).
+  const tableProblem = configFieldsProblem(config, family);
+  if (tableProblem) throw new ConfigError(file, tableProblem);
   const hiddenSize = int(config, file, 'hidden_size');
   const numHeads = int(config, file, 'num_attention_heads');
   const numKvHeads = int(config, file, 'num_key_value_heads', numHeads);
@@ -186,13 +221,13 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
   if (numHeads % numKvHeads !== 0) throw new ConfigError(file, `num_attention_heads (${numHeads}) is not a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim % 2 !== 0) throw new ConfigError(file, `head_dim ${headDim} must be even for rotary embeddings`);
   if (topK > experts) throw new ConfigError(file, `num_experts_per_tok (${topK}) exceeds the number of experts (${experts})`);
-  const eps = positive(config, file, 'rms_norm_eps', 1e-5);
+  const eps = positive(config, file, 'rms_norm_eps', defaultOf(family, 'rms_norm_eps') ?? 1e-5);
   if (eps >= 1) throw new ConfigError(file, `"rms_norm_eps" must be a small number > 0, got ${eps}`);
   const clip = config.clip_qkv === undefined || config.clip_qkv === null ? null : positive(config, file, 'clip_qkv', NaN);
-  const maxPositions = int(config, file, 'max_position_embeddings', 4096);
+  const maxPositions = int(config, file, 'max_position_embeddings', defaultOf(family, 'max_position_embeddings'));
   let rope: RopeSettings;
   try {
-    rope = readRope(config, defaultTheta, headDim, maxPositions);
+    rope = readRope(config, defaultOf(family, 'rope_theta') ?? 10000, headDim, maxPositions);
   } catch (e) {
     if (e instanceof RopeConfigError)
       throw /is not supported/.test(e.message) ? new UnsupportedByEngineError(file, `${e.message}; ${PYTORCH_HINT}`) : new ConfigError(file, e.message);
@@ -213,7 +248,7 @@ export function common(config: HfConfig, file: string, family: ModelFamilyName, 
     maxPositions,
     rope,
     rmsNormEps: eps,
-    tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', false),
+    tieWordEmbeddings: flag(config, file, 'tie_word_embeddings', flagDefaultOf(family, 'tie_word_embeddings')),
     clipQkv: clip,
   };
 }
@@ -245,24 +280,55 @@ export function layerCount(config: HfConfig, file: string, key: string): number 
   return n;
 }
 
+/** A SwiGLU MLP's three projections under one prefix: PREFIX.{gate,up,down}_proj.weight (experts, shared and dense MLPs). */
+export function swigluNames(prefix: string): ExpertTensorNames {
+  return { gate: `${prefix}.gate_proj.weight`, up: `${prefix}.up_proj.weight`, down: `${prefix}.down_proj.weight` };
+}
+
+/** Experts packed as transformers 5 saves them: mlp.experts.gate_up_proj [E, 2*inter, hidden] and mlp.experts.down_proj. */
+export function packedExperts(layerPrefix: string): NonNullable<LayerTensorNames['packed']> {
+  return { gateUp: `${layerPrefix}.mlp.experts.gate_up_proj`, down: `${layerPrefix}.mlp.experts.down_proj` };
+}
+
 /** A dense layer's MLP under model.layers.N.mlp (Qwen, DeepSeek, ERNIE); undefined for MoE layers. */
 export function denseMlpNames(arch: MoeArchitecture, l: number): LayerTensorNames['denseMlp'] {
   if (!arch.moeLayers || arch.moeLayers.includes(l)) return undefined;
-  const p = `model.layers.${l}.mlp`;
-  return { gate: `${p}.gate_proj.weight`, up: `${p}.up_proj.weight`, down: `${p}.down_proj.weight` };
+  return swigluNames(`model.layers.${l}.mlp`);
+}
+
+/** The layer features most families lack, for descriptors to override: no QK-norm, shared expert, q/k/v bias or window. */
+export const PLAIN_LAYER_FEATURES: Pick<MoeArchitecture, 'qkNorm' | 'sharedExpert' | 'qkvBias' | 'slidingWindow'> = {
+  qkNorm: null,
+  sharedExpert: null,
+  qkvBias: false,
+  slidingWindow: null,
+};
+
+export function noAttentionBias(config: HfConfig, file: string, family: string): void {
+  if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, `only ${family} attention without projection biases is implemented`);
+}
+
+/** Layer types other than full attention (sliding windows per layer) are not implemented. */
+export function requireFullAttentionLayers(config: HfConfig, file: string): void {
+  const types = config.layer_types;
+  if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
+    refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
 }
 
 /**
- * The expert count under either of its names: transformers maps num_experts and num_local_experts onto
- * each other (Qwen3-MoE is saved with num_local_experts, Qwen2-MoE with num_experts).
+ * The expert count under any of its names in this family (configFields.ts's aliases: transformers maps
+ * num_experts and num_local_experts onto each other for Qwen3-MoE, saved with num_local_experts, and others).
  */
-export function requireExperts(config: HfConfig, file: string, key: 'num_experts' | 'num_local_experts'): number {
-  const alias = key === 'num_experts' ? 'num_local_experts' : 'num_experts';
+export function requireExperts(config: HfConfig, file: string, family: ModelFamilyName, key: 'num_experts' | 'num_local_experts'): number {
+  const names = configFieldNames(family, 'num_experts');
+  const group = names.includes(key) ? [key, ...names.filter((n) => n !== key)] : [key];
   const has = (k: string) => config[k] !== undefined && config[k] !== null;
-  if (has(key) && has(alias) && config[key] !== config[alias]) {
-    throw new ConfigError(file, `"${key}" (${JSON.stringify(config[key])}) and "${alias}" (${JSON.stringify(config[alias])}) disagree`);
+  const given = group.filter(has);
+  for (const other of given.slice(1)) {
+    if (config[other] !== config[given[0]!])
+      throw new ConfigError(file, `"${given[0]}" (${JSON.stringify(config[given[0]!])}) and "${other}" (${JSON.stringify(config[other])}) disagree`);
   }
-  const used = has(key) ? key : alias;
+  const used = given[0] ?? key;
   const v = config[used];
   if (v === undefined || v === null || v === 0 || v === 1) {
     throw new ConfigError(
@@ -288,11 +354,19 @@ export function llamaStyleLayer(l: number): Omit<LayerTensorNames, 'router' | 'e
 /** OLMoE and Qwen2-MoE name their experts alike: model.layers.N.mlp.experts.M.{gate,up,down}_proj. */
 export const mlpExpert =
   (p: string) =>
-  (e: number): ExpertTensorNames => ({
-    gate: `${p}.mlp.experts.${e}.gate_proj.weight`,
-    up: `${p}.mlp.experts.${e}.up_proj.weight`,
-    down: `${p}.mlp.experts.${e}.down_proj.weight`,
-  });
+  (e: number): ExpertTensorNames =>
+    swigluNames(`${p}.mlp.experts.${e}`);
+
+/** Llama-style attention with the optional QK-norm (q_norm / k_norm) and q/k/v biases the architecture says it has. */
+export function standardAttentionNames(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
+  const p = `model.layers.${l}`;
+  return {
+    ...llamaStyleLayer(l),
+    qNorm: arch.qkNorm ? `${p}.self_attn.q_norm.weight` : undefined,
+    kNorm: arch.qkNorm ? `${p}.self_attn.k_norm.weight` : undefined,
+    qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
+  };
+}
 
 export const globalNames = (arch: MoeArchitecture) => ({
   embed: 'model.embed_tokens.weight',
@@ -312,7 +386,7 @@ function qkNormMlpTensorNames(arch: MoeArchitecture): TensorNames {
         kNorm: `${p}.self_attn.k_norm.weight`,
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        packed: packedExperts(p),
         denseMlp: denseMlpNames(arch, l),
       };
     },
@@ -323,15 +397,20 @@ export const OLMOE: FamilyDescriptor = {
   name: 'olmoe',
   modelTypes: ['olmoe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only OLMoE attention without projection biases is implemented');
+    const experts = requireExperts(config, file, 'olmoe', 'num_experts');
+    noAttentionBias(config, file, 'OLMoE');
     return {
-      ...common(config, file, 'olmoe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'olmoe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('olmoe', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+      ),
+      ...PLAIN_LAYER_FEATURES,
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('olmoe', 'norm_topk_prob')),
       qkNorm: 'full',
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
     };
   },
   tensorNames: qkNormMlpTensorNames,
@@ -341,14 +420,19 @@ export const MIXTRAL: FamilyDescriptor = {
   name: 'mixtral',
   modelTypes: ['mixtral'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_local_experts');
+    const experts = requireExperts(config, file, 'mixtral', 'num_local_experts');
     return {
-      // transformers' MixtralConfig defaults rope_theta to 1e6.
-      ...common(config, file, 'mixtral', experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size'), 1e6),
+      // transformers' MixtralConfig defaults rope_theta to 1e6 (configFields.ts).
+      ...common(
+        config,
+        file,
+        'mixtral',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('mixtral', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+      ),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: true,
-      qkNorm: null,
-      sharedExpert: null,
-      qkvBias: false,
       slidingWindow: config.sliding_window === undefined || config.sliding_window === null ? null : int(config, file, 'sliding_window'),
     };
   },
@@ -375,23 +459,27 @@ export const QWEN2_MOE: FamilyDescriptor = {
   name: 'qwen2_moe',
   modelTypes: ['qwen2_moe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'qwen2_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
     if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, "Qwen2-MoE's per-layer sliding windows are not implemented");
-    const types = config.layer_types;
-    if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
-      refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
-    // A missing size means transformers' default (5632), i.e. a shared expert whose tensors must be there.
-    const sharedInter = config.shared_expert_intermediate_size === 0 ? 0 : int(config, file, 'shared_expert_intermediate_size', 5632);
+    requireFullAttentionLayers(config, file);
+    // A missing size means transformers' default, i.e. a shared expert whose tensors must be there.
+    const sharedInter = countOf(config, file, 'qwen2_moe', 'shared_expert_intermediate_size');
     return {
-      ...common(config, file, 'qwen2_moe', experts, int(config, file, 'num_experts_per_tok', 4), int(config, file, 'moe_intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
-      qkNorm: null,
+      ...common(
+        config,
+        file,
+        'qwen2_moe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('qwen2_moe', 'num_experts_per_tok')),
+        int(config, file, 'moe_intermediate_size'),
+      ),
+      ...PLAIN_LAYER_FEATURES,
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen2_moe', 'norm_topk_prob')),
       sharedExpert: sharedInter > 0 ? { intermediate: sharedInter } : null,
       // Qwen2's attention carries q/k/v biases unless qkv_bias says otherwise (transformers' default: true).
       qkvBias: flag(config, file, 'qkv_bias', true),
       ...dense,
-      slidingWindow: null,
     };
   },
   tensorNames(arch) {
@@ -400,19 +488,11 @@ export const QWEN2_MOE: FamilyDescriptor = {
       layer(l) {
         const p = `model.layers.${l}`;
         return {
-          ...llamaStyleLayer(l),
+          ...standardAttentionNames(arch, l),
           router: `${p}.mlp.gate.weight`,
-          qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
           expert: mlpExpert(p),
           denseMlp: denseMlpNames(arch, l),
-          shared: arch.sharedExpert
-            ? {
-                gate: `${p}.mlp.shared_expert.gate_proj.weight`,
-                up: `${p}.mlp.shared_expert.up_proj.weight`,
-                down: `${p}.mlp.shared_expert.down_proj.weight`,
-                gateScale: `${p}.mlp.shared_expert_gate.weight`,
-              }
-            : undefined,
+          shared: arch.sharedExpert ? { ...swigluNames(`${p}.mlp.shared_expert`), gateScale: `${p}.mlp.shared_expert_gate.weight` } : undefined,
         };
       },
     };
@@ -424,17 +504,23 @@ export const QWEN3_MOE: FamilyDescriptor = {
   name: 'qwen3_moe',
   modelTypes: ['qwen3_moe'],
   architecture(config, file) {
-    const experts = requireExperts(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'qwen3_moe', 'num_experts');
     const dense = qwenDenseLayers(config, file);
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only Qwen3-MoE attention without projection biases is implemented');
+    noAttentionBias(config, file, 'Qwen3-MoE');
     // transformers' Qwen3-MoE applies one window in every layer when use_sliding_window is set.
     const window = flag(config, file, 'use_sliding_window', false) ? int(config, file, 'sliding_window') : null;
     return {
-      ...common(config, file, 'qwen3_moe', experts, int(config, file, 'num_experts_per_tok', 8), int(config, file, 'moe_intermediate_size')),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'qwen3_moe',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('qwen3_moe', 'num_experts_per_tok')),
+        int(config, file, 'moe_intermediate_size'),
+      ),
+      ...PLAIN_LAYER_FEATURES,
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('qwen3_moe', 'norm_topk_prob')),
       qkNorm: 'per-head',
-      sharedExpert: null,
-      qkvBias: false,
       slidingWindow: window,
       ...dense,
     };

@@ -4,18 +4,29 @@
  * ungated shared experts and multi-head latent attention. Imported only by families.ts (its FAMILIES
  * list); the helpers it uses from there are functions, so the import cycle is harmless.
  */
+import type { ModelFamilyName } from '../../shared/protocol';
 import {
   common,
   ConfigError,
+  countOf,
+  defaultOf,
   denseMlpNames,
+  flagDefaultOf,
   flag,
   globalNames,
   int,
   layerCount,
   llamaStyleLayer,
   mlpExpert,
+  noAttentionBias,
+  packedExperts,
+  PLAIN_LAYER_FEATURES,
   positive,
   refuse,
+  requireExperts,
+  requireFullAttentionLayers,
+  standardAttentionNames,
+  swigluNames,
   type FamilyDescriptor,
   type HfConfig,
   type LayerTensorNames,
@@ -26,7 +37,7 @@ import { readRope, RopeConfigError } from './rope';
 import type { GraphRouter, MlaAttention } from './familyFeatures';
 
 /** The rotary settings over `dim` values of each head, partial_rotary_factor already applied by the caller. */
-function ropeOver(config: HfConfig, file: string, dim: number, maxPositions: number, defaultTheta = 10000) {
+function ropeOver(config: HfConfig, file: string, dim: number, maxPositions: number, defaultTheta: number) {
   const stripped: HfConfig = { ...config };
   delete stripped.partial_rotary_factor;
   if (stripped.rope_parameters && typeof stripped.rope_parameters === 'object' && !Array.isArray(stripped.rope_parameters)) {
@@ -56,16 +67,16 @@ function nonNegativeInt(config: HfConfig, file: string, key: string, fallback: n
 }
 
 /** first_k_dense_replace: the first k decoder layers are dense MLPs, the rest MoE. */
-function firstKDense(config: HfConfig, file: string, numLayers: number): number[] {
-  const k = nonNegativeInt(config, file, 'first_k_dense_replace', 0);
+function firstKDense(config: HfConfig, file: string, family: ModelFamilyName, numLayers: number): number[] {
+  const k = countOf(config, file, family, 'first_k_dense_replace');
   if (k >= numLayers) throw new ConfigError(file, `"first_k_dense_replace" (${k}) leaves no MoE layer of the ${numLayers}`);
   expectValue(config, file, 'moe_layer_freq', [1], 'only every layer after first_k_dense_replace being MoE (moe_layer_freq 1) is implemented');
   return Array.from({ length: numLayers - k }, (_, i) => k + i);
 }
 
-function groupLimits(config: HfConfig, file: string, experts: number, topK: number, score: 'max' | 'top2-sum', maskedScore: number) {
-  const n = int(config, file, 'n_group', 1);
-  const topk = int(config, file, 'topk_group', 1);
+function groupLimits(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number, score: 'max' | 'top2-sum', maskedScore: number) {
+  const n = int(config, file, 'n_group', defaultOf(family, 'n_group'));
+  const topk = int(config, file, 'topk_group', defaultOf(family, 'topk_group'));
   if (experts % n !== 0) throw new ConfigError(file, `"n_routed_experts" (${experts}) is not a multiple of "n_group" (${n})`);
   if (topk > n) throw new ConfigError(file, `"topk_group" (${topk}) exceeds "n_group" (${n})`);
   if (topk * (experts / n) < topK) throw new ConfigError(file, `"topk_group" ${topk} of ${n} groups hold fewer experts than num_experts_per_tok (${topK})`);
@@ -74,16 +85,16 @@ function groupLimits(config: HfConfig, file: string, experts: number, topK: numb
 }
 
 /** The DeepSeek-V3 router as DeepseekV3TopkRouter, Glm4MoeTopkRouter and Dots1TopkRouter compute it. */
-function sigmoidBiasGroupRouter(config: HfConfig, file: string, experts: number, topK: number): GraphRouter {
+function sigmoidBiasGroupRouter(config: HfConfig, file: string, family: ModelFamilyName, experts: number, topK: number): GraphRouter {
   expectValue(config, file, 'scoring_func', ['sigmoid'], 'this family routes with sigmoid scores (transformers reads no other scoring_func)');
   expectValue(config, file, 'topk_method', ['noaux_tc'], 'this family routes with a correction bias and group-limited top-k (noaux_tc)');
   return {
     kind: 'sigmoid-bias-group',
     score: 'sigmoid',
     choiceBias: true,
-    groups: groupLimits(config, file, experts, topK, 'top2-sum', -Infinity),
-    renormalize: flag(config, file, 'norm_topk_prob', true) ? { p: 1, eps: 1e-20 } : null,
-    routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+    groups: groupLimits(config, file, family, experts, topK, 'top2-sum', -Infinity),
+    renormalize: flag(config, file, 'norm_topk_prob', flagDefaultOf(family, 'norm_topk_prob')) ? { p: 1, eps: 1e-20 } : null,
+    routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf(family, 'routed_scaling_factor') ?? 1),
   };
 }
 
@@ -95,35 +106,43 @@ function deepseekStyleMlp(arch: MoeArchitecture, l: number): Omit<LayerTensorNam
     router: `${p}.mlp.gate.weight`,
     routerChoiceBias: !dense && arch.router?.choiceBias ? `${p}.mlp.gate.e_score_correction_bias` : undefined,
     expert: mlpExpert(p),
-    packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-    shared: arch.sharedExpert
-      ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
-      : undefined,
-    denseMlp: dense ? { gate: `${p}.mlp.gate_proj.weight`, up: `${p}.mlp.up_proj.weight`, down: `${p}.mlp.down_proj.weight` } : undefined,
+    packed: packedExperts(p),
+    shared: arch.sharedExpert ? swigluNames(`${p}.mlp.shared_experts`) : undefined,
+    denseMlp: dense ? swigluNames(`${p}.mlp`) : undefined,
   };
 }
 
 /** The shared experts of DeepSeek-style families: one MLP n_shared_experts times moe_intermediate_size wide. */
-function sharedExperts(config: HfConfig, file: string, expertInter: number): { intermediate: number } | null {
-  const n = nonNegativeInt(config, file, 'n_shared_experts', 0);
-  return n > 0 ? { intermediate: n * expertInter } : null;
+function sharedExperts(config: HfConfig, file: string, family: ModelFamilyName, expertInter: number): { intermediate: number; count: number } | null {
+  const n = countOf(config, file, family, 'n_shared_experts');
+  return n > 0 ? { intermediate: n * expertInter, count: n } : null;
 }
 
-/** Layer types other than full attention (sliding windows per layer) are not implemented. */
+/** Full attention in every layer, and no sliding window at all. */
 function requireFullAttention(config: HfConfig, file: string): void {
-  const types = config.layer_types;
-  if (Array.isArray(types) && types.some((t) => t !== 'full_attention'))
-    refuse(file, 'layer_types', types, 'only full attention in every layer is implemented');
+  requireFullAttentionLayers(config, file);
   if (flag(config, file, 'use_sliding_window', false)) refuse(file, 'use_sliding_window', true, 'sliding-window attention is not implemented for this family');
 }
 
-function deepseekCommon(config: HfConfig, file: string) {
+function deepseekCommon(config: HfConfig, file: string, family: ModelFamilyName) {
   const experts = int(config, file, 'n_routed_experts');
   if (experts < 2) throw new ConfigError(file, `"n_routed_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
-  const topK = int(config, file, 'num_experts_per_tok');
+  const topK = int(config, file, 'num_experts_per_tok', defaultOf(family, 'num_experts_per_tok'));
   const expertInter = int(config, file, 'moe_intermediate_size');
   const numLayers = layerCount(config, file, 'num_hidden_layers');
-  return { experts, topK, expertInter, moeLayers: firstKDense(config, file, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
+  return { experts, topK, expertInter, moeLayers: firstKDense(config, file, family, numLayers), denseIntermediate: int(config, file, 'intermediate_size') };
+}
+
+/** The MoE half of a DeepSeek-style layer stack: shared experts, which layers are MoE, the dense width, the router. */
+function deepseekMoeFeatures(
+  config: HfConfig,
+  file: string,
+  family: ModelFamilyName,
+  d: ReturnType<typeof deepseekCommon>,
+  router: (experts: number, topK: number) => GraphRouter,
+): Pick<MoeArchitecture, 'sharedExpert' | 'moeLayers' | 'denseIntermediate' | 'router'> {
+  const sharedExpert = sharedExperts(config, file, family, d.expertInter);
+  return { sharedExpert, moeLayers: d.moeLayers, denseIntermediate: d.denseIntermediate, router: router(d.experts, d.topK) };
 }
 
 /** MLA dims and the attention scale (yarn's mscale_all_dim enters it squared, as in transformers). */
@@ -186,31 +205,31 @@ function mlaArchitecture(
   router: (experts: number, topK: number) => GraphRouter,
   interleaved: boolean,
 ): MoeArchitecture {
-  const d = deepseekCommon(config, file);
+  const d = deepseekCommon(config, file, family);
   const ropeDim = int(config, file, 'qk_rope_head_dim');
   // The rotary part is what the rotary tables cover: head_dim here means qk_rope_head_dim.
   const base = common({ ...config, head_dim: ropeDim, num_key_value_heads: config.num_attention_heads }, file, family, d.experts, d.topK, d.expertInter);
-  const arch: MoeArchitecture = {
+  return {
     ...base,
+    ...PLAIN_LAYER_FEATURES,
     normTopKProb: false,
-    qkNorm: null,
-    sharedExpert: sharedExperts(config, file, d.expertInter),
-    qkvBias: false,
-    slidingWindow: null,
-    moeLayers: d.moeLayers,
-    denseIntermediate: d.denseIntermediate,
-    router: router(d.experts, d.topK),
+    ...deepseekMoeFeatures(config, file, family, d, router),
     ropeInterleaved: interleaved,
     mla: mlaAttention(config, file),
   };
-  return arch;
 }
 
 export const DEEPSEEK_V3: FamilyDescriptor = {
   name: 'deepseek_v3',
   modelTypes: ['deepseek_v3'],
   architecture(config, file) {
-    return mlaArchitecture(config, file, 'deepseek_v3', (e, k) => sigmoidBiasGroupRouter(config, file, e, k), flag(config, file, 'rope_interleave', true));
+    return mlaArchitecture(
+      config,
+      file,
+      'deepseek_v3',
+      (e, k) => sigmoidBiasGroupRouter(config, file, 'deepseek_v3', e, k),
+      flag(config, file, 'rope_interleave', true),
+    );
   },
   tensorNames: mlaNames,
 };
@@ -234,9 +253,9 @@ export const DEEPSEEK_V2: FamilyDescriptor = {
           score: 'softmax',
           choiceBias: false,
           // transformers' DeepseekV2TopkRouter ignores norm_topk_prob: the weights are never renormalised.
-          groups: method === 'group_limited_greedy' ? groupLimits(config, file, experts, topK, 'max', 0) : null,
+          groups: method === 'group_limited_greedy' ? groupLimits(config, file, 'deepseek_v2', experts, topK, 'max', 0) : null,
           renormalize: null,
-          routedScaling: positive(config, file, 'routed_scaling_factor', 1),
+          routedScaling: positive(config, file, 'routed_scaling_factor', defaultOf('deepseek_v2', 'routed_scaling_factor') ?? 1),
         };
       },
       // transformers rotates DeepSeek-V2's rotary part as complex pairs (x0 + i x1, ...).
@@ -245,16 +264,6 @@ export const DEEPSEEK_V2: FamilyDescriptor = {
   },
   tensorNames: mlaNames,
 };
-
-function standardAttentionNames(arch: MoeArchitecture, l: number): Omit<LayerTensorNames, 'router' | 'expert'> {
-  const p = `model.layers.${l}`;
-  return {
-    ...llamaStyleLayer(l),
-    qNorm: arch.qkNorm ? `${p}.self_attn.q_norm.weight` : undefined,
-    kNorm: arch.qkNorm ? `${p}.self_attn.k_norm.weight` : undefined,
-    qkvBias: arch.qkvBias ? { q: `${p}.self_attn.q_proj.bias`, k: `${p}.self_attn.k_proj.bias`, v: `${p}.self_attn.v_proj.bias` } : undefined,
-  };
-}
 
 const standardAttentionDeepseekMlpNames = (arch: MoeArchitecture): TensorNames => ({
   ...globalNames(arch),
@@ -266,7 +275,7 @@ export const GLM4_MOE: FamilyDescriptor = {
   name: 'glm4_moe',
   modelTypes: ['glm4_moe'],
   architecture(config, file) {
-    const d = deepseekCommon(config, file);
+    const d = deepseekCommon(config, file, 'glm4_moe');
     requireFullAttention(config, file);
     const params = (config.rope_parameters ?? {}) as Record<string, unknown>;
     const prf = params.partial_rotary_factor ?? config.partial_rotary_factor ?? 0.5;
@@ -284,16 +293,13 @@ export const GLM4_MOE: FamilyDescriptor = {
     if (rotaryDim % 2 !== 0) throw new ConfigError(file, `partial_rotary_factor ${prf} of head_dim ${base.headDim} gives an odd rotary width ${rotaryDim}`);
     return {
       ...base,
-      rope: ropeOver(config, file, rotaryDim, base.maxPositions),
+      rope: ropeOver(config, file, rotaryDim, base.maxPositions, defaultOf('glm4_moe', 'rope_theta') ?? 10000),
       rotaryDim,
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
       qkNorm: flag(config, file, 'use_qk_norm', false) ? 'per-head' : null,
-      sharedExpert: sharedExperts(config, file, d.expertInter),
       qkvBias: flag(config, file, 'attention_bias', false),
-      slidingWindow: null,
-      moeLayers: d.moeLayers,
-      denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+      ...deepseekMoeFeatures(config, file, 'glm4_moe', d, (e, k) => sigmoidBiasGroupRouter(config, file, 'glm4_moe', e, k)),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -304,19 +310,15 @@ export const DOTS1: FamilyDescriptor = {
   name: 'dots1',
   modelTypes: ['dots1'],
   architecture(config, file) {
-    const d = deepseekCommon(config, file);
+    const d = deepseekCommon(config, file, 'dots1');
     requireFullAttention(config, file);
-    if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, 'only dots.llm1 attention without projection biases is implemented');
+    noAttentionBias(config, file, 'dots.llm1');
     return {
       ...common(config, file, 'dots1', d.experts, d.topK, d.expertInter),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
       qkNorm: 'per-head',
-      sharedExpert: sharedExperts(config, file, d.expertInter),
-      qkvBias: false,
-      slidingWindow: null,
-      moeLayers: d.moeLayers,
-      denseIntermediate: d.denseIntermediate,
-      router: sigmoidBiasGroupRouter(config, file, d.experts, d.topK),
+      ...deepseekMoeFeatures(config, file, 'dots1', d, (e, k) => sigmoidBiasGroupRouter(config, file, 'dots1', e, k)),
     };
   },
   tensorNames: standardAttentionDeepseekMlpNames,
@@ -331,7 +333,7 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const pick = (key: string, alias: string) => (config[key] !== undefined && config[key] !== null ? key : alias);
     const experts = int(config, file, pick('moe_num_experts', 'num_experts'));
     if (experts < 2) throw new ConfigError(file, `"moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
-    const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'));
+    const topK = int(config, file, pick('moe_k', 'num_experts_per_tok'), defaultOf('ernie4_5_moe', 'num_experts_per_tok'));
     const expertInter = int(config, file, 'moe_intermediate_size');
     const numLayers = layerCount(config, file, 'num_hidden_layers');
     const start = nonNegativeInt(config, file, 'moe_layer_start_index', 1);
@@ -340,15 +342,13 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
     const interval = int(config, file, 'moe_layer_interval', 1);
     const moeLayers = Array.from({ length: numLayers }, (_, l) => l).filter((l) => (l + 1) % interval === 0 && l >= start && l <= end);
     if (moeLayers.length === 0) throw new ConfigError(file, `moe_layer_start_index, moe_layer_end_index and moe_layer_interval leave no MoE layer`);
-    const shared = nonNegativeInt(config, file, 'moe_num_shared_experts', 0);
+    const shared = countOf(config, file, 'ernie4_5_moe', 'moe_num_shared_experts');
     const normMin = config.moe_norm_min === undefined || config.moe_norm_min === null ? 1e-12 : positive(config, file, 'moe_norm_min', 1e-12);
     return {
-      ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter, 500000),
+      ...common(config, file, 'ernie4_5_moe', experts, topK, expertInter),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: false,
-      qkNorm: null,
-      sharedExpert: shared > 0 ? { intermediate: shared * expertInter } : null,
-      qkvBias: false,
-      slidingWindow: null,
+      sharedExpert: shared > 0 ? { intermediate: shared * expertInter, count: shared } : null,
       moeLayers: moeLayers.length === numLayers ? undefined : moeLayers,
       denseIntermediate: int(config, file, 'intermediate_size'),
       // ERNIE rotates adjacent pairs (its rotate_half interleaves).
@@ -373,10 +373,8 @@ export const ERNIE4_5_MOE: FamilyDescriptor = {
         router: `${p}.mlp.gate.weight`,
         routerChoiceBias: `${p}.mlp.moe_statics.e_score_correction_bias`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        shared: arch.sharedExpert
-          ? { gate: `${p}.mlp.shared_experts.gate_proj.weight`, up: `${p}.mlp.shared_experts.up_proj.weight`, down: `${p}.mlp.shared_experts.down_proj.weight` }
-          : undefined,
+        packed: packedExperts(p),
+        shared: arch.sharedExpert ? swigluNames(`${p}.mlp.shared_experts`) : undefined,
         denseMlp: denseMlpNames(arch, l),
       };
     },
@@ -389,24 +387,25 @@ function singleInt(config: HfConfig, file: string, key: string, fallback?: numbe
   return int(config, file, key, fallback);
 }
 
-function noAttentionBias(config: HfConfig, file: string, family: string): void {
-  if (flag(config, file, 'attention_bias', false)) refuse(file, 'attention_bias', true, `only ${family} attention without projection biases is implemented`);
-}
-
 /** FlexOlmo: OLMo-2-style post-norm layers (norms on the sublayer outputs), full-width QK-norm, softmax top-k. */
 export const FLEX_OLMO: FamilyDescriptor = {
   name: 'flex_olmo',
   modelTypes: ['flex_olmo'],
   architecture(config, file) {
     noAttentionBias(config, file, 'FlexOlmo');
-    const experts = singleInt(config, file, 'num_experts');
+    const experts = requireExperts(config, file, 'flex_olmo', 'num_experts');
     return {
-      ...common(config, file, 'flex_olmo', experts, int(config, file, 'num_experts_per_tok', 5), int(config, file, 'intermediate_size'), 500000),
-      normTopKProb: flag(config, file, 'norm_topk_prob', false),
+      ...common(
+        config,
+        file,
+        'flex_olmo',
+        experts,
+        int(config, file, 'num_experts_per_tok', defaultOf('flex_olmo', 'num_experts_per_tok')),
+        int(config, file, 'intermediate_size'),
+      ),
+      ...PLAIN_LAYER_FEATURES,
+      normTopKProb: flag(config, file, 'norm_topk_prob', flagDefaultOf('flex_olmo', 'norm_topk_prob')),
       qkNorm: 'full',
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
       postNorm: true,
     };
   },
@@ -415,13 +414,11 @@ export const FLEX_OLMO: FamilyDescriptor = {
     layer(l) {
       const p = `model.layers.${l}`;
       return {
-        ...llamaStyleLayer(l),
-        qNorm: `${p}.self_attn.q_norm.weight`,
-        kNorm: `${p}.self_attn.k_norm.weight`,
+        ...standardAttentionNames(arch, l),
         postFeedforwardNorm: `${p}.post_feedforward_layernorm.weight`,
         router: `${p}.mlp.gate.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
+        packed: packedExperts(p),
       };
     },
   }),
@@ -434,15 +431,20 @@ function granite(name: 'granitemoe' | 'granitemoeshared'): FamilyDescriptor {
     architecture(config, file) {
       noAttentionBias(config, file, 'Granite MoE');
       const experts = singleInt(config, file, 'num_local_experts');
-      const shared = name === 'granitemoeshared' ? nonNegativeInt(config, file, 'shared_intermediate_size', 0) : 0;
+      const shared = name === 'granitemoeshared' ? countOf(config, file, name, 'shared_intermediate_size') : 0;
       return {
-        ...common(config, file, name, experts, int(config, file, 'num_experts_per_tok', 2), int(config, file, 'intermediate_size')),
+        ...common(
+          config,
+          file,
+          name,
+          experts,
+          int(config, file, 'num_experts_per_tok', defaultOf(name, 'num_experts_per_tok')),
+          int(config, file, 'intermediate_size'),
+        ),
+        ...PLAIN_LAYER_FEATURES,
         // top-k of the logits, then a softmax over those k: the softmax probabilities renormalised over the k.
         normTopKProb: true,
-        qkNorm: null,
         sharedExpert: shared > 0 ? { intermediate: shared } : null,
-        qkvBias: false,
-        slidingWindow: null,
         multipliers: {
           embedding: positive(config, file, 'embedding_multiplier', 1),
           residual: positive(config, file, 'residual_multiplier', 1),
@@ -485,13 +487,12 @@ export const HUNYUAN_V1_MOE: FamilyDescriptor = {
     const inter = int(config, file, 'intermediate_size');
     return {
       ...common(config, file, 'hunyuan_v1_moe', experts, singleInt(config, file, 'moe_topk'), inter),
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: true,
       qkNorm: 'per-head',
       qkNormAfterRope: true,
       // transformers builds the shared MLP of every MoE block at intermediate_size.
       sharedExpert: { intermediate: inter },
-      qkvBias: false,
-      slidingWindow: null,
     };
   },
   tensorNames: (arch) => ({
@@ -504,8 +505,8 @@ export const HUNYUAN_V1_MOE: FamilyDescriptor = {
         kNorm: `${p}.self_attn.key_layernorm.weight`,
         router: `${p}.mlp.gate.wg.weight`,
         expert: mlpExpert(p),
-        packed: { gateUp: `${p}.mlp.experts.gate_up_proj`, down: `${p}.mlp.experts.down_proj` },
-        shared: { gate: `${p}.mlp.shared_mlp.gate_proj.weight`, up: `${p}.mlp.shared_mlp.up_proj.weight`, down: `${p}.mlp.shared_mlp.down_proj.weight` },
+        packed: packedExperts(p),
+        shared: swigluNames(`${p}.mlp.shared_mlp`),
       };
     },
   }),
@@ -545,16 +546,14 @@ export const DBRX: FamilyDescriptor = {
     const experts = int(ffn, file, 'moe_num_experts');
     if (experts < 2) throw new ConfigError(file, `"ffn_config.moe_num_experts" ${experts}: MoE Scope needs a Mixture-of-Experts checkpoint`);
     const topK = int(ffn, file, 'moe_top_k', 1);
+    // Absent: transformers' DbrxFFNConfig default (1); an explicit null: no renormalisation, as in DbrxRouter.
     const pRaw = ffn.moe_normalize_expert_weights;
-    const p = pRaw === undefined || pRaw === null ? null : positive(ffn, file, 'moe_normalize_expert_weights', 1);
+    const p = pRaw === null ? null : positive(ffn, file, 'moe_normalize_expert_weights', 1);
     const base = common(flat, file, 'dbrx', experts, topK, int(ffn, file, 'ffn_hidden_size'));
     return {
       ...base,
+      ...PLAIN_LAYER_FEATURES,
       normTopKProb: p === 1,
-      qkNorm: null,
-      sharedExpert: null,
-      qkvBias: false,
-      slidingWindow: null,
       layerNorm: true,
       // p = 1 (the default) and no renormalisation are the MoE operator's own rules; another p is routed in the graph.
       router:

@@ -61,6 +61,19 @@ export function kvCacheDims(arch: Pick<MoeArchitecture, 'numKvHeads' | 'numHeads
   return { heads: arch.numKvHeads, keyDim: arch.headDim, valueDim: arch.headDim };
 }
 
+/**
+ * ModelInfo.normTopKProb: whether the k chosen weights are rescaled to sum to 1, by the MoE operator or by a
+ * router computed in the graph (DeepSeek-V3's norm_topk_prob, ERNIE) — as the PyTorch engine reports it.
+ */
+/** ModelInfo.sharedExperts: the shared experts per MoE layer (DeepSeek's n_shared_experts are fused into one MLP). */
+export function sharedExpertCount(arch: Pick<MoeArchitecture, 'sharedExpert'>): number {
+  return arch.sharedExpert ? (arch.sharedExpert.count ?? 1) : 0;
+}
+
+export function rescalesToOne(arch: Pick<MoeArchitecture, 'router' | 'normTopKProb'>): boolean {
+  return arch.router ? arch.router.renormalize?.p === 1 : arch.normTopKProb;
+}
+
 /** What the routing of this architecture is, for ModelInfo (shown beside the routing). */
 export function routingDescription(arch: Pick<MoeArchitecture, 'router' | 'normTopKProb'>): RoutingDescription {
   const r = arch.router;

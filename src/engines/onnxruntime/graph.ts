@@ -44,8 +44,11 @@ export interface GraphOptions {
   quantized?: QuantizedGraphWeights;
 }
 
-/** Bumped whenever the graph changes, so cached models are rebuilt. */
-export const GRAPH_VERSION = 7;
+/**
+ * Bumped whenever the graph changes, so cached models are rebuilt (the cache is keyed by config.json's text).
+ * 8: a field config.json lacks takes transformers' default (src/shared/configFields.ts), which may build another graph.
+ */
+export const GRAPH_VERSION = 8;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);
