@@ -84,11 +84,37 @@ async function parent(): Promise<void> {
   const generateSeconds = (performance.now() - g0) / 1000;
   const results: Record<string, unknown>[] = [];
   const routings = new Map<string, Record<string, Routing>>();
-  for (const run of RUNS) {
+  // At full size each trace takes a minute on 2 cores: one timed trace per length after one warm-up.
+  const repeats = layers >= 8 ? 1 : 3;
+  const oi = process.argv.indexOf('--only');
+  const only = oi > 0 ? process.argv[oi + 1].split(',') : null;
+  const write = () => writeResult(resultName, { measuredAt: new Date().toISOString(), machine: machine(), checkpoint, repeats, results });
+  const resultName = process.env.MOE_SCOPE_BENCH_RESULT ?? 'precision';
+  const checkpoint = {
+    layers,
+    note:
+      layers === 16
+        ? 'OLMoE-1B-7B at real size (16 layers), random weights, bf16 shards in the format transformers writes'
+        : `OLMoE-1B-7B widths (hidden 2048, 64 experts x 1024, vocabulary 50304) with ${layers} of its 16 decoder layers, random weights, bf16 shards in the format transformers writes`,
+    bytes: checkpointBytes,
+    generateSeconds: round(generateSeconds, 1),
+  };
+  for (const run of RUNS.filter((r) => !only || only.includes(`${r.engine}-${r.precision}`))) {
     const cache = path.join(work, `cache-${run.engine}-${run.precision}`);
     fs.rmSync(cache, { recursive: true, force: true });
     const out = path.join(work, `routing-${run.engine}-${run.precision}.json`);
-    const { report, peakTreeRssKiB } = await runChild([model, run.engine, run.precision, `${cache}|${out}`]);
+    let measured: { report: ChildReport; peakTreeRssKiB: number };
+    try {
+      measured = await runChild([model, run.engine, run.precision, `${cache}|${out}|${repeats}`]);
+    } catch (e) {
+      // One precision failing (out of memory, refused) leaves the others' numbers standing.
+      fs.rmSync(cache, { recursive: true, force: true });
+      results.push({ name: run.name, engine: run.engine, precision: run.precision, error: (e as Error).message });
+      console.error(`${run.name}: ${(e as Error).message}`);
+      write();
+      continue;
+    }
+    const { report, peakTreeRssKiB } = measured;
     const saved = JSON.parse(fs.readFileSync(out, 'utf8')) as Record<
       string,
       { numLayers: number; numTokens: number; numExperts: number; topK: number; topExperts: number[]; probs: number[] }
@@ -107,10 +133,12 @@ async function parent(): Promise<void> {
     fs.rmSync(cache, { recursive: true, force: true });
     results.push({ name: run.name, engine: run.engine, precision: run.precision, ...report, peakRssMiB: Math.round(peakTreeRssKiB / 1024) });
     console.error(`${run.name}: ${JSON.stringify(results[results.length - 1])}`);
+    write();
   }
-  const reference = routings.get('onnxruntime fp32')!;
+  const reference = routings.get('onnxruntime fp32');
   for (const res of results) {
-    const r = routings.get(res.name as string)!;
+    const r = routings.get(res.name as string);
+    if (!reference || !r) continue;
     res.agreementWithFp32 = Object.fromEntries(
       LENGTHS.map((n) => {
         const a = compareRouting(reference[n], r[n]);
@@ -118,26 +146,17 @@ async function parent(): Promise<void> {
       }),
     );
   }
-  writeResult('precision', {
-    measuredAt: new Date().toISOString(),
-    machine: machineInfo({
-      loadAverage: os
-        .loadavg()
-        .map((x) => Math.round(x * 10) / 10)
-        .join(' / '),
-    }),
-    checkpoint: {
-      layers,
-      note:
-        layers === 16
-          ? 'OLMoE-1B-7B at real size (16 layers), random weights, bf16 shards written by transformers'
-          : `OLMoE-1B-7B widths (hidden 2048, 64 experts x 1024, vocabulary 50304) with ${layers} of its 16 decoder layers, random weights, bf16 shards written by transformers`,
-      bytes: checkpointBytes,
-      generateSeconds: round(generateSeconds, 1),
-    },
-    results,
-  });
+  write();
   if (ki < 0) fs.rmSync(work, { recursive: true, force: true });
+}
+
+function machine() {
+  return machineInfo({
+    loadAverage: os
+      .loadavg()
+      .map((x) => Math.round(x * 10) / 10)
+      .join(' / '),
+  });
 }
 
 /** Runs one child and samples the resident memory of its whole process tree (the PyTorch worker included). */
@@ -183,7 +202,8 @@ function treeRssKiB(root: number): number {
 }
 
 async function child(model: string, engineKind: 'onnxruntime' | 'pytorch', precision: WeightPrecision, paths: string): Promise<void> {
-  const [cacheDir, routingOut] = paths.split('|');
+  const [cacheDir, routingOut, repeatText] = paths.split('|');
+  const repeats = Number(repeatText || 3);
   let backend: InferenceBackend & { dispose(): Promise<void> };
   if (engineKind === 'onnxruntime') backend = new Engine((level, m) => level !== 'info' && console.error(m));
   else {
@@ -205,12 +225,12 @@ async function child(model: string, engineKind: 'onnxruntime' | 'pytorch', preci
     if (ids.length < n) throw new Error(`the sample text has only ${ids.length} tokens`);
     const times: number[] = [];
     let last;
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i <= repeats; i++) {
       const s = performance.now();
       last = await backend.call('trace', { input: { ids }, options: { includeProbs: true, includeLastLogits: false } });
       if (i > 0) times.push(performance.now() - s);
     }
-    traceMs[n] = round(times.sort((a, b) => a - b)[1], 1);
+    traceMs[n] = round(times.sort((a, b) => a - b)[Math.floor((times.length - 1) / 2)], 1);
     const r = last!.routing;
     saved[n] = {
       numLayers: r.numLayers,
