@@ -14,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runBenchmark, BENCH_ROOT } from './common';
+import { runBenchmark, writeResult, BENCH_ROOT } from './common';
 import { Engine } from '../src/engines/onnxruntime/engine';
 import type { WeightPrecision } from '../src/shared/protocol';
 
@@ -40,6 +40,7 @@ async function parent(): Promise<void> {
   const settings = named.length
     ? Object.fromEntries(named.map((s) => [s.split('=')[0], DEFAULTS[s] ?? (JSON.parse(s.slice(s.indexOf('=') + 1)) as Setting)]))
     : Object.fromEntries(Object.entries(DEFAULTS).filter(([n]) => n !== 'q4gemm' || precision === 'int4'));
+  const results: Record<string, unknown>[] = [];
   for (const [name, setting] of Object.entries(settings)) {
     const r = spawnSync(process.execPath, [__filename, '--child', model, cache, precision, JSON.stringify(setting)], {
       encoding: 'utf8',
@@ -47,7 +48,9 @@ async function parent(): Promise<void> {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     console.log(`${precision} ${name}: ${r.status === 0 ? r.stdout.trim().split('\n').pop() : `failed (${r.status})`}`);
+    results.push({ precision, name, setting, ...(r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()!) : { error: `exit ${r.status}` }) });
   }
+  writeResult(`precision-knobs-${precision}`, { measuredAt: new Date().toISOString(), model, results });
 }
 
 async function child(model: string, cacheDir: string, precision: WeightPrecision, setting: Setting): Promise<void> {
