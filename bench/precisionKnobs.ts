@@ -50,7 +50,14 @@ async function parent(): Promise<void> {
     console.log(`${precision} ${name}: ${r.status === 0 ? r.stdout.trim().split('\n').pop() : `failed (${r.status})`}`);
     results.push({ precision, name, setting, ...(r.status === 0 ? JSON.parse(r.stdout.trim().split('\n').pop()!) : { error: `exit ${r.status}` }) });
   }
-  writeResult(`precision-knobs-${precision}`, { measuredAt: new Date().toISOString(), model, results });
+  // One file for both precisions (BENCHMARKS.md renders it): this precision's rows replace its earlier ones.
+  const file = path.join(BENCH_ROOT, 'bench', 'results', 'precision-knobs.json');
+  const earlier = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as { results: { precision: string }[] }).results : [];
+  writeResult('precision-knobs', {
+    measuredAt: new Date().toISOString(),
+    note: `bench/precisionKnobs.ts on ${model}, each setting in its own process one after another; the first setting of each precision built the cache (its load time), the others reused it`,
+    results: [...earlier.filter((x) => x.precision !== precision), ...results],
+  });
 }
 
 async function child(model: string, cacheDir: string, precision: WeightPrecision, setting: Setting): Promise<void> {
