@@ -36,7 +36,13 @@ export function precisionSection(r: Json, knobs?: Json): string[] {
     `The CPU was shared with three other engineers' jobs while this ran (2 cores; the last column is the mean 1-minute load average during each row, ${r.machine.loadAverage ?? 'not recorded'} at the end): absolute times are inflated and noisy, and the ratios between rows of this one run are what count.`,
     '',
   );
-  if (real) out.push(...targets(r), '');
+  if (real)
+    out.push(
+      ...targets(r),
+      '',
+      "What the real-size numbers say (this run): int8 is the precision for an ordinary machine: a quarter of fp32's cache, a third of its resident memory, and faster (fp32's 26 GiB of memory-mapped weights do not stay resident in 24 GiB, and int8 traffic is a quarter of fp32's). int4 meets its memory target only because its sessions skip ONNX Runtime's 4-bit prepacking (see the session settings below; prepacked, the 2-layer measurement put about 0.5 GiB per layer on top, some 8 GiB at real size); unpacked, its expert kernel is slower than int8's, so int4 buys memory, not speed. First builds miss 90 s at every precision: fp32 writes 26 GiB; int8 and int4 quantise 6.4 billion expert weights on one thread (measured: about 110 ms of CPU per expert for reading, checking and quantising, so about 2 minutes of CPU for the 1,024 experts before any contention), on a CPU shared four ways; the build happens once per model and precision, and later loads reuse the cache (int8 and int4 sessions load it in well under a second at 2 layers). PyTorch's resident peak counts the memory-mapped safetensors pages on top of its 13 GiB of bf16 weights (`free` showed about 14 GiB in use), and its 600-token time below its 177-token time is the noise of a single timed trace on a shared CPU.",
+      '',
+    );
   else
     out.push(
       `Not the real size: ${r.checkpoint.layers} of OLMoE-1B-7B's 16 decoder layers at its real widths and vocabulary. The experts (93% of OLMoE's parameters) and their build time scale with the layer count. \`node dist/bench/precision.js --full\` generates and measures the real 16-layer model.`,
@@ -93,7 +99,7 @@ function knobSection(k: Json): string[] {
     );
   out.push(
     '',
-    "ONNX Runtime 1.30 prepacks the 4-bit QMoE weights at session creation into a second, larger copy: without prepacking an int4 process holds about half the memory and traces no slower, so the engine creates int4 sessions with `session.disable_prepacking` (src/engines/onnxruntime/runtime.ts). In this measurement MLAS's Q4 GEMM path (`ORT_USE_MLAS_Q4_GEMM_MOE`) was no faster and needs the prepacked copy (without it, it re-packs on every call, an order of magnitude slower); int8 was slower without prepacking, so it keeps it; an explicit intra-op thread count of 2 changed nothing (ONNX Runtime already uses both cores). The real-size rows above ran with these settings.",
+    "ONNX Runtime 1.30 prepacks the 4-bit QMoE weights at session creation into a second, larger copy: without prepacking an int4 process held about half the memory at 2 layers and traced no slower there, so the engine creates int4 sessions with `session.disable_prepacking` (src/engines/onnxruntime/runtime.ts). In this measurement MLAS's Q4 GEMM path (`ORT_USE_MLAS_Q4_GEMM_MOE`) was no faster and needs the prepacked copy (without it, it re-packs on every call, an order of magnitude slower); int8 was slower without prepacking, so it keeps it; an explicit intra-op thread count of 2 changed nothing (ONNX Runtime already uses both cores). The real-size rows above ran with these settings.",
   );
   return out;
 }
