@@ -162,6 +162,9 @@ test('block quantisation equals the per-element definition on random matrices (8
   const K = 96;
   const values = Float32Array.from({ length: (rows + 2) * K }, (_, i) => (i % 37 === 0 ? 0 : random() * (1 + (i % 5))));
   values.fill(0, 2 * K, 2 * K + 32); // an all-zero block
+  // Exact ties (scale 1 at max 127 or 7): Math.round's halves go up, -2.5 to -2.
+  values.set([127, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, -126.5, 3.4999998, -3.5, 0, 0, 0, 0, 0], 3 * K);
+  values.set([7, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 6.5, -6.5, 3.4999998, -3.5, 0, 0, 0, 0, 0], 4 * K);
   for (const bits of [8, 4] as const) {
     for (const block of [16, 32]) {
       const packed = new Uint8Array((rows * K * bits) / 8);

@@ -105,13 +105,35 @@ function quantize8(values: Float32Array, from: number, n: number, block: number,
     const scale = m > 0 ? m / 127 : 1;
     const inv = 1 / scale;
     scales[si++] = scale;
+    if (inv === Infinity) {
+      // m so small that m / 127 underflowed: the plain definition (never seen outside a test).
+      for (let i = b; i < b + block; i++) bytes[pos++] = Math.min(127, Math.max(-127, Math.round(values[i] * inv))) + 128;
+      continue;
+    }
     for (let i = b; i < b + block; i++) {
-      let v = Math.round(values[i] * inv);
-      if (v > 127) v = 127;
-      else if (v < -127) v = -127;
-      bytes[pos++] = v + 128;
+      const x = values[i] * inv;
+      // Math.round(x), exactly, without its cost: |x| <= 127 (plus rounding), so x + 128.5 > 0 and truncation
+      // is floor; the sum's rounding can put the candidate one off, which the exact comparisons with c -/+ 0.5
+      // (integers plus a half: representable) correct, ties going up as Math.round's do.
+      let c = ((x + 128.5) | 0) - 128;
+      if (x < c - 0.5) c--;
+      else if (x >= c + 0.5) c++;
+      if (c > 127) c = 127;
+      else if (c < -127) c = -127;
+      bytes[pos++] = c + 128;
     }
   }
+}
+
+/** clamp(Math.round(x), -7, 7), exactly; for |x| <= 7 (plus rounding) the fast candidate as in quantize8. */
+function round4(x: number): number {
+  let c: number;
+  if (x > -8 && x < 8) {
+    c = ((x + 8.5) | 0) - 8;
+    if (x < c - 0.5) c--;
+    else if (x >= c + 0.5) c++;
+  } else c = Math.round(x); // an underflowed scale: inv infinite
+  return c > 7 ? 7 : c < -7 ? -7 : c;
 }
 
 function quantize4(values: Float32Array, from: number, n: number, block: number, bytes: Uint8Array, pos: number, scales: Float32Array, si: number): void {
@@ -120,15 +142,9 @@ function quantize4(values: Float32Array, from: number, n: number, block: number,
     const scale = m > 0 ? m / 7 : 1;
     const inv = 1 / scale;
     scales[si++] = scale;
-    // Two codes per byte, the even element in the low nibble.
+    // Two codes per byte, the even element in the low nibble; rounding as in quantize8 (|x| <= 7 here).
     for (let i = b; i < b + block; i += 2) {
-      let lo = Math.round(values[i] * inv);
-      if (lo > 7) lo = 7;
-      else if (lo < -7) lo = -7;
-      let hi = Math.round(values[i + 1] * inv);
-      if (hi > 7) hi = 7;
-      else if (hi < -7) hi = -7;
-      bytes[pos++] = (lo + 8) | ((hi + 8) << 4);
+      bytes[pos++] = (round4(values[i] * inv) + 8) | ((round4(values[i + 1] * inv) + 8) << 4);
     }
   }
 }
