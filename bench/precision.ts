@@ -1,17 +1,20 @@
 /**
- * What each weight precision costs on an OLMoE-1B-7B-shaped checkpoint written by transformers (bf16
- * shards, random weights; bench/precision_checkpoint.py), side by side in one run: ONNX Runtime CPU at
+ * What each weight precision costs on an OLMoE-1B-7B-shaped checkpoint in the format transformers writes
+ * (bf16 shards, random weights; bench/precision_checkpoint.py), side by side in one run: ONNX Runtime CPU at
  * fp32, int8 and int4, and the PyTorch engine (transformers) at bf16 on the CPU as the peer. Per
  * precision: graph cache size, first-build time (load with an empty cache), peak RSS of the process tree,
- * 177- and 600-token trace time (median of 3 after a warm-up), and top-k agreement with ONNX Runtime fp32
- * on the 600-token trace. Each precision runs in its own child process, one after another.
+ * 177- and 600-token trace time (median of 3 after a warm-up; at 8 layers and more one timed trace after
+ * one warm-up), top-k agreement with ONNX Runtime fp32, and the load average while it ran (the machine may
+ * be shared). Each precision runs in its own child process, one after another; its cache is deleted once
+ * measured, and the results file is rewritten after each, so a failed precision leaves the others.
  *
- *   node esbuild.mjs && node dist/bench/precision.js [--layers N | --full] [--keep DIR]
+ *   node esbuild.mjs && node dist/bench/precision.js [--layers N | --full] [--keep DIR] [--only onnxruntime-int8,...] [--generate-only]
  *
  * Default --layers 1: OLMoE's real widths (hidden 2048, 64 experts of 1024, vocabulary 50304) with one
- * decoder layer, so that every run stays under about 3 GB on a shared machine. --full generates the real
- * 16-layer model (about 14 GB of bf16 shards; fp32 needs about 28 GB of disk for its cache).
- * Writes bench/results/precision.json.
+ * decoder layer, so that every run stays under about 3 GB. --full is the real 16-layer model: 13 GB of
+ * bf16 shards, a 26 GiB fp32 cache (deleted before the next precision builds), up to about 21 GB resident
+ * for the PyTorch row; at that size the fp32 row lifts the engine's memory check (it counts every fp32
+ * weight as resident) and records that it did. Writes bench/results/precision.json.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
