@@ -599,6 +599,10 @@ def choose_precision(wanted, device, elements, free, how, model_dir):
             f"{model_dir}: the model needs about {gib(need(dtype))} in {str(dtype).replace('torch.', '')} on "
             f"{describe_device(device)} ({elements / 1e9:.2f} B parameters plus {round((MEMORY_MARGIN - 1) * 100)}% headroom), "
             f"but only {gib(free)} is {how}"
-            + (f"; {names[half]} would fit: use --precision bf16" if smaller is not None else ""),
+            + (f"; {names[half]} would fit: use --precision bf16" if smaller is not None
+               # Nothing this engine runs fits: the ONNX Runtime engine's CPU provider holds the experts in 8 or 4 bits.
+               else f"; no precision this engine runs fits ({', '.join(f'{names[d]} about {gib(need(d))}' for d in (torch.float32, half))}): "
+               "int8 and int4 run in the ONNX Runtime engine on the CPU (--engine onnxruntime --provider cpu --precision int8), "
+               "which says before loading whether they fit"),
         )
     return dtype, names[dtype], why

@@ -42,6 +42,20 @@ def test_a_model_larger_than_the_device_memory_fails_before_loading_with_the_siz
     assert e.model is None, "nothing was loaded"
 
 
+def test_when_no_precision_of_this_engine_fits_the_message_names_int8_in_the_onnx_runtime_engine(tmp_path, monkeypatch):
+    d = model_dir(tmp_path, 300_000_000)  # 0.6 GB in bf16 (plus headroom): more than the 0.5 GB the test offers
+    monkeypatch.setattr(checkpoint, "available_memory", lambda device: (500_000_000, "free in the test"))
+    e = engine.Engine(lambda level, message: None)
+    for precision in ("bf16", "auto"):
+        with pytest.raises(EngineFailure) as info:
+            e.load(d, {"executionProvider": "cpu", "precision": precision})
+        msg = str(info.value)
+        assert info.value.code == "bad-model"
+        assert "no precision this engine runs fits (fp32 about 1.3 GiB, bf16 about 0.6 GiB)" in msg, msg
+        assert "--engine onnxruntime --provider cpu --precision int8" in msg, msg
+    assert e.model is None, "nothing was loaded"
+
+
 def test_auto_precision_on_the_cpu_is_fp32_when_it_fits_else_bf16_with_the_reason(tmp_path):
     import torch
 

@@ -186,7 +186,7 @@ const COMMANDS: Record<string, Command> = {
   },
   doctor: {
     usage:
-      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json] [--verbose]\n' +
+      'doctor --model DIR [--provider auto|cuda|webgpu|cpu] [--precision auto|fp32|fp16|bf16|int8|int4] [--engine onnxruntime|pytorch|auto] [--python PATH] [--json] [--verbose]\n' +
       '      Which engine, execution provider and adapter the model runs on and why, the graph dtype, and the\n' +
       '      op types ONNX Runtime places on the CPU (cpuOpTypes, with node counts).',
     async run(args, ctx) {
@@ -195,6 +195,7 @@ const COMMANDS: Record<string, Command> = {
         options: {
           model: { type: 'string' },
           provider: { type: 'string', default: 'auto' },
+          precision: { type: 'string' },
           engine: { type: 'string', default: 'onnxruntime' },
           python: { type: 'string' },
           cache: { type: 'string' },
@@ -206,7 +207,13 @@ const COMMANDS: Record<string, Command> = {
       const provider = values.provider as ExecutionProviderSetting;
       if (!EXECUTION_PROVIDER_SETTINGS.includes(provider)) throw new UsageError(`--provider must be auto, cuda, webgpu or cpu, not "${provider}"`);
       const engine = engineSettingOption(values.engine as string);
-      const report = await inferenceEnvironment(path.resolve(values.model), { provider, engine, python: values.python, cacheDir: values.cache });
+      const report = await inferenceEnvironment(path.resolve(values.model), {
+        provider,
+        engine,
+        precision: precisionOption(values.precision),
+        python: values.python,
+        cacheDir: values.cache,
+      });
       ctx.out(values.json ? JSON.stringify(report, null, 2) : describeEnvironment(report));
       const diagnostics = webGpuProbeDiagnostics();
       if (values.verbose && diagnostics) ctx.err(PROBE_DIAGNOSTICS_PREFIX + diagnostics);

@@ -15,7 +15,8 @@ ${commandTable()}
 Options common to model commands: --provider auto|cuda|webgpu|cpu (default auto: cuda, then webgpu, then cpu), --cache DIR;
 --engine onnxruntime|pytorch|auto (default onnxruntime; pytorch runs python -m moe_scope_worker with --python PATH, else $MOE_SCOPE_PYTHON,
 else the checkout's .venv/bin/python when present, else python3; a relative path is taken from the current folder) on trace and eval;
---precision auto|fp32|fp16|bf16|int8|int4 on trace and eval (default auto: the most precise the engine runs that fits the memory).
+--precision auto|fp32|fp16|bf16|int8|int4 on trace, eval, sweep, doctor and analyze-weights (default auto: the most precise the engine runs that fits
+the memory) and on experiment (default: its baseline's precision; another one is refused).
 Help on one command: moe-scope help COMMAND, or moe-scope COMMAND --help. Version: moe-scope --version.`;
 
 export const VERSION = version;

@@ -8,6 +8,7 @@ import { ENGINE_OPTIONS, engineLog, openBackend } from './backend';
 import { checkBaselineWeights, prepareExperiment } from '../eval/experiment';
 import { jsonDifferences } from '../eval/fingerprint';
 import { readManifest, readQuestionResults, readSummary, RunFolderError } from '../eval/runFolder';
+import { precisionOption } from './modelCommands';
 import { describeIntervention, maskedPerLayer, biasedPerLayer, parseMaskSpec, type ExperimentSpec } from '../analysis/interventions';
 import { compareRuns, mcnemarInWords, formatP } from '../analysis/compare';
 import { describeCalibration, describeFlipped, flippedCsv } from '../analysis/evidence';
@@ -58,7 +59,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
       'experiment --baseline RUN (--prune never-activated | --prune-below-count N | --prune L:E,... |\n' +
       '     --prune-by man|msan|gate|count|weights (--ratio R [--per-layer|--global] | --threshold T) [--keep K] |\n' +
       '     --steer-top-accuracy P --bias B) --out RUN2 [--batch-size 8] [--provider auto|cuda|webgpu|cpu] [--dry-run]\n' +
-      '     [--engine onnxruntime|pytorch|auto] [--python PATH]\n' +
+      "     [--precision auto|fp32|fp16|bf16|int8|int4 (default: the baseline's; another one is refused)] [--engine onnxruntime|pytorch|auto] [--python PATH]\n" +
       '      Derive a router intervention from a finished run (mask never-activated experts, experts with fewer\n' +
       '      than N activations, or chosen experts; or add B to the logits of the top fraction P of experts by\n' +
       '      accuracy per layer; or a pruning plan: the lowest fraction R of experts by a score, per layer (default)\n' +
@@ -77,6 +78,7 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
           ...PRUNE_BY_OPTIONS,
           'batch-size': { type: 'string', default: '8' },
           provider: { type: 'string', default: 'auto' },
+          precision: { type: 'string' },
           cache: { type: 'string' },
           quiet: { type: 'boolean', default: false },
           'dry-run': { type: 'boolean', default: false },
@@ -96,7 +98,14 @@ export const EXPERIMENT_COMMANDS: Record<string, Command> = {
           throw new RunFolderError(path.join(path.resolve(values.baseline), 'manifest.json'), 'not found; --baseline must be an evaluation run folder');
         spec = { ...spec, weightScores: await weightScoresFor(manifest.model.path, values.cache) };
       }
-      const exp = prepareExperiment(values.baseline, spec, values.out, { load: { executionProvider: provider, cacheDir: values.cache }, batchSize });
+      const exp = prepareExperiment(values.baseline, spec, values.out, {
+        load: {
+          executionProvider: provider,
+          precision: values.precision === undefined ? undefined : precisionOption(values.precision),
+          cacheDir: values.cache,
+        },
+        batchSize,
+      });
       const L = exp.baseline.summary.model.numLayers;
       ctx.err(`experiment: ${describeIntervention(exp.intervention, L)}`);
       const masked = maskedPerLayer(exp.intervention, L);

@@ -38,7 +38,7 @@ export const MODEL_COMMANDS: Record<string, Command> = {
     run: (args, ctx) => trace(args, ctx),
   },
   'analyze-weights': {
-    usage: `analyze-weights --model DIR [--layers 0,1,...] [--json]
+    usage: `analyze-weights --model DIR [--layers 0,1,...] [--json] [--precision auto|fp32|int8|int4]
       Static expert-structure analysis from the weights (cosine similarity of experts' weight matrices,
       neuron-level similarity, router rows vs experts), streamed layer by layer and cached.`,
     run: (args, ctx) => analyzeWeights(args, ctx),
@@ -166,14 +166,20 @@ async function trace(args: string[], ctx: CliContext): Promise<number> {
 async function analyzeWeights(args: string[], ctx: CliContext): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { model: { type: 'string' }, layers: { type: 'string' }, json: { type: 'boolean', default: false }, cache: { type: 'string' } },
+    options: {
+      model: { type: 'string' },
+      layers: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      cache: { type: 'string' },
+      precision: { type: 'string' },
+    },
   });
   if (!values.model) throw new UsageError('--model DIR is required');
   const layers = values.layers === undefined ? undefined : parseIds(values.layers);
   const engine = new Engine((level, m) => ctx.err(m));
   try {
     // Loading builds the runtime too; the analysis itself only reads the safetensors files.
-    await engine.load(path.resolve(values.model), { executionProvider: 'cpu', cacheDir: values.cache });
+    await engine.load(path.resolve(values.model), { executionProvider: 'cpu', precision: precisionOption(values.precision), cacheDir: values.cache });
     const r = await engine.call('analyzeWeights', { layers });
     if (values.json) ctx.out(JSON.stringify(r));
     else {

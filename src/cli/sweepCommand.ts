@@ -11,9 +11,11 @@ import { readManifest } from '../eval/runFolder';
 import { buildPlan, readPlan, writePlan, writeSweepSummary, type ExperimentRow, type SweepPlan } from '../sweep/plan';
 import { mergeExperiment, runLocal } from '../sweep/local';
 import { writeSlurmScripts } from '../sweep/slurm';
+import { precisionOption } from './modelCommands';
+import type { SweepSpec } from '../sweep/spec';
 
 export const SWEEP_USAGE =
-  'sweep SPEC.json --out SWEEP_DIR [--backend local|ray|slurm] [--ray-address ADDR] [--python PY] [--max-retries 3] [--submit]\n' +
+  'sweep SPEC.json --out SWEEP_DIR [--precision auto|fp32|fp16|bf16|int8|int4] [--backend local|ray|slurm] [--ray-address ADDR] [--python PY] [--max-retries 3] [--submit]\n' +
   '      Run every experiment of SPEC (models x engines x shots x token scopes x interventions), each in\n' +
   '      SPEC.shards units (eval --shard), and merge each experiment when its shards are done. A re-run skips\n' +
   '      finished units. ray: python/moe_scope_ray.py on --ray-address (or a local Ray); slurm: writes an sbatch\n' +
@@ -57,9 +59,12 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
       merge: { type: 'boolean', default: false },
       experiment: { type: 'string' },
       'max-retries': { type: 'string', default: '3' },
+      precision: { type: 'string' },
     },
   });
   if (!values.out) throw new UsageError('--out SWEEP_DIR is required');
+  const precision = values.precision === undefined ? undefined : precisionOption(values.precision);
+  if (precision && values.merge) throw new UsageError('--precision applies to running a SPEC, not to --merge (a merge keeps the precision its shards ran at)');
   const out = path.resolve(values.out);
 
   if (values.merge) {
@@ -94,6 +99,7 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
     }
     throw e;
   }
+  spec = withPrecision(spec, precision);
   const grid = spec.pruning;
   if (grid) {
     const weights = grid.criteria.includes('weights')
@@ -124,6 +130,14 @@ export async function sweepCommand(args: string[], ctx: CliContext): Promise<num
   }
   if (backend === 'slurm') return slurm(plan, values.submit!, ctx);
   return ray(plan, values['ray-address'], values.python, maxRetries, ctx);
+}
+
+/** The SPEC with the command line's --precision; a SPEC that names another precision is refused, not overridden. */
+export function withPrecision(spec: SweepSpec, precision: SweepSpec['precision'] | undefined): SweepSpec {
+  if (precision === undefined || precision === spec.precision) return spec;
+  if (spec.precision !== 'auto')
+    throw new UsageError(`--precision ${precision} contradicts ${spec.file}'s field "precision" (${spec.precision}); change one of them`);
+  return { ...spec, precision };
 }
 
 function slurm(plan: SweepPlan, submit: boolean, ctx: CliContext): number {

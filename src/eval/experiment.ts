@@ -5,10 +5,10 @@
  */
 import * as path from 'node:path';
 import { deriveIntervention, type ExperimentSpec } from '../analysis/interventions';
-import { readManifest, readSummary, RunFolderError, type RunManifest } from './runFolder';
+import { readManifest, readSummary, recordedPrecision, RunFolderError, type RunManifest } from './runFolder';
 import type { EvalOptions } from './runner';
 import { jsonDifferences, modelFingerprint } from './fingerprint';
-import type { LoadOptions, RouterIntervention, RunSummary } from '../shared/protocol';
+import type { LoadOptions, PrecisionSetting, RouterIntervention, RunSummary } from '../shared/protocol';
 
 export interface PreparedExperiment {
   baseline: { dir: string; manifest: RunManifest; summary: RunSummary };
@@ -28,6 +28,23 @@ export async function checkBaselineWeights(baseline: { dir: string; manifest: Ru
       path.join(baseline.dir, 'manifest.json'),
       `the model at ${baseline.manifest.model.path} is not the one this baseline ran on (different ${diffs.slice(0, 4).join(', ')}); evaluate the baseline again on these weights`,
     );
+}
+
+/**
+ * An experiment's weight precision: its baseline's, because an intervention's effect is measured against
+ * the baseline and results at two precisions are never one comparison. Asking for another one is refused;
+ * auto (or nothing) takes the baseline's. A baseline from before precisions were recorded leaves the choice
+ * to the request.
+ */
+export function experimentPrecision(requested: PrecisionSetting | undefined, baseline: { dir: string; manifest: RunManifest }): PrecisionSetting {
+  const ran = recordedPrecision(baseline.manifest).precision;
+  if (!ran) return requested ?? 'auto';
+  if (requested === undefined || requested === 'auto' || requested === ran) return ran;
+  throw new RunFolderError(
+    path.join(baseline.dir, 'manifest.json'),
+    `the baseline ran at precision ${ran} and precision ${requested} was asked for; an experiment runs at its baseline's precision, so ask for ${ran} or auto (--precision, setting moeScope.precision), or evaluate a baseline at ${requested} first`,
+    'field "loaded.precision"',
+  );
 }
 
 /** Reads the baseline run and derives the experiment; throws with the file and the problem. */
@@ -53,6 +70,7 @@ export function prepareExperiment(
       `the baseline run is not complete (${summary.questions} of ${manifest.totalQuestions} questions); resume it first`,
     );
   if (path.resolve(outDir) === dir) throw new RunFolderError(path.resolve(outDir), "the experiment's --out must differ from the baseline run folder");
+  const precision = experimentPrecision(run.load.precision, { dir, manifest });
   const base = deriveIntervention(summary, spec, `run ${path.basename(dir)}`);
   // Interventions compose: an experiment on an experiment keeps the baseline's own intervention too.
   const intervention: RouterIntervention = manifest.intervention
@@ -68,7 +86,7 @@ export function prepareExperiment(
     intervention,
     options: {
       modelPath: manifest.model.path,
-      load: run.load,
+      load: { ...run.load, precision },
       dataPath: manifest.dataset.path,
       split: manifest.dataset.split,
       shots: manifest.shots,

@@ -131,6 +131,9 @@ export interface InferenceEnvironmentReport {
   /** ONNX Runtime only: the graph's dtype and expert formulation. */
   dtype?: ComputeDType;
   expertFormulation?: ExpertFormulation;
+  /** ONNX Runtime only: the weight precision the graph was built at, and why (auto says what it weighed). */
+  precision?: WeightPrecision;
+  precisionWhy?: string;
   /** Estimated device memory for weights + activations at the largest batch the engine runs. */
   memoryEstimateBytes?: number;
   /** Op types ONNX Runtime placed on the CPU, with node counts (from its placement log); {} for PyTorch. */

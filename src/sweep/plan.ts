@@ -105,6 +105,8 @@ export function buildPlan(spec: SweepSpec, sweepDir: string, runtime: { node: st
                 `${shard}/${spec.shards}`,
                 ...(spec.subjects ? ['--subjects', spec.subjects.join(',')] : []),
                 ...(spec.cache ? ['--cache', spec.cache] : []),
+                // Only when chosen: auto units keep the keys (and so the finished shards) they had before the field existed.
+                ...(spec.precision !== 'auto' ? ['--precision', spec.precision] : []),
                 '--engine',
                 engine,
                 ...(engine === 'pytorch' && spec.python ? ['--python', spec.python] : []),

@@ -16,7 +16,7 @@ import { InputError } from '../shared/inputError';
 const MAX_SPEC_BYTES = 4 << 20;
 export const MAX_SWEEP_UNITS = 100_000;
 import * as path from 'node:path';
-import { ENGINE_KINDS, type EngineKind, type TokenScope } from '../shared/protocol';
+import { ENGINE_KINDS, PRECISION_SETTINGS, type EngineKind, type PrecisionSetting, type TokenScope } from '../shared/protocol';
 import { isTokenScope } from '../analysis/scope';
 
 /** The engines of `moe-scope eval --engine`. */
@@ -65,6 +65,8 @@ export interface SweepSpec {
   shards: number;
   provider: (typeof PROVIDERS)[number];
   cache: string | null;
+  /** Weight precision of every unit (eval --precision); auto lets each unit choose what fits its machine. */
+  precision: PrecisionSetting;
   /** Python for PyTorch-engine units (eval --python); null: eval's default ($MOE_SCOPE_PYTHON or python3). */
   python: string | null;
   models: SweepModel[];
@@ -88,6 +90,7 @@ const KNOWN_FIELDS = [
   'shards',
   'provider',
   'cache',
+  'precision',
   'python',
   'models',
   'engines',
@@ -167,6 +170,14 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     'auto' as SweepSpec['provider'],
   );
   const cache = optional('cache', (f, v) => path.resolve(dir, str(f, v)), null as string | null);
+  const precision = optional(
+    'precision',
+    (f, v) =>
+      (PRECISION_SETTINGS as readonly unknown[]).includes(v)
+        ? (v as PrecisionSetting)
+        : fail(f, `must be one of ${PRECISION_SETTINGS.map((p) => `"${p}"`).join(', ')}, got ${show(v)}`),
+    'auto' as PrecisionSetting,
+  );
   const python = optional('python', (f, v) => str(f, v), null as string | null);
 
   const models = list('models', o.models).map((m, i): SweepModel => {
@@ -271,6 +282,7 @@ export function parseSpec(json: unknown, file: string): SweepSpec {
     shards,
     provider,
     cache,
+    precision,
     python,
     models,
     engines,
@@ -295,6 +307,7 @@ export const RESERVED_FLAGS = [
   '--batch-size',
   '--provider',
   '--cache',
+  '--precision',
   '--shard',
   '--engine',
   '--python',

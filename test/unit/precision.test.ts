@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quantizeRows, dequantizeRows, blockSizeFor } from '../../src/engines/onnxruntime/precision/quantize';
+import { quantizeRows, dequantizeRows, blockSizeFor, quantizeInto, QuantizedWriter } from '../../src/engines/onnxruntime/precision/quantize';
 import { manifestMismatch, recordedPrecision, type RunManifest } from '../../src/eval/runFolder';
 import { compareRouting, mergeAgreements } from '../../src/analysis/precisionAgreement';
 import type { Routing } from '../../src/shared/protocol';
@@ -138,4 +138,43 @@ test('status bar: the precision in the label, its reason and the stored agreemen
   assert.deepEqual(markdown.match(/command:[\w.]+/g), ['command:moeScope.precisionCheck']);
   const fp32 = statusTooltip('ready', { ...info, precision: 'fp32', precisionCheck: undefined }, null);
   assert.ok(!fp32.some((p) => 'markdown' in p && p.markdown.includes('command:')), 'no check offered for fp32 itself');
+});
+
+test('block quantisation equals the per-element definition on random matrices (8 and 4 bits, several rows and blocks, from a row offset)', () => {
+  // The definition, one element at a time: scale = max|w| / qmax per block, code = clamp(round(w / scale)) + zero point.
+  const reference = (values: Float32Array, rowOffset: number, rows: number, K: number, bits: 4 | 8, block: number) => {
+    const qmax = bits === 8 ? 127 : 7;
+    const codes: number[] = [];
+    const scales: number[] = [];
+    for (let r = rowOffset; r < rowOffset + rows; r++)
+      for (let b = 0; b < K; b += block) {
+        let m = 0;
+        for (let i = 0; i < block; i++) m = Math.max(m, Math.abs(values[r * K + b + i]));
+        const scale = m > 0 ? m / qmax : 1;
+        scales.push(scale);
+        for (let i = 0; i < block; i++) codes.push(Math.min(qmax, Math.max(-qmax, Math.round(values[r * K + b + i] * (1 / scale)))) + qmax + 1);
+      }
+    return { codes, scales: Float32Array.from(scales) };
+  };
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const rows = 5;
+  const K = 96;
+  const values = Float32Array.from({ length: (rows + 2) * K }, (_, i) => (i % 37 === 0 ? 0 : random() * (1 + (i % 5))));
+  values.fill(0, 2 * K, 2 * K + 32); // an all-zero block
+  // Exact ties (scale 1 at max 127 or 7): Math.round's halves go up, -2.5 to -2.
+  values.set([127, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, -126.5, 3.4999998, -3.5, 0, 0, 0, 0, 0], 3 * K);
+  values.set([7, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 6.5, -6.5, 3.4999998, -3.5, 0, 0, 0, 0, 0], 4 * K);
+  for (const bits of [8, 4] as const) {
+    for (const block of [16, 32]) {
+      const packed = new Uint8Array((rows * K * bits) / 8);
+      const scales = new Float32Array((rows * K) / block);
+      const next = quantizeInto(values, 2, rows, K, bits, block, new QuantizedWriter(packed, bits), scales, 0);
+      assert.equal(next, scales.length);
+      const want = reference(values, 2, rows, K, bits, block);
+      assert.deepEqual(scales, want.scales, `${bits} bits, block ${block}: scales`);
+      const codes = bits === 8 ? Array.from(packed) : Array.from(packed).flatMap((byte) => [byte & 0xf, byte >> 4]);
+      assert.deepEqual(codes, want.codes, `${bits} bits, block ${block}: codes`);
+    }
+  }
 });

@@ -21,11 +21,16 @@ import {
   type ExecutionProvider,
   type ExecutionProviderSetting,
   type InferenceEnvironmentReport,
+  type PrecisionSetting,
   type PythonEnvironment,
 } from '../../shared/protocol';
 
+const PYTORCH_PRECISIONS: readonly PrecisionSetting[] = ['auto', 'fp32', 'bf16'];
+
 export interface DoctorOptions {
   provider: ExecutionProviderSetting;
+  /** Weight precision (default auto), as eval and trace take it. */
+  precision?: PrecisionSetting;
   cacheDir?: string;
   /** onnxruntime (default), pytorch, or auto (PyTorch when its Python has a GPU, as the CLI's --engine). */
   engine?: EngineSetting;
@@ -51,6 +56,12 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
     } else engine = 'pytorch';
   }
   if (engine === 'pytorch') {
+    // The PyTorch worker refuses the same when it loads (python/moe_scope_worker/engine.py, PRECISIONS).
+    if (opts.precision && !PYTORCH_PRECISIONS.includes(opts.precision))
+      throw new EngineFailure(
+        'bad-input',
+        `precision ${opts.precision} cannot run in the PyTorch engine, which runs ${PYTORCH_PRECISIONS.filter((p) => p !== 'auto').join(', ')}; int8 and int4 run in the ONNX Runtime engine on the CPU (--engine onnxruntime --provider cpu)`,
+      );
     const device = python!.devices?.[0];
     const provider: ExecutionProvider = device ? device.type : 'cpu';
     return {
@@ -71,7 +82,7 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
   } catch (e) {
     throw new EngineFailure('bad-model', (e as Error).message);
   }
-  const rt = await createRuntime(ckpt, { executionProvider: opts.provider, cacheDir: opts.cacheDir });
+  const rt = await createRuntime(ckpt, { executionProvider: opts.provider, precision: opts.precision, cacheDir: opts.cacheDir });
   const loadMs = Date.now() - t0;
   await rt.session.release();
   const placement = await placementOf(path.join(rt.graphDir, 'model.onnx'), sessionProviders(rt.provider));
@@ -89,6 +100,8 @@ export async function inferenceEnvironment(modelPath: string, opts: DoctorOption
     adapter: rt.adapter,
     dtype: rt.dtype,
     expertFormulation: rt.expertFormulation,
+    precision: rt.precision,
+    precisionWhy: rt.precisionWhy,
     memoryEstimateBytes: rt.memoryEstimate?.totalBytes,
     cpuOpTypes: placement.cpuOpTypes,
     nodesByProvider: placement.nodesByProvider,
@@ -108,7 +121,7 @@ export function describeEnvironment(r: InferenceEnvironmentReport): string {
   if (r.adapter?.ok) lines.push(`adapter: ${r.adapter.name}; shader-f16: ${r.adapter.shaderF16 ? 'yes' : 'no'}`);
   if (r.engine === 'onnxruntime') {
     lines.push(
-      `graph: ${r.dtype}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`,
+      `graph: ${r.dtype}${r.precision ? `, precision ${r.precision} (${r.precisionWhy ?? 'no reason recorded'})` : ''}, experts: ${r.expertFormulation}${r.memoryEstimateBytes ? `, estimated device memory ${(r.memoryEstimateBytes / 2 ** 30).toFixed(2)} GiB` : ''}`,
     );
     lines.push(
       `nodes: ${Object.entries(r.nodesByProvider)

@@ -23,6 +23,8 @@ export const FLOAT_DTYPES: readonly SafetensorsDType[] = ['F32', 'F16', 'BF16'];
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
+/** Typed arrays use the host's byte order; safetensors is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function bf16ToF32(bits: number): number {
   u32[0] = bits << 16;
@@ -78,12 +80,18 @@ export function toFloat32(bytes: Uint8Array, dtype: SafetensorsDType): Float32Ar
   switch (dtype) {
     case 'F32': {
       const out = new Float32Array(bytes.byteLength / 4);
-      for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+      if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+      else for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
       return out;
     }
     case 'BF16': {
       const out = new Float32Array(bytes.byteLength / 2);
-      for (let i = 0; i < out.length; i++) out[i] = bf16ToF32(view.getUint16(i * 2, true));
+      if (LITTLE_ENDIAN) {
+        // Typed arrays instead of a DataView call per element: the real-size builds convert billions of weights.
+        const halves = bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, out.length) : new Uint16Array(bytes.slice().buffer);
+        const bits = new Uint32Array(out.buffer);
+        for (let i = 0; i < out.length; i++) bits[i] = halves[i] << 16;
+      } else for (let i = 0; i < out.length; i++) out[i] = bf16ToF32(view.getUint16(i * 2, true));
       return out;
     }
     case 'F16': {

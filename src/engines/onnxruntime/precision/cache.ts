@@ -50,13 +50,24 @@ export function buildQuantizedCache(
 interface IntegrityRecord {
   precision: WeightPrecision;
   files: Record<string, number>;
+  /**
+   * Each file's modification time: a file rewritten in place at the same size (another process writing into
+   * the cache, a copy over it) is caught without hashing gigabytes at every load. Records from before it
+   * existed are checked by size alone.
+   */
+  modified?: Record<string, number>;
 }
 
-/** Records the cache's precision and every file's size (written last, just before the folder is renamed into place). */
+/** Records the cache's precision and every file's size and modification time (written last, just before the folder is renamed into place). */
 export function writeCacheIntegrity(dir: string, precision: WeightPrecision): void {
   const files: Record<string, number> = {};
-  for (const name of fs.readdirSync(dir).sort()) files[name] = fs.statSync(path.join(dir, name)).size;
-  const record: IntegrityRecord = { precision, files };
+  const modified: Record<string, number> = {};
+  for (const name of fs.readdirSync(dir).sort()) {
+    const st = fs.statSync(path.join(dir, name));
+    files[name] = st.size;
+    modified[name] = st.mtimeMs;
+  }
+  const record: IntegrityRecord = { precision, files, modified };
   fs.writeFileSync(path.join(dir, INTEGRITY_FILE), JSON.stringify(record, null, 2));
 }
 
@@ -77,13 +88,16 @@ export function checkCacheIntegrity(dir: string, precision: WeightPrecision): st
   if (!record || typeof record.files !== 'object' || record.files === null) return `${INTEGRITY_FILE} has no "files" object`;
   if (record.precision !== precision) return `it was built for precision ${String(record.precision)}, not ${precision}`;
   for (const [name, size] of Object.entries(record.files)) {
-    let actual: number;
+    let actual: fs.Stats;
     try {
-      actual = fs.statSync(path.join(dir, name)).size;
+      actual = fs.statSync(path.join(dir, name));
     } catch {
       return `${name} is missing`;
     }
-    if (actual !== size) return `${name} is ${actual} bytes, ${size} were written`;
+    if (actual.size !== size) return `${name} is ${actual.size} bytes, ${size} were written`;
+    const when = record.modified?.[name];
+    if (typeof when === 'number' && actual.mtimeMs !== when)
+      return `${name} was modified after the cache was built (${new Date(actual.mtimeMs).toISOString()}, built ${new Date(when).toISOString()})`;
   }
   return null;
 }

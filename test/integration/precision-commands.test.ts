@@ -1,0 +1,40 @@
+/**
+ * `moe-scope doctor --precision` (issue 23): the report names the precision the graph was built at and
+ * which op types run it (QMoE for the experts, MatMulNBits for the projections at int8/int4); a precision
+ * the chosen engine cannot run is refused naming what it can.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { inferenceEnvironment, describeEnvironment } from '../../src/engines/onnxruntime/doctor';
+import { EngineFailure } from '../../src/shared/protocol';
+import { makeModel, tempDir } from '../support/models';
+import { testPython } from '../support/python';
+
+const model = makeModel({ family: 'olmoe', overrides: { layers: 2 } });
+const cacheDir = tempDir('precision-commands-cache');
+
+test('doctor --precision int8: the report says int8 and the graph runs QMoE and MatMulNBits; fp32 runs neither', async () => {
+  const int8 = await inferenceEnvironment(model, { provider: 'cpu', precision: 'int8', cacheDir });
+  assert.equal(int8.precision, 'int8');
+  assert.equal(int8.precisionWhy, 'requested');
+  assert.ok((int8.cpuOpTypes.QMoE ?? 0) === 2, `one QMoE per layer: ${JSON.stringify(int8.cpuOpTypes)}`);
+  assert.ok((int8.cpuOpTypes.MatMulNBits ?? 0) > 0, JSON.stringify(int8.cpuOpTypes));
+  assert.match(describeEnvironment(int8), /precision int8 \(requested\)/);
+  const fp32 = await inferenceEnvironment(model, { provider: 'cpu', precision: 'fp32', cacheDir });
+  assert.equal(fp32.precision, 'fp32');
+  assert.equal(fp32.cpuOpTypes.QMoE, undefined);
+  assert.equal(fp32.cpuOpTypes.MatMulNBits, undefined);
+});
+
+test('doctor: a precision the engine cannot run is refused naming what it runs (ONNX Runtime CPU: bf16; PyTorch: int4)', async () => {
+  await assert.rejects(
+    inferenceEnvironment(model, { provider: 'cpu', precision: 'bf16', cacheDir }),
+    (e: Error) =>
+      e instanceof EngineFailure && e.code === 'bad-input' && /CPU provider, which runs fp32, int8, int4; bf16 runs on the PyTorch engine/.test(e.message),
+  );
+  await assert.rejects(
+    inferenceEnvironment(model, { provider: 'cpu', engine: 'pytorch', python: testPython(), precision: 'int4', cacheDir }),
+    (e: Error) =>
+      e instanceof EngineFailure && e.code === 'bad-input' && /precision int4 cannot run in the PyTorch engine, which runs fp32, bf16/.test(e.message),
+  );
+});
