@@ -49,6 +49,7 @@ import {
 } from './runFolder';
 import { InputError } from '../shared/inputError';
 import { readRegularText } from '../shared/safeFiles';
+import { isTrainedDemo } from '../shared/demoLabel';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { defaultHashCache, modelFingerprint } from './fingerprint';
 import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
@@ -682,6 +683,7 @@ export function finishSummary(
       numExperts: model.numExperts,
       topK: model.topK,
       demo: !!model.demo,
+      ...(isTrainedDemo(model.demo) ? { demoTrained: true } : {}),
       ...(model.moeLayers ? { moeLayers: model.moeLayers.slice() } : {}),
       ...(model.numDecoderLayers ? { numDecoderLayers: model.numDecoderLayers } : {}),
       ...recordedPrecision(manifest),
