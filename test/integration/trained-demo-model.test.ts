@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { Engine } from '../../src/engines/onnxruntime/engine';
 import { loadTokenizer } from '../../src/engines/onnxruntime/formats/tokenizer';
 import { testPython } from '../support/python';
+import { engineClient } from '../support/engines';
 import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/models';
 
 const TOL = 1e-4;
@@ -125,6 +126,18 @@ test('it is labelled a trained toy, not OLMoE, and the ONNX engine matches trans
     assert.equal(topkDiffs, 0);
   } finally {
     await engine.dispose();
+  }
+});
+
+test('the PyTorch engine reports it as the trained toy too', async () => {
+  const client = engineClient('pytorch');
+  try {
+    const info = await client.call('load', { modelPath: trainedA, options: { executionProvider: 'cpu' } });
+    assert.equal(info.engine, 'pytorch');
+    assert.equal(info.demo?.trained, true);
+    assert.match(info.demo?.note ?? '', /not OLMoE/);
+  } finally {
+    await client.dispose();
   }
 });
 
