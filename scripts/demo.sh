@@ -12,8 +12,8 @@
 # a few minutes on MMLU dev+val text with the .venv that scripts/setup-python.sh installs, ~1 GB).
 #
 # Everything it makes lands in .moe-scope-demo/ (model, its ONNX cache, workspace, code-server profile,
-# VSIX); Node 24 and code-server go to .tools/ (shared with npm test). The PyTorch engine uses .venv's
-# Python when npm test (or scripts/setup-python.sh) built it, else python3. code-server listens
+# VSIX); Node 24 and code-server go to .tools/, the Python that trains the demo model (and runs the
+# PyTorch engine) to .venv/, MMLU unpacked to .data/mmlu/ (all shared with npm test). code-server listens
 # on 127.0.0.1 only, without a password. From another computer: ssh -L 8080:127.0.0.1:8080 <this machine>.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
