@@ -665,6 +665,8 @@ export function finishSummary(
     numExperts: number;
     topK: number;
     demo?: unknown;
+    /** A merge passes what its shards' summaries said (their manifests record only demo: true). */
+    demoTrained?: boolean;
     moeLayers?: number[];
     numDecoderLayers?: number;
     answerScoring: { method: AnswerScoringMethod };
@@ -683,7 +685,7 @@ export function finishSummary(
       numExperts: model.numExperts,
       topK: model.topK,
       demo: !!model.demo,
-      ...(isTrainedDemo(model.demo) ? { demoTrained: true } : {}),
+      ...(isTrainedDemo(model.demo) || model.demoTrained === true ? { demoTrained: true } : {}),
       ...(model.moeLayers ? { moeLayers: model.moeLayers.slice() } : {}),
       ...(model.numDecoderLayers ? { numDecoderLayers: model.numDecoderLayers } : {}),
       ...recordedPrecision(manifest),

@@ -9,6 +9,9 @@ import { demoModelLabel, demoResultsCaveat, isTrainedDemo } from '../../src/shar
 import { statusBarName } from '../../src/host/statusTooltip';
 import { describeComparison } from '../../src/cli/experiments';
 import type { RunComparison } from '../../src/shared/protocol';
+import { finishSummary } from '../../src/eval/runner';
+import { createAccumulator } from '../../src/analysis/accumulator';
+import type { RunManifest } from '../../src/eval/runFolder';
 
 test('the labels say random weights or trained toy, and never call the toy OLMoE', () => {
   assert.equal(demoModelLabel(false), 'demo model: random weights');
@@ -53,4 +56,19 @@ test("compare's note says trained toy only when neither run is the random demo m
   assert.match(note(comparison({ demo: true, demoTrained: true }, { demo: true })), /random weights/);
   assert.match(note(comparison({ demo: true }, { demo: false })), /random weights/);
   assert.equal(note(comparison({ demo: false }, { demo: false })), '');
+});
+
+test('a run summary records the trained toy from the loaded model, and from a merge of its shards', () => {
+  const acc = createAccumulator({ numLayers: 1, numExperts: 2, topK: 1 }, 'answer');
+  const manifest = { dataset: { name: 'x' }, shots: 0, tokenScope: 'answer' } as unknown as RunManifest;
+  const model = { path: '/m', family: 'olmoe', numLayers: 1, numExperts: 2, topK: 1, answerScoring: { method: 'single-token' as const } };
+  const tokens = { computed: 0, padding: 0, prefixReused: 0 };
+  const fromEngine = finishSummary(acc, manifest, { ...model, demo: { note: 'n', trained: true } }, true, tokens, 0);
+  assert.equal(fromEngine.model.demo, true);
+  assert.equal(fromEngine.model.demoTrained, true);
+  const fromMerge = finishSummary(acc, manifest, { ...model, demo: true, demoTrained: true }, true, tokens, 0);
+  assert.equal(fromMerge.model.demoTrained, true);
+  const random = finishSummary(acc, manifest, { ...model, demo: { note: 'n' } }, true, tokens, 0);
+  assert.equal(random.model.demo, true);
+  assert.equal(random.model.demoTrained, undefined);
 });
