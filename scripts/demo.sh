@@ -6,10 +6,14 @@
 #   bash scripts/demo.sh                 (npm run demo)      then open the printed URL
 #   PORT=9000 bash scripts/demo.sh       another port (default 8080)
 #   MOE_SCOPE_MODEL=/path/to/OLMoE-1B-7B-0924 bash scripts/demo.sh   a real checkpoint instead of the demo model
+#   MOE_SCOPE_DEMO_RANDOM=1 bash scripts/demo.sh   the random-weights demo model (no Python, no training)
+#
+# The demo model is trained on first use (scripts/make-trained-demo-model.sh: OLMoE's layout, tiny widths,
+# a few minutes on MMLU dev+val text with the .venv that scripts/setup-python.sh installs, ~1 GB).
 #
 # Everything it makes lands in .moe-scope-demo/ (model, its ONNX cache, workspace, code-server profile,
-# VSIX); Node 24 and code-server go to .tools/ (shared with npm test). The PyTorch engine uses .venv's
-# Python when npm test (or scripts/setup-python.sh) built it, else python3. code-server listens
+# VSIX); Node 24 and code-server go to .tools/, the Python that trains the demo model (and runs the
+# PyTorch engine) to .venv/, MMLU unpacked to .data/mmlu/ (all shared with npm test). code-server listens
 # on 127.0.0.1 only, without a password. From another computer: ssh -L 8080:127.0.0.1:8080 <this machine>.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,14 +62,29 @@ if [ -n "${MOE_SCOPE_MODEL:-}" ]; then
   MODEL="$(cd "$MOE_SCOPE_MODEL" && pwd)"
   echo "using $MODEL"
 else
-  MODEL="$DEMO/model"
-  if [ -f "$MODEL/model.safetensors" ] && [ -f "$MODEL/tokenizer.json" ] && [ -f "$MODEL/config.json" ]; then
-    echo "demo model already in $MODEL"
+  # The demo model is trained here, not shipped: OLMoE's layout at tiny widths is still 6.8 M parameters
+  # (29 MB in fp32), far above what a repository should carry, and training it takes a few minutes.
+  # The stamp ties the trained folder to the scripts that made it; MOE_SCOPE_DEMO_RANDOM=1 skips training.
+  MODEL="$DEMO/model-trained"
+  stamp="$(cat python/train_demo_model.py scripts/make-trained-demo-model.sh src/engines/onnxruntime/demo/*.ts | sha256sum | cut -c1-16)"
+  if [ -z "${MOE_SCOPE_DEMO_RANDOM:-}" ] && [ -f "$MODEL/model.safetensors" ] && [ "$(cat "$MODEL/.stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "trained demo model already in $MODEL ($(node -p 'require(process.argv[1]).modelSha256.slice(0, 16)' "$MODEL/training.json"))"
+  elif [ -z "${MOE_SCOPE_DEMO_RANDOM:-}" ] && bash scripts/setup-python.sh &&
+    echo "[demo] training the demo model on MMLU dev+val text (a few minutes on 2 cores; once)" &&
+    bash scripts/make-trained-demo-model.sh "$MODEL"; then
+    echo "$stamp" >"$MODEL/.stamp"
   else
-    rm -rf "$MODEL"
-    node dist/cli.js make-demo-model --out "$MODEL" --family olmoe
+    [ -n "${MOE_SCOPE_DEMO_RANDOM:-}" ] || echo "[demo] could not train the demo model (see above): using the random-weights demo model instead" >&2
+    MODEL="$DEMO/model"
+    if [ -f "$MODEL/model.safetensors" ] && [ -f "$MODEL/tokenizer.json" ] && [ -f "$MODEL/config.json" ]; then
+      echo "random demo model already in $MODEL"
+    else
+      rm -rf "$MODEL"
+      node dist/cli.js make-demo-model --out "$MODEL" --family olmoe
+    fi
   fi
 fi
+TRAINED="$(node -p 'require(process.argv[1]).moe_scope_demo_trained === true ? 1 : ""' "$MODEL/config.json" 2>/dev/null || true)"
 
 step "5/6 demo workspace"
 WS="$DEMO/workspace"
@@ -94,7 +113,12 @@ This folder holds a few subjects of MMLU (Hendrycks et al., ICLR 2021; MIT licen
 \`mmlu/LICENSE\`) and is set up to use the model in \`$MODEL\`
 (\`.vscode/settings.json\` → \`moeScope.modelPath\`).
 
-$( [ -z "${MOE_SCOPE_MODEL:-}" ] && echo '> The model is the generated **demo model**: the real OLMoE layout (16 layers × 64 experts, top-8)
+$( [ -z "${MOE_SCOPE_MODEL:-}" ] && [ -n "$TRAINED" ] && echo '> The model is the **demo model**: a **toy** in OLMoE'"'"'s layout (16 layers × 64 experts, top-8) with tiny
+> widths, **trained here for a few minutes on MMLU dev and val text** (never the test split; see
+> `training.json` beside it). It is **not OLMoE**: its routers have learnt something (lower gate entropy
+> than random weights, tokens of one kind sharing experts, experts never chosen at the answer position),
+> but its answers are near chance. Point `moeScope.modelPath` at a real checkpoint (e.g. OLMoE-1B-7B) for a real model.' )
+$( [ -z "${MOE_SCOPE_MODEL:-}" ] && [ -z "$TRAINED" ] && echo '> The model is the generated **demo model**: the real OLMoE layout (16 layers × 64 experts, top-8)
 > with tiny widths and **random weights**. It shows how MoE Scope works; its routing and answers say
 > nothing about a trained model. Point `moeScope.modelPath` at a real checkpoint (e.g. OLMoE-1B-7B) for that.' )
 

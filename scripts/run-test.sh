@@ -10,7 +10,7 @@ for f in "$@"; do
     --external:vscode --external:onnxruntime-node --external:playwright-core --outfile="$o"
   files+=("$o")
 done
-reporters=(--test-reporter=spec --test-reporter-destination=stdout)
+reporters=(--test-reporter=./scripts/lib/quiet-spec-reporter.mjs --test-reporter-destination=stdout)
 # MOE_TEST_TAP=FILE: also a TAP report (scripts/test-all.sh counts tests from it).
 if [ -n "${MOE_TEST_TAP:-}" ]; then reporters+=(--test-reporter=tap "--test-reporter-destination=$MOE_TEST_TAP"); fi
 NODE_PATH="$PWD/node_modules" node --enable-source-maps --test "${reporters[@]}" "${files[@]}"

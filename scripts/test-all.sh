@@ -111,8 +111,12 @@ if [ "$built" = 1 ]; then
   else
     tap=test-results/unit.tap
     rm -f "$tap"
-    run_step "unit tests (${#unit[@]} files)" node --enable-source-maps --test \
-      --test-reporter=spec --test-reporter-destination=stdout \
+    # The console reporter is spec without Dawn's known WebGPU warnings (scripts/lib/quiet-spec-reporter.mjs;
+    # they go to test-results/native-diagnostics.log); the TAP report keeps every line.
+    # HF_HUB_DISABLE_PROGRESS_BARS: transformers' "Loading weights" bars from the Python the tests start.
+    rm -f test-results/native-diagnostics.log
+    run_step "unit tests (${#unit[@]} files)" env HF_HUB_DISABLE_PROGRESS_BARS=1 node --enable-source-maps --test \
+      --test-reporter=./scripts/lib/quiet-spec-reporter.mjs --test-reporter-destination=stdout \
       --test-reporter=tap "--test-reporter-destination=$tap" "${unit[@]}"
     ok=$?
     if ! count_tap "$tap"; then

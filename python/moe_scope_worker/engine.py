@@ -183,7 +183,7 @@ class Engine:
             "expertsImplementation": str(getattr(model.config, "_experts_implementation", None) or "eager"),
         }
         if isinstance(demo, str):
-            self.info["demo"] = {"note": demo}
+            self.info["demo"] = {"note": demo, **({"trained": True} if config.get("moe_scope_demo_trained") is True else {})}
         return self.info
 
     def _probe(self, rule: dict) -> None:

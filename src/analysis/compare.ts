@@ -157,6 +157,7 @@ export function compareRuns(A: RunForComparison, B: RunForComparison): RunCompar
     questions: r.summary.questions,
     complete: r.summary.complete,
     demo: r.summary.model.demo,
+    ...(r.summary.model.demoTrained ? { demoTrained: true } : {}),
     ...(r.summary.model.precision ? { precision: r.summary.model.precision } : {}),
     ...(r.summary.intervention ? { intervention: r.summary.intervention } : {}),
   });

@@ -15,6 +15,7 @@ import { describeCalibration, describeFlipped, flippedCsv } from '../analysis/ev
 import * as fs from 'node:fs';
 import { PRUNE_BY_OPTIONS, pruneBySpecFromOptions, weightScoresFor, type PruneByValues } from './pruneBy';
 import { derivePruningPlan, describePlan } from '../analysis/pruningPlans';
+import { demoModelLabel, demoResultsCaveat } from '../shared/demoLabel';
 import { EXECUTION_PROVIDER_SETTINGS, type AccuracyDelta, type ExecutionProviderSetting, type RunComparison } from '../shared/protocol';
 
 /** The experiment options of the command line as a spec (exactly one rule). */
@@ -174,7 +175,10 @@ export function describeComparison(c: RunComparison): string {
     `${r.label}: ${r.questions} questions${r.complete ? '' : ' (incomplete)'}; ${r.intervention ? describeIntervention(r.intervention, c.activation.numLayers) : 'no intervention'}`;
   lines.push(`A = ${describeRun(c.a)}`, `B = ${describeRun(c.b)}`);
   for (const w of c.warnings) lines.push(`warning: ${w}`);
-  if (c.a.demo || c.b.demo) lines.push('note: a demo checkpoint with random weights; its accuracies say nothing about a trained model');
+  if (c.a.demo || c.b.demo) {
+    const trained = (!c.a.demo || !!c.a.demoTrained) && (!c.b.demo || !!c.b.demoTrained);
+    lines.push(`note: ${demoModelLabel(trained)}; ${demoResultsCaveat(trained, 'comparison')}`);
+  }
   const row = (name: string, d: AccuracyDelta) =>
     `  ${name.padEnd(NAME_WIDTH)} ${pct(d.a)}  ${pct(d.b)}  ${signedPct(d.delta)}  (${d.questionsA}/${d.questionsB} q)`;
   lines.push('', `  ${'accuracy'.padEnd(NAME_WIDTH)} ${'A'.padStart(6)}  ${'B'.padStart(6)}  ${'B-A'.padStart(6)}  (points)`);

@@ -149,6 +149,7 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
     );
   const lines: RecordLine[] = [];
   let elapsedSeconds = 0;
+  let demoTrained = false;
   for (const s of shards) {
     const own = shardLines(s);
     const planned = new Set(s.manifest.shard.batches);
@@ -165,6 +166,8 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
     lines.push(...own);
     const summary = readSummary(s.dir);
     elapsedSeconds += summary?.elapsedSeconds ?? 0;
+    // The manifest records only that the model is a demo checkpoint; the shards' summaries say which one.
+    if (summary?.model.demoTrained === true) demoTrained = true;
   }
   lines.sort((a, b) => a.batch - b.batch);
 
@@ -188,7 +191,14 @@ export function mergeShards(outDir: string, dirs: string[]): MergeOutcome {
     ...(Array.isArray(first.loaded?.moeLayers) ? { moeLayers: first.loaded.moeLayers as number[] } : {}),
     ...(typeof first.loaded?.numDecoderLayers === 'number' ? { numDecoderLayers: first.loaded.numDecoderLayers } : {}),
   };
-  const summary = finishSummary(acc, manifest, { ...first.model, ...rows, answerScoring: { method: answerScoring } }, true, state.tokens, elapsedSeconds);
+  const summary = finishSummary(
+    acc,
+    manifest,
+    { ...first.model, ...rows, ...(demoTrained ? { demoTrained } : {}), answerScoring: { method: answerScoring } },
+    true,
+    state.tokens,
+    elapsedSeconds,
+  );
   writeJsonAtomic(path.join(out, SUMMARY), summary);
   return { outDir: out, summary, shards: shards.length, questions: state.done.size };
 }

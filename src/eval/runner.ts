@@ -50,6 +50,7 @@ import {
 } from './runFolder';
 import { InputError } from '../shared/inputError';
 import { readRegularText } from '../shared/safeFiles';
+import { isTrainedDemo } from '../shared/demoLabel';
 import { acquireRunLock, describeHolder, type RunLock } from './runLock';
 import { defaultHashCache, modelFingerprint } from './fingerprint';
 import { planCacheFile, planCacheKey, readPlanCache, writePlanCache } from './planCache';
@@ -687,6 +688,8 @@ export function finishSummary(
     numExperts: number;
     topK: number;
     demo?: unknown;
+    /** A merge passes what its shards' summaries said (their manifests record only demo: true). */
+    demoTrained?: boolean;
     moeLayers?: number[];
     numDecoderLayers?: number;
     answerScoring: { method: AnswerScoringMethod };
@@ -705,6 +708,7 @@ export function finishSummary(
       numExperts: model.numExperts,
       topK: model.topK,
       demo: !!model.demo,
+      ...(isTrainedDemo(model.demo) || model.demoTrained === true ? { demoTrained: true } : {}),
       ...(model.moeLayers ? { moeLayers: model.moeLayers.slice() } : {}),
       ...(model.numDecoderLayers ? { numDecoderLayers: model.numDecoderLayers } : {}),
       ...recordedPrecision(manifest),

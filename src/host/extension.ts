@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import { ModelManager, runCliOutput } from './modelManager';
 import { engineLabel, probePython, resolvePython, selectEngine } from './engineSelection';
 import { formatEnvironment } from '../engines/client/pythonWorker';
+import { checkEnvironment as runEnvironmentCheck } from './environmentCheck';
 import { TraceController } from './tracePanel';
 import { HeatmapViewProvider, HEATMAP_VIEW_ID } from './heatmapView';
 import { EvalTaskProvider, EVAL_TASK_TYPE, type EvalTaskDefinition } from './evalTask';
@@ -329,33 +330,20 @@ async function selectModel(models: ModelManager): Promise<void> {
 
 /** "MoE: Check inference environment": what was found (Python, torch, devices, ONNX Runtime providers) and why the engine choice is what it is. */
 async function checkEnvironment(context: vscode.ExtensionContext, models: ModelManager): Promise<void> {
-  const { python, source } = await resolvePython();
-  // The progress notification covers the check only: it closes before the result is shown, which waits for the user.
-  const text = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `MoE Scope: checking ${python}...` },
-    async (): Promise<{ summary: string; details: string } | null> => {
-      let report: Record<string, unknown>;
-      try {
-        report = JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>;
-        // The next load probes again: what was just installed counts.
-        void probePython(python, true);
-      } catch (e) {
-        void vscode.window.showErrorMessage(`MoE Scope: the environment check failed: ${(e as Error).message}`);
-        return null;
-      }
-      let choice: string;
-      try {
-        const sel = await selectEngine();
-        choice = `${engineLabel(sel.kind)} (${sel.why})`;
-      } catch (e) {
-        choice = (e as Error).message;
-      }
-      const details = `${formatEnvironment(report)}\nPython chosen from: ${source}\nmoeScope.engine = ${readSettings().engine}: ${choice}`;
-      return { summary: `MoE Scope: engine ${choice.split(' (')[0]}. ${details.split('\n')[0]}`, details };
+  await runEnvironmentCheck({
+    resolvePython,
+    environmentReport: async (python) => JSON.parse(await runCliOutput(context, ['env', '--json', '--python', python])) as Record<string, unknown>,
+    reprobe: (python) => void probePython(python, true),
+    engineChoice: async () => {
+      const sel = await selectEngine();
+      return `${engineLabel(sel.kind)} (${sel.why})`;
     },
-  );
-  if (!text) return;
-  models.output.info(`inference environment:\n${text.details}`);
-  const pick = await vscode.window.showInformationMessage(text.summary, 'Show details');
-  if (pick) models.output.show(true);
+    configuredEngine: () => readSettings().engine,
+    formatEnvironment,
+    withProgress: (title, task) => vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, task),
+    showError: (message) => void vscode.window.showErrorMessage(message),
+    showResult: async (summary) => (await vscode.window.showInformationMessage(summary, 'Show details')) !== undefined,
+    log: (text) => models.output.info(text),
+    showLog: () => models.output.show(true),
+  });
 }

@@ -28,7 +28,7 @@ const STATE_WORDS: Record<string, string> = {
  * evaluation loads it.
  */
 export function statusBarName(info: Pick<ModelInfo, 'family' | 'demo'> | null, configuredPath: string): string {
-  if (info) return `${info.family}${info.demo ? ' (demo)' : ''}`;
+  if (info) return `${info.family}${info.demo ? (info.demo.trained ? ' (trained toy demo)' : ' (demo)') : ''}`;
   if (!configuredPath) return 'no model';
   const parts = configuredPath.replace(/[\\/]+$/, '').split(/[\\/]/);
   const base = parts[parts.length - 1] ?? configuredPath;

@@ -74,7 +74,11 @@ export class StructurePanel implements vscode.Disposable {
       const info = await this.models.ensureLoaded(true);
       this.post({ type: 'structure-progress', message: `Analysing the expert weights of ${info.numLayers} layers (cached after the first time)...` });
       const analysis = await this.models.withBusy(() => this.models.client.call('analyzeWeights', {}, abort.signal));
-      this.post({ type: 'structure', analysis, modelLabel: `${info.family}${info.demo ? ' (demo, random weights)' : ''} · ${path.basename(info.path)}` });
+      this.post({
+        type: 'structure',
+        analysis,
+        modelLabel: `${info.family}${info.demo ? (info.demo.trained ? ' (demo: toy trained on MMLU dev/val text, not OLMoE)' : ' (demo, random weights)') : ''} · ${path.basename(info.path)}`,
+      });
     } catch (e) {
       if (abort.signal.aborted) return;
       this.post({ type: 'structure-failed', message: (e as Error).message });

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { PLAN_FILE, type SweepPlan } from '../sweep/plan';
 import type { RunSummary } from '../shared/protocol';
 import { readRegularFileAsync } from '../shared/safeFiles';
+import { demoModelLabel } from '../shared/demoLabel';
 
 export const SWEEP_VIEW_ID = 'moeScope.sweeps';
 
@@ -118,7 +119,7 @@ export class SweepViewProvider implements vscode.TreeDataProvider<Node>, vscode.
     if (node.summary) {
       const s = node.summary;
       item.description = `${(100 * s.accuracy.micro).toFixed(1)}% · ${s.neverActivatedTotal} never-activated · ${s.questions} q`;
-      item.tooltip = `${node.name}\n${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% / macro ${(100 * s.accuracy.macro).toFixed(1)}%\nnever-activated experts (${s.tokenScope}): ${s.neverActivatedTotal}${s.model.demo ? '\ndemo model: random weights' : ''}\n${node.runDir}`;
+      item.tooltip = `${node.name}\n${s.questions} questions, accuracy micro ${(100 * s.accuracy.micro).toFixed(1)}% / macro ${(100 * s.accuracy.macro).toFixed(1)}%\nnever-activated experts (${s.tokenScope}): ${s.neverActivatedTotal}${s.model.demo ? `\n${demoModelLabel(s.model.demoTrained)}` : ''}\n${node.runDir}`;
       item.iconPath = new vscode.ThemeIcon('pass');
       item.command = { command: 'moeScope.showSummary', title: 'Show summary', arguments: [node.runDir] };
     } else {

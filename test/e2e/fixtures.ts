@@ -1,7 +1,7 @@
 // Test data for the end-to-end suite: a temp workspace with a few real MMLU subjects (and their licence
 // notice), the generated demo model, and small files for the error paths.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './harness';
@@ -80,7 +80,15 @@ export function createWorkspace(opts: WorkspaceOptions = {}): Workspace {
   mkdirSync(join(root, 'scratch'), { recursive: true });
   const long = Array.from({ length: 120 }, (_, i) => `Statement ${i} says that the planets of the solar system move on ellipses around the Sun`).join(' and ');
   writeFileSync(join(root, 'scratch', 'long_test.csv'), `Which is true? ${long},Only the first,Only the last,All of them,None of them,C\n`);
-  makeDemoModel(modelDir);
+  // MOE_E2E_MODEL: a copy of that checkpoint instead of the random demo model (the README's screenshots are
+  // taken with the trained demo model: scripts/make-trained-demo-model.sh).
+  const given = process.env.MOE_E2E_MODEL;
+  if (given) {
+    if (!existsSync(join(given, 'config.json'))) throw new Error(`MOE_E2E_MODEL=${given} has no config.json`);
+    cpSync(given, modelDir, { recursive: true });
+  } else {
+    makeDemoModel(modelDir);
+  }
   mkdirSync(join(root, '.vscode'), { recursive: true });
   writeFileSync(
     join(root, '.vscode', 'settings.json'),

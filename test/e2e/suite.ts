@@ -7,6 +7,7 @@
 //   MOE_E2E_BACKEND=electron desktop VS Code instead of code-server (run through dist-test/e2e/electron.js)
 //   MOE_E2E_KEEP_TMP=1       keep code-server's temp dir (logs) after the run
 //   MOE_E2E_ONLY=a,b         run only the named steps (the others are skipped)
+//   MOE_E2E_MODEL=DIR        use a copy of that checkpoint instead of the random demo model (screenshots: the trained demo model)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';

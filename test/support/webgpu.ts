@@ -17,11 +17,19 @@ export async function requireWebGpu(): Promise<WebGpuAdapterInfo> {
     try {
       out = execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-lavapipe.sh')], {
         encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
+        // Its progress lines ("up to date") are shown only when it fails.
+        stdio: ['ignore', 'pipe', 'pipe'],
         timeout: 300_000,
       });
     } catch (e) {
-      throw new Error(`WebGPU tests need lavapipe and scripts/setup-lavapipe.sh failed: ${(e as Error).message.split('\n')[0]}`, { cause: e });
+      const said = String((e as { stderr?: string }).stderr ?? '')
+        .trim()
+        .split('\n')
+        .slice(-3)
+        .join(' | ');
+      throw new Error(`WebGPU tests need lavapipe and scripts/setup-lavapipe.sh failed: ${(e as Error).message.split('\n')[0]}${said ? ` (${said})` : ''}`, {
+        cause: e,
+      });
     }
     for (const line of out.split('\n')) {
       const m = /^(VK_DRIVER_FILES|XDG_RUNTIME_DIR)=(.*)$/.exec(line.trim());

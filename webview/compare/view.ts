@@ -12,6 +12,7 @@ import { append, clear, figure, formatPercent, h, icon, observeWidth, section } 
 import { exportButtons } from '../common/exportButtons';
 import type { VsCodeApiLike } from '../common/vscode';
 import { createEvidence } from './evidence';
+import { demoModelLabel, demoResultsCaveat } from '../../src/shared/demoLabel';
 
 export interface CompareViewState {
   v: 1;
@@ -73,8 +74,10 @@ export function createCompareView(container: HTMLElement, api: VsCodeApiLike<Com
     }
     header.append(runs);
     if (c.a.demo || c.b.demo) {
+      // The trained wording only when no side is the random demo model.
+      const demoTrained = (!c.a.demo || !!c.a.demoTrained) && (!c.b.demo || !!c.b.demoTrained);
       const w = h(doc, 'div', { class: 'warning', 'data-testid': 'demo-note' });
-      append(w, icon(doc, 'warning'), h(doc, 'span', {}, 'demo model: random weights. These differences say nothing about a trained model.'));
+      append(w, icon(doc, 'warning'), h(doc, 'span', {}, `${demoModelLabel(demoTrained)}. ${demoResultsCaveat(demoTrained, 'comparison')}`));
       header.append(w);
     }
     for (const text of c.warnings) {

@@ -17,6 +17,7 @@ import { exportButtons } from '../common/exportButtons';
 import { expertScoresSection } from './expertScores';
 import type { VsCodeApiLike } from '../common/vscode';
 import { compactDefinitions } from '../../src/analysis/definitions';
+import { demoModelLabel, demoResultsCaveat } from '../../src/shared/demoLabel';
 
 export interface SummaryViewState {
   v: 1;
@@ -161,11 +162,7 @@ export function createSummaryView(container: HTMLElement, api: VsCodeApiLike<Sum
     }
     if (s.model.demo) {
       const w = h(doc, 'div', { class: 'warning', 'data-testid': 'demo-note' });
-      append(
-        w,
-        icon(doc, 'warning'),
-        h(doc, 'span', {}, 'demo model: random weights. Accuracy and routing statistics of this run say nothing about a trained model.'),
-      );
+      append(w, icon(doc, 'warning'), h(doc, 'span', {}, `${demoModelLabel(s.model.demoTrained)}. ${demoResultsCaveat(s.model.demoTrained, 'run')}`));
       header.append(w);
     }
     if (!s.complete) {

@@ -9,6 +9,7 @@
 import { ANSWER_LETTERS, type HostToTraceView, type TracePayload, type TraceResult, type TraceViewToHost } from '../../src/shared/protocol';
 import { entropyNormalized, meanEntropyNormalized, tokenRoute } from '../../src/analysis/trace';
 import { decoderLayerOfRows } from '../../src/analysis/layers';
+import { demoModelLabel } from '../../src/shared/demoLabel';
 import { answerBars, type AnswerBarsUpdate } from '../charts/answerBars';
 import { entropySparklines, type EntropySparklinesUpdate } from '../charts/entropySparklines';
 import { toCsv } from '../charts/export';
@@ -369,7 +370,7 @@ export function createTraceView(container: HTMLElement, api: VsCodeApiLike<Trace
     header.append(titleRow, q, info);
     if (m.demo) {
       const demo = h(doc, 'div', { class: 'warning', 'data-testid': 'demo-note', role: 'note' });
-      append(demo, icon(doc, 'warning'), h(doc, 'span', {}, `demo model: random weights. ${m.demo.note ?? ''}`.trim()));
+      append(demo, icon(doc, 'warning'), h(doc, 'span', {}, m.demo.trained ? m.demo.note : `${demoModelLabel(false)}. ${m.demo.note ?? ''}`.trim()));
       header.append(demo);
     }
   }

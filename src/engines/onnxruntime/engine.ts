@@ -17,6 +17,7 @@ import { ropeTables as ropeTablesFor } from './rope';
 import type { MoeArchitecture } from './families';
 import { kvCacheDims, moeLayersOf, rescalesToOne, ropeDim, routingDescription, sharedExpertCount } from './familyFeatures';
 import { routingFromSelection, type ObservedSelection } from './routingObserved';
+import { TRAINED_DEMO_CONFIG_FIELD } from '../../shared/demoLabel';
 import {
   EngineFailure,
   ROUTING_POSITIONS,
@@ -163,7 +164,7 @@ export class Engine implements InferenceBackend {
       engine: 'onnxruntime',
       device: runtime.adapter?.name ? `webgpu ${runtime.adapter.name}` : runtime.provider,
       answerScoring,
-      demo: typeof demoNote === 'string' ? { note: demoNote } : undefined,
+      demo: typeof demoNote === 'string' ? { note: demoNote, ...(ckpt.config[TRAINED_DEMO_CONFIG_FIELD] === true ? { trained: true } : {}) } : undefined,
       loadMs: Date.now() - t0,
     };
     return this.info;
