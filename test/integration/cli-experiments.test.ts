@@ -5,15 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, tempDir, DEMO_CORPUS } from '../support/models';
+import { tempDir, DEMO_CORPUS } from '../support/models';
+import { demoEvalArgs, runCli } from '../support/cli';
 import type { RunComparison, RunSummary } from '../../src/shared/protocol';
 import type { QuestionResult, RunManifest } from '../../src/eval/runFolder';
 
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+const run = (args: string[]) => runCli(args);
 const readJson = <T>(f: string) => JSON.parse(fs.readFileSync(f, 'utf8')) as T;
 const questionsOf = (dir: string) =>
   fs
@@ -30,22 +29,7 @@ const common = ['--provider', 'cpu', '--cache', cache, '--quiet'];
 test("experiment --prune never-activated masks exactly the baseline's never-activated experts, and compare reports the paired outcome", () => {
   assert.equal(run(['make-demo-model', '--out', model, '--corpus', DEMO_CORPUS]).status, 0);
   const base = path.join(work, 'base');
-  const e = run([
-    'eval',
-    '--model',
-    model,
-    '--data',
-    DEMO_CORPUS,
-    '--out',
-    base,
-    '--shots',
-    '0',
-    '--limit',
-    '4',
-    '--subjects',
-    'marketing,world_religions',
-    ...common,
-  ]);
+  const e = run(demoEvalArgs({ model, out: base, cache, shots: 0, limit: 4 }, ['--subjects', 'marketing,world_religions']));
   assert.equal(e.status, 0, e.stderr);
   const baseSummary = readJson<RunSummary>(path.join(base, 'summary.json'));
   assert.equal(readJson<RunManifest>(path.join(base, 'manifest.json')).intervention, undefined);
@@ -81,22 +65,7 @@ test("experiment --prune never-activated masks exactly the baseline's never-acti
   assert.match(text.stdout, /experts masked in \d+ layers/);
 
   // Resuming a run folder under a different intervention is refused.
-  const r = run([
-    'eval',
-    '--model',
-    model,
-    '--data',
-    DEMO_CORPUS,
-    '--out',
-    pruned,
-    '--shots',
-    '0',
-    '--limit',
-    '4',
-    '--subjects',
-    'marketing,world_religions',
-    ...common,
-  ]);
+  const r = run(demoEvalArgs({ model, out: pruned, cache, shots: 0, limit: 4 }, ['--subjects', 'marketing,world_religions']));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /holds a run with a different intervention/);
 });

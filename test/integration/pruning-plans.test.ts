@@ -7,17 +7,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, tempDir, DEMO_CORPUS } from '../support/models';
+import { tempDir, DEMO_CORPUS } from '../support/models';
+import { demoEvalArgs, runCli } from '../support/cli';
 import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
 import type { RouterIntervention, RunSummary } from '../../src/shared/protocol';
 import type { QuestionResult } from '../../src/eval/runFolder';
 import type { PruningPlan } from '../../src/analysis/pruningPlans';
 
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+const run = (args: string[]) => runCli(args);
 const work = tempDir('prune-plans');
 const model = path.join(work, 'model');
 const cache = path.join(work, 'cache');
@@ -107,23 +106,7 @@ function globalMask(scores: number[][], count: number[][], ratio: number, keep: 
 
 test('plans from every criterion match the scores recomputed from the run records and the checkpoint', () => {
   assert.equal(run(['make-demo-model', '--out', model, '--corpus', DEMO_CORPUS]).status, 0);
-  const e = run([
-    'eval',
-    '--model',
-    model,
-    '--data',
-    DEMO_CORPUS,
-    '--out',
-    base,
-    '--shots',
-    '0',
-    '--limit',
-    '3',
-    '--subjects',
-    'marketing,world_religions',
-    '--weight-scores',
-    ...common,
-  ]);
+  const e = run(demoEvalArgs({ model, out: base, cache, shots: 0, limit: 3 }, ['--subjects', 'marketing,world_religions', '--weight-scores']));
   assert.equal(e.status, 0, e.stderr);
   const summary = JSON.parse(fs.readFileSync(path.join(base, 'summary.json'), 'utf8')) as RunSummary;
   const { numLayers: L, numExperts: E, topK: K } = summary.model;

@@ -6,17 +6,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, tempDir, DEMO_CORPUS } from '../support/models';
+import { tempDir, DEMO_CORPUS } from '../support/models';
+import { demoEvalArgs, runCli } from '../support/cli';
 import { mcnemar } from '../../src/analysis/compare';
 import type { QuestionResult, RunManifest } from '../../src/eval/runFolder';
 import type { RunSummary } from '../../src/shared/protocol';
 import type { PruningTableRow } from '../../src/sweep/pruningGrid';
 
-const cli = path.join(REPO_ROOT, 'dist', 'cli.js');
-const run = (args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+const run = (args: string[]) => runCli(args);
 const readJson = <T>(f: string) => JSON.parse(fs.readFileSync(f, 'utf8')) as T;
 const questionsOf = (dir: string) =>
   fs
@@ -31,26 +30,7 @@ test('a ratio x criterion pruning grid runs locally and lands in one table with 
   const cache = path.join(work, 'cache');
   const base = path.join(work, 'base');
   assert.equal(run(['make-demo-model', '--out', model, '--corpus', DEMO_CORPUS]).status, 0);
-  const e = run([
-    'eval',
-    '--model',
-    model,
-    '--data',
-    DEMO_CORPUS,
-    '--out',
-    base,
-    '--shots',
-    '0',
-    '--limit',
-    '3',
-    '--subjects',
-    'marketing',
-    '--provider',
-    'cpu',
-    '--cache',
-    cache,
-    '--quiet',
-  ]);
+  const e = run(demoEvalArgs({ model, out: base, cache, shots: 0, limit: 3 }, ['--subjects', 'marketing']));
   assert.equal(e.status, 0, e.stderr);
   const spec = {
     data: DEMO_CORPUS,

@@ -14,7 +14,8 @@ export interface DemoEval {
   out: string;
   cache: string;
   shots: number;
-  batchSize: number;
+  /** The CLI's default when left out. */
+  batchSize?: number;
   /** Questions per subject; all when left out. */
   limit?: number;
 }
@@ -24,7 +25,9 @@ export function demoEvalArgs(o: DemoEval, extra: string[] = []): string[] {
   return [
     ...['eval', '--model', o.model, '--data', DEMO_CORPUS, '--out', o.out],
     ...(o.limit === undefined ? [] : ['--limit', String(o.limit)]),
-    ...['--shots', String(o.shots), '--batch-size', String(o.batchSize), '--provider', 'cpu', '--cache', o.cache, '--quiet'],
+    ...['--shots', String(o.shots)],
+    ...(o.batchSize === undefined ? [] : ['--batch-size', String(o.batchSize)]),
+    ...['--provider', 'cpu', '--cache', o.cache, '--quiet'],
     ...extra,
   ];
 }
