@@ -16,6 +16,7 @@ import { Checkpoint, CheckpointError } from '../../src/engines/onnxruntime/check
 import { loadTokenizer } from '../../src/engines/onnxruntime/formats/tokenizer';
 import { EngineFailure } from '../../src/shared/protocol';
 import { testPython } from '../support/python';
+import { parityGap } from '../support/parity';
 import { makeModel, tempDir, REPO_ROOT, SAMPLE_QUESTION } from '../support/models';
 
 const TOL = 1e-4;
@@ -90,26 +91,10 @@ for (const name of VARIANTS) {
     const dir = path.join(root, name);
     const ref = JSON.parse(fs.readFileSync(path.join(dir, 'reference.json'), 'utf8')) as HfReference;
     const r = await traceIds(dir);
-    const { numLayers: L, numTokens: T, numExperts: E, topK: K } = r.routing;
+    const { numLayers: L, numTokens: T, topK: K } = r.routing;
     assert.equal(L, ref.routerProbs.length, 'layer count');
     assert.equal(T, ids.length);
-    let maxLogit = 0;
-    for (let v = 0; v < ref.lastLogits.length; v++) maxLogit = Math.max(maxLogit, Math.abs(r.lastLogits![v] - ref.lastLogits[v]));
-    let maxProb = 0;
-    let topkDiffs = 0;
-    for (let l = 0; l < L; l++) {
-      for (let t = 0; t < T; t++) {
-        const refProbs = ref.routerProbs[l][t];
-        for (let e = 0; e < E; e++) maxProb = Math.max(maxProb, Math.abs(r.routing.probs![(l * T + t) * E + e] - refProbs[e]));
-        const ours = [...r.routing.topExperts.subarray((l * T + t) * K, (l * T + t + 1) * K)].sort((a, b) => a - b).join();
-        const theirs = [...ref.topExperts[l][t]].sort((a, b) => a - b).join();
-        if (ours !== theirs) {
-          const sorted = [...refProbs].sort((a, b) => b - a);
-          // Only an exact tie at the k-th place may be broken either way.
-          if (sorted[K - 1] !== sorted[K]) topkDiffs++;
-        }
-      }
-    }
+    const { maxLogit, maxProb, topkDiffs } = parityGap(r, ref);
     t.diagnostic(
       `${name}: max |logit diff| ${maxLogit.toExponential(2)}, max |router prob diff| ${maxProb.toExponential(2)}, top-k differences ${topkDiffs} over ${L * T} (layer, token) places`,
     );
