@@ -38,12 +38,8 @@ def resolve_model_dir(path: str) -> str:
 def read_regular(file: str, max_bytes: int) -> bytes:
     """A regular file's bytes, at most max_bytes; a FIFO, device or folder is refused at once by name
     (opened non-blocking and checked on the descriptor, as src/shared/safeFiles.ts does)."""
+    fd, st = _open_regular(file)
     try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise EngineFailure("bad-model", f"{file}: {'no such file' if e.errno == 2 else f'cannot read ({e.strerror})'}") from e
-    try:
-        st = _regular(fd, file)
         if st.st_size > max_bytes:
             raise EngineFailure("bad-model", f"{file}: {st.st_size} bytes, more than the {max_bytes} this file may have")
         chunks, got = [], 0
@@ -58,14 +54,21 @@ def read_regular(file: str, max_bytes: int) -> bytes:
         os.close(fd)
 
 
-def _regular(fd: int, file: str) -> os.stat_result:
+def _open_regular(file: str) -> tuple[int, os.stat_result]:
+    """A descriptor on a regular file and its stat, opened non-blocking so that a FIFO cannot hang the open;
+    anything else is refused by name. The caller closes the descriptor."""
     import stat
 
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise EngineFailure("bad-model", f"{file}: {'no such file' if e.errno == 2 else f'cannot read ({e.strerror})'}") from e
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else "a device or special file"
         raise EngineFailure("bad-model", f"{file}: not a regular file ({kind})")
-    return st
+    return fd, st
 
 
 def read_config(model_dir: str) -> dict:
@@ -133,12 +136,8 @@ def weight_elements(model_dir: str) -> int:
 def _elements_in(file: str) -> int:
     from safetensors import SafetensorError, safe_open
 
+    fd, st = _open_regular(file)
     try:
-        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise EngineFailure("bad-model", f"{file}: cannot read ({e.strerror})") from e
-    try:
-        st = _regular(fd, file)
         through = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else file
         try:
             with safe_open(through, framework="numpy") as weights:
