@@ -1,7 +1,7 @@
 // Planning a full MMLU run tokenizes about 2.4 M tokens, and @huggingface/tokenizers spent most of that time
 // redoing per-word work: its BPE keeps 10 k words behind an LRU that MMLU's vocabulary overflows, and its
 // ByteLevel pre-tokenizer re-encodes every word to UTF-8 and maps each byte. Both steps depend on the word
-// alone, so remembering them per word gives the same tokens (test/unit/tokenizer-word-memory.test.ts
+// alone, so remembering them per word gives the same tokens (test/unit/tokenizer-wordwise.test.ts
 // compares against the library left as it is).
 import type { Tokenizer } from '@huggingface/tokenizers';
 
@@ -23,7 +23,8 @@ interface ByteLevelPreTokenizer {
   pre_tokenize_text(text: string, options?: unknown): string[];
 }
 
-function memo<T>(compute: (word: string) => T): (word: string) => T {
+/** compute, remembered per word (bounded: see WORDS_LIMIT and LONGEST_WORD). */
+export function memo<T>(compute: (word: string) => T): (word: string) => T {
   const known = new Map<string, T>();
   return (word) => {
     let v = known.get(word);
@@ -69,13 +70,8 @@ export function rememberWords(hf: Tokenizer): void {
     return out;
   };
 
-  const encoder = new TextEncoder();
   for (const pre of byteLevelPreTokenizers((hf as unknown as { pre_tokenizer: unknown }).pre_tokenizer)) {
-    const bytesOf = memo((word) => {
-      let s = '';
-      for (const b of encoder.encode(word)) s += pre.byte_encoder[b];
-      return s;
-    });
+    const bytesOf = memo(byteLevelSpelling(pre.byte_encoder));
     // The library's pre_tokenize_text, with the per-word byte mapping remembered.
     pre.pre_tokenize_text = (text) => {
       if (pre.add_prefix_space && !text.startsWith(' ')) text = ' ' + text;
@@ -83,4 +79,15 @@ export function rememberWords(hf: Tokenizer): void {
       return words.map(bytesOf);
     };
   }
+}
+
+const utf8 = new TextEncoder();
+
+/** A word as a byte-level vocabulary spells it: each UTF-8 byte as its stand-in character. */
+export function byteLevelSpelling(byteEncoder: Record<number, string>): (word: string) => string {
+  return (word) => {
+    let s = '';
+    for (const b of utf8.encode(word)) s += byteEncoder[b];
+    return s;
+  };
 }

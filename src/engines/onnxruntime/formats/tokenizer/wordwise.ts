@@ -6,11 +6,7 @@
 // test/unit/tokenizer-wordwise.test.ts checks ids and offsets against the general path.
 import type { Tokenizer } from '@huggingface/tokenizers';
 import type { EncodedToken, OffsetAligner } from './alignment';
-
-/** Distinct words remembered at most (MMLU's test split has about 60 k); then it starts over. */
-const WORDS_LIMIT = 500_000;
-/** Longer words are encoded each time: rare, and remembering them would let hostile input grow memory. */
-const LONGEST_REMEMBERED = 256;
+import { byteLevelSpelling, memo } from './wordMemory';
 
 interface LibraryInternals {
   normalizer: unknown;
@@ -83,10 +79,10 @@ class PairMerges {
 const LONGEST_MERGED_HERE = 64;
 
 export class WordwiseEncoder {
-  private readonly words = new Map<string, Word | null>();
   private readonly merges: PairMerges | undefined;
   private readonly bytesOf: (word: string) => string;
-  private readonly utf8 = new TextEncoder();
+  /** Each distinct word's tokens, or null where the general path must encode it. */
+  private readonly word = memo((text): Word | null => this.encodeWord(text));
 
   private constructor(
     private readonly lib: LibraryInternals,
@@ -105,11 +101,7 @@ export class WordwiseEncoder {
       m.ignore_merges !== true &&
       !m.config?.dropout;
     this.merges = plainBpe ? new PairMerges(m.merges as [string, string][]) : undefined;
-    this.bytesOf = (word) => {
-      let s = '';
-      for (const b of this.utf8.encode(word)) s += byteEncoder[b];
-      return s;
-    };
+    this.bytesOf = byteLevelSpelling(byteEncoder);
   }
 
   /** The encoder for this tokenizer, or undefined when its pipeline is not the plain byte-level one. */
@@ -163,9 +155,7 @@ export class WordwiseEncoder {
     return { ids, strings, spans };
   }
 
-  private word(text: string): Word | null {
-    const known = this.words.get(text);
-    if (known !== undefined) return known;
+  private encodeWord(text: string): Word | null {
     // The library's steps for one word: its byte mapping, its BPE (here for short words), its token-to-id lookup.
     const bytes = this.bytesOf(text);
     let strings = this.merges && bytes.length <= LONGEST_MERGED_HERE ? this.merges.merge(bytes) : undefined;
@@ -174,11 +164,6 @@ export class WordwiseEncoder {
     strings ??= this.lib.model.encode([bytes]);
     const ids = strings.map((t) => this.lib.added_tokens_map.get(t)?.id ?? this.lib.model.tokens_to_ids.get(t) ?? this.lib.model.unk_token_id ?? -1);
     const aligned = this.aligner.alignTextTokens(text, ids, strings);
-    const word = ids.includes(-1) || !aligned.exact ? null : { ids, strings, spans: aligned.spans };
-    if (text.length < LONGEST_REMEMBERED) {
-      if (this.words.size >= WORDS_LIMIT) this.words.clear();
-      this.words.set(text, word);
-    }
-    return word;
+    return ids.includes(-1) || !aligned.exact ? null : { ids, strings, spans: aligned.spans };
   }
 }
