@@ -16,6 +16,7 @@ import { experimentPrecision, prepareExperiment } from '../../src/eval/experimen
 import { RunFolderError, type RunManifest } from '../../src/eval/runFolder';
 import { UsageError } from '../../src/cli/command';
 import { DEMO_CORPUS, tempDir } from '../support/models';
+import { soundSummary } from '../support/summaries';
 
 const dir = tempDir('precision-flags');
 fs.mkdirSync(path.join(dir, 'ckpt'));
@@ -93,36 +94,7 @@ let runs = 0;
 function baselineRun(loaded: Record<string, unknown> | undefined): string {
   const d = path.join(dir, `run-${runs++}`);
   fs.mkdirSync(d);
-  const L = 2;
-  const E = 4;
-  const layer = (l: number) => ({
-    layer: l,
-    activationCounts: Array(E).fill(1),
-    neverActivated: [],
-    expertAccuracy: Array(E).fill(null),
-    expertAccuracyCount: Array(E).fill(0),
-  });
-  fs.writeFileSync(
-    path.join(d, 'summary.json'),
-    JSON.stringify({
-      version: 1,
-      model: { path: '/m', family: 'olmoe', numLayers: L, numExperts: E, topK: 2, demo: true },
-      dataset: { path: '/d', split: 'test', fingerprint: 'f' },
-      shots: 0,
-      tokenScope: 'answer',
-      questions: 2,
-      complete: true,
-      accuracy: {
-        micro: 0.5,
-        macro: 0.5,
-        perSubject: { anatomy: { subject: 'anatomy', category: null, questions: 2, correct: 1, accuracy: 0.5 } },
-        perCategory: {},
-      },
-      neverActivatedTotal: 0,
-      layers: Array.from({ length: L }, (_, l) => layer(l)),
-      subjectSpecialisation: {},
-    }),
-  );
+  fs.writeFileSync(path.join(d, 'summary.json'), JSON.stringify(soundSummary(2)));
   fs.writeFileSync(path.join(d, 'records.jsonl'), '');
   fs.writeFileSync(
     path.join(d, 'manifest.json'),
