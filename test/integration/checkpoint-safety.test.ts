@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { Engine } from '../../src/engines/onnxruntime/engine';
 import { Checkpoint, CheckpointError } from '../../src/engines/onnxruntime/checkpoint';
 import { removeAbandonedBuilds } from '../../src/engines/onnxruntime/runtime';
-import { EngineFailure } from '../../src/shared/protocol';
+import { EngineFailure, type PrecisionSetting } from '../../src/shared/protocol';
 import { makeModel, tempDir } from '../support/models';
 
 const base = makeModel({ family: 'olmoe', overrides: { layers: 2 } });
@@ -186,10 +186,24 @@ test('non-finite router logits or outputs are an error naming the layer and the 
   assert.match(msg, /no checkpoint weight up to that layer is NaN or infinite, so the computation itself overflowed/);
 });
 
-async function traceError(dir: string): Promise<string> {
+test('int8: a non-finite weight is refused by tensor, file and element while the quantisation workers run, whichever matrix of an expert holds it', async () => {
+  for (const [tensor, value] of [
+    ['model.layers.1.self_attn.q_proj.weight', NaN],
+    ['model.layers.1.mlp.experts.3.down_proj.weight', NaN],
+    ['model.layers.0.mlp.experts.2.up_proj.weight', Infinity],
+  ] as const) {
+    const dir = copyModel();
+    poke(dir, tensor, value);
+    const msg = await traceError(dir, 'int8');
+    const file = Checkpoint.open(dir).tensor(tensor).file;
+    assert.ok(msg.startsWith(`${file}: checkpoint tensor "${tensor}" holds ${value} at element 0`), msg);
+  }
+});
+
+async function traceError(dir: string, precision: PrecisionSetting = 'auto'): Promise<string> {
   const engine = new Engine();
   try {
-    await engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache') });
+    await engine.load(dir, { executionProvider: 'cpu', cacheDir: tempDir('cache'), precision });
     await engine.trace({ text: 'The cell membrane regulates' }, { includeProbs: true, includeLastLogits: true });
   } catch (e) {
     assert.ok(e instanceof EngineFailure, `expected an EngineFailure, got ${e}`);

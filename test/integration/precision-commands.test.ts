@@ -1,10 +1,13 @@
 /**
  * `moe-scope doctor --precision` (issue 23): the report names the precision the graph was built at and
- * which op types run it (QMoE for the experts, MatMulNBits for the projections at int8/int4); a precision
+ * which op types run it (MatMulNBits for every quantised matrix at int8/int4, experts included, and no
+ * float MoE operator; fp32 runs the MoE operator and no MatMulNBits); a precision
  * the chosen engine cannot run is refused naming what it can.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { inferenceEnvironment, describeEnvironment } from '../../src/engines/onnxruntime/doctor';
 import { EngineFailure } from '../../src/shared/protocol';
 import { makeModel, tempDir } from '../support/models';
@@ -13,16 +16,19 @@ import { testPython } from '../support/python';
 const model = makeModel({ family: 'olmoe', overrides: { layers: 2 } });
 const cacheDir = tempDir('precision-commands-cache');
 
-test('doctor --precision int8: the report says int8 and the graph runs QMoE and MatMulNBits; fp32 runs neither', async () => {
+test('doctor --precision int8: the report says int8 and the graph runs its experts and projections as MatMulNBits; fp32 runs the MoE operator', async () => {
+  const { num_experts: experts } = JSON.parse(fs.readFileSync(path.join(model, 'config.json'), 'utf8')) as { num_experts: number };
   const int8 = await inferenceEnvironment(model, { provider: 'cpu', precision: 'int8', cacheDir });
   assert.equal(int8.precision, 'int8');
   assert.equal(int8.precisionWhy, 'requested');
-  assert.ok((int8.cpuOpTypes.QMoE ?? 0) === 2, `one QMoE per layer: ${JSON.stringify(int8.cpuOpTypes)}`);
-  assert.ok((int8.cpuOpTypes.MatMulNBits ?? 0) > 0, JSON.stringify(int8.cpuOpTypes));
+  // Two per expert and layer (fc1, fc2), plus the attention projections and lm_head.
+  assert.ok((int8.cpuOpTypes.MatMulNBits ?? 0) > 2 * 2 * experts, `MatMulNBits per expert: ${JSON.stringify(int8.cpuOpTypes)}`);
+  assert.equal(int8.cpuOpTypes.MoE, undefined, 'no float expert operator at int8');
+  assert.equal(int8.cpuOpTypes.QMoE, undefined);
   assert.match(describeEnvironment(int8), /precision int8 \(requested\)/);
   const fp32 = await inferenceEnvironment(model, { provider: 'cpu', precision: 'fp32', cacheDir });
   assert.equal(fp32.precision, 'fp32');
-  assert.equal(fp32.cpuOpTypes.QMoE, undefined);
+  assert.equal(fp32.cpuOpTypes.MoE, 2, 'one MoE operator per layer at fp32');
   assert.equal(fp32.cpuOpTypes.MatMulNBits, undefined);
 });
 

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkCacheIntegrity, writeCacheIntegrity, INTEGRITY_FILE } from '../../src/engines/onnxruntime/precision/cache';
-import { precisionSessionOptions } from '../../src/engines/onnxruntime/runtime';
 import { tempDir } from '../support/models';
 
 function cacheFolder(): string {
@@ -52,9 +51,4 @@ test('a record from before modification times were kept is checked by size only;
   fs.rmSync(path.join(dir, INTEGRITY_FILE));
   assert.equal(checkCacheIntegrity(dir, 'int8'), `${INTEGRITY_FILE} is missing`);
   assert.equal(checkCacheIntegrity(dir, 'fp32'), null, 'a float cache from before the record is checked by session creation');
-});
-
-test("int4 sessions skip ONNX Runtime's prepacking (a second, larger copy of the 4-bit experts); the other precisions keep it", () => {
-  assert.deepEqual(precisionSessionOptions('int4'), { extra: { session: { disable_prepacking: '1' } } });
-  for (const p of ['fp32', 'fp16', 'bf16', 'int8'] as const) assert.deepEqual(precisionSessionOptions(p), {}, p);
 });

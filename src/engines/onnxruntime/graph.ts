@@ -48,7 +48,7 @@ export interface GraphOptions {
  * Bumped whenever the graph changes, so cached models are rebuilt (the cache is keyed by config.json's text).
  * 8: a field config.json lacks takes transformers' default (src/shared/configFields.ts), which may build another graph.
  */
-export const GRAPH_VERSION = 8;
+export const GRAPH_VERSION = 9;
 
 export function buildDecoderGraph(arch: MoeArchitecture, names: TensorNames, weights: PreparedWeights, opts: GraphOptions): Uint8Array {
   const g = new OnnxGraphBuilder(`moe-scope-${arch.family}`);

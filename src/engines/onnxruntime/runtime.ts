@@ -86,17 +86,7 @@ export async function createInterventionSession(rt: Runtime): Promise<ort.Infere
     executionProviders: sessionProviders(rt.provider),
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
-    ...precisionSessionOptions(rt.precision),
   });
-}
-
-/**
- * int4: ONNX Runtime 1.30 prepacks the 4-bit QMoE weights into a second, larger copy at session creation;
- * without prepacking the process holds about half the memory at the same trace speed (measured with
- * bench/precisionKnobs.ts; BENCHMARKS.md). int8 keeps it: there MatMulNBits' prepacked weights are faster.
- */
-export function precisionSessionOptions(precision: WeightPrecision): ort.InferenceSession.SessionOptions {
-  return precision === 'int4' ? { extra: { session: { disable_prepacking: '1' } } } : {};
 }
 
 export function defaultCacheDir(): string {
@@ -260,7 +250,6 @@ async function createFor(
     graphOptimizationLevel: 'all',
     logSeverityLevel: (options.sessionLog?.severity ?? 3) as 0 | 1 | 2 | 3 | 4,
     logVerbosityLevel: 0,
-    ...precisionSessionOptions(choice.precision),
   };
   // "complete" is written only once a session has actually loaded the graph: a folder without it (a
   // build killed after its rename, or one whose session failed) is rebuilt, never trusted.
@@ -280,7 +269,7 @@ async function createFor(
   fs.mkdirSync(tmp, { recursive: true });
   try {
     if (choice.precision === 'int8' || choice.precision === 'int4') {
-      buildQuantizedCache(ckpt, tmp, choice.precision, { dtype, packing, exposeRouter, experts }, log);
+      await buildQuantizedCache(ckpt, tmp, choice.precision, { dtype, packing, exposeRouter, experts }, log);
     } else {
       const weights = prepareWeights(ckpt, tmp, dtype, packing);
       const decoderWeights = experts === 'dense-gated' ? stackedExpertViews(weights, ckpt.arch) : weights;

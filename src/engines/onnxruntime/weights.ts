@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Checkpoint } from './checkpoint';
 import type { ExternalRef } from './formats/onnxWriter';
-import { fromFloat32 } from './formats/dtypes';
+import { fromFloat32, firstNonFinite } from './formats/dtypes';
 import { moeLayersOf } from './familyFeatures';
 import { EngineFailure, type ComputeDType, type ExecutionProvider } from '../../shared/protocol';
 
@@ -169,14 +169,15 @@ export function prepareWeights(
  * but arbitrary output), so the graph build, which reads every weight once anyway, refuses it by name.
  */
 export function requireFiniteWeights(values: Float32Array, name: string, file: string): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new EngineFailure(
-        'non-finite',
-        `${file}: checkpoint tensor "${name}" holds ${values[i]} at element ${i}; a model with non-finite weights cannot produce meaningful routing or answers`,
-      );
-    }
-  }
+  const i = firstNonFinite(values);
+  if (i >= 0) throw nonFiniteWeight(name, file, i, values[i]);
+}
+
+export function nonFiniteWeight(name: string, file: string, index: number, value: number): EngineFailure {
+  return new EngineFailure(
+    'non-finite',
+    `${file}: checkpoint tensor "${name}" holds ${value} at element ${index}; a model with non-finite weights cannot produce meaningful routing or answers`,
+  );
 }
 
 export function expertTensorName(ckpt: Checkpoint, layer: number, expert: number, part: 'gate' | 'up' | 'down'): string {

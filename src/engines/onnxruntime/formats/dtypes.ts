@@ -120,3 +120,16 @@ export function fromFloat32(values: Float32Array, dtype: 'F32' | 'F16' | 'BF16')
   }
   return bytes;
 }
+
+/** Index of the first NaN or infinity in `values`, or -1. */
+export function firstNonFinite(values: Float32Array): number {
+  // x * 0 is 0 for every finite x and NaN otherwise: a branch-free pass per chunk, the exact scan only in a chunk that holds one.
+  for (let from = 0; from < values.length; from += 4096) {
+    const to = Math.min(values.length, from + 4096);
+    let sum = 0;
+    for (let i = from; i < to; i++) sum += values[i] * 0;
+    if (sum === 0) continue;
+    for (let i = from; i < to; i++) if (!Number.isFinite(values[i])) return i;
+  }
+  return -1;
+}

@@ -16,15 +16,15 @@ export const INTEGRITY_FILE = 'integrity.json';
 export const QUANTIZED_ALL_EXPERTS_REFUSAL = (precision: WeightPrecision) =>
   `the all-experts analysis reads every expert's float weights, and this model is loaded at ${precision}: load it with precision fp32 (--precision fp32, setting moeScope.precision) for that analysis`;
 
-export function buildQuantizedCache(
+export async function buildQuantizedCache(
   ckpt: Checkpoint,
   dir: string,
   precision: 'int8' | 'int4',
   opts: Omit<GraphOptions, 'quantized' | 'routerInputs'>,
   log: (m: string) => void,
-): void {
+): Promise<void> {
   const t0 = Date.now();
-  const weights = prepareQuantizedWeights(ckpt, dir, precision === 'int8' ? 8 : 4, log);
+  const weights = await prepareQuantizedWeights(ckpt, dir, precision === 'int8' ? 8 : 4, log);
   const graph = { ...opts, quantized: weights };
   fs.writeFileSync(path.join(dir, 'model.onnx'), buildDecoderGraph(ckpt.arch, ckpt.names, weights, graph));
   // Same weights, plus router-bias inputs (interventions); written now so that the cache is complete.

@@ -1,16 +1,20 @@
 /**
- * Writes an int8 / int4 graph cache's weights: the experts block-quantised for com.microsoft.QMoE
- * ([E, 2I, H/pack] fc1 with gate and up rows interleaved for the CPU kernel's fused SwiGLU, [E, H, I/pack]
- * fc2), the attention and dense projections (and lm_head) for MatMulNBits, and everything else (embedding,
- * norms, the router: routing is what this tool shows) in float32 through prepareWeights.
+ * Writes an int8 / int4 graph cache's weights: the experts block-quantised for MatMulNBits, one matrix per
+ * expert and projection ([E, 2I, H] fc1 with each expert's gate rows then its up rows, [E, H, I] fc2; the
+ * graph slices them by expert, graphHooks.ts), the attention and dense projections (and lm_head) for
+ * MatMulNBits, and everything else (embedding, norms, the router: routing is what this tool shows) in
+ * float32 through prepareWeights.
  *
- * Streamed: one expert's (or one projection's) float32 copy at a time is held in memory, so the peak is
- * a few of the checkpoint's matrices whatever the model's size.
+ * Streamed: the calling thread reads one expert (or one projection) at a time and hands it to the
+ * quantisation workers (quantizePool.ts), with a few in flight, so the peak is a few of the checkpoint's
+ * matrices whatever the model's size.
  */
 import type { Checkpoint } from '../checkpoint';
 import type { ExternalRef } from '../formats/onnxWriter';
-import { AppendFile, prepareWeights, requireFiniteWeights, expertTensorName, type PreparedWeights } from '../weights';
-import { blockSizeFor, quantizeInto, QuantizedWriter, type QuantBits } from './quantize';
+import { AppendFile, prepareWeights, expertTensorName, nonFiniteWeight, type PreparedWeights } from '../weights';
+import { blockSizeFor, type QuantBits, type QuantizedMatrix } from './quantize';
+import { QuantizePool, owned, type QuantizeOutcome } from './quantizePool';
+import { defaultThreads } from '../weightAnalysis/pool';
 import { EngineFailure } from '../../../shared/protocol';
 
 export interface QuantizedLinearRef {
@@ -81,76 +85,122 @@ export function expertBlockSize(ckpt: Checkpoint, bits: QuantBits): number {
   return b;
 }
 
-export function prepareQuantizedWeights(ckpt: Checkpoint, dir: string, bits: QuantBits, log: (m: string) => void = () => {}): QuantizedWeights {
+/**
+ * Jobs in flight beyond the workers' own: the reader keeps every worker busy while it waits for the oldest
+ * result, and no more than a few experts' float32 copies are alive at once.
+ */
+const QUEUE_AHEAD = 2;
+
+export async function prepareQuantizedWeights(
+  ckpt: Checkpoint,
+  dir: string,
+  bits: QuantBits,
+  log: (m: string) => void = () => {},
+  threads = defaultThreads(),
+): Promise<QuantizedWeights> {
   const projections = quantizedProjectionNames(ckpt);
   const expertBlock = expertBlockSize(ckpt, bits);
   const floats = prepareWeights(ckpt, dir, 'float32', 'swiglu-interleaved', { exclude: new Set(projections.keys()), experts: false });
-
-  const qweights = new AppendFile(dir, `q${bits}-weights.bin`);
-  const linearRefs = new Map<string, QuantizedLinearRef>();
   const pbits = PROJECTION_BITS[bits];
-  for (const [name, { N, K }] of projections) {
-    const values = ckpt.readFloat32(name);
-    requireFiniteWeights(values, name, ckpt.tensor(name).file);
-    const block = blockSizeFor(K, pbits)!;
-    const packed = new Uint8Array((N * K * pbits) / 8);
-    const scales = new Float32Array((N * K) / block);
-    quantizeInto(values, 0, N, K, pbits, block, new QuantizedWriter(packed, pbits), scales, 0);
-    linearRefs.set(name, { packed: qweights.append(packed), scales: qweights.append(bytesOf(scales)), N, K, block, bits: pbits });
-  }
-  qweights.close();
-
-  const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
-  const files = {
-    fc1: new AppendFile(dir, `q${bits}-experts-fc1.bin`),
-    fc1Scales: new AppendFile(dir, `q${bits}-experts-fc1-scales.bin`),
-    fc2: new AppendFile(dir, `q${bits}-experts-fc2.bin`),
-    fc2Scales: new AppendFile(dir, `q${bits}-experts-fc2-scales.bin`),
-  };
-  const interleaved = new Float32Array(2 * I * H);
-  const perLayer: QuantizedExpertRefs[] = [];
-  for (let l = 0; l < ckpt.arch.numLayers; l++) {
-    const start = { fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset };
-    for (let e = 0; e < E; e++) {
-      const x = ckpt.readExpert(l, e);
-      for (const [part, values] of Object.entries(x)) requireFiniteWeights(values, expertTensorName(ckpt, l, e, part as keyof typeof x), ckpt.dir);
-      for (let r = 0; r < I; r++) {
-        interleaved.set(x.gate.subarray(r * H, (r + 1) * H), 2 * r * H);
-        interleaved.set(x.up.subarray(r * H, (r + 1) * H), (2 * r + 1) * H);
+  const pools = new Map<QuantBits, QuantizePool>();
+  const pool = (b: QuantBits) => pools.get(b) ?? pools.set(b, new QuantizePool(b, threads)).get(b)!;
+  // Results are taken oldest first, so the files are written in submission order whatever finishes first.
+  const inFlight: {
+    outcome: Promise<QuantizeOutcome>;
+    names: (part: number, index: number) => { name: string; file: string; index: number };
+    write: (r: QuantizedMatrix[]) => void;
+  }[] = [];
+  const drain = async (limit: number) => {
+    while (inFlight.length > limit) {
+      const job = inFlight.shift()!;
+      const outcome = await job.outcome;
+      if ('nonFinite' in outcome) {
+        const where = job.names(outcome.nonFinite.part, outcome.nonFinite.index);
+        throw nonFiniteWeight(where.name, where.file, where.index, outcome.nonFinite.value);
       }
-      appendQuantized(files.fc1, files.fc1Scales, interleaved, 2 * I, H, bits, expertBlock);
-      appendQuantized(files.fc2, files.fc2Scales, x.down, H, I, bits, expertBlock);
+      job.write(outcome.results);
     }
-    const ref = (f: AppendFile, from: number): ExternalRef => ({ location: f.name, offset: from, length: f.offset - from });
-    perLayer.push({
-      fc1: ref(files.fc1, start.fc1),
-      fc1Scales: ref(files.fc1Scales, start.fc1Scales),
-      fc2: ref(files.fc2, start.fc2),
-      fc2Scales: ref(files.fc2Scales, start.fc2Scales),
-      block: expertBlock,
-    });
-    log(`quantised the experts of layer ${l} to int${bits}`);
-  }
-  let quantizedBytes = qweights.offset;
-  for (const f of Object.values(files)) {
-    f.close();
-    quantizedBytes += f.offset;
-  }
-  return {
-    ...floats,
-    bits,
-    convertedBytes: floats.convertedBytes + quantizedBytes,
-    linear: (name) => linearRefs.get(name),
-    quantizedExperts: (l) => perLayer[l],
   };
-}
+  const ahead = Math.max(1, threads) + QUEUE_AHEAD;
 
-function appendQuantized(codes: AppendFile, scaleFile: AppendFile, values: Float32Array, rows: number, K: number, bits: QuantBits, block: number): void {
-  const packed = new Uint8Array((rows * K * bits) / 8);
-  const scales = new Float32Array((rows * K) / block);
-  quantizeInto(values, 0, rows, K, bits, block, new QuantizedWriter(packed, bits), scales, 0);
-  codes.append(packed);
-  scaleFile.append(bytesOf(scales));
+  try {
+    const qweights = new AppendFile(dir, `q${bits}-weights.bin`);
+    const linearRefs = new Map<string, QuantizedLinearRef>();
+    for (const [name, { N, K }] of projections) {
+      const block = blockSizeFor(K, pbits)!;
+      inFlight.push({
+        outcome: pool(pbits).quantize([{ values: owned(ckpt.readFloat32(name)), rows: N, K, block }]),
+        names: (_part, index) => ({ name, file: ckpt.tensor(name).file, index }),
+        write: ([q]) => linearRefs.set(name, { packed: qweights.append(q.packed), scales: qweights.append(bytesOf(q.scales)), N, K, block, bits: pbits }),
+      });
+      await drain(ahead);
+    }
+    await drain(0);
+    qweights.close();
+
+    const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
+    const files = {
+      fc1: new AppendFile(dir, `q${bits}-experts-fc1.bin`),
+      fc1Scales: new AppendFile(dir, `q${bits}-experts-fc1-scales.bin`),
+      fc2: new AppendFile(dir, `q${bits}-experts-fc2.bin`),
+      fc2Scales: new AppendFile(dir, `q${bits}-experts-fc2-scales.bin`),
+    };
+    const perLayer: QuantizedExpertRefs[] = [];
+    for (let l = 0; l < ckpt.arch.numLayers; l++) {
+      const start = { fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset };
+      for (let e = 0; e < E; e++) {
+        const x = ckpt.readExpert(l, e);
+        // fc1 is [gate rows; up rows]: one MatMulNBits computes both, split after it (graphHooks.ts).
+        const gateUp = new Float32Array(2 * I * H);
+        gateUp.set(x.gate, 0);
+        gateUp.set(x.up, I * H);
+        inFlight.push({
+          outcome: pool(bits).quantize([
+            { values: gateUp, rows: 2 * I, K: H, block: expertBlock },
+            { values: owned(x.down), rows: H, K: I, block: expertBlock },
+          ]),
+          names: (part, index) => {
+            const which = part === 1 ? 'down' : index < I * H ? 'gate' : 'up';
+            const name = expertTensorName(ckpt, l, e, which);
+            return { name, file: ckpt.has(name) ? ckpt.tensor(name).file : ckpt.dir, index: which === 'up' ? index - I * H : index };
+          },
+          write: ([fc1, fc2]) => {
+            files.fc1.append(fc1.packed);
+            files.fc1Scales.append(bytesOf(fc1.scales));
+            files.fc2.append(fc2.packed);
+            files.fc2Scales.append(bytesOf(fc2.scales));
+          },
+        });
+        await drain(ahead);
+      }
+      await drain(0);
+      const ref = (f: AppendFile, from: number): ExternalRef => ({ location: f.name, offset: from, length: f.offset - from });
+      perLayer.push({
+        fc1: ref(files.fc1, start.fc1),
+        fc1Scales: ref(files.fc1Scales, start.fc1Scales),
+        fc2: ref(files.fc2, start.fc2),
+        fc2Scales: ref(files.fc2Scales, start.fc2Scales),
+        block: expertBlock,
+      });
+      log(`quantised the experts of layer ${l} to int${bits}`);
+    }
+    let quantizedBytes = qweights.offset;
+    for (const f of Object.values(files)) {
+      f.close();
+      quantizedBytes += f.offset;
+    }
+    return {
+      ...floats,
+      bits,
+      convertedBytes: floats.convertedBytes + quantizedBytes,
+      linear: (name) => linearRefs.get(name),
+      quantizedExperts: (l) => perLayer[l],
+    };
+  } finally {
+    // After a failure the jobs still in flight are abandoned: closing the pool rejects them, unawaited.
+    for (const job of inFlight) job.outcome.catch(() => undefined);
+    await Promise.all([...pools.values()].map((p) => p.close()));
+  }
 }
 
 function bytesOf(a: Float32Array): Uint8Array {

@@ -89,7 +89,7 @@ export function quantizeInto(
 }
 
 /** max|w| of values[from, from + block) (callers have refused non-finite weights). */
-function blockMax(values: Float32Array, from: number, block: number): number {
+export function blockMax(values: Float32Array, from: number, block: number): number {
   let m = 0;
   for (let i = from; i < from + block; i++) {
     const a = Math.abs(values[i]);
@@ -98,7 +98,16 @@ function blockMax(values: Float32Array, from: number, block: number): number {
   return m;
 }
 
-function quantize8(values: Float32Array, from: number, n: number, block: number, bytes: Uint8Array, pos: number, scales: Float32Array, si: number): void {
+export function quantize8(
+  values: Float32Array,
+  from: number,
+  n: number,
+  block: number,
+  bytes: Uint8Array,
+  pos: number,
+  scales: Float32Array,
+  si: number,
+): void {
   for (let b = from; b < from + n; b += block) {
     const m = blockMax(values, b, block);
     // An all-zero block keeps scale 1: its codes are all the zero point, so it dequantises to exact zeros.
@@ -126,7 +135,7 @@ function quantize8(values: Float32Array, from: number, n: number, block: number,
 }
 
 /** clamp(Math.round(x), -7, 7), exactly; for |x| <= 7 (plus rounding) the fast candidate as in quantize8. */
-function round4(x: number): number {
+export function round4(x: number): number {
   let c: number;
   if (x > -8 && x < 8) {
     c = ((x + 8.5) | 0) - 8;
@@ -136,7 +145,16 @@ function round4(x: number): number {
   return c > 7 ? 7 : c < -7 ? -7 : c;
 }
 
-function quantize4(values: Float32Array, from: number, n: number, block: number, bytes: Uint8Array, pos: number, scales: Float32Array, si: number): void {
+export function quantize4(
+  values: Float32Array,
+  from: number,
+  n: number,
+  block: number,
+  bytes: Uint8Array,
+  pos: number,
+  scales: Float32Array,
+  si: number,
+): void {
   for (let b = from; b < from + n; b += block) {
     const m = blockMax(values, b, block);
     const scale = m > 0 ? m / 7 : 1;

@@ -1,0 +1,86 @@
+/**
+ * The quantisation workers (precision/quantizePool.ts) give exactly what the calling thread gives, in the
+ * order the jobs were submitted, and report a non-finite weight with its part and index instead of codes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { QuantizePool, owned, type QuantizeJob, type QuantizeOutcome } from '../../src/engines/onnxruntime/precision/quantizePool';
+import { quantizeRows, type QuantBits } from '../../src/engines/onnxruntime/precision/quantize';
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    return ((s >>> 8) / 16777216 - 0.5) * 0.3;
+  });
+}
+
+function jobs(seed: number): QuantizeJob[] {
+  return [
+    { values: random(16 * 64, seed), rows: 16, K: 64, block: 32 },
+    { values: random(8 * 128, seed + 1), rows: 8, K: 128, block: 64 },
+  ];
+}
+
+function results(o: QuantizeOutcome) {
+  assert.ok('results' in o, JSON.stringify(o));
+  return o.results;
+}
+
+for (const bits of [8, 4] as QuantBits[]) {
+  test(`int${bits}: two workers give the calling thread's codes and scales, job by job, in submission order`, async () => {
+    const pool = new QuantizePool(bits, 2);
+    try {
+      const outcomes = await Promise.all(Array.from({ length: 6 }, (_, j) => pool.quantize(jobs(10 * j + 1))));
+      outcomes.forEach((o, j) => {
+        const expected = jobs(10 * j + 1).map((p) => quantizeRows(p.values, p.rows, p.K, bits, p.block));
+        const got = results(o);
+        assert.equal(got.length, expected.length);
+        got.forEach((r, i) => {
+          assert.deepEqual(Buffer.from(r.packed), Buffer.from(expected[i].packed), `job ${j} part ${i}: codes`);
+          assert.deepEqual(Array.from(r.scales), Array.from(expected[i].scales), `job ${j} part ${i}: scales`);
+        });
+      });
+      const inline = new QuantizePool(bits, 1);
+      const same = results(await inline.quantize(jobs(1)));
+      assert.deepEqual(Buffer.from(same[1].packed), Buffer.from(results(outcomes[0])[1].packed), 'one thread and two agree');
+      await inline.close();
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
+for (const threads of [1, 2]) {
+  for (const bad of [NaN, Infinity, -Infinity]) {
+    test(`${threads} thread(s): a ${bad} weight is reported with its part and index, not quantised`, async () => {
+      const pool = new QuantizePool(8, threads);
+      try {
+        const parts = jobs(3);
+        parts[1].values[77] = bad;
+        const o = await pool.quantize(parts);
+        assert.ok('nonFinite' in o, 'no codes for a non-finite weight');
+        assert.equal(o.nonFinite.part, 1);
+        assert.equal(o.nonFinite.index, 77);
+        assert.ok(Object.is(o.nonFinite.value, bad));
+      } finally {
+        await pool.close();
+      }
+    });
+  }
+}
+
+test('owned: a view into a larger buffer is copied before its buffer is handed over; a whole array is not', () => {
+  const whole = new Float32Array(8);
+  assert.equal(owned(whole), whole);
+  const view = new Float32Array(16).subarray(4, 8);
+  const copy = owned(view);
+  assert.notEqual(copy, view);
+  assert.equal(copy.buffer.byteLength, 16);
+});
+
+test('a closed pool refuses new jobs', async () => {
+  const pool = new QuantizePool(8, 2);
+  await pool.close();
+  await assert.rejects(pool.quantize(jobs(5)), /closed/);
+});
