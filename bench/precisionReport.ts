@@ -4,7 +4,7 @@ type Json = any;
 
 const GiB = 2 ** 30;
 
-export function precisionSection(r: Json, knobs?: Json): string[] {
+export function precisionSection(r: Json, kernels?: Json): string[] {
   const gib = (b: number) => (b ? `${(b / GiB).toFixed(2)} GiB` : '—');
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
@@ -54,7 +54,7 @@ export function precisionSection(r: Json, knobs?: Json): string[] {
       "fp32 at real size: the engine's memory check counts every fp32 weight as resident (about 26.7 GiB) and refuses fp32 on this 24 GiB machine, naming int8; the benchmark lifts the check for that row (MOE_SCOPE_AVAILABLE_MEMORY) so that the others have their reference. Its weights are memory-mapped from the cache: the resident peak above is what the kernel kept mapped, and a trace touches every expert, so with less free memory than the cache the pages are read from disk again on every trace.",
       '',
     );
-  if (knobs) out.push(...knobSection(knobs), '');
+  if (kernels) out.push(...expertKernelSection(kernels), '');
   out.push(
     'Random weights make routers nearly uniform over 64 experts, so small perturbations swap the 8th expert often: the agreement here is a lower bound for a trained model, whose routing is more decisive. int4 quantises the experts to 4 bits and keeps the attention and lm_head projections at 8 bits; the router is fp32 at every precision. The checkpoint is written layer by layer in the exact format `save_pretrained` gives (tensor names, shapes, dtypes, shard naming, index and config checked against transformers writing the 1-layer model; transformers 5 cannot write the 16-layer model within 18 GB: its save splits the fused experts into copies, over 19 GB resident before a third of the shards were written).',
     '',
@@ -83,23 +83,25 @@ function targets(r: Json): string[] {
   return lines;
 }
 
-/** ONNX Runtime session settings tried on the quantised graphs (bench/precisionKnobs.ts). */
-function knobSection(k: Json): string[] {
+/** One MoE layer per expert formulation (bench/quantizedExperts.ts): why the experts are MatMulNBits, not QMoE. */
+function expertKernelSection(k: Json): string[] {
+  const tokens = Object.keys(k.results[0].tokens);
   const out = [
-    `Session settings, measured (bench/precisionKnobs.ts, ${k.measuredAt}): ${k.note}`,
+    `Expert kernels, one MoE layer at OLMoE-1B-7B's widths (${k.layer.experts} experts, hidden ${k.layer.hidden}, intermediate ${k.layer.intermediate}, top-${k.layer.topK}; random weights), each formulation in its own session on the same inputs, median of ${k.layer.calls} calls after a warm-up (bench/quantizedExperts.ts, ${k.measuredAt}, ${k.machine.cpus} cores, load average ${k.machine.loadAverage} at the end). "Difference" is the largest output difference from the float32 operator relative to the largest output.`,
     '',
-    '| precision | setting | load | 177-token trace | peak RSS |',
-    '|---|---|---:|---:|---:|',
+    `| formulation | session creation | ${tokens.map((t) => `${t} token${t === '1' ? '' : 's'}`).join(' | ')} | difference (${tokens.at(-1)} tokens) |`,
+    `|---|---:|${tokens.map(() => '---:').join('|')}|---:|`,
   ];
+  const float = k.results[0];
   for (const x of k.results)
     out.push(
-      x.error
-        ? `| ${x.precision} | ${x.setting} | failed: ${x.error} | | |`
-        : `| ${x.precision} | ${x.setting} | ${(x.loadMs / 1000).toFixed(1)} s | ${(x.trace177Ms / 1000).toFixed(2)} s | ${(x.peakRssMiB / 1024).toFixed(2)} GiB |`,
+      `| ${x.name} | ${(x.sessionCreateMs / 1000).toFixed(2)} s | ${tokens
+        .map((t) => `${x.tokens[t].ms.toFixed(1)} ms${x === float ? '' : ` (${(float.tokens[t].ms / x.tokens[t].ms).toFixed(1)}x)`}`)
+        .join(' | ')} | ${x === float ? '—' : x.tokens[tokens.at(-1)!].maxDiffRelative.toExponential(1)} |`,
     );
   out.push(
     '',
-    "ONNX Runtime 1.30 prepacks the 4-bit QMoE weights at session creation into a second, larger copy: without prepacking an int4 process held about half the memory at 2 layers and traced no slower there, so the engine creates int4 sessions with `session.disable_prepacking` (src/engines/onnxruntime/runtime.ts). In this measurement MLAS's Q4 GEMM path (`ORT_USE_MLAS_Q4_GEMM_MOE`) was no faster and needs the prepacked copy (without it, it re-packs on every call, an order of magnitude slower); int8 was slower without prepacking, so it keeps it; an explicit intra-op thread count of 2 changed nothing (ONNX Runtime already uses both cores). The real-size rows above ran with these settings.",
+    "(In brackets: the float32 operator's time divided by the row's; above 1 is faster.) ONNX Runtime 1.30's CPU QMoE kernel dequantises each expert to float32 and multiplies with SGEMM, and MatMulNBits at accuracy_level 0 dequantises the whole matrix at every call; at accuracy_level 4 MatMulNBits quantises each block of activations to int8 as it arrives and multiplies in int8. That is the engine's int8 / int4 formulation (src/engines/onnxruntime/precision/graphHooks.ts): each token's top-k assignments grouped by expert, one MatMulNBits pair per expert over its rows only, the weighted outputs added back per token. Its cost in routing agreement is in the table above (top-k sets = fp32); test/integration/precision-kernels.test.ts holds its layout exact at accuracy_level 0 and its int8 compute within 2% of the output scale.",
   );
   return out;
 }

@@ -235,7 +235,7 @@ if (web) parts.push(...webviewSection(web));
 const engines = read('engines');
 if (engines) parts.push(...enginesSection(engines));
 const precision = read('precision');
-if (precision) parts.push(...precisionSection(precision, read('precision-knobs') ?? undefined));
+if (precision) parts.push(...precisionSection(precision, read('quantized-experts') ?? undefined));
 const gpuFiles = fs.existsSync(RESULTS)
   ? fs
       .readdirSync(RESULTS)

@@ -15,5 +15,7 @@ node dist/bench/weights.js > /dev/null
 if [ -n "${MOE_SCOPE_PYTHON:-}" ] || [ -x .venv/bin/python ]; then node dist/bench/engines.js "$@" > /dev/null; else echo "no Python for the PyTorch engine (run scripts/setup-python.sh): skipping bench/engines.ts" >&2; fi
 # Weight precisions on OLMoE widths (one decoder layer; --full for the real 16-layer model): needs the Python for its checkpoint.
 if [ -n "${MOE_SCOPE_PYTHON:-}" ] || [ -x .venv/bin/python ]; then node dist/bench/precision.js > /dev/null; else echo "no Python: skipping bench/precision.ts" >&2; fi
+# One MoE layer per expert formulation (float operator, QMoE, MatMulNBits per expert): why int8/int4 use the last.
+node dist/bench/quantizedExperts.js > /dev/null
 if [ -x /usr/bin/chromium ]; then node dist/bench/webview/render.js > /dev/null; else echo "no /usr/bin/chromium: skipping the webview render benchmark" >&2; fi
 node dist/bench/report.js

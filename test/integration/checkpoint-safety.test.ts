@@ -151,15 +151,15 @@ test('graph builds: the cache is marked complete only after a session loaded it;
   assert.ok(!fs.existsSync(abandoned), 'the next load removes it');
 });
 
-/** Overwrites element 0 of a float32 tensor in place. */
-function poke(dir: string, tensor: string, value: number): void {
+/** Overwrites one element (default 0) of a float32 tensor in place. */
+function poke(dir: string, tensor: string, value: number, element = 0): void {
   const ck = Checkpoint.open(dir);
   const t = ck.tensor(tensor);
   assert.equal(t.dtype, 'F32');
   const fd = fs.openSync(t.file, 'r+');
   const b = Buffer.alloc(4);
   b.writeFloatLE(value);
-  fs.writeSync(fd, b, 0, 4, t.fileOffset);
+  fs.writeSync(fd, b, 0, 4, t.fileOffset + 4 * element);
   fs.closeSync(fd);
 }
 
@@ -186,19 +186,22 @@ test('non-finite router logits or outputs are an error naming the layer and the 
   assert.match(msg, /no checkpoint weight up to that layer is NaN or infinite, so the computation itself overflowed/);
 });
 
-test('int8: a non-finite weight is refused by tensor, file and element while the quantisation workers run, whichever matrix of an expert holds it', async () => {
-  for (const [tensor, value] of [
-    ['model.layers.1.self_attn.q_proj.weight', NaN],
-    ['model.layers.1.mlp.experts.3.down_proj.weight', NaN],
-    ['model.layers.0.mlp.experts.2.up_proj.weight', Infinity],
-  ] as const) {
-    const dir = copyModel();
-    poke(dir, tensor, value);
-    const msg = await traceError(dir, 'int8');
-    const file = Checkpoint.open(dir).tensor(tensor).file;
-    assert.ok(msg.startsWith(`${file}: checkpoint tensor "${tensor}" holds ${value} at element 0`), msg);
-  }
-});
+for (const precision of ['int8', 'int4'] as const) {
+  test(`${precision}: a non-finite weight is refused by tensor, file and element while the quantisation workers run, whichever matrix of an expert holds it`, async () => {
+    for (const [tensor, value, element] of [
+      ['model.layers.1.self_attn.q_proj.weight', NaN, 0],
+      ['model.layers.1.mlp.experts.3.down_proj.weight', NaN, 5],
+      ['model.layers.0.mlp.experts.2.up_proj.weight', Infinity, 0],
+      ['model.layers.0.mlp.experts.1.gate_proj.weight', -Infinity, 9],
+    ] as const) {
+      const dir = copyModel();
+      poke(dir, tensor, value, element);
+      const msg = await traceError(dir, precision);
+      const file = Checkpoint.open(dir).tensor(tensor).file;
+      assert.ok(msg.startsWith(`${file}: checkpoint tensor "${tensor}" holds ${value} at element ${element}`), msg);
+    }
+  });
+}
 
 async function traceError(dir: string, precision: PrecisionSetting = 'auto'): Promise<string> {
   const engine = new Engine();

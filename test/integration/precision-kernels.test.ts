@@ -1,13 +1,13 @@
 /**
- * ONNX Runtime's CPU kernels read this project's quantised layout as intended. At MatMulNBits'
- * accuracy_level 0 (float32 compute) the experts of precision/graphHooks.ts (grouped by expert, one
- * MatMulNBits pair each, both routing normalisations, experts that get no token, one token) equal the
- * float MoE operator run on the dequantised weights, and MatMulNBits equals Gemm on them, to float
- * rounding, at 8 and 4 bits: the layout and the routing plumbing are exact. At accuracy_level 4, what the
+ * ONNX Runtime's CPU kernels read this project's quantised layout as intended. The experts of
+ * precision/graphHooks.ts on both kernels (int8's MatMulNBits per expert at accuracy_level 0, float32
+ * compute; int4's QMoE), with both routing normalisations, experts that get no token and a single token,
+ * equal the float MoE operator run on the dequantised weights, and MatMulNBits equals Gemm on them, to
+ * float rounding, at 8 and 4 bits: the layout and the routing plumbing are exact. At accuracy_level 4, what the
  * product runs, the activations are quantised to int8 as well; that difference is bounded and printed.
  * This is what makes the routing differences precision.test.ts reports the precision's, not a layout error.
- * Also pins a fact of the QMoE kernel the README states: it renormalises the top-k weights even with
- * normalize_routing_weights=0.
+ * Also pins the kernel fact graphHooks.ts works around for QMoE: it renormalises the top-k weights even
+ * with normalize_routing_weights=0.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { OnnxGraphBuilder, type ExternalRef } from '../../src/engines/onnxruntime/formats/onnxWriter';
 import { quantizeRows, dequantizeRows, type QuantBits } from '../../src/engines/onnxruntime/precision/quantize';
 import { quantizedExperts, quantizedLinear } from '../../src/engines/onnxruntime/precision/graphHooks';
+import type { ExpertKernel } from '../../src/engines/onnxruntime/precision/prepareQuantized';
 import { tempDir } from '../support/models';
 
 const E = 8;
@@ -86,83 +87,86 @@ function chosenExperts(logits: Float32Array, tokens: number): Set<number> {
   return used;
 }
 
-for (const bits of [8, 4] as QuantBits[]) {
-  for (const normTopKProb of [true, false]) {
-    for (const tokens of [T, 1]) {
-      test(`experts int${bits} (MatMulNBits per expert) equal the float MoE operator on the dequantised weights (normTopKProb ${normTopKProb}, ${tokens} tokens)`, async () => {
-        const dir = tempDir(`qexperts-${bits}`);
-        // fc1 per expert: its I gate rows, then its I up rows (prepareQuantized.ts).
-        const fc1 = random(E * 2 * I * H, 1);
-        const fc2 = random(E * H * I, 2);
-        const q1 = quantizeRows(fc1, E * 2 * I, H, bits, BLOCK);
-        const q2 = quantizeRows(fc2, E * H, I, bits, BLOCK);
-        const x = random(tokens * H, 3, 20);
-        const logits = random(tokens * E, 4, 30);
-        const used = chosenExperts(logits, tokens);
-        assert.ok(used.size < E, 'some expert gets no token (the empty-group case is exercised)');
-        const feeds = { x: new ort.Tensor('float32', x, [tokens, H]), r: new ort.Tensor('float32', logits, [tokens, E]) };
+for (const kernel of ['matmulnbits', 'qmoe'] as ExpertKernel[]) {
+  for (const bits of [8, 4] as QuantBits[]) {
+    for (const normTopKProb of [true, false]) {
+      for (const tokens of [T, 1]) {
+        test(`experts int${bits} (${kernel}) equal the float MoE operator on the dequantised weights (normTopKProb ${normTopKProb}, ${tokens} tokens)`, async () => {
+          const dir = tempDir(`qexperts-${bits}`);
+          // fc1 per expert as prepareQuantized.ts lays it out: MatMulNBits its I gate rows, then its I up rows;
+          // QMoE gate and up rows interleaved.
+          const fc1 = random(E * 2 * I * H, 1);
+          const fc2 = random(E * H * I, 2);
+          const q1 = quantizeRows(fc1, E * 2 * I, H, bits, BLOCK);
+          const q2 = quantizeRows(fc2, E * H, I, bits, BLOCK);
+          const x = random(tokens * H, 3, 20);
+          const logits = random(tokens * E, 4, 30);
+          const used = chosenExperts(logits, tokens);
+          assert.ok(used.size < E, 'some expert gets no token (the empty-group case is exercised)');
+          const feeds = { x: new ort.Tensor('float32', x, [tokens, H]), r: new ort.Tensor('float32', logits, [tokens, E]) };
 
-        const qb = new Blob();
-        const refs = { fc1: qb.add(q1.packed), fc1Scales: qb.add(q1.scales), fc2: qb.add(q2.packed), fc2Scales: qb.add(q2.scales), block: BLOCK };
-        const outputs: Record<number, Float32Array> = {};
-        for (const accuracy of [0, 4] as const) {
-          const gq = new OnnxGraphBuilder('q');
-          gq.input('x', 'float32', ['t', H]);
-          gq.input('r', 'float32', ['t', E]);
-          const weights = { bits, linear: () => undefined, quantizedExperts: () => refs };
-          quantizedExperts(gq, {
-            layer: 0,
-            x: 'x',
-            routerLogits: 'r',
-            weights,
-            numExperts: E,
-            hiddenSize: H,
-            intermediate: I,
-            topK: K,
-            normTopKProb,
-            output: 'y',
-            accuracy,
-          });
-          gq.output('y', 'float32', ['t', H]);
-          outputs[accuracy] = await run(dir, `q${accuracy}`, gq, qb, feeds);
-        }
-
-        // The float operator's fused SwiGLU reads gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
-        const deq1 = dequantizeRows(q1, E * 2 * I, H, bits, BLOCK);
-        const interleaved = new Float32Array(E * 2 * I * H);
-        for (let e = 0; e < E; e++) {
-          for (let r = 0; r < I; r++) {
-            const base = e * 2 * I * H;
-            interleaved.set(deq1.subarray(base + r * H, base + (r + 1) * H), base + 2 * r * H);
-            interleaved.set(deq1.subarray(base + (I + r) * H, base + (I + r + 1) * H), base + (2 * r + 1) * H);
+          const qb = new Blob();
+          const refs = { kernel, fc1: qb.add(q1.packed), fc1Scales: qb.add(q1.scales), fc2: qb.add(q2.packed), fc2Scales: qb.add(q2.scales), block: BLOCK };
+          const outputs: Record<number, Float32Array> = {};
+          for (const accuracy of kernel === 'matmulnbits' ? ([0, 4] as const) : ([0] as const)) {
+            const gq = new OnnxGraphBuilder('q');
+            gq.input('x', 'float32', ['t', H]);
+            gq.input('r', 'float32', ['t', E]);
+            const weights = { bits, linear: () => undefined, quantizedExperts: () => refs };
+            quantizedExperts(gq, {
+              layer: 0,
+              x: 'x',
+              routerLogits: 'r',
+              weights,
+              numExperts: E,
+              hiddenSize: H,
+              intermediate: I,
+              topK: K,
+              normTopKProb,
+              output: 'y',
+              accuracy,
+            });
+            gq.output('y', 'float32', ['t', H]);
+            outputs[accuracy] = await run(dir, `q${accuracy}`, gq, qb, feeds);
           }
-        }
-        const fb = new Blob();
-        const gf = new OnnxGraphBuilder('f');
-        gf.input('x', 'float32', ['t', H]);
-        gf.input('r', 'float32', ['t', E]);
-        gf.external('fc1', 'float32', [E, 2 * I, H], fb.add(interleaved));
-        gf.external('fc2', 'float32', [E, H, I], fb.add(dequantizeRows(q2, E * H, I, bits, BLOCK)));
-        const attrs = { k: K, normalize_routing_weights: normTopKProb ? 1 : 0, activation_type: 'swiglu', swiglu_fusion: 1 };
-        gf.op('MoE', ['x', 'r', 'fc1', '', 'fc2'], attrs, { domain: 'com.microsoft', output: 'y' });
-        gf.output('y', 'float32', ['t', H]);
-        const yf = await run(dir, 'f', gf, fb, feeds);
 
-        const exact = maxDiff(outputs[0], yf);
-        const int8 = maxDiff(outputs[4], yf);
-        console.log(
-          `experts int${bits} vs MoE on dequantised weights (normTopKProb ${normTopKProb}, ${tokens} tokens, ${used.size}/${E} experts used): ` +
-            `float32 compute ${exact.diff.toExponential(2)}, int8 compute ${int8.diff.toExponential(2)} (outputs up to ${exact.scale.toFixed(3)})`,
-        );
-        assert.ok(exact.scale > 1e-3, 'the outputs are not trivially zero');
-        assert.ok(exact.diff <= 1e-5 * Math.max(1, exact.scale), `float32 compute: max difference ${exact.diff}`);
-        assert.ok(int8.diff <= INT8_COMPUTE_TOLERANCE * exact.scale, `int8 compute: max difference ${int8.diff}`);
-      });
+          // The float operator's fused SwiGLU reads gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
+          const deq1 = dequantizeRows(q1, E * 2 * I, H, bits, BLOCK);
+          const interleaved = kernel === 'qmoe' ? deq1 : new Float32Array(E * 2 * I * H);
+          for (let e = 0; e < E && kernel === 'matmulnbits'; e++) {
+            for (let r = 0; r < I; r++) {
+              const base = e * 2 * I * H;
+              interleaved.set(deq1.subarray(base + r * H, base + (r + 1) * H), base + 2 * r * H);
+              interleaved.set(deq1.subarray(base + (I + r) * H, base + (I + r + 1) * H), base + (2 * r + 1) * H);
+            }
+          }
+          const fb = new Blob();
+          const gf = new OnnxGraphBuilder('f');
+          gf.input('x', 'float32', ['t', H]);
+          gf.input('r', 'float32', ['t', E]);
+          gf.external('fc1', 'float32', [E, 2 * I, H], fb.add(interleaved));
+          gf.external('fc2', 'float32', [E, H, I], fb.add(dequantizeRows(q2, E * H, I, bits, BLOCK)));
+          const attrs = { k: K, normalize_routing_weights: normTopKProb ? 1 : 0, activation_type: 'swiglu', swiglu_fusion: 1 };
+          gf.op('MoE', ['x', 'r', 'fc1', '', 'fc2'], attrs, { domain: 'com.microsoft', output: 'y' });
+          gf.output('y', 'float32', ['t', H]);
+          const yf = await run(dir, 'f', gf, fb, feeds);
+
+          const exact = maxDiff(outputs[0], yf);
+          const int8 = outputs[4] ? maxDiff(outputs[4], yf) : null;
+          console.log(
+            `experts int${bits} (${kernel}) vs MoE on dequantised weights (normTopKProb ${normTopKProb}, ${tokens} tokens, ${used.size}/${E} experts used): ` +
+              `float32 compute ${exact.diff.toExponential(2)}${int8 ? `, int8 compute ${int8.diff.toExponential(2)}` : ''} (outputs up to ${exact.scale.toFixed(3)})`,
+          );
+          assert.ok(exact.scale > 1e-3, 'the outputs are not trivially zero');
+          assert.ok(exact.diff <= 1e-5 * Math.max(1, exact.scale), `float32 compute: max difference ${exact.diff}`);
+          if (int8) assert.ok(int8.diff <= INT8_COMPUTE_TOLERANCE * exact.scale, `int8 compute: max difference ${int8.diff}`);
+        });
+      }
     }
   }
 }
 
-test('kernel fact: QMoE renormalises the top-k weights even when told not to (README, limits; one reason the experts are not QMoE)', async () => {
+test('kernel fact: QMoE renormalises the top-k weights even when told not to (hence graphHooks multiplies by the top-k mass)', async () => {
   const dir = tempDir('qmoe-renorm');
   const bits = 8;
   const q1 = quantizeRows(random(E * 2 * I * H, 5), E * 2 * I, H, bits, BLOCK);
@@ -183,7 +187,7 @@ test('kernel fact: QMoE renormalises the top-k weights even when told not to (RE
     g.output('y', 'float32', ['t', H]);
     outputs.push(await run(dir, `raw${norm}`, g, b, feeds));
   }
-  // If a later ONNX Runtime honours normalize_routing_weights=0, this fails: then the README's limits must say so.
+  // If a later ONNX Runtime honours normalize_routing_weights=0, this fails: then graphHooks' correction must go.
   assert.ok(maxDiff(outputs[0], outputs[1]).diff <= 1e-6, 'normalize_routing_weights=0 and =1 give the same output');
 });
 

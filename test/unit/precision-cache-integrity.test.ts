@@ -5,6 +5,8 @@
  * loads with.
  */
 import { test } from 'node:test';
+import { precisionSessionOptions } from '../../src/engines/onnxruntime/runtime';
+import { EXPERT_KERNEL } from '../../src/engines/onnxruntime/precision/prepareQuantized';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -51,4 +53,11 @@ test('a record from before modification times were kept is checked by size only;
   fs.rmSync(path.join(dir, INTEGRITY_FILE));
   assert.equal(checkCacheIntegrity(dir, 'int8'), `${INTEGRITY_FILE} is missing`);
   assert.equal(checkCacheIntegrity(dir, 'fp32'), null, 'a float cache from before the record is checked by session creation');
+});
+
+test("int4 sessions skip ONNX Runtime's prepacking (its QMoE experts' second, larger copy); int8 keeps it (its MatMulNBits experts multiply in int8 only from prepacked weights)", () => {
+  assert.deepEqual(precisionSessionOptions('int4'), { extra: { session: { disable_prepacking: '1' } } });
+  for (const p of ['fp32', 'fp16', 'bf16', 'int8'] as const) assert.deepEqual(precisionSessionOptions(p), {}, p);
+  assert.equal(EXPERT_KERNEL[4], 'qmoe', 'the kernel that runs without prepacking');
+  assert.equal(EXPERT_KERNEL[8], 'matmulnbits');
 });

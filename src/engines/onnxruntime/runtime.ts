@@ -75,7 +75,18 @@ export async function createExpertSession(rt: Runtime, includeOutputs: boolean):
     executionProviders: sessionProviders(rt.provider),
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
+    ...precisionSessionOptions(rt.precision),
   });
+}
+
+/**
+ * int4: its experts are QMoE (precision/prepareQuantized.ts, EXPERT_KERNEL), whose prepacking would add a
+ * second, larger copy of the 4-bit experts at session creation; without it the process holds about half
+ * the memory at the same speed (measured; BENCHMARKS.md). int8 keeps it: its MatMulNBits experts multiply
+ * in int8 only from prepacked weights.
+ */
+export function precisionSessionOptions(precision: WeightPrecision): ort.InferenceSession.SessionOptions {
+  return precision === 'int4' ? { extra: { session: { disable_prepacking: '1' } } } : {};
 }
 
 /** The decoder graph with router_bias_L inputs (expert masking and router steering). */
@@ -250,6 +261,7 @@ async function createFor(
     graphOptimizationLevel: 'all',
     logSeverityLevel: (options.sessionLog?.severity ?? 3) as 0 | 1 | 2 | 3 | 4,
     logVerbosityLevel: 0,
+    ...precisionSessionOptions(choice.precision),
   };
   // "complete" is written only once a session has actually loaded the graph: a folder without it (a
   // build killed after its rename, or one whose session failed) is rebuilt, never trusted.

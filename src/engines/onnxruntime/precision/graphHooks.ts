@@ -1,16 +1,22 @@
 /**
- * The int8 / int4 nodes of the decoder graph (graph.ts calls these where a weight is quantised): every
- * quantised matrix, experts included, is a com.microsoft.MatMulNBits.
+ * The int8 / int4 nodes of the decoder graph (graph.ts calls these where a weight is quantised). The
+ * projections are com.microsoft.MatMulNBits; the experts run on their bit width's kernel
+ * (prepareQuantized.ts, EXPERT_KERNEL):
  *
- * Why not com.microsoft.QMoE, which takes all of a layer's experts in one node: ONNX Runtime 1.30's CPU
- * QMoE kernel dequantises each expert to float32 and multiplies with SGEMM, so it can only be slower than
- * the float MoE operator once a prompt is long enough for the multiply to dominate (measured on OLMoE's
- * widths, 600 tokens: 475 ms a layer against float32's 435). MatMulNBits at accuracy_level 4 multiplies
- * in int8 (activations quantised per block as they arrive; VNNI where the CPU has it): measured 2.2x
- * faster than float32 Gemm on one expert's [75, 2048] x [2048, 2048] and 4x faster than its own
- * accuracy_level 0, which dequantises the whole matrix at every call (bench/precision.ts, BENCHMARKS.md).
- * The experts are therefore written out: each token's top-k assignments are grouped by expert, each
- * expert multiplies only its rows, and the weighted outputs are added back per token.
+ * - int8, MatMulNBits per expert. ONNX Runtime 1.30's CPU QMoE kernel dequantises each expert to float32
+ *   and multiplies with SGEMM, so it can only be slower than the float MoE operator once a prompt is long
+ *   enough for the multiply to dominate. MatMulNBits at accuracy_level 4 multiplies in int8 (activations
+ *   quantised per block as they arrive; VNNI where the CPU has it), several times faster than float32 on
+ *   one expert's rows, while its accuracy_level 0 dequantises the whole matrix at every call
+ *   (bench/quantizedExperts.ts, BENCHMARKS.md). So the experts are written out: each token's top-k
+ *   assignments are grouped by expert, each expert multiplies only its rows, and the weighted outputs are
+ *   added back per token.
+ * - int4, QMoE. It runs without prepacking; MatMulNBits' 4-bit prepacked copy would cost int4 the memory
+ *   it exists to save. The CPU kernel always rescales the k chosen softmax weights to sum to 1, whatever
+ *   normalize_routing_weights says (measured: its output equals the float MoE operator's with
+ *   normalize_routing_weights=1 to 3e-8). For families that do not renormalise (OLMoE), the output is
+ *   multiplied back by each token's top-k probability mass, which is exact: the kernel's output is
+ *   sum_e (p_e / mass) * expert_e(x).
  */
 import type { ExternalRef, OnnxGraphBuilder } from '../formats/onnxWriter';
 import type { QuantizedExpertRefs, QuantizedLinearRef } from './prepareQuantized';
@@ -53,22 +59,27 @@ export function quantizedLinear(
   return bias ? g.op('Add', [y, bias]) : y;
 }
 
-export function quantizedExperts(
-  g: OnnxGraphBuilder,
-  opts: {
-    layer: number;
-    x: string;
-    routerLogits: string;
-    weights: QuantizedGraphWeights;
-    numExperts: number;
-    hiddenSize: number;
-    intermediate: number;
-    topK: number;
-    normTopKProb: boolean;
-    output?: string;
-    accuracy?: ComputeAccuracy;
-  },
-): string {
+export interface QuantizedExpertsInput {
+  layer: number;
+  x: string;
+  routerLogits: string;
+  weights: QuantizedGraphWeights;
+  numExperts: number;
+  hiddenSize: number;
+  intermediate: number;
+  topK: number;
+  normTopKProb: boolean;
+  output?: string;
+  /** MatMulNBits experts only (the kernel tests' float32 reference). */
+  accuracy?: ComputeAccuracy;
+}
+
+/** The layer's routed experts on their bit width's kernel. */
+export function quantizedExperts(g: OnnxGraphBuilder, opts: QuantizedExpertsInput): string {
+  return opts.weights.quantizedExperts(opts.layer).kernel === 'qmoe' ? qmoeExperts(g, opts) : matMulNBitsExperts(g, opts);
+}
+
+function matMulNBitsExperts(g: OnnxGraphBuilder, opts: QuantizedExpertsInput): string {
   const { layer: l, weights, numExperts: E, hiddenSize: H, intermediate: I, topK: K } = opts;
   const bits = weights.bits;
   const ex = weights.quantizedExperts(l);
@@ -102,6 +113,32 @@ export function quantizedExperts(
   const weighted = g.op('Mul', [g.op('Concat', outputs, { axis: 0 }), weight]); // [N, H]
   const zeros = g.op('Expand', [g.constFloat([0], []), g.op('Shape', [opts.x])]);
   return g.op('ScatterND', [zeros, g.op('Unsqueeze', [token, g.constInt64([1])]), weighted], { reduction: 'add' }, { output: opts.output });
+}
+
+function qmoeExperts(g: OnnxGraphBuilder, opts: QuantizedExpertsInput): string {
+  const { layer: l, weights, numExperts: E, hiddenSize: H, intermediate: I, topK } = opts;
+  const bits = weights.bits;
+  const pack = 8 / bits;
+  const ex = weights.quantizedExperts(l);
+  g.external(`q:experts.${l}.fc1`, 'uint8', [E, 2 * I, H / pack], ex.fc1);
+  g.external(`qs:experts.${l}.fc1`, 'float32', [E, 2 * I, H / ex.block], ex.fc1Scales);
+  g.external(`q:experts.${l}.fc2`, 'uint8', [E, H, I / pack], ex.fc2);
+  g.external(`qs:experts.${l}.fc2`, 'float32', [E, H, I / ex.block], ex.fc2Scales);
+  const attrs = {
+    k: topK,
+    normalize_routing_weights: 1,
+    activation_type: 'swiglu',
+    swiglu_fusion: 1,
+    expert_weight_bits: bits,
+    block_size: ex.block,
+  };
+  const inputs = [opts.x, opts.routerLogits, `q:experts.${l}.fc1`, `qs:experts.${l}.fc1`, '', `q:experts.${l}.fc2`, `qs:experts.${l}.fc2`];
+  if (opts.normTopKProb) return g.op('QMoE', inputs, attrs, { domain: 'com.microsoft', output: opts.output });
+  const renormalised = g.op('QMoE', inputs, attrs, { domain: 'com.microsoft' });
+  const probs = g.op('Softmax', [opts.routerLogits], { axis: -1 });
+  const [topValues] = g.opN('TopK', [probs, g.constInt64([topK])], 2, { axis: -1, largest: 1, sorted: 0 });
+  const mass = g.op('ReduceSum', [topValues, g.constInt64([-1])], { keepdims: 1 });
+  return g.op('Mul', [renormalised, mass], {}, { output: opts.output });
 }
 
 /** Expert e's slice of a layer's [E, rows, K] quantised tensor and its [E, rows, K / block] scales. */

@@ -1,9 +1,8 @@
 /**
- * Writes an int8 / int4 graph cache's weights: the experts block-quantised for MatMulNBits, one matrix per
- * expert and projection ([E, 2I, H] fc1 with each expert's gate rows then its up rows, [E, H, I] fc2; the
- * graph slices them by expert, graphHooks.ts), the attention and dense projections (and lm_head) for
- * MatMulNBits, and everything else (embedding, norms, the router: routing is what this tool shows) in
- * float32 through prepareWeights.
+ * Writes an int8 / int4 graph cache's weights: the experts block-quantised ([E, 2I, H] fc1, [E, H, I] fc2;
+ * fc1's gate and up rows laid out for the bit width's expert kernel, EXPERT_KERNEL), the attention and
+ * dense projections (and lm_head) for MatMulNBits, and everything else (embedding, norms, the router:
+ * routing is what this tool shows) in float32 through prepareWeights.
  *
  * Streamed: the calling thread reads one expert (or one projection) at a time and hands it to the
  * quantisation workers (quantizePool.ts), with a few in flight, so the peak is a few of the checkpoint's
@@ -36,7 +35,18 @@ export interface QuantizedLinearRef {
  */
 export const PROJECTION_BITS: Record<QuantBits, QuantBits> = { 8: 8, 4: 8 };
 
+/**
+ * How each bit width's experts run. int8: one MatMulNBits pair per expert at accuracy_level 4 (int8
+ * compute, the fastest: graphHooks.ts); its prepacked weights cost a transient copy at session creation,
+ * which int8's memory allows. int4: com.microsoft.QMoE, which runs without ONNX Runtime's prepacking (the
+ * session disables it, runtime.ts) and so holds the least memory: int4 is the precision for small
+ * machines, MatMulNBits' 4-bit prepacking would put it above 5 GiB on OLMoE-1B-7B (measured; BENCHMARKS.md).
+ */
+export type ExpertKernel = 'matmulnbits' | 'qmoe';
+export const EXPERT_KERNEL: Record<QuantBits, ExpertKernel> = { 8: 'matmulnbits', 4: 'qmoe' };
+
 export interface QuantizedExpertRefs {
+  kernel: ExpertKernel;
   fc1: ExternalRef;
   fc1Scales: ExternalRef;
   fc2: ExternalRef;
@@ -146,23 +156,34 @@ export async function prepareQuantizedWeights(
       fc2Scales: new AppendFile(dir, `q${bits}-experts-fc2-scales.bin`),
     };
     const perLayer: QuantizedExpertRefs[] = [];
+    const kernel = EXPERT_KERNEL[bits];
     for (let l = 0; l < ckpt.arch.numLayers; l++) {
       const start = { fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset };
       for (let e = 0; e < E; e++) {
         const x = ckpt.readExpert(l, e);
-        // fc1 is [gate rows; up rows]: one MatMulNBits computes both, split after it (graphHooks.ts).
+        // fc1 for MatMulNBits: [gate rows; up rows], split after one product (graphHooks.ts); for QMoE's
+        // fused SwiGLU: gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
         const gateUp = new Float32Array(2 * I * H);
-        gateUp.set(x.gate, 0);
-        gateUp.set(x.up, I * H);
+        if (kernel === 'matmulnbits') {
+          gateUp.set(x.gate, 0);
+          gateUp.set(x.up, I * H);
+        } else {
+          for (let r = 0; r < I; r++) {
+            gateUp.set(x.gate.subarray(r * H, (r + 1) * H), 2 * r * H);
+            gateUp.set(x.up.subarray(r * H, (r + 1) * H), (2 * r + 1) * H);
+          }
+        }
         inFlight.push({
           outcome: pool(bits).quantize([
             { values: gateUp, rows: 2 * I, K: H, block: expertBlock },
             { values: owned(x.down), rows: H, K: I, block: expertBlock },
           ]),
           names: (part, index) => {
-            const which = part === 1 ? 'down' : index < I * H ? 'gate' : 'up';
+            const row = Math.floor(index / H);
+            const which = part === 1 ? 'down' : (kernel === 'matmulnbits' ? row >= I : row % 2 === 1) ? 'up' : 'gate';
+            const within = part === 1 ? index : (kernel === 'matmulnbits' ? row % I : row >> 1) * H + (index % H);
             const name = expertTensorName(ckpt, l, e, which);
-            return { name, file: ckpt.has(name) ? ckpt.tensor(name).file : ckpt.dir, index: which === 'up' ? index - I * H : index };
+            return { name, file: ckpt.has(name) ? ckpt.tensor(name).file : ckpt.dir, index: within };
           },
           write: ([fc1, fc2]) => {
             files.fc1.append(fc1.packed);
@@ -176,6 +197,7 @@ export async function prepareQuantizedWeights(
       await drain(0);
       const ref = (f: AppendFile, from: number): ExternalRef => ({ location: f.name, offset: from, length: f.offset - from });
       perLayer.push({
+        kernel,
         fc1: ref(files.fc1, start.fc1),
         fc1Scales: ref(files.fc1Scales, start.fc1Scales),
         fc2: ref(files.fc2, start.fc2),
