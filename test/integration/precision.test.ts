@@ -1,9 +1,11 @@
 /**
  * Weight precision in the ONNX Runtime CPU engine, on the OLMoE demo model (16 layers x 64 experts,
- * top-8, random weights): int8 and int4 (QMoE experts, MatMulNBits projections, fp32 router) route like
+ * top-8, random weights): int8 (MatMulNBits experts and projections) and int4 (QMoE experts, MatMulNBits
+ * projections), both with an fp32 router, route like
  * fp32 within a loose bound, and the numbers are printed; the graph cache is keyed by precision and a
  * quantised cache that is damaged or was written for another precision is rebuilt; a precision the
- * provider cannot run, or one that does not fit the memory, is refused before loading, naming what can.
+ * provider cannot run, or one that does not fit the memory, is refused before loading, naming what can;
+ * bf16 experts decoded on the quantisation workers give the bytes the float32 path gives.
  *
  * The bounds are loose on purpose: with random weights and tiny widths (hidden 64, so a dot product
  * averages few rounding errors), router logits are close together (many near-ties among 64 experts) and
@@ -20,6 +22,8 @@ import { Engine } from '../../src/engines/onnxruntime/engine';
 import { EngineFailure, type TraceResult, type WeightPrecision } from '../../src/shared/protocol';
 import { compareRouting } from '../../src/analysis/precisionAgreement';
 import { makeModel, tempDir, SAMPLE_QUESTION } from '../support/models';
+import { Checkpoint } from '../../src/engines/onnxruntime/checkpoint';
+import { prepareQuantizedWeights } from '../../src/engines/onnxruntime/precision/prepareQuantized';
 
 let model = '';
 let cacheDir = '';
@@ -171,4 +175,28 @@ async function needBetween(): Promise<number> {
   const ck = Checkpoint.open(model);
   const over = runtimeOverheadBytes(ck);
   return Math.round((weightBytesAt(ck, 'fp32') + weightBytesAt(ck, 'int8')) / 2 + over);
+}
+
+for (const bits of [8, 4] as const) {
+  test(`int${bits}: a bf16 checkpoint's experts, decoded on the quantisation workers, give the bytes of its float32 decode on the calling thread`, async () => {
+    const bf16 = makeModel({ family: 'olmoe', dtype: 'BF16', overrides: { layers: 2 } });
+    const files: Record<string, Buffer>[] = [];
+    for (const path_ of ['workers', 'float32'] as const) {
+      const ckpt = Checkpoint.open(bf16);
+      if (path_ === 'float32') ckpt.readExpertBf16 = () => null;
+      else assert.ok(ckpt.readExpertBf16(0, 0), 'the bf16 path is taken for this checkpoint');
+      const dir = tempDir(`bf16-${bits}-${path_}`);
+      await prepareQuantizedWeights(ckpt, dir, bits, () => {}, 2);
+      files.push(
+        Object.fromEntries(
+          fs
+            .readdirSync(dir)
+            .filter((f) => f.startsWith(`q${bits}-experts`))
+            .map((f) => [f, fs.readFileSync(path.join(dir, f))]),
+        ),
+      );
+    }
+    assert.equal(Object.keys(files[0]).length, 4);
+    for (const [name, bytes] of Object.entries(files[0])) assert.ok(bytes.equals(files[1][name]), `${name} differs`);
+  });
 }

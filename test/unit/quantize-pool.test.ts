@@ -33,7 +33,7 @@ for (const bits of [8, 4] as QuantBits[]) {
     try {
       const outcomes = await Promise.all(Array.from({ length: 6 }, (_, j) => pool.quantize(jobs(10 * j + 1))));
       outcomes.forEach((o, j) => {
-        const expected = jobs(10 * j + 1).map((p) => quantizeRows(p.values, p.rows, p.K, bits, p.block));
+        const expected = jobs(10 * j + 1).map((p) => quantizeRows(p.values as Float32Array, p.rows, p.K, bits, p.block));
         const got = results(o);
         assert.equal(got.length, expected.length);
         got.forEach((r, i) => {
@@ -68,6 +68,62 @@ for (const threads of [1, 2]) {
       }
     });
   }
+}
+
+/** bfloat16 patterns of a mix of magnitudes (normal, subnormal, zero, both signs) and the float32 values they stand for. */
+function bf16Sample(n: number, seed: number): { patterns: Uint16Array; values: Float32Array } {
+  const f = random(n, seed);
+  const patterns = new Uint16Array(n);
+  for (let i = 0; i < n; i++) {
+    const scaled = i % 97 === 0 ? 0 : i % 89 === 0 ? f[i] * 1e-39 : f[i] * (1 + (i % 7) * 10);
+    patterns[i] = new Uint32Array(Float32Array.of(scaled).buffer)[0] >>> 16;
+  }
+  const values = new Float32Array(new Uint32Array(Array.from(patterns, (h) => h << 16)).buffer);
+  return { patterns, values };
+}
+
+for (const bits of [8, 4] as QuantBits[]) {
+  test(`int${bits}: bfloat16 weights decoded block by block on the worker give the codes and scales of their float32 values`, async () => {
+    for (const threads of [1, 2]) {
+      const pool = new QuantizePool(bits, threads);
+      try {
+        const { patterns, values } = bf16Sample(32 * 64, 7);
+        const zeroBlock = patterns.subarray(0, 32);
+        zeroBlock.fill(0x8000); // -0 everywhere: an all-zero block keeps scale 1
+        values.subarray(0, 32).fill(-0);
+        const [got] = results(await pool.quantize([{ values: patterns, rows: 32, K: 64, block: 32 }]));
+        const expected = quantizeRows(values, 32, 64, bits, 32);
+        assert.deepEqual(Buffer.from(got.packed), Buffer.from(expected.packed), `${threads} thread(s): codes`);
+        assert.deepEqual(Array.from(got.scales), Array.from(expected.scales), `${threads} thread(s): scales`);
+        assert.equal(got.scales[0], 1);
+      } finally {
+        await pool.close();
+      }
+    }
+  });
+}
+
+for (const [pattern, value] of [
+  [0x7fc0, NaN],
+  [0x7f80, Infinity],
+  [0xff80, -Infinity],
+] as const) {
+  test(`a bfloat16 ${value} (0x${pattern.toString(16)}) is reported with its part, index and value`, async () => {
+    const pool = new QuantizePool(4, 2);
+    try {
+      const { patterns } = bf16Sample(16 * 64, 9);
+      patterns[700] = pattern;
+      const o = await pool.quantize([
+        { values: random(16 * 64, 1), rows: 16, K: 64, block: 32 },
+        { values: patterns, rows: 16, K: 64, block: 32 },
+      ]);
+      assert.ok('nonFinite' in o);
+      assert.deepEqual({ part: o.nonFinite.part, index: o.nonFinite.index }, { part: 1, index: 700 });
+      assert.ok(Object.is(o.nonFinite.value, value));
+    } finally {
+      await pool.close();
+    }
+  });
 }
 
 test('owned: a view into a larger buffer is copied before its buffer is handed over; a whole array is not', () => {

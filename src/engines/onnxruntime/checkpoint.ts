@@ -124,6 +124,22 @@ export class Checkpoint {
     };
   }
 
+  /**
+   * One expert's [out, in] matrices as bfloat16 bit patterns, when the checkpoint stores each as its own
+   * bf16 tensor (the quantised build decodes them on its workers); null for other layouts and dtypes.
+   */
+  readExpertBf16(layer: number, expert: number): { gate: Uint16Array; up: Uint16Array; down: Uint16Array } | null {
+    if (this.expertLayout !== 'per-expert') return null;
+    const n = this.names.layer(layer).expert(expert);
+    const hits = [n.gate, n.up, n.down].map((name) => this.index.get(name));
+    if (hits.some((h) => !h || h.info.dtype !== 'BF16')) return null;
+    const [gate, up, down] = [n.gate, n.up, n.down].map((name, i) => {
+      const bytes = hits[i]!.file.readBytes(name);
+      return bytes.byteOffset % 2 === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Uint16Array(bytes.slice().buffer);
+    });
+    return { gate, up, down };
+  }
+
   /** Reads the `index`-th slice of `length` elements along the first axis, without reading the rest. */
   private readSlice(name: string, index: number, length: number): Float32Array {
     const hit = this.index.get(name)!;

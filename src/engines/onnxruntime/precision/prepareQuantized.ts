@@ -160,19 +160,9 @@ export async function prepareQuantizedWeights(
     for (let l = 0; l < ckpt.arch.numLayers; l++) {
       const start = { fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset };
       for (let e = 0; e < E; e++) {
-        const x = ckpt.readExpert(l, e);
-        // fc1 for MatMulNBits: [gate rows; up rows], split after one product (graphHooks.ts); for QMoE's
-        // fused SwiGLU: gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
-        const gateUp = new Float32Array(2 * I * H);
-        if (kernel === 'matmulnbits') {
-          gateUp.set(x.gate, 0);
-          gateUp.set(x.up, I * H);
-        } else {
-          for (let r = 0; r < I; r++) {
-            gateUp.set(x.gate.subarray(r * H, (r + 1) * H), 2 * r * H);
-            gateUp.set(x.up.subarray(r * H, (r + 1) * H), (2 * r + 1) * H);
-          }
-        }
+        // bf16 experts go to the workers as they are stored (decoded there); others as float32.
+        const x = ckpt.readExpertBf16(l, e) ?? ckpt.readExpert(l, e);
+        const gateUp = layoutGateUp(x.gate, x.up, I, H, kernel);
         inFlight.push({
           outcome: pool(bits).quantize([
             { values: gateUp, rows: 2 * I, K: H, block: expertBlock },
@@ -223,6 +213,24 @@ export async function prepareQuantizedWeights(
     for (const job of inFlight) job.outcome.catch(() => undefined);
     await Promise.all([...pools.values()].map((p) => p.close()));
   }
+}
+
+/**
+ * fc1 of one expert in its kernel's layout: for MatMulNBits [gate rows; up rows], split after one product
+ * (graphHooks.ts); for QMoE's fused SwiGLU gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
+ */
+function layoutGateUp<T extends Float32Array | Uint16Array>(gate: T, up: T, I: number, H: number, kernel: ExpertKernel): T {
+  const out = (gate instanceof Uint16Array ? new Uint16Array(2 * I * H) : new Float32Array(2 * I * H)) as T;
+  if (kernel === 'matmulnbits') {
+    out.set(gate, 0);
+    out.set(up, I * H);
+  } else {
+    for (let r = 0; r < I; r++) {
+      out.set(gate.subarray(r * H, (r + 1) * H), 2 * r * H);
+      out.set(up.subarray(r * H, (r + 1) * H), (2 * r + 1) * H);
+    }
+  }
+  return out;
 }
 
 function bytesOf(a: Float32Array): Uint8Array {

@@ -108,33 +108,35 @@ export function quantize8(
   scales: Float32Array,
   si: number,
 ): void {
-  for (let b = from; b < from + n; b += block) {
-    const m = blockMax(values, b, block);
-    // An all-zero block keeps scale 1: its codes are all the zero point, so it dequantises to exact zeros.
-    const scale = m > 0 ? m / 127 : 1;
-    const inv = 1 / scale;
-    scales[si++] = scale;
-    if (inv === Infinity) {
-      // m so small that m / 127 underflowed: the plain definition (never seen outside a test).
-      for (let i = b; i < b + block; i++) bytes[pos++] = Math.min(127, Math.max(-127, Math.round(values[i] * inv))) + 128;
-      continue;
-    }
-    for (let i = b; i < b + block; i++) {
-      const x = values[i] * inv;
-      // Math.round(x), exactly, without its cost: |x| <= 127 (plus rounding), so x + 128.5 > 0 and truncation
-      // is floor; the sum's rounding can put the candidate one off, which the exact comparisons with c -/+ 0.5
-      // (integers plus a half: representable) correct, ties going up as Math.round's do.
-      let c = ((x + 128.5) | 0) - 128;
-      if (x < c - 0.5) c--;
-      else if (x >= c + 0.5) c++;
-      if (c > 127) c = 127;
-      else if (c < -127) c = -127;
-      bytes[pos++] = c + 128;
-    }
-  }
+  for (let b = from; b < from + n; b += block, pos += block) scales[si++] = quantizeBlock8(values, b, block, blockMax(values, b, block), bytes, pos);
 }
 
-/** clamp(Math.round(x), -7, 7), exactly; for |x| <= 7 (plus rounding) the fast candidate as in quantize8. */
+/** Quantises values[b, b + block), whose max|w| is m, into bytes from pos; returns the block's scale. */
+export function quantizeBlock8(values: Float32Array, b: number, block: number, m: number, bytes: Uint8Array, pos: number): number {
+  // An all-zero block keeps scale 1: its codes are all the zero point, so it dequantises to exact zeros.
+  const scale = m > 0 ? m / 127 : 1;
+  const inv = 1 / scale;
+  if (inv === Infinity) {
+    // m so small that m / 127 underflowed: the plain definition (never seen outside a test).
+    for (let i = b; i < b + block; i++) bytes[pos++] = Math.min(127, Math.max(-127, Math.round(values[i] * inv))) + 128;
+    return scale;
+  }
+  for (let i = b; i < b + block; i++) {
+    const x = values[i] * inv;
+    // Math.round(x), exactly, without its cost: |x| <= 127 (plus rounding), so x + 128.5 > 0 and truncation
+    // is floor; the sum's rounding can put the candidate one off, which the exact comparisons with c -/+ 0.5
+    // (integers plus a half: representable) correct, ties going up as Math.round's do.
+    let c = ((x + 128.5) | 0) - 128;
+    if (x < c - 0.5) c--;
+    else if (x >= c + 0.5) c++;
+    if (c > 127) c = 127;
+    else if (c < -127) c = -127;
+    bytes[pos++] = c + 128;
+  }
+  return scale;
+}
+
+/** clamp(Math.round(x), -7, 7), exactly; for |x| <= 7 (plus rounding) the fast candidate as in quantizeBlock8. */
 export function round4(x: number): number {
   let c: number;
   if (x > -8 && x < 8) {
@@ -155,16 +157,50 @@ export function quantize4(
   scales: Float32Array,
   si: number,
 ): void {
-  for (let b = from; b < from + n; b += block) {
-    const m = blockMax(values, b, block);
-    const scale = m > 0 ? m / 7 : 1;
-    const inv = 1 / scale;
-    scales[si++] = scale;
-    // Two codes per byte, the even element in the low nibble; rounding as in quantize8 (|x| <= 7 here).
-    for (let i = b; i < b + block; i += 2) {
-      bytes[pos++] = (round4(values[i] * inv) + 8) | ((round4(values[i + 1] * inv) + 8) << 4);
+  for (let b = from; b < from + n; b += block, pos += block / 2) scales[si++] = quantizeBlock4(values, b, block, blockMax(values, b, block), bytes, pos);
+}
+
+/** As quantizeBlock8 at 4 bits: two codes per byte, the even element in the low nibble (pos counts bytes). */
+export function quantizeBlock4(values: Float32Array, b: number, block: number, m: number, bytes: Uint8Array, pos: number): number {
+  const scale = m > 0 ? m / 7 : 1;
+  const inv = 1 / scale;
+  for (let i = b; i < b + block; i += 2) bytes[pos++] = (round4(values[i] * inv) + 8) | ((round4(values[i + 1] * inv) + 8) << 4);
+  return scale;
+}
+
+/**
+ * quantize8 / quantize4 of bfloat16 weights given as their bit patterns, decoded block by block instead of
+ * into a float32 copy first: max|w| is taken on the patterns (for finite values their order without the
+ * sign bit is their magnitude's), and a block holding NaN or an infinity stops it. Returns the index of
+ * the first non-finite value, or -1; the codes and scales are those quantize8 / quantize4 give on the
+ * decoded values.
+ */
+export function quantizeBf16(halves: Uint16Array, block: number, bits: QuantBits, bytes: Uint8Array, scales: Float32Array): number {
+  const decoded = new Float32Array(block + 1);
+  const patterns = new Uint32Array(decoded.buffer);
+  let pos = 0;
+  let si = 0;
+  for (let b = 0; b < halves.length; b += block) {
+    let top = 0;
+    for (let i = 0; i < block; i++) {
+      const h = halves[b + i];
+      patterns[i] = h << 16;
+      if ((h & 0x7fff) > top) top = h & 0x7fff;
+    }
+    if (top >= 0x7f80) {
+      for (let i = 0; i < block; i++) if ((halves[b + i] & 0x7f80) === 0x7f80) return b + i;
+    }
+    patterns[block] = top << 16;
+    const m = decoded[block];
+    if (bits === 8) {
+      scales[si++] = quantizeBlock8(decoded, 0, block, m, bytes, pos);
+      pos += block;
+    } else {
+      scales[si++] = quantizeBlock4(decoded, 0, block, m, bytes, pos);
+      pos += block / 2;
     }
   }
+  return -1;
 }
 
 /** The float values a quantised matrix stands for (tests and the error report). */

@@ -8,12 +8,15 @@
  * single-threaded build wrote them. With one thread the same functions run on the calling thread.
  */
 import { Worker, type MessagePort } from 'node:worker_threads';
-import { quantize8, quantize4, blockMax, round4, type QuantBits, type QuantizedMatrix } from './quantize';
+import { quantize8, quantize4, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, type QuantBits, type QuantizedMatrix } from './quantize';
 import { firstNonFinite } from '../formats/dtypes';
 
 export interface QuantizeJob {
-  /** [rows, K] float32, row-major; its buffer is handed to the worker (the caller must not reuse it). */
-  values: Float32Array;
+  /**
+   * [rows, K] row-major: float32, or bfloat16 bit patterns (decoded on the worker, block by block); its
+   * buffer is handed to the worker (the caller must not reuse it).
+   */
+  values: Float32Array | Uint16Array;
   rows: number;
   K: number;
   /** The block size of this matrix's scales. */
@@ -40,7 +43,7 @@ export class QuantizePool {
     threads: number,
   ) {
     if (threads <= 1) return;
-    const source = `${[quantize8, quantize4, blockMax, round4, firstNonFinite, quantizeParts, quantizeWorker].map((f) => f.toString()).join('\n')}
+    const source = `${[quantize8, quantize4, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, firstNonFinite, quantizeParts, quantizeWorker].map((f) => f.toString()).join('\n')}
 const { parentPort } = require('node:worker_threads');
 ${quantizeWorker.name}(parentPort, ${bits});
 `;
@@ -88,22 +91,27 @@ ${quantizeWorker.name}(parentPort, ${bits});
   }
 }
 
-/** A Float32Array that owns its whole buffer (so that handing the buffer to a worker hands over only it). */
-export function owned(a: Float32Array): Float32Array {
-  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : a.slice();
+/** An array that owns its whole buffer (so that handing the buffer to a worker hands over only it). */
+export function owned<T extends Float32Array | Uint16Array>(a: T): T {
+  return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T);
 }
 
 function quantizeParts(parts: QuantizeJob[], bits: QuantBits): QuantizeOutcome {
   const results: QuantizedMatrix[] = [];
   for (let i = 0; i < parts.length; i++) {
     const { values, rows, K, block } = parts[i];
-    const bad = firstNonFinite(values);
-    if (bad >= 0) return { nonFinite: { part: i, index: bad, value: values[bad] } };
     const n = rows * K;
     const packed = new Uint8Array((n * bits) / 8);
     const scales = new Float32Array(n / block);
-    if (bits === 8) quantize8(values, 0, n, block, packed, 0, scales, 0);
-    else quantize4(values, 0, n, block, packed, 0, scales, 0);
+    if (values instanceof Uint16Array) {
+      const bad = quantizeBf16(values, block, bits, packed, scales);
+      if (bad >= 0) return { nonFinite: { part: i, index: bad, value: new Float32Array(Uint32Array.of(values[bad] << 16).buffer)[0] } };
+    } else {
+      const bad = firstNonFinite(values);
+      if (bad >= 0) return { nonFinite: { part: i, index: bad, value: values[bad] } };
+      if (bits === 8) quantize8(values, 0, n, block, packed, 0, scales, 0);
+      else quantize4(values, 0, n, block, packed, 0, scales, 0);
+    }
     results.push({ packed, scales });
   }
   return { results };
