@@ -33,16 +33,13 @@ export function precisionSection(r: Json, kernels?: Json): string[] {
   }
   out.push('');
   out.push(
-    `Nothing else ran on the machine during this run (2 cores; the last column is the mean 1-minute load average during each row, ${r.machine.loadAverage ?? 'not recorded'} at the end). Each trace was timed once, so single times carry noise: compare the rows of this one run. An earlier run of the same benchmark on the same code minus the faster quantisation loop, with three other jobs sharing the CPU (load average 6 to 8), gave first builds of 217 s (fp32), 285 s (int8) and 218 s (int4) and the same cache sizes, resident peaks and agreement; a run of int8 and int4 alone on the quiet machine just before this one gave first builds of 76 s and 88 s.`,
+    `Nothing else ran on the machine during this run (2 cores; the last column is the mean 1-minute load average during each row, ${r.machine.loadAverage ?? 'not recorded'} at the end). A later load with the cache built took ${r.results
+      .filter((x: Json) => x.reloadMs !== undefined)
+      .map((x: Json) => `${s(x.reloadMs)} at ${x.precision}`)
+      .join(', ')} (session creation: at int8 ONNX Runtime prepacks the experts for int8 compute; fp32 and int4 map their cache files).`,
     '',
   );
-  if (real)
-    out.push(
-      ...targets(r),
-      '',
-      "What the real-size numbers say (this run): int8 is the ONNX Runtime precision for an ordinary machine: a quarter of fp32's cache and a third of its resident memory. It is faster than fp32 on the short prompt and about as fast on the long one: fp32's 26 GiB of memory-mapped weights do not stay resident in 24 GiB, so its traces read pages back from disk (its 177-token trace costs nearly what its 600-token one does), while int8's expert kernel does more work per weight. int4 meets its memory target only because its sessions skip ONNX Runtime's 4-bit prepacking (see the session settings below; prepacked, the 2-layer measurement put about 0.5 GiB per layer on top, some 8 GiB at real size); it is no faster than int8, so int4 buys memory, not speed. First builds are about 90 s at every precision: fp32 writes 26 GiB; int8 and int4 read, check and quantise 6.4 billion expert weights on one thread (the quantisation loop rounds without `Math.round`, the same codes: test/unit/precision.test.ts); the build happens once per model and precision, and later loads reuse the cache. The peer is telling: transformers at bf16 on the CPU (the PyTorch engine) traces about twice as fast as any ONNX Runtime precision at this size, with 13 GiB of bf16 weights (its resident peak also counts the memory-mapped safetensors pages) and agreement with fp32 between int8's and fp32's.",
-      '',
-    );
+  if (real) out.push(...targets(r), '', ...realSizeReading(r), '');
   else
     out.push(
       `Not the real size: ${r.checkpoint.layers} of OLMoE-1B-7B's 16 decoder layers at its real widths and vocabulary. The experts (93% of OLMoE's parameters) and their build time scale with the layer count. \`node dist/bench/precision.js --full\` generates and measures the real 16-layer model.`,
@@ -60,6 +57,27 @@ export function precisionSection(r: Json, kernels?: Json): string[] {
     '',
   );
   return out;
+}
+
+/** What the real-size rows say, computed from them. */
+function realSizeReading(r: Json): string[] {
+  const row = (engine: string, p: string) => r.results.find((x: Json) => x.engine === engine && x.precision === p && !x.error);
+  const fp32 = row('onnxruntime', 'fp32');
+  const int8 = row('onnxruntime', 'int8');
+  const int4 = row('onnxruntime', 'int4');
+  const torch = row('pytorch', 'bf16');
+  if (!fp32 || !int8 || !int4) return [];
+  const x = (a: number, b: number) => `${(a / b).toFixed(1)}x`;
+  const gib = (mib: number) => `${(mib / 1024).toFixed(1)} GiB`;
+  const lines = [
+    `What the real-size numbers say (this run): int8 is the ONNX Runtime precision for an ordinary machine and the fastest: it traces ${x(fp32.traceMs['177'], int8.traceMs['177'])} (177 tokens) and ${x(fp32.traceMs['600'], int8.traceMs['600'])} (600 tokens) faster than fp32 with ${x(fp32.cacheBytes, int8.cacheBytes)} less cache; its experts run as one MatMulNBits pair per expert multiplying in int8 (the expert-kernel table below says why), and its peak resident memory (${gib(int8.peakRssMiB)}) includes the transient copy ONNX Runtime makes when it prepacks them. int4 holds the least memory (${gib(int4.peakRssMiB)}): its experts are QMoE without prepacking, which dequantises each expert to float32 for every product, so int4 is ${x(int4.traceMs['600'], int8.traceMs['600'])} slower than int8 on 600 tokens; int4 buys memory, not speed.`,
+  ];
+  if (torch)
+    lines.push(
+      '',
+      `The peer: transformers at bf16 on the CPU (the PyTorch engine) traces in ${(torch.traceMs['177'] / 1000).toFixed(2)} s and ${(torch.traceMs['600'] / 1000).toFixed(2)} s (int8: ${(int8.traceMs['177'] / 1000).toFixed(2)} s and ${(int8.traceMs['600'] / 1000).toFixed(2)} s), holding 13 GiB of bf16 weights (its resident peak also counts the memory-mapped safetensors pages) and loading in ${(torch.loadMs / 1000).toFixed(0)} s with no cache to build; its top-k sets equal fp32's for ${(100 * torch.agreementWithFp32?.['600']?.setAgreement).toFixed(1)}% of (layer, token) pairs on 600 tokens, int8's for ${(100 * int8.agreementWithFp32?.['600']?.setAgreement).toFixed(1)}%.`,
+    );
+  return lines;
 }
 
 /** Issue 23's targets, each checked against the numbers above. */

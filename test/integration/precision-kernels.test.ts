@@ -166,6 +166,75 @@ for (const kernel of ['matmulnbits', 'qmoe'] as ExpertKernel[]) {
   }
 }
 
+test('experts int8 (matmulnbits) on 300 tokens: every call gives the same output, equal to the float MoE operator on the dequantised weights (no lost updates when several tokens add into one row)', async () => {
+  const [e, h, i, k, t] = [16, 256, 128, 4, 300];
+  const dir = tempDir('qexperts-large');
+  const q1 = quantizeRows(random(e * 2 * i * h, 21), e * 2 * i, h, 8, BLOCK);
+  const q2 = quantizeRows(random(e * h * i, 22), e * h, i, 8, BLOCK);
+  const feeds = { x: new ort.Tensor('float32', random(t * h, 23, 20), [t, h]), r: new ort.Tensor('float32', random(t * e, 24, 30), [t, e]) };
+  const qb = new Blob();
+  const refs = {
+    kernel: 'matmulnbits' as const,
+    fc1: qb.add(q1.packed),
+    fc1Scales: qb.add(q1.scales),
+    fc2: qb.add(q2.packed),
+    fc2Scales: qb.add(q2.scales),
+    block: BLOCK,
+  };
+  const gq = new OnnxGraphBuilder('q');
+  gq.input('x', 'float32', ['t', h]);
+  gq.input('r', 'float32', ['t', e]);
+  const weights = { bits: 8 as const, linear: () => undefined, quantizedExperts: () => refs };
+  quantizedExperts(gq, {
+    layer: 0,
+    x: 'x',
+    routerLogits: 'r',
+    weights,
+    numExperts: e,
+    hiddenSize: h,
+    intermediate: i,
+    topK: k,
+    normTopKProb: false,
+    output: 'y',
+    accuracy: 0,
+  });
+  gq.output('y', 'float32', ['t', h]);
+  qb.write(dir);
+  fs.writeFileSync(path.join(dir, 'q.onnx'), gq.toBytes({ producer: 'test' }));
+  const session = await ort.InferenceSession.create(path.join(dir, 'q.onnx'), { executionProviders: ['cpu'] });
+  const runs: Float32Array[] = [];
+  for (let n = 0; n < 5; n++) runs.push((await session.run(feeds)).y.data as Float32Array);
+  await session.release();
+
+  const deq1 = dequantizeRows(q1, e * 2 * i, h, 8, BLOCK);
+  const interleaved = new Float32Array(e * 2 * i * h);
+  for (let x = 0; x < e; x++)
+    for (let r = 0; r < i; r++) {
+      const base = x * 2 * i * h;
+      interleaved.set(deq1.subarray(base + r * h, base + (r + 1) * h), base + 2 * r * h);
+      interleaved.set(deq1.subarray(base + (i + r) * h, base + (i + r + 1) * h), base + (2 * r + 1) * h);
+    }
+  const fb = new Blob();
+  const gf = new OnnxGraphBuilder('f');
+  gf.input('x', 'float32', ['t', h]);
+  gf.input('r', 'float32', ['t', e]);
+  gf.external('fc1', 'float32', [e, 2 * i, h], fb.add(interleaved));
+  gf.external('fc2', 'float32', [e, h, i], fb.add(dequantizeRows(q2, e * h, i, 8, BLOCK)));
+  gf.op(
+    'MoE',
+    ['x', 'r', 'fc1', '', 'fc2'],
+    { k, normalize_routing_weights: 0, activation_type: 'swiglu', swiglu_fusion: 1 },
+    { domain: 'com.microsoft', output: 'y' },
+  );
+  gf.output('y', 'float32', ['t', h]);
+  const yf = await run(dir, 'f', gf, fb, feeds);
+  for (const [n, y] of runs.entries()) {
+    assert.ok(Buffer.from(y.buffer).equals(Buffer.from(runs[0].buffer)), `call ${n} differs from call 0`);
+    const { diff, scale } = maxDiff(y, yf);
+    assert.ok(diff <= 1e-5 * Math.max(1, scale), `call ${n}: max difference ${diff} (outputs up to ${scale})`);
+  }
+});
+
 test('kernel fact: QMoE renormalises the top-k weights even when told not to (hence graphHooks multiplies by the top-k mass)', async () => {
   const dir = tempDir('qmoe-renorm');
   const bits = 8;

@@ -60,8 +60,17 @@ export class AppendFile {
     this.offset += bytes.byteLength;
     return ref;
   }
+  private closed = false;
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+  }
+  /** Closes without syncing: the build failed and its folder is removed. */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
     fs.closeSync(this.fd);
   }
 }

@@ -132,9 +132,15 @@ export async function prepareQuantizedWeights(
     }
   };
   const ahead = Math.max(1, threads) + QUEUE_AHEAD;
+  const opened: AppendFile[] = [];
+  const open = (name: string) => {
+    const f = new AppendFile(dir, name);
+    opened.push(f);
+    return f;
+  };
 
   try {
-    const qweights = new AppendFile(dir, `q${bits}-weights.bin`);
+    const qweights = open(`q${bits}-weights.bin`);
     const linearRefs = new Map<string, QuantizedLinearRef>();
     for (const [name, { N, K }] of projections) {
       const block = blockSizeFor(K, pbits)!;
@@ -150,10 +156,10 @@ export async function prepareQuantizedWeights(
 
     const { numExperts: E, hiddenSize: H, expertIntermediate: I } = ckpt.arch;
     const files = {
-      fc1: new AppendFile(dir, `q${bits}-experts-fc1.bin`),
-      fc1Scales: new AppendFile(dir, `q${bits}-experts-fc1-scales.bin`),
-      fc2: new AppendFile(dir, `q${bits}-experts-fc2.bin`),
-      fc2Scales: new AppendFile(dir, `q${bits}-experts-fc2-scales.bin`),
+      fc1: open(`q${bits}-experts-fc1.bin`),
+      fc1Scales: open(`q${bits}-experts-fc1-scales.bin`),
+      fc2: open(`q${bits}-experts-fc2.bin`),
+      fc2Scales: open(`q${bits}-experts-fc2-scales.bin`),
     };
     const perLayer: QuantizedExpertRefs[] = [];
     const kernel = EXPERT_KERNEL[bits];
@@ -211,6 +217,7 @@ export async function prepareQuantizedWeights(
   } finally {
     // After a failure the jobs still in flight are abandoned: closing the pool rejects them, unawaited.
     for (const job of inFlight) job.outcome.catch(() => undefined);
+    for (const f of opened) f.abandon();
     await Promise.all([...pools.values()].map((p) => p.close()));
   }
 }
