@@ -1,13 +1,15 @@
 /**
- * Why the int8 / int4 experts are one MatMulNBits pair per expert (precision/graphHooks.ts) and not
- * ONNX Runtime's QMoE operator: one MoE layer at OLMoE-1B-7B's widths (64 experts, hidden 2048,
- * intermediate 1024, top-8; random weights), every formulation side by side in one run, each in its own
- * session on the same inputs:
+ * Why int8's experts are one MatMulNBits pair per expert and int4's are QMoE without prepacking
+ * (precision/prepareQuantized.ts, EXPERT_KERNEL): one MoE layer at OLMoE-1B-7B's widths (64 experts,
+ * hidden 2048, intermediate 1024, top-8; random weights), every formulation side by side in one run, each
+ * in its own session on the same inputs:
  *
  *   - the float32 MoE operator (what fp32 runs);
- *   - QMoE at 8 and 4 bits (the expert operator ONNX Runtime offers for quantised weights);
- *   - the product's per-expert MatMulNBits at accuracy_level 4 (int8 compute) and at accuracy_level 0
- *     (float32 compute on the dequantised weights), at 8 and 4 bits.
+ *   - QMoE at 8 and 4 bits (the expert operator ONNX Runtime offers for quantised weights), with and
+ *     without ONNX Runtime's prepacking (int4 runs it without);
+ *   - per-expert MatMulNBits (int8's formulation) at accuracy_level 4 (int8 compute) and at accuracy_level 0
+ *     (float32 compute on the dequantised weights), at 8 and 4 bits, and at accuracy_level 4 without
+ *     prepacking.
  *
  * Per formulation and token count: median time of 5 calls after a warm-up, and the largest output
  * difference from the float operator on the same (undequantised) weights, relative to the output scale.
@@ -81,11 +83,11 @@ async function measure(dir: string): Promise<void> {
     gateUp.push(random(2 * I * H, 1 + e, 0.05));
     down.push(random(H * I, 1000 + e, 0.05));
   }
-  const graphs: { name: string; file: string }[] = [];
-  const write = (name: string, g: OnnxGraphBuilder) => {
+  const graphs: { name: string; file: string; noPrepacking?: boolean }[] = [];
+  const write = (name: string, g: OnnxGraphBuilder, noPrepacking = false) => {
     const file = path.join(dir, `${name.replace(/[^\w]+/g, '_')}.onnx`);
     fs.writeFileSync(file, g.toBytes({ producer: 'bench' }));
-    graphs.push({ name, file });
+    graphs.push({ name, file, noPrepacking });
   };
   const start = (name: string) => {
     const g = new OnnxGraphBuilder(name);
@@ -106,7 +108,7 @@ async function measure(dir: string): Promise<void> {
   f.op(
     'MoE',
     ['x', 'r', 'fc1', '', 'fc2'],
-    { k: K, normalize_routing_weights: 0, activation_type: 'swiglu', swiglu_fusion: 1 },
+    { k: K, normalize_routing_weights: 1, activation_type: 'swiglu', swiglu_fusion: 1 },
     { domain: 'com.microsoft', output: 'y' },
   );
   write('float32 MoE operator', f);
@@ -133,6 +135,7 @@ async function measure(dir: string): Promise<void> {
     const attrs = { k: K, normalize_routing_weights: 1, activation_type: 'swiglu', swiglu_fusion: 1, expert_weight_bits: bits, block_size: block };
     g.op('QMoE', ['x', 'r', 'fc1', 's1', '', 'fc2', 's2'], attrs, { domain: 'com.microsoft', output: 'y' });
     write(`QMoE int${bits}`, g);
+    write(`QMoE int${bits}, no prepacking${bits === 4 ? ' (the product)' : ''}`, g, true);
 
     // The product's layout: per expert its gate rows, then its up rows (prepareQuantized.ts).
     const mb = new WeightFile(dir, `mnb${bits}.bin`);
@@ -147,7 +150,7 @@ async function measure(dir: string): Promise<void> {
     };
     mb.close();
     for (const accuracy of [4, 0] as ComputeAccuracy[]) {
-      const name = `MatMulNBits per expert int${bits}, accuracy_level ${accuracy}${accuracy === 4 ? ' (the product)' : ''}`;
+      const name = `MatMulNBits per expert int${bits}, accuracy_level ${accuracy}${accuracy === 4 && bits === 8 ? ' (the product)' : ''}`;
       const m = start(name);
       quantizedExperts(m, {
         layer: 0,
@@ -163,6 +166,7 @@ async function measure(dir: string): Promise<void> {
         accuracy,
       });
       write(name, m);
+      if (accuracy === 4) write(`MatMulNBits per expert int${bits}, accuracy_level 4, no prepacking`, m, true);
     }
   }
   gateUp.length = 0;
@@ -175,9 +179,14 @@ async function measure(dir: string): Promise<void> {
   }));
   const reference = new Map<number, Float32Array>();
   const results: Record<string, unknown>[] = [];
-  for (const { name, file } of graphs) {
+  for (const { name, file, noPrepacking } of graphs) {
     const c0 = performance.now();
-    const session = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3 });
+    const session = await ort.InferenceSession.create(file, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      ...(noPrepacking ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+    });
     const createMs = performance.now() - c0;
     const perTokens: Record<string, { ms: number; maxDiffRelative: number }> = {};
     for (const { t, x, r } of inputs) {

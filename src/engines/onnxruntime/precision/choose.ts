@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Checkpoint } from '../checkpoint';
 import { blockSizeFor, type QuantBits } from './quantize';
-import { quantizedProjectionNames, PROJECTION_BITS } from './prepareQuantized';
+import { quantizedProjectionNames, PROJECTION_BITS, EXPERT_KERNEL } from './prepareQuantized';
 import { formatBytes } from '../webgpu';
 import { EngineFailure, type ExecutionProvider, type PrecisionSetting, type WeightPrecision } from '../../../shared/protocol';
 
@@ -38,7 +38,8 @@ export function unsupportedPrecisionMessage(provider: ExecutionProvider, precisi
 
 /**
  * Bytes of weights the graph holds at a precision: experts and the quantised projections at bits/8 per
- * weight plus one float32 scale per block; everything else (embedding, norms, router) float32.
+ * weight plus one float32 scale per block (and, for prepacked experts, the packed layout's per-block
+ * extras); everything else (embedding, norms, router) float32.
  */
 export function weightBytesAt(ckpt: Checkpoint, precision: WeightPrecision): number {
   const bits = quantBitsOf(precision);
@@ -51,6 +52,9 @@ export function weightBytesAt(ckpt: Checkpoint, precision: WeightPrecision): num
   const quant = (n: number, block: number) => (n * bits) / 8 + (n / block) * 4;
   let bytes = L * (quant(E * 2 * I * H, expertBlock) + quant(E * H * I, expertBlock));
   const expertElements = L * E * 3 * I * H;
+  // MatMulNBits experts (int8) are prepacked at session creation: the packed layout adds a float32 scale and
+  // a block sum per block (measured on OLMoE-1B-7B: peak 0.8 GiB above the 6.9 GiB of cache; BENCHMARKS.md).
+  if (EXPERT_KERNEL[bits] === 'matmulnbits') bytes += (expertElements / expertBlock) * 8;
   let floatElements = tensors.reduce((a, t) => a + total(t.shape), 0) - expertElements;
   const pbits = PROJECTION_BITS[bits];
   for (const { N, K } of projections.values()) {
