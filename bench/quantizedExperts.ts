@@ -17,14 +17,16 @@
  *
  *   node esbuild.mjs && node dist/bench/quantizedExperts.js
  *
- * Writes bench/results/quantized-experts.json.
+ * Writes bench/results/quantized-experts.json. For a quick look: MOE_SCOPE_BENCH_EXPERTS (at least 8),
+ * MOE_SCOPE_BENCH_TOKENS (comma-separated) and MOE_SCOPE_BENCH_NO_WRITE=1 (print only).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { machineInfo, writeResult, runBenchmark } from './common';
-import { OnnxGraphBuilder, type ExternalRef } from '../src/engines/onnxruntime/formats/onnxWriter';
+import { OnnxGraphBuilder } from '../src/engines/onnxruntime/formats/onnxWriter';
+import { AppendFile } from '../src/engines/onnxruntime/weights';
 import { quantizeRows, blockSizeFor, type QuantBits, type QuantizedMatrix } from '../src/engines/onnxruntime/precision/quantize';
 import { quantizedExperts, type ComputeAccuracy } from '../src/engines/onnxruntime/precision/graphHooks';
 
@@ -35,25 +37,13 @@ const K = 8;
 const TOKENS = Object.freeze(process.env.MOE_SCOPE_BENCH_TOKENS ? process.env.MOE_SCOPE_BENCH_TOKENS.split(',').map(Number) : [1, 177, 600]);
 const CALLS = 5;
 
-class WeightFile {
-  readonly fd: number;
-  offset = 0;
-  constructor(
-    readonly dir: string,
-    readonly name: string,
-  ) {
-    this.fd = fs.openSync(path.join(dir, name), 'w');
-  }
-  add(a: Uint8Array | Float32Array): ExternalRef {
-    const bytes = a instanceof Float32Array ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : a;
-    fs.writeSync(this.fd, bytes);
-    const ref = { location: this.name, offset: this.offset, length: bytes.byteLength };
-    this.offset += bytes.byteLength;
-    return ref;
-  }
-  close(): void {
-    fs.closeSync(this.fd);
-  }
+/** Appends float32 or byte arrays to one weight file (the cache builder's AppendFile). */
+function weightFile(dir: string, name: string) {
+  const f = new AppendFile(dir, name);
+  return {
+    add: (a: Uint8Array | Float32Array) => f.append(a instanceof Float32Array ? new Uint8Array(a.buffer, a.byteOffset, a.byteLength) : a),
+    close: () => f.close(),
+  };
 }
 
 function random(n: number, seed: number, scale: number): Float32Array {
@@ -98,7 +88,7 @@ async function measure(dir: string): Promise<void> {
   };
 
   // The float operator reads gate and up rows interleaved (its fused SwiGLU).
-  const floats = new WeightFile(dir, 'float.bin');
+  const floats = weightFile(dir, 'float.bin');
   const fc1 = floats.add(concat(gateUp.map(interleave)));
   const fc2 = floats.add(concat(down));
   floats.close();
@@ -117,7 +107,7 @@ async function measure(dir: string): Promise<void> {
     const block = blockSizeFor(I, bits)!;
     const q = (a: Float32Array, rows: number, cols: number): QuantizedMatrix => quantizeRows(a, rows, cols, bits, block);
     // QMoE: fc1 interleaved like the float operator; one block size for both.
-    const qm = new WeightFile(dir, `qmoe${bits}.bin`);
+    const qm = weightFile(dir, `qmoe${bits}.bin`);
     const q1 = gateUp.map((w) => q(interleave(w), 2 * I, H));
     const q2 = down.map((w) => q(w, H, I));
     const refs = {
@@ -138,7 +128,7 @@ async function measure(dir: string): Promise<void> {
     write(`QMoE int${bits}, no prepacking${bits === 4 ? ' (the product)' : ''}`, g, true);
 
     // The product's layout: per expert its gate rows, then its up rows (prepareQuantized.ts).
-    const mb = new WeightFile(dir, `mnb${bits}.bin`);
+    const mb = weightFile(dir, `mnb${bits}.bin`);
     const p1 = gateUp.map((w) => q(w, 2 * I, H));
     const experts = {
       kernel: 'matmulnbits' as const,

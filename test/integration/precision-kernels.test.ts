@@ -70,6 +70,37 @@ function maxDiff(a: Float32Array, b: Float32Array): { diff: number; scale: numbe
   return { diff, scale };
 }
 
+/** [E, 2I, H] with each expert's I gate rows then its I up rows, interleaved as the float operator's fused SwiGLU reads them (row 2r gate r, row 2r + 1 up r). */
+function interleaveGateUp(gateUp: Float32Array, e: number, i: number, h: number): Float32Array {
+  const out = new Float32Array(e * 2 * i * h);
+  for (let x = 0; x < e; x++)
+    for (let r = 0; r < i; r++) {
+      const base = x * 2 * i * h;
+      out.set(gateUp.subarray(base + r * h, base + (r + 1) * h), base + 2 * r * h);
+      out.set(gateUp.subarray(base + (i + r) * h, base + (i + r + 1) * h), base + (2 * r + 1) * h);
+    }
+  return out;
+}
+
+/** The float MoE operator (the reference) on interleaved fc1 [E, 2I, H] and fc2 [E, H, I]. */
+async function floatMoe(
+  dir: string,
+  feeds: Record<string, ort.Tensor>,
+  w: { fc1: Float32Array; fc2: Float32Array; dims: [number, number, number, number]; normTopKProb: boolean },
+): Promise<Float32Array> {
+  const [e, h, i, k] = w.dims;
+  const fb = new Blob();
+  const gf = new OnnxGraphBuilder('f');
+  gf.input('x', 'float32', ['t', h]);
+  gf.input('r', 'float32', ['t', e]);
+  gf.external('fc1', 'float32', [e, 2 * i, h], fb.add(w.fc1));
+  gf.external('fc2', 'float32', [e, h, i], fb.add(w.fc2));
+  const attrs = { k, normalize_routing_weights: w.normTopKProb ? 1 : 0, activation_type: 'swiglu', swiglu_fusion: 1 };
+  gf.op('MoE', ['x', 'r', 'fc1', '', 'fc2'], attrs, { domain: 'com.microsoft', output: 'y' });
+  gf.output('y', 'float32', ['t', h]);
+  return run(dir, 'f', gf, fb, feeds);
+}
+
 /** Bound on |int8-compute - float32-compute| relative to the output scale: activations quantised per block to 8 bits. */
 const INT8_COMPUTE_TOLERANCE = 2e-2;
 
@@ -130,26 +161,13 @@ for (const kernel of ['matmulnbits', 'qmoe'] as ExpertKernel[]) {
             outputs[accuracy] = await run(dir, `q${accuracy}`, gq, qb, feeds);
           }
 
-          // The float operator's fused SwiGLU reads gate and up rows interleaved (row 2r gate r, row 2r + 1 up r).
           const deq1 = dequantizeRows(q1, E * 2 * I, H, bits, BLOCK);
-          const interleaved = kernel === 'qmoe' ? deq1 : new Float32Array(E * 2 * I * H);
-          for (let e = 0; e < E && kernel === 'matmulnbits'; e++) {
-            for (let r = 0; r < I; r++) {
-              const base = e * 2 * I * H;
-              interleaved.set(deq1.subarray(base + r * H, base + (r + 1) * H), base + 2 * r * H);
-              interleaved.set(deq1.subarray(base + (I + r) * H, base + (I + r + 1) * H), base + (2 * r + 1) * H);
-            }
-          }
-          const fb = new Blob();
-          const gf = new OnnxGraphBuilder('f');
-          gf.input('x', 'float32', ['t', H]);
-          gf.input('r', 'float32', ['t', E]);
-          gf.external('fc1', 'float32', [E, 2 * I, H], fb.add(interleaved));
-          gf.external('fc2', 'float32', [E, H, I], fb.add(dequantizeRows(q2, E * H, I, bits, BLOCK)));
-          const attrs = { k: K, normalize_routing_weights: normTopKProb ? 1 : 0, activation_type: 'swiglu', swiglu_fusion: 1 };
-          gf.op('MoE', ['x', 'r', 'fc1', '', 'fc2'], attrs, { domain: 'com.microsoft', output: 'y' });
-          gf.output('y', 'float32', ['t', H]);
-          const yf = await run(dir, 'f', gf, fb, feeds);
+          const yf = await floatMoe(dir, feeds, {
+            fc1: kernel === 'qmoe' ? deq1 : interleaveGateUp(deq1, E, I, H),
+            fc2: dequantizeRows(q2, E * H, I, bits, BLOCK),
+            dims: [E, H, I, K],
+            normTopKProb,
+          });
 
           const exact = maxDiff(outputs[0], yf);
           const int8 = outputs[4] ? maxDiff(outputs[4], yf) : null;
@@ -206,28 +224,12 @@ test('experts int8 (matmulnbits) on 300 tokens: every call gives the same output
   for (let n = 0; n < 5; n++) runs.push((await session.run(feeds)).y.data as Float32Array);
   await session.release();
 
-  const deq1 = dequantizeRows(q1, e * 2 * i, h, 8, BLOCK);
-  const interleaved = new Float32Array(e * 2 * i * h);
-  for (let x = 0; x < e; x++)
-    for (let r = 0; r < i; r++) {
-      const base = x * 2 * i * h;
-      interleaved.set(deq1.subarray(base + r * h, base + (r + 1) * h), base + 2 * r * h);
-      interleaved.set(deq1.subarray(base + (i + r) * h, base + (i + r + 1) * h), base + (2 * r + 1) * h);
-    }
-  const fb = new Blob();
-  const gf = new OnnxGraphBuilder('f');
-  gf.input('x', 'float32', ['t', h]);
-  gf.input('r', 'float32', ['t', e]);
-  gf.external('fc1', 'float32', [e, 2 * i, h], fb.add(interleaved));
-  gf.external('fc2', 'float32', [e, h, i], fb.add(dequantizeRows(q2, e * h, i, 8, BLOCK)));
-  gf.op(
-    'MoE',
-    ['x', 'r', 'fc1', '', 'fc2'],
-    { k, normalize_routing_weights: 0, activation_type: 'swiglu', swiglu_fusion: 1 },
-    { domain: 'com.microsoft', output: 'y' },
-  );
-  gf.output('y', 'float32', ['t', h]);
-  const yf = await run(dir, 'f', gf, fb, feeds);
+  const yf = await floatMoe(dir, feeds, {
+    fc1: interleaveGateUp(dequantizeRows(q1, e * 2 * i, h, 8, BLOCK), e, i, h),
+    fc2: dequantizeRows(q2, e * h, i, 8, BLOCK),
+    dims: [e, h, i, k],
+    normTopKProb: false,
+  });
   for (const [n, y] of runs.entries()) {
     assert.ok(Buffer.from(y.buffer).equals(Buffer.from(runs[0].buffer)), `call ${n} differs from call 0`);
     const { diff, scale } = maxDiff(y, yf);

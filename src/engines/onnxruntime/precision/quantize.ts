@@ -74,16 +74,13 @@ export function quantizeInto(
   scales: Float32Array,
   scaleOffset: number,
 ): number {
-  // One loop per bit width, codes written straight into the bytes: this loop sees every expert weight of the
-  // model (6.4 billion for OLMoE-1B-7B), and a branch or call per value made it the slowest part of a build.
+  // Codes written straight into the bytes, a block at a time: a branch or call per value made this the
+  // slowest part of a build.
   const n = rows * K;
   const from = rowOffset * K;
   const start = out.written;
-  if (bits === 8) quantize8(values, from, n, block, out.bytes, start, scales, scaleOffset);
-  else {
-    if (start % 2 !== 0 || block % 2 !== 0) throw new Error('quantizeInto: 4-bit codes start on a byte boundary');
-    quantize4(values, from, n, block, out.bytes, start >> 1, scales, scaleOffset);
-  }
+  if (bits === 4 && (start % 2 !== 0 || block % 2 !== 0)) throw new Error('quantizeInto: 4-bit codes start on a byte boundary');
+  quantizeBlocks(values, from, n, block, bits, out.bytes, (start * bits) / 8, scales, scaleOffset);
   out.skip(n);
   return scaleOffset + n / block;
 }
@@ -98,17 +95,26 @@ export function blockMax(values: Float32Array, from: number, block: number): num
   return m;
 }
 
-export function quantize8(
+/**
+ * Quantises values[from, from + n) block by block into bytes from byte `pos` and scales from `si`
+ * (one loop per bit width below: this sees every expert weight of the model, 6.4 billion for OLMoE-1B-7B).
+ */
+export function quantizeBlocks(
   values: Float32Array,
   from: number,
   n: number,
   block: number,
+  bits: QuantBits,
   bytes: Uint8Array,
   pos: number,
   scales: Float32Array,
   si: number,
 ): void {
-  for (let b = from; b < from + n; b += block, pos += block) scales[si++] = quantizeBlock8(values, b, block, blockMax(values, b, block), bytes, pos);
+  const step = (block * bits) / 8;
+  for (let b = from; b < from + n; b += block, pos += step) {
+    const m = blockMax(values, b, block);
+    scales[si++] = bits === 8 ? quantizeBlock8(values, b, block, m, bytes, pos) : quantizeBlock4(values, b, block, m, bytes, pos);
+  }
 }
 
 /** Quantises values[b, b + block), whose max|w| is m, into bytes from pos; returns the block's scale. */
@@ -147,19 +153,6 @@ export function round4(x: number): number {
   return c > 7 ? 7 : c < -7 ? -7 : c;
 }
 
-export function quantize4(
-  values: Float32Array,
-  from: number,
-  n: number,
-  block: number,
-  bytes: Uint8Array,
-  pos: number,
-  scales: Float32Array,
-  si: number,
-): void {
-  for (let b = from; b < from + n; b += block, pos += block / 2) scales[si++] = quantizeBlock4(values, b, block, blockMax(values, b, block), bytes, pos);
-}
-
 /** As quantizeBlock8 at 4 bits: two codes per byte, the even element in the low nibble (pos counts bytes). */
 export function quantizeBlock4(values: Float32Array, b: number, block: number, m: number, bytes: Uint8Array, pos: number): number {
   const scale = m > 0 ? m / 7 : 1;
@@ -169,11 +162,11 @@ export function quantizeBlock4(values: Float32Array, b: number, block: number, m
 }
 
 /**
- * quantize8 / quantize4 of bfloat16 weights given as their bit patterns, decoded block by block instead of
+ * quantizeBlocks of bfloat16 weights given as their bit patterns, decoded block by block instead of
  * into a float32 copy first: max|w| is taken on the patterns (for finite values their order without the
  * sign bit is their magnitude's), and a block holding NaN or an infinity stops it. Returns the index of
- * the first non-finite value, or -1; the codes and scales are those quantize8 / quantize4 give on the
- * decoded values.
+ * the first non-finite value, or -1; the codes and scales are those quantizeBlocks gives on the decoded
+ * values.
  */
 export function quantizeBf16(halves: Uint16Array, block: number, bits: QuantBits, bytes: Uint8Array, scales: Float32Array): number {
   const decoded = new Float32Array(block + 1);

@@ -8,7 +8,7 @@
  * single-threaded build wrote them. With one thread the same functions run on the calling thread.
  */
 import { Worker, type MessagePort } from 'node:worker_threads';
-import { quantize8, quantize4, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, type QuantBits, type QuantizedMatrix } from './quantize';
+import { quantizeBlocks, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, type QuantBits, type QuantizedMatrix } from './quantize';
 import { firstNonFinite } from '../formats/dtypes';
 
 export interface QuantizeJob {
@@ -43,7 +43,7 @@ export class QuantizePool {
     threads: number,
   ) {
     if (threads <= 1) return;
-    const source = `${[quantize8, quantize4, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, firstNonFinite, quantizeParts, quantizeWorker].map((f) => f.toString()).join('\n')}
+    const source = `${[quantizeBlocks, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, firstNonFinite, quantizeParts, quantizeWorker].map((f) => f.toString()).join('\n')}
 const { parentPort } = require('node:worker_threads');
 ${quantizeWorker.name}(parentPort, ${bits});
 `;
@@ -109,8 +109,7 @@ function quantizeParts(parts: QuantizeJob[], bits: QuantBits): QuantizeOutcome {
     } else {
       const bad = firstNonFinite(values);
       if (bad >= 0) return { nonFinite: { part: i, index: bad, value: values[bad] } };
-      if (bits === 8) quantize8(values, 0, n, block, packed, 0, scales, 0);
-      else quantize4(values, 0, n, block, packed, 0, scales, 0);
+      quantizeBlocks(values, 0, n, block, bits, packed, 0, scales, 0);
     }
     results.push({ packed, scales });
   }
