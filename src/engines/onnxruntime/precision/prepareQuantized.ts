@@ -37,10 +37,11 @@ export const PROJECTION_BITS: Record<QuantBits, QuantBits> = { 8: 8, 4: 8 };
 
 /**
  * How each bit width's experts run. int8: one MatMulNBits pair per expert at accuracy_level 4 (int8
- * compute, the fastest: graphHooks.ts); its prepacked weights cost a transient copy at session creation,
- * which int8's memory allows. int4: com.microsoft.QMoE, which runs without ONNX Runtime's prepacking (the
- * session disables it, runtime.ts) and so holds the least memory: int4 is the precision for small
- * machines, MatMulNBits' 4-bit prepacking would put it above 5 GiB on OLMoE-1B-7B (measured; BENCHMARKS.md).
+ * compute, the fastest: graphHooks.ts); ONNX Runtime prepacks them at session creation, which int8's
+ * memory allows and every load pays in time. int4: com.microsoft.QMoE, which runs without ONNX Runtime's
+ * prepacking (the session disables it, runtime.ts) and so holds the least memory: int4 is the precision
+ * for small machines, and MatMulNBits' 4-bit prepacking would put it above 5 GiB on OLMoE-1B-7B
+ * (measured; BENCHMARKS.md).
  */
 export type ExpertKernel = 'matmulnbits' | 'qmoe';
 export const EXPERT_KERNEL: Record<QuantBits, ExpertKernel> = { 8: 'matmulnbits', 4: 'qmoe' };
