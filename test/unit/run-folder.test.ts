@@ -6,25 +6,11 @@ import * as path from 'node:path';
 import { listRuns, newestRunSummary, readSummary, readSummaryAsync } from '../../src/eval/runFolder';
 import { checkSummary, MAX_SUMMARY_BYTES } from '../../src/eval/summaryCheck';
 import { tempDir } from '../support/models';
+import { soundSummary } from '../support/summaries';
 
-/** A sound summary of L layers x E experts with `questions` questions. */
-function summary(questions: number, L = 2, E = 4): Record<string, unknown> {
-  const layer = (l: number) => ({
-    layer: l,
-    activationCounts: Array(E).fill(1),
-    neverActivated: [],
-    expertAccuracy: Array(E).fill(null),
-    expertAccuracyCount: Array(E).fill(0),
-  });
-  return {
-    version: 1,
-    model: { path: '/m', family: 'olmoe', numLayers: L, numExperts: E, topK: 2, demo: true },
-    dataset: { path: '/d', split: 'test', fingerprint: 'f' },
-    questions,
-    accuracy: { micro: 0.5, macro: 0.5, perSubject: {}, perCategory: {} },
-    layers: Array.from({ length: L }, (_, l) => layer(l)),
-    subjectSpecialisation: { anatomy: Array.from({ length: L }, () => Array(E).fill(0.25)) },
-  };
+/** A sound summary of L layers x E experts with `questions` questions and one subject's specialisation rows. */
+function summary(questions: number, L = 2, E = 4) {
+  return { ...soundSummary(questions, L, E), subjectSpecialisation: { anatomy: Array.from({ length: L }, () => Array(E).fill(0.25)) } };
 }
 
 function run(root: string, name: string, text: string | null, mtimeSeconds: number): string {
