@@ -15,10 +15,10 @@ function random(n: number, seed: number): Float32Array {
   });
 }
 
-function jobs(seed: number): QuantizeJob[] {
+function jobs(seed: number, bits: QuantBits = 8): QuantizeJob[] {
   return [
-    { values: random(16 * 64, seed), rows: 16, K: 64, block: 32 },
-    { values: random(8 * 128, seed + 1), rows: 8, K: 128, block: 64 },
+    { values: random(16 * 64, seed), rows: 16, K: 64, bits, block: 32 },
+    { values: random(8 * 128, seed + 1), rows: 8, K: 128, bits, block: 64 },
   ];
 }
 
@@ -29,11 +29,11 @@ function results(o: QuantizeOutcome) {
 
 for (const bits of [8, 4] as QuantBits[]) {
   test(`int${bits}: two workers give the calling thread's codes and scales, job by job, in submission order`, async () => {
-    const pool = new QuantizePool(bits, 2);
+    const pool = new QuantizePool(2);
     try {
-      const outcomes = await Promise.all(Array.from({ length: 6 }, (_, j) => pool.quantize(jobs(10 * j + 1))));
+      const outcomes = await Promise.all(Array.from({ length: 6 }, (_, j) => pool.quantize(jobs(10 * j + 1, bits))));
       outcomes.forEach((o, j) => {
-        const expected = jobs(10 * j + 1).map((p) => quantizeRows(p.values as Float32Array, p.rows, p.K, bits, p.block));
+        const expected = jobs(10 * j + 1, bits).map((p) => quantizeRows(p.values as Float32Array, p.rows, p.K, bits, p.block));
         const got = results(o);
         assert.equal(got.length, expected.length);
         got.forEach((r, i) => {
@@ -41,8 +41,8 @@ for (const bits of [8, 4] as QuantBits[]) {
           assert.deepEqual(Array.from(r.scales), Array.from(expected[i].scales), `job ${j} part ${i}: scales`);
         });
       });
-      const inline = new QuantizePool(bits, 1);
-      const same = results(await inline.quantize(jobs(1)));
+      const inline = new QuantizePool(1);
+      const same = results(await inline.quantize(jobs(1, bits)));
       assert.deepEqual(Buffer.from(same[1].packed), Buffer.from(results(outcomes[0])[1].packed), 'one thread and two agree');
       await inline.close();
     } finally {
@@ -54,7 +54,7 @@ for (const bits of [8, 4] as QuantBits[]) {
 for (const threads of [1, 2]) {
   for (const bad of [NaN, Infinity, -Infinity]) {
     test(`${threads} thread(s): a ${bad} weight is reported with its part and index, not quantised`, async () => {
-      const pool = new QuantizePool(8, threads);
+      const pool = new QuantizePool(threads);
       try {
         const parts = jobs(3);
         parts[1].values[77] = bad;
@@ -85,13 +85,13 @@ function bf16Sample(n: number, seed: number): { patterns: Uint16Array; values: F
 for (const bits of [8, 4] as QuantBits[]) {
   test(`int${bits}: bfloat16 weights decoded block by block on the worker give the codes and scales of their float32 values`, async () => {
     for (const threads of [1, 2]) {
-      const pool = new QuantizePool(bits, threads);
+      const pool = new QuantizePool(threads);
       try {
         const { patterns, values } = bf16Sample(32 * 64, 7);
         const zeroBlock = patterns.subarray(0, 32);
         zeroBlock.fill(0x8000); // -0 everywhere: an all-zero block keeps scale 1
         values.subarray(0, 32).fill(-0);
-        const [got] = results(await pool.quantize([{ values: patterns, rows: 32, K: 64, block: 32 }]));
+        const [got] = results(await pool.quantize([{ values: patterns, rows: 32, K: 64, bits, block: 32 }]));
         const expected = quantizeRows(values, 32, 64, bits, 32);
         assert.deepEqual(Buffer.from(got.packed), Buffer.from(expected.packed), `${threads} thread(s): codes`);
         assert.deepEqual(Array.from(got.scales), Array.from(expected.scales), `${threads} thread(s): scales`);
@@ -109,13 +109,13 @@ for (const [pattern, value] of [
   [0xff80, -Infinity],
 ] as const) {
   test(`a bfloat16 ${value} (0x${pattern.toString(16)}) is reported with its part, index and value`, async () => {
-    const pool = new QuantizePool(4, 2);
+    const pool = new QuantizePool(2);
     try {
       const { patterns } = bf16Sample(16 * 64, 9);
       patterns[700] = pattern;
       const o = await pool.quantize([
-        { values: random(16 * 64, 1), rows: 16, K: 64, block: 32 },
-        { values: patterns, rows: 16, K: 64, block: 32 },
+        { values: random(16 * 64, 1), rows: 16, K: 64, bits: 4, block: 32 },
+        { values: patterns, rows: 16, K: 64, bits: 4, block: 32 },
       ]);
       assert.ok('nonFinite' in o);
       assert.deepEqual({ part: o.nonFinite.part, index: o.nonFinite.index }, { part: 1, index: 700 });
@@ -136,7 +136,7 @@ test('owned: a view into a larger buffer is copied before its buffer is handed o
 });
 
 test('a closed pool refuses new jobs', async () => {
-  const pool = new QuantizePool(8, 2);
+  const pool = new QuantizePool(2);
   await pool.close();
   await assert.rejects(pool.quantize(jobs(5)), /closed/);
 });

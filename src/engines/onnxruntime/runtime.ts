@@ -15,7 +15,8 @@ import { prepareWeights, expertPackingFor } from './weights';
 import { stackedExpertViews } from './graphExpertsStandardOps';
 import { probeWebGpu, estimateWebGpuMemory, formatBytes, webGpuProbeDiagnostics, type MemoryEstimate } from './webgpu';
 import { PROBE_DIAGNOSTICS_PREFIX } from './webgpuProbeProcess';
-import { choosePrecision, unsupportedPrecisionMessage, ONNX_PRECISIONS, type PrecisionChoice } from './precision/choose';
+import { choosePrecision, unsupportedPrecisionMessage, quantBitsOf, ONNX_PRECISIONS, type PrecisionChoice } from './precision/choose';
+import { EXPERT_KERNEL } from './precision/prepareQuantized';
 import { buildQuantizedCache, checkCacheIntegrity, writeCacheIntegrity, QUANTIZED_ALL_EXPERTS_REFUSAL } from './precision/cache';
 import {
   EngineFailure,
@@ -80,13 +81,14 @@ export async function createExpertSession(rt: Runtime, includeOutputs: boolean):
 }
 
 /**
- * int4: its experts are QMoE (precision/prepareQuantized.ts, EXPERT_KERNEL), whose prepacking would add a
- * second, larger copy of the 4-bit experts at session creation; without it the process holds about half
- * the memory at the same speed (measured; BENCHMARKS.md). int8 keeps it: its MatMulNBits experts multiply
- * in int8 only from prepacked weights.
+ * Precisions whose experts are QMoE (precision/prepareQuantized.ts, EXPERT_KERNEL: int4) run without
+ * ONNX Runtime's prepacking, which would add a second, larger copy of the experts at session creation;
+ * without it the process holds about half the memory at the same speed (measured; BENCHMARKS.md). The
+ * others keep it: int8's MatMulNBits experts multiply in int8 only from prepacked weights.
  */
 export function precisionSessionOptions(precision: WeightPrecision): ort.InferenceSession.SessionOptions {
-  return precision === 'int4' ? { extra: { session: { disable_prepacking: '1' } } } : {};
+  const bits = quantBitsOf(precision);
+  return bits !== null && EXPERT_KERNEL[bits] === 'qmoe' ? { extra: { session: { disable_prepacking: '1' } } } : {};
 }
 
 /** The decoder graph with router_bias_L inputs (expert masking and router steering). */

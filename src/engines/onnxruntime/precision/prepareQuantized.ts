@@ -113,8 +113,7 @@ export async function prepareQuantizedWeights(
   const expertBlock = expertBlockSize(ckpt, bits);
   const floats = prepareWeights(ckpt, dir, 'float32', 'swiglu-interleaved', { exclude: new Set(projections.keys()), experts: false });
   const pbits = PROJECTION_BITS[bits];
-  const pools = new Map<QuantBits, QuantizePool>();
-  const pool = (b: QuantBits) => pools.get(b) ?? pools.set(b, new QuantizePool(b, threads)).get(b)!;
+  const pool = new QuantizePool(threads);
   // Results are taken oldest first, so the files are written in submission order whatever finishes first.
   const inFlight: {
     outcome: Promise<QuantizeOutcome>;
@@ -146,7 +145,7 @@ export async function prepareQuantizedWeights(
     for (const [name, { N, K }] of projections) {
       const block = blockSizeFor(K, pbits)!;
       inFlight.push({
-        outcome: pool(pbits).quantize([{ values: owned(ckpt.readFloat32(name)), rows: N, K, block }]),
+        outcome: pool.quantize([{ values: owned(ckpt.readFloat32(name)), rows: N, K, bits: pbits, block }]),
         names: (_part, index) => ({ name, file: ckpt.tensor(name).file, index }),
         write: ([q]) => linearRefs.set(name, { packed: qweights.append(q.packed), scales: qweights.append(bytesOf(q.scales)), N, K, block, bits: pbits }),
       });
@@ -171,9 +170,9 @@ export async function prepareQuantizedWeights(
         const x = ckpt.readExpertBf16(l, e) ?? ckpt.readExpert(l, e);
         const gateUp = layoutGateUp(x.gate, x.up, I, H, kernel);
         inFlight.push({
-          outcome: pool(bits).quantize([
-            { values: gateUp, rows: 2 * I, K: H, block: expertBlock },
-            { values: owned(x.down), rows: H, K: I, block: expertBlock },
+          outcome: pool.quantize([
+            { values: gateUp, rows: 2 * I, K: H, bits, block: expertBlock },
+            { values: owned(x.down), rows: H, K: I, bits, block: expertBlock },
           ]),
           names: (part, index) => {
             const row = Math.floor(index / H);
@@ -219,7 +218,7 @@ export async function prepareQuantizedWeights(
     // After a failure the jobs still in flight are abandoned: closing the pool rejects them, unawaited.
     for (const job of inFlight) job.outcome.catch(() => undefined);
     for (const f of opened) f.abandon();
-    await Promise.all([...pools.values()].map((p) => p.close()));
+    await pool.close();
   }
 }
 

@@ -19,6 +19,7 @@ export interface QuantizeJob {
   values: Float32Array | Uint16Array;
   rows: number;
   K: number;
+  bits: QuantBits;
   /** The block size of this matrix's scales. */
   block: number;
 }
@@ -38,14 +39,11 @@ export class QuantizePool {
   private nextId = 0;
   private failed: Error | null = null;
 
-  constructor(
-    readonly bits: QuantBits,
-    threads: number,
-  ) {
+  constructor(threads: number) {
     if (threads <= 1) return;
     const source = `${[quantizeBlocks, quantizeBlock8, quantizeBlock4, quantizeBf16, blockMax, round4, firstNonFinite, quantizeParts, quantizeWorker].map((f) => f.toString()).join('\n')}
 const { parentPort } = require('node:worker_threads');
-${quantizeWorker.name}(parentPort, ${bits});
+${quantizeWorker.name}(parentPort);
 `;
     for (let w = 0; w < threads; w++) {
       const worker = new Worker(source, { eval: true });
@@ -58,7 +56,7 @@ ${quantizeWorker.name}(parentPort, ${bits});
 
   /** Checks every part for non-finite values, then quantises them; jobs go to the workers in turn. */
   quantize(parts: QuantizeJob[]): Promise<QuantizeOutcome> {
-    if (this.workers.length === 0) return Promise.resolve(quantizeParts(parts, this.bits));
+    if (this.workers.length === 0) return Promise.resolve(quantizeParts(parts));
     if (this.failed) return Promise.reject(this.failed);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
@@ -96,10 +94,10 @@ export function owned<T extends Float32Array | Uint16Array>(a: T): T {
   return a.byteOffset === 0 && a.byteLength === a.buffer.byteLength ? a : (a.slice() as T);
 }
 
-function quantizeParts(parts: QuantizeJob[], bits: QuantBits): QuantizeOutcome {
+function quantizeParts(parts: QuantizeJob[]): QuantizeOutcome {
   const results: QuantizedMatrix[] = [];
   for (let i = 0; i < parts.length; i++) {
-    const { values, rows, K, block } = parts[i];
+    const { values, rows, K, bits, block } = parts[i];
     const n = rows * K;
     const packed = new Uint8Array((n * bits) / 8);
     const scales = new Float32Array(n / block);
@@ -117,10 +115,10 @@ function quantizeParts(parts: QuantizeJob[], bits: QuantBits): QuantizeOutcome {
 }
 
 /** A worker's message loop (self-contained: it runs from its source text). */
-function quantizeWorker(port: MessagePort, bits: QuantBits): void {
+function quantizeWorker(port: MessagePort): void {
   port.on('message', (m: { id: number; parts: QuantizeJob[] }) => {
     try {
-      const out = quantizeParts(m.parts, bits);
+      const out = quantizeParts(m.parts);
       if ('nonFinite' in out) port.postMessage({ id: m.id, nonFinite: out.nonFinite });
       else
         port.postMessage(
