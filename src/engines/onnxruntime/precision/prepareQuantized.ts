@@ -163,8 +163,12 @@ export async function prepareQuantizedWeights(
     };
     const perLayer: QuantizedExpertRefs[] = [];
     const kernel = EXPERT_KERNEL[bits];
+    const offsets = () => ({ fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset });
+    const ref = (f: AppendFile, from: number): ExternalRef => ({ location: f.name, offset: from, length: f.offset - from });
+    // A layer's references are taken as its first and last experts are written (in order), so the workers
+    // never wait for a layer boundary.
+    let start = offsets();
     for (let l = 0; l < ckpt.arch.numLayers; l++) {
-      const start = { fc1: files.fc1.offset, fc1Scales: files.fc1Scales.offset, fc2: files.fc2.offset, fc2Scales: files.fc2Scales.offset };
       for (let e = 0; e < E; e++) {
         // bf16 experts go to the workers as they are stored (decoded there); others as float32.
         const x = ckpt.readExpertBf16(l, e) ?? ckpt.readExpert(l, e);
@@ -182,26 +186,27 @@ export async function prepareQuantizedWeights(
             return { name, file: ckpt.has(name) ? ckpt.tensor(name).file : ckpt.dir, index: within };
           },
           write: ([fc1, fc2]) => {
+            if (e === 0) start = offsets();
             files.fc1.append(fc1.packed);
             files.fc1Scales.append(bytesOf(fc1.scales));
             files.fc2.append(fc2.packed);
             files.fc2Scales.append(bytesOf(fc2.scales));
+            if (e < E - 1) return;
+            perLayer[l] = {
+              kernel,
+              fc1: ref(files.fc1, start.fc1),
+              fc1Scales: ref(files.fc1Scales, start.fc1Scales),
+              fc2: ref(files.fc2, start.fc2),
+              fc2Scales: ref(files.fc2Scales, start.fc2Scales),
+              block: expertBlock,
+            };
+            log(`quantised the experts of layer ${l} to int${bits}`);
           },
         });
         await drain(ahead);
       }
-      await drain(0);
-      const ref = (f: AppendFile, from: number): ExternalRef => ({ location: f.name, offset: from, length: f.offset - from });
-      perLayer.push({
-        kernel,
-        fc1: ref(files.fc1, start.fc1),
-        fc1Scales: ref(files.fc1Scales, start.fc1Scales),
-        fc2: ref(files.fc2, start.fc2),
-        fc2Scales: ref(files.fc2Scales, start.fc2Scales),
-        block: expertBlock,
-      });
-      log(`quantised the experts of layer ${l} to int${bits}`);
     }
+    await drain(0);
     let quantizedBytes = qweights.offset;
     for (const f of Object.values(files)) {
       f.close();
